@@ -1,0 +1,12 @@
+# Every dependency comes from Debian 12 packages (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(Protobuf 3.21 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(PkgConfig REQUIRED)
+if(SKIFF_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(SKIFF_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
