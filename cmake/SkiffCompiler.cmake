@@ -2,7 +2,10 @@
 add_library(skiff_warnings INTERFACE)
 target_compile_options(skiff_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
-  -Woverloaded-virtual -Wimplicit-fallthrough)
+  -Woverloaded-virtual -Wimplicit-fallthrough
+  # GCC 12 warns on designated initializers that leave members at their defaults, which is their
+  # point.
+  -Wno-missing-field-initializers)
 if(SKIFF_WERROR)
   target_compile_options(skiff_warnings INTERFACE -Werror)
 endif()

@@ -2,8 +2,9 @@
 
 #include <iostream>
 
-#include "control/cli/version.h"
 #include <google/protobuf/stubs/common.h>
+#include "control/cli/validate.h"
+#include "control/cli/version.h"
 
 namespace skiff::cli {
 
@@ -12,6 +13,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.require_subcommand(1);
   app_.set_version_flag("--version", kVersion);
   addVersion();
+  addValidateCommand(app_, exit_code_);
 }
 
 void App::addVersion() {
@@ -25,6 +27,18 @@ void App::addVersion() {
 }
 
 int App::run(int argc, char** argv) {
+  // Name the unknown verb, as kubectl does, instead of CLI11's "A subcommand is required".
+  auto is_verb = [&](std::string_view word) {
+    for (const auto* sub : app_.get_subcommands({})) {
+      if (sub->check_name(std::string(word))) return true;
+    }
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_verb(argv[1])) {
+    std::cerr << "error: unknown command \"" << argv[1] << "\" for \"skiff\"\n"
+              << "Run 'skiff --help' for usage.\n";
+    return 1;
+  }
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
