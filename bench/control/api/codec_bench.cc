@@ -41,9 +41,6 @@ const Pod& typicalPod() {
 void setCounters(benchmark::State& state, size_t bytes) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.counters["us_per_object"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * 1e-6,
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_DecodeJson(benchmark::State& state) {
@@ -106,12 +103,12 @@ void BM_ProtobufSerialize(benchmark::State& state) {
   setCounters(state, bytes);
 }
 
-BENCHMARK(BM_DecodeJson);
-BENCHMARK(BM_EncodeJson);
-BENCHMARK(BM_DecodeYaml);
-BENCHMARK(BM_EncodeYaml);
-BENCHMARK(BM_ProtobufParse);
-BENCHMARK(BM_ProtobufSerialize);
+BENCHMARK(BM_DecodeJson)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncodeJson)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeYaml)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncodeYaml)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProtobufParse)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProtobufSerialize)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
