@@ -1,6 +1,7 @@
 #include "control/api/codec.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -510,21 +511,130 @@ class Decoder {
 
 // ------------------------------------------------------------------ encoder
 
+// Builds a Value tree: for YAML, patches and callers that edit the result.
+class ValueSink {
+ public:
+  Value take() { return std::move(root_); }
+
+  void beginObject() { open(Value::object()); }
+  void beginArray() { open(Value::array()); }
+  void end() { stack_.pop_back(); }
+  void key(std::string_view k) { key_ = k; }
+  void string(std::string_view s) { put(Value::string(std::string(s))); }
+  void integer(int64_t i) { put(Value::integer(i)); }
+  void boolean(bool b) { put(Value::boolean(b)); }
+  void number(double d) { put(Value::number(d)); }
+  void null() { put(Value::null()); }
+  void rawJson(const std::string& json) { put(parseJson(json)); }
+
+ private:
+  Value& put(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return root_;
+    }
+    Value& parent = *stack_.back();
+    if (parent.isArray()) return parent.push(std::move(v));
+    return parent.append(std::string(key_), std::move(v));
+  }
+  void open(Value v) { stack_.push_back(&put(std::move(v))); }
+
+  Value root_;
+  std::vector<Value*> stack_;  // each points into its parent, which does not grow meanwhile
+  std::string_view key_;
+};
+
+// Writes compact JSON text straight from the message: the apiserver's hot path.
+class JsonSink {
+ public:
+  explicit JsonSink(std::string& out) : out_(out) {}
+
+  void beginObject() { open('{', '}'); }
+  void beginArray() { open('[', ']'); }
+  void end() {
+    out_ += levels_.back().closer;
+    levels_.pop_back();
+  }
+  void key(std::string_view k) {
+    separate();
+    appendJsonString(out_, k);
+    out_ += ':';
+    after_key_ = true;
+  }
+  void string(std::string_view s) {
+    separate();
+    appendJsonString(out_, s);
+  }
+  void integer(int64_t i) {
+    separate();
+    char buf[24];
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), i);
+    out_.append(buf, ptr);
+  }
+  void boolean(bool b) {
+    separate();
+    out_ += b ? "true" : "false";
+  }
+  void number(double d) {
+    separate();
+    out_ += Value::number(d).text();
+  }
+  void null() {
+    separate();
+    out_ += "null";
+  }
+  void rawJson(const std::string& json) {
+    separate();
+    out_ += json;  // raw fields hold compact JSON already
+  }
+
+ private:
+  struct Level {
+    char closer;
+    bool first;
+  };
+
+  void open(char opener, char closer) {
+    separate();
+    out_ += opener;
+    levels_.push_back({closer, true});
+  }
+  // A comma before every element but the first of its container; none right after a key.
+  void separate() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (levels_.empty()) return;
+    if (!levels_.back().first) out_ += ',';
+    levels_.back().first = false;
+  }
+
+  std::string& out_;
+  std::vector<Level> levels_;
+  bool after_key_ = false;
+};
+
+// One walk over a message for every output form, so the encoding rules exist once.
+template <typename Sink>
 class Encoder {
  public:
-  explicit Encoder(const EncodeOptions& options) : options_(options) {}
+  Encoder(const EncodeOptions& options, Sink& sink) : options_(options), sink_(sink) {}
 
-  Value encodeMessage(const Message& m, bool root) {
+  void encodeMessage(const Message& m, bool root) {
     const Descriptor* d = m.GetDescriptor();
     const FieldIndex& index = fieldIndex(d);
-    if (index.form != JSON_FORM_OBJECT) return encodeSpecial(m, index.form);
-    Value out = Value::object();
+    if (index.form != JSON_FORM_OBJECT) {
+      encodeSpecial(m, index.form);
+      return;
+    }
+    sink_.beginObject();
     if (root && index.is_resource && options_.type_meta) {
       const auto& info = d->options().GetExtension(skiff::api::resource);
-      out.append("apiVersion",
-                 Value::string(info.group().empty() ? info.version()
-                                                    : info.group() + "/" + info.version()));
-      out.append("kind", Value::string(info.kind()));
+      sink_.key("apiVersion");
+      sink_.string(info.group().empty() ? info.version() : info.group() + "/" + info.version());
+      sink_.key("kind");
+      sink_.string(info.kind());
     }
     const Reflection* r = m.GetReflection();
     for (int i = 0; i < d->field_count(); ++i) {
@@ -534,135 +644,137 @@ class Encoder {
       } else if (!r->HasField(m, f)) {
         continue;
       }
-      out.append(f->json_name(), encodeField(m, f));
+      sink_.key(f->json_name());
+      encodeField(m, f);
     }
-    return out;
+    sink_.end();
   }
 
  private:
-  Value encodeField(const Message& m, const FieldDescriptor* f) {
+  void encodeField(const Message& m, const FieldDescriptor* f) {
     const Reflection* r = m.GetReflection();
     if (f->is_map()) {
       const FieldDescriptor* key_field = f->message_type()->map_key();
       const FieldDescriptor* value_field = f->message_type()->map_value();
-      std::vector<std::pair<std::string, const Message*>> entries;
+      std::vector<std::pair<std::string_view, const Message*>> entries;
+      std::string scratch;
       int n = r->FieldSize(m, f);
       entries.reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) {
         const Message& entry = r->GetRepeatedMessage(m, f, i);
-        entries.emplace_back(entry.GetReflection()->GetString(entry, key_field), &entry);
+        entries.emplace_back(entry.GetReflection()->GetStringReference(entry, key_field, &scratch),
+                             &entry);
       }
       // Kubernetes (Go's encoding/json) writes map keys sorted.
       std::sort(entries.begin(), entries.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
-      Value out = Value::object();
-      for (auto& [key, entry] : entries) {
-        out.append(std::move(key), encodeSingular(*entry, value_field));
+      sink_.beginObject();
+      for (const auto& [key, entry] : entries) {
+        sink_.key(key);
+        encodeValue(*entry, value_field, -1);
       }
-      return out;
+      sink_.end();
+      return;
     }
     if (f->is_repeated()) {
-      Value out = Value::array();
+      sink_.beginArray();
       int n = r->FieldSize(m, f);
-      out.items().reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i)
-        out.items().push_back(encodeRepeated(m, f, i));
-      return out;
+        encodeValue(m, f, i);
+      sink_.end();
+      return;
     }
-    return encodeSingular(m, f);
+    encodeValue(m, f, -1);
   }
 
-  Value encodeSingular(const Message& m, const FieldDescriptor* f) {
+  // The value of a singular field (index < 0) or of one element of a repeated field.
+  void encodeValue(const Message& m, const FieldDescriptor* f, int index) {
     const Reflection* r = m.GetReflection();
+    bool repeated = index >= 0;
+    std::string scratch;
     switch (f->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING:
+      case FieldDescriptor::CPPTYPE_STRING: {
+        const std::string& s = repeated ? r->GetRepeatedStringReference(m, f, index, &scratch)
+                                        : r->GetStringReference(m, f, &scratch);
         if (f->type() == FieldDescriptor::TYPE_BYTES) {
-          return Value::string(base64Encode(r->GetString(m, f)));
+          sink_.string(base64Encode(s));
+        } else {
+          sink_.string(s);
         }
-        return Value::string(r->GetString(m, f));
+        return;
+      }
       case FieldDescriptor::CPPTYPE_INT32:
-        return Value::integer(r->GetInt32(m, f));
+        sink_.integer(repeated ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_INT64:
-        return Value::integer(r->GetInt64(m, f));
+        sink_.integer(repeated ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_UINT32:
-        return Value::integer(r->GetUInt32(m, f));
+        sink_.integer(repeated ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_UINT64:
-        return Value::integer(static_cast<int64_t>(r->GetUInt64(m, f)));
+        sink_.integer(static_cast<int64_t>(repeated ? r->GetRepeatedUInt64(m, f, index)
+                                                    : r->GetUInt64(m, f)));
+        return;
       case FieldDescriptor::CPPTYPE_BOOL:
-        return Value::boolean(r->GetBool(m, f));
+        sink_.boolean(repeated ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_DOUBLE:
-        return Value::number(r->GetDouble(m, f));
+        sink_.number(repeated ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_FLOAT:
-        return Value::number(r->GetFloat(m, f));
+        sink_.number(repeated ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
+        return;
       case FieldDescriptor::CPPTYPE_ENUM:
-        return Value::string(r->GetEnum(m, f)->name());
+        sink_.string((repeated ? r->GetRepeatedEnum(m, f, index) : r->GetEnum(m, f))->name());
+        return;
       case FieldDescriptor::CPPTYPE_MESSAGE:
-        return encodeMessage(r->GetMessage(m, f), false);
+        encodeMessage(repeated ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f), false);
+        return;
     }
-    return Value::null();
   }
 
-  Value encodeRepeated(const Message& m, const FieldDescriptor* f, int i) {
-    const Reflection* r = m.GetReflection();
-    switch (f->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING:
-        if (f->type() == FieldDescriptor::TYPE_BYTES) {
-          return Value::string(base64Encode(r->GetRepeatedString(m, f, i)));
-        }
-        return Value::string(r->GetRepeatedString(m, f, i));
-      case FieldDescriptor::CPPTYPE_INT32:
-        return Value::integer(r->GetRepeatedInt32(m, f, i));
-      case FieldDescriptor::CPPTYPE_INT64:
-        return Value::integer(r->GetRepeatedInt64(m, f, i));
-      case FieldDescriptor::CPPTYPE_UINT32:
-        return Value::integer(r->GetRepeatedUInt32(m, f, i));
-      case FieldDescriptor::CPPTYPE_UINT64:
-        return Value::integer(static_cast<int64_t>(r->GetRepeatedUInt64(m, f, i)));
-      case FieldDescriptor::CPPTYPE_BOOL:
-        return Value::boolean(r->GetRepeatedBool(m, f, i));
-      case FieldDescriptor::CPPTYPE_DOUBLE:
-        return Value::number(r->GetRepeatedDouble(m, f, i));
-      case FieldDescriptor::CPPTYPE_FLOAT:
-        return Value::number(r->GetRepeatedFloat(m, f, i));
-      case FieldDescriptor::CPPTYPE_ENUM:
-        return Value::string(r->GetRepeatedEnum(m, f, i)->name());
-      case FieldDescriptor::CPPTYPE_MESSAGE:
-        return encodeMessage(r->GetRepeatedMessage(m, f, i), false);
-    }
-    return Value::null();
-  }
-
-  Value encodeSpecial(const Message& m, JsonForm form) {
+  void encodeSpecial(const Message& m, JsonForm form) {
     const Descriptor* d = m.GetDescriptor();
     const Reflection* r = m.GetReflection();
+    std::string scratch;
     switch (form) {
       case JSON_FORM_INT_OR_STRING:
         if (r->GetEnumValue(m, d->FindFieldByName("type")) == 1) {
-          return Value::string(r->GetString(m, d->FindFieldByName("str_val")));
+          sink_.string(r->GetStringReference(m, d->FindFieldByName("str_val"), &scratch));
+        } else {
+          sink_.integer(r->GetInt32(m, d->FindFieldByName("int_val")));
         }
-        return Value::integer(r->GetInt32(m, d->FindFieldByName("int_val")));
+        return;
       case JSON_FORM_QUANTITY:
-        return Value::string(r->GetString(m, d->FindFieldByName("string")));
+        sink_.string(r->GetStringReference(m, d->FindFieldByName("string"), &scratch));
+        return;
       case JSON_FORM_TIME:
       case JSON_FORM_MICRO_TIME: {
         Timestamp t{r->GetInt64(m, d->FindFieldByName("seconds")),
                     r->GetInt32(m, d->FindFieldByName("nanos"))};
-        return Value::string(formatRfc3339(t, form == JSON_FORM_MICRO_TIME));
+        sink_.string(formatRfc3339(t, form == JSON_FORM_MICRO_TIME));
+        return;
       }
       case JSON_FORM_DURATION:
-        return Value::string(formatGoDuration(r->GetInt64(m, d->FindFieldByName("nanos"))));
+        sink_.string(formatGoDuration(r->GetInt64(m, d->FindFieldByName("nanos"))));
+        return;
       case JSON_FORM_RAW: {
-        const std::string& raw = r->GetString(m, d->FindFieldByName("raw"));
-        if (raw.empty()) return Value::null();
-        return parseJson(raw);
+        const std::string& raw = r->GetStringReference(m, d->FindFieldByName("raw"), &scratch);
+        if (raw.empty()) {
+          sink_.null();
+        } else {
+          sink_.rawJson(raw);
+        }
+        return;
       }
       case JSON_FORM_OBJECT:
         break;
     }
-    return Value::null();
   }
 
   const EncodeOptions& options_;
+  Sink& sink_;
 };
 
 bool looksLikeJson(std::string_view text) {
@@ -680,7 +792,9 @@ void decode(const Value& value, Message& out, const DecodeOptions& options) {
 }
 
 Value encode(const Message& message, const EncodeOptions& options) {
-  return Encoder(options).encodeMessage(message, true);
+  ValueSink sink;
+  Encoder<ValueSink>(options, sink).encodeMessage(message, true);
+  return sink.take();
 }
 
 void decodeJson(std::string_view json, Message& out, const DecodeOptions& options) {
@@ -692,7 +806,12 @@ void decodeYaml(std::string_view yaml, Message& out, const DecodeOptions& option
 }
 
 std::string encodeJson(const Message& message, JsonStyle style, const EncodeOptions& options) {
-  return writeJson(encode(message, options), style);
+  if (style == JsonStyle::kPretty) return writeJson(encode(message, options), style);
+  std::string out;
+  out.reserve(1024);
+  JsonSink sink(out);
+  Encoder<JsonSink>(options, sink).encodeMessage(message, true);
+  return out;
 }
 
 std::string encodeYaml(const Message& message, const EncodeOptions& options) {

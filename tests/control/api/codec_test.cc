@@ -245,6 +245,14 @@ TEST(Codec, EveryRegisteredTypeRoundTripsThroughJsonAndYaml) {
   }
 }
 
+TEST(Codec, DirectJsonWriterMatchesTheValueTree) {
+  for (const auto& type : Registry::builtin().types()) {
+    auto m = type.newMessage();
+    Filler().fill(*m);
+    EXPECT_EQ(encodeJson(*m), writeJson(encode(*m))) << type.kind;
+  }
+}
+
 TEST(Codec, EmptyValuesAreLeftOutAndPresentZeroesKept) {
   apps::v1::Deployment d;
   d.mutable_metadata()->set_name("web");
