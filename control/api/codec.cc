@@ -1,6 +1,7 @@
 #include "control/api/codec.h"
 
 #include <algorithm>
+#include <bitset>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -32,7 +33,7 @@ struct FieldIndex {
   bool is_resource = false;
 };
 
-const FieldIndex& fieldIndex(const Descriptor* d) {
+const FieldIndex& buildFieldIndex(const Descriptor* d) {
   // Descriptors live as long as the process; the index is built once per message type.
   static std::mutex mu;
   static std::unordered_map<const Descriptor*, std::unique_ptr<FieldIndex>> cache;
@@ -48,6 +49,15 @@ const FieldIndex& fieldIndex(const Descriptor* d) {
     slot->is_resource = d->options().HasExtension(skiff::api::resource);
   }
   return *slot;
+}
+
+const FieldIndex& fieldIndex(const Descriptor* d) {
+  // Each thread remembers what it has looked up, so the shared table's lock is taken once per
+  // thread and type rather than once per message.
+  thread_local std::unordered_map<const Descriptor*, const FieldIndex*> local;
+  auto [it, inserted] = local.try_emplace(d, nullptr);
+  if (inserted) it->second = &buildFieldIndex(d);
+  return *it->second;
 }
 
 // ------------------------------------------------------------------ base64 for bytes fields
@@ -175,7 +185,20 @@ class Decoder {
       return;
     }
     const Reflection* r = m.GetReflection();
-    std::vector<bool> seen(static_cast<size_t>(d->field_count()), false);
+    // Which fields appeared, for duplicate detection; API messages have far fewer than 128.
+    std::bitset<128> seen_small;
+    std::vector<bool> seen_large(d->field_count() > 128 ? static_cast<size_t>(d->field_count())
+                                                        : 0);
+    auto seen = [&](int field) -> bool {
+      if (!seen_large.empty()) {
+        bool was = seen_large[static_cast<size_t>(field)];
+        seen_large[static_cast<size_t>(field)] = true;
+        return was;
+      }
+      bool was = seen_small.test(static_cast<size_t>(field));
+      seen_small.set(static_cast<size_t>(field));
+      return was;
+    };
     bool seen_api_version = false, seen_kind = false;
     for (const auto& member : v.members()) {
       auto it = index.by_json_name.find(member.key);
@@ -196,11 +219,10 @@ class Decoder {
       }
       const FieldDescriptor* f = it->second;
       path_.pushField(member.key);
-      if (seen[static_cast<size_t>(f->index())]) {
+      if (seen(f->index())) {
         reportPolicy(member.key_mark, "duplicate field");
         r->ClearField(&m, f);  // as Go does, the last occurrence wins when duplicates are allowed
       }
-      seen[static_cast<size_t>(f->index())] = true;
       decodeField(member.value, m, f);
       path_.pop();
     }
