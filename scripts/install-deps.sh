@@ -20,7 +20,7 @@ packages=(
   # cluster store and real clients
   etcd-server etcd-client kubectl python3-kubernetes
   # networking and traffic tools
-  iproute2 iptables nftables wrk iperf3 curl ca-certificates
+  iproute2 iptables nftables wrk iperf3 curl ca-certificates openssl
   # plots
   gnuplot-nox
 )

@@ -1,0 +1,294 @@
+#include "control/apiserver/http_server.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <optional>
+#include <stdexcept>
+
+#include "control/api/codec.h"
+#include "control/apiserver/errors.h"
+
+namespace skiff::apiserver {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string statusBody(const ApiError& error) {
+  return api::encodeJson(error.toStatus());
+}
+
+bool isLoopback(const asio::ip::address& address) {
+  if (address.is_loopback()) return true;
+  return address.is_v6() && address.to_v6().is_v4_mapped() && address.to_v6().to_v4().is_loopback();
+}
+
+void setTimeouts(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+template <typename Stream>
+class ChunkStream : public ResponseStream {
+ public:
+  explicit ChunkStream(Stream& stream) : stream_(stream) {}
+  bool write(std::string_view chunk) override {
+    if (!ok_ || chunk.empty()) return ok_;
+    beast::error_code ec;
+    asio::write(stream_, http::make_chunk(asio::buffer(chunk.data(), chunk.size())), ec);
+    ok_ = !ec;
+    return ok_;
+  }
+  void finish() {
+    if (!ok_) return;
+    beast::error_code ec;
+    asio::write(stream_, http::make_chunk_last(), ec);
+  }
+
+ private:
+  Stream& stream_;
+  bool ok_ = true;
+};
+
+template <typename Stream>
+void writeResponse(Stream& stream, const HttpResponse& r, bool keep_alive, bool head,
+                   beast::error_code& ec) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers)
+    res.insert(name, value);
+  res.keep_alive(keep_alive);
+  res.body() = head ? std::string() : r.body;
+  res.prepare_payload();
+  if (head) res.content_length(r.body.size());
+  http::write(stream, res, ec);
+}
+
+}  // namespace
+
+std::string_view HttpRequest::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (n == name) return v;
+  }
+  return {};
+}
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  HttpHandler handler;
+  asio::io_context io;
+  std::optional<asio::ssl::context> ssl;
+  tcp::acceptor acceptor{io};
+  std::thread accept_thread;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::condition_variable all_closed;
+  std::unordered_map<uint64_t, int> open_fds;  // connection id -> socket, to unblock on stop
+  uint64_t next_id = 0;
+  std::atomic<size_t>* open_count = nullptr;
+
+  template <typename Stream>
+  void serve(Stream& stream, const std::string& remote) {
+    beast::flat_buffer buffer;
+    while (!stopping.load()) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options.max_body_bytes);
+      parser.header_limit(64 * 1024);
+      beast::error_code ec;
+      http::read(stream, buffer, parser, ec);
+      if (ec == http::error::body_limit) {
+        HttpResponse r{413, "application/json", {}, statusBody(tooLarge(options.max_body_bytes))};
+        writeResponse(stream, r, false, false, ec);
+        return;
+      }
+      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::ssl::error::stream_truncated) {
+        return;
+      }
+      if (ec) {
+        if (parser.got_some()) {
+          HttpResponse r{400,
+                         "application/json",
+                         {},
+                         statusBody(badRequest("malformed HTTP request: " + ec.message()))};
+          writeResponse(stream, r, false, false, ec);
+        }
+        return;
+      }
+      auto& req = parser.get();
+      HttpRequest request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      size_t q = request.target.find('?');
+      request.path = request.target.substr(0, q);
+      if (q != std::string::npos) request.query = parseQuery(request.target.substr(q + 1));
+      for (const auto& field : req) {
+        std::string name(field.name_string());
+        for (auto& c : name)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        request.headers.emplace_back(std::move(name), std::string(field.value()));
+      }
+      request.body = std::move(req.body());
+      request.remote_address = remote;
+      bool keep_alive = req.keep_alive();
+      bool head = req.method() == http::verb::head;
+
+      HttpResponse response;
+      std::optional<ChunkStream<Stream>> chunks;
+      auto start_stream = [&](const HttpResponse& first) -> ResponseStream& {
+        http::response<http::empty_body> res{static_cast<http::status>(first.status), 11};
+        res.set(http::field::content_type, first.content_type);
+        for (const auto& [name, value] : first.headers)
+          res.insert(name, value);
+        res.chunked(true);
+        http::response_serializer<http::empty_body> serializer{res};
+        beast::error_code write_ec;
+        http::write_header(stream, serializer, write_ec);
+        chunks.emplace(stream);
+        if (write_ec) chunks->write("");  // the stream reports the client as gone
+        return *chunks;
+      };
+      try {
+        handler(request, response, start_stream);
+      } catch (const ApiError& e) {
+        if (chunks) return;
+        response = HttpResponse{e.code(), "application/json", {}, statusBody(e)};
+      } catch (const std::exception& e) {
+        if (chunks) return;
+        response = HttpResponse{500, "application/json", {}, statusBody(internalError(e.what()))};
+      }
+      if (chunks) {
+        chunks->finish();
+        return;
+      }
+      writeResponse(stream, response, keep_alive, head, ec);
+      if (ec || !keep_alive) return;
+    }
+  }
+
+  void runConnection(tcp::socket socket, uint64_t id) {
+    std::string remote;
+    beast::error_code ec;
+    auto endpoint = socket.remote_endpoint(ec);
+    if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    setTimeouts(socket.native_handle(), options.idle_timeout_seconds);
+    socket.set_option(tcp::no_delay(true), ec);
+    if (ssl) {
+      asio::ssl::stream<tcp::socket&> tls(socket, *ssl);
+      tls.handshake(asio::ssl::stream_base::server, ec);
+      if (!ec) {
+        serve(tls, remote);
+        tls.shutdown(ec);
+      }
+    } else {
+      serve(socket, remote);
+    }
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+    std::lock_guard lock(mu);
+    open_fds.erase(id);
+    open_count->fetch_sub(1);
+    all_closed.notify_all();
+  }
+
+  void acceptLoop() {
+    while (!stopping.load()) {
+      tcp::socket socket(io);
+      beast::error_code ec;
+      acceptor.accept(socket, ec);
+      if (ec) {
+        if (stopping.load()) return;
+        continue;  // a failed accept (EMFILE, aborted handshake) must not stop the server
+      }
+      std::unique_lock lock(mu);
+      if (open_fds.size() >= options.max_connections) {
+        lock.unlock();
+        socket.close(ec);  // over the limit: refuse rather than exhaust threads
+        continue;
+      }
+      uint64_t id = next_id++;
+      open_fds.emplace(id, socket.native_handle());
+      open_count->fetch_add(1);
+      lock.unlock();
+      std::thread([this, s = std::move(socket), id]() mutable {
+        runConnection(std::move(s), id);
+      }).detach();
+    }
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->open_count = &open_connections_;
+}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+bool HttpServer::tls() const {
+  return impl_->ssl.has_value();
+}
+
+void HttpServer::start() {
+  auto& o = impl_->options;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(o.bind_address, ec);
+  if (ec) throw std::runtime_error("invalid bind address \"" + o.bind_address + "\"");
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    throw std::runtime_error("TLS needs both a certificate and a key file");
+  }
+  if (o.cert_file.empty() && !isLoopback(address)) {
+    throw std::runtime_error("plain HTTP is served only on loopback addresses, not " +
+                             o.bind_address + ": give a certificate and key");
+  }
+  if (!o.cert_file.empty()) {
+    impl_->ssl.emplace(asio::ssl::context::tls_server);
+    impl_->ssl->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                            asio::ssl::context::no_tlsv1_1);
+    impl_->ssl->use_certificate_chain_file(o.cert_file, ec);
+    if (ec)
+      throw std::runtime_error("cannot load certificate " + o.cert_file + ": " + ec.message());
+    impl_->ssl->use_private_key_file(o.key_file, asio::ssl::context::pem, ec);
+    if (ec) throw std::runtime_error("cannot load key " + o.key_file + ": " + ec.message());
+  }
+  tcp::endpoint endpoint(address, o.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + o.bind_address + ":" + std::to_string(o.port) +
+                             ": " + ec.message());
+  }
+  port_ = acceptor.local_endpoint().port();
+  impl_->accept_thread = std::thread([this] { impl_->acceptLoop(); });
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  beast::error_code ec;
+  // Unblock the accept() call; closing the descriptor alone does not wake it on Linux.
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  impl_->acceptor.close(ec);
+  std::unique_lock lock(impl_->mu);
+  for (const auto& [id, fd] : impl_->open_fds)
+    ::shutdown(fd, SHUT_RDWR);
+  impl_->all_closed.wait(lock, [this] { return impl_->open_fds.empty(); });
+}
+
+}  // namespace skiff::apiserver
