@@ -4,7 +4,7 @@
 
 #include <google/protobuf/stubs/common.h>
 #include "control/cli/validate.h"
-#include "control/cli/version.h"
+#include "skiff/version.h"
 
 namespace skiff::cli {
 

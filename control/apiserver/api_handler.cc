@@ -1,0 +1,683 @@
+#include "control/apiserver/api_handler.h"
+
+#include <chrono>
+
+#include "control/api/codec.h"
+#include "control/api/yaml.h"
+#include "control/apiserver/object_meta.h"
+#include "skiff/version.h"
+#include "skiff/api/autoscaling_v1.pb.h"
+#include "skiff/api/core_v1.pb.h"
+
+namespace skiff::apiserver {
+namespace {
+
+using google::protobuf::Message;
+
+std::string storageKey(std::string_view group, std::string_view version, std::string_view plural) {
+  return std::string(group) + "/" + std::string(version) + "/" + std::string(plural);
+}
+
+std::string queryValue(const HttpRequest& request, std::string_view key) {
+  auto it = request.query.find(key);
+  return it == request.query.end() ? "" : it->second;
+}
+
+bool dryRun(const HttpRequest& request) {
+  auto range = request.query.equal_range("dryRun");
+  bool dry = false;
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second != "All") {
+      throw badRequest("dryRun: Unsupported value: \"" + it->second +
+                       "\": supported values: \"All\"");
+    }
+    dry = true;
+  }
+  return dry;
+}
+
+api::UnknownFields fieldValidation(const HttpRequest& request) {
+  std::string v = queryValue(request, "fieldValidation");
+  if (v.empty() || v == "Warn") return api::UnknownFields::kWarn;  // Kubernetes' default
+  if (v == "Strict") return api::UnknownFields::kStrict;
+  if (v == "Ignore") return api::UnknownFields::kIgnore;
+  throw badRequest("fieldValidation: Unsupported value: \"" + v +
+                   "\": supported values: \"Ignore\", \"Strict\", \"Warn\"");
+}
+
+std::string mediaType(std::string_view content_type) {
+  std::string_view t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && t.back() == ' ')
+    t.remove_suffix(1);
+  return std::string(t);
+}
+
+bool wantsYaml(const HttpRequest& request) {
+  return mediaType(request.header("accept")) == "application/yaml";
+}
+
+// Writes an object (or any JSON text) in the representation the client asked for.
+void respondObject(const HttpRequest& request, HttpResponse& response, int status,
+                   const Message& object) {
+  response.status = status;
+  if (wantsYaml(request)) {
+    response.content_type = "application/yaml";
+    response.body = api::encodeYaml(object);
+  } else {
+    response.content_type = "application/json";
+    response.body = api::encodeJson(object);
+  }
+}
+
+void respondJson(HttpResponse& response, int status, const api::Value& value) {
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = api::writeJson(value);
+}
+
+std::string warningHeader(const api::Diagnostic& d) {
+  std::string text = d.message + " \"" + d.path + "\"";
+  std::string quoted;
+  for (char c : text) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return "299 - \"" + quoted + "\"";
+}
+
+int64_t parseTimeout(const std::string& text, int64_t fallback) {
+  if (text.empty()) return fallback;
+  try {
+    size_t used = 0;
+    int64_t v = std::stoll(text, &used);
+    if (used != text.size() || v < 0) throw std::invalid_argument("timeoutSeconds");
+    return v;
+  } catch (const std::exception&) {
+    throw badRequest("timeoutSeconds: invalid value \"" + text + "\"");
+  }
+}
+
+api::labels::Selector labelSelector(const HttpRequest& request) {
+  try {
+    return api::labels::Selector::parse(queryValue(request, "labelSelector"));
+  } catch (const api::SelectorError& e) {
+    throw badRequest(e.what());
+  }
+}
+
+api::fields::Selector fieldSelector(const HttpRequest& request, const ResourceStorage& storage) {
+  try {
+    auto selector = api::fields::Selector::parse(queryValue(request, "fieldSelector"));
+    for (const auto& r : selector.requirements()) {
+      const auto& allowed = storage.selectableFields();
+      if (std::find(allowed.begin(), allowed.end(), r.field) == allowed.end()) {
+        throw badRequest("field label not supported: " + r.field);
+      }
+    }
+    return selector;
+  } catch (const api::SelectorError& e) {
+    throw badRequest(e.what());
+  }
+}
+
+api::Value resourceEntry(const api::ResourceType& t, std::string_view subresource) {
+  api::Value r = api::Value::object();
+  std::string name = t.plural;
+  if (!subresource.empty()) name += "/" + std::string(subresource);
+  r.append("name", api::Value::string(name));
+  r.append("singularName", api::Value::string(subresource.empty() ? t.singular : ""));
+  r.append("namespaced", api::Value::boolean(t.namespaced));
+  std::string kind = t.kind;
+  if (subresource == "scale") kind = "Scale";
+  if (subresource == "binding") kind = "Binding";
+  if (subresource == "scale") {
+    r.append("group", api::Value::string("autoscaling"));
+    r.append("version", api::Value::string("v1"));
+  }
+  r.append("kind", api::Value::string(kind));
+  api::Value verbs = api::Value::array();
+  std::vector<std::string> names;
+  if (subresource.empty()) {
+    names = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
+  } else if (subresource == "status" || subresource == "scale" || subresource == "finalize") {
+    names = {"get", "patch", "update"};
+  } else if (subresource == "binding") {
+    names = {"create"};
+  } else {
+    names = {"get"};
+  }
+  for (const auto& v : names)
+    verbs.push(api::Value::string(v));
+  r.append("verbs", std::move(verbs));
+  if (subresource.empty() && !t.short_names.empty()) {
+    api::Value shorts = api::Value::array();
+    for (const auto& s : t.short_names)
+      shorts.push(api::Value::string(s));
+    r.append("shortNames", std::move(shorts));
+  }
+  if (subresource.empty() && !t.categories.empty()) {
+    api::Value cats = api::Value::array();
+    for (const auto& c : t.categories)
+      cats.push(api::Value::string(c));
+    r.append("categories", std::move(cats));
+  }
+  return r;
+}
+
+// The subresources Skiff serves today.
+bool servedSubresource(std::string_view s) {
+  return s == "status" || s == "scale" || s == "binding";
+}
+
+}  // namespace
+
+ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
+    : store_(store), options_(std::move(options)) {
+  for (const auto& t : api::Registry::builtin().types()) {
+    if (!t.served()) continue;
+    storages_.emplace(storageKey(t.group, t.version, t.plural),
+                      std::make_unique<ResourceStorage>(store_, t));
+  }
+}
+
+void ApiHandler::ensureSystemNamespaces() {
+  auto& namespaces = *storages_.at(storageKey("", "v1", "namespaces"));
+  for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+    auto ns = std::make_unique<api::core::v1::Namespace>();
+    ns->mutable_metadata()->set_name(name);
+    (*ns->mutable_metadata()->mutable_labels())["kubernetes.io/metadata.name"] = name;
+    try {
+      namespaces.create("", std::move(ns), false);
+    } catch (const ApiError& e) {
+      if (e.code() != 409) throw;  // already there from an earlier start
+    }
+  }
+}
+
+ResourceStorage& ApiHandler::storageFor(const RequestInfo& info) {
+  auto it = storages_.find(storageKey(info.api_group, info.api_version, info.resource));
+  if (it == storages_.end()) {
+    throw ApiError(404, "NotFound", "the server could not find the requested resource");
+  }
+  return *it->second;
+}
+
+void ApiHandler::handle(const HttpRequest& request, HttpResponse& response,
+                        const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
+  RequestInfo info = parseRequestInfo(request.method, request.path, request.query);
+  if (!info.is_resource_request) {
+    if (!handleNonResource(request, info, response)) {
+      throw ApiError(404, "NotFound", "the server could not find the requested resource");
+    }
+    return;
+  }
+  handleResource(request, info, response, start_stream);
+}
+
+bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo& info,
+                                   HttpResponse& response) {
+  const std::string& path = request.path;
+  if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+    bool ok = path != "/readyz" || ready_.load();
+    response.status = ok ? 200 : 503;
+    response.content_type = "text/plain; charset=utf-8";
+    response.body = ok ? "ok" : "not ready";
+    return true;
+  }
+  if (path == "/version") {
+    api::Value v = api::Value::object();
+    v.append("major", api::Value::string("1"));
+    v.append("minor", api::Value::string("32"));
+    v.append("gitVersion",
+             api::Value::string(std::string(kKubernetesVersion) + "-skiff." + kVersion));
+    v.append("gitCommit", api::Value::string(""));
+    v.append("gitTreeState", api::Value::string("clean"));
+    v.append("buildDate", api::Value::string(""));
+    v.append("goVersion", api::Value::string(""));
+    v.append("compiler", api::Value::string("gcc"));
+    v.append("platform", api::Value::string("linux/amd64"));
+    respondJson(response, 200, v);
+    return true;
+  }
+  const auto& types = api::Registry::builtin().types();
+  if (path == "/api" || path == "/api/") {
+    api::Value v = api::Value::object();
+    v.append("kind", api::Value::string("APIVersions"));
+    api::Value versions = api::Value::array();
+    versions.push(api::Value::string("v1"));
+    v.append("versions", std::move(versions));
+    api::Value addresses = api::Value::array();
+    api::Value address = api::Value::object();
+    address.append("clientCIDR", api::Value::string("0.0.0.0/0"));
+    address.append("serverAddress", api::Value::string(options_.server_address));
+    addresses.push(std::move(address));
+    v.append("serverAddressByClientCIDRs", std::move(addresses));
+    respondJson(response, 200, v);
+    return true;
+  }
+  if (path == "/apis" || path == "/apis/" ||
+      (info.api_prefix == "apis" && info.api_version.empty())) {
+    std::vector<std::string> groups;
+    for (const auto& t : types) {
+      if (t.served() && !t.group.empty() &&
+          std::find(groups.begin(), groups.end(), t.group) == groups.end()) {
+        groups.push_back(t.group);
+      }
+    }
+    auto group_value = [&](const std::string& g) {
+      api::Value group = api::Value::object();
+      group.append("name", api::Value::string(g));
+      api::Value gv = api::Value::object();
+      gv.append("groupVersion", api::Value::string(g + "/v1"));
+      gv.append("version", api::Value::string("v1"));
+      api::Value versions = api::Value::array();
+      versions.push(gv);
+      group.append("versions", std::move(versions));
+      group.append("preferredVersion", std::move(gv));
+      return group;
+    };
+    std::vector<std::string> parts;
+    if (path != "/apis" && path != "/apis/") {
+      std::string g = path.substr(6);
+      if (!g.empty() && g.back() == '/') g.pop_back();
+      if (std::find(groups.begin(), groups.end(), g) == groups.end()) return false;
+      api::Value v = group_value(g);
+      v.members().insert(v.members().begin(),
+                         {api::Value::Member{"apiVersion", {}, api::Value::string("v1")},
+                          api::Value::Member{"kind", {}, api::Value::string("APIGroup")}});
+      respondJson(response, 200, v);
+      return true;
+    }
+    api::Value v = api::Value::object();
+    v.append("kind", api::Value::string("APIGroupList"));
+    v.append("apiVersion", api::Value::string("v1"));
+    api::Value list = api::Value::array();
+    for (const auto& g : groups)
+      list.push(group_value(g));
+    v.append("groups", std::move(list));
+    respondJson(response, 200, v);
+    return true;
+  }
+  if (!info.api_version.empty()) {
+    // /api/v1 or /apis/{group}/v1: the resources of one group version.
+    api::Value resources = api::Value::array();
+    for (const auto& t : types) {
+      if (!t.served() || t.group != info.api_group || t.version != info.api_version) continue;
+      resources.push(resourceEntry(t, ""));
+      for (const auto& s : t.subresources) {
+        if (servedSubresource(s)) resources.push(resourceEntry(t, s));
+      }
+    }
+    if (resources.items().empty()) return false;
+    api::Value v = api::Value::object();
+    v.append("kind", api::Value::string("APIResourceList"));
+    v.append("apiVersion", api::Value::string("v1"));
+    v.append("groupVersion",
+             api::Value::string(info.api_group.empty() ? info.api_version
+                                                       : info.api_group + "/" + info.api_version));
+    v.append("resources", std::move(resources));
+    respondJson(response, 200, v);
+    return true;
+  }
+  return false;
+}
+
+MessagePtr ApiHandler::decodeBody(const HttpRequest& request, const ResourceStorage& storage,
+                                  HttpResponse& response) {
+  std::string type = mediaType(request.header("content-type"));
+  if (!type.empty() && type != "application/json" && type != "application/yaml" && type != "*/*") {
+    throw unsupportedMediaType(type);
+  }
+  if (request.body.empty()) throw badRequest("the request body is empty");
+  std::vector<api::Diagnostic> warnings;
+  api::DecodeOptions options{.unknown_fields = fieldValidation(request), .warnings = &warnings};
+  MessagePtr object = storage.type().newMessage();
+  try {
+    api::Value value =
+        type == "application/yaml" ? api::parseYaml(request.body) : api::parseJson(request.body);
+    api::decode(value, *object, options);
+  } catch (const api::DecodeError& e) {
+    bool strict_only = true;
+    for (const auto& d : e.diagnostics()) {
+      strict_only = strict_only && (d.message == "unknown field" || d.message == "duplicate field");
+    }
+    std::string message;
+    for (const auto& d : e.diagnostics()) {
+      if (!message.empty()) message += ", ";
+      message += strict_only ? d.message + " \"" + d.path + "\"" : d.toString();
+    }
+    throw badRequest(strict_only
+                         ? "strict decoding error: " + message
+                         : storage.type().kind + " in version \"" + storage.type().version +
+                               "\" cannot be handled as a " + storage.type().kind + ": " + message);
+  }
+  for (const auto& w : warnings)
+    response.headers.emplace_back("Warning", warningHeader(w));
+  return object;
+}
+
+void ApiHandler::checkNamespaceWritable(const std::string& ns) {
+  auto& namespaces = *storages_.at(storageKey("", "v1", "namespaces"));
+  MessagePtr object;
+  try {
+    object = namespaces.get("", ns);
+  } catch (const ApiError& e) {
+    if (e.code() == 404) throw notFound({"", "namespaces"}, ns);
+    throw;
+  }
+  if (meta(*object).has_deletion_timestamp()) {
+    throw forbidden(
+        {"", "namespaces"}, ns,
+        "unable to create new content in namespace " + ns + " because it is being terminated");
+  }
+}
+
+void ApiHandler::handleResource(
+    const HttpRequest& request, const RequestInfo& info, HttpResponse& response,
+    const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
+  ResourceStorage& storage = storageFor(info);
+  const api::ResourceType& type = storage.type();
+  if (!info.subresource.empty() && (std::find(type.subresources.begin(), type.subresources.end(),
+                                              info.subresource) == type.subresources.end() ||
+                                    !servedSubresource(info.subresource))) {
+    throw ApiError(404, "NotFound", "the server could not find the requested resource");
+  }
+  // A namespaced object is reached through its namespace (lists and watches may span all).
+  std::string ns = type.namespaced ? info.namespace_ : "";
+  if (type.namespaced && ns.empty() && info.verb != "list" && info.verb != "watch") {
+    throw ApiError(404, "NotFound", "the server could not find the requested resource");
+  }
+  const std::string& verb = info.verb;
+
+  if (info.subresource == "binding") {
+    if (verb != "create") throw methodNotAllowed();
+    bind(request, info, response);
+    return;
+  }
+  if (info.subresource == "scale") {
+    MessagePtr object = storage.get(ns, info.name);
+    auto spec_field = object->GetDescriptor()->FindFieldByName("spec");
+    auto* spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
+    auto replicas_field = spec->GetDescriptor()->FindFieldByName("replicas");
+    if (verb == "update") {
+      api::autoscaling::v1::Scale scale;
+      std::vector<api::Diagnostic> warnings;
+      api::decodeJson(request.body, scale,
+                      {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+      if (!scale.metadata().resource_version().empty() &&
+          scale.metadata().resource_version() != meta(*object).resource_version()) {
+        throw staleUpdate(storage.groupResource(), info.name);
+      }
+      spec->GetReflection()->SetInt32(spec, replicas_field, scale.spec().replicas());
+      mutableMeta(*object).clear_resource_version();
+      object = storage.update(ns, info.name, std::move(object), false, dryRun(request));
+      spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
+    } else if (verb != "get") {
+      throw methodNotAllowed();
+    }
+    api::autoscaling::v1::Scale scale;
+    const auto& m = meta(*object);
+    scale.mutable_metadata()->set_name(m.name());
+    scale.mutable_metadata()->set_namespace_(m.namespace_());
+    scale.mutable_metadata()->set_uid(m.uid());
+    scale.mutable_metadata()->set_resource_version(m.resource_version());
+    *scale.mutable_metadata()->mutable_creation_timestamp() = m.creation_timestamp();
+    scale.mutable_spec()->set_replicas(spec->GetReflection()->GetInt32(*spec, replicas_field));
+    auto status_replicas = fieldText(*object, "status.replicas");
+    scale.mutable_status()->set_replicas(status_replicas ? std::stoi(*status_replicas) : 0);
+    auto selector_field = spec->GetDescriptor()->FindFieldByName("selector");
+    if (selector_field != nullptr && spec->GetReflection()->HasField(*spec, selector_field)) {
+      const auto& selector = static_cast<const api::meta::v1::LabelSelector&>(
+          spec->GetReflection()->GetMessage(*spec, selector_field));
+      scale.mutable_status()->set_selector(api::labels::Selector::fromProto(&selector).toString());
+    }
+    respondObject(request, response, 200, scale);
+    return;
+  }
+
+  if (verb == "get") {
+    respondObject(request, response, 200, *storage.get(ns, info.name));
+  } else if (verb == "list" || verb == "watch") {
+    ListRequest list{.labels = labelSelector(request),
+                     .fields = fieldSelector(request, storage),
+                     .limit = 0,
+                     .continue_token = queryValue(request, "continue"),
+                     .resource_version = queryValue(request, "resourceVersion"),
+                     .resource_version_match = queryValue(request, "resourceVersionMatch")};
+    if (!info.name.empty() && verb == "watch" && list.fields.empty()) {
+      list.fields = api::fields::Selector::oneTermEqual("metadata.name", info.name);
+    }
+    if (verb == "watch") {
+      watch(request, info, storage, list, start_stream);
+      return;
+    }
+    std::string limit = queryValue(request, "limit");
+    if (!limit.empty()) list.limit = parseTimeout(limit, 0);
+    ListResponse result = storage.list(ns, list);
+    std::string body = R"({"apiVersion":")" + type.apiVersion() + R"(","kind":")" + type.kind +
+                       R"(List","metadata":{"resourceVersion":")" + result.resource_version + "\"";
+    if (!result.continue_token.empty()) body += R"(,"continue":")" + result.continue_token + "\"";
+    body += R"(},"items":[)";
+    bool first = true;
+    for (const auto& item : result.items) {
+      if (!first) body += ',';
+      first = false;
+      body += api::encodeJson(*item, api::JsonStyle::kCompact, {.type_meta = false});
+    }
+    body += "]}";
+    response.status = 200;
+    response.content_type = "application/json";
+    if (wantsYaml(request)) {
+      response.content_type = "application/yaml";
+      response.body = api::writeYaml(api::parseJson(body));
+    } else {
+      response.body = std::move(body);
+    }
+  } else if (verb == "create") {
+    if (!info.name.empty()) throw methodNotAllowed();
+    MessagePtr object = decodeBody(request, storage, response);
+    if (type.namespaced) checkNamespaceWritable(ns);
+    if (type.kind == "Namespace") {
+      dynamic_cast<api::core::v1::Namespace&>(*object).mutable_status()->set_phase("Active");
+    }
+    respondObject(request, response, 201, *storage.create(ns, std::move(object), dryRun(request)));
+  } else if (verb == "update") {
+    MessagePtr object = decodeBody(request, storage, response);
+    bool status_only = info.subresource == "status";
+    respondObject(request, response, 200,
+                  *storage.update(ns, info.name, std::move(object), status_only, dryRun(request)));
+  } else if (verb == "delete") {
+    api::meta::v1::DeleteOptions options;
+    if (!request.body.empty()) {
+      try {
+        api::decodeJson(request.body, options, {.unknown_fields = api::UnknownFields::kIgnore});
+      } catch (const api::DecodeError& e) {
+        throw badRequest(std::string("invalid DeleteOptions: ") + e.what());
+      }
+    }
+    std::string grace = queryValue(request, "gracePeriodSeconds");
+    if (!grace.empty()) options.set_grace_period_seconds(parseTimeout(grace, 0));
+    std::string policy = queryValue(request, "propagationPolicy");
+    if (!policy.empty()) options.set_propagation_policy(policy);
+    MessagePtr result = storage.remove(ns, info.name, options, dryRun(request));
+    if (meta(*result).has_deletion_timestamp() && !dryRun(request)) {
+      try {
+        respondObject(request, response, 200, *storage.get(ns, info.name));
+        return;
+      } catch (const ApiError&) {
+        // removed in the meantime: report success below
+      }
+    }
+    api::meta::v1::Status status;
+    status.mutable_metadata();
+    status.set_status("Success");
+    status.mutable_details()->set_name(info.name);
+    status.mutable_details()->set_group(type.group);
+    status.mutable_details()->set_kind(type.plural);
+    status.mutable_details()->set_uid(meta(*result).uid());
+    respondObject(request, response, 200, status);
+  } else if (verb == "deletecollection") {
+    ListRequest list{.labels = labelSelector(request), .fields = fieldSelector(request, storage)};
+    ListResponse result = storage.list(ns, list);
+    bool dry = dryRun(request);
+    std::string body = R"({"apiVersion":")" + type.apiVersion() + R"(","kind":")" + type.kind +
+                       R"(List","metadata":{},"items":[)";
+    bool first = true;
+    for (const auto& item : result.items) {
+      const auto& m = meta(*item);
+      try {
+        MessagePtr deleted = storage.remove(m.namespace_(), m.name(), {}, dry);
+        if (!first) body += ',';
+        first = false;
+        body += api::encodeJson(*deleted, api::JsonStyle::kCompact, {.type_meta = false});
+      } catch (const ApiError& e) {
+        if (e.code() != 404) throw;  // gone meanwhile: nothing to do
+      }
+    }
+    body += "]}";
+    response.status = 200;
+    response.body = std::move(body);
+  } else if (verb == "patch") {
+    throw ApiError(415, "UnsupportedMediaType",
+                   "PATCH is not served yet by this Skiff version; use PUT");
+  } else {
+    throw methodNotAllowed();
+  }
+}
+
+void ApiHandler::bind(const HttpRequest& request, const RequestInfo& info, HttpResponse& response) {
+  auto& pods = *storages_.at(storageKey("", "v1", "pods"));
+  api::core::v1::Binding binding;
+  try {
+    api::decodeJson(request.body, binding, {.unknown_fields = api::UnknownFields::kIgnore});
+  } catch (const api::DecodeError& e) {
+    throw badRequest(e.what());
+  }
+  if (binding.target().name().empty()) {
+    throw invalid("Binding", "", info.name,
+                  {{"FieldValueRequired", "target.name", "Required value"}});
+  }
+  MessagePtr object = pods.get(info.namespace_, info.name);
+  auto& pod = dynamic_cast<api::core::v1::Pod&>(*object);
+  if (!pod.spec().node_name().empty()) {
+    throw conflict(
+        {"", "pods"}, info.name,
+        "pod " + info.name + " is already assigned to node \"" + pod.spec().node_name() + "\"");
+  }
+  pod.mutable_spec()->set_node_name(binding.target().name());
+  pods.update(info.namespace_, info.name, std::move(object), false, dryRun(request));
+  api::meta::v1::Status status;
+  status.mutable_metadata();
+  status.set_status("Success");
+  status.set_code(201);
+  respondObject(request, response, 201, status);
+}
+
+void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
+                       ResourceStorage& storage, const ListRequest& list,
+                       const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
+  std::string ns = storage.type().namespaced ? info.namespace_ : "";
+  int64_t timeout =
+      parseTimeout(queryValue(request, "timeoutSeconds"), options_.default_watch_timeout_seconds);
+  bool bookmarks = queryValue(request, "allowWatchBookmarks") == "true";
+  const std::string& rv_text = list.resource_version;
+
+  // "" and "0": the current state as ADDED events, then changes; a revision: changes after it.
+  std::vector<MessagePtr> initial;
+  int64_t from = 0;
+  if (rv_text.empty() || rv_text == "0") {
+    ListRequest all = list;
+    all.resource_version.clear();
+    ListResponse current = storage.list(ns, all);
+    from = std::stoll(current.resource_version);
+    initial = std::move(current.items);
+  } else {
+    try {
+      from = std::stoll(rv_text);
+    } catch (const std::exception&) {
+      throw badRequest("invalid resourceVersion \"" + rv_text + "\"");
+    }
+  }
+
+  HttpResponse head{200, "application/json", {}, ""};
+  auto send = [&](ResponseStream& out, std::string_view type, const Message& object) {
+    std::string line = R"({"type":")" + std::string(type) + R"(","object":)";
+    line += api::encodeJson(object);
+    line += "}\n";
+    return out.write(line);
+  };
+
+  store::WatchPtr watch;
+  try {
+    watch = storage.watchStore(ns, from);
+  } catch (const ApiError& e) {
+    // Kubernetes reports an expired version inside the stream, as an ERROR event.
+    ResponseStream& out = start_stream(head);
+    send(out, "ERROR", e.toStatus());
+    return;
+  }
+  ResponseStream& out = start_stream(head);
+  for (const auto& object : initial) {
+    if (!send(out, "ADDED", *object)) return;
+  }
+
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+  auto next_bookmark =
+      std::chrono::steady_clock::now() + std::chrono::seconds(options_.bookmark_interval_seconds);
+  std::vector<store::Event> events;
+  while (std::chrono::steady_clock::now() < deadline) {
+    events.clear();
+    auto wait = std::min<std::chrono::steady_clock::duration>(
+        std::chrono::seconds(1), deadline - std::chrono::steady_clock::now());
+    if (!watch->next(events, std::chrono::duration_cast<std::chrono::milliseconds>(wait))) {
+      if (auto error = watch->error()) {
+        ApiError e = error->code() == store::ErrorCode::kCompacted
+                         ? gone(std::string("too old resource version: ") + error->what())
+                         : internalError(error->what());
+        send(out, "ERROR", e.toStatus());
+      }
+      return;
+    }
+    for (const auto& event : events) {
+      WatchEvent typed = storage.toWatchEvent(event);
+      bool now_matches = storage.matches(*typed.object, list);
+      bool was_matching = false;
+      if (event.type == store::Event::Type::kUpdate && event.prev) {
+        was_matching = storage.matches(*storage.decode(*event.prev), list);
+      }
+      std::string_view type;
+      switch (typed.type) {
+        case WatchEvent::Type::kAdded:
+          if (!now_matches) continue;
+          type = "ADDED";
+          break;
+        case WatchEvent::Type::kModified:
+          // Objects that move in or out of a selector's view are added or deleted for it.
+          if (now_matches && was_matching) {
+            type = "MODIFIED";
+          } else if (now_matches) {
+            type = "ADDED";
+          } else if (was_matching) {
+            type = "DELETED";
+          } else {
+            continue;
+          }
+          break;
+        case WatchEvent::Type::kDeleted:
+          if (!now_matches) continue;
+          type = "DELETED";
+          break;
+      }
+      if (!send(out, type, *typed.object)) return;
+    }
+    if (bookmarks && std::chrono::steady_clock::now() >= next_bookmark) {
+      MessagePtr mark = storage.type().newMessage();
+      mutableMeta(*mark).set_resource_version(std::to_string(watch->progressRevision()));
+      if (!send(out, "BOOKMARK", *mark)) return;
+      next_bookmark = std::chrono::steady_clock::now() +
+                      std::chrono::seconds(options_.bookmark_interval_seconds);
+    }
+  }
+}
+
+}  // namespace skiff::apiserver

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "control/apiserver/http_server.h"
+#include "control/apiserver/resource_storage.h"
+#include "control/store/store.h"
+
+namespace skiff::apiserver {
+
+struct ApiHandlerOptions {
+  std::string server_address;  // host:port clients reach, for /api's serverAddressByClientCIDRs
+  // How long a watch may stay open when the client names no timeoutSeconds.
+  int default_watch_timeout_seconds = 1800;
+  int bookmark_interval_seconds = 60;
+};
+
+// Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
+// watch, create, update, delete and deletecollection, the status subresource, pods/binding,
+// discovery, /version and the health endpoints. Errors are Status objects.
+//
+// Thread-safe: the HTTP server calls it from every connection's thread.
+class ApiHandler {
+ public:
+  ApiHandler(store::Store& store, ApiHandlerOptions options);
+
+  void handle(const HttpRequest& request, HttpResponse& response,
+              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  // Creates the namespaces every cluster has (default, kube-system, kube-public,
+  // kube-node-lease) when they are missing.
+  void ensureSystemNamespaces();
+  void setReady(bool ready) { ready_.store(ready); }
+
+ private:
+  ResourceStorage& storageFor(const RequestInfo& info);
+  void handleResource(const HttpRequest& request, const RequestInfo& info, HttpResponse& response,
+                      const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  bool handleNonResource(const HttpRequest& request, const RequestInfo& info,
+                         HttpResponse& response);
+  MessagePtr decodeBody(const HttpRequest& request, const ResourceStorage& storage,
+                        HttpResponse& response);
+  void checkNamespaceWritable(const std::string& ns);
+  void watch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
+             const ListRequest& list,
+             const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  void bind(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
+
+  store::Store& store_;
+  ApiHandlerOptions options_;
+  // One storage per kind, built at start and never changed: lookups need no lock.
+  std::map<std::string, std::unique_ptr<ResourceStorage>, std::less<>> storages_;
+  std::atomic<bool> ready_{true};
+};
+
+}  // namespace skiff::apiserver
