@@ -5,9 +5,9 @@
 #include "control/api/codec.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/object_meta.h"
-#include "skiff/version.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
+#include "skiff/version.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -249,7 +249,9 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
     api::Value addresses = api::Value::array();
     api::Value address = api::Value::object();
     address.append("clientCIDR", api::Value::string("0.0.0.0/0"));
-    address.append("serverAddress", api::Value::string(options_.server_address));
+    address.append("serverAddress", api::Value::string(options_.server_address.empty()
+                                                           ? std::string(request.header("host"))
+                                                           : options_.server_address));
     addresses.push(std::move(address));
     v.append("serverAddressByClientCIDRs", std::move(addresses));
     respondJson(response, 200, v);
@@ -625,7 +627,7 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
   auto next_bookmark =
       std::chrono::steady_clock::now() + std::chrono::seconds(options_.bookmark_interval_seconds);
   std::vector<store::Event> events;
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (std::chrono::steady_clock::now() < deadline && out.alive()) {
     events.clear();
     auto wait = std::min<std::chrono::steady_clock::duration>(
         std::chrono::seconds(1), deadline - std::chrono::steady_clock::now());

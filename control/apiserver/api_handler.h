@@ -12,7 +12,8 @@
 namespace skiff::apiserver {
 
 struct ApiHandlerOptions {
-  std::string server_address;  // host:port clients reach, for /api's serverAddressByClientCIDRs
+  // host:port for /api's serverAddressByClientCIDRs; empty: the Host the client used.
+  std::string server_address;
   // How long a watch may stay open when the client names no timeoutSeconds.
   int default_watch_timeout_seconds = 1800;
   int bookmark_interval_seconds = 60;

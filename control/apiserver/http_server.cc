@@ -1,5 +1,6 @@
 #include "control/apiserver/http_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -40,7 +41,14 @@ void setTimeouts(int fd, int seconds) {
 template <typename Stream>
 class ChunkStream : public ResponseStream {
  public:
-  explicit ChunkStream(Stream& stream) : stream_(stream) {}
+  ChunkStream(Stream& stream, int fd, const std::atomic<bool>& stopping)
+      : stream_(stream), fd_(fd), stopping_(stopping) {}
+  bool alive() override {
+    if (!ok_ || stopping_.load()) return false;
+    pollfd p{fd_, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) ok_ = false;
+    return ok_;
+  }
   bool write(std::string_view chunk) override {
     if (!ok_ || chunk.empty()) return ok_;
     beast::error_code ec;
@@ -56,6 +64,8 @@ class ChunkStream : public ResponseStream {
 
  private:
   Stream& stream_;
+  int fd_;
+  const std::atomic<bool>& stopping_;
   bool ok_ = true;
 };
 
@@ -97,7 +107,7 @@ struct HttpServer::Impl {
   std::atomic<size_t>* open_count = nullptr;
 
   template <typename Stream>
-  void serve(Stream& stream, const std::string& remote) {
+  void serve(Stream& stream, int fd, const std::string& remote) {
     beast::flat_buffer buffer;
     while (!stopping.load()) {
       http::request_parser<http::string_body> parser;
@@ -153,7 +163,7 @@ struct HttpServer::Impl {
         http::response_serializer<http::empty_body> serializer{res};
         beast::error_code write_ec;
         http::write_header(stream, serializer, write_ec);
-        chunks.emplace(stream);
+        chunks.emplace(stream, fd, stopping);
         if (write_ec) chunks->write("");  // the stream reports the client as gone
         return *chunks;
       };
@@ -186,11 +196,11 @@ struct HttpServer::Impl {
       asio::ssl::stream<tcp::socket&> tls(socket, *ssl);
       tls.handshake(asio::ssl::stream_base::server, ec);
       if (!ec) {
-        serve(tls, remote);
+        serve(tls, socket.native_handle(), remote);
         tls.shutdown(ec);
       }
     } else {
-      serve(socket, remote);
+      serve(socket, socket.native_handle(), remote);
     }
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);

@@ -42,6 +42,9 @@ class ResponseStream {
   virtual ~ResponseStream() = default;
   // Sends one chunk; false once the client has gone (the handler should stop).
   virtual bool write(std::string_view chunk) = 0;
+  // False once the client has closed the connection or the server is stopping: a handler that
+  // waits between writes checks it, so idle streams do not outlive their clients.
+  virtual bool alive() = 0;
 };
 
 // Handles one request. It either fills `response`, or calls `startStream` once (with the status

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <google/protobuf/stubs/common.h>
+#include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
 
@@ -14,6 +15,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.set_version_flag("--version", kVersion);
   addVersion();
   addValidateCommand(app_, exit_code_);
+  addApiserverCommand(app_, exit_code_);
 }
 
 void App::addVersion() {

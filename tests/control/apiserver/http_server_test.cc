@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "control/apiserver/errors.h"
 
@@ -123,6 +124,32 @@ TEST(HttpServer, StreamsChunkedResponses) {
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_TRUE(r.chunked());
   EXPECT_EQ(r.body(), "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n");
+}
+
+TEST(HttpServer, IdleStreamsEndWhenTheClientLeavesOrTheServerStops) {
+  HttpServer server({}, echo);
+  server.start();
+  {
+    Client leaving(server.port());
+    http::request<http::string_body> req{http::verb::get, "/idle-stream", 11};
+    req.set(http::field::host, "localhost");
+    http::write(leaving.socket(), req);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(server.openConnections(), 1u);
+  }  // the client closes its socket
+  for (int i = 0; i < 100 && server.openConnections() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(server.openConnections(), 0u);
+
+  Client staying(server.port());
+  http::request<http::string_body> req{http::verb::get, "/idle-stream", 11};
+  req.set(http::field::host, "localhost");
+  http::write(staying.socket(), req);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t0 = std::chrono::steady_clock::now();
+  server.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
 TEST(HttpServer, PlainHttpOnlyOnLoopback) {

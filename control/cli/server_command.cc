@@ -1,0 +1,55 @@
+#include "control/cli/server_command.h"
+
+#include <csignal>
+#include <iostream>
+
+#include "control/apiserver/server.h"
+
+namespace skiff::cli {
+namespace {
+
+// Blocks until SIGINT or SIGTERM; the signals are blocked in every thread started after this.
+int waitForSignal(sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  return sig;
+}
+
+}  // namespace
+
+void addApiserverCommand(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<apiserver::ApiServerOptions>();
+  options->data_dir = "/var/lib/skiff/server";
+  auto* cmd = app.add_subcommand("apiserver", "Run the Kubernetes-compatible apiserver");
+  cmd->add_option("--data-dir", options->data_dir, "Where the store lives")->capture_default_str();
+  cmd->add_option("--bind-address", options->bind_address, "Address to listen on")
+      ->capture_default_str();
+  cmd->add_option("--secure-port", options->port, "Port to listen on")->capture_default_str();
+  cmd->add_option("--tls-cert-file", options->cert_file, "Serving certificate (PEM)");
+  cmd->add_option("--tls-private-key-file", options->key_file, "Serving key (PEM)");
+  cmd->footer(
+      "Without --tls-cert-file and --tls-private-key-file the apiserver serves plain HTTP, and "
+      "only on a loopback --bind-address.");
+  cmd->callback([options, &exit_code] {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    try {
+      apiserver::ApiServer server(*options);
+      server.start();
+      std::cout << "skiff apiserver: serving " << server.url() << " (data in " << options->data_dir
+                << ")" << std::endl;
+      int sig = waitForSignal(signals);
+      std::cout << "skiff apiserver: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << ", shutting down" << std::endl;
+      server.stop();
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace skiff::cli

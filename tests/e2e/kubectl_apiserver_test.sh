@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Drives a running `skiff apiserver` with the real kubectl: what a user does first.
+# Usage: kubectl_apiserver_test.sh SKIFF_BINARY SOURCE_DIR
+set -euo pipefail
+skiff=$1
+source_dir=$2
+work=$(mktemp -d /tmp/skiff-e2e-kubectl.XXXXXX)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$work/server.log" >&2; exit 1; }
+expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
+
+"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+  grep -q "serving" "$work/server.log" && break
+  sleep 0.1
+done
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/server.log") || fail "the server did not start"
+k() { kubectl --server "$url" "$@"; }
+
+expect_eq "$(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["major"])')" \
+  "1" "server version"
+# Output is captured before grep reads it: grep -q would close the pipe early (SIGPIPE).
+resources=$(k api-resources -o name)
+grep -qx "deployments.apps" <<<"$resources" || fail "api-resources lacks deployments.apps"
+grep -qx "endpointslices.discovery.k8s.io" <<<"$resources" || fail "api-resources lacks endpointslices"
+expect_eq "$(k get ns -o name | sort | tr '\n' ' ')" \
+  "namespace/default namespace/kube-node-lease namespace/kube-public namespace/kube-system " "system namespaces"
+
+# Create the examples, read them back in several shapes.
+k create --validate=false -f "$source_dir/examples/web.yaml" >/dev/null
+expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "3 1" "deployment fields"
+expect_eq "$(k get svc -o name | tr '\n' ' ')" "service/web service/web-nodeport " "services"
+grep -q "image: skiff.local/busybox-httpd:1.35" <<<"$(k get deploy web -o yaml)" || fail "yaml output"
+expect_eq "$(k get svc -l app=nothing -o name)" "" "label selector"
+k create --validate=false -f "$source_dir/examples/web.yaml" 2>"$work/err" && fail "a second create succeeded"
+grep -q 'AlreadyExists\|already exists' "$work/err" || fail "second create: $(cat "$work/err")"
+
+# Replace (PUT) changes the spec and bumps the generation.
+k get deploy web -o json | python3 -c '
+import json, sys
+d = json.load(sys.stdin); d["spec"]["replicas"] = 4; json.dump(d, sys.stdout)' >"$work/web.json"
+k replace --validate=false -f "$work/web.json" >/dev/null
+expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "4 2" "replace"
+
+# A watch sees a change made by another client.
+timeout 5 kubectl --server "$url" get deploy web -w -o jsonpath='{.spec.replicas}{"\n"}' >"$work/watch" 2>&1 &
+watcher=$!
+sleep 1
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); d["spec"]["replicas"] = 6; del d["metadata"]["resourceVersion"]
+json.dump(d, open(sys.argv[2], "w"))' "$work/web.json" "$work/web6.json"
+k replace --validate=false -f "$work/web6.json" >/dev/null
+wait "$watcher" || true
+grep -qx 6 "$work/watch" || fail "the watch did not see replicas 6: $(cat "$work/watch")"
+
+# Delete, and errors as kubectl reports them.
+k delete -f "$source_dir/examples/web.yaml" >/dev/null
+k get deploy web 2>"$work/err" && fail "deleted deployment still there"
+grep -q 'NotFound' "$work/err" || fail "get after delete: $(cat "$work/err")"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n' >"$work/cm.yaml"
+k create --validate=false -n nowhere -f "$work/cm.yaml" 2>"$work/err" && fail "created in a missing namespace"
+grep -q 'namespaces "nowhere" not found' "$work/err" || fail "missing namespace: $(cat "$work/err")"
+
+# Clean shutdown on SIGTERM.
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "the server exited with an error on SIGTERM"
+server_pid=
+grep -q "shutting down" "$work/server.log" || fail "no shutdown message"
+echo "kubectl e2e: all checks passed"
