@@ -5,6 +5,7 @@
 #include "control/api/codec.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/object_meta.h"
+#include "control/apiserver/patch.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/version.h"
@@ -167,6 +168,34 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
 // The subresources Skiff serves today.
 bool servedSubresource(std::string_view s) {
   return s == "status" || s == "scale" || s == "binding";
+}
+
+// Applies a PATCH body to an object's JSON form by its content type.
+api::Value patchValue(const HttpRequest& request, const api::Value& current,
+                      const google::protobuf::Descriptor* type) {
+  std::string content_type = mediaType(request.header("content-type"));
+  api::Value patch;
+  try {
+    patch = api::parseDocuments(request.body).at(0);
+  } catch (const api::DecodeError& e) {
+    throw badRequest(std::string("the patch is not valid JSON or YAML: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw badRequest("the patch is empty");
+  }
+  if (content_type == "application/merge-patch+json") return applyMergePatch(current, patch);
+  if (content_type == "application/json-patch+json") return applyJsonPatch(current, patch);
+  if (content_type == "application/strategic-merge-patch+json") {
+    return applyStrategicMergePatch(current, patch, type);
+  }
+  if (content_type == "application/apply-patch+yaml") {
+    throw ApiError(415, "UnsupportedMediaType",
+                   "server-side apply (application/apply-patch+yaml) is not served by this Skiff "
+                   "version yet; use client-side kubectl apply");
+  }
+  throw ApiError(415, "UnsupportedMediaType",
+                 "the body of the request was in an unknown format (" + content_type +
+                     ") - accepted media types include: application/json-patch+json, "
+                     "application/merge-patch+json, application/strategic-merge-patch+json");
 }
 
 }  // namespace
@@ -401,11 +430,24 @@ void ApiHandler::handleResource(
     auto spec_field = object->GetDescriptor()->FindFieldByName("spec");
     auto* spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
     auto replicas_field = spec->GetDescriptor()->FindFieldByName("replicas");
-    if (verb == "update") {
+    if (verb == "update" || verb == "patch") {
       api::autoscaling::v1::Scale scale;
       std::vector<api::Diagnostic> warnings;
-      api::decodeJson(request.body, scale,
+      try {
+        if (verb == "update") {
+          api::decodeJson(request.body, scale,
+                          {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+        } else {
+          // The patch applies to the Scale view of the object.
+          api::autoscaling::v1::Scale view;
+          view.mutable_metadata()->set_name(meta(*object).name());
+          view.mutable_spec()->set_replicas(spec->GetReflection()->GetInt32(*spec, replicas_field));
+          api::decode(patchValue(request, api::encode(view), view.GetDescriptor()), scale,
                       {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+        }
+      } catch (const api::DecodeError& e) {
+        throw badRequest(e.what());
+      }
       if (!scale.metadata().resource_version().empty() &&
           scale.metadata().resource_version() != meta(*object).resource_version()) {
         throw staleUpdate(storage.groupResource(), info.name);
@@ -540,10 +582,41 @@ void ApiHandler::handleResource(
     response.status = 200;
     response.body = std::move(body);
   } else if (verb == "patch") {
-    throw ApiError(415, "UnsupportedMediaType",
-                   "PATCH is not served yet by this Skiff version; use PUT");
+    patch(request, info, storage, response);
   } else {
     throw methodNotAllowed();
+  }
+}
+
+void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
+                       ResourceStorage& storage, HttpResponse& response) {
+  std::string ns = storage.type().namespaced ? info.namespace_ : "";
+  bool status_only = info.subresource == "status";
+  bool dry = dryRun(request);
+  // Without a resourceVersion in the patch a conflict means someone else wrote in between:
+  // apply the patch again to the new object, as Kubernetes does.
+  for (int attempt = 0;; ++attempt) {
+    MessagePtr current = storage.get(ns, info.name);
+    api::Value patched = patchValue(request, api::encode(*current), current->GetDescriptor());
+    MessagePtr next = storage.type().newMessage();
+    std::vector<api::Diagnostic> warnings;
+    try {
+      api::decode(patched, *next,
+                  {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+    } catch (const api::DecodeError& e) {
+      throw ApiError(422, "Invalid", std::string("the patched object is invalid: ") + e.what());
+    }
+    bool pinned = meta(*next).resource_version() != meta(*current).resource_version() ||
+                  request.body.find("resourceVersion") != std::string::npos;
+    try {
+      MessagePtr updated = storage.update(ns, info.name, std::move(next), status_only, dry);
+      for (const auto& w : warnings)
+        response.headers.emplace_back("Warning", warningHeader(w));
+      respondObject(request, response, 200, *updated);
+      return;
+    } catch (const ApiError& e) {
+      if (e.code() != 409 || pinned || attempt >= 5) throw;
+    }
   }
 }
 

@@ -47,6 +47,8 @@ class ApiHandler {
   void watch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              const ListRequest& list,
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
+             HttpResponse& response);
   void bind(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
 
   store::Store& store_;

@@ -61,6 +61,29 @@ k replace --validate=false -f "$work/web6.json" >/dev/null
 wait "$watcher" || true
 grep -qx 6 "$work/watch" || fail "the watch did not see replicas 6: $(cat "$work/watch")"
 
+# PATCH as kubectl sends it: scale (merge patch on /scale), label and annotate, the three patch types.
+k scale deploy web --replicas=7 >/dev/null
+expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas}')" "7" "scale"
+k label deploy web tier=front >/dev/null
+k annotate deploy web note=hi >/dev/null
+k patch deploy web --type merge -p '{"spec":{"paused":true}}' >/dev/null
+k patch deploy web --type json -p '[{"op":"replace","path":"/spec/replicas","value":4}]' >/dev/null
+k patch deploy web -p '{"spec":{"template":{"spec":{"containers":[{"name":"httpd","image":"x:2"}]}}}}' >/dev/null
+expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.labels.tier} {.metadata.annotations.note} {.spec.paused} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}')" \
+  "4 front hi true x:2 8080" "patches"
+k label deploy web tier- >/dev/null
+expect_eq "$(k get deploy web -o jsonpath='{.metadata.labels}')" '{"app":"web"}' "unlabel"
+
+# Client-side apply: the second apply is a three-way strategic merge patch.
+k delete deploy web >/dev/null
+k apply --validate=false -f "$source_dir/examples/web.yaml" >"$work/apply1"
+grep -q "deployment.apps/web created" "$work/apply1" || fail "first apply: $(cat "$work/apply1")"
+sed 's/replicas: 3/replicas: 2/' "$source_dir/examples/web.yaml" >"$work/web2.yaml"
+k apply --validate=false -f "$work/web2.yaml" >"$work/apply2"
+grep -q "deployment.apps/web configured" "$work/apply2" || fail "second apply: $(cat "$work/apply2")"
+grep -q "service/web unchanged" "$work/apply2" || fail "second apply: $(cat "$work/apply2")"
+expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "2 2" "re-apply"
+
 # Delete, and errors as kubectl reports them.
 k delete -f "$source_dir/examples/web.yaml" >/dev/null
 k get deploy web 2>"$work/err" && fail "deleted deployment still there"
