@@ -5,6 +5,7 @@
 #include "control/api/codec.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/object_meta.h"
+#include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
@@ -198,6 +199,23 @@ api::Value patchValue(const HttpRequest& request, const api::Value& current,
                      "application/merge-patch+json, application/strategic-merge-patch+json");
 }
 
+// A body that does not decode, as Kubernetes words it: unknown and duplicate fields under Strict
+// are a "strict decoding error"; anything else says which kind could not be read and why.
+ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type) {
+  bool strict_only = true;
+  for (const auto& d : e.diagnostics()) {
+    strict_only = strict_only && (d.message == "unknown field" || d.message == "duplicate field");
+  }
+  std::string message;
+  for (const auto& d : e.diagnostics()) {
+    if (!message.empty()) message += ", ";
+    message += strict_only ? d.message + " \"" + d.path + "\"" : d.toString();
+  }
+  return badRequest(strict_only ? "strict decoding error: " + message
+                                : type.kind + " in version \"" + type.version +
+                                      "\" cannot be handled as a " + type.kind + ": " + message);
+}
+
 }  // namespace
 
 ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
@@ -251,6 +269,20 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
     response.status = ok ? 200 : 503;
     response.content_type = "text/plain; charset=utf-8";
     response.body = ok ? "ok" : "not ready";
+    return true;
+  }
+  if (path == "/openapi/v3" || path == "/openapi/v3/") {
+    response.content_type = "application/json";
+    response.body = OpenApi::instance().index();
+    return true;
+  }
+  if (path.starts_with("/openapi/v3/")) {
+    auto doc = OpenApi::instance().document(std::string_view(path).substr(12));
+    if (!doc) return false;
+    response.content_type = "application/json";
+    // The hash in the URL names this exact document: clients may cache it for good.
+    response.headers.emplace_back("Cache-Control", "public, immutable");
+    response.body = *doc;
     return true;
   }
   if (path == "/version") {
@@ -368,19 +400,7 @@ MessagePtr ApiHandler::decodeBody(const HttpRequest& request, const ResourceStor
         type == "application/yaml" ? api::parseYaml(request.body) : api::parseJson(request.body);
     api::decode(value, *object, options);
   } catch (const api::DecodeError& e) {
-    bool strict_only = true;
-    for (const auto& d : e.diagnostics()) {
-      strict_only = strict_only && (d.message == "unknown field" || d.message == "duplicate field");
-    }
-    std::string message;
-    for (const auto& d : e.diagnostics()) {
-      if (!message.empty()) message += ", ";
-      message += strict_only ? d.message + " \"" + d.path + "\"" : d.toString();
-    }
-    throw badRequest(strict_only
-                         ? "strict decoding error: " + message
-                         : storage.type().kind + " in version \"" + storage.type().version +
-                               "\" cannot be handled as a " + storage.type().kind + ": " + message);
+    throw decodeFailure(e, storage.type());
   }
   for (const auto& w : warnings)
     response.headers.emplace_back("Warning", warningHeader(w));
@@ -604,7 +624,7 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
       api::decode(patched, *next,
                   {.unknown_fields = fieldValidation(request), .warnings = &warnings});
     } catch (const api::DecodeError& e) {
-      throw ApiError(422, "Invalid", std::string("the patched object is invalid: ") + e.what());
+      throw decodeFailure(e, storage.type());
     }
     bool pinned = meta(*next).resource_version() != meta(*current).resource_version() ||
                   request.body.find("resourceVersion") != std::string::npos;

@@ -158,8 +158,8 @@ std::optional<std::string> canonicalIp(std::string_view s) {
 bool validDnsName(std::string_view s) {
   if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.') return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '*' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '*' || c == '_';
   });
 }
 
@@ -269,7 +269,8 @@ X509Ptr newCert(const Subject& subject, EVP_PKEY* key, std::chrono::seconds vali
           "X509_NAME_add_entry_by_txt");
   };
   if (subject.organizations) {
-    for (const auto& o : *subject.organizations) addEntry("O", o);
+    for (const auto& o : *subject.organizations)
+      addEntry("O", o);
   }
   addEntry("CN", subject.common_name);
   check(X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name),
@@ -278,8 +279,7 @@ X509Ptr newCert(const Subject& subject, EVP_PKEY* key, std::chrono::seconds vali
   if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300)) fail("notBefore");
   long days = static_cast<long>(validity.count() / 86400);
   long seconds = static_cast<long>(validity.count() % 86400);
-  if (!X509_time_adj_ex(X509_getm_notAfter(cert.get()), static_cast<int>(days), seconds,
-                        nullptr)) {
+  if (!X509_time_adj_ex(X509_getm_notAfter(cert.get()), static_cast<int>(days), seconds, nullptr)) {
     fail("notAfter");
   }
   check(X509_set_pubkey(cert.get(), key), "X509_set_pubkey");
@@ -310,7 +310,9 @@ CertKeyPem issueLeaf(const CertKeyPem& ca, const Subject& subject, const char* e
 
 // ------------------------------------------------------------------------------------- files
 
-std::string errnoText(int err) { return std::strerror(err); }
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
 
 // The file's contents, or nullopt when it does not exist. Other errors throw, naming the file.
 std::optional<std::string> readFileIfExists(const std::string& path) {
@@ -467,7 +469,8 @@ CertificateInfo inspectCertificate(std::string_view cert_pem, std::string_view s
   }
   uint32_t flags = X509_get_extension_flags(cert.get());
   info.is_ca = (flags & EXFLAG_CA) != 0;
-  info.key_cert_sign = (flags & EXFLAG_KUSAGE) && (X509_get_key_usage(cert.get()) & KU_KEY_CERT_SIGN);
+  info.key_cert_sign =
+      (flags & EXFLAG_KUSAGE) && (X509_get_key_usage(cert.get()) & KU_KEY_CERT_SIGN);
   uint32_t xku = (flags & EXFLAG_XKUSAGE) ? X509_get_extended_key_usage(cert.get()) : 0;
   info.server_auth = (xku & XKU_SSL_SERVER) != 0;
   info.client_auth = (xku & XKU_SSL_CLIENT) != 0;
@@ -653,7 +656,8 @@ TokenFile TokenFile::parse(std::string_view text, std::string_view source) {
   for (auto& [line, record] : parseCsv(text, source)) {
     std::string where = std::string(source) + ":" + std::to_string(line) + ": ";
     if (record.size() < 3) {
-      throw PkiError(where + "a token needs at least 3 columns (token, user name, user uid), found " +
+      throw PkiError(where +
+                     "a token needs at least 3 columns (token, user name, user uid), found " +
                      std::to_string(record.size()));
     }
     if (record[0].empty()) continue;
@@ -700,7 +704,9 @@ std::string TokenFile::serialize() const {
   return out;
 }
 
-void TokenFile::save(const std::string& path) const { writeFileAtomic(path, serialize(), 0600); }
+void TokenFile::save(const std::string& path) const {
+  writeFileAtomic(path, serialize(), 0600);
+}
 
 const TokenEntry* TokenFile::authenticate(std::string_view token) const {
   if (token.empty()) return nullptr;
@@ -732,7 +738,8 @@ void TokenFile::add(TokenEntry entry) {
 
 PkiPaths pkiPaths(std::string_view data_dir) {
   std::string dir = std::string(data_dir);
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
   dir += "/pki";
   return {dir,
           dir + "/ca.crt",
@@ -762,8 +769,10 @@ SubjectAltNames requiredServingSans(const PkiOptions& options) {
   if (!hostname.empty()) addSan(sans, hostname);
   addSan(sans, "127.0.0.1");
   addSan(sans, "::1");
-  for (const auto& ip : firstServiceIps(options.service_cidr)) addSan(sans, ip);
-  for (const auto& extra : options.extra_sans) addSan(sans, extra);
+  for (const auto& ip : firstServiceIps(options.service_cidr))
+    addSan(sans, ip);
+  for (const auto& extra : options.extra_sans)
+    addSan(sans, extra);
   sortUnique(sans.dns_names);
   sortUnique(sans.ip_addresses);
   return sans;
@@ -844,7 +853,8 @@ PkiState ensurePki(const PkiOptions& options) {
                          paths.serving_cert, paths.serving_key);
     if (reason.empty()) {
       CertificateInfo info = inspectCertificate(*cert, paths.serving_cert);
-      for (auto& d : info.sans.dns_names) d = toLower(d);
+      for (auto& d : info.sans.dns_names)
+        d = toLower(d);
       std::string missing;
       if (!covers(info.sans.dns_names, want.dns_names, missing)) {
         reason = "does not cover DNS " + missing;
@@ -867,8 +877,7 @@ PkiState ensurePki(const PkiOptions& options) {
       state.admin_token = admin->token;
     } else {
       state.admin_token = generateToken();
-      tokens.add({state.admin_token, options.admin_user, options.admin_user,
-                  options.admin_groups});
+      tokens.add({state.admin_token, options.admin_user, options.admin_user, options.admin_groups});
       tokens.save(paths.tokens);
     }
   }

@@ -64,8 +64,7 @@ struct CertificateInfo {
 enum class CertPurpose { kServer, kClient };
 
 // Self-signed CA certificate (CA:TRUE, keyCertSign, cRLSign) with a new key.
-CertKeyPem generateCa(std::string_view common_name,
-                      std::chrono::seconds validity = kCaValidity);
+CertKeyPem generateCa(std::string_view common_name, std::chrono::seconds validity = kCaValidity);
 
 // A serving certificate (serverAuth) for `sans`, with a new key, signed by `ca`.
 CertKeyPem issueServingCertificate(const CertKeyPem& ca, std::string_view common_name,
@@ -161,8 +160,8 @@ struct PkiOptions {
 struct PkiState {
   PkiPaths paths;
   std::string ca_cert_pem;
-  std::string ca_fingerprint;  // SHA-256, hex
-  bool ca_created = false;     // this call made the CA
+  std::string ca_fingerprint;   // SHA-256, hex
+  bool ca_created = false;      // this call made the CA
   bool serving_issued = false;  // this call (re)issued the serving certificate
   std::string serving_reason;   // why: "missing", "does not cover IP 10.0.0.5", "expires ..."
   std::string admin_token;      // the admin user's token (empty without admin_user)

@@ -34,19 +34,19 @@ expect_eq "$(k get ns -o name | sort | tr '\n' ' ')" \
   "namespace/default namespace/kube-node-lease namespace/kube-public namespace/kube-system " "system namespaces"
 
 # Create the examples, read them back in several shapes.
-k create --validate=false -f "$source_dir/examples/web.yaml" >/dev/null
+k create -f "$source_dir/examples/web.yaml" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "3 1" "deployment fields"
 expect_eq "$(k get svc -o name | tr '\n' ' ')" "service/web service/web-nodeport " "services"
 grep -q "image: skiff.local/busybox-httpd:1.35" <<<"$(k get deploy web -o yaml)" || fail "yaml output"
 expect_eq "$(k get svc -l app=nothing -o name)" "" "label selector"
-k create --validate=false -f "$source_dir/examples/web.yaml" 2>"$work/err" && fail "a second create succeeded"
+k create -f "$source_dir/examples/web.yaml" 2>"$work/err" && fail "a second create succeeded"
 grep -q 'AlreadyExists\|already exists' "$work/err" || fail "second create: $(cat "$work/err")"
 
 # Replace (PUT) changes the spec and bumps the generation.
 k get deploy web -o json | python3 -c '
 import json, sys
 d = json.load(sys.stdin); d["spec"]["replicas"] = 4; json.dump(d, sys.stdout)' >"$work/web.json"
-k replace --validate=false -f "$work/web.json" >/dev/null
+k replace -f "$work/web.json" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "4 2" "replace"
 
 # A watch sees a change made by another client.
@@ -57,7 +57,7 @@ python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1])); d["spec"]["replicas"] = 6; del d["metadata"]["resourceVersion"]
 json.dump(d, open(sys.argv[2], "w"))' "$work/web.json" "$work/web6.json"
-k replace --validate=false -f "$work/web6.json" >/dev/null
+k replace -f "$work/web6.json" >/dev/null
 wait "$watcher" || true
 grep -qx 6 "$work/watch" || fail "the watch did not see replicas 6: $(cat "$work/watch")"
 
@@ -76,20 +76,28 @@ expect_eq "$(k get deploy web -o jsonpath='{.metadata.labels}')" '{"app":"web"}'
 
 # Client-side apply: the second apply is a three-way strategic merge patch.
 k delete deploy web >/dev/null
-k apply --validate=false -f "$source_dir/examples/web.yaml" >"$work/apply1"
+k apply -f "$source_dir/examples/web.yaml" >"$work/apply1"
 grep -q "deployment.apps/web created" "$work/apply1" || fail "first apply: $(cat "$work/apply1")"
 sed 's/replicas: 3/replicas: 2/' "$source_dir/examples/web.yaml" >"$work/web2.yaml"
-k apply --validate=false -f "$work/web2.yaml" >"$work/apply2"
+k apply -f "$work/web2.yaml" >"$work/apply2"
 grep -q "deployment.apps/web configured" "$work/apply2" || fail "second apply: $(cat "$work/apply2")"
 grep -q "service/web unchanged" "$work/apply2" || fail "second apply: $(cat "$work/apply2")"
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "2 2" "re-apply"
+
+# kubectl validates through the server (OpenAPI v3 says fieldValidation is supported): a typo is
+# refused with its path, on create and on apply alike.
+sed 's/imagePullPolicy/imagePullPolcy/' "$work/web2.yaml" >"$work/typo.yaml"
+k apply -f "$work/typo.yaml" 2>"$work/err" && fail "apply of a typo succeeded"
+grep -q 'strict decoding error: unknown field "spec.template.spec.containers\[0\].imagePullPolcy"' "$work/err" ||
+  fail "typo: $(cat "$work/err")"
+grep -q "FIELD: replicas <integer>" <<<"$(k explain deployment.spec.replicas)" || fail "explain"
 
 # Delete, and errors as kubectl reports them.
 k delete -f "$source_dir/examples/web.yaml" >/dev/null
 k get deploy web 2>"$work/err" && fail "deleted deployment still there"
 grep -q 'NotFound' "$work/err" || fail "get after delete: $(cat "$work/err")"
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n' >"$work/cm.yaml"
-k create --validate=false -n nowhere -f "$work/cm.yaml" 2>"$work/err" && fail "created in a missing namespace"
+k create -n nowhere -f "$work/cm.yaml" 2>"$work/err" && fail "created in a missing namespace"
 grep -q 'namespaces "nowhere" not found' "$work/err" || fail "missing namespace: $(cat "$work/err")"
 
 # Clean shutdown on SIGTERM.
