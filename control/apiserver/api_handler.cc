@@ -3,10 +3,12 @@
 #include <chrono>
 
 #include "control/api/codec.h"
+#include "control/api/time.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
+#include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/version.h"
@@ -500,7 +502,15 @@ void ApiHandler::handleResource(
   }
 
   if (verb == "get") {
-    respondObject(request, response, 200, *storage.get(ns, info.name));
+    MessagePtr object = storage.get(ns, info.name);
+    if (acceptsTable(request.header("accept"))) {
+      respondJson(
+          response, 200,
+          makeTable(type, {object.get()}, parseIncludeObject(queryValue(request, "includeObject")),
+                    meta(*object).resource_version(), "", api::now().seconds));
+      return;
+    }
+    respondObject(request, response, 200, *object);
   } else if (verb == "list" || verb == "watch") {
     ListRequest list{.labels = labelSelector(request),
                      .fields = fieldSelector(request, storage),
@@ -518,6 +528,15 @@ void ApiHandler::handleResource(
     std::string limit = queryValue(request, "limit");
     if (!limit.empty()) list.limit = parseTimeout(limit, 0);
     ListResponse result = storage.list(ns, list);
+    if (acceptsTable(request.header("accept"))) {
+      std::vector<const Message*> objects;
+      for (const auto& item : result.items)
+        objects.push_back(item.get());
+      respondJson(response, 200,
+                  makeTable(type, objects, parseIncludeObject(queryValue(request, "includeObject")),
+                            result.resource_version, result.continue_token, api::now().seconds));
+      return;
+    }
     std::string body = R"({"apiVersion":")" + type.apiVersion() + R"(","kind":")" + type.kind +
                        R"(List","metadata":{"resourceVersion":")" + result.resource_version + "\"";
     if (!result.continue_token.empty()) body += R"(,"continue":")" + result.continue_token + "\"";
@@ -695,9 +714,17 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
   }
 
   HttpResponse head{200, "application/json", {}, ""};
+  // kubectl get -w asks for each event's object as a one-row Table.
+  bool table = acceptsTable(request.header("accept"));
+  TableObjects include = parseIncludeObject(queryValue(request, "includeObject"));
   auto send = [&](ResponseStream& out, std::string_view type, const Message& object) {
     std::string line = R"({"type":")" + std::string(type) + R"(","object":)";
-    line += api::encodeJson(object);
+    if (table && type != "ERROR" && type != "BOOKMARK") {
+      line += api::writeJson(makeTable(storage.type(), {&object}, include,
+                                       meta(object).resource_version(), "", api::now().seconds));
+    } else {
+      line += api::encodeJson(object);
+    }
     line += "}\n";
     return out.write(line);
   };

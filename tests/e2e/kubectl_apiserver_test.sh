@@ -37,6 +37,11 @@ expect_eq "$(k get ns -o name | sort | tr '\n' ' ')" \
 k create -f "$source_dir/examples/web.yaml" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "3 1" "deployment fields"
 expect_eq "$(k get svc -o name | tr '\n' ' ')" "service/web service/web-nodeport " "services"
+# Server-side tables: kubectl's columns for each kind, -o wide included.
+expect_eq "$(k get deploy | head -1 | tr -s ' ')" "NAME READY UP-TO-DATE AVAILABLE AGE" "deployment columns"
+grep -q "web-nodeport NodePort .* 80:30080/TCP" <<<"$(k get svc | tr -s ' ')" || fail "service row: $(k get svc)"
+expect_eq "$(k get deploy -o wide | head -1 | tr -s ' ')" \
+  "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR" "wide columns"
 grep -q "image: skiff.local/busybox-httpd:1.35" <<<"$(k get deploy web -o yaml)" || fail "yaml output"
 expect_eq "$(k get svc -l app=nothing -o name)" "" "label selector"
 k create -f "$source_dir/examples/web.yaml" 2>"$work/err" && fail "a second create succeeded"

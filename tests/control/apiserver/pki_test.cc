@@ -87,8 +87,8 @@ TEST_F(PkiTest, EnsureCreatesCaServingCertAndToken) {
   EXPECT_NEAR(days(serving.not_after - now), 365, 1);
   EXPECT_THAT(serving.sans.dns_names,
               UnorderedElementsAre("localhost", "kubernetes", "kubernetes.default",
-                                   "kubernetes.default.svc",
-                                   "kubernetes.default.svc.cluster.local", "node-1"));
+                                   "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+                                   "node-1"));
   EXPECT_THAT(serving.sans.ip_addresses, UnorderedElementsAre("127.0.0.1", "::1", "10.96.0.1"));
   EXPECT_EQ(verifyCertificate(state.ca_cert_pem, serving_pem, CertPurpose::kServer), "");
   // serverAuth only: not usable as a client certificate.
@@ -169,15 +169,16 @@ TEST_F(PkiTest, ServingCertNearExpiryIsReissued) {
 TEST_F(PkiTest, ServingCertFromAnotherCaIsReissued) {
   PkiState first = ensurePki(options_);
   CertKeyPem other = generateCa("other");
-  CertKeyPem foreign = issueServingCertificate(other, "kube-apiserver", requiredServingSans(options_));
+  CertKeyPem foreign =
+      issueServingCertificate(other, "kube-apiserver", requiredServingSans(options_));
   write(first.paths.serving_cert, foreign.cert_pem);
   write(first.paths.serving_key, foreign.key_pem);
   PkiState second = ensurePki(options_);
   EXPECT_TRUE(second.serving_issued);
   EXPECT_THAT(second.serving_reason, HasSubstr("does not verify against the CA"));
-  EXPECT_EQ(verifyCertificate(second.ca_cert_pem, read(first.paths.serving_cert),
-                              CertPurpose::kServer),
-            "");
+  EXPECT_EQ(
+      verifyCertificate(second.ca_cert_pem, read(first.paths.serving_cert), CertPurpose::kServer),
+      "");
 }
 
 TEST_F(PkiTest, CorruptOrHalfCaIsAnErrorAndNeverOverwritten) {
