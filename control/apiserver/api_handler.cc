@@ -221,7 +221,7 @@ ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type)
 }  // namespace
 
 ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
-    : store_(store), options_(std::move(options)) {
+    : store_(store), options_(std::move(options)), services_(store, options_.services) {
   for (const auto& t : api::Registry::builtin().types()) {
     if (!t.served()) continue;
     storages_.emplace(storageKey(t.group, t.version, t.plural),
@@ -560,15 +560,31 @@ void ApiHandler::handleResource(
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
     if (type.namespaced) checkNamespaceWritable(ns);
+    bool dry = dryRun(request);
     if (type.kind == "Namespace") {
       dynamic_cast<api::core::v1::Namespace&>(*object).mutable_status()->set_phase("Active");
     }
-    respondObject(request, response, 201, *storage.create(ns, std::move(object), dryRun(request)));
+    auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
+    if (service != nullptr) {
+      service->mutable_metadata()->set_namespace_(ns);
+      services_.admitCreate(*service, dry);
+    }
+    api::core::v1::Service allocated;
+    if (service != nullptr) allocated = *service;
+    MessagePtr created;
+    try {
+      created = storage.create(ns, std::move(object), dry);
+    } catch (...) {
+      if (service != nullptr && !dry) services_.release(allocated);
+      throw;
+    }
+    respondObject(request, response, 201, *created);
   } else if (verb == "update") {
     MessagePtr object = decodeBody(request, storage, response);
     bool status_only = info.subresource == "status";
-    respondObject(request, response, 200,
-                  *storage.update(ns, info.name, std::move(object), status_only, dryRun(request)));
+    respondObject(
+        request, response, 200,
+        *admitAndUpdate(storage, ns, info.name, std::move(object), status_only, dryRun(request)));
   } else if (verb == "delete") {
     api::meta::v1::DeleteOptions options;
     if (!request.body.empty()) {
@@ -583,6 +599,10 @@ void ApiHandler::handleResource(
     std::string policy = queryValue(request, "propagationPolicy");
     if (!policy.empty()) options.set_propagation_policy(policy);
     MessagePtr result = storage.remove(ns, info.name, options, dryRun(request));
+    if (const auto* service = dynamic_cast<const api::core::v1::Service*>(result.get());
+        service != nullptr && !dryRun(request) && !meta(*result).has_deletion_timestamp()) {
+      services_.release(*service);
+    }
     if (meta(*result).has_deletion_timestamp() && !dryRun(request)) {
       try {
         respondObject(request, response, 200, *storage.get(ns, info.name));
@@ -610,6 +630,10 @@ void ApiHandler::handleResource(
       const auto& m = meta(*item);
       try {
         MessagePtr deleted = storage.remove(m.namespace_(), m.name(), {}, dry);
+        if (const auto* service = dynamic_cast<const api::core::v1::Service*>(deleted.get());
+            service != nullptr && !dry && !meta(*deleted).has_deletion_timestamp()) {
+          services_.release(*service);
+        }
         if (!first) body += ',';
         first = false;
         body += api::encodeJson(*deleted, api::JsonStyle::kCompact, {.type_meta = false});
@@ -648,7 +672,8 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
     bool pinned = meta(*next).resource_version() != meta(*current).resource_version() ||
                   request.body.find("resourceVersion") != std::string::npos;
     try {
-      MessagePtr updated = storage.update(ns, info.name, std::move(next), status_only, dry);
+      MessagePtr updated =
+          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry);
       for (const auto& w : warnings)
         response.headers.emplace_back("Warning", warningHeader(w));
       respondObject(request, response, 200, *updated);
@@ -656,6 +681,26 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
     } catch (const ApiError& e) {
       if (e.code() != 409 || pinned || attempt >= 5) throw;
     }
+  }
+}
+
+MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::string& ns,
+                                      const std::string& name, MessagePtr next, bool status_only,
+                                      bool dry) {
+  auto* service = dynamic_cast<api::core::v1::Service*>(next.get());
+  if (service == nullptr || status_only) {
+    return storage.update(ns, name, std::move(next), status_only, dry);
+  }
+  MessagePtr current = storage.get(ns, name);
+  const auto& old = dynamic_cast<const api::core::v1::Service&>(*current);
+  service->mutable_metadata()->set_namespace_(ns);
+  services_.admitUpdate(old, *service, dry);
+  api::core::v1::Service attempted = *service;
+  try {
+    return storage.update(ns, name, std::move(next), status_only, dry);
+  } catch (...) {
+    if (!dry) services_.releaseNewNodePorts(old, attempted);
+    throw;
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/resource_storage.h"
+#include "control/apiserver/service_admission.h"
 #include "control/store/store.h"
 
 namespace skiff::apiserver {
@@ -17,6 +18,7 @@ struct ApiHandlerOptions {
   // How long a watch may stay open when the client names no timeoutSeconds.
   int default_watch_timeout_seconds = 1800;
   int bookmark_interval_seconds = 60;
+  ServiceAdmissionOptions services;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
@@ -49,6 +51,9 @@ class ApiHandler {
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
   void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              HttpResponse& response);
+  // Updates an object after the admission its kind needs (Service addresses).
+  MessagePtr admitAndUpdate(ResourceStorage& storage, const std::string& ns,
+                            const std::string& name, MessagePtr next, bool status_only, bool dry);
   void bind(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
 
   store::Store& store_;
@@ -56,6 +61,7 @@ class ApiHandler {
   // One storage per kind, built at start and never changed: lookups need no lock.
   std::map<std::string, std::unique_ptr<ResourceStorage>, std::less<>> storages_;
   std::atomic<bool> ready_{true};
+  ServiceAdmission services_;
 };
 
 }  // namespace skiff::apiserver

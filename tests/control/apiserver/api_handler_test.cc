@@ -248,5 +248,60 @@ TEST_F(ApiHandlerTest, WatchFromACompactedVersionIsGone) {
   EXPECT_EQ(e.find("object")->find("code")->asInt(), 410);
 }
 
+TEST_F(ApiHandlerTest, ServicesGetAddressesOnceAndGiveThemBack) {
+  auto svc = [](const std::string& name, const std::string& extra) {
+    return R"({"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name + R"("},"spec":{)" +
+           extra + R"(}})";
+  };
+  Reply a = call(http::verb::post, "/api/v1/namespaces/default/services",
+                 svc("a", R"("ports":[{"port":80}])"));
+  ASSERT_EQ(a.status, 201) << a.body;
+  api::Value spec = *a.json().find("spec");
+  std::string ip = spec.find("clusterIP")->text();
+  EXPECT_TRUE(ip.starts_with("10.96.")) << ip;
+  EXPECT_EQ(spec.find("clusterIPs")->items()[0].text(), ip);
+  EXPECT_EQ(spec.find("type")->text(), "ClusterIP");
+  EXPECT_EQ(spec.find("ports")->items()[0].find("targetPort")->asInt(), 80);
+  EXPECT_EQ(spec.find("ports")->items()[0].find("protocol")->text(), "TCP");
+
+  // The same ClusterIP or NodePort cannot be had twice.
+  Reply same_ip = call(http::verb::post, "/api/v1/namespaces/default/services",
+                       svc("b", R"("clusterIP":")" + ip + R"(","ports":[{"port":80}])"));
+  EXPECT_EQ(same_ip.status, 422);
+  EXPECT_NE(same_ip.body.find("provided IP is already allocated"), std::string::npos);
+  Reply np = call(http::verb::post, "/api/v1/namespaces/default/services",
+                  svc("np", R"("type":"NodePort","ports":[{"port":80,"nodePort":30080}])"));
+  ASSERT_EQ(np.status, 201) << np.body;
+  EXPECT_EQ(call(http::verb::post, "/api/v1/namespaces/default/services",
+                 svc("np2", R"("type":"NodePort","ports":[{"port":80,"nodePort":30080}])"))
+                .status,
+            422);
+  Reply auto_port = call(http::verb::post, "/api/v1/namespaces/default/services",
+                         svc("np3", R"("type":"NodePort","ports":[{"port":81}])"));
+  int allocated = static_cast<int>(
+      auto_port.json().find("spec")->find("ports")->items()[0].find("nodePort")->asInt());
+  EXPECT_GE(allocated, 30000);
+  EXPECT_LE(allocated, 32767);
+
+  // Deleting gives the port back; clusterIP may not change.
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/namespaces/default/services/np").status, 200);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/namespaces/default/services",
+                 svc("np2", R"("type":"NodePort","ports":[{"port":80,"nodePort":30080}])"))
+                .status,
+            201);
+  Reply moved = call(http::verb::put, "/api/v1/namespaces/default/services/a",
+                     svc("a", R"("clusterIP":"10.96.9.9","ports":[{"port":80}])"));
+  EXPECT_EQ(moved.status, 422);
+  Reply kept = call(http::verb::put, "/api/v1/namespaces/default/services/a",
+                    svc("a", R"("ports":[{"port":8080}])"));
+  EXPECT_EQ(kept.json().find("spec")->find("clusterIP")->text(), ip);
+
+  Reply bad =
+      call(http::verb::post, "/api/v1/namespaces/default/services",
+           svc("bad", R"("ports":[{"port":70000,"protocol":"XTP"},{"port":1,"nodePort":5}])"));
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(bad.json().find("details")->find("causes")->items().size(), 5u) << bad.body;
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
