@@ -1,0 +1,109 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/store/store.h"
+
+namespace skiff::store {
+
+struct SqliteOptions {
+  // The database file; its directory must exist. Created when missing, with its `-wal` and `-shm`
+  // companions next to it.
+  std::string path;
+  // Acknowledged writes survive a power loss (PRAGMA synchronous=FULL). false = synchronous=OFF:
+  // acknowledged writes survive a crash of the process but not of the machine. Tests only.
+  bool fsync = true;
+  // Periodic compaction: every `compaction_interval` (0 = never), the history older than
+  // `compaction_retention` is forgotten (compaction to the revision that was current then).
+  std::chrono::milliseconds compaction_interval = std::chrono::minutes(5);
+  std::chrono::milliseconds compaction_retention = std::chrono::minutes(5);
+  // Revisions compacted per transaction: writes wait at most one such step.
+  int64_t compaction_step_revisions = 2000;
+  // Group commit: at most this many writes, and value bytes, in one transaction.
+  size_t max_batch_writes = 1024;
+  size_t max_batch_bytes = 32u << 20;
+  // Read connections; more concurrent reads wait for a free one.
+  size_t read_connections = 4;
+  // The in-memory event log watchers share; a watcher that falls further behind is ended with
+  // kCompacted (a watcher still replaying history from the database is not).
+  size_t watch_window_events = 20000;
+  size_t watch_window_bytes = 128u << 20;
+  // The largest database file; writes beyond it fail with kUnavailable until a compaction frees
+  // space (etcd's quota-backend-bytes). 0 = no limit.
+  int64_t quota_bytes = 0;
+  // A background thread copies the write-ahead log into the database once it holds this much.
+  int64_t checkpoint_wal_bytes = 16 << 20;
+  // Runs PRAGMA quick_check when opening an existing database (time grows with its size).
+  bool check_on_open = true;
+};
+
+struct SqliteStats {
+  int64_t revision = 0;
+  int64_t compacted_revision = 0;
+  int64_t rows = 0;  // history rows kept (one per revision)
+  int64_t page_size = 0;
+  int64_t page_count = 0;      // the database's size in pages
+  int64_t freelist_count = 0;  // pages in it that are unused
+  int64_t db_file_bytes = 0;
+  int64_t wal_file_bytes = 0;
+  uint64_t commits = 0;         // write transactions committed (group commits)
+  uint64_t syncs = 0;           // fsyncs of the log (one covers every commit before it)
+  uint64_t writes = 0;          // writes acknowledged as applied
+  uint64_t failed_batches = 0;  // transactions rolled back on an I/O or database error
+  size_t watches = 0;           // open watches
+};
+
+// The embedded store: one SQLite database in WAL mode, kine's one-row-per-revision layout.
+//
+// Writes are queued to one writer thread, which applies everything queued as one transaction
+// (group commit: each write's precondition checked in order, each success taking the next
+// revision). A sync thread makes committed transactions durable with one fdatasync of the log for
+// all of them (meanwhile the writer commits the next ones), then publishes their events to the
+// watches and has them acknowledged. A failed transaction is rolled back whole and every write in
+// it fails. Reads use a small pool of read connections and never see past the last durable
+// revision. A background thread copies the log into the database file (checkpoints); the writer
+// compacts history in small steps between batches.
+class SqliteStore final : public Store {
+ public:
+  // Opens the database at `options.path`, creating it when missing. Throws StoreError:
+  // kUnavailable when its directory is missing, the file cannot be opened or another store holds
+  // it; kCorrupt when it is not a Skiff store database or fails its check.
+  static std::unique_ptr<SqliteStore> open(const SqliteOptions& options);
+  // Applies the writes already queued, ends every watch (kUnavailable) and closes the database.
+  ~SqliteStore() override;
+
+  std::optional<KeyValue> get(std::string_view key) override;
+  ListResult list(std::string_view prefix, const ListOptions& options = {}) override;
+  int64_t create(std::string_view key, std::string_view value) override;
+  int64_t update(std::string_view key, std::string_view value,
+                 int64_t expected_mod_revision) override;
+  KeyValue remove(std::string_view key, int64_t expected_mod_revision) override;
+  WatchPtr watch(std::string_view prefix, int64_t start_revision) override;
+  // Returns once the history before `revision` is deleted and its pages released. Compacting at
+  // or below the current compaction point does nothing; above the current revision is
+  // kFutureRevision.
+  void compact(int64_t revision) override;
+  int64_t currentRevision() override;
+  int64_t compactedRevision() override;
+
+  // Sizes and counters; `rows` counts the history table (time grows with its size).
+  SqliteStats stats();
+  // PRAGMA integrity_check: the problems found, none when the database is sound.
+  std::vector<std::string> integrityCheck();
+  const std::string& path() const;
+
+ private:
+  class Impl;
+
+  explicit SqliteStore(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace skiff::store

@@ -1,0 +1,640 @@
+#include "control/store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/control/store/store_test_util.h"
+
+extern char** environ;
+
+namespace skiff::store {
+namespace {
+
+using testing::readEvents;
+using testing::storeErrorOf;
+using testing::TempDir;
+using namespace std::chrono_literals;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  SqliteOptions options() const {
+    SqliteOptions options;
+    options.path = dir_.file("store.db");
+    options.fsync = false;
+    return options;
+  }
+
+  TempDir dir_;
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Runs a raw SQL statement on a database file, outside the store.
+void rawSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, MissingDirectoryIsAClearError) {
+  SqliteOptions options = this->options();
+  options.path = dir_.file("no/such/dir/store.db");
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options); });
+  EXPECT_EQ(error.code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(contains(error.what(), options.path)) << error.what();
+  EXPECT_TRUE(contains(error.what(), "does not exist")) << error.what();
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("no")));
+}
+
+TEST_F(SqliteStoreTest, DirectoryAsDatabaseIsAClearError) {
+  SqliteOptions options = this->options();
+  options.path = dir_.path().string();
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options); });
+  EXPECT_EQ(error.code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(contains(error.what(), "is a directory")) << error.what();
+}
+
+TEST_F(SqliteStoreTest, FileThatIsNotADatabaseIsCorrupt) {
+  SqliteOptions options = this->options();
+  {
+    std::ofstream out(options.path);
+    for (int i = 0; i < 200; ++i) {
+      out << "this is a text file, not a database\n";
+    }
+  }
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options); });
+  EXPECT_EQ(error.code(), ErrorCode::kCorrupt);
+  EXPECT_TRUE(contains(error.what(), options.path)) << error.what();
+}
+
+TEST_F(SqliteStoreTest, DamagedDatabaseIsCorrupt) {
+  SqliteOptions options = this->options();
+  {
+    auto store = SqliteStore::open(options);
+    for (int i = 0; i < 400; ++i) {
+      store->create("/d/" + std::to_string(i), std::string(1000, 'v'));
+    }
+  }
+  ASSERT_FALSE(std::filesystem::exists(options.path + "-wal")) << "closing checkpoints the log";
+  const auto size = std::filesystem::file_size(options.path);
+  {
+    std::fstream file(options.path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(size / 4));
+    std::string garbage(size / 4, '\xa5');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options); });
+  EXPECT_EQ(error.code(), ErrorCode::kCorrupt);
+  EXPECT_TRUE(contains(error.what(), options.path)) << error.what();
+}
+
+TEST_F(SqliteStoreTest, ForeignSqliteDatabaseIsRejected) {
+  SqliteOptions options = this->options();
+  rawSql(options.path, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);");
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options); });
+  EXPECT_EQ(error.code(), ErrorCode::kCorrupt);
+  EXPECT_TRUE(contains(error.what(), "not a Skiff store")) << error.what();
+}
+
+TEST_F(SqliteStoreTest, OnlyOneStoreOpensAFile) {
+  auto first = SqliteStore::open(options());
+  first->create("/k", "v");
+  StoreError error = storeErrorOf([&] { SqliteStore::open(options()); });
+  EXPECT_EQ(error.code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(contains(error.what(), "in use")) << error.what();
+  first.reset();
+  auto second = SqliteStore::open(options());
+  EXPECT_EQ(second->get("/k")->value, "v");
+}
+
+TEST_F(SqliteStoreTest, GroupCommitPutsConcurrentWritesInOneTransaction) {
+  SqliteOptions options = this->options();
+  options.fsync = true;
+  auto store = SqliteStore::open(options);
+  constexpr int kThreads = 32;
+  constexpr int kWrites = 20;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites; ++i) {
+        store->create("/g/" + std::to_string(t) + "/" + std::to_string(i), "v");
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  SqliteStats stats = store->stats();
+  EXPECT_EQ(stats.writes, uint64_t{kThreads * kWrites});
+  EXPECT_EQ(stats.revision, 1 + kThreads * kWrites);  // an empty store is at revision 1
+  EXPECT_LT(stats.commits, stats.writes) << "no two writes shared a transaction";
+  EXPECT_EQ(store->list("/g/").count, kThreads * kWrites);
+}
+
+// Writes until the database is full: each batch commits whole or not at all.
+TEST_F(SqliteStoreTest, FullDatabaseFailsWholeBatchesAndKeepsAcknowledgedWrites) {
+  SqliteOptions options = this->options();
+  options.quota_bytes = 1 << 20;
+  std::mutex mu;
+  std::map<std::string, std::string> acknowledged;
+  std::set<std::string> failed;
+  std::vector<std::string> errors;
+  {
+    auto store = SqliteStore::open(options);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0, failures = 0; failures < 3 && i < 1000; ++i) {
+          const std::string key = "/q/" + std::to_string(t) + "/" + std::to_string(i);
+          const std::string value(8000 + t, static_cast<char>('a' + t));
+          try {
+            store->create(key, value);
+            std::lock_guard lock(mu);
+            acknowledged[key] = value;
+          } catch (const StoreError& e) {
+            std::lock_guard lock(mu);
+            failed.insert(key);
+            if (e.code() != ErrorCode::kUnavailable || !contains(e.what(), "full")) {
+              errors.push_back(e.what());
+            }
+            ++failures;
+          }
+        }
+      });
+    }
+    for (auto& thread : threads) {
+      thread.join();
+    }
+    EXPECT_TRUE(errors.empty()) << errors.front();
+    EXPECT_FALSE(failed.empty());
+    EXPECT_GT(acknowledged.size(), 10u);
+    SqliteStats stats = store->stats();
+    EXPECT_GE(stats.failed_batches, 1u);
+    EXPECT_EQ(stats.writes, acknowledged.size());
+    EXPECT_EQ(store->list("/q/").count, static_cast<int64_t>(acknowledged.size()));
+    EXPECT_TRUE(store->integrityCheck().empty());
+  }
+  options.quota_bytes = 0;
+  auto store = SqliteStore::open(options);
+  for (const auto& [key, value] : acknowledged) {
+    auto kv = store->get(key);
+    ASSERT_TRUE(kv.has_value()) << key;
+    EXPECT_TRUE(kv->value == value) << key;
+  }
+  for (const std::string& key : failed) {
+    EXPECT_FALSE(store->get(key).has_value()) << key;
+  }
+  store->create("/q/after", std::string(100000, 'x'));
+}
+
+TEST_F(SqliteStoreTest, CompactionKeepsTheDatabaseBounded) {
+  SqliteOptions options = this->options();
+  options.compaction_step_revisions = 500;
+  options.checkpoint_wal_bytes = 2 << 20;
+  auto store = SqliteStore::open(options);
+  constexpr int kKeys = 10;
+  constexpr int kCycles = 4;
+  constexpr int kWritesPerCycle = 2000;
+  const std::string filler(4096, 'f');
+  int64_t first_peak = 0;
+  int64_t written = 0;
+  int64_t largest_db_file = 0;
+  int64_t largest_wal_file = 0;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    for (int i = 0; i < kWritesPerCycle; ++i) {
+      const std::string key = "/churn/" + std::to_string(i % kKeys);
+      const std::string value = std::to_string(cycle * kWritesPerCycle + i) + filler;
+      if (cycle == 0 && i < kKeys) {
+        store->create(key, value);
+      } else {
+        store->update(key, value, 0);
+      }
+      written += static_cast<int64_t>(value.size()) * 2;
+    }
+    SqliteStats before = store->stats();
+    largest_db_file = std::max(largest_db_file, before.db_file_bytes);
+    largest_wal_file = std::max(largest_wal_file, before.wal_file_bytes);
+    EXPECT_EQ(before.rows, (cycle == 0 ? 0 : kKeys) + kWritesPerCycle);
+    store->compact(store->currentRevision());
+    SqliteStats after = store->stats();
+    largest_db_file = std::max(largest_db_file, after.db_file_bytes);
+    largest_wal_file = std::max(largest_wal_file, after.wal_file_bytes);
+    EXPECT_EQ(after.rows, kKeys);
+    EXPECT_EQ(after.compacted_revision, after.revision);
+    EXPECT_LT(after.page_count * 4, before.page_count) << "pages were not released";
+    EXPECT_LT(after.freelist_count, 16);
+    if (cycle == 0) {
+      first_peak = before.page_count;
+    } else {
+      EXPECT_LE(before.page_count, first_peak + first_peak / 4) << "cycle " << cycle;
+    }
+  }
+  ListResult result = store->list("/churn/");
+  ASSERT_EQ(result.count, kKeys);
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_EQ(
+        result.kvs[k].value,
+        std::to_string((kCycles - 1) * kWritesPerCycle + kWritesPerCycle - kKeys + k) + filler);
+  }
+  // The files too: the database file never holds much more than one cycle's history, the log
+  // is cut back after checkpoints; together far below the bytes written.
+  EXPECT_LE(largest_db_file, first_peak * store->stats().page_size * 5 / 4 + (1 << 20));
+  EXPECT_LE(largest_wal_file, 5 * options.checkpoint_wal_bytes);
+  EXPECT_LT(largest_db_file + largest_wal_file, written / 2);
+  store.reset();
+  EXPECT_LT(std::filesystem::file_size(options.path), 1u << 20);
+}
+
+TEST_F(SqliteStoreTest, InterruptedCompactionResumesAtOpen) {
+  SqliteOptions options = this->options();
+  {
+    auto store = SqliteStore::open(options);
+    store->create("/i/k", "0");
+    for (int i = 1; i < 300; ++i) {
+      store->update("/i/k", std::to_string(i), 0);
+    }
+  }
+  // As if the process stopped right after moving the compaction point.
+  // Revisions: the create is 2, update i is i + 2.
+  rawSql(options.path, "UPDATE meta SET value = 250 WHERE name = 'compact_revision'");
+  auto store = SqliteStore::open(options);
+  EXPECT_EQ(store->compactedRevision(), 250);
+  EXPECT_STORE_ERROR(ErrorCode::kCompacted, store->list("/i/", {.revision = 249}));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (store->stats().rows != 52 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(store->stats().rows, 52);  // revisions 250 to 301
+  EXPECT_EQ(store->list("/i/", {.revision = 250}).kvs.at(0).value, "248");
+  EXPECT_EQ(store->get("/i/k")->value, "299");
+}
+
+TEST_F(SqliteStoreTest, PeriodicCompactionFollowsTheRetentionWindow) {
+  SqliteOptions options = this->options();
+  options.compaction_interval = 50ms;
+  options.compaction_retention = 200ms;
+  auto store = SqliteStore::open(options);
+  const int64_t early = store->create("/p/k", "0");
+  for (int i = 1; i < 20; ++i) {
+    store->update("/p/k", std::to_string(i), 0);
+  }
+  const int64_t settled = store->currentRevision();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (store->compactedRevision() < settled && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(store->compactedRevision(), settled);
+  EXPECT_GT(store->compactedRevision(), early);
+  // What was written just now stays readable for a retention window.
+  const int64_t fresh = store->update("/p/k", "fresh", 0);
+  EXPECT_LT(store->compactedRevision(), fresh);
+  EXPECT_EQ(store->list("/p/", {.revision = settled}).kvs.at(0).value, "19");
+}
+
+TEST_F(SqliteStoreTest, WatcherThatFallsBehindIsEndedWithCompacted) {
+  SqliteOptions options = this->options();
+  options.watch_window_events = 50;
+  auto store = SqliteStore::open(options);
+  WatchPtr slow = store->watch("/s/", 0);
+  std::vector<Event> events;
+  ASSERT_TRUE(slow->next(events, 1ms));  // joined the live stream
+  for (int i = 0; i < 200; ++i) {
+    store->create("/s/" + std::to_string(i), "v");
+  }
+  EXPECT_FALSE(slow->next(events, 100ms));
+  EXPECT_TRUE(events.empty());
+  ASSERT_TRUE(slow->error().has_value());
+  EXPECT_EQ(slow->error()->code(), ErrorCode::kCompacted);
+  EXPECT_TRUE(contains(slow->error()->what(), "behind")) << slow->error()->what();
+  // What the watcher does next: relist, watch from the list's revision.
+  ListResult relist = store->list("/s/");
+  EXPECT_EQ(relist.count, 200);
+  WatchPtr again = store->watch("/s/", relist.revision);
+  store->create("/s/next", "v");
+  events = readEvents(*again, 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kv.key, "/s/next");
+}
+
+TEST_F(SqliteStoreTest, WatchBehindTheWindowReplaysFromTheDatabaseThenFollows) {
+  SqliteOptions options = this->options();
+  options.watch_window_events = 64;
+  auto store = SqliteStore::open(options);
+  const int64_t start = store->currentRevision();
+  for (int i = 0; i < 2500; ++i) {
+    store->create("/h/" + std::to_string(i), std::to_string(i));
+  }
+  for (int i = 0; i < 500; ++i) {
+    store->create("/other/" + std::to_string(i), "x");
+  }
+  WatchPtr watch = store->watch("/h/", start);
+  std::thread writer([&] {
+    for (int i = 2500; i < 2600; ++i) {
+      store->create("/h/" + std::to_string(i), std::to_string(i));
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::vector<Event> events = readEvents(*watch, 2600, 30s);
+  writer.join();
+  ASSERT_EQ(events.size(), 2600u) << (watch->error() ? watch->error()->what() : "");
+  int64_t previous = start;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_GT(events[i].kv.mod_revision, previous);
+    previous = events[i].kv.mod_revision;
+    EXPECT_EQ(events[i].kv.key, "/h/" + std::to_string(i));
+  }
+  EXPECT_EQ(watch->progressRevision(), store->currentRevision());
+}
+
+TEST_F(SqliteStoreTest, ReplayedEventsEqualLiveEvents) {
+  SqliteOptions options = this->options();
+  auto store = SqliteStore::open(options);
+  const int64_t start = store->create("/e/seed", "s");
+  WatchPtr live = store->watch("/e/", start);
+  store->create("/e/a", "a1");
+  store->update("/e/a", "a2", 0);
+  store->create("/e/b", std::string(70000, 'b'));
+  store->remove("/e/a", 0);
+  store->create("/e/a", "a3");
+  store->update("/e/b", "b2", 0);
+  store->remove("/e/seed", 0);
+  std::vector<Event> expected = readEvents(*live, 7);
+  ASSERT_EQ(expected.size(), 7u);
+  live.reset();
+  store.reset();
+  store = SqliteStore::open(options);  // the in-memory log is empty: history comes from the file
+  WatchPtr replay = store->watch("/e/", start);
+  std::vector<Event> replayed = readEvents(*replay, 7);
+  ASSERT_EQ(replayed.size(), 7u);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    SCOPED_TRACE(testing::describe(expected[i]));
+    EXPECT_EQ(replayed[i].type, expected[i].type);
+    EXPECT_EQ(replayed[i].kv.key, expected[i].kv.key);
+    EXPECT_EQ(replayed[i].kv.value, expected[i].kv.value);
+    EXPECT_EQ(replayed[i].kv.create_revision, expected[i].kv.create_revision);
+    EXPECT_EQ(replayed[i].kv.mod_revision, expected[i].kv.mod_revision);
+    ASSERT_EQ(replayed[i].prev.has_value(), expected[i].prev.has_value());
+    if (expected[i].prev) {
+      EXPECT_EQ(replayed[i].prev->key, expected[i].prev->key);
+      EXPECT_EQ(replayed[i].prev->value, expected[i].prev->value);
+      EXPECT_EQ(replayed[i].prev->create_revision, expected[i].prev->create_revision);
+      EXPECT_EQ(replayed[i].prev->mod_revision, expected[i].prev->mod_revision);
+    }
+  }
+}
+
+TEST_F(SqliteStoreTest, WatchOutlivesTheStore) {
+  auto store = SqliteStore::open(options());
+  WatchPtr watch = store->watch("/", 0);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(50ms);
+    store.reset();
+  });
+  std::vector<Event> events;
+  bool alive = true;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (alive && std::chrono::steady_clock::now() < deadline) {
+    alive = watch->next(events, 1s);
+  }
+  closer.join();
+  EXPECT_FALSE(alive);
+  ASSERT_TRUE(watch->error().has_value());
+  EXPECT_EQ(watch->error()->code(), ErrorCode::kUnavailable);
+}
+
+TEST_F(SqliteStoreTest, ReadsSeeConsistentSnapshotsWhileWritesGoOn) {
+  auto store = SqliteStore::open(options());
+  constexpr int kKeys = 400;
+  auto keyOf = [](int i) {
+    char buffer[16];
+    std::snprintf(buffer, sizeof(buffer), "/s/%04d", i);
+    return std::string(buffer);
+  };
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < kKeys; ++i) {
+      store->create(keyOf(i), std::to_string(i));
+    }
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  std::atomic<int> lists{0};
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      int64_t last_count = 0;
+      while (!done.load()) {
+        ListResult result = store->list("/s/");
+        ++lists;
+        // Keys are created in order: a snapshot holds exactly the first `count` of them.
+        ASSERT_EQ(static_cast<int64_t>(result.kvs.size()), result.count);
+        ASSERT_GE(result.count, last_count);
+        last_count = result.count;
+        for (int64_t i = 0; i < result.count; ++i) {
+          ASSERT_EQ(result.kvs[i].key, keyOf(static_cast<int>(i)));
+          ASSERT_LE(result.kvs[i].mod_revision, result.revision);
+        }
+        if (result.count > 0) {
+          EXPECT_EQ(result.kvs.back().mod_revision, result.revision);
+        }
+      }
+    });
+  }
+  writer.join();
+  for (auto& reader : readers) {
+    reader.join();
+  }
+  EXPECT_GT(lists.load(), 3);
+  EXPECT_EQ(store->list("/s/").count, kKeys);
+}
+
+// A child process running store_crash_writer, its stdout on a pipe.
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+};
+
+Child spawnWriter(const std::string& db, int round, const char* mode) {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  std::string program = STORE_CRASH_WRITER;
+  std::string round_text = std::to_string(round);
+  std::string mode_text = mode;
+  std::string db_text = db;
+  char* argv[] = {program.data(), db_text.data(), round_text.data(), mode_text.data(), nullptr};
+  Child child;
+  EXPECT_EQ(posix_spawn(&child.pid, program.c_str(), &actions, nullptr, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  child.out = fds[0];
+  return child;
+}
+
+// Reads the child's complete lines until `deadline`, its end of output, or `enough` lines.
+void readLines(int fd, std::string& pending, std::vector<std::string>& lines,
+               std::chrono::steady_clock::time_point deadline, size_t enough = SIZE_MAX) {
+  char buffer[65536];
+  while (lines.size() < enough) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready <= 0) continue;
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n <= 0) return;
+    pending.append(buffer, static_cast<size_t>(n));
+    size_t end;
+    while ((end = pending.find('\n')) != std::string::npos) {
+      lines.push_back(pending.substr(0, end));
+      pending.erase(0, end + 1);
+    }
+  }
+}
+
+struct Outcome {
+  std::map<std::string, int64_t> created;  // acknowledged creates
+  std::set<std::string> removing;          // removes asked for (maybe applied)
+  std::map<std::string, int64_t> removed;  // acknowledged removes
+  std::map<std::string, std::string> failed;
+  int64_t max_revision = 0;
+};
+
+Outcome parse(const std::vector<std::string>& lines) {
+  Outcome outcome;
+  for (const std::string& line : lines) {
+    std::istringstream in(line);
+    std::string kind, key, rest;
+    in >> kind >> key >> rest;
+    if (kind == "C") {
+      outcome.created[key] = std::stoll(rest);
+    } else if (kind == "R") {
+      outcome.removing.insert(key);
+    } else if (kind == "D") {
+      outcome.removed[key] = std::stoll(rest);
+    } else if (kind == "F") {
+      outcome.failed[key] = rest;
+    } else {
+      ADD_FAILURE() << "unexpected line from the writer: " << line;
+      continue;
+    }
+    if (kind == "C" || kind == "D") {
+      outcome.max_revision = std::max<int64_t>(outcome.max_revision, std::stoll(rest));
+    }
+  }
+  return outcome;
+}
+
+void expectAcknowledgedWritesPresent(SqliteStore& store, const Outcome& outcome) {
+  EXPECT_TRUE(store.integrityCheck().empty());
+  EXPECT_GE(store.currentRevision(), outcome.max_revision);
+  for (const auto& [key, revision] : outcome.created) {
+    if (outcome.removed.count(key) != 0) {
+      EXPECT_FALSE(store.get(key).has_value()) << key << " was removed";
+    } else if (outcome.removing.count(key) == 0) {
+      auto kv = store.get(key);
+      ASSERT_TRUE(kv.has_value()) << "acknowledged create lost: " << key;
+      EXPECT_EQ(kv->create_revision, revision) << key;
+      EXPECT_EQ(kv->value.rfind("v" + key + "-", 0), 0u) << key;
+    }
+  }
+  for (const auto& [key, code] : outcome.failed) {
+    EXPECT_FALSE(store.get(key).has_value()) << "failed create applied: " << key;
+  }
+}
+
+TEST_F(SqliteStoreTest, AcknowledgedWritesSurviveSigkill) {
+  const std::string db = dir_.file("crash.db");
+  std::random_device device;
+  const unsigned seed = device();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> delay_ms(50, 400);
+  size_t total = 0;
+  for (int round = 0; round < 8; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Child child = spawnWriter(db, round, "crash");
+    std::string pending;
+    std::vector<std::string> lines;
+    // Kill once the writer is writing, at a random moment.
+    readLines(child.out, pending, lines, std::chrono::steady_clock::now() + 5s, 1);
+    readLines(child.out, pending, lines,
+              std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(random)));
+    ::kill(child.pid, SIGKILL);
+    readLines(child.out, pending, lines, std::chrono::steady_clock::now() + 5s);
+    ::close(child.out);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "the writer ended by itself, status " << status;
+    Outcome outcome = parse(lines);
+    total += outcome.created.size();
+
+    SqliteOptions options;
+    options.path = db;
+    auto store = SqliteStore::open(options);
+    expectAcknowledgedWritesPresent(*store, outcome);
+  }
+  EXPECT_GT(total, 100u);
+}
+
+TEST_F(SqliteStoreTest, IoErrorsFailWritesWithoutHalfAppliedBatches) {
+  const std::string db = dir_.file("fsize.db");
+  {
+    SqliteOptions options;
+    options.path = db;
+    SqliteStore::open(options)->create("/before", "v");
+  }
+  Child child = spawnWriter(db, 0, "fsize");
+  std::string pending;
+  std::vector<std::string> lines;
+  readLines(child.out, pending, lines, std::chrono::steady_clock::now() + 20s);
+  ::close(child.out);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  Outcome outcome = parse(lines);
+  EXPECT_FALSE(outcome.created.empty());
+  ASSERT_FALSE(outcome.failed.empty());
+  for (const auto& [key, code] : outcome.failed) {
+    EXPECT_TRUE(code == errorCodeName(ErrorCode::kUnavailable) ||
+                code == errorCodeName(ErrorCode::kInternal))
+        << key << ": " << code;
+  }
+  SqliteOptions options;
+  options.path = db;
+  auto store = SqliteStore::open(options);
+  expectAcknowledgedWritesPresent(*store, outcome);
+  EXPECT_TRUE(store->get("/before").has_value());
+  store->create("/after", std::string(100000, 'x'));
+}
+
+}  // namespace
+}  // namespace skiff::store
