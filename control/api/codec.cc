@@ -10,6 +10,7 @@
 
 #include <google/protobuf/descriptor.pb.h>
 
+#include "control/api/base64.h"
 #include "control/api/quantity.h"
 #include "control/api/time.h"
 #include "control/api/yaml.h"
@@ -58,75 +59,6 @@ const FieldIndex& fieldIndex(const Descriptor* d) {
   auto [it, inserted] = local.try_emplace(d, nullptr);
   if (inserted) it->second = &buildFieldIndex(d);
   return *it->second;
-}
-
-// ------------------------------------------------------------------ base64 for bytes fields
-
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64Encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                 static_cast<uint8_t>(in[i + 2]);
-    out += kBase64[(n >> 18) & 63];
-    out += kBase64[(n >> 12) & 63];
-    out += kBase64[(n >> 6) & 63];
-    out += kBase64[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = static_cast<uint8_t>(in[i]) << 16;
-    out += kBase64[(n >> 18) & 63];
-    out += kBase64[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-    out += kBase64[(n >> 18) & 63];
-    out += kBase64[(n >> 12) & 63];
-    out += kBase64[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-// Standard base64 with padding, as Go's encoding/json reads []byte (newlines are tolerated).
-bool base64Decode(std::string_view in, std::string& out) {
-  out.clear();
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t chars = 0, pad = 0;
-  for (char c : in) {
-    if (c == '\n' || c == '\r') continue;
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '+') {
-      v = 62;
-    } else if (c == '/') {
-      v = 63;
-    } else if (c == '=') {
-      ++pad;
-      ++chars;
-      continue;
-    } else {
-      return false;
-    }
-    if (pad > 0) return false;  // data after padding
-    ++chars;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return chars % 4 == 0 && pad <= 2;
 }
 
 // ------------------------------------------------------------------ decoder
@@ -351,12 +283,12 @@ class Decoder {
           return;
         }
         if (f->type() == FieldDescriptor::TYPE_BYTES) {
-          std::string raw;
-          if (!base64Decode(s, raw)) {
+          auto raw = base64Decode(s);
+          if (!raw) {
             report(v.mark(), "illegal base64 data");
             return;
           }
-          s = std::move(raw);
+          s = std::move(*raw);
         }
         add ? r->AddString(&m, f, std::move(s)) : r->SetString(&m, f, std::move(s));
         return;

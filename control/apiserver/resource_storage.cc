@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "control/api/base64.h"
 #include "control/api/json.h"
 #include "control/api/time.h"
 #include "control/apiserver/object_meta.h"
@@ -13,59 +14,20 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
-constexpr std::string_view kBase64 =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kBase64[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kBase64[(acc << (6 - bits)) & 63];
-  while (out.size() % 4 != 0)
-    out += '=';
-  return out;
-}
-
-std::optional<std::string> unbase64(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    size_t v = kBase64.find(c);
-    if (v == std::string_view::npos) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
 // Kubernetes' continue token: where the next page starts and the revision every page is read at.
 std::string encodeContinue(int64_t revision, std::string_view last_key) {
   api::Value v = api::Value::object();
   v.append("v", api::Value::string("meta.k8s.io/v1"));
   v.append("rv", api::Value::integer(revision));
   v.append("start", api::Value::string(std::string(last_key)));
-  return base64(api::writeJson(v));
+  return api::base64Encode(api::writeJson(v));
 }
 
 std::pair<int64_t, std::string> decodeContinue(std::string_view token) {
   auto fail = [] {
     return badRequest("continue key is not valid: the token must come from a previous list");
   };
-  auto json = unbase64(token);
+  auto json = api::base64Decode(token);
   if (!json) throw fail();
   try {
     api::Value v = api::parseJson(*json);
@@ -205,7 +167,7 @@ MessagePtr ResourceStorage::decode(const store::KeyValue& kv) const {
   return object;
 }
 
-MessagePtr ResourceStorage::get(std::string_view ns, std::string_view name) const {
+store::KeyValue ResourceStorage::read(std::string_view ns, std::string_view name) const {
   std::optional<store::KeyValue> kv;
   try {
     kv = store_.get(key(ns, name));
@@ -213,7 +175,11 @@ MessagePtr ResourceStorage::get(std::string_view ns, std::string_view name) cons
     throwStoreError(e, groupResource(), name);
   }
   if (!kv) throw notFound(groupResource(), name);
-  return decode(*kv);
+  return std::move(*kv);
+}
+
+MessagePtr ResourceStorage::get(std::string_view ns, std::string_view name) const {
+  return decode(read(ns, name));
 }
 
 bool ResourceStorage::matches(const Message& object, const ListRequest& request) const {
@@ -345,13 +311,7 @@ MessagePtr ResourceStorage::create(std::string_view ns, MessagePtr object, bool 
 
 MessagePtr ResourceStorage::update(std::string_view ns, std::string_view name, MessagePtr object,
                                    bool status_only, bool dry_run) {
-  std::optional<store::KeyValue> kv;
-  try {
-    kv = store_.get(key(ns, name));
-  } catch (const store::StoreError& e) {
-    throwStoreError(e, groupResource(), name);
-  }
-  if (!kv) throw notFound(groupResource(), name);
+  std::optional<store::KeyValue> kv = read(ns, name);
   MessagePtr current = decode(*kv);
   const auto& in = meta(*object);
   if (!in.name().empty() && in.name() != name) {
@@ -435,13 +395,7 @@ MessagePtr ResourceStorage::applyUpdate(std::string_view ns, std::string_view na
 
 MessagePtr ResourceStorage::remove(std::string_view ns, std::string_view name,
                                    const api::meta::v1::DeleteOptions& options, bool dry_run) {
-  std::optional<store::KeyValue> kv;
-  try {
-    kv = store_.get(key(ns, name));
-  } catch (const store::StoreError& e) {
-    throwStoreError(e, groupResource(), name);
-  }
-  if (!kv) throw notFound(groupResource(), name);
+  std::optional<store::KeyValue> kv = read(ns, name);
   MessagePtr current = decode(*kv);
   const auto& old_meta = meta(*current);
   if (options.has_preconditions()) {

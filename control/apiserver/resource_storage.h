@@ -79,6 +79,8 @@ class ResourceStorage {
 
  private:
   MessagePtr newObject() const { return type_.newMessage(); }
+  // The stored object, or 404.
+  store::KeyValue read(std::string_view ns, std::string_view name) const;
   bool hasStatus() const;
   MessagePtr applyUpdate(std::string_view ns, std::string_view name, const MessagePtr& current,
                          int64_t current_revision, MessagePtr next, bool dry_run);
