@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one header of map keys, map values and constants that the BPF programs of ebpf/bpf/ and the
+ * C++ loader and map writer of ebpf/ share. C-compatible: fixed-width types only, explicit
+ * padding (every pad is zero when written), no bitfields, no enums in structs. The C++ side checks
+ * every size and offset with static_assert (ebpf/abi.h).
+ *
+ * Byte order: addresses are 16 bytes in network order (an IPv4 address in the first 4 bytes, the
+ * other 12 zero: the layout of skiff::dataplane::IpAddress::bytes()); ports are in network order
+ * (__be16, as in the packet); everything else is in host order.
+ *
+ * The tables, in the style of Cilium's lb4/lb6 maps and Katran's vip/reals/ch_rings:
+ *
+ *   skiff_services   HASH       frontend (addr, port, family, proto) -> service value
+ *   skiff_backends   ARRAY      backend id -> backend (addr, port, owning service, flags)
+ *   skiff_rings      ARRAY_OF_MAPS ring id -> inner ARRAY of ring_size backend ids (Maglev)
+ *   skiff_ct         LRU_HASH   packet 5-tuple + direction -> conntrack entry (XDP path); the
+ *                               entry keeps the frontend the client addressed, which reverse
+ *                               NAT restores (a wildcard NodePort has no address of its own)
+ *   skiff_sock_revnat LRU_HASH  (socket cookie, backend addr, port) -> frontend (socket LB)
+ *   skiff_affinity   LRU_HASH   (service id, client) -> backend id + last use (ClientIP affinity)
+ *   skiff_src_ranges LPM_TRIE   (service id, family, prefix) -> allowed (loadBalancerSourceRanges)
+ *   skiff_svc_stats  PERCPU_ARRAY service id -> packets, bytes, new flows, drops by reason
+ *   skiff_be_stats   PERCPU_ARRAY backend id -> packets, bytes, new flows
+ *   skiff_global     PERCPU_ARRAY counter index -> count (drops no service can be charged with,
+ *                                 events such as conntrack insert failures)
+ *
+ * Maglev rings: ring sizes go up to 65537 entries per service, and most services use the default
+ * 16381. A flat array of max_services * 65537 entries would cost 256 KiB per service slot whether
+ * used or not (1 GiB for 4096 services), and a flat array at the default size could not hold the
+ * large rings. So the rings are an ARRAY_OF_MAPS whose inner maps are created per ring with
+ * exactly ring_size entries (the template carries BPF_F_INNER_MAP, so inner sizes may differ).
+ * Memory follows the services that exist; a ring whose size changes is built aside and swapped in
+ * with one update of the outer map (a packet sees the old or the new ring, never a mix); a ring
+ * whose backends change gets only its changed positions rewritten, in one batch. The service
+ * value carries ring_size, which the program uses for the modulo (the inner map's max_entries is
+ * not visible to the program).
+ *
+ * Rings exist per (service, family, scope), scope being dataplane::backendScope() (cluster or
+ * node-local): each frontend points each origin (external = XDP, in-cluster = socket LB) at the
+ * ring of its family and of the scope its kind and the traffic policies give that origin.
+ *
+ * Reverse NAT: the XDP path keeps the frontend in the conntrack entry (no frontend-indexed
+ * reverse-NAT table: a wildcard NodePort has no address of its own, and the entry is looked up
+ * anyway); the socket LB keys its reverse map by socket cookie and backend.
+ */
+#ifndef SKIFF_EBPF_LB_ABI_H
+#define SKIFF_EBPF_LB_ABI_H
+
+#ifdef __cplusplus
+#include <cstdint>
+typedef uint8_t skiff_u8;
+typedef uint16_t skiff_u16;
+typedef uint32_t skiff_u32;
+typedef uint64_t skiff_u64;
+typedef uint16_t skiff_be16;
+#else
+#include <linux/types.h>
+typedef __u8 skiff_u8;
+typedef __u16 skiff_u16;
+typedef __u32 skiff_u32;
+typedef __u64 skiff_u64;
+typedef __be16 skiff_be16;
+#endif
+
+/* Capacities (max_entries). The loader may lower or raise them before load. */
+#define SKIFF_MAX_FRONTENDS 65536
+#define SKIFF_MAX_SERVICES 16384
+#define SKIFF_MAX_BACKENDS 65536
+#define SKIFF_MAX_RINGS (2 * 2 * SKIFF_MAX_SERVICES) /* per service: 2 families x 2 origins */
+#define SKIFF_MAX_RING_SIZE 65537
+#define SKIFF_CT_SIZE 524288
+#define SKIFF_SOCK_REVNAT_SIZE 262144
+#define SKIFF_AFFINITY_SIZE 65536
+#define SKIFF_SRC_RANGES_SIZE 16384
+
+/* Id 0 of services, backends and rings is never used: a zero field means none. */
+#define SKIFF_ID_NONE 0
+
+/* Map names, as the BPF objects define them (and as they are pinned under SKIFF_PIN_DIR). */
+#define SKIFF_MAP_SERVICES "skiff_services"
+#define SKIFF_MAP_BACKENDS "skiff_backends"
+#define SKIFF_MAP_RINGS "skiff_rings"
+#define SKIFF_MAP_CT "skiff_ct"
+#define SKIFF_MAP_SOCK_REVNAT "skiff_sock_revnat"
+#define SKIFF_MAP_AFFINITY "skiff_affinity"
+#define SKIFF_MAP_SRC_RANGES "skiff_src_ranges"
+#define SKIFF_MAP_SVC_STATS "skiff_svc_stats"
+#define SKIFF_MAP_BE_STATS "skiff_be_stats"
+#define SKIFF_MAP_GLOBAL "skiff_global"
+
+/* Program names (the C function names of the entry points). */
+#define SKIFF_PROG_XDP "skiff_xdp_lb"
+#define SKIFF_PROG_CONNECT4 "skiff_connect4"
+#define SKIFF_PROG_CONNECT6 "skiff_connect6"
+#define SKIFF_PROG_SENDMSG4 "skiff_sendmsg4"
+#define SKIFF_PROG_SENDMSG6 "skiff_sendmsg6"
+#define SKIFF_PROG_RECVMSG4 "skiff_recvmsg4"
+#define SKIFF_PROG_RECVMSG6 "skiff_recvmsg6"
+#define SKIFF_PROG_GETPEERNAME4 "skiff_getpeername4"
+#define SKIFF_PROG_GETPEERNAME6 "skiff_getpeername6"
+
+/* Where the loader pins the maps. */
+#define SKIFF_PIN_DIR "/sys/fs/bpf/skiff"
+
+/* Address families as stored in keys (skiff::dataplane::AddressFamily). */
+#define SKIFF_AF_INET 4
+#define SKIFF_AF_INET6 6
+
+/* Where a new flow comes from (skiff::dataplane::TrafficOrigin): index into the per-origin
+ * fields of struct skiff_service. */
+#define SKIFF_ORIGIN_EXTERNAL 0   /* XDP on the node's interface */
+#define SKIFF_ORIGIN_IN_CLUSTER 1 /* socket LB: pods and the node itself */
+#define SKIFF_ORIGIN_COUNT 2
+
+/* Frontend kinds (skiff::dataplane::FrontendKind). */
+#define SKIFF_KIND_CLUSTER_IP 0
+#define SKIFF_KIND_NODE_PORT 1
+#define SKIFF_KIND_EXTERNAL_IP 2
+#define SKIFF_KIND_LOAD_BALANCER 3
+
+/* What new flows of one origin may use (skiff::dataplane::Selection). */
+#define SKIFF_SEL_READY 0
+#define SKIFF_SEL_SERVING_TERMINATING 1
+#define SKIFF_SEL_NO_BACKENDS 2
+#define SKIFF_SEL_NO_LOCAL_BACKENDS 3
+
+/* skiff_service.flags */
+#define SKIFF_SVC_F_AFFINITY (1u << 0)     /* sessionAffinity: ClientIP */
+#define SKIFF_SVC_F_SRC_RANGES (1u << 1)   /* check skiff_src_ranges (LoadBalancer with ranges) */
+/* New flows of that origin keep to node-local backends (dataplane::backendScope gave
+ * kNodeLocal: externalTrafficPolicy or internalTrafficPolicy Local, by frontend kind). */
+#define SKIFF_SVC_F_LOCAL_EXTERNAL (1u << 2)
+#define SKIFF_SVC_F_LOCAL_IN_CLUSTER (1u << 3)
+#define SKIFF_SVC_F_WILDCARD (1u << 4)     /* NodePort on every node address (addr all zero) */
+
+/* skiff_backend.flags: the EndpointSlice conditions. A backend id whose entry has family 0 is not
+ * listed in any service (removed): flows to it are reselected. */
+#define SKIFF_BE_F_READY (1u << 0)
+#define SKIFF_BE_F_SERVING (1u << 1)
+#define SKIFF_BE_F_TERMINATING (1u << 2)
+#define SKIFF_BE_F_LOCAL (1u << 3)
+/* In eligibleBackends() of its family for that scope: new flows (and affinity) may go to it.
+ * Maglev rings name only eligible backends; the bits let affinity check the same. */
+#define SKIFF_BE_F_ELIGIBLE_CLUSTER (1u << 4)
+#define SKIFF_BE_F_ELIGIBLE_LOCAL (1u << 5)
+
+/* Frontend key: what a packet's destination is matched on. 20 bytes. */
+struct skiff_frontend_key {
+	skiff_u8 addr[16];  /* network order; all zero for a wildcard NodePort */
+	skiff_be16 port;    /* network order */
+	skiff_u8 family;    /* SKIFF_AF_INET or SKIFF_AF_INET6 */
+	skiff_u8 proto;     /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+};
+
+/* Service value, per frontend. 40 bytes. */
+struct skiff_service {
+	skiff_u32 svc_id;          /* stats index, affinity and source-range key, backend owner */
+	skiff_u32 frontend_id;     /* its index in the service's frontends (tools; unused by BPF) */
+	skiff_u32 ring_id[SKIFF_ORIGIN_COUNT];    /* skiff_rings entry per origin */
+	skiff_u32 ring_size[SKIFF_ORIGIN_COUNT];  /* entries of that ring (prime, <= 65537) */
+	skiff_u16 backend_count[SKIFF_ORIGIN_COUNT]; /* eligible backends per origin; 0: no ring */
+	skiff_u8 selection[SKIFF_ORIGIN_COUNT];   /* SKIFF_SEL_* per origin */
+	skiff_u8 kind;             /* SKIFF_KIND_* */
+	skiff_u8 pad0;
+	skiff_u32 flags;           /* SKIFF_SVC_F_* */
+	skiff_u32 affinity_timeout_s;
+};
+
+/* Backend, by backend id. Each (service, backend key) has its own id. 28 bytes. */
+struct skiff_backend {
+	skiff_u8 addr[16];
+	skiff_be16 port;
+	skiff_u8 family;    /* 0: id not in use */
+	skiff_u8 flags;     /* SKIFF_BE_F_* */
+	skiff_u32 svc_id;   /* the service that lists it: a conntrack entry must name the same */
+	skiff_u32 pad;
+};
+
+/* A frontend as reverse NAT restores it (socket LB). 20 bytes. */
+struct skiff_revnat {
+	skiff_u8 addr[16];
+	skiff_be16 port;
+	skiff_u8 family;
+	skiff_u8 pad;
+};
+
+/* Conntrack (XDP path). Keyed by the tuple as the packet carries it: the forward entry by
+ * (client -> frontend), the reply entry by (backend -> client). 40 bytes. */
+#define SKIFF_CT_FORWARD 0
+#define SKIFF_CT_REPLY 1
+struct skiff_ct_key {
+	skiff_u8 saddr[16];
+	skiff_u8 daddr[16];
+	skiff_be16 sport;
+	skiff_be16 dport;
+	skiff_u8 proto;
+	skiff_u8 family;
+	skiff_u8 dir;       /* SKIFF_CT_FORWARD or SKIFF_CT_REPLY */
+	skiff_u8 pad;
+};
+
+/* skiff_ct_entry.flags */
+#define SKIFF_CT_F_SEEN_REPLY (1u << 0)
+#define SKIFF_CT_F_CLOSING (1u << 1) /* TCP FIN or RST seen: shorter lifetime */
+
+/* 56 bytes. */
+struct skiff_ct_entry {
+	skiff_u32 backend_id;
+	skiff_u32 svc_id;
+	skiff_u32 flags;       /* SKIFF_CT_F_* */
+	skiff_u32 pad;
+	skiff_u64 created_ns;  /* bpf_ktime_get_ns() */
+	skiff_u64 last_seen_ns;
+	skiff_u8 frontend_addr[16]; /* what the client addressed: replies come from here */
+	skiff_be16 frontend_port;
+	skiff_u16 pad1;
+	skiff_u32 pad2;
+};
+
+/* Socket LB reverse NAT: a connect()/sendmsg() to a frontend recorded the backend it chose for
+ * this socket; recvmsg()/getpeername() map the backend back to the frontend. 32 bytes. */
+struct skiff_sock_revnat_key {
+	skiff_u64 cookie;   /* bpf_get_socket_cookie() */
+	skiff_u8 addr[16];  /* backend */
+	skiff_be16 port;
+	skiff_u8 family;
+	skiff_u8 pad[5];
+};
+
+/* The value is the frontend: struct skiff_revnat. */
+
+/* ClientIP affinity. The client is the source address (XDP) or the network namespace cookie
+ * (socket LB, which does not know the source address at connect time). 24 bytes. */
+#define SKIFF_AFF_CLIENT_ADDR 0
+#define SKIFF_AFF_CLIENT_NETNS 1
+struct skiff_affinity_key {
+	skiff_u32 svc_id;
+	skiff_u8 client_kind;  /* SKIFF_AFF_CLIENT_* */
+	skiff_u8 family;       /* of the frontend */
+	skiff_u8 pad[2];
+	skiff_u8 client[16];   /* address, or the netns cookie in the first 8 bytes (host order) */
+};
+
+/* 16 bytes. */
+struct skiff_affinity_entry {
+	skiff_u32 backend_id;
+	skiff_u32 pad;
+	skiff_u64 last_used_ns;
+};
+
+/* loadBalancerSourceRanges, one LPM entry per (service, range). prefixlen counts the bits after
+ * itself: 32 (svc_id) + 32 (family and pad) + the range's length. 28 bytes. */
+#define SKIFF_SRC_RANGE_PREFIX_BASE 64
+struct skiff_src_range_key {
+	skiff_u32 prefixlen;
+	skiff_u32 svc_id;   /* host order; fully matched, so byte order does not matter */
+	skiff_u8 family;
+	skiff_u8 pad[3];
+	skiff_u8 addr[16];
+};
+/* The value is a skiff_u8: 1. */
+
+/* Drop reasons: negative codes as Cilium's DROP_*, counter index -code - 1, in the order of
+ * skiff::dataplane::DropReason. */
+#define SKIFF_DROP_NO_BACKEND (-1)
+#define SKIFF_DROP_NO_LOCAL_BACKEND (-2)
+#define SKIFF_DROP_SOURCE_RANGE (-3)
+#define SKIFF_DROP_CT_FULL (-4)
+#define SKIFF_DROP_MALFORMED (-5)
+#define SKIFF_DROP_TX_FAILED (-6)
+#define SKIFF_DROP_REASON_COUNT 6
+#define SKIFF_DROP_INDEX(code) ((unsigned int)(-(code)) - 1u)
+
+/* Per-CPU counters by service id. 80 bytes. */
+struct skiff_svc_stats {
+	skiff_u64 packets;
+	skiff_u64 bytes;
+	skiff_u64 new_flows;
+	skiff_u64 drops[SKIFF_DROP_REASON_COUNT];
+	skiff_u64 pad;
+};
+
+/* Per-CPU counters by backend id. 32 bytes. */
+struct skiff_be_stats {
+	skiff_u64 packets;
+	skiff_u64 bytes;
+	skiff_u64 new_flows;
+	skiff_u64 pad;
+};
+
+/* skiff_global indices: 0..SKIFF_DROP_REASON_COUNT-1 are drops no service can be charged with;
+ * then events. */
+#define SKIFF_GLOBAL_CT_INSERT_FAILED (SKIFF_DROP_REASON_COUNT + 0) /* forwarded by Maglev alone */
+#define SKIFF_GLOBAL_FRAGMENT_PASSED (SKIFF_DROP_REASON_COUNT + 1)
+#define SKIFF_GLOBAL_ICMP_TRANSLATED (SKIFF_DROP_REASON_COUNT + 2)
+#define SKIFF_GLOBAL_REPLY_TRANSLATED (SKIFF_DROP_REASON_COUNT + 3)
+#define SKIFF_GLOBAL_CT_RESELECTED (SKIFF_DROP_REASON_COUNT + 4)  /* stale entry: backend gone */
+#define SKIFF_GLOBAL_SOCK_TRANSLATED (SKIFF_DROP_REASON_COUNT + 5)
+#define SKIFF_GLOBAL_FIB_REDIRECTED (SKIFF_DROP_REASON_COUNT + 6) /* SKIFF_FWD_FIB */
+#define SKIFF_GLOBAL_COUNT 16
+
+/* What XDP does with a packet it translated (the skiff_cfg_fwd_mode global). */
+#define SKIFF_FWD_PASS 0 /* hand to the kernel, which routes to the backend (local pod or forward) */
+#define SKIFF_FWD_TX 1   /* swap MACs and send back out the same interface (one-armed, tests) */
+#define SKIFF_FWD_FIB 2  /* kernel FIB lookup, TTL - 1, bpf_redirect to the egress interface */
+
+/* Flow hash: the Maglev position of a new flow is flow_hash % ring_size. Words of 64 bits are
+ * folded with MurmurHash3's finalizer as skiff::dataplane::hashWords does:
+ *   h = fmix64(seed ^ 0x9e3779b97f4a7c15)
+ *   for each word w: h = fmix64(h ^ (w * 0x87c37b91114253d5)); h = h * 5 + 0x52dce729
+ *   return fmix64(h ^ word_count)
+ * XDP: 5 words: saddr[0..7], saddr[8..15], daddr[0..7], daddr[8..15] (each as a little-endian
+ * 64-bit load of the network-order bytes), then sport | dport << 16 | proto << 32 | family << 40
+ * (ports as the 16-bit network-order values loaded little-endian).
+ * Socket LB: 2 words: the socket cookie, then dport | proto << 32 | family << 40. */
+#define SKIFF_FLOW_HASH_SEED 0x736b696666666c77ULL /* "skiffflw" */
+
+#endif /* SKIFF_EBPF_LB_ABI_H */

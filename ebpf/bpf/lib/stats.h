@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Per-CPU counters: plain increments, no atomics. */
+#ifndef SKIFF_BPF_LIB_STATS_H
+#define SKIFF_BPF_LIB_STATS_H
+
+#include "maps.h"
+
+static __always_inline void skiff_count_global(__u32 index)
+{
+	__u64 *c = bpf_map_lookup_elem(&skiff_global, &index);
+
+	if (c)
+		*c += 1;
+}
+
+/* Counts a drop (negative SKIFF_DROP_* code) against a service, or globally with svc_id 0.
+ * Returns the code. */
+static __always_inline int skiff_count_drop(__u32 svc_id, int code)
+{
+	__u32 index = SKIFF_DROP_INDEX(code);
+	struct skiff_svc_stats *s;
+
+	if (index >= SKIFF_DROP_REASON_COUNT)
+		return code;
+	if (svc_id == SKIFF_ID_NONE) {
+		skiff_count_global(index);
+		return code;
+	}
+	s = bpf_map_lookup_elem(&skiff_svc_stats, &svc_id);
+	if (s)
+		s->drops[index] += 1;
+	return code;
+}
+
+static __always_inline void skiff_count_forward(__u32 svc_id, __u32 backend_id, __u64 bytes,
+						bool new_flow)
+{
+	struct skiff_svc_stats *s = bpf_map_lookup_elem(&skiff_svc_stats, &svc_id);
+	struct skiff_be_stats *b = bpf_map_lookup_elem(&skiff_be_stats, &backend_id);
+
+	if (s) {
+		s->packets += 1;
+		s->bytes += bytes;
+		s->new_flows += new_flow;
+	}
+	if (b) {
+		b->packets += 1;
+		b->bytes += bytes;
+		b->new_flows += new_flow;
+	}
+}
+
+/* A new flow that is no packet yet (socket LB: a connect() or sendmsg() translated). */
+static __always_inline void skiff_count_new_flow(__u32 svc_id, __u32 backend_id)
+{
+	struct skiff_svc_stats *s = bpf_map_lookup_elem(&skiff_svc_stats, &svc_id);
+	struct skiff_be_stats *b = bpf_map_lookup_elem(&skiff_be_stats, &backend_id);
+
+	if (s)
+		s->new_flows += 1;
+	if (b)
+		b->new_flows += 1;
+}
+
+#endif /* SKIFF_BPF_LIB_STATS_H */

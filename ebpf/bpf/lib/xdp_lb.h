@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The XDP load balancer for traffic arriving at the node (NodePort, externalIPs, LoadBalancer):
+ * parse, service lookup, source-range check, conntrack, Maglev for new flows, DNAT with
+ * incremental checksums, and reverse NAT of replies and of ICMP errors about tracked flows. */
+#ifndef SKIFF_BPF_LIB_XDP_LB_H
+#define SKIFF_BPF_LIB_XDP_LB_H
+
+#include "conntrack.h"
+#include "csum.h"
+#include "lb.h"
+
+#define SKIFF_ETH_P_8021Q 0x8100
+#define SKIFF_ETH_P_8021AD 0x88A8
+#define SKIFF_IP_MF 0x2000
+#define SKIFF_IP_OFFSET 0x1FFF
+#define SKIFF_NEXTHDR_FRAGMENT 44
+
+/* Verdict of the decision step: translate, leave alone, or a negative drop code. */
+#define SKIFF_ACT_PASS 0
+#define SKIFF_ACT_NAT 1
+
+/* What to write into the packet: the new address and port, of the source or the destination. */
+struct skiff_nat {
+	__u8 addr[16];
+	__be16 port;
+	__u8 rewrite_src;
+	__u8 pad;
+};
+
+struct skiff_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Decides what happens to a TCP/UDP packet whose tuple is `key` (dir ignored on entry). */
+static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_flags,
+					    __u64 bytes, struct skiff_nat *nat)
+{
+	struct skiff_frontend_key fe = {
+		.port = key->dport,
+		.family = key->family,
+		.proto = key->proto,
+	};
+	struct skiff_affinity_key akey = {};
+	const __u32 origin = SKIFF_ORIGIN_EXTERNAL;
+	struct skiff_service *svc;
+	struct skiff_ct_entry *ct;
+	struct skiff_backend *be = NULL;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 backend_id = SKIFF_ID_NONE;
+	bool new_flow = false;
+	int code;
+
+	skiff_memcpy(fe.addr, key->daddr, 16);
+	svc = skiff_lookup_service(&fe, true);
+	if (!svc) {
+		/* A reply from a backend to a client of a tracked flow? */
+		key->dir = SKIFF_CT_REPLY;
+		ct = bpf_map_lookup_elem(&skiff_ct, key);
+		if (!ct || !skiff_ct_alive(ct, key->proto, now))
+			return SKIFF_ACT_PASS;
+		skiff_ct_touch(ct, key->proto, tcp_flags, now, SKIFF_CT_F_SEEN_REPLY);
+		skiff_memcpy(nat->addr, ct->frontend_addr, 16);
+		nat->port = ct->frontend_port;
+		nat->rewrite_src = 1;
+		skiff_count_forward(ct->svc_id, ct->backend_id, bytes, false);
+		skiff_count_global(SKIFF_GLOBAL_REPLY_TRANSLATED);
+		return SKIFF_ACT_NAT;
+	}
+
+	if (!skiff_source_allowed(svc, key->family, key->saddr))
+		return skiff_count_drop(svc->svc_id, SKIFF_DROP_SOURCE_RANGE);
+
+	key->dir = SKIFF_CT_FORWARD;
+	ct = bpf_map_lookup_elem(&skiff_ct, key);
+	if (ct && ct->svc_id == svc->svc_id && skiff_ct_alive(ct, key->proto, now) &&
+	    !skiff_ct_reopened(ct, key->proto, tcp_flags)) {
+		/* Established: keep the backend while it is listed (terminating ones drain); UDP
+		 * leaves a backend that stopped serving (dataplane::establishedFlow). */
+		be = skiff_listed_backend(ct->backend_id, svc->svc_id, key->family);
+		if (be && key->proto == IPPROTO_UDP &&
+		    !(be->flags & (SKIFF_BE_F_READY | SKIFF_BE_F_SERVING)))
+			be = NULL;
+		if (be) {
+			backend_id = ct->backend_id;
+			skiff_ct_touch(ct, key->proto, tcp_flags, now, 0);
+		} else {
+			skiff_count_global(SKIFF_GLOBAL_CT_RESELECTED);
+		}
+	}
+
+	if (!be) {
+		code = skiff_no_backend_code(svc, origin);
+		if (code)
+			return skiff_count_drop(svc->svc_id, code);
+		akey.svc_id = svc->svc_id;
+		akey.client_kind = SKIFF_AFF_CLIENT_ADDR;
+		akey.family = key->family;
+		skiff_memcpy(akey.client, key->saddr, 16);
+		backend_id = skiff_affinity_get(svc, &akey, origin, now);
+		if (backend_id == SKIFF_ID_NONE)
+			backend_id = skiff_maglev_pick(svc, origin, skiff_flow_hash(key));
+		be = skiff_listed_backend(backend_id, svc->svc_id, key->family);
+		if (!be)
+			return skiff_count_drop(svc->svc_id, SKIFF_DROP_NO_BACKEND);
+		if (skiff_ct_create(key, be, backend_id, svc->svc_id, now))
+			skiff_count_global(SKIFF_GLOBAL_CT_INSERT_FAILED);
+		skiff_affinity_put(svc, &akey, backend_id, now);
+		new_flow = true;
+	}
+
+	skiff_memcpy(nat->addr, be->addr, 16);
+	nat->port = be->port;
+	nat->rewrite_src = 0;
+	skiff_count_forward(svc->svc_id, backend_id, bytes, new_flow);
+	return SKIFF_ACT_NAT;
+}
+
+/* Rewrites the L4 port at `portp` and fixes the L4 checksum for a change of `addr_diff` in the
+ * pseudo-header plus the port. */
+static __always_inline int skiff_nat_l4(void *l4, void *data_end, __u8 proto, __u8 family,
+					__u64 addr_diff, const struct skiff_nat *nat)
+{
+	__u8 *portp = (__u8 *)l4 + (nat->rewrite_src ? 0 : 2);
+	__u64 diff;
+	__u16 c;
+
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end)
+			return SKIFF_DROP_MALFORMED;
+		diff = addr_diff + skiff_csum_diff_words(portp, (const __u8 *)&nat->port, 1);
+		th->check = skiff_csum_apply(th->check, diff);
+	} else {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return SKIFF_DROP_MALFORMED;
+		diff = addr_diff + skiff_csum_diff_words(portp, (const __u8 *)&nat->port, 1);
+		/* IPv4 UDP without a checksum keeps none; IPv6 always has one. */
+		if (uh->check || family == SKIFF_AF_INET6) {
+			c = skiff_csum_apply(uh->check, diff);
+			uh->check = c ? c : 0xffff;
+		}
+	}
+	skiff_memcpy(portp, &nat->port, 2);
+	return 0;
+}
+
+static __always_inline int skiff_nat4(struct iphdr *iph, void *l4, void *data_end,
+				      const struct skiff_nat *nat)
+{
+	__u8 *addrp = nat->rewrite_src ? (__u8 *)&iph->saddr : (__u8 *)&iph->daddr;
+	__u64 diff = skiff_csum_diff_words(addrp, nat->addr, 2);
+	int err;
+
+	iph->check = skiff_csum_apply(iph->check, diff);
+	err = skiff_nat_l4(l4, data_end, iph->protocol, SKIFF_AF_INET, diff, nat);
+	if (err)
+		return err;
+	skiff_memcpy(addrp, nat->addr, 4);
+	return 0;
+}
+
+static __always_inline int skiff_nat6(struct ipv6hdr *ip6h, void *l4, void *data_end,
+				      const struct skiff_nat *nat)
+{
+	__u8 *addrp = nat->rewrite_src ? (__u8 *)&ip6h->saddr : (__u8 *)&ip6h->daddr;
+	__u64 diff = skiff_csum_diff_words(addrp, nat->addr, 8);
+	int err;
+
+	err = skiff_nat_l4(l4, data_end, ip6h->nexthdr, SKIFF_AF_INET6, diff, nat);
+	if (err)
+		return err;
+	skiff_memcpy(addrp, nat->addr, 16);
+	return 0;
+}
+
+/* Sends a translated packet on: back to the kernel (which routes it), back out the interface,
+ * or straight to the egress interface the kernel's FIB names (untagged frames only; anything
+ * the FIB cannot answer at once, such as an unresolved neighbour, goes to the kernel). */
+static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, __u8 family)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	struct ethhdr *eth = data;
+	__u8 tmp[ETH_ALEN];
+	long rc;
+
+	if (skiff_cfg_fwd_mode == SKIFF_FWD_PASS)
+		return XDP_PASS;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	if (skiff_cfg_fwd_mode == SKIFF_FWD_TX) {
+		skiff_memcpy(tmp, eth->h_source, ETH_ALEN);
+		skiff_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		skiff_memcpy(eth->h_dest, tmp, ETH_ALEN);
+		return XDP_TX;
+	}
+	if (l3_off != sizeof(struct ethhdr))
+		return XDP_PASS;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (family == SKIFF_AF_INET) {
+		struct iphdr *iph = data + sizeof(struct ethhdr);
+
+		if ((void *)(iph + 1) > data_end)
+			return XDP_DROP;
+		if (iph->ttl <= 1)
+			return XDP_PASS; /* the kernel sends time exceeded */
+		fib.family = SKIFF_SYS_AF_INET;
+		fib.tos = iph->tos;
+		fib.l4_protocol = iph->protocol;
+		fib.tot_len = bpf_ntohs(iph->tot_len);
+		fib.ipv4_src = iph->saddr;
+		fib.ipv4_dst = iph->daddr;
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XDP_PASS;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		iph = data + sizeof(struct ethhdr);
+		if ((void *)(iph + 1) > data_end)
+			return XDP_DROP;
+		/* What the kernel's forwarding would do: TTL - 1, header checksum + 0x0100. */
+		iph->ttl -= 1;
+		iph->check = skiff_csum_apply(iph->check, (__u16)~bpf_htons(0x0100));
+	} else {
+		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
+
+		if ((void *)(ip6h + 1) > data_end)
+			return XDP_DROP;
+		if (ip6h->hop_limit <= 1)
+			return XDP_PASS;
+		fib.family = SKIFF_SYS_AF_INET6;
+		fib.l4_protocol = ip6h->nexthdr;
+		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+		skiff_memcpy(fib.ipv6_src, &ip6h->saddr, 16);
+		skiff_memcpy(fib.ipv6_dst, &ip6h->daddr, 16);
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XDP_PASS;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		ip6h = data + sizeof(struct ethhdr);
+		if ((void *)(ip6h + 1) > data_end)
+			return XDP_DROP;
+		ip6h->hop_limit -= 1;
+	}
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	skiff_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	skiff_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	skiff_count_global(SKIFF_GLOBAL_FIB_REDIRECTED);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+static __always_inline int skiff_xdp_drop(__u32 svc_id, int code)
+{
+	skiff_count_drop(svc_id, code);
+	return XDP_DROP;
+}
+
+/* The verdict of a decision that rewrote nothing. */
+static __always_inline int skiff_xdp_verdict(int act)
+{
+	if (act == SKIFF_ACT_PASS)
+		return XDP_PASS;
+	if (act < 0)
+		return XDP_DROP; /* counted by skiff_xdp_decide */
+	return XDP_PASS;
+}
+
+/* An ICMP error about a tracked flow (destination unreachable, time exceeded, parameter
+ * problem). Two cases:
+ *  - about a packet client -> backend, sent toward the client (by the backend or a router on
+ *    the way): the embedded header's destination becomes the frontend, and so does the outer
+ *    source if it is the backend;
+ *  - about a reply frontend -> client, sent toward the frontend: the embedded source becomes the
+ *    backend, and so does the outer destination if it is the frontend.
+ * The IPv4 header checksums and the ICMP checksum are updated; the embedded L4 checksum is left
+ * as it is (it may be cut off, and nobody checks it). Anything else passes unchanged. */
+static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u32 l4_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *outer = data + l3_off;
+	struct skiff_icmphdr *icmp = data + l4_off;
+	struct iphdr *inner = (void *)(icmp + 1);
+	__u8 *ports = (__u8 *)(inner + 1);
+	struct skiff_ct_key key = { .family = SKIFF_AF_INET };
+	struct skiff_ct_entry *ct;
+	struct skiff_nat nat = {};
+	__u8 *in_addr, *in_port, *out_addr;
+	__u64 in_diff, icmp_diff;
+	__u16 old_check;
+
+	if ((void *)(outer + 1) > data_end || (void *)(icmp + 1) > data_end)
+		return XDP_PASS;
+	if (icmp->type != SKIFF_ICMP_DEST_UNREACH && icmp->type != SKIFF_ICMP_TIME_EXCEEDED &&
+	    icmp->type != SKIFF_ICMP_PARAMETERPROB)
+		return XDP_PASS;
+	if ((void *)(inner + 1) > data_end || (void *)(ports + 4) > data_end)
+		return XDP_PASS;
+	if (inner->ihl != 5 || (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP))
+		return XDP_PASS;
+
+	/* Case 1: the reply entry of the flow is the embedded packet turned around. */
+	key.proto = inner->protocol;
+	skiff_memcpy(key.saddr, &inner->daddr, 4);
+	skiff_memcpy(key.daddr, &inner->saddr, 4);
+	skiff_memcpy(&key.sport, ports + 2, 2);
+	skiff_memcpy(&key.dport, ports, 2);
+	key.dir = SKIFF_CT_REPLY;
+	ct = bpf_map_lookup_elem(&skiff_ct, &key);
+	if (ct) {
+		skiff_memcpy(nat.addr, ct->frontend_addr, 16);
+		nat.port = ct->frontend_port;
+		in_addr = (__u8 *)&inner->daddr;
+		in_port = ports + 2;
+		out_addr = (__u8 *)&outer->saddr;
+	} else {
+		/* Case 2: the forward entry is the embedded packet turned around. */
+		key.dir = SKIFF_CT_FORWARD;
+		ct = bpf_map_lookup_elem(&skiff_ct, &key);
+		if (!ct)
+			return XDP_PASS;
+		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
+								 SKIFF_AF_INET);
+		if (!be)
+			return XDP_PASS;
+		skiff_memcpy(nat.addr, be->addr, 16);
+		nat.port = be->port;
+		in_addr = (__u8 *)&inner->saddr;
+		in_port = ports;
+		out_addr = (__u8 *)&outer->daddr;
+	}
+
+	/* Outer address first: it is compared with the embedded one before that changes. */
+	if (skiff_addr_eq4(out_addr, in_addr)) {
+		outer->check = skiff_csum_apply(outer->check,
+						skiff_csum_diff_words(out_addr, nat.addr, 2));
+		skiff_memcpy(out_addr, nat.addr, 4);
+	}
+	in_diff = skiff_csum_diff_words(in_addr, nat.addr, 2);
+	old_check = inner->check;
+	inner->check = skiff_csum_apply(inner->check, in_diff);
+	icmp_diff = in_diff + skiff_csum_diff_words(in_port, (const __u8 *)&nat.port, 1) +
+		    skiff_csum_diff_words((const __u8 *)&old_check, (const __u8 *)&inner->check, 1);
+	icmp->checksum = skiff_csum_apply(icmp->checksum, icmp_diff);
+	skiff_memcpy(in_addr, nat.addr, 4);
+	skiff_memcpy(in_port, &nat.port, 2);
+	skiff_count_global(SKIFF_GLOBAL_ICMP_TRANSLATED);
+	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET);
+}
+
+/* The ICMPv6 counterpart of skiff_xdp_icmp4 (destination unreachable, packet too big, time
+ * exceeded, parameter problem). IPv6 has no header checksum; the ICMPv6 checksum covers the
+ * pseudo header, so a rewritten outer address is part of its update. */
+static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u32 l4_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *outer = data + l3_off;
+	struct skiff_icmphdr *icmp = data + l4_off;
+	struct ipv6hdr *inner = (void *)(icmp + 1);
+	__u8 *ports = (__u8 *)(inner + 1);
+	struct skiff_ct_key key = { .family = SKIFF_AF_INET6 };
+	struct skiff_ct_entry *ct;
+	struct skiff_nat nat = {};
+	__u8 *in_addr, *in_port, *out_addr;
+	__u64 diff = 0;
+
+	if ((void *)(outer + 1) > data_end || (void *)(icmp + 1) > data_end)
+		return XDP_PASS;
+	if (icmp->type < SKIFF_ICMPV6_DEST_UNREACH || icmp->type > SKIFF_ICMPV6_PARAMPROB)
+		return XDP_PASS;
+	if ((void *)(inner + 1) > data_end || (void *)(ports + 4) > data_end)
+		return XDP_PASS;
+	if (inner->nexthdr != IPPROTO_TCP && inner->nexthdr != IPPROTO_UDP)
+		return XDP_PASS;
+
+	key.proto = inner->nexthdr;
+	skiff_memcpy(key.saddr, &inner->daddr, 16);
+	skiff_memcpy(key.daddr, &inner->saddr, 16);
+	skiff_memcpy(&key.sport, ports + 2, 2);
+	skiff_memcpy(&key.dport, ports, 2);
+	key.dir = SKIFF_CT_REPLY;
+	ct = bpf_map_lookup_elem(&skiff_ct, &key);
+	if (ct) {
+		skiff_memcpy(nat.addr, ct->frontend_addr, 16);
+		nat.port = ct->frontend_port;
+		in_addr = (__u8 *)&inner->daddr;
+		in_port = ports + 2;
+		out_addr = (__u8 *)&outer->saddr;
+	} else {
+		key.dir = SKIFF_CT_FORWARD;
+		ct = bpf_map_lookup_elem(&skiff_ct, &key);
+		if (!ct)
+			return XDP_PASS;
+		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
+								 SKIFF_AF_INET6);
+		if (!be)
+			return XDP_PASS;
+		skiff_memcpy(nat.addr, be->addr, 16);
+		nat.port = be->port;
+		in_addr = (__u8 *)&inner->saddr;
+		in_port = ports;
+		out_addr = (__u8 *)&outer->daddr;
+	}
+
+	if (skiff_addr_eq(out_addr, in_addr)) {
+		diff += skiff_csum_diff_words(out_addr, nat.addr, 8);
+		skiff_memcpy(out_addr, nat.addr, 16);
+	}
+	diff += skiff_csum_diff_words(in_addr, nat.addr, 8) +
+		skiff_csum_diff_words(in_port, (const __u8 *)&nat.port, 1);
+	icmp->checksum = skiff_csum_apply(icmp->checksum, diff);
+	skiff_memcpy(in_addr, nat.addr, 16);
+	skiff_memcpy(in_port, &nat.port, 2);
+	skiff_count_global(SKIFF_GLOBAL_ICMP_TRANSLATED);
+	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET6);
+}
+
+/* Turns the untagged IPv4 frame into an ICMP port unreachable from its destination to its
+ * source, quoting its IP header and 8 bytes, and sends it back out (XDP_TX). */
+static __always_inline int skiff_xdp_reject4(struct xdp_md *ctx, __u32 l3_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *iph = data + l3_off;
+	struct skiff_icmphdr *icmp;
+	__u8 smac[ETH_ALEN], dmac[ETH_ALEN];
+	__be32 saddr, daddr;
+	__be16 id;
+	__u32 quote, len, i;
+	__u64 sum = 0;
+	__u16 w;
+
+	if (l3_off != sizeof(*eth) || (void *)(iph + 1) > data_end)
+		return XDP_DROP;
+	quote = (__u32)iph->ihl * 4 + 8;
+	len = (__u32)(data_end - data);
+	if (quote > 68 || len < sizeof(*eth) + quote)
+		return XDP_DROP;
+	skiff_memcpy(smac, eth->h_source, ETH_ALEN);
+	skiff_memcpy(dmac, eth->h_dest, ETH_ALEN);
+	saddr = iph->saddr;
+	daddr = iph->daddr;
+	id = iph->id;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quote) - (int)len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct iphdr) + sizeof(*icmp))))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	iph = (void *)(eth + 1);
+	icmp = (void *)(iph + 1);
+	if ((void *)(icmp + 1) > data_end)
+		return XDP_DROP;
+	skiff_memcpy(eth->h_dest, smac, ETH_ALEN);
+	skiff_memcpy(eth->h_source, dmac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->tos = 0;
+	iph->tot_len = bpf_htons((__u16)(sizeof(*iph) + sizeof(*icmp) + quote));
+	iph->id = id;
+	iph->frag_off = 0;
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_ICMP;
+	iph->check = 0;
+	iph->saddr = daddr;
+	iph->daddr = saddr;
+	iph->check = ~skiff_csum_fold(skiff_csum_sum(iph, 10));
+	icmp->type = SKIFF_ICMP_DEST_UNREACH;
+	icmp->code = 3; /* port unreachable */
+	icmp->checksum = 0;
+	icmp->rest = 0;
+	/* The ICMP checksum covers the header and the quoted bytes (an even count, at most 68). */
+#pragma unroll
+	for (i = 0; i < (8 + 68) / 2; i++) {
+		__u8 *p = (__u8 *)icmp + 2 * i;
+
+		if (2 * i >= 8 + quote || (void *)(p + 2) > data_end)
+			break;
+		skiff_memcpy(&w, p, 2);
+		sum += w;
+	}
+	/* Fresh pointers: the loop's bounds checks must not narrow the one stored through. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	icmp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
+	if ((void *)(icmp + 1) > data_end)
+		return XDP_DROP;
+	icmp->checksum = ~skiff_csum_fold(sum);
+	return XDP_TX;
+}
+
+static __always_inline int skiff_xdp_ipv4(struct xdp_md *ctx, __u32 l3_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = data + l3_off;
+	struct skiff_ct_key key = { .family = SKIFF_AF_INET };
+	struct skiff_nat nat = {};
+	__u32 hlen, tot_len, l4_off;
+	__u8 tcp_flags = 0;
+	void *l4;
+	int act;
+
+	if ((void *)(iph + 1) > data_end)
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	hlen = (__u32)iph->ihl * 4;
+	tot_len = bpf_ntohs(iph->tot_len);
+	if (iph->version != 4 || hlen < sizeof(*iph) || tot_len < hlen ||
+	    data + l3_off + tot_len > data_end)
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	if (iph->frag_off & bpf_htons(SKIFF_IP_MF | SKIFF_IP_OFFSET)) {
+		/* No fragment tracking: the kernel reassembles. */
+		skiff_count_global(SKIFF_GLOBAL_FRAGMENT_PASSED);
+		return XDP_PASS;
+	}
+	l4_off = l3_off + hlen;
+	l4 = data + l4_off;
+	if (iph->protocol == IPPROTO_ICMP)
+		return skiff_xdp_icmp4(ctx, l3_off, l4_off);
+	if (iph->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end || th->doff < 5 ||
+		    (__u32)th->doff * 4 > tot_len - hlen)
+			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		tcp_flags = ((__u8 *)th)[13];
+		key.sport = th->source;
+		key.dport = th->dest;
+	} else if (iph->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end || bpf_ntohs(uh->len) < sizeof(*uh) ||
+		    bpf_ntohs(uh->len) > tot_len - hlen)
+			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		key.sport = uh->source;
+		key.dport = uh->dest;
+	} else {
+		return XDP_PASS;
+	}
+	key.proto = iph->protocol;
+	skiff_memcpy(key.saddr, &iph->saddr, 4);
+	skiff_memcpy(key.daddr, &iph->daddr, 4);
+
+	act = skiff_xdp_decide(&key, tcp_flags, (__u64)(data_end - data), &nat);
+	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
+		return skiff_xdp_reject4(ctx, l3_off);
+	if (act != SKIFF_ACT_NAT)
+		return skiff_xdp_verdict(act);
+
+	/* Helpers may not keep packet pointers across calls: reload and check again. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	iph = data + l3_off;
+	if ((void *)(iph + 1) > data_end)
+		return XDP_DROP;
+	l4 = data + l4_off;
+	if (skiff_nat4(iph, l4, data_end, &nat))
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET);
+}
+
+/* The IPv6 counterpart of skiff_xdp_reject4: an ICMPv6 port unreachable quoting the IPv6
+ * header and 8 bytes (extension headers are not followed, so that is the L4 header). */
+#define SKIFF_REJECT6_QUOTE (sizeof(struct ipv6hdr) + 8)
+static __always_inline int skiff_xdp_reject6(struct xdp_md *ctx, __u32 l3_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6h = data + l3_off;
+	struct skiff_icmphdr *icmp;
+	__u8 smac[ETH_ALEN], dmac[ETH_ALEN], saddr[16], daddr[16];
+	__u32 len;
+	__u64 sum;
+
+	if (l3_off != sizeof(*eth) || (void *)(ip6h + 1) > data_end)
+		return XDP_DROP;
+	len = (__u32)(data_end - data);
+	if (len < sizeof(*eth) + SKIFF_REJECT6_QUOTE)
+		return XDP_DROP;
+	skiff_memcpy(smac, eth->h_source, ETH_ALEN);
+	skiff_memcpy(dmac, eth->h_dest, ETH_ALEN);
+	skiff_memcpy(saddr, &ip6h->saddr, 16);
+	skiff_memcpy(daddr, &ip6h->daddr, 16);
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + SKIFF_REJECT6_QUOTE) - (int)len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct ipv6hdr) + sizeof(*icmp))))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip6h = (void *)(eth + 1);
+	icmp = (void *)(ip6h + 1);
+	if ((void *)((__u8 *)(icmp + 1) + SKIFF_REJECT6_QUOTE) > data_end)
+		return XDP_DROP;
+	skiff_memcpy(eth->h_dest, smac, ETH_ALEN);
+	skiff_memcpy(eth->h_source, dmac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	skiff_memset(ip6h, 0, 4);
+	ip6h->version = 6;
+	ip6h->payload_len = bpf_htons((__u16)(sizeof(*icmp) + SKIFF_REJECT6_QUOTE));
+	ip6h->nexthdr = IPPROTO_ICMPV6;
+	ip6h->hop_limit = 64;
+	skiff_memcpy(&ip6h->saddr, daddr, 16);
+	skiff_memcpy(&ip6h->daddr, saddr, 16);
+	icmp->type = SKIFF_ICMPV6_DEST_UNREACH;
+	icmp->code = 4; /* port unreachable */
+	icmp->checksum = 0;
+	icmp->rest = 0;
+	/* Pseudo header (addresses, upper-layer length, next header), then the message. */
+	sum = skiff_csum_sum(&ip6h->saddr, 16) +
+	      bpf_htons((__u16)(sizeof(*icmp) + SKIFF_REJECT6_QUOTE)) + bpf_htons(IPPROTO_ICMPV6) +
+	      skiff_csum_sum(icmp, (sizeof(*icmp) + SKIFF_REJECT6_QUOTE) / 2);
+	icmp->checksum = ~skiff_csum_fold(sum);
+	return XDP_TX;
+}
+
+static __always_inline int skiff_xdp_ipv6(struct xdp_md *ctx, __u32 l3_off)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6h = data + l3_off;
+	struct skiff_ct_key key = { .family = SKIFF_AF_INET6 };
+	struct skiff_nat nat = {};
+	__u32 l4_off = l3_off + sizeof(struct ipv6hdr);
+	__u32 payload;
+	__u8 tcp_flags = 0;
+	void *l4;
+	int act;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	payload = bpf_ntohs(ip6h->payload_len);
+	if (ip6h->version != 6 || data + l4_off + payload > data_end)
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	l4 = data + l4_off;
+	if (ip6h->nexthdr == SKIFF_NEXTHDR_FRAGMENT) {
+		skiff_count_global(SKIFF_GLOBAL_FRAGMENT_PASSED);
+		return XDP_PASS;
+	}
+	if (ip6h->nexthdr == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end || th->doff < 5 || (__u32)th->doff * 4 > payload)
+			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		tcp_flags = ((__u8 *)th)[13];
+		key.sport = th->source;
+		key.dport = th->dest;
+	} else if (ip6h->nexthdr == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end || bpf_ntohs(uh->len) < sizeof(*uh) ||
+		    bpf_ntohs(uh->len) > payload)
+			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		key.sport = uh->source;
+		key.dport = uh->dest;
+	} else if (ip6h->nexthdr == IPPROTO_ICMPV6) {
+		return skiff_xdp_icmp6(ctx, l3_off, l4_off);
+	} else {
+		/* Extension headers and other protocols: left to the kernel. */
+		return XDP_PASS;
+	}
+	key.proto = ip6h->nexthdr;
+	skiff_memcpy(key.saddr, &ip6h->saddr, 16);
+	skiff_memcpy(key.daddr, &ip6h->daddr, 16);
+
+	act = skiff_xdp_decide(&key, tcp_flags, (__u64)(data_end - data), &nat);
+	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
+		return skiff_xdp_reject6(ctx, l3_off);
+	if (act != SKIFF_ACT_NAT)
+		return skiff_xdp_verdict(act);
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	ip6h = data + l3_off;
+	if ((void *)(ip6h + 1) > data_end)
+		return XDP_DROP;
+	l4 = data + l4_off;
+	if (skiff_nat6(ip6h, l4, data_end, &nat))
+		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET6);
+}
+
+static __always_inline int skiff_xdp_handle(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	proto = eth->h_proto;
+#pragma unroll
+	for (i = 0; i < 2; i++) {
+		struct skiff_vlan_hdr *vh = data + off;
+
+		if (proto != bpf_htons(SKIFF_ETH_P_8021Q) && proto != bpf_htons(SKIFF_ETH_P_8021AD))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return XDP_PASS;
+		proto = vh->proto;
+		off += sizeof(*vh);
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return skiff_xdp_ipv4(ctx, off);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return skiff_xdp_ipv6(ctx, off);
+	return XDP_PASS;
+}
+
+#endif /* SKIFF_BPF_LIB_XDP_LB_H */

@@ -1,0 +1,98 @@
+#pragma once
+
+// Loads the BPF programs of ebpf/bpf/ through their bpftool skeletons: sets capacities and
+// configuration before load, shares one set of maps between the XDP and the socket objects, and
+// attaches them (XDP to interfaces, the socket hooks to a cgroup v2 directory).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dataplane/status.h"
+#include "ebpf/bpf/lb_abi.h"
+
+struct skiff_xdp;
+struct skiff_sock;
+struct bpf_link;
+
+namespace skiff::ebpf {
+
+struct LoadOptions {
+  // SKIFF_FWD_PASS, SKIFF_FWD_TX or SKIFF_FWD_FIB.
+  uint32_t fwdMode = SKIFF_FWD_PASS;
+  // Map capacities (max_entries).
+  uint32_t frontends = SKIFF_MAX_FRONTENDS;
+  uint32_t services = SKIFF_MAX_SERVICES;
+  uint32_t backends = SKIFF_MAX_BACKENDS;
+  uint32_t rings = SKIFF_MAX_RINGS;
+  uint32_t conntrack = SKIFF_CT_SIZE;
+  uint32_t sockRevNat = SKIFF_SOCK_REVNAT_SIZE;
+  uint32_t affinity = SKIFF_AFFINITY_SIZE;
+  uint32_t sourceRanges = SKIFF_SRC_RANGES_SIZE;
+  // Conntrack as a plain HASH instead of an LRU: a full table then refuses new entries instead
+  // of evicting old ones (tests of the "conntrack full" path).
+  bool conntrackWithoutLru = false;
+  // Conntrack lifetimes after the last packet; 0 keeps the program's default.
+  uint64_t ctTcpNs = 0;
+  uint64_t ctOtherNs = 0;
+  uint64_t ctClosingNs = 0;
+  // Answer new flows to a service without backends with an ICMP(v6) port unreachable (XDP;
+  // the socket LB fails connect() with ECONNREFUSED either way).
+  bool rejectWithoutBackends = true;
+  // Load the socket programs too.
+  bool withSocketLb = true;
+};
+
+// The file descriptors of the shared maps (owned by Programs).
+struct MapFds {
+  int services = -1;
+  int backends = -1;
+  int rings = -1;
+  int conntrack = -1;
+  int sockRevNat = -1;
+  int affinity = -1;
+  int sourceRanges = -1;
+  int svcStats = -1;
+  int backendStats = -1;
+  int global = -1;
+};
+
+// The loaded programs and their maps. Detaches and unloads on destruction (pinned objects stay).
+class Programs {
+ public:
+  ~Programs();
+  Programs(const Programs&) = delete;
+  Programs& operator=(const Programs&) = delete;
+
+  static dataplane::Result<std::unique_ptr<Programs>> load(const LoadOptions& options);
+
+  const MapFds& maps() const { return maps_; }
+  int xdpProgram() const;
+  // The socket program named `name` (SKIFF_PROG_*), or -1.
+  int socketProgram(const std::string& name) const;
+  // Every loaded program by name, for checks.
+  std::vector<std::pair<std::string, int>> programs() const;
+
+  // Attaches the XDP program to `ifindex` (native mode when `native`, else generic).
+  dataplane::Status attachXdp(int ifindex, bool native);
+  // Attaches the eight socket hooks to the cgroup v2 directory `cgroupPath`.
+  dataplane::Status attachCgroup(const std::string& cgroupPath);
+  // Detaches everything attached so far.
+  void detachAll();
+
+  // Pins every shared map under `dir` (SKIFF_PIN_DIR), creating it; bpffs must be mounted.
+  dataplane::Status pinMaps(const std::string& dir);
+
+ private:
+  Programs() = default;
+
+  skiff_xdp* xdp_ = nullptr;
+  skiff_sock* sock_ = nullptr;
+  MapFds maps_;
+  std::vector<bpf_link*> links_;
+  std::vector<std::pair<int, uint32_t>> xdpIfindexes_;  // (ifindex, XDP_FLAGS_*)
+};
+
+}  // namespace skiff::ebpf

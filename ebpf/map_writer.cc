@@ -1,0 +1,266 @@
+#include "ebpf/map_writer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace skiff::ebpf {
+namespace {
+
+using dataplane::Result;
+using dataplane::Status;
+
+int possibleCpus() {
+  static const int n = libbpf_num_possible_cpus();
+  return n;
+}
+
+template <class T>
+Result<std::vector<T>> readPerCpu(int fd, uint32_t key) {
+  const int n = possibleCpus();
+  if (n <= 0) return Status::failure("libbpf_num_possible_cpus failed");
+  std::vector<T> values(static_cast<size_t>(n));
+  if (bpf_map_lookup_elem(fd, &key, values.data()) != 0) {
+    return Status::failure("per-CPU lookup of " + std::to_string(key) + ": " +
+                           std::strerror(errno));
+  }
+  return values;
+}
+
+template <class T>
+Status zeroPerCpu(int fd, uint32_t key) {
+  const int n = possibleCpus();
+  if (n <= 0) return Status::failure("libbpf_num_possible_cpus failed");
+  std::vector<T> values(static_cast<size_t>(n));
+  if (bpf_map_update_elem(fd, &key, values.data(), BPF_ANY) != 0) {
+    return Status::failure("per-CPU reset of " + std::to_string(key) + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+}  // namespace
+
+MapWriter::~MapWriter() {
+  for (auto& [id, ring] : rings_) {
+    if (ring.fd >= 0) ::close(ring.fd);
+  }
+}
+
+template <class T, size_t N = sizeof(T)>
+std::array<uint8_t, N> bytesOf(const T& value) {
+  std::array<uint8_t, N> out;
+  std::memcpy(out.data(), &value, N);
+  return out;
+}
+
+template <class T>
+bool sameBytes(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+Status MapWriter::check(int err, const char* what) {
+  ++calls_;
+  if (err == 0) return {};
+  ++failedUpdates_;
+  return Status::failure(std::string(what) + ": " + std::strerror(err < 0 ? -err : err));
+}
+
+Status MapWriter::putFrontend(const skiff_frontend_key& key, const skiff_service& value) {
+  const FrontendBytes k = bytesOf(key);
+  auto it = frontends_.find(k);
+  if (it != frontends_.end() && sameBytes(it->second, value)) return {};
+  Status s = check(bpf_map_update_elem(fds_.services, &key, &value, BPF_ANY) != 0 ? errno : 0,
+                   "update " SKIFF_MAP_SERVICES);
+  if (s.ok()) frontends_[k] = value;
+  return s;
+}
+
+Status MapWriter::deleteFrontend(const skiff_frontend_key& key) {
+  frontends_.erase(bytesOf(key));
+  if (bpf_map_delete_elem(fds_.services, &key) != 0 && errno != ENOENT) {
+    return check(errno, "delete from " SKIFF_MAP_SERVICES);
+  }
+  ++calls_;
+  return {};
+}
+
+Status MapWriter::putBackend(uint32_t id, const skiff_backend& value) {
+  auto it = backends_.find(id);
+  if (it != backends_.end() && sameBytes(it->second, value)) return {};
+  Status s = check(bpf_map_update_elem(fds_.backends, &id, &value, BPF_ANY) != 0 ? errno : 0,
+                   "update " SKIFF_MAP_BACKENDS);
+  if (s.ok()) backends_[id] = value;
+  return s;
+}
+
+Status MapWriter::clearBackend(uint32_t id) {
+  const skiff_backend none{};
+  return putBackend(id, none);
+}
+
+Status MapWriter::writePositions(const Ring& ring, std::span<const uint32_t> table,
+                                 std::span<const uint32_t> positions) {
+  if (positions.empty()) return {};
+  std::vector<uint32_t> keys;
+  std::vector<uint32_t> values;
+  keys.reserve(positions.size());
+  values.reserve(positions.size());
+  for (uint32_t pos : positions) {
+    if (pos >= table.size() || pos >= ring.size) {
+      return Status::failure("ring position " + std::to_string(pos) + " out of range");
+    }
+    keys.push_back(pos);
+    values.push_back(table[pos]);
+  }
+  auto count = static_cast<uint32_t>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+  const int err = bpf_map_update_batch(ring.fd, keys.data(), values.data(), &count, &opts);
+  return check(err != 0 ? errno : 0, "batch update of a Maglev ring");
+}
+
+Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table,
+                          std::span<const uint32_t> changed) {
+  if (table.empty() || table.size() > SKIFF_MAX_RING_SIZE) {
+    return Status::failure("Maglev ring of " + std::to_string(table.size()) + " entries");
+  }
+  const auto size = static_cast<uint32_t>(table.size());
+  auto it = rings_.find(ringId);
+  if (it != rings_.end() && it->second.size == size) {
+    return writePositions(it->second, table, changed);
+  }
+  // A new inner map, filled before anyone can see it, then swapped in.
+  LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
+  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "skiff_ring", sizeof(uint32_t),
+                                sizeof(uint32_t), size, &create);
+  if (fd < 0) return check(errno, "create a Maglev ring");
+  Ring fresh{fd, size};
+  std::vector<uint32_t> all(size);
+  for (uint32_t i = 0; i < size; ++i)
+    all[i] = i;
+  if (Status s = writePositions(fresh, table, all); !s.ok()) {
+    ::close(fd);
+    return s;
+  }
+  if (bpf_map_update_elem(fds_.rings, &ringId, &fd, BPF_ANY) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return check(err, "update " SKIFF_MAP_RINGS);
+  }
+  if (it != rings_.end()) {
+    ::close(it->second.fd);
+    it->second = fresh;
+  } else {
+    rings_.emplace(ringId, fresh);
+  }
+  return {};
+}
+
+Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table) {
+  std::vector<uint32_t> all(table.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    all[i] = static_cast<uint32_t>(i);
+  return putRing(ringId, table, all);
+}
+
+Status MapWriter::deleteRing(uint32_t ringId) {
+  auto it = rings_.find(ringId);
+  if (bpf_map_delete_elem(fds_.rings, &ringId) != 0 && errno != ENOENT) {
+    return check(errno, "delete from " SKIFF_MAP_RINGS);
+  }
+  ++calls_;
+  if (it != rings_.end()) {
+    ::close(it->second.fd);
+    rings_.erase(it);
+  }
+  return {};
+}
+
+uint32_t MapWriter::ringSize(uint32_t ringId) const {
+  auto it = rings_.find(ringId);
+  return it == rings_.end() ? 0 : it->second.size;
+}
+
+skiff_src_range_key sourceRangeKey(uint32_t svcId, const dataplane::IpPrefix& range) {
+  skiff_src_range_key key{};
+  key.prefixlen = SKIFF_SRC_RANGE_PREFIX_BASE + range.length();
+  key.svc_id = svcId;
+  key.family = static_cast<uint8_t>(range.family());
+  copyAddress(range.address(), key.addr);
+  return key;
+}
+
+Status MapWriter::putSourceRange(uint32_t svcId, const dataplane::IpPrefix& range) {
+  const skiff_src_range_key key = sourceRangeKey(svcId, range);
+  if (ranges_.contains(bytesOf(key))) return {};
+  const uint8_t allowed = 1;
+  Status s = check(bpf_map_update_elem(fds_.sourceRanges, &key, &allowed, BPF_ANY) != 0 ? errno : 0,
+                   "update " SKIFF_MAP_SRC_RANGES);
+  if (s.ok()) ranges_.insert(bytesOf(key));
+  return s;
+}
+
+Status MapWriter::deleteSourceRange(uint32_t svcId, const dataplane::IpPrefix& range) {
+  const skiff_src_range_key key = sourceRangeKey(svcId, range);
+  ranges_.erase(bytesOf(key));
+  if (bpf_map_delete_elem(fds_.sourceRanges, &key) != 0 && errno != ENOENT) {
+    return check(errno, "delete from " SKIFF_MAP_SRC_RANGES);
+  }
+  ++calls_;
+  return {};
+}
+
+Status MapWriter::resetServiceStats(uint32_t svcId) {
+  ++calls_;
+  Status s = zeroPerCpu<skiff_svc_stats>(fds_.svcStats, svcId);
+  if (!s.ok()) ++failedUpdates_;
+  return s;
+}
+
+Status MapWriter::resetBackendStats(uint32_t backendId) {
+  ++calls_;
+  Status s = zeroPerCpu<skiff_be_stats>(fds_.backendStats, backendId);
+  if (!s.ok()) ++failedUpdates_;
+  return s;
+}
+
+Result<skiff_svc_stats> readServiceStats(int fd, uint32_t svcId) {
+  auto values = readPerCpu<skiff_svc_stats>(fd, svcId);
+  if (!values.ok()) return values.status();
+  skiff_svc_stats sum{};
+  for (const auto& v : *values) {
+    sum.packets += v.packets;
+    sum.bytes += v.bytes;
+    sum.new_flows += v.new_flows;
+    for (size_t i = 0; i < SKIFF_DROP_REASON_COUNT; ++i)
+      sum.drops[i] += v.drops[i];
+  }
+  return sum;
+}
+
+Result<skiff_be_stats> readBackendStats(int fd, uint32_t backendId) {
+  auto values = readPerCpu<skiff_be_stats>(fd, backendId);
+  if (!values.ok()) return values.status();
+  skiff_be_stats sum{};
+  for (const auto& v : *values) {
+    sum.packets += v.packets;
+    sum.bytes += v.bytes;
+    sum.new_flows += v.new_flows;
+  }
+  return sum;
+}
+
+Result<uint64_t> readGlobal(int fd, uint32_t index) {
+  auto values = readPerCpu<uint64_t>(fd, index);
+  if (!values.ok()) return values.status();
+  uint64_t sum = 0;
+  for (uint64_t v : *values)
+    sum += v;
+  return sum;
+}
+
+}  // namespace skiff::ebpf

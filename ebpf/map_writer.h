@@ -1,0 +1,91 @@
+#pragma once
+
+// Writes the tables of lb_abi.h: the one place that turns keys and values into BPF map updates,
+// used by the eBPF Dataplane and by the data-path tests. It remembers what it wrote and skips a
+// write that would change nothing; ring writes touch only the positions that changed, in one
+// batch; every failed BPF call is counted (Katran's habit). It must be the maps' only writer.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <span>
+#include <unordered_map>
+
+#include "dataplane/address.h"
+#include "dataplane/status.h"
+#include "ebpf/abi.h"
+#include "ebpf/loader.h"
+
+namespace skiff::ebpf {
+
+class MapWriter {
+ public:
+  explicit MapWriter(const MapFds& fds) : fds_(fds) {}
+  ~MapWriter();
+  MapWriter(const MapWriter&) = delete;
+  MapWriter& operator=(const MapWriter&) = delete;
+
+  dataplane::Status putFrontend(const skiff_frontend_key& key, const skiff_service& value);
+  dataplane::Status deleteFrontend(const skiff_frontend_key& key);
+
+  dataplane::Status putBackend(uint32_t id, const skiff_backend& value);
+  // Marks the id unused (family 0): flows that still name it are reselected.
+  dataplane::Status clearBackend(uint32_t id);
+
+  // Programs Maglev ring `ringId` to hold `table` (backend ids). A new ring, or one whose size
+  // changes, is built in a new inner map and swapped in with one outer update; otherwise only
+  // `changed` positions are written, in one batch (dataplane::changedPositions gives them).
+  dataplane::Status putRing(uint32_t ringId, std::span<const uint32_t> table,
+                            std::span<const uint32_t> changed);
+  // Writes every position (a full resync of an existing ring).
+  dataplane::Status putRing(uint32_t ringId, std::span<const uint32_t> table);
+  dataplane::Status deleteRing(uint32_t ringId);
+  // The size of ring `ringId` as written, 0 if none.
+  uint32_t ringSize(uint32_t ringId) const;
+
+  dataplane::Status putSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
+  dataplane::Status deleteSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
+
+  // Zeroes the per-CPU counters of a service or backend id (when the id is handed out again).
+  dataplane::Status resetServiceStats(uint32_t svcId);
+  dataplane::Status resetBackendStats(uint32_t backendId);
+
+  // Failed BPF calls so far.
+  uint64_t failedUpdates() const { return failedUpdates_; }
+  // BPF map updates and deletes issued so far (a batch counts once).
+  uint64_t calls() const { return calls_; }
+  const MapFds& fds() const { return fds_; }
+
+ private:
+  struct Ring {
+    int fd = -1;
+    uint32_t size = 0;
+  };
+
+  dataplane::Status check(int err, const char* what);
+  dataplane::Status writePositions(const Ring& ring, std::span<const uint32_t> table,
+                                   std::span<const uint32_t> positions);
+
+  using FrontendBytes = std::array<uint8_t, sizeof(skiff_frontend_key)>;
+  using RangeBytes = std::array<uint8_t, sizeof(skiff_src_range_key)>;
+
+  MapFds fds_;
+  std::unordered_map<uint32_t, Ring> rings_;
+  // What the maps hold, as written.
+  std::map<FrontendBytes, skiff_service> frontends_;
+  std::unordered_map<uint32_t, skiff_backend> backends_;
+  std::set<RangeBytes> ranges_;
+  uint64_t failedUpdates_ = 0;
+  uint64_t calls_ = 0;
+};
+
+// The LPM key of a source range.
+skiff_src_range_key sourceRangeKey(uint32_t svcId, const dataplane::IpPrefix& range);
+
+// Reads a per-CPU array entry summed over CPUs.
+dataplane::Result<skiff_svc_stats> readServiceStats(int fd, uint32_t svcId);
+dataplane::Result<skiff_be_stats> readBackendStats(int fd, uint32_t backendId);
+dataplane::Result<uint64_t> readGlobal(int fd, uint32_t index);
+
+}  // namespace skiff::ebpf

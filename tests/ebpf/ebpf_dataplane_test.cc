@@ -1,0 +1,307 @@
+// The EbpfDataplane as the proxier drives it: deltas in, map writes out, checked by running
+// packets through the XDP program and by reading stats().
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ebpf/ebpf_dataplane.h"
+#include "tests/ebpf/packet.h"
+
+namespace skiff::ebpf {
+namespace {
+
+using dataplane::Backend;
+using dataplane::DropReason;
+using dataplane::FrontendKind;
+using dataplane::IpAddress;
+using dataplane::L4Protocol;
+using dataplane::Service;
+using dataplane::ServiceDelta;
+using testing::Bytes;
+using testing::PacketSpec;
+
+IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
+
+const IpAddress kClient = ip("198.51.100.7");
+const IpAddress kVip = ip("203.0.113.10");
+
+Service web() {
+  Service s;
+  s.id = "default/web:http";
+  s.frontends = {{{kVip, 80, L4Protocol::kTcp}, FrontendKind::kLoadBalancer},
+                 {{ip("10.96.0.10"), 80, L4Protocol::kTcp}, FrontendKind::kClusterIP}};
+  s.backends = {Backend{.address = ip("10.0.1.1"), .port = 8080},
+                Backend{.address = ip("10.0.1.2"), .port = 8080},
+                Backend{.address = ip("10.0.1.3"), .port = 8080}};
+  s.maglevTableSize = 251;
+  return s;
+}
+
+PacketSpec syn(uint16_t sport, const IpAddress& client = kClient) {
+  return PacketSpec{.src = client, .dst = kVip, .sport = sport, .dport = 80};
+}
+
+class EbpfDataplaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+    EbpfDataplaneOptions options;
+    options.load.fwdMode = SKIFF_FWD_TX;
+    options.load.frontends = 64;
+    options.load.services = 16;
+    options.load.backends = 64;
+    options.load.rings = 64;
+    options.load.conntrack = 1024;
+    options.load.withSocketLb = false;
+    auto created = EbpfDataplane::create(options);
+    ASSERT_TRUE(created.ok()) << created.message();
+    dp_ = std::move(*created);
+  }
+
+  struct Run {
+    uint32_t verdict = 0;
+    Bytes out;
+  };
+  Run run(const Bytes& in) {
+    Run r;
+    r.out.assign(in.size() + 256, 0);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.out.data(),
+                .data_size_in = static_cast<uint32_t>(in.size()),
+                .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(dp_->programs().xdpProgram(), &opts), 0);
+    r.verdict = opts.retval;
+    r.out.resize(opts.data_size_out);
+    return r;
+  }
+  // The backend a translated frame went to.
+  std::string backendOf(const Run& r) {
+    auto t = testing::parseTuple(r.out);
+    if (!t) return "?";
+    return t->dst.toString() + ":" + std::to_string(t->dport);
+  }
+  const dataplane::ServiceStats* statsOf(const dataplane::DataplaneStats& s,
+                                         const std::string& id) {
+    for (const auto& x : s.services) {
+      if (x.id == id) return &x;
+    }
+    return nullptr;
+  }
+  void apply(std::vector<Service> upserted, std::vector<std::string> removed = {},
+             bool replaceAll = false) {
+    ServiceDelta d;
+    d.upserted = std::move(upserted);
+    d.removed = std::move(removed);
+    d.replaceAll = replaceAll;
+    const auto st = dp_->apply(d);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+
+  std::unique_ptr<EbpfDataplane> dp_;
+};
+
+TEST_F(EbpfDataplaneTest, NewFlowIsCountedPerServiceAndBackend) {
+  apply({web()});
+  const Run r = run(testing::buildPacket(syn(40000)));
+  ASSERT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+  EXPECT_TRUE(testing::checksumsValid(r.out));
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  const auto* s = statsOf(*stats, "default/web:http");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->newFlows, 1u);
+  EXPECT_EQ(s->packets, 1u);
+  ASSERT_EQ(s->backends.size(), 3u);
+  uint64_t total = 0;
+  for (const auto& b : s->backends) {
+    total += b.packets;
+    if (b.packets == 1) {
+      EXPECT_EQ(b.backend.toString(), backendOf(r));
+    }
+  }
+  EXPECT_EQ(total, 1u);
+  EXPECT_EQ(stats->failedUpdates, 0u);
+}
+
+TEST_F(EbpfDataplaneTest, RemovedBackendLosesItsFlowsOthersKeepTheirs) {
+  apply({web()});
+  std::vector<std::string> before;
+  for (uint16_t p = 40000; p < 40040; ++p)
+    before.push_back(backendOf(run(testing::buildPacket(syn(p)))));
+  const std::string gone = before[0];
+  Service changed = web();
+  std::erase_if(changed.backends, [&](const Backend& b) { return b.key().toString() == gone; });
+  ASSERT_EQ(changed.backends.size(), 2u);
+  apply({changed});
+  for (uint16_t p = 40000; p < 40040; ++p) {
+    auto s = syn(p);
+    s.tcpFlags = testing::kTcpAck;
+    const std::string now = backendOf(run(testing::buildPacket(s)));
+    if (before[p - 40000] == gone) {
+      EXPECT_NE(now, gone) << p;
+    } else {
+      EXPECT_EQ(now, before[p - 40000]) << p;  // established: conntrack keeps it
+    }
+  }
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(statsOf(*stats, "default/web:http")->backends.size(), 2u);
+}
+
+TEST_F(EbpfDataplaneTest, WritesOnlyWhatChanged) {
+  apply({web()});
+  const uint64_t first = dp_->writer().calls();
+  EXPECT_GT(first, 0u);
+  apply({web()});
+  EXPECT_EQ(dp_->writer().calls(), first);
+  apply({web()}, {}, true);  // a resync of the same state
+  EXPECT_EQ(dp_->writer().calls(), first);
+  // One more backend: its stats reset and entry, one batch for the changed positions of the one
+  // ring (IPv4, cluster scope), and the two frontends (their backend count changed).
+  Service grown = web();
+  grown.backends.push_back(Backend{.address = ip("10.0.1.4"), .port = 8080});
+  apply({grown});
+  EXPECT_EQ(dp_->writer().calls() - first, 5u);
+  EXPECT_EQ(dp_->writer().failedUpdates(), 0u);
+}
+
+TEST_F(EbpfDataplaneTest, RingSizeChangeSwapsTheRing) {
+  apply({web()});
+  Service bigger = web();
+  bigger.maglevTableSize = 1021;
+  apply({bigger});
+  const Run r = run(testing::buildPacket(syn(40000)));
+  EXPECT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+  EXPECT_TRUE(testing::checksumsValid(r.out));
+}
+
+TEST_F(EbpfDataplaneTest, TerminatingFallbackServesNewFlows) {
+  Service s = web();
+  for (Backend& b : s.backends) {
+    b.ready = false;
+    b.terminating = true;
+  }
+  s.backends[2].serving = false;
+  apply({s});
+  for (uint16_t p = 40000; p < 40020; ++p) {
+    const Run r = run(testing::buildPacket(syn(p)));
+    ASSERT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+    EXPECT_NE(backendOf(r), "10.0.1.3:8080");  // not serving: never picked
+  }
+}
+
+TEST_F(EbpfDataplaneTest, NoServingBackendRejectsWithNoBackend) {
+  Service s = web();
+  for (Backend& b : s.backends) {
+    b.ready = false;
+    b.serving = false;
+  }
+  apply({s});
+  const Run r = run(testing::buildPacket(syn(40000)));
+  EXPECT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+  auto reject = testing::parseTuple(r.out);
+  ASSERT_TRUE(reject.has_value());
+  EXPECT_EQ(reject->proto, 1);  // ICMP port unreachable from the frontend
+  EXPECT_EQ(reject->src, kVip);
+  EXPECT_TRUE(testing::checksumsValid(r.out));
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(statsOf(*stats, "default/web:http")->drops[static_cast<size_t>(DropReason::kNoBackend)],
+            1u);
+}
+
+TEST_F(EbpfDataplaneTest, ExternalTrafficPolicyLocalWithoutLocalBackendsDrops) {
+  Service s = web();
+  s.externalTrafficPolicy = dataplane::TrafficPolicy::kLocal;
+  apply({s});
+  EXPECT_EQ(run(testing::buildPacket(syn(40000))).verdict, static_cast<uint32_t>(XDP_DROP));
+  s.backends[1].local = true;
+  apply({s});
+  for (uint16_t p = 40001; p < 40010; ++p) {
+    const Run r = run(testing::buildPacket(syn(p)));
+    ASSERT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+    EXPECT_EQ(backendOf(r), "10.0.1.2:8080");
+  }
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(
+      statsOf(*stats, "default/web:http")->drops[static_cast<size_t>(DropReason::kNoLocalBackend)],
+      1u);
+}
+
+TEST_F(EbpfDataplaneTest, SourceRangesApplyToLoadBalancerFrontends) {
+  Service s = web();
+  s.loadBalancerSourceRanges = {*dataplane::IpPrefix::parse("192.0.2.0/24")};
+  apply({s});
+  EXPECT_EQ(run(testing::buildPacket(syn(40000))).verdict, static_cast<uint32_t>(XDP_DROP));
+  EXPECT_EQ(run(testing::buildPacket(syn(40000, ip("192.0.2.5")))).verdict,
+            static_cast<uint32_t>(XDP_TX));
+  s.loadBalancerSourceRanges.clear();
+  apply({s});
+  EXPECT_EQ(run(testing::buildPacket(syn(40001))).verdict, static_cast<uint32_t>(XDP_TX));
+}
+
+TEST_F(EbpfDataplaneTest, ConflictingFrontendChangesNothing) {
+  apply({web()});
+  Service other = web();
+  other.id = "default/other:http";
+  ServiceDelta d;
+  d.upserted = {other};
+  EXPECT_FALSE(dp_->apply(d).ok());
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->services.size(), 1u);
+  EXPECT_EQ(run(testing::buildPacket(syn(40000))).verdict, static_cast<uint32_t>(XDP_TX));
+}
+
+TEST_F(EbpfDataplaneTest, FrontendMovesBetweenServicesInOneDelta) {
+  Service a = web();
+  a.frontends.resize(1);  // the LoadBalancer frontend only
+  apply({a});
+  Service b = web();
+  b.id = "default/b:http";
+  b.frontends = a.frontends;
+  b.backends = {Backend{.address = ip("10.0.9.9"), .port = 9090}};
+  Service aWithout = a;
+  aWithout.frontends = {{{ip("203.0.113.12"), 80, L4Protocol::kTcp}, FrontendKind::kExternalIP}};
+  apply({b, aWithout});  // b takes the frontend before a gives it up
+  const Run r = run(testing::buildPacket(syn(40000)));
+  ASSERT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+  EXPECT_EQ(backendOf(r), "10.0.9.9:9090");
+}
+
+TEST_F(EbpfDataplaneTest, RemoveAndReplaceAll) {
+  apply({web()});
+  apply({}, {"default/web:http"});
+  const Bytes in = testing::buildPacket(syn(40000));
+  const Run r = run(in);
+  EXPECT_EQ(r.verdict, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(r.out, in);
+  EXPECT_EQ(dp_->stats()->services.size(), 0u);
+
+  Service a = web();
+  Service b = web();
+  b.id = "default/b:http";
+  b.frontends = {{{ip("203.0.113.11"), 80, L4Protocol::kTcp}, FrontendKind::kExternalIP}};
+  apply({a, b});
+  apply({b}, {}, true);  // resync: only b remains
+  EXPECT_EQ(run(in).verdict, static_cast<uint32_t>(XDP_PASS));
+  PacketSpec toB = syn(40000);
+  toB.dst = ip("203.0.113.11");
+  EXPECT_EQ(run(testing::buildPacket(toB)).verdict, static_cast<uint32_t>(XDP_TX));
+  auto stats = dp_->stats();
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->services.size(), 1u);
+  EXPECT_EQ(stats->services[0].id, "default/b:http");
+}
+
+}  // namespace
+}  // namespace skiff::ebpf
