@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, and runs Skiff's main job as far as
-# it exists today: the apiserver on the embedded store, with the examples applied by the real
-# kubectl. Pods do not run yet: controllers, scheduler, kubelet and the load balancer's control side
+# it exists today: the apiserver on the embedded store (HTTPS, with a CA, serving certificate and
+# admin token made on first start), with the examples applied by the real kubectl. Pods do not run yet: controllers, scheduler, kubelet and the load balancer's control side
 # arrive with their issues (see README.md). Ctrl-C stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,17 +20,18 @@ echo "Starting skiff apiserver (data in $data_dir, log in $log)"
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 100); do
-  grep -q serving "$log" && break
+  grep -q "admin kubeconfig" "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
 done
-url=$(grep -o 'http://[^ ]*' "$log")
-echo "Serving $url"
+url=$(grep -o 'https://[^ ]*' "$log")
+export KUBECONFIG=$data_dir/admin.kubeconfig
+echo "Serving $url; admin kubeconfig: $KUBECONFIG"
 echo
 echo "kubectl apply -f examples/"
-kubectl --server "$url" apply -f examples/
+kubectl apply -f examples/
 echo
-kubectl --server "$url" get deployments,services -o wide
+kubectl get deployments,services -o wide
 echo
-echo "Try: kubectl --server $url get all -A    (Ctrl-C stops the server)"
+echo "Try: KUBECONFIG=$KUBECONFIG kubectl get all -A    (Ctrl-C stops the server)"
 wait "$server"

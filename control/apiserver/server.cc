@@ -3,9 +3,19 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "control/client/kubeconfig.h"
 #include "control/store/sqlite_store.h"
 
 namespace skiff::apiserver {
+namespace {
+
+// The serving certificate must cover the address clients are told to use.
+std::vector<std::string> withBindAddress(std::vector<std::string> sans, const std::string& bind) {
+  if (bind != "0.0.0.0" && bind != "::" && !bind.empty()) sans.push_back(bind);
+  return sans;
+}
+
+}  // namespace
 
 ApiServer::ApiServer(ApiServerOptions options) : options_(std::move(options)) {}
 
@@ -20,20 +30,55 @@ void ApiServer::start() {
     throw std::runtime_error("cannot create data directory " + options_.data_dir + ": " +
                              ec.message());
   }
+  std::string cert_file = options_.cert_file;
+  std::string key_file = options_.key_file;
+  PkiState pki;
+  if (!options_.plain_http) {
+    // Certificates and tokens are made on first start and reused afterwards (kubeadm's way).
+    pki = ensurePki({.data_dir = options_.data_dir,
+                     .service_cidr = options_.service_cidr,
+                     .extra_sans = withBindAddress(options_.extra_sans, options_.bind_address)});
+    if (cert_file.empty()) {
+      cert_file = pki.paths.serving_cert;
+      key_file = pki.paths.serving_key;
+    }
+    tokens_ = std::make_unique<TokenFile>(TokenFile::load(pki.paths.tokens));
+  }
   store_ = store::SqliteStore::open(
       {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
        .fsync = options_.fsync});
   http_ = std::make_unique<HttpServer>(
       HttpServerOptions{.bind_address = options_.bind_address,
                         .port = options_.port,
-                        .cert_file = options_.cert_file,
-                        .key_file = options_.key_file},
+                        .cert_file = cert_file,
+                        .key_file = key_file},
       [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
+        authenticate(request);
         handler_->handle(request, response, start_stream);
       });
-  handler_ = std::make_unique<ApiHandler>(*store_, ApiHandlerOptions{});
+  handler_ = std::make_unique<ApiHandler>(
+      *store_, ApiHandlerOptions{.services = {.service_cidr = options_.service_cidr}});
   handler_->ensureSystemNamespaces();
   http_->start();
+  if (!options_.plain_http) {
+    admin_kubeconfig_ = (std::filesystem::path(options_.data_dir) / "admin.kubeconfig").string();
+    client::writeKubeconfig(admin_kubeconfig_,
+                            {.server = url(), .ca_pem = pki.ca_cert_pem, .token = pki.admin_token});
+  }
+}
+
+void ApiServer::authenticate(const HttpRequest& request) const {
+  if (!tokens_) return;
+  // Health and version stay open, as kube-apiserver's defaults allow them to anyone.
+  const std::string& path = request.path;
+  if (path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/version") return;
+  std::string_view header = request.header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.starts_with(kBearer) &&
+      tokens_->authenticate(header.substr(kBearer.size())) != nullptr) {
+    return;
+  }
+  throw unauthorized();
 }
 
 void ApiServer::stop() {

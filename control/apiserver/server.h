@@ -3,21 +3,28 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "control/apiserver/api_handler.h"
 #include "control/apiserver/http_server.h"
+#include "control/apiserver/pki.h"
 #include "control/store/store.h"
 
 namespace skiff::apiserver {
 
 struct ApiServerOptions {
-  std::string data_dir;  // the store (and, with TLS, pki/) live here
+  std::string data_dir;  // the store, pki/ and admin.kubeconfig live here
   std::string bind_address = "127.0.0.1";
   uint16_t port = 6443;
-  // PEM files for HTTPS; empty serves plain HTTP, which is allowed on loopback only.
+  // PEM files for HTTPS; when empty, a CA and serving certificate are made in DIR/pki on first
+  // start and reused afterwards.
   std::string cert_file;
   std::string key_file;
-  bool fsync = true;  // off only for tests
+  // Plain HTTP without authentication, for tests and local experiments: loopback only.
+  bool plain_http = false;
+  std::string service_cidr = "10.96.0.0/16";
+  std::vector<std::string> extra_sans;  // more names and IPs for the serving certificate
+  bool fsync = true;                    // off only for tests
 };
 
 // The apiserver as a process runs it: the embedded store in data_dir, the REST handler, and the
@@ -33,12 +40,19 @@ class ApiServer {
   void stop();
   uint16_t port() const;
   std::string url() const;
+  // DIR/admin.kubeconfig (server URL, CA and the admin token), written on start; empty with
+  // plain_http.
+  std::string adminKubeconfig() const { return admin_kubeconfig_; }
 
  private:
+  void authenticate(const HttpRequest& request) const;
+
   ApiServerOptions options_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<TokenFile> tokens_;  // bearer tokens; null with plain_http
+  std::string admin_kubeconfig_;
 };
 
 }  // namespace skiff::apiserver

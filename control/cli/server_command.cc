@@ -27,9 +27,16 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--secure-port", options->port, "Port to listen on")->capture_default_str();
   cmd->add_option("--tls-cert-file", options->cert_file, "Serving certificate (PEM)");
   cmd->add_option("--tls-private-key-file", options->key_file, "Serving key (PEM)");
+  cmd->add_option("--service-cluster-ip-range", options->service_cidr,
+                  "Service CIDR (IPv4) ClusterIPs come from")
+      ->capture_default_str();
+  cmd->add_option("--tls-san", options->extra_sans,
+                  "Extra names and IPs for the generated serving certificate");
+  cmd->add_flag("--plain-http", options->plain_http,
+                "Serve plain HTTP without authentication (loopback addresses only; for tests)");
   cmd->footer(
-      "Without --tls-cert-file and --tls-private-key-file the apiserver serves plain HTTP, and "
-      "only on a loopback --bind-address.");
+      "On first start the apiserver makes a CA, a serving certificate and an admin token under "
+      "DATA_DIR/pki and writes DATA_DIR/admin.kubeconfig, which kubectl and skiff use as-is.");
   cmd->callback([options, &exit_code] {
     sigset_t signals;
     sigemptyset(&signals);
@@ -41,6 +48,9 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
       server.start();
       std::cout << "skiff apiserver: serving " << server.url() << " (data in " << options->data_dir
                 << ")" << std::endl;
+      if (!server.adminKubeconfig().empty()) {
+        std::cout << "skiff apiserver: admin kubeconfig " << server.adminKubeconfig() << std::endl;
+      }
       int sig = waitForSignal(signals);
       std::cout << "skiff apiserver: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << ", shutting down" << std::endl;

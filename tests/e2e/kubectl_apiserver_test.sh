@@ -17,12 +17,19 @@ expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
 
 "$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 50); do
-  grep -q "serving" "$work/server.log" && break
+for _ in $(seq 100); do
+  grep -q "admin kubeconfig" "$work/server.log" && break
   sleep 0.1
 done
-url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/server.log") || fail "the server did not start"
-k() { kubectl --server "$url" "$@"; }
+url=$(grep -o 'https://127.0.0.1:[0-9]*' "$work/server.log") || fail "the server did not start"
+# HTTPS with the CA and admin token the server made on its first start, as a user gets them.
+kubeconfig="$work/data/admin.kubeconfig"
+[[ $(stat -c %a "$kubeconfig") == 600 ]] || fail "admin.kubeconfig is not private"
+k() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+# Anonymous requests are refused, except health and version.
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/data/pki/ca.crt" "$url/api/v1/pods")" "401" "anonymous list"
+expect_eq "$(curl -s --cacert "$work/data/pki/ca.crt" "$url/healthz")" "ok" "anonymous healthz"
 
 expect_eq "$(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["major"])')" \
   "1" "server version"
@@ -55,7 +62,7 @@ k replace -f "$work/web.json" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "4 2" "replace"
 
 # A watch sees a change made by another client.
-timeout 5 kubectl --server "$url" get deploy web -w -o jsonpath='{.spec.replicas}{"\n"}' >"$work/watch" 2>&1 &
+timeout 5 kubectl --kubeconfig "$kubeconfig" get deploy web -w -o jsonpath='{.spec.replicas}{"\n"}' >"$work/watch" 2>&1 &
 watcher=$!
 sleep 1
 python3 -c '
@@ -105,9 +112,24 @@ printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n' >"$work/cm.yaml
 k create -n nowhere -f "$work/cm.yaml" 2>"$work/err" && fail "created in a missing namespace"
 grep -q 'namespaces "nowhere" not found' "$work/err" || fail "missing namespace: $(cat "$work/err")"
 
-# Clean shutdown on SIGTERM.
+# Clean shutdown on SIGTERM; a restart reuses the CA and the data.
+uid_before=$(k get ns default -o jsonpath='{.metadata.uid}')
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server exited with an error on SIGTERM"
 server_pid=
 grep -q "shutting down" "$work/server.log" || fail "no shutdown message"
+ca_before=$(sha256sum "$work/data/pki/ca.crt")
+"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server2.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q "admin kubeconfig" "$work/server2.log" && break
+  sleep 0.1
+done
+expect_eq "$(sha256sum "$work/data/pki/ca.crt")" "$ca_before" "CA reused"
+expect_eq "$(k get ns default -o jsonpath='{.metadata.uid}')" "$uid_before" "data kept across a restart"
+
+# Plain HTTP is there for tests, and only on loopback.
+"$skiff" apiserver --data-dir "$work/plain" --secure-port 0 --plain-http --bind-address 0.0.0.0 2>"$work/err" &&
+  fail "plain HTTP on 0.0.0.0 was accepted"
+grep -q "only on loopback" "$work/err" || fail "plain HTTP refusal: $(cat "$work/err")"
 echo "kubectl e2e: all checks passed"
