@@ -738,7 +738,7 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
   std::string ns = storage.type().namespaced ? info.namespace_ : "";
   int64_t timeout =
       parseTimeout(queryValue(request, "timeoutSeconds"), options_.default_watch_timeout_seconds);
-  bool bookmarks = queryValue(request, "allowWatchBookmarks") == "true";
+  bool bookmarks = queryTrue(queryValue(request, "allowWatchBookmarks"));
   const std::string& rv_text = list.resource_version;
 
   // "" and "0": the current state as ADDED events, then changes; a revision: changes after it.

@@ -34,10 +34,14 @@ int hexValue(char c) {
 
 bool isWatch(const QueryParams& query) {
   auto it = query.find("watch");
-  return it != query.end() && (it->second == "true" || it->second == "1");
+  return it != query.end() && queryTrue(it->second);
 }
 
 }  // namespace
+
+bool queryTrue(std::string_view v) {
+  return v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True";
+}
 
 std::string percentDecode(std::string_view s, bool plus_is_space) {
   std::string out;

@@ -14,6 +14,8 @@ using QueryParams = std::multimap<std::string, std::string, std::less<>>;
 // Malformed escapes are kept as written.
 QueryParams parseQuery(std::string_view query);
 std::string percentDecode(std::string_view s, bool plus_is_space);
+// A boolean query value as Go's strconv.ParseBool reads it (1, t, T, TRUE, true, True).
+bool queryTrue(std::string_view value);
 
 // What a request asks for, read from its method, path and query as Kubernetes'
 // RequestInfoFactory reads them:

@@ -71,6 +71,8 @@ TEST(RequestInfo, ReadsPathsAsKubernetesDoes) {
        "", "endpointslices", "", ""},
       {"GET", "/apis/apps/v1/deployments?watch=1", true, "watch", "apps", "v1", "", "deployments",
        "", ""},
+      {"GET", "/api/v1/pods?watch=True", true, "watch", "", "v1", "", "pods", "", ""},
+      {"GET", "/api/v1/pods?watch=false", true, "list", "", "v1", "", "pods", "", ""},
       {"GET", "/api/v1/namespaces/other/pods/foo%20bar", true, "get", "", "v1", "other", "pods",
        "foo bar", ""},
   };
