@@ -34,6 +34,9 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kApplicationId = 0x536b6966;  // "Skif"
 constexpr int64_t kSchemaVersion = 1;
 constexpr int64_t kVacuumStepPages = 2048;  // pages released per compaction step
+// The writer copies what the background checkpoints left in the log itself (so that the log can
+// start over) once it is at most this many frames: a stall of a millisecond or two.
+constexpr int64_t kCatchUpFrames = 256;
 
 // kine's layout: one row per revision. A key's state at revision R is its newest row with
 // id <= R, absent when that row is a delete. Unlike kine, a row keeps no copy of the value it
@@ -1273,8 +1276,8 @@ int SqliteStore::Impl::walHook(void* arg, sqlite3* /*db*/, const char* /*name*/,
 // `checkpoint_wal_bytes`, while the writer goes on appending: copying in rounds rather than after
 // every commit writes a page changed by many commits once. The log starts over from its
 // beginning only after a checkpoint that caught up with it entirely, which under constant load
-// never happens by itself: once the log is long, the writer catches up itself, right after a
-// background round, when little is left to copy.
+// never happens by itself: past two rounds, background rounds follow each other (each has less to
+// copy than the one before) until little is left, which the writer then copies itself.
 void SqliteStore::Impl::maybeCheckpoint() {
   const int64_t round_frames = std::max<int64_t>(options_.checkpoint_wal_bytes / page_size_, 1);
   int64_t copied = checkpointed_frames_.load(std::memory_order_acquire);
@@ -1288,14 +1291,15 @@ void SqliteStore::Impl::maybeCheckpoint() {
       // waits for the round under way and copies what is left itself.
       checkpoint_idle_cv_.wait(lock, [&] { return !checkpoint_running_; });
       checkpoint_requested_ = false;
-    } else if (pending >= round_frames) {
+    } else if (pending >= round_frames ||
+               (wal_frames_ >= 2 * round_frames && pending > kCatchUpFrames)) {
+      // A round; past two rounds, rounds one after the other until little is left.
       if (checkpoint_running_) return;
       checkpoint_requested_ = true;
       lock.unlock();
       checkpoint_cv_.notify_one();
       return;
-    } else if (wal_frames_ < 2 * round_frames || pending > round_frames / 8 ||
-               checkpoint_running_) {
+    } else if (wal_frames_ < 2 * round_frames || checkpoint_running_) {
       return;
     }
   }

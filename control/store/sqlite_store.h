@@ -16,8 +16,10 @@ struct SqliteOptions {
   // The database file; its directory must exist. Created when missing, with its `-wal` and `-shm`
   // companions next to it.
   std::string path;
-  // Acknowledged writes survive a power loss (PRAGMA synchronous=FULL). false = synchronous=OFF:
-  // acknowledged writes survive a crash of the process but not of the machine. Tests only.
+  // Acknowledged writes survive a power loss: each group commit is fdatasync'ed before it is
+  // acknowledged (with PRAGMA synchronous=NORMAL for SQLite's own checkpoint syncs). false = no
+  // fsync at all (synchronous=OFF): writes survive a crash of the process but not of the machine.
+  // Tests only.
   bool fsync = true;
   // Periodic compaction: every `compaction_interval` (0 = never), the history older than
   // `compaction_retention` is forgotten (compaction to the revision that was current then).
@@ -38,7 +40,7 @@ struct SqliteOptions {
   // space (etcd's quota-backend-bytes). 0 = no limit.
   int64_t quota_bytes = 0;
   // A background thread copies the write-ahead log into the database once it holds this much.
-  int64_t checkpoint_wal_bytes = 16 << 20;
+  int64_t checkpoint_wal_bytes = 32 << 20;
   // Runs PRAGMA quick_check when opening an existing database (time grows with its size).
   bool check_on_open = true;
 };

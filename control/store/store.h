@@ -16,7 +16,8 @@ namespace skiff::store {
 // namespace part). Values are opaque bytes (the apiserver stores binary protobuf).
 //
 // Revisions are global and strictly increasing: every successful create, update or delete makes a
-// new revision, and an object's resourceVersion is the revision that last modified it.
+// new revision, and an object's resourceVersion is the revision that last modified it. A new store
+// is at revision 1 (as etcd), so 0 always means "not given".
 //
 // Threading: every method may be called from any thread at once. Writes are acknowledged only once
 // durable. A Watch is used by one thread at a time.
