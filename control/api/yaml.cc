@@ -1,6 +1,9 @@
 #include "control/api/yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+
+#include <map>
 
 #include <sstream>
 
@@ -14,78 +17,156 @@ Mark markOf(const YAML::Mark& m) {
   return Mark{static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
 }
 
-class YamlConverter {
- public:
-  explicit YamlConverter(const YamlParseOptions& options) : options_(options) {}
-
-  Value convert(const YAML::Node& node, size_t depth) {
-    Mark mark = markOf(node.Mark());
-    if (++nodes_ > options_.max_nodes) {
-      fail(mark, "document expands to more than " + std::to_string(options_.max_nodes) +
-                     " nodes (alias expansion?)");
-    }
-    if (depth > options_.max_depth) {
-      fail(mark, "nesting deeper than " + std::to_string(options_.max_depth));
-    }
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        return Value::null(mark);
-      case YAML::NodeType::Scalar: {
-        // yaml-cpp tags plain scalars "?" and quoted or block scalars "!".
-        const std::string& tag = node.Tag();
-        if (tag == "?") return Value::plainScalar(node.Scalar(), mark);
-        if (tag == "!" || tag == "tag:yaml.org,2002:str" || tag == "!!str") {
-          return Value::string(node.Scalar(), mark);
-        }
-        return resolveTagged(tag, node.Scalar(), mark);
-      }
-      case YAML::NodeType::Sequence: {
-        Value v = Value::array(mark);
-        v.items().reserve(node.size());
-        for (const auto& item : node)
-          v.items().push_back(convert(item, depth + 1));
-        return v;
-      }
-      case YAML::NodeType::Map: {
-        Value v = Value::object(mark);
-        for (const auto& kv : node) {
-          const YAML::Node& key = kv.first;
-          if (!key.IsScalar()) {
-            fail(markOf(key.Mark()), std::string("mapping keys must be strings, got ") +
-                                         (key.IsMap()        ? "a mapping"
-                                          : key.IsSequence() ? "a sequence"
-                                                             : "null"));
-          }
-          v.members().push_back(
-              Value::Member{key.Scalar(), markOf(key.Mark()), convert(kv.second, depth + 1)});
-        }
-        return v;
-      }
-    }
-    return Value::null(mark);
+// Resolves an explicitly tagged scalar (!!int, !!str, ...).
+Value resolveTagged(const std::string& tag, const std::string& text, Mark mark,
+                    std::string_view source) {
+  if (tag == "?") return Value::plainScalar(text, mark);
+  if (tag == "!" || tag == "tag:yaml.org,2002:str" || tag == "!!str") {
+    return Value::string(text, mark);
   }
+  Value plain = Value::plainScalar(text, mark);
+  auto is = [&](std::string_view name) {
+    return tag == std::string("tag:yaml.org,2002:") + std::string(name) ||
+           tag == std::string("!!") + std::string(name);
+  };
+  if (is("int") && plain.isInteger()) return Value::integer(plain.asInt(), mark);
+  if (is("float") && plain.isNumber()) return Value::number(plain.asDouble(), mark);
+  if (is("bool") && plain.isBool()) return Value::boolean(plain.asBool(), mark);
+  if (is("null") && plain.isNull()) return Value::null(mark);
+  throw DecodeError(
+      Diagnostic{std::string(source), mark, "",
+                 "unsupported or mismatched YAML tag " + tag + " for value \"" + text + "\""});
+}
+
+// Builds Values straight from yaml-cpp's parser events. yaml-cpp's own node tree is not used: it
+// can be driven into unbounded work by hostile input (found by fuzzing), while here every event
+// counts against the node budget and the depth limit, including alias expansions.
+class ValueBuilder : public YAML::EventHandler {
+ public:
+  explicit ValueBuilder(const YamlParseOptions& options) : options_(options) {}
+
+  std::vector<Value> take() { return std::move(docs_); }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    // yaml-cpp can be driven into starting documents forever without consuming input (found by
+    // fuzzing); a real manifest stream has far fewer.
+    if (++documents_ > options_.max_documents) {
+      fail(markOf(mark), "more than " + std::to_string(options_.max_documents) + " YAML documents");
+    }
+    frames_.clear();
+    anchors_.clear();
+    root_ = Value::null();
+    has_root_ = false;
+    nodes_ = 0;
+  }
+  void OnDocumentEnd() override {
+    // Empty documents are dropped, as kubectl drops them.
+    if (has_root_ && !root_.isNull()) docs_.push_back(std::move(root_));
+  }
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    add(Value::null(markOf(mark)), anchor, 1);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) fail(markOf(mark), "alias of an anchor that is not complete");
+    count(it->second.second, markOf(mark));
+    add(it->second.first, 0, 0);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    add(resolveTagged(tag, value, markOf(mark), options_.source), anchor, 1);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value /*style*/) override {
+    open(Value::array(markOf(mark)), anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value /*style*/) override {
+    open(Value::object(markOf(mark)), anchor);
+  }
+  void OnMapEnd() override { close(); }
 
  private:
+  struct Frame {
+    Value value;
+    YAML::anchor_t anchor = 0;
+    size_t nodes_at_open = 0;
+    bool have_key = false;
+    std::string key;
+    Mark key_mark;
+  };
+
   [[noreturn]] void fail(Mark mark, std::string message) const {
     throw DecodeError(Diagnostic{std::string(options_.source), mark, "", std::move(message)});
   }
 
-  Value resolveTagged(const std::string& tag, const std::string& text, Mark mark) const {
-    Value plain = Value::plainScalar(text, mark);
-    auto is = [&](std::string_view name) {
-      return tag == std::string("tag:yaml.org,2002:") + std::string(name) ||
-             tag == std::string("!!") + std::string(name);
-    };
-    if (is("int") && plain.isInteger()) return Value::integer(plain.asInt(), mark);
-    if (is("float") && plain.isNumber()) return Value::number(plain.asDouble(), mark);
-    if (is("bool") && plain.isBool()) return Value::boolean(plain.asBool(), mark);
-    if (is("null") && plain.isNull()) return Value::null(mark);
-    fail(mark, "unsupported or mismatched YAML tag " + tag + " for value \"" + text + "\"");
+  void count(size_t n, Mark mark) {
+    nodes_ += n;
+    if (nodes_ > options_.max_nodes) {
+      fail(mark, "document expands to more than " + std::to_string(options_.max_nodes) +
+                     " nodes (alias expansion?)");
+    }
+  }
+
+  void add(Value v, YAML::anchor_t anchor, size_t nodes) {
+    count(nodes, v.mark());
+    if (anchor != 0) anchors_[anchor] = {v, 1};
+    attach(std::move(v));
+  }
+
+  void open(Value v, YAML::anchor_t anchor) {
+    count(1, v.mark());
+    if (frames_.size() >= options_.max_depth) {
+      fail(v.mark(), "nesting deeper than " + std::to_string(options_.max_depth));
+    }
+    // A collection used as a mapping key is refused when it is opened.
+    if (!frames_.empty() && frames_.back().value.isObject() && !frames_.back().have_key) {
+      fail(v.mark(), std::string("mapping keys must be strings, got ") +
+                         (v.isObject() ? "a mapping" : "a sequence"));
+    }
+    frames_.push_back(Frame{std::move(v), anchor, nodes_, false, {}, {}});
+  }
+
+  void close() {
+    Frame frame = std::move(frames_.back());
+    frames_.pop_back();
+    if (frame.anchor != 0) anchors_[frame.anchor] = {frame.value, nodes_ - frame.nodes_at_open + 1};
+    attach(std::move(frame.value));
+  }
+
+  void attach(Value v) {
+    if (frames_.empty()) {
+      root_ = std::move(v);
+      has_root_ = true;
+      return;
+    }
+    Frame& top = frames_.back();
+    if (top.value.isArray()) {
+      top.value.items().push_back(std::move(v));
+      return;
+    }
+    if (!top.have_key) {
+      if (v.isNull() && !v.isPlain()) fail(v.mark(), "mapping keys must be strings, got null");
+      if (v.isObject() || v.isArray()) fail(v.mark(), "mapping keys must be strings");
+      top.key = v.text();
+      top.key_mark = v.mark();
+      top.have_key = true;
+      return;
+    }
+    top.value.members().push_back(Value::Member{std::move(top.key), top.key_mark, std::move(v)});
+    top.key.clear();
+    top.have_key = false;
   }
 
   const YamlParseOptions& options_;
+  std::vector<Value> docs_;
+  std::vector<Frame> frames_;
+  std::map<YAML::anchor_t, std::pair<Value, size_t>> anchors_;  // value and its node count
+  Value root_;
+  bool has_root_ = false;
   size_t nodes_ = 0;
+  size_t documents_ = 0;
 };
 
 // --------------------------------------------------------------------------- writer
@@ -247,21 +328,16 @@ class YamlWriter {
 }  // namespace
 
 std::vector<Value> parseYamlDocuments(std::string_view text, const YamlParseOptions& options) {
-  std::vector<YAML::Node> nodes;
+  ValueBuilder builder(options);
   try {
     std::stringstream in{std::string(text)};
-    nodes = YAML::LoadAll(in);
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(builder)) {
+    }
   } catch (const YAML::Exception& e) {
     throw DecodeError(Diagnostic{std::string(options.source), markOf(e.mark), "", e.msg});
   }
-  std::vector<Value> docs;
-  docs.reserve(nodes.size());
-  for (const auto& node : nodes) {
-    YamlConverter converter(options);
-    Value v = converter.convert(node, 0);
-    if (!v.isNull()) docs.push_back(std::move(v));
-  }
-  return docs;
+  return builder.take();
 }
 
 Value parseYaml(std::string_view text, const YamlParseOptions& options) {

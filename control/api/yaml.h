@@ -13,6 +13,7 @@ struct YamlParseOptions {
   size_t max_depth = 512;
   // A document may expand (through aliases) to at most this many nodes: stops "billion laughs".
   size_t max_nodes = 1'000'000;
+  size_t max_documents = 10'000;
 };
 
 // Parses a YAML stream of one or more documents ("---" separated). Empty documents are dropped,
