@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <google/protobuf/stubs/common.h>
+#include "control/cli/apply_command.h"
 #include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -16,6 +17,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addVersion();
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
+  addApplyCommand(app_, exit_code_);
 }
 
 void App::addVersion() {
