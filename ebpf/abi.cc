@@ -3,20 +3,10 @@
 #include <array>
 #include <cstring>
 
+#include "dataplane/flow_hash.h"
 #include "dataplane/hash.h"
 
 namespace skiff::ebpf {
-namespace {
-
-// A little-endian load of 8 key bytes, as the BPF program (bpfel) does it.
-uint64_t loadLe64(const uint8_t* bytes) {
-  uint64_t w = 0;
-  for (size_t i = 0; i < 8; ++i)
-    w |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  return w;
-}
-
-}  // namespace
 
 void copyAddress(const dataplane::IpAddress& address, uint8_t (&out)[16]) {
   const auto& b = address.bytes();
@@ -73,12 +63,8 @@ size_t dropIndex(int code) {
 }
 
 uint64_t flowHash(const skiff_ct_key& forward) {
-  const std::array<uint64_t, 5> words{
-      loadLe64(forward.saddr), loadLe64(forward.saddr + 8), loadLe64(forward.daddr),
-      loadLe64(forward.daddr + 8),
-      static_cast<uint64_t>(forward.sport) | static_cast<uint64_t>(forward.dport) << 16 |
-          static_cast<uint64_t>(forward.proto) << 32 | static_cast<uint64_t>(forward.family) << 40};
-  return dataplane::hashWords(words, SKIFF_FLOW_HASH_SEED);
+  return dataplane::flowHash(forward.saddr, forward.daddr, forward.sport, forward.dport,
+                             forward.proto, forward.family);
 }
 
 uint64_t sockHash(uint64_t cookie, const skiff_frontend_key& frontend) {

@@ -9,6 +9,7 @@
 
 #include "dataplane/address.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/flow_hash.h"
 #include "dataplane/selection.h"
 #include "dataplane/service.h"
 #include "ebpf/bpf/lb_abi.h"
@@ -51,6 +52,7 @@ static_assert(SKIFF_GLOBAL_FIB_REDIRECTED < SKIFF_GLOBAL_COUNT);
 static_assert(SKIFF_AF_INET == static_cast<int>(dataplane::AddressFamily::kIPv4));
 static_assert(SKIFF_AF_INET6 == static_cast<int>(dataplane::AddressFamily::kIPv6));
 static_assert(SKIFF_MAX_RING_SIZE == 65537);
+static_assert(SKIFF_FLOW_HASH_SEED == dataplane::kFlowHashSeed);
 
 // Host to network order for 16 bits (ports in keys).
 constexpr uint16_t toNetwork16(uint16_t v) {

@@ -1,9 +1,9 @@
-#include "tests/ebpf/packet.h"
+#include "tests/dataplane/packet_builder.h"
 
 #include <algorithm>
 #include <array>
 
-namespace skiff::ebpf::testing {
+namespace skiff::dataplane::testing {
 namespace {
 
 constexpr size_t kEthLen = 14;
@@ -27,8 +27,7 @@ uint16_t finish(uint16_t sum) {
 }
 
 // The pseudo header's sum for an L4 segment of `length` bytes.
-uint32_t pseudoSum(const dataplane::IpAddress& src, const dataplane::IpAddress& dst, uint8_t proto,
-                   size_t length) {
+uint32_t pseudoSum(const IpAddress& src, const IpAddress& dst, uint8_t proto, size_t length) {
   Bytes p;
   append(p, src.octets());
   append(p, dst.octets());
@@ -54,8 +53,8 @@ Bytes ethernet(int vlanTags, uint16_t etherType) {
   return b;
 }
 
-Bytes ipv4Header(const dataplane::IpAddress& src, const dataplane::IpAddress& dst, uint8_t proto,
-                 size_t payloadLength, uint16_t fragment, uint8_t ttl) {
+Bytes ipv4Header(const IpAddress& src, const IpAddress& dst, uint8_t proto, size_t payloadLength,
+                 uint16_t fragment, uint8_t ttl) {
   Bytes h(20, 0);
   h[0] = 0x45;
   put16(h, 2, static_cast<uint16_t>(20 + payloadLength));
@@ -71,8 +70,8 @@ Bytes ipv4Header(const dataplane::IpAddress& src, const dataplane::IpAddress& ds
   return h;
 }
 
-Bytes ipv6Header(const dataplane::IpAddress& src, const dataplane::IpAddress& dst, uint8_t proto,
-                 size_t payloadLength, uint8_t ttl) {
+Bytes ipv6Header(const IpAddress& src, const IpAddress& dst, uint8_t proto, size_t payloadLength,
+                 uint8_t ttl) {
   Bytes h(8, 0);
   h[0] = 0x60;
   put16(h, 4, static_cast<uint16_t>(payloadLength));
@@ -134,8 +133,8 @@ Bytes ipPart(const Bytes& frame, int vlanTags) {
   return Bytes(frame.begin() + static_cast<std::ptrdiff_t>(l3Offset(vlanTags)), frame.end());
 }
 
-Bytes buildIcmp4Error(const dataplane::IpAddress& src, const dataplane::IpAddress& dst,
-                      uint8_t type, uint8_t code, const Bytes& quoted, size_t quoteLength) {
+Bytes buildIcmp4Error(const IpAddress& src, const IpAddress& dst, uint8_t type, uint8_t code,
+                      const Bytes& quoted, size_t quoteLength) {
   Bytes icmp = {type, code, 0, 0, 0, 0, 0, 0};
   icmp.insert(
       icmp.end(), quoted.begin(),
@@ -147,8 +146,8 @@ Bytes buildIcmp4Error(const dataplane::IpAddress& src, const dataplane::IpAddres
   return frame;
 }
 
-Bytes buildIcmp6Error(const dataplane::IpAddress& src, const dataplane::IpAddress& dst,
-                      uint8_t type, uint8_t code, const Bytes& quoted) {
+Bytes buildIcmp6Error(const IpAddress& src, const IpAddress& dst, uint8_t type, uint8_t code,
+                      const Bytes& quoted) {
   Bytes icmp = {type, code, 0, 0, 0, 0, 0, 0};
   icmp.insert(icmp.end(), quoted.begin(),
               quoted.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(48, quoted.size())));
@@ -196,8 +195,8 @@ std::optional<Tuple> parseTuple(const Bytes& frame, int vlanTags) {
       s[i] = frame[l3 + 12 + i];
       d[i] = frame[l3 + 16 + i];
     }
-    t.src = dataplane::IpAddress::v4(s);
-    t.dst = dataplane::IpAddress::v4(d);
+    t.src = IpAddress::v4(s);
+    t.dst = IpAddress::v4(d);
     t.proto = frame[l3 + 9];
     l4 = l3 + (frame[l3] & 0xf) * 4u;
   } else {
@@ -207,8 +206,8 @@ std::optional<Tuple> parseTuple(const Bytes& frame, int vlanTags) {
       s[i] = frame[l3 + 8 + i];
       d[i] = frame[l3 + 24 + i];
     }
-    t.src = dataplane::IpAddress::v6(s);
-    t.dst = dataplane::IpAddress::v6(d);
+    t.src = IpAddress::v6(s);
+    t.dst = IpAddress::v6(d);
     t.proto = frame[l3 + 6];
     l4 = l3 + 40;
   }
@@ -220,4 +219,4 @@ std::optional<Tuple> parseTuple(const Bytes& frame, int vlanTags) {
   return t;
 }
 
-}  // namespace skiff::ebpf::testing
+}  // namespace skiff::dataplane::testing

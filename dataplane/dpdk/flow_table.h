@@ -1,0 +1,167 @@
+#pragma once
+
+// A fixed-size, set-associative hash table for one lcore (conntrack, affinity): all memory is
+// taken at construction, lookups and inserts never allocate, and there is exactly one writer (the
+// lcore that owns it), so there are no locks. Buckets of kWays slots with 16-bit signatures; a
+// bulk lookup hashes a burst of keys first, prefetches their buckets, then compares, so the
+// cache misses of a burst overlap (DPDK's rte_hash_lookup_bulk does the same).
+//
+// Full bucket or table: an expired entry is reclaimed first; then, with `lru`, the entry of the
+// bucket used longest ago is evicted; without it the insert fails (the caller forwards anyway).
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "dataplane/hash.h"
+
+namespace skiff::dataplane::dpdk {
+
+inline void prefetch(const void* p) {
+  __builtin_prefetch(p, 0, 3);
+}
+
+// Key: trivially copyable, compared by bytes, sizeof a multiple of 8. Value: trivially copyable
+// with a `uint64_t lastUsedNs` member.
+template <class Key, class Value, size_t kWays = 8>
+class FlowTable {
+  static_assert(sizeof(Key) % 8 == 0);
+
+ public:
+  struct Slot {
+    Key key;
+    Value value;
+  };
+
+  FlowTable(size_t capacity, bool lru) : capacity_(capacity == 0 ? 1 : capacity), lru_(lru) {
+    buckets_ = std::bit_ceil((capacity_ + kWays - 1) / kWays);
+    mask_ = buckets_ - 1;
+    sigs_ = std::make_unique<Signatures[]>(buckets_);
+    slots_ = std::make_unique<Slot[]>(buckets_ * kWays);
+  }
+
+  static uint64_t hash(const Key& key) {
+    uint64_t w[sizeof(Key) / 8];
+    std::memcpy(w, &key, sizeof(Key));
+    return hashWords(w, 0x6374ULL);
+  }
+
+  Value* lookup(const Key& key) { return lookupHashed(key, hash(key)); }
+
+  // Looks up n keys: out[i] is the value of *keys[i] or null.
+  void lookupBulk(const Key* const* keys, size_t n, Value** out) {
+    constexpr size_t kChunk = 32;
+    uint64_t h[kChunk];
+    for (size_t base = 0; base < n; base += kChunk) {
+      const size_t m = n - base < kChunk ? n - base : kChunk;
+      for (size_t i = 0; i < m; ++i) {
+        h[i] = hash(*keys[base + i]);
+        prefetch(&sigs_[h[i] & mask_]);
+        prefetch(&slots_[(h[i] & mask_) * kWays]);
+      }
+      for (size_t i = 0; i < m; ++i)
+        out[base + i] = lookupHashed(*keys[base + i], h[i]);
+    }
+  }
+
+  // Inserts or overwrites. `expired(value)` says whether an entry may be reclaimed. Null if
+  // there is no room.
+  template <class Expired>
+  Value* insert(const Key& key, const Value& value, Expired expired) {
+    const uint64_t h = hash(key);
+    const size_t b = h & mask_;
+    const uint16_t sig = signature(h);
+    Signatures& s = sigs_[b];
+    Slot* slots = &slots_[b * kWays];
+    int free = -1, reclaim = -1, oldest = -1;
+    for (size_t i = 0; i < kWays; ++i) {
+      if (s.sig[i] == 0) {
+        if (free < 0) free = static_cast<int>(i);
+        continue;
+      }
+      if (s.sig[i] == sig && std::memcmp(&slots[i].key, &key, sizeof(Key)) == 0) {
+        slots[i].value = value;
+        return &slots[i].value;
+      }
+      if (reclaim < 0 && expired(slots[i].value)) reclaim = static_cast<int>(i);
+      if (oldest < 0 || slots[i].value.lastUsedNs < slots[oldest].value.lastUsedNs)
+        oldest = static_cast<int>(i);
+    }
+    int at = -1;
+    if (free >= 0 && size_ < capacity_) {
+      at = free;
+      ++size_;
+    } else if (reclaim >= 0) {
+      at = reclaim;
+    } else if (lru_ && oldest >= 0) {
+      at = oldest;
+      ++evictions_;
+    } else {
+      return nullptr;
+    }
+    s.sig[at] = sig;
+    slots[at].key = key;
+    slots[at].value = value;
+    return &slots[at].value;
+  }
+
+  bool erase(const Key& key) {
+    const uint64_t h = hash(key);
+    const size_t b = h & mask_;
+    const uint16_t sig = signature(h);
+    for (size_t i = 0; i < kWays; ++i) {
+      if (sigs_[b].sig[i] == sig &&
+          std::memcmp(&slots_[b * kWays + i].key, &key, sizeof(Key)) == 0) {
+        sigs_[b].sig[i] = 0;
+        --size_;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void clear() {
+    for (size_t b = 0; b < buckets_; ++b)
+      sigs_[b] = Signatures{};
+    size_ = 0;
+  }
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  uint64_t evictions() const { return evictions_; }
+
+ private:
+  struct Signatures {
+    uint16_t sig[kWays] = {};  // 0: free
+  };
+
+  static uint16_t signature(uint64_t h) {
+    const auto s = static_cast<uint16_t>(h >> 48);
+    return s == 0 ? 1 : s;
+  }
+
+  Value* lookupHashed(const Key& key, uint64_t h) {
+    const size_t b = h & mask_;
+    const uint16_t sig = signature(h);
+    const Signatures& s = sigs_[b];
+    for (size_t i = 0; i < kWays; ++i) {
+      if (s.sig[i] != sig) continue;
+      Slot& slot = slots_[b * kWays + i];
+      if (std::memcmp(&slot.key, &key, sizeof(Key)) == 0) return &slot.value;
+    }
+    return nullptr;
+  }
+
+  size_t capacity_;
+  bool lru_;
+  size_t buckets_ = 0;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+  uint64_t evictions_ = 0;
+  std::unique_ptr<Signatures[]> sigs_;
+  std::unique_ptr<Slot[]> slots_;
+};
+
+}  // namespace skiff::dataplane::dpdk

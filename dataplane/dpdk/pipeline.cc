@@ -1,0 +1,654 @@
+#include "dataplane/dpdk/pipeline.h"
+
+#include <cstring>
+
+#include "dataplane/flow_hash.h"
+#include "dataplane/selection.h"
+
+namespace skiff::dataplane::dpdk {
+namespace {
+
+constexpr uint32_t kEthLen = 14;
+constexpr uint16_t kEthIpv4 = 0x0800;
+constexpr uint16_t kEthIpv6 = 0x86dd;
+constexpr uint16_t kEth8021Q = 0x8100;
+constexpr uint16_t kEth8021AD = 0x88a8;
+constexpr uint8_t kProtoIcmp = 1;
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+constexpr uint8_t kProtoIcmp6 = 58;
+constexpr uint8_t kNextHdrFragment = 44;
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTcpAck = 0x10;
+constexpr uint32_t kReject6Quote = 40 + 8;
+
+uint16_t be16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+
+void putBe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+// 16-bit words as they sit in memory (the one's complement sum does not depend on byte order as
+// long as the checksum field is read the same way): the eBPF path's csum.h, word for word.
+uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+void store16(uint8_t* p, uint16_t v) {
+  std::memcpy(p, &v, 2);
+}
+
+// The in-memory value of a 16-bit field holding `host` in network order.
+uint16_t wire16(uint16_t host) {
+  const uint8_t b[2] = {static_cast<uint8_t>(host >> 8), static_cast<uint8_t>(host)};
+  return load16(b);
+}
+
+uint16_t csumFold(uint64_t sum) {
+  for (int i = 0; i < 4; ++i)
+    sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+uint64_t csumDiffWords(const uint8_t* from, const uint8_t* to, int n) {
+  uint64_t sum = 0;
+  for (int i = 0; i < n; ++i) {
+    sum += static_cast<uint16_t>(~load16(from + 2 * i));
+    sum += load16(to + 2 * i);
+  }
+  return sum;
+}
+
+uint64_t csumSum(const uint8_t* p, uint32_t words) {
+  uint64_t sum = 0;
+  for (uint32_t i = 0; i < words; ++i)
+    sum += load16(p + 2 * i);
+  return sum;
+}
+
+uint16_t csumApply(uint16_t check, uint64_t diff) {
+  return static_cast<uint16_t>(~csumFold(static_cast<uint16_t>(~check) + diff));
+}
+
+bool addrEq(const uint8_t* a, const uint8_t* b, size_t n) {
+  return std::memcmp(a, b, n) == 0;
+}
+
+struct Nat {
+  uint8_t addr[16];
+  uint16_t port;  // network order, as in memory
+  bool rewriteSrc;
+};
+
+}  // namespace
+
+std::string_view toString(Event event) {
+  switch (event) {
+    case Event::kCtInsertFailed:
+      return "ct_insert_failed";
+    case Event::kFragmentPassed:
+      return "fragment_passed";
+    case Event::kIcmpTranslated:
+      return "icmp_translated";
+    case Event::kReplyTranslated:
+      return "reply_translated";
+    case Event::kCtReselected:
+      return "ct_reselected";
+    case Event::kRejectSent:
+      return "reject_sent";
+    case Event::kCount:
+      break;
+  }
+  return "?";
+}
+
+// What parsing found out about a packet.
+struct Pipeline::Parsed {
+  enum Step : uint8_t { kDone, kDecide, kIcmp4, kIcmp6 };
+  Step step = kDone;
+  Verdict verdict = Verdict::kPass;
+  uint8_t tcpFlags = 0;
+  uint32_t l3 = 0;
+  uint32_t l4 = 0;
+  const FrontendEntry* fe = nullptr;
+  CtKey key{};
+};
+
+Pipeline::Pipeline(const PipelineConfig& config)
+    : config_(config),
+      ct_(config.conntrackCapacity, config.conntrackLru),
+      affinity_(config.affinityCapacity, true),
+      counters_(config.capacities) {}
+
+Verdict Pipeline::drop(uint32_t svcId, DropReason reason) {
+  const auto i = static_cast<size_t>(reason);
+  if (svcId == kNoId || svcId >= counters_.serviceCount) {
+    counters_.unattributed[i].add();
+  } else {
+    counters_.services[svcId].drops[i].add();
+  }
+  return Verdict::kDrop;
+}
+
+void Pipeline::countForward(uint32_t svcId, uint32_t backendId, uint64_t bytes, bool newFlow) {
+  if (svcId < counters_.serviceCount) {
+    ServiceCounters& s = counters_.services[svcId];
+    s.packets.add();
+    s.bytes.add(bytes);
+    if (newFlow) s.newFlows.add();
+  }
+  if (backendId < counters_.backendCount) {
+    BackendCounters& b = counters_.backends[backendId];
+    b.packets.add();
+    b.bytes.add(bytes);
+    if (newFlow) b.newFlows.add();
+  }
+}
+
+bool Pipeline::alive(const CtEntry& e, uint8_t proto, uint64_t now) const {
+  uint64_t life = proto == kProtoTcp ? config_.ctTcpNs : config_.ctOtherNs;
+  if (e.flags & kCtClosing) life = config_.ctClosingNs;
+  return now - e.lastUsedNs < life;
+}
+
+Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
+  const uint8_t* p = pkt.data;
+  const uint32_t len = pkt.len;
+  s.step = Parsed::kDone;
+  if (len < kEthLen) return Verdict::kPass;
+  uint32_t off = kEthLen;
+  uint16_t proto = be16(p + 12);
+  for (int i = 0; i < 2; ++i) {
+    if (proto != kEth8021Q && proto != kEth8021AD) break;
+    if (off + 4 > len) return Verdict::kPass;
+    proto = be16(p + off + 2);
+    off += 4;
+  }
+  s.l3 = off;
+  CtKey& k = s.key;
+  if (proto == kEthIpv4) {
+    if (off + 20 > len) return drop(kNoId, DropReason::kMalformedPacket);
+    const uint32_t hlen = (p[off] & 0xfu) * 4u;
+    const uint32_t totLen = be16(p + off + 2);
+    if ((p[off] >> 4) != 4 || hlen < 20 || totLen < hlen || off + totLen > len)
+      return drop(kNoId, DropReason::kMalformedPacket);
+    if (be16(p + off + 6) & 0x3fff) {
+      event(Event::kFragmentPassed);
+      return Verdict::kPass;
+    }
+    s.l4 = off + hlen;
+    const uint8_t l4proto = p[off + 9];
+    if (l4proto == kProtoIcmp) {
+      s.step = Parsed::kIcmp4;
+      return Verdict::kPass;
+    }
+    const uint8_t* l4 = p + s.l4;
+    if (l4proto == kProtoTcp) {
+      if (s.l4 + 20 > len || (l4[12] >> 4) < 5 || (l4[12] >> 4) * 4u > totLen - hlen)
+        return drop(kNoId, DropReason::kMalformedPacket);
+      s.tcpFlags = l4[13];
+    } else if (l4proto == kProtoUdp) {
+      if (s.l4 + 8 > len || be16(l4 + 4) < 8 || be16(l4 + 4) > totLen - hlen)
+        return drop(kNoId, DropReason::kMalformedPacket);
+    } else {
+      return Verdict::kPass;
+    }
+    std::memset(&k, 0, sizeof(k));
+    std::memcpy(k.saddr, p + off + 12, 4);
+    std::memcpy(k.daddr, p + off + 16, 4);
+    std::memcpy(&k.sport, l4, 2);
+    std::memcpy(&k.dport, l4 + 2, 2);
+    k.proto = l4proto;
+    k.family = 4;
+    s.step = Parsed::kDecide;
+    return Verdict::kPass;
+  }
+  if (proto == kEthIpv6) {
+    if (off + 40 > len) return drop(kNoId, DropReason::kMalformedPacket);
+    const uint32_t payload = be16(p + off + 4);
+    if ((p[off] >> 4) != 6 || off + 40 + payload > len)
+      return drop(kNoId, DropReason::kMalformedPacket);
+    s.l4 = off + 40;
+    const uint8_t next = p[off + 6];
+    if (next == kNextHdrFragment) {
+      event(Event::kFragmentPassed);
+      return Verdict::kPass;
+    }
+    const uint8_t* l4 = p + s.l4;
+    if (next == kProtoTcp) {
+      if (s.l4 + 20 > len || (l4[12] >> 4) < 5 || (l4[12] >> 4) * 4u > payload)
+        return drop(kNoId, DropReason::kMalformedPacket);
+      s.tcpFlags = l4[13];
+    } else if (next == kProtoUdp) {
+      if (s.l4 + 8 > len || be16(l4 + 4) < 8 || be16(l4 + 4) > payload)
+        return drop(kNoId, DropReason::kMalformedPacket);
+    } else if (next == kProtoIcmp6) {
+      s.step = Parsed::kIcmp6;
+      return Verdict::kPass;
+    } else {
+      return Verdict::kPass;  // extension headers and other protocols: the kernel's
+    }
+    std::memcpy(k.saddr, p + off + 8, 16);
+    std::memcpy(k.daddr, p + off + 24, 16);
+    std::memcpy(&k.sport, l4, 2);
+    std::memcpy(&k.dport, l4 + 2, 2);
+    k.proto = next;
+    k.family = 6;
+    k.dir = 0;
+    k.pad = 0;
+    s.step = Parsed::kDecide;
+    return Verdict::kPass;
+  }
+  return Verdict::kPass;
+}
+
+Verdict Pipeline::forward(PacketRef& pkt) {
+  if (config_.forward == ForwardMode::kSwapMacs) {
+    uint8_t tmp[6];
+    std::memcpy(tmp, pkt.data, 6);
+    std::memcpy(pkt.data, pkt.data + 6, 6);
+    std::memcpy(pkt.data + 6, tmp, 6);
+  }
+  return Verdict::kTx;
+}
+
+Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, CtEntry* ct, bool ctKnown,
+                         uint64_t now) {
+  CtKey& key = s.key;
+  const FrontendEntry* fe = s.fe;
+  const uint64_t bytes = pkt.len;
+  Nat nat{};
+  if (!fe) {
+    // A reply from a backend to a client of a tracked flow?
+    key.dir = kCtReply;
+    if (!ctKnown) ct = ct_.lookup(key);
+    if (!ct || !alive(*ct, key.proto, now)) return Verdict::kPass;
+    ct->flags |= kCtSeenReply;
+    if (key.proto == kProtoTcp && (s.tcpFlags & (kTcpFin | kTcpRst))) ct->flags |= kCtClosing;
+    ct->lastUsedNs = now;
+    std::memcpy(nat.addr, ct->frontendAddr, 16);
+    nat.port = ct->frontendPort;
+    nat.rewriteSrc = true;
+    countForward(ct->svcId, ct->backendId, bytes, false);
+    event(Event::kReplyTranslated);
+  } else {
+    const uint32_t svcId = fe->svcId;
+    if (!t.sourceAllowed(*fe, key.saddr, key.family))
+      return drop(svcId, DropReason::kSourceRangeDenied);
+    key.dir = kCtForward;
+    if (!ctKnown) ct = ct_.lookup(key);
+    const BackendEntry* be = nullptr;
+    uint32_t backendId = kNoId;
+    bool newFlow = false;
+    if (ct && ct->svcId == svcId && alive(*ct, key.proto, now) &&
+        !(key.proto == kProtoTcp && (ct->flags & kCtClosing) &&
+          (s.tcpFlags & (kTcpSyn | kTcpAck)) == kTcpSyn)) {
+      // Established: keep the backend while it is listed; UDP leaves one that stopped serving.
+      be = t.listedBackend(ct->backendId, svcId, key.family);
+      if (be && key.proto == kProtoUdp && !(be->flags & (kBackendReady | kBackendServing)))
+        be = nullptr;
+      if (be) {
+        backendId = ct->backendId;
+        if (key.proto == kProtoTcp && (s.tcpFlags & (kTcpFin | kTcpRst))) ct->flags |= kCtClosing;
+        ct->lastUsedNs = now;
+      } else {
+        event(Event::kCtReselected);
+      }
+    }
+    if (!be) {
+      if (fe->selection == static_cast<uint8_t>(Selection::kNoLocalBackends))
+        return drop(svcId, DropReason::kNoLocalBackend);
+      if (fe->selection == static_cast<uint8_t>(Selection::kNoBackends) || fe->backendCount == 0 ||
+          fe->ringSize == 0 || fe->ring == nullptr) {
+        drop(svcId, DropReason::kNoBackend);
+        if (config_.rejectWithoutBackends) {
+          const Verdict v = key.family == 4 ? reject4(pkt, s) : reject6(pkt, s);
+          if (v == Verdict::kTx) event(Event::kRejectSent);
+          return v;
+        }
+        return Verdict::kDrop;
+      }
+      AffinityKey akey{};
+      const bool affinity = fe->flags & kFrontendAffinity;
+      if (affinity) {
+        akey.svcId = svcId;
+        akey.family = key.family;
+        std::memcpy(akey.client, key.saddr, 16);
+        if (const AffinityEntry* a = affinity_.lookup(akey);
+            a && now - a->lastUsedNs < fe->affinityTimeoutNs) {
+          const BackendEntry* ab = t.listedBackend(a->backendId, svcId, key.family);
+          const uint8_t bit =
+              fe->flags & kFrontendLocal ? kBackendEligibleLocal : kBackendEligibleCluster;
+          if (ab && (ab->flags & bit)) backendId = a->backendId;
+        }
+      }
+      if (backendId == kNoId) {
+        const uint64_t h =
+            flowHash(key.saddr, key.daddr, key.sport, key.dport, key.proto, key.family);
+        backendId = fe->ring[h % fe->ringSize];
+      }
+      be = t.listedBackend(backendId, svcId, key.family);
+      if (!be) return drop(svcId, DropReason::kNoBackend);
+      // Conntrack, both directions.
+      CtEntry e{};
+      e.backendId = backendId;
+      e.svcId = svcId;
+      e.frontendPort = key.dport;
+      e.pad[0] = key.proto;
+      e.lastUsedNs = now;
+      std::memcpy(e.frontendAddr, key.daddr, 16);
+      CtKey rev{};
+      std::memcpy(rev.saddr, be->addr, 16);
+      std::memcpy(rev.daddr, key.saddr, 16);
+      rev.sport = be->port;
+      rev.dport = key.sport;
+      rev.proto = key.proto;
+      rev.family = key.family;
+      rev.dir = kCtReply;
+      auto expired = [&](const CtEntry& old) { return !alive(old, old.pad[0], now); };
+      if (!ct_.insert(key, e, expired) || !ct_.insert(rev, e, expired))
+        event(Event::kCtInsertFailed);
+      insertedInBurst_ = true;
+      if (affinity) {
+        AffinityEntry a{backendId, 0, now};
+        affinity_.insert(akey, a, [&](const AffinityEntry& old) {
+          return now - old.lastUsedNs >= uint64_t{kMaxAffinityTimeoutSeconds} * 1000000000ULL;
+        });
+      }
+      newFlow = true;
+    }
+    std::memcpy(nat.addr, be->addr, 16);
+    nat.port = be->port;
+    nat.rewriteSrc = false;
+    countForward(svcId, backendId, bytes, newFlow);
+  }
+
+  // Rewrite: address, port, checksums (RFC 1624 incremental updates).
+  uint8_t* p = pkt.data;
+  uint8_t* l4 = p + s.l4;
+  uint8_t* portp = l4 + (nat.rewriteSrc ? 0 : 2);
+  const int addrWords = key.family == 4 ? 2 : 8;
+  uint8_t* addrp = key.family == 4 ? p + s.l3 + (nat.rewriteSrc ? 12 : 16)
+                                   : p + s.l3 + (nat.rewriteSrc ? 8 : 24);
+  const uint64_t addrDiff = csumDiffWords(addrp, nat.addr, addrWords);
+  if (key.family == 4) store16(p + s.l3 + 10, csumApply(load16(p + s.l3 + 10), addrDiff));
+  const uint64_t diff =
+      addrDiff + csumDiffWords(portp, reinterpret_cast<const uint8_t*>(&nat.port), 1);
+  if (key.proto == kProtoTcp) {
+    store16(l4 + 16, csumApply(load16(l4 + 16), diff));
+  } else {
+    const uint16_t check = load16(l4 + 6);
+    if (check != 0 || key.family == 6) {
+      const uint16_t c = csumApply(check, diff);
+      store16(l4 + 6, c ? c : 0xffff);
+    }
+  }
+  std::memcpy(portp, &nat.port, 2);
+  std::memcpy(addrp, nat.addr, key.family == 4 ? 4 : 16);
+  return forward(pkt);
+}
+
+Verdict Pipeline::icmp4(PacketRef& pkt, Parsed& s) {
+  uint8_t* p = pkt.data;
+  const uint32_t len = pkt.len;
+  uint8_t* outer = p + s.l3;
+  uint8_t* icmp = p + s.l4;
+  if (s.l4 + 8 > len) return Verdict::kPass;
+  if (icmp[0] != 3 && icmp[0] != 11 && icmp[0] != 12) return Verdict::kPass;
+  uint8_t* inner = icmp + 8;
+  uint8_t* ports = inner + 20;
+  if (s.l4 + 8 + 20 + 4 > len) return Verdict::kPass;
+  if ((inner[0] & 0xf) != 5 || (inner[9] != kProtoTcp && inner[9] != kProtoUdp))
+    return Verdict::kPass;
+  CtKey key{};
+  key.family = 4;
+  key.proto = inner[9];
+  std::memcpy(key.saddr, inner + 16, 4);
+  std::memcpy(key.daddr, inner + 12, 4);
+  std::memcpy(&key.sport, ports + 2, 2);
+  std::memcpy(&key.dport, ports, 2);
+  key.dir = kCtReply;
+  Nat nat{};
+  uint8_t *inAddr, *inPort, *outAddr;
+  if (const CtEntry* ct = ct_.lookup(key)) {
+    std::memcpy(nat.addr, ct->frontendAddr, 16);
+    nat.port = ct->frontendPort;
+    inAddr = inner + 16;
+    inPort = ports + 2;
+    outAddr = outer + 12;
+  } else {
+    key.dir = kCtForward;
+    ct = ct_.lookup(key);
+    if (!ct) return Verdict::kPass;
+    const BackendEntry* be = tables_->listedBackend(ct->backendId, ct->svcId, 4);
+    if (!be) return Verdict::kPass;
+    std::memcpy(nat.addr, be->addr, 16);
+    nat.port = be->port;
+    inAddr = inner + 12;
+    inPort = ports;
+    outAddr = outer + 16;
+  }
+  if (addrEq(outAddr, inAddr, 4)) {
+    store16(outer + 10, csumApply(load16(outer + 10), csumDiffWords(outAddr, nat.addr, 2)));
+    std::memcpy(outAddr, nat.addr, 4);
+  }
+  const uint64_t inDiff = csumDiffWords(inAddr, nat.addr, 2);
+  uint8_t oldCheck[2], newCheck[2];
+  std::memcpy(oldCheck, inner + 10, 2);
+  store16(inner + 10, csumApply(load16(inner + 10), inDiff));
+  std::memcpy(newCheck, inner + 10, 2);
+  const uint64_t icmpDiff = inDiff +
+                            csumDiffWords(inPort, reinterpret_cast<const uint8_t*>(&nat.port), 1) +
+                            csumDiffWords(oldCheck, newCheck, 1);
+  store16(icmp + 2, csumApply(load16(icmp + 2), icmpDiff));
+  std::memcpy(inAddr, nat.addr, 4);
+  std::memcpy(inPort, &nat.port, 2);
+  event(Event::kIcmpTranslated);
+  return forward(pkt);
+}
+
+Verdict Pipeline::icmp6(PacketRef& pkt, Parsed& s) {
+  uint8_t* p = pkt.data;
+  const uint32_t len = pkt.len;
+  uint8_t* outer = p + s.l3;
+  uint8_t* icmp = p + s.l4;
+  if (s.l4 + 8 > len) return Verdict::kPass;
+  if (icmp[0] < 1 || icmp[0] > 4) return Verdict::kPass;
+  uint8_t* inner = icmp + 8;
+  uint8_t* ports = inner + 40;
+  if (s.l4 + 8 + 40 + 4 > len) return Verdict::kPass;
+  if (inner[6] != kProtoTcp && inner[6] != kProtoUdp) return Verdict::kPass;
+  CtKey key{};
+  key.family = 6;
+  key.proto = inner[6];
+  std::memcpy(key.saddr, inner + 24, 16);
+  std::memcpy(key.daddr, inner + 8, 16);
+  std::memcpy(&key.sport, ports + 2, 2);
+  std::memcpy(&key.dport, ports, 2);
+  key.dir = kCtReply;
+  Nat nat{};
+  uint8_t *inAddr, *inPort, *outAddr;
+  if (const CtEntry* ct = ct_.lookup(key)) {
+    std::memcpy(nat.addr, ct->frontendAddr, 16);
+    nat.port = ct->frontendPort;
+    inAddr = inner + 24;
+    inPort = ports + 2;
+    outAddr = outer + 8;
+  } else {
+    key.dir = kCtForward;
+    ct = ct_.lookup(key);
+    if (!ct) return Verdict::kPass;
+    const BackendEntry* be = tables_->listedBackend(ct->backendId, ct->svcId, 6);
+    if (!be) return Verdict::kPass;
+    std::memcpy(nat.addr, be->addr, 16);
+    nat.port = be->port;
+    inAddr = inner + 8;
+    inPort = ports;
+    outAddr = outer + 24;
+  }
+  uint64_t diff = 0;
+  if (addrEq(outAddr, inAddr, 16)) {
+    diff += csumDiffWords(outAddr, nat.addr, 8);
+    std::memcpy(outAddr, nat.addr, 16);
+  }
+  diff += csumDiffWords(inAddr, nat.addr, 8) +
+          csumDiffWords(inPort, reinterpret_cast<const uint8_t*>(&nat.port), 1);
+  store16(icmp + 2, csumApply(load16(icmp + 2), diff));
+  std::memcpy(inAddr, nat.addr, 16);
+  std::memcpy(inPort, &nat.port, 2);
+  event(Event::kIcmpTranslated);
+  return forward(pkt);
+}
+
+Verdict Pipeline::reject4(PacketRef& pkt, const Parsed& s) {
+  uint8_t* p = pkt.data;
+  if (s.l3 != kEthLen) return Verdict::kDrop;
+  const uint32_t quote = (p[kEthLen] & 0xfu) * 4u + 8;
+  if (quote > 68 || pkt.len < kEthLen + quote || pkt.capacity < kEthLen + 28 + quote)
+    return Verdict::kDrop;
+  uint8_t smac[6], dmac[6], saddr[4], daddr[4], id[2];
+  std::memcpy(dmac, p, 6);
+  std::memcpy(smac, p + 6, 6);
+  std::memcpy(saddr, p + kEthLen + 12, 4);
+  std::memcpy(daddr, p + kEthLen + 16, 4);
+  std::memcpy(id, p + kEthLen + 4, 2);
+  std::memmove(p + kEthLen + 28, p + kEthLen, quote);
+  std::memcpy(p, smac, 6);
+  std::memcpy(p + 6, dmac, 6);
+  putBe16(p + 12, kEthIpv4);
+  uint8_t* ip = p + kEthLen;
+  ip[0] = 0x45;
+  ip[1] = 0;
+  putBe16(ip + 2, static_cast<uint16_t>(28 + quote));
+  std::memcpy(ip + 4, id, 2);
+  putBe16(ip + 6, 0);
+  ip[8] = 64;
+  ip[9] = kProtoIcmp;
+  putBe16(ip + 10, 0);
+  std::memcpy(ip + 12, daddr, 4);
+  std::memcpy(ip + 16, saddr, 4);
+  store16(ip + 10, static_cast<uint16_t>(~csumFold(csumSum(ip, 10))));
+  uint8_t* icmp = ip + 20;
+  icmp[0] = 3;
+  icmp[1] = 3;  // port unreachable
+  std::memset(icmp + 2, 0, 6);
+  store16(icmp + 2, static_cast<uint16_t>(~csumFold(csumSum(icmp, (8 + quote) / 2))));
+  pkt.len = kEthLen + 28 + quote;
+  return Verdict::kTx;
+}
+
+Verdict Pipeline::reject6(PacketRef& pkt, const Parsed& s) {
+  uint8_t* p = pkt.data;
+  if (s.l3 != kEthLen) return Verdict::kDrop;
+  if (pkt.len < kEthLen + kReject6Quote || pkt.capacity < kEthLen + 48 + kReject6Quote)
+    return Verdict::kDrop;
+  uint8_t smac[6], dmac[6], saddr[16], daddr[16];
+  std::memcpy(dmac, p, 6);
+  std::memcpy(smac, p + 6, 6);
+  std::memcpy(saddr, p + kEthLen + 8, 16);
+  std::memcpy(daddr, p + kEthLen + 24, 16);
+  std::memmove(p + kEthLen + 48, p + kEthLen, kReject6Quote);
+  std::memcpy(p, smac, 6);
+  std::memcpy(p + 6, dmac, 6);
+  putBe16(p + 12, kEthIpv6);
+  uint8_t* ip = p + kEthLen;
+  std::memset(ip, 0, 4);
+  ip[0] = 0x60;
+  putBe16(ip + 4, static_cast<uint16_t>(8 + kReject6Quote));
+  ip[6] = kProtoIcmp6;
+  ip[7] = 64;
+  std::memcpy(ip + 8, daddr, 16);
+  std::memcpy(ip + 24, saddr, 16);
+  uint8_t* icmp = ip + 40;
+  icmp[0] = 1;
+  icmp[1] = 4;  // port unreachable
+  std::memset(icmp + 2, 0, 6);
+  const uint64_t sum = csumSum(ip + 8, 16) + wire16(static_cast<uint16_t>(8 + kReject6Quote)) +
+                       wire16(kProtoIcmp6) + csumSum(icmp, (8 + kReject6Quote) / 2);
+  store16(icmp + 2, static_cast<uint16_t>(~csumFold(sum)));
+  pkt.len = kEthLen + 48 + kReject6Quote;
+  return Verdict::kTx;
+}
+
+Verdict Pipeline::process(const Tables& tables, PacketRef& packet, uint64_t nowNs) {
+  Verdict v;
+  processBurst(tables, &packet, &v, 1, nowNs);
+  return v;
+}
+
+void Pipeline::processBurst(const Tables& tables, PacketRef* packets, Verdict* verdicts, size_t n,
+                            uint64_t nowNs) {
+  constexpr size_t kMax = 32;
+  Parsed parsed[kMax];
+  const CtKey* keys[kMax];
+  CtEntry* found[kMax];
+  size_t slot[kMax];
+  tables_ = &tables;
+  for (size_t base = 0; base < n; base += kMax) {
+    const size_t m = n - base < kMax ? n - base : kMax;
+    // Parse and look the frontends up.
+    size_t lookups = 0;
+    for (size_t i = 0; i < m; ++i) {
+      PacketRef& pkt = packets[base + i];
+      if (i + 1 < m) prefetch(packets[base + i + 1].data);
+      counters_.rxPackets.add();
+      counters_.rxBytes.add(pkt.len);
+      Parsed& s = parsed[i];
+      verdicts[base + i] = parse(pkt, s);
+      if (s.step != Parsed::kDecide) continue;
+      WireFrontendKey fk;
+      std::memcpy(fk.addr, s.key.daddr, 16);
+      fk.port = s.key.dport;
+      fk.family = s.key.family;
+      fk.proto = s.key.proto;
+      s.fe = tables.lookup(fk, config_.wildcardNodePorts);
+      s.key.dir = s.fe ? kCtForward : kCtReply;
+      slot[i] = lookups;
+      keys[lookups++] = &s.key;
+    }
+    // Conntrack in bulk.
+    ct_.lookupBulk(keys, lookups, found);
+    // Decide and rewrite, in order. Once a packet of this burst created a flow, later packets
+    // look up again: the bulk results predate that insert (and an eviction it made).
+    insertedInBurst_ = false;
+    for (size_t i = 0; i < m; ++i) {
+      PacketRef& pkt = packets[base + i];
+      Parsed& s = parsed[i];
+      Verdict v = verdicts[base + i];
+      switch (s.step) {
+        case Parsed::kDone:
+          break;
+        case Parsed::kDecide:
+          v = finish(tables, pkt, s, found[slot[i]], !insertedInBurst_, nowNs);
+          break;
+        case Parsed::kIcmp4:
+          v = icmp4(pkt, s);
+          break;
+        case Parsed::kIcmp6:
+          v = icmp6(pkt, s);
+          break;
+      }
+      verdicts[base + i] = v;
+      switch (v) {
+        case Verdict::kPass:
+          counters_.passPackets.add();
+          break;
+        case Verdict::kDrop:
+          counters_.dropPackets.add();
+          break;
+        case Verdict::kTx:
+          counters_.txPackets.add();
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace skiff::dataplane::dpdk
