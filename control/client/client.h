@@ -16,14 +16,21 @@
 #include "control/api/value.h"
 
 // The one way every Skiff component reaches the cluster: Kubernetes' REST API through the
-// apiserver. `Client` is the interface (controllers, the scheduler, the kubelet and the proxier take
-// a `Client&`, and unit tests mock it); `RestClient` (rest_client.h) implements it over HTTPS.
+// apiserver. `Client` is the interface (controllers, the scheduler, the kubelet and the proxier
+// take a `Client&`, and unit tests mock it); `RestClient` (rest_client.h) implements it over HTTPS.
 //
 // Objects cross this interface unstructured, as api::Value in Kubernetes' JSON shape, so that the
 // CLI can send what a manifest says and typed callers decode with the project's one codec
 // (typed.h). Every call is synchronous and may be made from any thread at once.
 
 namespace skiff::client {
+
+// One entry of a Status' details.causes (a 422's fields).
+struct StatusCause {
+  std::string type;  // "FieldValueRequired", "FieldValueInvalid", ...
+  std::string message;
+  std::string field;  // "spec.containers[0].image"
+};
 
 // A failed call: the apiserver's `kind: Status` answer, or a transport failure (code 0).
 class ApiError : public std::runtime_error {
@@ -37,6 +44,8 @@ class ApiError : public std::runtime_error {
   // The Status object as sent (details.causes carry the fields of a 422); null for transport
   // failures.
   const api::Value& status() const { return status_; }
+  // status().details.causes, decoded.
+  std::vector<StatusCause> causes() const;
 
   bool isNotFound() const { return code_ == 404; }
   bool isAlreadyExists() const { return code_ == 409 && reason_ == "AlreadyExists"; }
@@ -95,7 +104,8 @@ enum class PatchType {
 struct WatchEvent {
   enum class Type { kAdded, kModified, kDeleted, kBookmark, kError };
   Type type = Type::kAdded;
-  api::Value object;  // the object; for kBookmark only metadata.resourceVersion; for kError a Status
+  // The object; for kBookmark only metadata.resourceVersion; for kError a Status.
+  api::Value object;
 };
 
 // One open watch (a chunked HTTP stream). Used by one thread at a time, except cancel().
@@ -152,13 +162,11 @@ class Client {
                             const api::Value& object, const WriteOptions& options = {}) = 0;
   // PUT to the status subresource.
   virtual api::Value updateStatus(const api::ResourceType& type, std::string_view ns,
-                                  const api::Value& object,
-                                  const WriteOptions& options = {}) = 0;
+                                  const api::Value& object, const WriteOptions& options = {}) = 0;
   // `subresource`: "" (the object), "status" or "scale".
   virtual api::Value patch(const api::ResourceType& type, std::string_view ns,
                            std::string_view name, PatchType patch_type, std::string_view body,
-                           const WriteOptions& options = {},
-                           std::string_view subresource = {}) = 0;
+                           const WriteOptions& options = {}, std::string_view subresource = {}) = 0;
   // The object as it stands after the delete (with deletionTimestamp while finalizers or a grace
   // period hold it), or the Status the server answered with once it is gone.
   virtual api::Value remove(const api::ResourceType& type, std::string_view ns,
