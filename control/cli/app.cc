@@ -4,6 +4,8 @@
 
 #include <google/protobuf/stubs/common.h>
 #include "control/cli/apply_command.h"
+#include "control/cli/get_command.h"
+#include "control/cli/object_commands.h"
 #include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -18,6 +20,8 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
+  addGetCommand(app_, exit_code_);
+  addObjectCommands(app_, exit_code_);
 }
 
 void App::addVersion() {

@@ -2,12 +2,30 @@
 
 #include <iostream>
 
+#include "control/api/json.h"
+#include "control/client/rest_client.h"
+#include "skiff/version.h"
+
 namespace skiff::cli {
 
 ClientFactory& clientFactory() {
-  static ClientFactory factory = [](const client::ClientConfig&,
-                                    const GlobalOptions&) -> client::ClientPtr {
-    throw CliError("this skiff was built without a REST client");
+  static ClientFactory factory = [](const client::ClientConfig& config,
+                                    const GlobalOptions& options) -> client::ClientPtr {
+    client::RestClientOptions rest;
+    rest.user_agent = std::string("skiff/") + kVersion;
+    if (!options.request_timeout.empty() && options.request_timeout != "0") {
+      auto timeout = parseDuration(options.request_timeout);
+      if (!timeout) {
+        throw CliError("invalid --request-timeout \"" + options.request_timeout +
+                       "\": use a number of seconds or a duration such as 30s or 1m");
+      }
+      rest.request_timeout = *timeout;
+    }
+    try {
+      return client::makeRestClient(config, rest);
+    } catch (const std::invalid_argument& e) {
+      throw CliError(e.what());
+    }
   };
   return factory;
 }
@@ -173,6 +191,52 @@ int64_t fieldInt(const api::Value& object, std::string_view dotted_path, int64_t
   const api::Value* v = field(object, dotted_path);
   if (v == nullptr || !v->isNumber()) return fallback;
   return v->isInteger() ? v->asInt() : static_cast<int64_t>(v->asDouble());
+}
+
+}  // namespace skiff::cli
+
+namespace skiff::cli {
+
+std::string apiPath(const api::ResourceType& type, std::string_view ns, std::string_view name,
+                    std::string_view subresource) {
+  std::string path =
+      type.group.empty() ? "/api/" + type.version : "/apis/" + type.group + "/" + type.version;
+  if (type.namespaced && !ns.empty()) path += "/namespaces/" + std::string(ns);
+  path += "/" + type.plural;
+  if (!name.empty()) path += "/" + std::string(name);
+  if (!subresource.empty()) path += "/" + std::string(subresource);
+  return path;
+}
+
+api::Value rawJson(client::Client& c, const client::RawRequest& request) {
+  client::RawResponse response = c.raw(request);
+  api::Value body;
+  try {
+    body = response.body.empty() ? api::Value::object() : api::parseJson(response.body);
+  } catch (const std::exception&) {
+    if (response.status < 300) throw;
+  }
+  if (response.status >= 200 && response.status < 300) return body;
+  std::string reason = fieldText(body, "reason");
+  std::string message = fieldText(body, "message");
+  if (message.empty()) {
+    message = "the server answered " + std::to_string(response.status) + " to " + request.method +
+              " " + request.path;
+  }
+  throw client::ApiError(response.status, reason, message, body);
+}
+
+api::Value getTable(client::Client& c, const api::ResourceType& type, std::string_view ns,
+                    std::string_view name, const client::ListOptions& options) {
+  client::RawRequest request;
+  request.path = apiPath(type, ns, name);
+  request.accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+  request.query.emplace_back("includeObject", "Metadata");
+  if (!options.label_selector.empty())
+    request.query.emplace_back("labelSelector", options.label_selector);
+  if (!options.field_selector.empty())
+    request.query.emplace_back("fieldSelector", options.field_selector);
+  return rawJson(c, request);
 }
 
 }  // namespace skiff::cli

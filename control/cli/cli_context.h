@@ -91,3 +91,20 @@ int64_t fieldInt(const api::Value& object, std::string_view dotted_path, int64_t
 int runGuarded(std::ostream& err, CliContext& context, const std::function<int()>& body);
 
 }  // namespace skiff::cli
+
+namespace skiff::cli {
+
+// "/apis/apps/v1/namespaces/default/deployments/web" (ns ignored for cluster-scoped kinds; empty
+// ns of a namespaced kind: all namespaces).
+std::string apiPath(const api::ResourceType& type, std::string_view ns, std::string_view name = {},
+                    std::string_view subresource = {});
+
+// A raw call whose answer must be 2xx JSON; anything else throws client::ApiError built from the
+// Status the server sent.
+api::Value rawJson(client::Client& c, const client::RawRequest& request);
+
+// The server-side Table of one object (name given) or of a collection, rows carrying metadata.
+api::Value getTable(client::Client& c, const api::ResourceType& type, std::string_view ns,
+                    std::string_view name, const client::ListOptions& options = {});
+
+}  // namespace skiff::cli

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# `skiff apply` and the real `kubectl apply` of the same manifests leave the same stored objects,
+# and bad input is refused whole, with its place, as kubectl would refuse it.
+# Usage: cli_apply_kubectl_test.sh SKIFF_BINARY SOURCE_DIR
+set -euo pipefail
+skiff=$1
+source_dir=$2
+fixtures=$source_dir/tests/fixtures/cli
+work=$(mktemp -d /tmp/skiff-e2e-cli-apply.XXXXXX)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; tail -20 "$work/server.log" >&2; exit 1; }
+expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
+
+"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q "admin kubeconfig" "$work/server.log" && break
+  sleep 0.1
+done
+grep -q "admin kubeconfig" "$work/server.log" || fail "the server did not start"
+export KUBECONFIG=$work/data/admin.kubeconfig
+k() { kubectl "$@"; }
+s() { "$skiff" "$@"; }
+
+s create namespace by-skiff >/dev/null
+s create namespace by-kubectl >/dev/null
+
+# Version 1, then the same again (nothing to do), then version 2.
+s apply -n by-skiff -f "$fixtures/v1" >"$work/s1"
+k apply -n by-kubectl -f "$fixtures/v1" >"$work/k1"
+expect_eq "$(cat "$work/s1")" "$(cat "$work/k1")" "first apply output"
+expect_eq "$(cat "$work/s1" | tr '\n' ' ')" \
+  "configmap/app-config created deployment.apps/shop created service/shop created " "first apply"
+s apply -n by-skiff -f "$fixtures/v1" >"$work/s1b"
+expect_eq "$(cat "$work/s1b" | tr '\n' ' ')" \
+  "configmap/app-config unchanged deployment.apps/shop unchanged service/shop unchanged " "re-apply"
+s apply -n by-skiff -f "$fixtures/v2/app.yaml" >"$work/s2"
+k apply -n by-kubectl -f "$fixtures/v2/app.yaml" >"$work/k2"
+expect_eq "$(cat "$work/s2")" "$(cat "$work/k2")" "second apply output"
+expect_eq "$(cat "$work/s2" | tr '\n' ' ')" \
+  "configmap/app-config configured deployment.apps/shop configured service/shop configured secret/shop-secret created " \
+  "second apply"
+# kubectl applying over what skiff applied has nothing to change, and the other way round.
+expect_eq "$(k apply -n by-skiff -f "$fixtures/v2/app.yaml" | tr '\n' ' ')" \
+  "configmap/app-config unchanged deployment.apps/shop unchanged service/shop unchanged secret/shop-secret unchanged " \
+  "kubectl over skiff"
+expect_eq "$(s apply -n by-kubectl -f "$fixtures/v2/app.yaml" | tr '\n' ' ')" \
+  "configmap/app-config unchanged deployment.apps/shop unchanged service/shop unchanged secret/shop-secret unchanged " \
+  "skiff over kubectl"
+
+# The stored objects are the same, but for identity, times, allocations and the namespace.
+normalize() {
+  python3 -c '
+import json, sys
+ns = sys.argv[1]
+o = json.load(sys.stdin)
+m = o["metadata"]
+for f in ("uid", "creationTimestamp", "resourceVersion", "managedFields", "namespace", "selfLink"):
+    m.pop(f, None)
+ann = m.get("annotations", {})
+key = "kubectl.kubernetes.io/last-applied-configuration"
+if key in ann:
+    ann[key] = ann[key].replace("\"namespace\":\"%s\"" % ns, "\"namespace\":\"NS\"")
+spec = o.get("spec", {})
+for f in ("clusterIP", "clusterIPs"):
+    spec.pop(f, None)
+print(json.dumps(o, indent=1, sort_keys=True))' "$1"
+}
+for obj in configmap/app-config deployment/shop service/shop secret/shop-secret; do
+  k get -n by-skiff "$obj" -o json | normalize by-skiff >"$work/a.json"
+  k get -n by-kubectl "$obj" -o json | normalize by-kubectl >"$work/b.json"
+  diff -u "$work/b.json" "$work/a.json" >"$work/diff" || fail "$obj differs (kubectl vs skiff): $(cat "$work/diff")"
+done
+grep -q '"image": "skiff.local/busybox-httpd:1.36"' "$work/a.json" 2>/dev/null ||
+  k get -n by-skiff deploy shop -o json | grep -q 'busybox-httpd:1.36' || fail "v2 image"
+expect_eq "$(k get -n by-skiff deploy shop -o jsonpath='{.spec.template.spec.containers[*].name} {.spec.strategy.type} {.spec.template.spec.containers[0].env[*].name}')" \
+  "web Recreate MODE" "v2 deployment"
+
+# --dry-run=server changes nothing and says so.
+sed 's/replicas: 2/replicas: 5/' "$fixtures/v2/app.yaml" >"$work/v3.yaml"
+s apply -n by-skiff -f "$work/v3.yaml" --dry-run=server >"$work/dry"
+grep -qx "deployment.apps/shop configured (server dry run)" "$work/dry" || fail "dry run: $(cat "$work/dry")"
+expect_eq "$(k get -n by-skiff deploy shop -o jsonpath='{.spec.replicas}')" "2" "dry run left replicas"
+
+# Bad input applies nothing: an unknown field (with its file, line and path), broken YAML, and an
+# object the server refuses after another that would have been fine.
+s create namespace bad >/dev/null
+if s apply -n bad -f "$fixtures/bad/unknown-field.yaml" 2>"$work/err"; then fail "unknown field applied"; fi
+grep -q 'unknown-field.yaml:23:9: spec.template.spec.containers\[0\].imagePullPolcy: unknown field' "$work/err" ||
+  fail "unknown field message: $(cat "$work/err")"
+if s apply -n bad -f "$fixtures/bad/broken.yaml" 2>"$work/err"; then fail "broken yaml applied"; fi
+grep -q 'broken.yaml:[0-9]*:[0-9]*: ' "$work/err" || fail "broken yaml message: $(cat "$work/err")"
+if s apply -n bad -f "$fixtures/bad/server-invalid.yaml" 2>"$work/err"; then fail "invalid service applied"; fi
+grep -q 'Error from server (Invalid): error when creating "[^"]*server-invalid.yaml:[0-9]*:1"' "$work/err" ||
+  fail "server refusal message: $(cat "$work/err")"
+grep -q 'nothing was applied' "$work/err" || fail "no 'nothing was applied': $(cat "$work/err")"
+if s apply -n bad -f "$fixtures/bad" 2>"$work/err"; then fail "bad directory applied"; fi
+expect_eq "$(k get -n bad cm,deploy,svc -o name 2>/dev/null | grep -v kube-root-ca || true)" "" "objects after bad applies"
+
+# Prune: an object made by apply that is no longer in the files is deleted.
+s apply -n by-skiff -f "$fixtures/v1" --prune -l app=shop >"$work/prune"
+grep -qx "secret/shop-secret pruned" "$work/prune" && fail "pruned an object without the label"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  labels: {app: shop}\n' >"$work/extra.yaml"
+s apply -n by-skiff -f "$work/extra.yaml" >/dev/null
+s apply -n by-skiff -f "$fixtures/v1" --prune -l app=shop >"$work/prune"
+grep -qx "configmap/extra pruned" "$work/prune" || fail "prune: $(cat "$work/prune")"
+k get -n by-skiff cm extra 2>/dev/null && fail "pruned configmap still there"
+
+# Errors: an unknown kind, an unreachable server, a missing kubeconfig.
+if s get foo 2>"$work/err"; then fail "get foo succeeded"; fi
+expect_eq "$(cat "$work/err")" 'error: the server doesn'"'"'t have a resource type "foo"' "unknown kind"
+sed 's#server: https://127.0.0.1:[0-9]*#server: https://127.0.0.1:1#' "$KUBECONFIG" >"$work/dead.kubeconfig"
+if s get pods --kubeconfig "$work/dead.kubeconfig" 2>"$work/err"; then fail "unreachable server"; fi
+expect_eq "$(wc -l <"$work/err")" "1" "one line for an unreachable server"
+grep -q "127.0.0.1:1" "$work/err" || fail "unreachable message: $(cat "$work/err")"
+if s get pods --kubeconfig "$work/none.kubeconfig" 2>"$work/err"; then fail "missing kubeconfig"; fi
+grep -q "none.kubeconfig" "$work/err" || fail "missing kubeconfig message: $(cat "$work/err")"
+echo "cli apply e2e: all checks passed"
