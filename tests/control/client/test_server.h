@@ -44,15 +44,13 @@ class TestApiServer {
         *store_,
         apiserver::ApiHandlerOptions{.bookmark_interval_seconds = bookmark_interval_seconds});
     handler_->ensureSystemNamespaces();
-    http_ = std::make_unique<apiserver::HttpServer>(
-        apiserver::HttpServerOptions{},
-        [this](const apiserver::HttpRequest& req, apiserver::HttpResponse& res,
-               const auto& stream) { handler_->handle(req, res, stream); });
-    http_->start();
-    url_ = "http://127.0.0.1:" + std::to_string(http_->port());
+    http_ = serve(0);
+    port_ = http_->port();
+    url_ = "http://127.0.0.1:" + std::to_string(port_);
   }
   ~TestApiServer() {
     server_.reset();
+    side_.reset();
     http_.reset();
     handler_.reset();
     store_.reset();
@@ -74,8 +72,14 @@ class TestApiServer {
   store::Store& store() { return *store_; }
   // Forgets all history: watches from any earlier revision get 410 Gone.
   void compact() { store_->compact(store_->currentRevision()); }
-  // Stops serving (kPlain): clients see connection refused until restart().
-  void stopServing() { http_->stop(); }
+  // Stops serving on url() (kPlain): clients see connection refused until resumeServing().
+  void stopServing() { http_.reset(); }
+  void resumeServing() { http_ = serve(port_); }
+  // A second address for the same API (kPlain), that stays up across stopServing().
+  std::string sideUrl() {
+    if (!side_) side_ = serve(0);
+    return "http://127.0.0.1:" + std::to_string(side_->port());
+  }
 
  private:
   std::filesystem::path dir_;
@@ -84,6 +88,17 @@ class TestApiServer {
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<apiserver::ApiHandler> handler_;
   std::unique_ptr<apiserver::HttpServer> http_;
+  std::unique_ptr<apiserver::HttpServer> side_;
+  uint16_t port_ = 0;
+
+  std::unique_ptr<apiserver::HttpServer> serve(uint16_t port) {
+    auto http = std::make_unique<apiserver::HttpServer>(
+        apiserver::HttpServerOptions{.port = port},
+        [this](const apiserver::HttpRequest& req, apiserver::HttpResponse& res,
+               const auto& stream) { handler_->handle(req, res, stream); });
+    http->start();
+    return http;
+  }
 };
 
 }  // namespace skiff::client::testing
