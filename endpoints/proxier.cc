@@ -1,0 +1,318 @@
+#include "endpoints/proxier.h"
+
+#include <algorithm>
+
+#include "endpoints/trigger_time.h"
+
+namespace skiff::endpoints {
+namespace {
+
+double secondsBetween(const api::Timestamp& from, const api::Timestamp& to) {
+  return static_cast<double>(to.seconds - from.seconds) +
+         static_cast<double>(to.nanos - from.nanos) / 1e9;
+}
+
+}  // namespace
+
+Proxier::Proxier(dataplane::Dataplane& dataplane, ProxierOptions options)
+    : dataplane_(dataplane),
+      options_(std::move(options)),
+      endpointChanges_(options_.now()),
+      latency_(latencyBuckets()),
+      syncDuration_(latencyBuckets()) {}
+
+void Proxier::onServiceUpdate(const ServicePtr& previous, const ServicePtr& current) {
+  serviceChanges_.update(previous, current);
+}
+
+void Proxier::onSliceUpdate(const SlicePtr& slice, bool removed) {
+  endpointChanges_.update(slice, removed);
+}
+
+void Proxier::onNodeUpdate(const std::shared_ptr<const api::core::v1::Node>& node) {
+  std::lock_guard lock(mutex_);
+  NodeInfo before = nodeInfoLocked();
+  node_ = node;
+  if (!(nodeInfoLocked() == before)) {
+    nodeChanged_ = true;
+    pendingNode_ = true;
+  }
+}
+
+void Proxier::setServicesSynced() {
+  servicesSynced_ = true;
+}
+
+void Proxier::setEndpointSlicesSynced() {
+  slicesSynced_ = true;
+}
+
+bool Proxier::informersSynced() const {
+  return servicesSynced_ && slicesSynced_;
+}
+
+bool Proxier::hasPendingChanges() const {
+  return serviceChanges_.pending() > 0 || pendingNode_;
+}
+
+NodeInfo Proxier::nodeInfoLocked() const {
+  NodeInfo info;
+  info.name = options_.nodeName;
+  if (!options_.nodePortAddresses.empty()) {
+    info.addresses = options_.nodePortAddresses;
+  } else if (node_) {
+    info.addresses = nodePortAddresses(*node_);
+  }
+  return info;
+}
+
+SyncResult Proxier::sync() {
+  SyncResult result;
+  if (!informersSynced()) return result;
+  result.ran = true;
+  const auto started = std::chrono::steady_clock::now();
+
+  NodeInfo node;
+  bool nodeChanged = false;
+  {
+    std::lock_guard lock(mutex_);
+    node = nodeInfoLocked();
+    nodeChanged = std::exchange(nodeChanged_, false);
+    pendingNode_ = false;
+  }
+  auto serviceChanges = serviceChanges_.checkout();
+  auto endpointChanges = endpointChanges_.checkout();
+
+  std::set<std::string> changed = std::move(retry_);
+  retry_.clear();
+  for (auto& [key, change] : serviceChanges) {
+    changed.insert(key);
+    if (change.current) {
+      services_[key] = change.current;
+    } else {
+      services_.erase(key);
+    }
+  }
+  for (const auto& key : endpointChanges.changed)
+    changed.insert(key);
+  for (auto& [key, times] : endpointChanges.triggerTimes) {
+    auto& list = unreportedTriggers_[key];
+    list.insert(list.end(), times.begin(), times.end());
+  }
+
+  const bool full =
+      needFullSync_ || nodeChanged || started - lastFullSync_ >= options_.fullSyncPeriod;
+  result.full = full;
+
+  std::map<std::string, std::vector<dataplane::Service>> next;  // the new state of changed keys
+  std::map<std::string, uint16_t> healthChecks;
+  {
+    std::lock_guard lock(mutex_);
+    if (full) {
+      for (const auto& [key, services] : programmed_)
+        changed.insert(key);
+      for (const auto& [key, service] : services_)
+        changed.insert(key);
+    }
+    // Frontends held by services that stay as they are.
+    std::map<dataplane::FrontendKey, std::string> owners;
+    for (const auto& [key, services] : programmed_) {
+      if (changed.count(key) != 0) continue;
+      for (const auto& s : services) {
+        for (const auto& f : s.frontends)
+          owners[f.key] = key;
+      }
+    }
+    for (const auto& key : changed) {
+      auto it = services_.find(key);
+      std::vector<dataplane::Service> desired;
+      if (it != services_.end()) {
+        std::vector<SlicePtr> slices = endpointChanges_.slices(key);
+        std::vector<const api::discovery::v1::EndpointSlice*> ptrs;
+        ptrs.reserve(slices.size());
+        for (const auto& s : slices)
+          ptrs.push_back(s.get());
+        auto translated = translate(*it->second, ptrs, node);
+        std::string refusal;
+        if (!translated.ok()) {
+          refusal = translated.message();
+        } else {
+          for (const auto& s : translated->services) {
+            for (const auto& f : s.frontends) {
+              auto owner = owners.find(f.key);
+              if (owner != owners.end() && owner->second != key) {
+                refusal = "service \"" + key + "\": frontend " + f.key.toString() +
+                          " belongs to service \"" + owner->second + "\"";
+                break;
+              }
+            }
+            if (!refusal.empty()) break;
+          }
+          desired = std::move(translated->services);
+        }
+        if (!refusal.empty()) {
+          // Keep the last good programming; try again next sync.
+          result.rejected.push_back(refusal);
+          retry_.insert(key);
+          auto old = programmed_.find(key);
+          desired = old == programmed_.end() ? std::vector<dataplane::Service>{} : old->second;
+        }
+        const auto& spec = it->second->spec();
+        if (spec.external_traffic_policy() == "Local" && spec.health_check_node_port() > 0 &&
+            spec.health_check_node_port() <= 65535) {
+          healthChecks[key] = static_cast<uint16_t>(spec.health_check_node_port());
+        }
+      }
+      for (const auto& s : desired) {
+        for (const auto& f : s.frontends)
+          owners[f.key] = key;
+      }
+      next[key] = std::move(desired);
+    }
+  }
+  rejectedServices_ += result.rejected.size();
+
+  // The delta: dataplane services whose state differs from what is programmed.
+  dataplane::ServiceDelta delta;
+  delta.replaceAll = full;
+  {
+    std::lock_guard lock(mutex_);
+    if (full) {
+      for (const auto& [key, services] : programmed_) {
+        if (next.count(key) != 0) continue;
+        for (const auto& s : services)
+          delta.upserted.push_back(s);
+      }
+      for (const auto& [key, services] : next) {
+        for (const auto& s : services)
+          delta.upserted.push_back(s);
+      }
+    } else {
+      for (const auto& [key, services] : next) {
+        std::map<std::string, const dataplane::Service*> old;
+        if (auto it = programmed_.find(key); it != programmed_.end()) {
+          for (const auto& s : it->second)
+            old[s.id] = &s;
+        }
+        for (const auto& s : services) {
+          auto o = old.find(s.id);
+          if (o == old.end() || !(*o->second == s)) delta.upserted.push_back(s);
+          if (o != old.end()) old.erase(o);
+        }
+        for (const auto& [id, s] : old)
+          delta.removed.push_back(id);
+      }
+    }
+  }
+  result.upserted = full ? 0 : delta.upserted.size();
+  result.removed = delta.removed.size();
+
+  if (full || !delta.upserted.empty() || !delta.removed.empty()) {
+    dataplane::Status status = dataplane_.apply(delta);
+    if (!status.ok()) {
+      ++failedApplies_;
+      result.ok = false;
+      result.error = status.message();
+      needFullSync_ = true;
+      // The changes stay pending in `next` terms: the full sync recomputes every service.
+      ++syncs_;
+      return result;
+    }
+  }
+  if (full) result.upserted = delta.upserted.size();
+
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, services] : next) {
+      if (services.empty()) {
+        programmed_.erase(key);
+      } else {
+        programmed_[key] = std::move(services);
+      }
+      if (auto hc = healthChecks.find(key); hc != healthChecks.end()) {
+        healthCheckPorts_[key] = hc->second;
+      } else {
+        healthCheckPorts_.erase(key);
+      }
+    }
+  }
+  if (full) {
+    needFullSync_ = false;
+    lastFullSync_ = started;
+    ++fullSyncs_;
+  }
+  // Programmed: every trigger of a service that is not waiting for a retry is reported.
+  const api::Timestamp now = options_.now();
+  for (auto it = unreportedTriggers_.begin(); it != unreportedTriggers_.end();) {
+    if (retry_.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    for (const auto& t : it->second)
+      latency_.observe(std::max(0.0, secondsBetween(t, now)));
+    it = unreportedTriggers_.erase(it);
+  }
+  ++syncs_;
+  syncDuration_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return result;
+}
+
+std::map<std::string, dataplane::Service> Proxier::programmed() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, dataplane::Service> out;
+  for (const auto& [key, services] : programmed_) {
+    for (const auto& s : services)
+      out.emplace(s.id, s);
+  }
+  return out;
+}
+
+std::optional<size_t> Proxier::localReadyEndpoints(const std::string& serviceKey) const {
+  std::lock_guard lock(mutex_);
+  auto it = programmed_.find(serviceKey);
+  if (it == programmed_.end()) return std::nullopt;
+  size_t best = 0;
+  for (const auto& s : it->second) {
+    size_t n = 0;
+    for (const auto& b : s.backends) {
+      if (b.local && b.ready) ++n;
+    }
+    best = std::max(best, n);
+  }
+  return best;
+}
+
+std::map<std::string, uint16_t> Proxier::healthCheckNodePorts() const {
+  std::lock_guard lock(mutex_);
+  return healthCheckPorts_;
+}
+
+std::string Proxier::metricsText() const {
+  std::string out;
+  out += latency_.prometheusText(
+      "skiff_proxier_network_programming_duration_seconds",
+      "From the change that triggered an endpoint update to its programming on this node.");
+  out += syncDuration_.prometheusText("skiff_proxier_sync_duration_seconds",
+                                      "Time of one sync of the data path.");
+  out += prometheusCounter("skiff_proxier_syncs_total", "Syncs run.",
+                           static_cast<double>(syncs_.load()));
+  out += prometheusCounter("skiff_proxier_full_syncs_total", "Full (replaceAll) syncs applied.",
+                           static_cast<double>(fullSyncs_.load()));
+  out += prometheusCounter("skiff_proxier_sync_failures_total", "Deltas the data path refused.",
+                           static_cast<double>(failedApplies_.load()));
+  out += prometheusCounter("skiff_proxier_rejected_services_total",
+                           "Service states refused (bad input or a frontend conflict).",
+                           static_cast<double>(rejectedServices_.load()));
+  size_t count = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, services] : programmed_)
+      count += services.size();
+  }
+  out += prometheusGauge("skiff_proxier_programmed_services", "Service ports programmed.",
+                         static_cast<double>(count));
+  return out;
+}
+
+}  // namespace skiff::endpoints
