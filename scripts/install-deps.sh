@@ -8,7 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang llvm lld libclang-rt-14-dev
   clang-format clang-tidy
   # libraries
-  libboost-all-dev libprotobuf-dev protobuf-compiler libyaml-cpp-dev nlohmann-json3-dev
+  libboost-all-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libyaml-cpp-dev nlohmann-json3-dev
   libsqlite3-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # eBPF data path
