@@ -2,10 +2,12 @@
 
 #include <iostream>
 
-#include <google/protobuf/stubs/common.h>
 #include "control/cli/apply_command.h"
 #include "control/cli/get_command.h"
+#include "control/cli/describe_command.h"
+#include "control/cli/info_commands.h"
 #include "control/cli/object_commands.h"
+#include "control/cli/rollout_command.h"
 #include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -16,22 +18,14 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.name("skiff");
   app_.require_subcommand(1);
   app_.set_version_flag("--version", kVersion);
-  addVersion();
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);
-}
-
-void App::addVersion() {
-  auto* cmd = app_.add_subcommand("version", "Print Skiff's version and the API level it serves");
-  cmd->callback([] {
-    std::cout << "skiff " << kVersion << "\n"
-              << "kubernetes api " << kKubernetesVersion << "\n"
-              << "protobuf " << google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION)
-              << "\n";
-  });
+  addRolloutCommands(app_, exit_code_);
+  addDescribeCommand(app_, exit_code_);
+  addInfoCommands(app_, exit_code_);
 }
 
 int App::run(int argc, char** argv) {

@@ -12,8 +12,6 @@ class App {
   int run(int argc, char** argv);
 
  private:
-  void addVersion();
-
   CLI::App app_;
   int exit_code_ = 0;
 };

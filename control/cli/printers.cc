@@ -131,6 +131,34 @@ std::vector<std::vector<std::string>> tableRows(const Value& table, const TableO
   return out;
 }
 
+std::string humanDuration(int64_t s) {
+  if (s < -1) return "<invalid>";
+  if (s < 0) return "0s";
+  if (s < 120) return std::to_string(s) + "s";
+  int64_t minutes = s / 60;
+  if (minutes < 10) {
+    int64_t sec = s % 60;
+    return std::to_string(minutes) + "m" + (sec == 0 ? "" : std::to_string(sec) + "s");
+  }
+  if (minutes < 180) return std::to_string(minutes) + "m";
+  int64_t hours = minutes / 60;
+  if (hours < 8) {
+    int64_t m = minutes % 60;
+    return std::to_string(hours) + "h" + (m == 0 ? "" : std::to_string(m) + "m");
+  }
+  if (hours < 48) return std::to_string(hours) + "h";
+  if (hours < 24 * 8) {
+    int64_t h = hours % 24;
+    return std::to_string(hours / 24) + "d" + (h == 0 ? "" : std::to_string(h) + "h");
+  }
+  if (hours < 24 * 365 * 2) return std::to_string(hours / 24) + "d";
+  if (hours < 24 * 365 * 8) {
+    int64_t dy = (hours / 24) % 365;
+    return std::to_string(hours / 24 / 365) + "y" + (dy == 0 ? "" : std::to_string(dy) + "d");
+  }
+  return std::to_string(hours / 24 / 365) + "y";
+}
+
 std::string formatLabels(const Value* labels) {
   if (labels == nullptr || !labels->isObject() || labels->members().empty()) return "<none>";
   std::map<std::string, std::string> sorted;

@@ -41,6 +41,10 @@ std::vector<std::string> tableHeader(const api::Value& table, const TableOptions
 std::vector<std::vector<std::string>> tableRows(const api::Value& table,
                                                 const TableOptions& options);
 
+// Kubernetes' duration.HumanDuration, as AGE columns and events show it: "45s", "5m30s", "3h",
+// "2d4h".
+std::string humanDuration(int64_t seconds);
+
 // "app=web,tier=front" (sorted), or "<none>".
 std::string formatLabels(const api::Value* labels);
 
