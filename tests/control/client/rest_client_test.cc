@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -13,6 +14,7 @@
 
 #include "control/api/json.h"
 #include "control/apiserver/http_server.h"
+#include "control/apiserver/pki.h"
 #include "control/client/typed.h"
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
@@ -374,6 +376,90 @@ TEST(RestClientTls, AWrongCaIsRefusedAndInsecureSkipsTheCheck) {
   config.tls_server_name = "localhost";
   ClientPtr named = makeRestClient(config);
   EXPECT_TRUE(errorOf([&] { named->get(configMaps(), "default", "x"); }).isNotFound());
+}
+
+// A TLS server that requires a client certificate from its CA and answers with the certificate's
+// common name.
+class ClientCertServer {
+ public:
+  ClientCertServer()
+      : ca_(apiserver::generateCa("test-ca")),
+        tls_(boost::asio::ssl::context::tls_server),
+        acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    apiserver::CertKeyPem serving =
+        apiserver::issueServingCertificate(ca_, "server", {.ip_addresses = {"127.0.0.1"}});
+    tls_.use_certificate_chain(boost::asio::buffer(serving.cert_pem));
+    tls_.use_private_key(boost::asio::buffer(serving.key_pem), boost::asio::ssl::context::pem);
+    tls_.add_certificate_authority(boost::asio::buffer(ca_.cert_pem));
+    tls_.set_verify_mode(boost::asio::ssl::verify_peer |
+                         boost::asio::ssl::verify_fail_if_no_peer_cert);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ClientCertServer() {
+    stopping_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  const apiserver::CertKeyPem& ca() const { return ca_; }
+  std::string url() const {
+    return "https://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+
+ private:
+  void run() {
+    namespace http = boost::beast::http;
+    while (!stopping_) {
+      boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream(io_, tls_);
+      boost::system::error_code ec;
+      acceptor_.accept(stream.next_layer(), ec);
+      if (ec || stopping_) return;
+      stream.handshake(boost::asio::ssl::stream_base::server, ec);
+      if (ec) continue;
+      boost::beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(stream, buffer, req, ec);
+      if (ec) continue;
+      std::string cn;
+      if (X509* peer = SSL_get_peer_certificate(stream.native_handle())) {
+        char name[256] = {};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, name,
+                                  sizeof(name) - 1);
+        cn = name;
+        X509_free(peer);
+      }
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.set(http::field::content_type, "application/json");
+      res.body() = R"({"metadata":{"name":")" + cn + R"("}})";
+      res.keep_alive(false);
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      stream.shutdown(ec);
+    }
+  }
+
+  apiserver::CertKeyPem ca_;
+  boost::asio::io_context io_;
+  boost::asio::ssl::context tls_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+TEST(RestClientTls, PresentsTheClientCertificate) {
+  ClientCertServer server;
+  apiserver::CertKeyPem user = apiserver::issueClientCertificate(server.ca(), "alice", {"dev"});
+  ClientPtr client = makeRestClient({.server = server.url(),
+                                     .ca_pem = server.ca().cert_pem,
+                                     .client_cert_pem = user.cert_pem,
+                                     .client_key_pem = user.key_pem});
+  Value answer = client->get(configMaps(), "default", "x");
+  EXPECT_EQ(answer.find("metadata")->find("name")->text(), "alice");
+
+  ClientPtr without =
+      makeRestClient({.server = server.url(), .ca_pem = server.ca().cert_pem}, {.max_retries = 0});
+  EXPECT_EQ(errorOf([&] { without->get(configMaps(), "default", "x"); }).code(), 0);
 }
 
 TEST(RestClientTls, WithoutATokenTheServerSaysUnauthorized) {
