@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "control/cli/apply_command.h"
+#include "control/cli/dataplane_command.h"
 #include "control/cli/get_command.h"
 #include "control/cli/describe_command.h"
 #include "control/cli/info_commands.h"
@@ -20,6 +21,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.set_version_flag("--version", kVersion);
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
+  addDataplaneCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);

@@ -9,6 +9,7 @@
 // Full bucket or table: an expired entry is reclaimed first; then, with `lru`, the entry of the
 // bucket used longest ago is evicted; without it the insert fails (the caller forwards anyway).
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -90,9 +91,9 @@ class FlowTable {
         oldest = static_cast<int>(i);
     }
     int at = -1;
-    if (free >= 0 && size_ < capacity_) {
+    if (free >= 0 && size() < capacity_) {
       at = free;
-      ++size_;
+      bumpSize(1);
     } else if (reclaim >= 0) {
       at = reclaim;
     } else if (lru_ && oldest >= 0) {
@@ -115,7 +116,7 @@ class FlowTable {
       if (sigs_[b].sig[i] == sig &&
           std::memcmp(&slots_[b * kWays + i].key, &key, sizeof(Key)) == 0) {
         sigs_[b].sig[i] = 0;
-        --size_;
+        bumpSize(-1);
         return true;
       }
     }
@@ -125,10 +126,11 @@ class FlowTable {
   void clear() {
     for (size_t b = 0; b < buckets_; ++b)
       sigs_[b] = Signatures{};
-    size_ = 0;
+    size_.store(0, std::memory_order_relaxed);
   }
 
-  size_t size() const { return size_; }
+  // Readable from any thread (statistics).
+  size_t size() const { return size_.load(std::memory_order_relaxed); }
   size_t capacity() const { return capacity_; }
   uint64_t evictions() const { return evictions_; }
 
@@ -140,6 +142,11 @@ class FlowTable {
   static uint16_t signature(uint64_t h) {
     const auto s = static_cast<uint16_t>(h >> 48);
     return s == 0 ? 1 : s;
+  }
+
+  void bumpSize(int d) {
+    size_.store(size_.load(std::memory_order_relaxed) + static_cast<size_t>(d),
+                std::memory_order_relaxed);
   }
 
   Value* lookupHashed(const Key& key, uint64_t h) {
@@ -158,7 +165,7 @@ class FlowTable {
   bool lru_;
   size_t buckets_ = 0;
   size_t mask_ = 0;
-  size_t size_ = 0;
+  std::atomic<size_t> size_{0};
   uint64_t evictions_ = 0;
   std::unique_ptr<Signatures[]> sigs_;
   std::unique_ptr<Slot[]> slots_;
