@@ -1,0 +1,460 @@
+#include "scheduler/framework.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace skiff::scheduler {
+
+std::string_view codeName(Code code) {
+  switch (code) {
+    case Code::kSuccess:
+      return "Success";
+    case Code::kError:
+      return "Error";
+    case Code::kUnschedulable:
+      return "Unschedulable";
+    case Code::kUnschedulableAndUnresolvable:
+      return "UnschedulableAndUnresolvable";
+    case Code::kWait:
+      return "Wait";
+    case Code::kSkip:
+      return "Skip";
+  }
+  return "Unknown";
+}
+
+std::string Status::message() const {
+  std::string out;
+  for (const std::string& r : reasons_) {
+    if (!out.empty()) out += ", ";
+    out += r;
+  }
+  return out;
+}
+
+CycleState CycleState::clone() const {
+  CycleState copy;
+  for (const auto& [key, data] : data_)
+    copy.data_[key] = data ? data->clone() : nullptr;
+  copy.skip_filter = skip_filter;
+  copy.skip_score = skip_score;
+  return copy;
+}
+
+void defaultNormalizeScore(int64_t max, bool reverse, std::vector<int64_t>& scores) {
+  int64_t highest = 0;
+  for (int64_t s : scores)
+    highest = std::max(highest, s);
+  if (highest == 0) {
+    if (reverse) std::fill(scores.begin(), scores.end(), max);
+    return;
+  }
+  for (int64_t& s : scores) {
+    s = max * s / highest;
+    if (reverse) s = max - s;
+  }
+}
+
+// ---------------------------------------------------------------- Parallelizer
+
+Parallelizer::Parallelizer(int parallelism) {
+  for (int i = 1; i < parallelism; ++i)
+    workers_.emplace_back([this] { work(); });
+}
+
+Parallelizer::~Parallelizer() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_)
+    t.join();
+}
+
+void Parallelizer::runChunks(const std::function<void(size_t)>& fn, size_t n, size_t chunk) {
+  for (;;) {
+    const size_t begin = next_.fetch_add(chunk);
+    if (begin >= n) return;
+    const size_t end = std::min(n, begin + chunk);
+    for (size_t i = begin; i < end; ++i)
+      fn(i);
+  }
+}
+
+void Parallelizer::work() {
+  uint64_t seen = 0;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || job_ != seen; });
+    if (stop_) return;
+    seen = job_;
+    if (fn_ == nullptr) continue;  // that job finished before this worker woke
+    const auto* fn = fn_;
+    const size_t n = n_;
+    const size_t chunk = chunk_;
+    ++active_;
+    lock.unlock();
+    runChunks(*fn, n, chunk);
+    lock.lock();
+    if (--active_ == 0) done_cv_.notify_all();
+  }
+}
+
+void Parallelizer::until(size_t n, const std::function<void(size_t)>& fn) {
+  if (n == 0) return;
+  if (workers_.empty() || n < 16) {
+    for (size_t i = 0; i < n; ++i)
+      fn(i);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    fn_ = &fn;
+    n_ = n;
+    chunk_ = std::max<size_t>(1, static_cast<size_t>(std::sqrt(static_cast<double>(n))));
+    next_.store(0);
+    ++job_;
+  }
+  cv_.notify_all();
+  runChunks(fn, n, chunk_);
+  std::unique_lock lock(mu_);
+  // Workers that have not picked the job up yet would find nothing left; wait for the busy ones.
+  done_cv_.wait(lock, [&] { return active_ == 0; });
+  fn_ = nullptr;
+  n_ = 0;
+}
+
+// ---------------------------------------------------------------- messages and sampling
+
+std::string fitErrorMessage(size_t num_all_nodes, const Diagnosis& diagnosis) {
+  std::string msg = "0/" + std::to_string(num_all_nodes) + " nodes are available:";
+  if (!diagnosis.pre_filter_msg.empty()) {
+    msg += " " + diagnosis.pre_filter_msg + ".";
+  } else {
+    std::map<std::string, int> histogram;
+    for (const auto& [node, status] : diagnosis.node_statuses) {
+      for (const std::string& r : status.reasons())
+        ++histogram[r];
+    }
+    std::vector<std::string> parts;
+    for (const auto& [reason, count] : histogram) {
+      parts.push_back(std::to_string(count) + " " + reason);
+    }
+    std::sort(parts.begin(), parts.end());
+    if (!parts.empty()) {
+      msg += " ";
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (i) msg += ", ";
+        msg += parts[i];
+      }
+      msg += ".";
+    }
+  }
+  if (!diagnosis.post_filter_msg.empty()) msg += " " + diagnosis.post_filter_msg;
+  return msg;
+}
+
+size_t numFeasibleNodesToFind(size_t num_all_nodes, int32_t percentage) {
+  constexpr size_t kMinFeasibleNodes = 100;
+  constexpr int64_t kMinPercentage = 5;
+  constexpr int64_t kBasePercentage = 50;
+  if (num_all_nodes < kMinFeasibleNodes || percentage >= 100) return num_all_nodes;
+  int64_t adaptive = percentage;
+  if (adaptive <= 0) {
+    adaptive = kBasePercentage - static_cast<int64_t>(num_all_nodes) / 125;
+    if (adaptive < kMinPercentage) adaptive = kMinPercentage;
+  }
+  const size_t n = num_all_nodes * static_cast<size_t>(adaptive) / 100;
+  return std::max(n, kMinFeasibleNodes);
+}
+
+// ---------------------------------------------------------------- Framework
+
+Framework::Framework(FrameworkOptions options)
+    : options_(std::move(options)), parallelizer_(std::max(1, options_.parallelism)) {}
+
+void Framework::addPlugin(PluginPtr plugin, int32_t weight) {
+  Plugin* p = plugin.get();
+  if (auto* x = dynamic_cast<PreFilterPlugin*>(p)) pre_filter_.push_back(x);
+  if (auto* x = dynamic_cast<FilterPlugin*>(p)) filter_.push_back(x);
+  if (auto* x = dynamic_cast<PostFilterPlugin*>(p)) post_filter_.push_back(x);
+  if (auto* x = dynamic_cast<PreScorePlugin*>(p)) pre_score_.push_back(x);
+  if (auto* x = dynamic_cast<ScorePlugin*>(p)) score_.emplace_back(x, weight);
+  if (auto* x = dynamic_cast<ReservePlugin*>(p)) reserve_.push_back(x);
+  if (auto* x = dynamic_cast<PermitPlugin*>(p)) permit_.push_back(x);
+  if (auto* x = dynamic_cast<BindPlugin*>(p)) bind_.push_back(x);
+  plugins_.push_back(std::move(plugin));
+}
+
+Status Framework::runPreFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot) {
+  for (PreFilterPlugin* p : pre_filter_) {
+    Status s = p->preFilter(state, pod, snapshot);
+    if (s.isSkip()) {
+      state.skip_filter.insert(std::string(p->name()));
+      continue;
+    }
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  return {};
+}
+
+Status Framework::runPreFilterAddPod(CycleState& state, const PodInfo& pod, const PodInfo& other,
+                                     const NodeInfo& node) const {
+  for (PreFilterPlugin* p : pre_filter_) {
+    if (state.skip_filter.contains(p->name())) continue;
+    Status s = p->addPod(state, pod, other, node);
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  return {};
+}
+
+Status Framework::runPreFilterRemovePod(CycleState& state, const PodInfo& pod, const PodInfo& other,
+                                        const NodeInfo& node) const {
+  for (PreFilterPlugin* p : pre_filter_) {
+    if (state.skip_filter.contains(p->name())) continue;
+    Status s = p->removePod(state, pod, other, node);
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  return {};
+}
+
+Status Framework::runFilter(const CycleState& state, const PodInfo& pod,
+                            const NodeInfo& node) const {
+  for (FilterPlugin* p : filter_) {
+    if (!state.skip_filter.empty() && state.skip_filter.contains(p->name())) continue;
+    Status s = p->filter(state, pod, node);
+    if (!s.ok()) {
+      // A plugin error is an error, whatever the node.
+      return s.withPlugin(p->name());
+    }
+  }
+  return {};
+}
+
+Status Framework::runPostFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot,
+                                const NodeStatusMap& statuses, PostFilterResult& result) {
+  Status last = Status::unschedulable("");
+  for (PostFilterPlugin* p : post_filter_) {
+    Status s = p->postFilter(state, pod, snapshot, statuses, *this, result);
+    if (s.ok() || s.code() == Code::kError) return s.withPlugin(p->name());
+    last = s.withPlugin(p->name());
+  }
+  return last;
+}
+
+Status Framework::runScore(CycleState& state, const PodInfo& pod,
+                           std::span<const NodeInfoPtr> feasible, const Snapshot& snapshot,
+                           std::vector<int64_t>& totals) {
+  for (PreScorePlugin* p : pre_score_) {
+    Status s = p->preScore(state, pod, feasible, snapshot);
+    if (s.isSkip()) {
+      state.skip_score.insert(std::string(p->name()));
+      continue;
+    }
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  totals.assign(feasible.size(), 0);
+  std::vector<int64_t> scores(feasible.size());
+  std::mutex error_mu;
+  Status error;
+  for (const auto& [plugin, weight] : score_) {
+    if (state.skip_score.contains(plugin->name())) continue;
+    ScorePlugin* p = plugin;
+    parallelizer_.until(feasible.size(), [&](size_t i) {
+      int64_t value = 0;
+      Status s = p->score(state, pod, *feasible[i], value);
+      if (!s.ok()) {
+        std::lock_guard lock(error_mu);
+        error = s.withPlugin(p->name());
+      }
+      scores[i] = value;
+    });
+    if (!error.ok()) return error;
+    Status s = p->normalizeScore(state, pod, scores);
+    if (!s.ok()) return s.withPlugin(p->name());
+    for (size_t i = 0; i < scores.size(); ++i) {
+      if (scores[i] < 0 || scores[i] > kMaxNodeScore) {
+        return Status::error("plugin " + std::string(p->name()) + " returns an invalid score " +
+                             std::to_string(scores[i]) + ", it should in the range of [0, 100] " +
+                             "after normalizing")
+            .withPlugin(p->name());
+      }
+      totals[i] += scores[i] * weight;
+    }
+  }
+  return {};
+}
+
+ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
+                                      const Snapshot& snapshot) {
+  ScheduleResult result;
+  const auto& nodes = snapshot.nodes();
+  if (nodes.empty()) {
+    result.status = Status::unschedulable("no nodes available to schedule pods");
+    result.diagnosis.pre_filter_msg = "no nodes available to schedule pods";
+    return result;
+  }
+  Status pre = runPreFilter(state, pod, snapshot);
+  if (!pre.ok()) {
+    result.status = pre;
+    if (pre.isRejected()) {
+      result.diagnosis.pre_filter_msg = pre.message();
+      result.diagnosis.unschedulable_plugins.insert(pre.plugin());
+      for (const auto& n : nodes)
+        result.diagnosis.node_statuses[n->name()] = pre;
+    }
+    return result;
+  }
+
+  // Filter, in parallel, from a rotating start, until enough feasible nodes are found.
+  const size_t all = nodes.size();
+  const size_t want = numFeasibleNodesToFind(all, options_.percentage_of_nodes_to_score);
+  std::vector<NodeInfoPtr> feasible_slots(all);
+  std::vector<Status> statuses(all);
+  std::atomic<size_t> found{0};
+  std::atomic<size_t> processed{0};
+  const size_t start = next_start_index_ % all;
+  parallelizer_.until(all, [&](size_t i) {
+    if (found.load(std::memory_order_relaxed) >= want) return;
+    const size_t idx = (start + i) % all;
+    processed.fetch_add(1, std::memory_order_relaxed);
+    Status s = runFilter(state, pod, *nodes[idx]);
+    if (s.ok()) {
+      if (found.fetch_add(1, std::memory_order_relaxed) < want) feasible_slots[i] = nodes[idx];
+    } else {
+      statuses[i] = std::move(s);
+    }
+  });
+  std::vector<NodeInfoPtr> feasible;
+  feasible.reserve(std::min(want, all));
+  for (size_t i = 0; i < all; ++i) {
+    if (feasible_slots[i]) {
+      feasible.push_back(std::move(feasible_slots[i]));
+    } else if (!statuses[i].ok()) {
+      if (statuses[i].code() == Code::kError) {
+        result.status = statuses[i];
+        return result;
+      }
+      result.diagnosis.unschedulable_plugins.insert(statuses[i].plugin());
+      result.diagnosis.node_statuses[nodes[(start + i) % all]->name()] = std::move(statuses[i]);
+    }
+  }
+  result.evaluated_nodes = processed.load();
+  next_start_index_ = (start + result.evaluated_nodes) % all;
+  result.feasible_nodes = feasible.size();
+  if (feasible.empty()) {
+    result.status = Status::unschedulable("no node fits");
+    return result;
+  }
+  if (feasible.size() == 1) {
+    result.node = feasible[0]->name();
+    return result;
+  }
+
+  std::vector<int64_t> totals;
+  Status s = runScore(state, pod, feasible, snapshot, totals);
+  if (!s.ok()) {
+    result.status = s;
+    return result;
+  }
+  // The highest total; among equals, each has the same chance (reservoir sampling).
+  size_t best = 0;
+  int ties = 1;
+  for (size_t i = 1; i < totals.size(); ++i) {
+    if (totals[i] > totals[best]) {
+      best = i;
+      ties = 1;
+    } else if (totals[i] == totals[best]) {
+      ++ties;
+      rng_state_ ^= rng_state_ << 13;
+      rng_state_ ^= rng_state_ >> 7;
+      rng_state_ ^= rng_state_ << 17;
+      if (rng_state_ % static_cast<uint64_t>(ties) == 0) best = i;
+    }
+  }
+  result.node = feasible[best]->name();
+  return result;
+}
+
+Status Framework::runReserve(CycleState& state, const PodInfo& pod, const std::string& node) {
+  for (ReservePlugin* p : reserve_) {
+    Status s = p->reserve(state, pod, node);
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  return {};
+}
+
+void Framework::runUnreserve(CycleState& state, const PodInfo& pod, const std::string& node) {
+  for (auto it = reserve_.rbegin(); it != reserve_.rend(); ++it)
+    (*it)->unreserve(state, pod, node);
+}
+
+Status Framework::runPermit(CycleState& state, const PodInfo& pod, const std::string& node) {
+  WaitingPod waiting;
+  std::chrono::milliseconds longest{0};
+  for (PermitPlugin* p : permit_) {
+    std::chrono::milliseconds timeout{0};
+    Status s = p->permit(state, pod, node, timeout);
+    if (s.code() == Code::kWait) {
+      waiting.pending.insert(std::string(p->name()));
+      longest = std::max(longest, std::min(timeout, std::chrono::milliseconds(15 * 60 * 1000)));
+      continue;
+    }
+    if (!s.ok()) return s.withPlugin(p->name());
+  }
+  if (waiting.pending.empty()) return {};
+  waiting.deadline = std::chrono::steady_clock::now() + longest;
+  std::lock_guard lock(waiting_mu_);
+  waiting_[pod.key] = std::move(waiting);
+  return Status::wait();
+}
+
+Status Framework::waitOnPermit(const PodInfo& pod) {
+  std::unique_lock lock(waiting_mu_);
+  auto it = waiting_.find(pod.key);
+  if (it == waiting_.end()) return {};
+  const auto deadline = it->second.deadline;
+  waiting_cv_.wait_until(lock, deadline, [&] { return waiting_.at(pod.key).outcome.has_value(); });
+  it = waiting_.find(pod.key);
+  Status out = it->second.outcome
+                   ? *it->second.outcome
+                   : Status::unschedulable("rejected due to timeout after waiting at permit");
+  waiting_.erase(it);
+  return out;
+}
+
+bool Framework::allowWaitingPod(const std::string& key, std::string_view plugin) {
+  std::lock_guard lock(waiting_mu_);
+  auto it = waiting_.find(key);
+  if (it == waiting_.end() || it->second.outcome) return false;
+  auto p = it->second.pending.find(plugin);
+  if (p == it->second.pending.end()) return false;
+  it->second.pending.erase(p);
+  if (it->second.pending.empty()) {
+    it->second.outcome = Status::success();
+    waiting_cv_.notify_all();
+  }
+  return true;
+}
+
+bool Framework::rejectWaitingPod(const std::string& key, const std::string& message) {
+  std::lock_guard lock(waiting_mu_);
+  auto it = waiting_.find(key);
+  if (it == waiting_.end() || it->second.outcome) return false;
+  it->second.outcome = Status::unschedulable(message);
+  waiting_cv_.notify_all();
+  return true;
+}
+
+Status Framework::runBind(CycleState& state, const PodInfo& pod, const std::string& node) {
+  for (BindPlugin* p : bind_) {
+    Status s = p->bind(state, pod, node);
+    if (s.isSkip()) continue;
+    return s.withPlugin(p->name());
+  }
+  return Status::error("no bind plugin bound pod " + pod.key);
+}
+
+}  // namespace skiff::scheduler
