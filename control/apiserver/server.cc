@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "control/client/kubeconfig.h"
+#include "control/store/etcd_store.h"
 #include "control/store/sqlite_store.h"
 
 namespace skiff::apiserver {
@@ -44,9 +45,13 @@ void ApiServer::start() {
     }
     tokens_ = std::make_unique<TokenFile>(TokenFile::load(pki.paths.tokens));
   }
-  store_ = store::SqliteStore::open(
-      {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
-       .fsync = options_.fsync});
+  if (!options_.etcd_endpoints.empty()) {
+    store_ = store::EtcdStore::open({.endpoints = options_.etcd_endpoints});
+  } else {
+    store_ = store::SqliteStore::open(
+        {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
+         .fsync = options_.fsync});
+  }
   http_ = std::make_unique<HttpServer>(
       HttpServerOptions{.bind_address = options_.bind_address,
                         .port = options_.port,

@@ -25,10 +25,13 @@ struct ApiServerOptions {
   std::string service_cidr = "10.96.0.0/16";
   std::vector<std::string> extra_sans;  // more names and IPs for the serving certificate
   bool fsync = true;                    // off only for tests
+  // The etcd cluster's client URLs ("http://10.0.0.1:2379"): the store is etcd instead of the
+  // embedded SQLite in data_dir. Several apiservers can share one cluster.
+  std::vector<std::string> etcd_endpoints;
 };
 
-// The apiserver as a process runs it: the embedded store in data_dir, the REST handler, and the
-// HTTP(S) server in front of them.
+// The apiserver as a process runs it: the store (embedded in data_dir, or etcd), the REST handler,
+// and the HTTP(S) server in front of them.
 class ApiServer {
  public:
   explicit ApiServer(ApiServerOptions options);

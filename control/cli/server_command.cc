@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "control/apiserver/server.h"
+#include "control/store/etcd_store.h"
 
 namespace skiff::cli {
 namespace {
@@ -32,21 +33,30 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--tls-san", options->extra_sans,
                   "Extra names and IPs for the generated serving certificate");
+  auto etcd_endpoints = std::make_shared<std::string>();
+  cmd->add_option("--etcd-endpoints", *etcd_endpoints,
+                  "Store the cluster in etcd (comma-separated client URLs, http://HOST:PORT) "
+                  "instead of the embedded SQLite store");
   cmd->add_flag("--plain-http", options->plain_http,
                 "Serve plain HTTP without authentication (loopback addresses only; for tests)");
   cmd->footer(
       "On first start the apiserver makes a CA, a serving certificate and an admin token under "
       "DATA_DIR/pki and writes DATA_DIR/admin.kubeconfig, which kubectl and skiff use as-is.");
-  cmd->callback([options, &exit_code] {
+  cmd->callback([options, etcd_endpoints, &exit_code] {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     try {
+      if (!etcd_endpoints->empty()) {
+        options->etcd_endpoints = store::parseEtcdEndpoints(*etcd_endpoints);
+      }
       apiserver::ApiServer server(*options);
       server.start();
-      std::cout << "skiff apiserver: serving " << server.url() << " (data in " << options->data_dir
+      std::cout << "skiff apiserver: serving " << server.url() << " (data in "
+                << (options->etcd_endpoints.empty() ? options->data_dir
+                                                    : "etcd at " + *etcd_endpoints)
                 << ")" << std::endl;
       if (!server.adminKubeconfig().empty()) {
         std::cout << "skiff apiserver: admin kubeconfig " << server.adminKubeconfig() << std::endl;
