@@ -518,6 +518,45 @@ TEST(RestClientRetry, RetriesTooManyRequestsAndServerErrorsThenSucceeds) {
   EXPECT_EQ(server.http().openConnections(), 1u);  // one kept-alive connection for all three
 }
 
+TEST(RestClientWatch, EventsSplitAcrossChunksAndMalformedEvents) {
+  ScriptedServer server([&](const apiserver::HttpRequest& req, apiserver::HttpResponse& res,
+                            const auto& start_stream) {
+    if (req.path.find("missing") != std::string::npos) {
+      res.status = 404;
+      res.body = R"({"kind":"Status","apiVersion":"v1","status":"Failure","code":404,
+                     "reason":"NotFound","message":"namespaces \"missing\" not found"})";
+      return;
+    }
+    apiserver::ResponseStream& out = start_stream({200, "application/json", {}, ""});
+    out.write(R"({"type":"ADDED","obj)");
+    std::this_thread::sleep_for(20ms);
+    out.write(R"(ect":{"metadata":{"name":"a"}}})"
+              "\n\n"
+              R"({"type":"DELETED","object":{"metadata":{"name":"a"}}})"
+              "\n");
+    out.write("this is not an event\n");
+    out.write(R"({"type":"ADDED","object":{"metadata":{"name":"never"}}})"
+              "\n");
+  });
+  ClientPtr client = makeRestClient({.server = server.url()}, fast());
+  WatchStreamPtr watch = client->watch(configMaps(), "default", {});
+  WatchEvent event;
+  ASSERT_TRUE(watch->next(event, 5s));
+  EXPECT_EQ(event.type, WatchEvent::Type::kAdded);
+  EXPECT_EQ(event.object.find("metadata")->find("name")->text(), "a");
+  ASSERT_TRUE(watch->next(event, 5s));
+  EXPECT_EQ(event.type, WatchEvent::Type::kDeleted);
+  EXPECT_FALSE(watch->next(event, 5s));
+  EXPECT_TRUE(watch->ended());
+  ASSERT_TRUE(watch->error());
+  EXPECT_EQ(watch->error()->code(), 0);
+  EXPECT_THAT(watch->error()->what(), HasSubstr("malformed event"));
+
+  ApiError missing = errorOf([&] { client->watch(configMaps(), "missing", {}); });
+  EXPECT_TRUE(missing.isNotFound());
+  EXPECT_THAT(missing.what(), HasSubstr("\"missing\" not found"));
+}
+
 TEST(RestClientRetry, HonoursRetryAfter) {
   std::atomic<int> calls{0};
   ScriptedServer server(
