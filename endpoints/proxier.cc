@@ -17,7 +17,8 @@ double secondsBetween(const api::Timestamp& from, const api::Timestamp& to) {
 Proxier::Proxier(dataplane::Dataplane& dataplane, ProxierOptions options)
     : dataplane_(dataplane),
       options_(std::move(options)),
-      endpointChanges_(options_.now()),
+      // Whole seconds: trigger times (pod conditions) have seconds precision.
+      endpointChanges_(api::Timestamp{options_.now().seconds, 0}),
       latency_(latencyBuckets()),
       syncDuration_(latencyBuckets()) {}
 
