@@ -1,5 +1,7 @@
 #include "control/client/rest_client.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/stat.h>
 
@@ -924,6 +926,14 @@ class RestClient : public Client {
                 [&](auto handler) { c->lowest().async_connect(endpoints, std::move(handler)); });
     if (ec) return unreachable(describe(ec));
     c->lowest().socket().set_option(tcp::no_delay(true), ec);
+    // A watch waits on its socket without a deadline: TCP keep-alives notice a server that
+    // vanished without closing (about a minute), so the stream ends and is resumed elsewhere.
+    c->lowest().socket().set_option(asio::socket_base::keep_alive(true), ec);
+    int fd = c->lowest().socket().native_handle();
+    int idle = 30, interval = 10, count = 3;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
     if (c->tls()) {
       SSL* ssl = c->secure().native_handle();
       std::string name = config_.tls_server_name.empty() ? url_.host : config_.tls_server_name;
