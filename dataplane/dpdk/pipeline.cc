@@ -110,15 +110,15 @@ std::string_view toString(Event event) {
 }
 
 // What parsing found out about a packet.
+// Trivial, so that a burst's array of them costs nothing to declare; parse() sets what it uses.
 struct Pipeline::Parsed {
   enum Step : uint8_t { kDone, kDecide, kIcmp4, kIcmp6 };
-  Step step = kDone;
-  Verdict verdict = Verdict::kPass;
-  uint8_t tcpFlags = 0;
-  uint32_t l3 = 0;
-  uint32_t l4 = 0;
-  const FrontendEntry* fe = nullptr;
-  CtKey key{};
+  Step step;
+  uint8_t tcpFlags;
+  uint32_t l3;
+  uint32_t l4;
+  const FrontendEntry* fe;
+  CtKey key;
 };
 
 Pipeline::Pipeline(const PipelineConfig& config)
@@ -162,6 +162,8 @@ Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
   const uint8_t* p = pkt.data;
   const uint32_t len = pkt.len;
   s.step = Parsed::kDone;
+  s.tcpFlags = 0;
+  s.fe = nullptr;
   if (len < kEthLen) return Verdict::kPass;
   uint32_t off = kEthLen;
   uint16_t proto = be16(p + 12);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "dataplane/dpdk/flow_table.h"
 #include "dataplane/hash.h"
 #include "dataplane/maglev.h"
 
@@ -17,7 +18,13 @@ constexpr int familyIndex(AddressFamily f) {
 }
 
 bool keyEqual(const WireFrontendKey& a, const WireFrontendKey& b) {
-  return std::memcmp(&a, &b, sizeof(a)) == 0;
+  uint64_t x[2], y[2];
+  uint32_t xt, yt;
+  std::memcpy(x, &a, 16);
+  std::memcpy(y, &b, 16);
+  std::memcpy(&xt, reinterpret_cast<const uint8_t*>(&a) + 16, 4);
+  std::memcpy(&yt, reinterpret_cast<const uint8_t*>(&b) + 16, 4);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (xt ^ yt)) == 0;
 }
 
 bool prefixMatch(const SourceRange& r, const uint8_t (&addr)[16]) {
@@ -36,7 +43,7 @@ uint64_t hashFrontendKey(const WireFrontendKey& key) {
   std::memcpy(&w[0], key.addr, 8);
   std::memcpy(&w[1], key.addr + 8, 8);
   w[2] = uint64_t{key.port} | uint64_t{key.family} << 16 | uint64_t{key.proto} << 24;
-  return hashWords(w, 0x66726f6e74ULL);
+  return tableHash(w.data(), w.size(), 0x66726f6e74ULL);
 }
 
 WireFrontendKey wireKey(const FrontendKey& key) {
