@@ -184,8 +184,9 @@ void drain(std::vector<WatchPtr>& watches, const WatchLoad& load) {
         if (received[w] >= load.events) --unfinished;
       }
       if (!any) {
+        // Nothing anywhere: leave the CPU to the store (and its server) for a moment.
         if (Clock::now() > deadline) throw std::runtime_error("watch events stopped coming");
-        std::this_thread::yield();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
   });
