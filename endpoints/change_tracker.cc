@@ -81,6 +81,7 @@ void EndpointsChangeTracker::updateLocked(const std::string& serviceKey,
                                           const std::string& sliceName, const SlicePtr& slice) {
   PerService& per = services_[serviceKey];
   per.pending[sliceName] = slice;
+  dirty_.insert(serviceKey);
   if (!slice) return;
   auto it = slice->metadata().annotations().find(std::string(kAnnotationLastChangeTriggerTime));
   if (it == slice->metadata().annotations().end()) return;
@@ -116,7 +117,9 @@ void EndpointsChangeTracker::update(const SlicePtr& slice, bool removed) {
 EndpointsChangeTracker::Checkout EndpointsChangeTracker::checkout() {
   std::lock_guard lock(mutex_);
   Checkout out;
-  for (auto it = services_.begin(); it != services_.end();) {
+  for (const auto& key : dirty_) {
+    auto it = services_.find(key);
+    if (it == services_.end()) continue;
     PerService& per = it->second;
     bool changed = false;
     for (auto& [name, slice] : per.pending) {
@@ -131,16 +134,13 @@ EndpointsChangeTracker::Checkout EndpointsChangeTracker::checkout() {
     }
     per.pending.clear();
     if (changed) {
-      out.changed.insert(it->first);
-      if (!per.triggerTimes.empty()) out.triggerTimes[it->first] = std::move(per.triggerTimes);
+      out.changed.insert(key);
+      if (!per.triggerTimes.empty()) out.triggerTimes[key] = std::move(per.triggerTimes);
     }
     per.triggerTimes.clear();
-    if (per.applied.empty()) {
-      it = services_.erase(it);
-    } else {
-      ++it;
-    }
+    if (per.applied.empty()) services_.erase(it);
   }
+  dirty_.clear();
   return out;
 }
 

@@ -95,6 +95,7 @@ class EndpointsChangeTracker {
   mutable std::mutex mutex_;
   std::map<std::string, PerService> services_;
   std::map<std::string, std::string> sliceOwner_;  // "ns/slice" -> service key
+  std::set<std::string> dirty_;                    // services with pending slices
 };
 
 }  // namespace skiff::endpoints

@@ -1,6 +1,7 @@
 #include "endpoints/proxier.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "endpoints/trigger_time.h"
 
@@ -115,41 +116,62 @@ SyncResult Proxier::sync() {
       for (const auto& [key, service] : services_)
         changed.insert(key);
     }
-    // Frontends held by services that stay as they are.
-    std::map<dataplane::FrontendKey, std::string> owners;
-    for (const auto& [key, services] : programmed_) {
-      if (changed.count(key) != 0) continue;
-      for (const auto& s : services) {
-        for (const auto& f : s.frontends)
-          owners[f.key] = key;
-      }
+    // Pass 1: translate every changed service.
+    std::map<std::string, dataplane::Result<Translation>> translated;
+    for (const auto& key : changed) {
+      auto it = services_.find(key);
+      if (it == services_.end()) continue;
+      std::vector<SlicePtr> slices = endpointChanges_.slices(key);
+      std::vector<const api::discovery::v1::EndpointSlice*> ptrs;
+      ptrs.reserve(slices.size());
+      for (const auto& s : slices)
+        ptrs.push_back(s.get());
+      translated.emplace(key, translate(*it->second, ptrs, node));
     }
+    // Whether `holder`, a changed service, keeps frontend `f` after this sync (its new state has
+    // it, or its new state is refused and its programmed one has it).
+    auto keeps = [&](const std::string& holder, const dataplane::FrontendKey& f) {
+      auto t = translated.find(holder);
+      if (t == translated.end()) return false;  // deleted
+      if (!t->second.ok()) return true;         // keeps its programming, which has f
+      for (const auto& s : t->second->services) {
+        for (const auto& fe : s.frontends) {
+          if (fe.key == f) return true;
+        }
+      }
+      return false;
+    };
+    // Pass 2: frontend conflicts. A frontend stays with the service that holds it; among new
+    // claims, the first key wins.
+    std::unordered_map<dataplane::FrontendKey, std::string> claimed;
     for (const auto& key : changed) {
       auto it = services_.find(key);
       std::vector<dataplane::Service> desired;
       if (it != services_.end()) {
-        std::vector<SlicePtr> slices = endpointChanges_.slices(key);
-        std::vector<const api::discovery::v1::EndpointSlice*> ptrs;
-        ptrs.reserve(slices.size());
-        for (const auto& s : slices)
-          ptrs.push_back(s.get());
-        auto translated = translate(*it->second, ptrs, node);
+        auto& t = translated.at(key);
         std::string refusal;
-        if (!translated.ok()) {
-          refusal = translated.message();
+        if (!t.ok()) {
+          refusal = t.message();
         } else {
-          for (const auto& s : translated->services) {
+          for (const auto& s : t->services) {
             for (const auto& f : s.frontends) {
-              auto owner = owners.find(f.key);
-              if (owner != owners.end() && owner->second != key) {
+              std::string other;
+              if (auto o = frontendOwners_.find(f.key);
+                  o != frontendOwners_.end() && o->second != key &&
+                  (changed.count(o->second) == 0 || keeps(o->second, f.key))) {
+                other = o->second;
+              } else if (auto c = claimed.find(f.key); c != claimed.end() && c->second != key) {
+                other = c->second;
+              }
+              if (!other.empty()) {
                 refusal = "service \"" + key + "\": frontend " + f.key.toString() +
-                          " belongs to service \"" + owner->second + "\"";
+                          " belongs to service \"" + other + "\"";
                 break;
               }
             }
             if (!refusal.empty()) break;
           }
-          desired = std::move(translated->services);
+          if (refusal.empty()) desired = std::move(t->services);
         }
         if (!refusal.empty()) {
           // Keep the last good programming; try again next sync.
@@ -166,7 +188,7 @@ SyncResult Proxier::sync() {
       }
       for (const auto& s : desired) {
         for (const auto& f : s.frontends)
-          owners[f.key] = key;
+          claimed.emplace(f.key, key);
       }
       next[key] = std::move(desired);
     }
@@ -225,6 +247,18 @@ SyncResult Proxier::sync() {
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, services] : next) {
+      if (auto old = programmed_.find(key); old != programmed_.end()) {
+        for (const auto& svc : old->second) {
+          for (const auto& f : svc.frontends) {
+            auto o = frontendOwners_.find(f.key);
+            if (o != frontendOwners_.end() && o->second == key) frontendOwners_.erase(o);
+          }
+        }
+      }
+      for (const auto& svc : services) {
+        for (const auto& f : svc.frontends)
+          frontendOwners_[f.key] = key;
+      }
       if (services.empty()) {
         programmed_.erase(key);
       } else {

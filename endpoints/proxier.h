@@ -29,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "control/api/time.h"
@@ -117,6 +118,8 @@ class Proxier {
   // Programmed state: dataplane services per Kubernetes service key.
   std::map<std::string, std::vector<dataplane::Service>> programmed_;
   std::map<std::string, uint16_t> healthCheckPorts_;
+  // Which service key holds each programmed frontend.
+  std::unordered_map<dataplane::FrontendKey, std::string> frontendOwners_;
 
   // Only sync() touches these.
   std::map<std::string, ServicePtr> services_;  // the current Services (not skipped ones)
