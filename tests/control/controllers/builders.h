@@ -29,6 +29,7 @@ struct PodSpec {
   std::string name;
   std::map<std::string, std::string> labels = {{"app", "web"}};
   std::string owner_uid;  // "" = orphan
+  std::string owner_name = "owner";
   std::string phase = "Running";
   std::string node = "node-1";
   bool ready = true;
@@ -51,7 +52,7 @@ inline api::core::v1::Pod makePod(const PodSpec& s) {
     auto* ref = m->add_owner_references();
     ref->set_api_version("apps/v1");
     ref->set_kind("ReplicaSet");
-    ref->set_name("owner");
+    ref->set_name(s.owner_name);
     ref->set_uid(s.owner_uid);
     ref->set_controller(true);
   }

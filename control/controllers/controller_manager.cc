@@ -1,0 +1,194 @@
+#include "control/controllers/controller_manager.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "control/client/informer.h"
+#include "control/client/leader_election.h"
+#include "control/controllers/deployment_controller.h"
+#include "control/controllers/garbage_collector_controller.h"
+#include "control/controllers/replicaset_controller.h"
+
+namespace skiff::controllers {
+
+namespace {
+
+const std::vector<std::string>& knownControllers() {
+  static const std::vector<std::string> kKnown = {"deployment", "replicaset", "garbagecollector"};
+  return kKnown;
+}
+
+std::string defaultIdentity() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix;
+  for (int i = 0; i < 8; ++i)
+    suffix += kHex[rd() % 16];
+  return std::string(host) + "_" + suffix;
+}
+
+}  // namespace
+
+std::vector<std::string> enabledControllers(const std::vector<std::string>& controllers) {
+  const auto& known = knownControllers();
+  std::set<std::string> on;
+  std::set<std::string> off;
+  bool star = false;
+  for (const auto& raw : controllers) {
+    // Accept "a,b" inside one value too.
+    size_t start = 0;
+    while (start <= raw.size()) {
+      size_t comma = raw.find(',', start);
+      std::string name = raw.substr(start, comma == std::string::npos ? comma : comma - start);
+      start = comma == std::string::npos ? raw.size() + 1 : comma + 1;
+      if (name.empty()) continue;
+      if (name == "*") {
+        star = true;
+        continue;
+      }
+      bool disable = name[0] == '-';
+      std::string bare = disable ? name.substr(1) : name;
+      if (std::find(known.begin(), known.end(), bare) == known.end()) {
+        std::string list;
+        for (const auto& k : known)
+          list += (list.empty() ? "" : ", ") + k;
+        throw std::invalid_argument("--controllers: unknown controller \"" + bare +
+                                    "\" (known: " + list + ")");
+      }
+      (disable ? off : on).insert(bare);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& k : known) {
+    if ((star || on.count(k) != 0) && off.count(k) == 0) out.push_back(k);
+  }
+  return out;
+}
+
+struct ControllerManager::Impl {
+  client::Client& client;
+  ControllerManagerOptions options;
+  std::vector<std::string> enabled;
+  std::unique_ptr<client::LeaderElector> elector;
+  std::atomic<bool> running{false};
+
+  // What one term of leadership runs.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::jthread runner;  // without leader election
+
+  Impl(client::Client& c, ControllerManagerOptions o)
+      : client(c), options(std::move(o)), enabled(enabledControllers(options.controllers)) {}
+
+  void lead(std::stop_token stop) {
+    client::SharedInformerFactory factory(client);
+    std::unique_ptr<EventRecorder> events;
+    if (options.record_events) {
+      events = std::make_unique<EventRecorder>(client, "skiff-controller-manager");
+    }
+    std::vector<std::unique_ptr<QueueController>> controllers;
+    auto on = [&](const std::string& name) {
+      return std::find(enabled.begin(), enabled.end(), name) != enabled.end();
+    };
+    auto& pods = factory.informerFor<api::core::v1::Pod>();
+    auto& rss = factory.informerFor<api::apps::v1::ReplicaSet>();
+    if (on("replicaset")) {
+      controllers.push_back(
+          std::make_unique<ReplicaSetController>(client, rss, pods, events.get()));
+    }
+    if (on("deployment")) {
+      auto& deployments = factory.informerFor<api::apps::v1::Deployment>();
+      controllers.push_back(
+          std::make_unique<DeploymentController>(client, deployments, rss, pods, events.get()));
+    }
+    if (on("garbagecollector")) {
+      std::vector<client::SharedInformer*> informers;
+      for (const auto* t : GarbageCollector::defaultTypes()) {
+        informers.push_back(&factory.informerFor(*t));
+      }
+      controllers.push_back(std::make_unique<GarbageCollector>(client, std::move(informers)));
+    }
+    factory.start();
+    if (!factory.waitForCacheSync(options.cache_sync_timeout)) {
+      std::fprintf(stderr, "controller-manager: caches did not sync within %lld ms\n",
+                   static_cast<long long>(options.cache_sync_timeout.count()));
+    }
+    for (auto& c : controllers)
+      c->start(options.workers);
+    running = true;
+    {
+      std::unique_lock lock(mu);
+      std::condition_variable_any cva;
+      cva.wait(lock, stop, [] { return false; });
+    }
+    running = false;
+    for (auto& c : controllers)
+      c->stop();
+    factory.stop();
+    controllers.clear();
+  }
+};
+
+ControllerManager::ControllerManager(client::Client& client, ControllerManagerOptions options)
+    : impl_(std::make_unique<Impl>(client, std::move(options))) {}
+
+ControllerManager::~ControllerManager() {
+  stop();
+}
+
+void ControllerManager::start() {
+  auto& o = impl_->options;
+  if (!o.leader_elect) {
+    impl_->runner = std::jthread([this](std::stop_token stop) { impl_->lead(stop); });
+    return;
+  }
+  client::LeaderElectionConfig config;
+  config.lease_namespace = o.lease_namespace;
+  config.lease_name = o.lease_name;
+  config.identity = o.identity.empty() ? defaultIdentity() : o.identity;
+  config.lease_duration = o.lease_duration;
+  config.renew_deadline = o.renew_deadline;
+  config.retry_period = o.retry_period;
+  config.on_started_leading = [this](std::stop_token stop) { impl_->lead(stop); };
+  impl_->elector = std::make_unique<client::LeaderElector>(impl_->client, std::move(config));
+  impl_->elector->start();
+}
+
+void ControllerManager::stop() {
+  if (impl_->elector) {
+    impl_->elector->stop();
+    impl_->elector.reset();
+  }
+  if (impl_->runner.joinable()) {
+    impl_->runner.request_stop();
+    impl_->runner.join();
+  }
+}
+
+bool ControllerManager::running() const {
+  return impl_->running;
+}
+
+void runControllerManager(client::Client& client, const ControllerManagerOptions& options,
+                          std::stop_token stop) {
+  ControllerManager manager(client, options);
+  manager.start();
+  std::mutex mu;
+  std::unique_lock lock(mu);
+  std::condition_variable_any cv;
+  cv.wait(lock, stop, [] { return false; });
+  manager.stop();
+}
+
+}  // namespace skiff::controllers

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "control/client/client.h"
+
+// The controller manager: the controllers of control/controllers/ on one SharedInformerFactory,
+// optionally leader-elected on a Lease, as `skiff controller-manager` runs it and `skiff server`
+// embeds it.
+
+namespace skiff::controllers {
+
+struct ControllerManagerOptions {
+  // Which controllers run: "*" (all on by default), "name" or "-name" (kube-controller-manager's
+  // --controllers). Known: deployment, replicaset, garbagecollector.
+  std::vector<std::string> controllers = {"*"};
+  int workers = 4;  // per controller
+  bool leader_elect = false;
+  std::string lease_namespace = "kube-system";
+  std::string lease_name = "skiff-controller-manager";
+  std::string identity;  // default: hostname + "_" + random suffix
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+  std::chrono::milliseconds cache_sync_timeout{60000};
+  bool record_events = true;
+};
+
+// The controller names `controllers` selects; throws std::invalid_argument for a name that is not
+// a controller (naming it and the known ones).
+std::vector<std::string> enabledControllers(const std::vector<std::string>& controllers);
+
+class ControllerManager {
+ public:
+  ControllerManager(client::Client& client, ControllerManagerOptions options);
+  ~ControllerManager();
+  ControllerManager(const ControllerManager&) = delete;
+  ControllerManager& operator=(const ControllerManager&) = delete;
+
+  // Starts (campaigning first with leader_elect); returns at once.
+  void start();
+  // Stops the controllers, the informers and the campaign (the lease is released).
+  void stop();
+  // True while the controllers run (leading, or not electing) and their caches have synced.
+  bool running() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs the controller manager until `stop` is requested.
+void runControllerManager(client::Client& client, const ControllerManagerOptions& options,
+                          std::stop_token stop);
+
+}  // namespace skiff::controllers
