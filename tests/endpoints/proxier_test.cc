@@ -195,6 +195,26 @@ TEST_F(ProxierTest, FrontendHeldByAnotherServiceIsRefused) {
   EXPECT_EQ(p.programmed().count("default/b:http"), 0u);
 }
 
+TEST_F(ProxierTest, FrontendStaysWithItsHolderWhenBothChangeInOneSync) {
+  Proxier p = make();
+  synced(p);
+  p.onServiceAdd(svc("z", "10.96.0.26", ", externalIPs: [203.0.113.1]"));
+  ASSERT_TRUE(p.sync().ok);
+  // "a" sorts first and claims z's externalIP while z changes too: z keeps it.
+  p.onServiceAdd(svc("a", "10.96.0.1", ", externalIPs: [203.0.113.1]"));
+  p.onSliceUpdate(slice("z", "z-1", {"10.0.0.1"}), false);
+  auto r = p.sync();
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_THAT(r.rejected, ElementsAre("service \"default/a\": frontend 203.0.113.1:80/TCP "
+                                      "belongs to service \"default/z\""));
+  EXPECT_EQ(p.programmed().at("default/z:http").backends.size(), 1u);
+  // Once z lets it go, a gets it on its retry.
+  p.onServiceUpdate(svc("z", "10.96.0.26", ", externalIPs: [203.0.113.1]"), svc("z", "10.96.0.26"));
+  r = p.sync();
+  EXPECT_THAT(r.rejected, IsEmpty());
+  EXPECT_EQ(p.programmed().count("default/a:http"), 1u);
+}
+
 TEST_F(ProxierTest, FailedApplyIsRetriedAsAFullSync) {
   Proxier p = make();
   synced(p);
