@@ -73,6 +73,15 @@ int watchRows(client::Client& c, const ResourceRequest& r, const std::string& ns
   if (r.names.size() == 1) {
     watch_options.field_selector = "metadata.name=" + r.names[0];
   }
+  if (watch_options.resource_version.empty()) {
+    // Changes after what was printed: the list's revision (a GET of one object has none).
+    watch_options.resource_version =
+        fieldText(c.list(*r.type, ns,
+                         {.label_selector = watch_options.label_selector,
+                          .field_selector = watch_options.field_selector,
+                          .limit = 1}),
+                  "metadata.resourceVersion");
+  }
   auto stream = c.watch(*r.type, ns, watch_options);
   int events = 0;
   client::WatchEvent event;
