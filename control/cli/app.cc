@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "control/cli/apply_command.h"
+#include "control/cli/bench_store_command.h"
+#include "control/cli/dataplane_command.h"
 #include "control/cli/get_command.h"
 #include "control/cli/describe_command.h"
 #include "control/cli/info_commands.h"
@@ -21,8 +23,9 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.set_version_flag("--version", kVersion);
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
-  addServerCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
+  addBenchStoreCommand(app_, exit_code_);
+  addDataplaneCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);
