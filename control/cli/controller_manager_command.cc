@@ -1,0 +1,75 @@
+#include "control/cli/controller_manager_command.h"
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "control/client/kubeconfig.h"
+#include "control/client/rest_client.h"
+#include "control/controllers/controller_manager.h"
+
+namespace skiff::cli {
+
+void addControllerManagerCommand(CLI::App& app, int& exit_code) {
+  struct Flags {
+    std::string kubeconfig;
+    std::string controllers = "*";
+    controllers::ControllerManagerOptions options;
+    int lease_duration_s = 15;
+    int renew_deadline_s = 10;
+    int retry_period_s = 2;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("controller-manager",
+                                 "Run the controllers (deployment, replicaset, garbage collector)");
+  cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
+      ->required();
+  cmd->add_option("--controllers", flags->controllers,
+                  "Controllers to run: '*' for all, 'name' to enable, '-name' to disable "
+                  "(comma-separated)")
+      ->capture_default_str();
+  cmd->add_flag("--leader-elect", flags->options.leader_elect,
+                "Run only while holding the Lease kube-system/skiff-controller-manager");
+  cmd->add_option("--leader-elect-lease-duration", flags->lease_duration_s, "Seconds")
+      ->capture_default_str();
+  cmd->add_option("--leader-elect-renew-deadline", flags->renew_deadline_s, "Seconds")
+      ->capture_default_str();
+  cmd->add_option("--leader-elect-retry-period", flags->retry_period_s, "Seconds")
+      ->capture_default_str();
+  cmd->add_option("--workers", flags->options.workers, "Worker threads per controller")
+      ->capture_default_str();
+  cmd->callback([flags, &exit_code] {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    try {
+      auto& o = flags->options;
+      o.controllers = {flags->controllers};
+      controllers::enabledControllers(o.controllers);  // reject unknown names before connecting
+      o.lease_duration = std::chrono::seconds(flags->lease_duration_s);
+      o.renew_deadline = std::chrono::seconds(flags->renew_deadline_s);
+      o.retry_period = std::chrono::seconds(flags->retry_period_s);
+      client::ClientConfig config = client::Kubeconfig::loadFile(flags->kubeconfig).resolve();
+      client::ClientPtr client = client::makeRestClient(config);
+      controllers::ControllerManager manager(*client, o);
+      manager.start();
+      std::cout << "skiff controller-manager: running against " << config.server
+                << (o.leader_elect ? " (leader election on kube-system/" + o.lease_name + ")"
+                                   : std::string())
+                << std::endl;
+      int sig = 0;
+      sigwait(&signals, &sig);
+      std::cout << "skiff controller-manager: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << ", shutting down" << std::endl;
+      manager.stop();
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace skiff::cli
