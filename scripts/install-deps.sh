@@ -17,7 +17,7 @@ packages=(
   # DPDK data path
   dpdk dpdk-dev libdpdk-dev
   # containers, images, registry
-  runc busybox-static umoci skopeo docker-registry
+  runc busybox-static umoci skopeo docker-registry libarchive-dev
   # cluster store and real clients
   etcd-server etcd-client kubectl python3-kubernetes
   # networking and traffic tools

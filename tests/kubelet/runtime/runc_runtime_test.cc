@@ -1,0 +1,237 @@
+// Real containers: the busybox fixture image on overlayfs, run by runc under a private --root,
+// each with a skiff-shim parent. Cgroups go below /skiff/test-<pid> in every hierarchy and are
+// removed at the end, as are mounts and runc state, also when a test fails.
+
+#include "kubelet/runtime/runc_runtime.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "kubelet/images/image_store.h"
+
+namespace skiff::kubelet {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+bool sh(const std::string& command) {
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class RuncRuntimeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/skiff-runc-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    const std::string script =
+        std::string(SKIFF_SOURCE_DIR) + "/tests/fixtures/images/make-busybox-image.sh";
+    ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
+    store_ = new images::ImageStore(dir_ + "/images");
+    store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
+    cgroup_parent_ = "/skiff/test-" + std::to_string(::getpid());
+  }
+  static void TearDownTestSuite() {
+    delete store_;
+    // Container cgroups went with `runc delete`; the test's parents go here.
+    for (const char* h : {"unified", "memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "cpuset",
+                          "blkio", "devices", "freezer", "net_cls,net_prio", "perf_event",
+                          "hugetlb", "misc", "rdma", "systemd"}) {
+      ::rmdir(("/sys/fs/cgroup/" + std::string(h) + cgroup_parent_).c_str());
+    }
+    fs::remove_all(dir_);
+  }
+
+  void SetUp() override {
+    RuncOptions options;
+    options.root = dir_ + "/runc";
+    options.state_dir = dir_ + "/state";
+    options.shim = SKIFF_SHIM_PATH;
+    runtime_ = std::make_unique<RuncRuntime>(options);
+  }
+
+  void TearDown() override {
+    for (const auto& id : created_) {
+      try {
+        runtime_->remove(id);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "remove " << id << ": " << e.what();
+      }
+      try {
+        store_->releaseRootfs(id, dir_ + "/bundles/" + id);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "release " << id << ": " << e.what();
+      }
+    }
+    EXPECT_TRUE(runtime_->list().empty());
+  }
+
+  ContainerConfig config(const std::string& id, std::vector<std::string> args) {
+    auto image = store_->find("example.com/test/busybox:v1");
+    EXPECT_TRUE(image);
+    const std::string bundle = dir_ + "/bundles/" + id;
+    fs::create_directories(bundle);
+    created_.push_back(id);
+    ContainerConfig c;
+    c.id = id;
+    c.bundle_dir = bundle;
+    c.rootfs = store_->prepareRootfs(*image, id, bundle).path;
+    c.args = std::move(args);
+    c.env = {"PATH=/bin"};
+    c.hostname = id;
+    c.cgroups_path = cgroup_parent_ + "/" + id;
+    c.log_path = dir_ + "/logs/" + id + ".log";
+    return c;
+  }
+
+  ContainerStatus waitStopped(const std::string& id, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    ContainerStatus s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = runtime_->status(id);
+      if (s.state == ContainerState::kStopped) return s;
+      std::this_thread::sleep_for(20ms);
+    }
+    return s;
+  }
+
+  // Log lines without their timestamps, after checking each has the CRI shape.
+  std::vector<std::string> logLines(const std::string& id) {
+    std::vector<std::string> out;
+    std::ifstream in(dir_ + "/logs/" + id + ".log");
+    const std::regex shape(
+        R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) (.*)$)");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      EXPECT_TRUE(std::regex_match(line, m, shape)) << line;
+      if (!m.empty()) out.push_back(m[1].str() + " " + m[2].str() + " " + m[3].str());
+    }
+    return out;
+  }
+
+  static inline std::string dir_;
+  static inline images::ImageStore* store_ = nullptr;
+  static inline std::string cgroup_parent_;
+  std::unique_ptr<RuncRuntime> runtime_;
+  std::vector<std::string> created_;
+};
+
+TEST_F(RuncRuntimeTest, EchoHelloIntoTheCriLog) {
+  const ContainerConfig c = config("echo", {"/bin/busybox", "echo", "hello"});
+  runtime_->create(c);
+  EXPECT_EQ(runtime_->status("echo").state, ContainerState::kCreated);
+  runtime_->start("echo");
+  const ContainerStatus s = waitStopped("echo");
+  ASSERT_EQ(s.state, ContainerState::kStopped);
+  EXPECT_EQ(s.exit_code, 0);
+  EXPECT_EQ(s.reason, "Completed");
+  EXPECT_GT(s.started_at_ns, 0);
+  EXPECT_GE(s.finished_at_ns, s.started_at_ns);
+  // The shim drains the pipes after the exit; wait for the line.
+  for (int i = 0; i < 100 && logLines("echo").empty(); ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(logLines("echo"), std::vector<std::string>{"stdout F hello"});
+  EXPECT_EQ(runtime_->list(), std::vector<std::string>{"echo"});
+}
+
+TEST_F(RuncRuntimeTest, ExitCodeEnvCwdAndStderr) {
+  ContainerConfig c = config("exit3", {"/bin/sh", "-c",
+                                       "echo \"$FOO in $(pwd) on $(hostname)\"; echo oops >&2; "
+                                       "printf partial; exit 3"});
+  c.env.push_back("FOO=bar");
+  c.cwd = "/tmp";
+  runtime_->create(c);
+  runtime_->start("exit3");
+  const ContainerStatus s = waitStopped("exit3");
+  EXPECT_EQ(s.exit_code, 3);
+  EXPECT_EQ(s.reason, "Error");
+  std::vector<std::string> lines;
+  for (int i = 0; i < 100 && lines.size() < 3; ++i) {
+    lines = logLines("exit3");
+    std::this_thread::sleep_for(20ms);
+  }
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"stderr F oops", "stdout F bar in /tmp on exit3",
+                                             "stdout F partial"}));
+}
+
+TEST_F(RuncRuntimeTest, StopSendsSigtermThenSigkillAfterTheGracePeriod) {
+  // A shell that exits on SIGTERM.
+  runtime_->create(
+      config("polite", {"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"}));
+  runtime_->start("polite");
+  EXPECT_EQ(runtime_->status("polite").state, ContainerState::kRunning);
+  auto t0 = std::chrono::steady_clock::now();
+  ContainerStatus s = runtime_->stop("polite", 5s, SIGTERM);
+  EXPECT_EQ(s.state, ContainerState::kStopped);
+  EXPECT_EQ(s.exit_code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+
+  // `sleep` as PID 1 of its namespace ignores SIGTERM: SIGKILL after the grace period.
+  runtime_->create(config("stubborn", {"/bin/busybox", "sleep", "100"}));
+  runtime_->start("stubborn");
+  t0 = std::chrono::steady_clock::now();
+  s = runtime_->stop("stubborn", 600ms, SIGTERM);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(s.state, ContainerState::kStopped);
+  EXPECT_EQ(s.exit_code, 128 + SIGKILL);
+  EXPECT_GE(took, 600ms);
+  EXPECT_LT(took, 5s);
+  // Stopping a stopped container is a no-op.
+  EXPECT_EQ(runtime_->stop("stubborn", 1s, SIGTERM).exit_code, 128 + SIGKILL);
+}
+
+TEST_F(RuncRuntimeTest, MissingExecutableFailsCreateAndLeavesNothing) {
+  const ContainerConfig c = config("missing", {"/bin/does-not-exist"});
+  try {
+    runtime_->create(c);
+    FAIL() << "created a container with no executable";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("does-not-exist"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(runtime_->status("missing").state, ContainerState::kUnknown);
+  EXPECT_TRUE(runtime_->list().empty());
+  EXPECT_FALSE(fs::exists(dir_ + "/runc/missing"));
+  EXPECT_THROW(runtime_->create(ContainerConfig{.id = "bad/id"}), std::invalid_argument);
+}
+
+TEST_F(RuncRuntimeTest, CgroupLimitsAndTheUnifiedTree) {
+  ContainerConfig c = config("limited", {"/bin/busybox", "sleep", "100"});
+  c.resources.memory_limit = 64 << 20;
+  c.resources.cpu_quota_us = 50000;
+  c.resources.cpu_shares = 256;
+  c.resources.pids_limit = 32;
+  runtime_->create(c);
+  runtime_->start("limited");
+  const ContainerStatus s = runtime_->status("limited");
+  ASSERT_EQ(s.state, ContainerState::kRunning);
+  const std::string path = c.cgroups_path;
+  EXPECT_EQ(readFile("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes"), "67108864\n");
+  EXPECT_EQ(readFile("/sys/fs/cgroup/cpu" + path + "/cpu.cfs_quota_us"), "50000\n");
+  EXPECT_EQ(readFile("/sys/fs/cgroup/cpu" + path + "/cpu.shares"), "256\n");
+  EXPECT_EQ(readFile("/sys/fs/cgroup/pids" + path + "/pids.max"), "32\n");
+  // The process is in the v2 tree below the parent too (one BPF program can cover all pods).
+  EXPECT_NE(readFile("/proc/" + std::to_string(s.pid) + "/cgroup").find("0::" + path),
+            std::string::npos);
+  runtime_->stop("limited", 100ms, SIGTERM);
+  runtime_->remove("limited");
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory" + path));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified" + path));
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
