@@ -11,6 +11,7 @@
 #include "control/cli/object_commands.h"
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
+#include "control/cli/image_command.h"
 #include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -23,6 +24,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   app_.set_version_flag("--version", kVersion);
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
+  addImageCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
