@@ -101,19 +101,42 @@ class FlowTable {
 
   Value* lookup(const Key& key) { return lookupHashed(key, hash(key)); }
 
-  // Looks up n keys: out[i] is the value of *keys[i] or null.
+  // Looks up n keys: out[i] is the value of *keys[i] or null. Three passes over the burst so that
+  // its cache misses overlap: hash and prefetch the signature lines; match signatures and
+  // prefetch the matching slot; compare keys.
   void lookupBulk(const Key* const* keys, size_t n, Value** out) {
     constexpr size_t kChunk = 32;
     uint64_t h[kChunk];
+    int way[kChunk];
     for (size_t base = 0; base < n; base += kChunk) {
       const size_t m = n - base < kChunk ? n - base : kChunk;
       for (size_t i = 0; i < m; ++i) {
         h[i] = hash(*keys[base + i]);
         prefetch(&sigs_.get()[h[i] & mask_]);
-        prefetch(&slots_.get()[(h[i] & mask_) * kWays]);
       }
-      for (size_t i = 0; i < m; ++i)
-        out[base + i] = lookupHashed(*keys[base + i], h[i]);
+      for (size_t i = 0; i < m; ++i) {
+        const size_t b = h[i] & mask_;
+        const uint16_t sig = signature(h[i]);
+        way[i] = -1;
+        for (size_t w = 0; w < kWays; ++w) {
+          if (sigs_.get()[b].sig[w] == sig) {
+            way[i] = static_cast<int>(w);
+            prefetch(&slots_.get()[b * kWays + w]);
+            break;
+          }
+        }
+      }
+      for (size_t i = 0; i < m; ++i) {
+        const size_t b = h[i] & mask_;
+        Value* v = nullptr;
+        if (way[i] >= 0) {
+          Slot& first = slots_.get()[b * kWays + static_cast<size_t>(way[i])];
+          // The first signature match is almost always the key; else look at the rest.
+          v = equal(first.key, *keys[base + i]) ? &first.value
+                                                : lookupHashed(*keys[base + i], h[i]);
+        }
+        out[base + i] = v;
+      }
     }
   }
 
@@ -163,8 +186,7 @@ class FlowTable {
     const size_t b = h & mask_;
     const uint16_t sig = signature(h);
     for (size_t i = 0; i < kWays; ++i) {
-      if (sigs_.get()[b].sig[i] == sig &&
-          equal(slots_.get()[b * kWays + i].key, key)) {
+      if (sigs_.get()[b].sig[i] == sig && equal(slots_.get()[b * kWays + i].key, key)) {
         sigs_.get()[b].sig[i] = 0;
         bumpSize(-1);
         return true;
