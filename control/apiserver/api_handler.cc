@@ -784,6 +784,14 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
     return;
   }
   ResponseStream& out = start_stream(head);
+  struct Registered {
+    Metrics* metrics;
+    std::string resource;
+    ~Registered() {
+      if (metrics != nullptr) metrics->addWatchers(resource, -1);
+    }
+  } registered{options_.metrics, storage.type().plural};
+  if (options_.metrics != nullptr) options_.metrics->addWatchers(registered.resource, 1);
   for (const auto& object : initial) {
     if (!send(out, "ADDED", *object)) return;
   }

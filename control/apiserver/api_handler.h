@@ -6,6 +6,7 @@
 #include <string>
 
 #include "control/apiserver/http_server.h"
+#include "control/apiserver/metrics.h"
 #include "control/apiserver/resource_storage.h"
 #include "control/apiserver/service_admission.h"
 #include "control/store/store.h"
@@ -19,6 +20,8 @@ struct ApiHandlerOptions {
   int default_watch_timeout_seconds = 1800;
   int bookmark_interval_seconds = 60;
   ServiceAdmissionOptions services;
+  // Where watches count themselves (apiserver_registered_watchers); may be null.
+  Metrics* metrics = nullptr;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,

@@ -1,8 +1,10 @@
 #include "control/apiserver/server.h"
 
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
 
+#include "control/apiserver/request_info.h"
 #include "control/client/kubeconfig.h"
 #include "control/store/etcd_store.h"
 #include "control/store/sqlite_store.h"
@@ -58,11 +60,12 @@ void ApiServer::start() {
                         .cert_file = cert_file,
                         .key_file = key_file},
       [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
-        authenticate(request);
-        handler_->handle(request, response, start_stream);
+        serve(request, response, start_stream);
       });
+  timed_store_ = std::make_unique<InstrumentedStore>(*store_, metrics_);
   handler_ = std::make_unique<ApiHandler>(
-      *store_, ApiHandlerOptions{.services = {.service_cidr = options_.service_cidr}});
+      *timed_store_,
+      ApiHandlerOptions{.services = {.service_cidr = options_.service_cidr}, .metrics = &metrics_});
   handler_->ensureSystemNamespaces();
   http_->start();
   if (!options_.plain_http) {
@@ -86,10 +89,57 @@ void ApiServer::authenticate(const HttpRequest& request) const {
   throw unauthorized();
 }
 
+void ApiServer::serve(const HttpRequest& request, HttpResponse& response,
+                      const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
+  auto start = std::chrono::steady_clock::now();
+  std::string verb = request.method;
+  std::string resource;
+  int code = 200;
+  bool streamed = false;
+  auto record = [&] {
+    metrics_.observeRequest(
+        verb, resource, code,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  try {
+    RequestInfo info = parseRequestInfo(request.method, request.path, request.query);
+    if (info.is_resource_request) {
+      verb = info.verb;
+      resource = info.resource;
+    }
+    // kube-apiserver's verbs are upper case.
+    for (char& c : verb)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    authenticate(request);
+    if (request.path == "/metrics") {
+      response.status = 200;
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      response.body = metrics_.render();
+    } else {
+      handler_->handle(request, response, [&](const HttpResponse& head) -> ResponseStream& {
+        streamed = true;
+        code = head.status;
+        return start_stream(head);
+      });
+    }
+  } catch (const ApiError& e) {
+    code = e.code();
+    record();
+    throw;
+  } catch (...) {
+    code = 500;
+    record();
+    throw;
+  }
+  if (!streamed) code = response.status;
+  record();
+}
+
 void ApiServer::stop() {
   if (http_) http_->stop();
   http_.reset();
   handler_.reset();
+  timed_store_.reset();
   store_.reset();
 }
 

@@ -7,6 +7,7 @@
 
 #include "control/apiserver/api_handler.h"
 #include "control/apiserver/http_server.h"
+#include "control/apiserver/metrics.h"
 #include "control/apiserver/pki.h"
 #include "control/store/store.h"
 
@@ -49,9 +50,13 @@ class ApiServer {
 
  private:
   void authenticate(const HttpRequest& request) const;
+  void serve(const HttpRequest& request, HttpResponse& response,
+             const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
 
   ApiServerOptions options_;
   std::unique_ptr<store::Store> store_;
+  Metrics metrics_;
+  std::unique_ptr<InstrumentedStore> timed_store_;  // store_ timed into metrics_
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<TokenFile> tokens_;  // bearer tokens; null with plain_http
