@@ -4,14 +4,15 @@
 
 #include "control/cli/apply_command.h"
 #include "control/cli/bench_store_command.h"
+#include "control/cli/controller_manager_command.h"
 #include "control/cli/dataplane_command.h"
-#include "control/cli/get_command.h"
 #include "control/cli/describe_command.h"
+#include "control/cli/get_command.h"
+#include "control/cli/image_command.h"
 #include "control/cli/info_commands.h"
 #include "control/cli/object_commands.h"
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
-#include "control/cli/image_command.h"
 #include "control/cli/server_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -25,9 +26,11 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addValidateCommand(app_, exit_code_);
   addApiserverCommand(app_, exit_code_);
   addImageCommand(app_, exit_code_);
+  addControllerManagerCommand(app_, exit_code_);
+  addServerCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
-  addBenchStoreCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
+  addBenchStoreCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);
