@@ -14,16 +14,20 @@
 
 #include "control/client/informer.h"
 #include "control/client/leader_election.h"
+#include "control/controllers/daemonset_controller.h"
 #include "control/controllers/deployment_controller.h"
 #include "control/controllers/garbage_collector_controller.h"
+#include "control/controllers/job_controller.h"
 #include "control/controllers/replicaset_controller.h"
+#include "control/controllers/statefulset_controller.h"
 
 namespace skiff::controllers {
 
 namespace {
 
 const std::vector<std::string>& knownControllers() {
-  static const std::vector<std::string> kKnown = {"deployment", "replicaset", "garbagecollector"};
+  static const std::vector<std::string> kKnown = {"deployment", "replicaset", "garbagecollector",
+                                                  "job",        "daemonset",  "statefulset"};
   return kKnown;
 }
 
@@ -111,6 +115,21 @@ struct ControllerManager::Impl {
       auto& deployments = factory.informerFor<api::apps::v1::Deployment>();
       controllers.push_back(
           std::make_unique<DeploymentController>(client, deployments, rss, pods, events.get()));
+    }
+    if (on("job")) {
+      auto& jobs = factory.informerFor<api::batch::v1::Job>();
+      controllers.push_back(std::make_unique<JobController>(client, jobs, pods, events.get()));
+    }
+    if (on("daemonset")) {
+      auto& daemon_sets = factory.informerFor<api::apps::v1::DaemonSet>();
+      auto& nodes = factory.informerFor<api::core::v1::Node>();
+      controllers.push_back(
+          std::make_unique<DaemonSetController>(client, daemon_sets, nodes, pods, events.get()));
+    }
+    if (on("statefulset")) {
+      auto& sets = factory.informerFor<api::apps::v1::StatefulSet>();
+      controllers.push_back(
+          std::make_unique<StatefulSetController>(client, sets, pods, events.get()));
     }
     if (on("garbagecollector")) {
       std::vector<client::SharedInformer*> informers;

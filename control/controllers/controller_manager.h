@@ -16,7 +16,7 @@ namespace skiff::controllers {
 
 struct ControllerManagerOptions {
   // Which controllers run: "*" (all on by default), "name" or "-name" (kube-controller-manager's
-  // --controllers). Known: deployment, replicaset, garbagecollector.
+  // --controllers). Known: deployment, replicaset, garbagecollector, job, daemonset, statefulset.
   std::vector<std::string> controllers = {"*"};
   int workers = 4;  // per controller
   bool leader_elect = false;

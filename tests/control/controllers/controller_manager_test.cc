@@ -306,8 +306,10 @@ TEST_F(ControllerManagerTest, DeletionPropagation) {
 
 TEST(EnabledControllers, StarNamesAndExclusions) {
   using V = std::vector<std::string>;
-  EXPECT_EQ(enabledControllers({"*"}), (V{"deployment", "replicaset", "garbagecollector"}));
-  EXPECT_EQ(enabledControllers({"*,-garbagecollector"}), (V{"deployment", "replicaset"}));
+  EXPECT_EQ(enabledControllers({"*"}), (V{"deployment", "replicaset", "garbagecollector", "job",
+                                          "daemonset", "statefulset"}));
+  EXPECT_EQ(enabledControllers({"*,-garbagecollector"}),
+            (V{"deployment", "replicaset", "job", "daemonset", "statefulset"}));
   EXPECT_EQ(enabledControllers({"replicaset"}), (V{"replicaset"}));
   EXPECT_THROW(enabledControllers({"*,bogus"}), std::invalid_argument);
 }

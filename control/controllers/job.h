@@ -1,0 +1,57 @@
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "control/controllers/pod_owner_controller.h"
+#include "skiff/api/batch_v1.pb.h"
+
+// The Job reconciler (pkg/controller/job), as a pure function: from a Job and the pods of its
+// namespace to the pod creates and deletes and the status write.
+//
+// - Pods are the ones whose controllerRef is the Job (no adoption of orphans). They carry the
+//   labels batch.kubernetes.io/controller-uid, controller-uid, batch.kubernetes.io/job-name and
+//   job-name; Indexed Jobs' pods also the batch.kubernetes.io/job-completion-index annotation and
+//   label, the JOB_COMPLETION_INDEX variable and hostname <job>-<index>.
+// - Active pods follow parallelism (default 1) and completions (NonIndexed: the count still to
+//   succeed; unset: until the first success; Indexed: one pod per index not yet succeeded).
+// - Failures: Failed pods, plus container restarts of active pods with restartPolicy OnFailure;
+//   more than backoffLimit (default 6) fails the Job (BackoffLimitExceeded); running longer than
+//   activeDeadlineSeconds too (DeadlineExceeded). Active pods of a finished Job are deleted.
+// - suspend deletes the active pods (condition Suspended); resuming resets startTime.
+// - ttlSecondsAfterFinished deletes the finished Job (background propagation) once it passed.
+//
+// Differences from Kubernetes: counts come from the pods that exist (the legacy tracking without
+// the batch.kubernetes.io/job-tracking finalizer), kept from going down when finished pods are
+// deleted; failed pods are replaced at once (no exponential backoff between retries);
+// podFailurePolicy, backoffLimitPerIndex and successPolicy are not implemented.
+
+namespace skiff::controllers {
+
+inline constexpr std::string_view kJobControllerUidLabel = "batch.kubernetes.io/controller-uid";
+inline constexpr std::string_view kJobNameLabel = "batch.kubernetes.io/job-name";
+inline constexpr std::string_view kLegacyControllerUidLabel = "controller-uid";
+inline constexpr std::string_view kLegacyJobNameLabel = "job-name";
+inline constexpr std::string_view kJobCompletionIndex = "batch.kubernetes.io/job-completion-index";
+
+struct JobInput {
+  const api::batch::v1::Job* job = nullptr;
+  std::vector<const api::core::v1::Pod*> pods;  // every cached pod of the job's namespace
+  api::Timestamp now;
+  bool expectations_satisfied = true;
+  int burst_pods = 500;
+};
+
+PodOwnerResult reconcileJob(const JobInput& input);
+
+// The pod a Job creates; `index` < 0 for NonIndexed Jobs.
+api::core::v1::Pod jobPodFromTemplate(const api::batch::v1::Job& job, int index);
+
+// The completion index of a pod (annotation, then label); -1 when absent or invalid.
+int completionIndexOf(const api::core::v1::Pod& pod);
+
+// status.completedIndexes' form: "1,3-5,7".
+std::string formatIndexes(const std::set<int>& indexes);
+
+}  // namespace skiff::controllers

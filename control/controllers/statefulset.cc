@@ -1,0 +1,237 @@
+#include "control/controllers/statefulset.h"
+
+#include <algorithm>
+#include <map>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include "control/api/selector.h"
+
+namespace skiff::controllers {
+
+using api::Timestamp;
+using api::apps::v1::StatefulSet;
+using api::core::v1::Pod;
+
+namespace {
+
+const std::string& revisionOf(const Pod& pod) {
+  static const std::string kNone;
+  auto it = pod.metadata().labels().find(std::string("controller-revision-hash"));
+  return it == pod.metadata().labels().end() ? kNone : it->second;
+}
+
+bool isTerminating(const Pod& pod) {
+  return pod.metadata().has_deletion_timestamp();
+}
+
+// isRunningAndReady.
+bool isHealthy(const Pod& pod) {
+  return pod.status().phase() == "Running" && isPodReady(pod) && !isTerminating(pod);
+}
+
+}  // namespace
+
+int ordinalOf(const std::string& set_name, const std::string& pod_name) {
+  if (pod_name.size() <= set_name.size() + 1 ||
+      pod_name.compare(0, set_name.size(), set_name) != 0 || pod_name[set_name.size()] != '-') {
+    return -1;
+  }
+  std::string digits = pod_name.substr(set_name.size() + 1);
+  if (digits.size() > 9 || (digits.size() > 1 && digits[0] == '0') ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return -1;
+  }
+  return std::stoi(digits);
+}
+
+std::string statefulSetRevision(const StatefulSet& set) {
+  std::optional<int32_t> collisions;
+  if (set.status().has_collision_count()) collisions = set.status().collision_count();
+  return set.metadata().name() + "-" + computeTemplateHash(set.spec().template_(), collisions);
+}
+
+Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revision) {
+  Pod pod;
+  const auto& sm = set.metadata();
+  const auto& tmeta = set.spec().template_().metadata();
+  const std::string name = sm.name() + "-" + std::to_string(ordinal);
+  auto* m = pod.mutable_metadata();
+  *m->mutable_labels() = tmeta.labels();
+  *m->mutable_annotations() = tmeta.annotations();
+  *m->mutable_finalizers() = tmeta.finalizers();
+  auto& labels = *m->mutable_labels();
+  labels[std::string(kStatefulSetPodNameLabel)] = name;
+  labels[std::string(kPodIndexLabel)] = std::to_string(ordinal);
+  labels["controller-revision-hash"] = revision;
+  m->set_name(name);
+  m->set_namespace_(sm.namespace_());
+  *m->add_owner_references() = makeControllerRef(sm, typeOf<StatefulSet>());
+  *pod.mutable_spec() = set.spec().template_().spec();
+  pod.mutable_spec()->set_hostname(name);
+  if (!set.spec().service_name().empty())
+    pod.mutable_spec()->set_subdomain(set.spec().service_name());
+  return pod;
+}
+
+PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
+  PodOwnerResult result;
+  const StatefulSet& set = *input.set;
+  const auto& meta = set.metadata();
+  const auto& spec = set.spec();
+  const std::string key = meta.namespace_() + "/" + meta.name();
+  std::string selector_error;
+  auto selector = api::labels::Selector::tryFromProto(
+      spec.has_selector() ? &spec.selector() : nullptr, &selector_error, "spec.selector");
+  if (!selector || selector->empty()) {
+    result.warning_reason = "InvalidSelector";
+    result.warning = "StatefulSet " + key + ": " +
+                     (selector ? "spec.selector: Invalid value: empty selector is invalid for a "
+                                 "StatefulSet"
+                               : selector_error);
+    return result;
+  }
+  if (!selector->matches(spec.template_().metadata().labels())) {
+    result.warning_reason = "InvalidSelector";
+    result.warning = "StatefulSet " + key +
+                     ": spec.template.metadata.labels: Invalid value: `selector` does not match "
+                     "template `labels`";
+    return result;
+  }
+  if (meta.has_deletion_timestamp()) return result;
+  if (spec.volume_claim_templates_size() > 0 &&
+      meta.generation() != set.status().observed_generation()) {
+    result.event("Warning", "VolumeClaimTemplatesIgnored",
+                 "spec.volumeClaimTemplates are not supported by this cluster (no "
+                 "PersistentVolumes): pods are created without their claims");
+  }
+
+  const int32_t replicas = spec.has_replicas() ? std::max(0, spec.replicas()) : 1;
+  const int32_t start = spec.has_ordinals() ? std::max(0, spec.ordinals().start()) : 0;
+  const bool monotonic = spec.pod_management_policy() != "Parallel";
+  const std::string update_revision = statefulSetRevision(set);
+  const std::string current_revision =
+      set.status().current_revision().empty() ? update_revision : set.status().current_revision();
+
+  std::vector<const Pod*> slots(replicas, nullptr);
+  std::map<int, const Pod*, std::greater<>> condemned;  // highest ordinal first
+  std::vector<const Pod*> owned;
+  for (const Pod* pod : input.pods) {
+    const auto* ref = controllerOf(pod->metadata());
+    if (ref == nullptr || ref->uid() != meta.uid()) continue;
+    int ordinal = ordinalOf(meta.name(), pod->metadata().name());
+    if (ordinal < 0) continue;
+    owned.push_back(pod);
+    if (ordinal >= start && ordinal < start + replicas) {
+      slots[ordinal - start] = pod;
+    } else {
+      condemned[ordinal] = pod;
+    }
+  }
+
+  // Status from the pods as they are (the writes below show up in the next sync).
+  api::apps::v1::StatefulSetStatus status = set.status();
+  int32_t count = 0, ready = 0, available = 0, current = 0, updated = 0;
+  for (const Pod* pod : owned) {
+    ++count;
+    if (isHealthy(*pod)) {
+      ++ready;
+      if (isPodAvailable(*pod, spec.min_ready_seconds(), input.now)) {
+        ++available;
+      } else if (spec.min_ready_seconds() > 0) {
+        const auto* c = podCondition(*pod, "Ready");
+        Timestamp at = addSeconds(toTimestamp(c->last_transition_time()), spec.min_ready_seconds());
+        result.requeueAfter(std::chrono::milliseconds(millisBetween(input.now, at) + 1));
+      }
+    }
+    if (!isTerminating(*pod)) {
+      if (revisionOf(*pod) == current_revision) ++current;
+      if (revisionOf(*pod) == update_revision) ++updated;
+    }
+  }
+  status.set_observed_generation(meta.generation());
+  status.set_replicas(count);
+  status.set_ready_replicas(ready);
+  status.set_available_replicas(available);
+  status.set_current_replicas(current);
+  status.set_updated_replicas(updated);
+  status.set_current_revision(current_revision);
+  status.set_update_revision(update_revision);
+  const bool rolling =
+      spec.update_strategy().type().empty() || spec.update_strategy().type() == "RollingUpdate";
+  if (rolling && updated == count && ready == count && count == replicas) {
+    // The rollout finished (completeRollingUpdate).
+    status.set_current_revision(update_revision);
+    status.set_current_replicas(updated);
+  }
+  auto writeStatus = [&] {
+    if (!google::protobuf::util::MessageDifferencer::Equals(status, set.status())) {
+      auto copy = std::make_shared<StatefulSet>(set);
+      *copy->mutable_status() = status;
+      addStatusUpdate(result, std::move(copy));
+    }
+  };
+  if (!input.expectations_satisfied) {
+    writeStatus();
+    return result;
+  }
+
+  // 1. Replace finished pods and create missing ones, in ordinal order.
+  bool blocked = false;
+  for (int i = 0; i < replicas && !blocked; ++i) {
+    const Pod* pod = slots[i];
+    const int ordinal = start + i;
+    if (pod != nullptr && isPodTerminal(*pod) && !isTerminating(*pod)) {
+      result.event(
+          "Normal", "RecreatingTerminatedPod",
+          "StatefulSet " + key + " is recreating terminated Pod " + pod->metadata().name());
+      addPodDelete(result, *pod);
+      blocked = monotonic;
+      continue;
+    }
+    if (pod == nullptr) {
+      addPodCreate(result, statefulPodFor(set, ordinal, update_revision));
+      result.actions.back().event_message = "create Pod " + meta.name() + "-" +
+                                            std::to_string(ordinal) + " in StatefulSet " +
+                                            meta.name() + " successful";
+      blocked = monotonic;
+      continue;
+    }
+    if (monotonic && !isHealthy(*pod)) blocked = true;  // wait for it to be Running and Ready
+  }
+  // 2. Scale down from the highest ordinal.
+  for (const auto& [ordinal, pod] : condemned) {
+    if (blocked) break;
+    if (isTerminating(*pod)) {
+      blocked = monotonic;
+      continue;
+    }
+    addPodDelete(result, *pod);
+    result.actions.back().event_message =
+        "delete Pod " + pod->metadata().name() + " in StatefulSet " + meta.name() + " successful";
+    blocked = monotonic;
+  }
+  // 3. Rolling update from the highest ordinal down to the partition, one pod at a time, once
+  // every pod is there and healthy.
+  if (rolling && !blocked && result.actions.empty()) {
+    int32_t partition = 0;
+    if (spec.update_strategy().has_rolling_update()) {
+      partition = std::max(0, spec.update_strategy().rolling_update().partition());
+    }
+    bool all_healthy = std::all_of(slots.begin(), slots.end(),
+                                   [](const Pod* p) { return p != nullptr && isHealthy(*p); });
+    for (int i = replicas - 1; all_healthy && i >= partition; --i) {
+      const Pod* pod = slots[i];
+      if (revisionOf(*pod) != update_revision) {
+        addPodDelete(result, *pod);
+        result.actions.back().event_message = "delete Pod " + pod->metadata().name() +
+                                              " in StatefulSet " + meta.name() + " successful";
+        break;
+      }
+    }
+  }
+  writeStatus();
+  return result;
+}
+
+}  // namespace skiff::controllers

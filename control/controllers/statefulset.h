@@ -1,0 +1,52 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "control/controllers/pod_owner_controller.h"
+
+// The StatefulSet reconciler (pkg/controller/statefulset), as a pure function: from a StatefulSet
+// and the pods of its namespace to the next pod creates and deletes and the status write.
+//
+// - Pods have stable names <set>-<ordinal> (ordinals from spec.ordinals.start), hostname = name,
+//   subdomain = spec.serviceName, and the labels statefulset.kubernetes.io/pod-name,
+//   apps.kubernetes.io/pod-index and controller-revision-hash (<set>-<template hash>).
+// - OrderedReady (default): pod N+1 is created only once pods 0..N are Running and Ready; scale
+//   down removes the highest ordinal first, one at a time, only while the others are healthy.
+//   Parallel: every missing pod is created and every condemned pod deleted at once.
+// - Failed or Succeeded pods are deleted and recreated under the same name.
+// - RollingUpdate (default): from the highest ordinal down to spec.updateStrategy.rollingUpdate
+//   .partition, one pod at a time, a pod not at updateRevision is deleted once every pod is
+//   healthy (it comes back at updateRevision). OnDelete: only pods deleted by hand are replaced.
+// - Status: replicas, readyReplicas, availableReplicas (minReadySeconds), currentReplicas,
+//   updatedReplicas, currentRevision (becomes updateRevision once every pod is updated),
+//   updateRevision, observedGeneration.
+//
+// Differences from Kubernetes: no ControllerRevision objects are written (the revision is the
+// template hash), so a pod below the partition that is recreated gets the update revision's
+// template; volumeClaimTemplates are ignored (no PersistentVolumes here) with a Warning event;
+// maxUnavailable for rolling updates is not implemented (one pod at a time).
+
+namespace skiff::controllers {
+
+inline constexpr std::string_view kStatefulSetPodNameLabel = "statefulset.kubernetes.io/pod-name";
+inline constexpr std::string_view kPodIndexLabel = "apps.kubernetes.io/pod-index";
+
+struct StatefulSetInput {
+  const api::apps::v1::StatefulSet* set = nullptr;
+  std::vector<const api::core::v1::Pod*> pods;  // every cached pod of the set's namespace
+  api::Timestamp now;
+  bool expectations_satisfied = true;
+};
+
+PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input);
+
+// "<set>-<hash of the template>".
+std::string statefulSetRevision(const api::apps::v1::StatefulSet& set);
+// The pod with ordinal `ordinal` at `revision`.
+api::core::v1::Pod statefulPodFor(const api::apps::v1::StatefulSet& set, int ordinal,
+                                  const std::string& revision);
+// The ordinal in "<set>-<ordinal>", or -1 when `pod_name` is not one of the set's names.
+int ordinalOf(const std::string& set_name, const std::string& pod_name);
+
+}  // namespace skiff::controllers

@@ -1,0 +1,21 @@
+#pragma once
+
+#include "control/controllers/pod_owner_controller.h"
+#include "control/controllers/statefulset.h"
+
+namespace skiff::controllers {
+
+// The StatefulSet controller: reconcileStatefulSet on StatefulSet and Pod informers.
+class StatefulSetController : public PodOwnerController {
+ public:
+  StatefulSetController(client::Client& client, client::SharedInformer& stateful_sets,
+                        client::SharedInformer& pods, EventRecorder* events = nullptr);
+  ~StatefulSetController() override;
+
+ protected:
+  PodOwnerResult reconcile(const google::protobuf::Message& owner,
+                           const std::vector<const api::core::v1::Pod*>& pods,
+                           bool expectations_satisfied) override;
+};
+
+}  // namespace skiff::controllers
