@@ -47,6 +47,7 @@ static_assert(sizeof(skiff_src_range_key) == 28);
 static_assert(offsetof(skiff_src_range_key, addr) == 12);
 static_assert(sizeof(skiff_svc_stats) == 80);
 static_assert(sizeof(skiff_be_stats) == 32);
+static_assert(sizeof(skiff_svc_name) == SKIFF_SVC_NAME_LEN);
 static_assert(SKIFF_DROP_REASON_COUNT == dataplane::kDropReasonCount);
 static_assert(SKIFF_GLOBAL_FIB_REDIRECTED < SKIFF_GLOBAL_COUNT);
 static_assert(SKIFF_AF_INET == static_cast<int>(dataplane::AddressFamily::kIPv4));

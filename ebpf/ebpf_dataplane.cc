@@ -1,10 +1,20 @@
 #include "ebpf/ebpf_dataplane.h"
 
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "ebpf/abi.h"
+#include "ebpf/cgroup.h"
 
 namespace skiff::ebpf {
 namespace {
@@ -32,6 +42,30 @@ Status fail(const std::string& id, const std::string& what) {
   return Status::failure("service \"" + id + "\": " + what);
 }
 
+std::string parentOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos || slash == 0 ? std::string("/") : path.substr(0, slash);
+}
+
+Status ensureBpffs(const std::string& pinDir) {
+  const std::string parent = parentOf(pinDir);
+  struct statfs fs {};
+  if (::statfs(parent.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return {};
+  if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::failure("mkdir " + parent + ": " + std::strerror(errno));
+  }
+  if (::mount("bpffs", parent.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return Status::failure("mount bpffs on " + parent + " (for the pin directory " + pinDir +
+                           "): " + std::strerror(errno));
+  }
+  return {};
+}
+
+template <class T>
+bool sameBytes(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
 }  // namespace
 
 uint32_t IdPool::take() {
@@ -44,6 +78,21 @@ uint32_t IdPool::take() {
   }
   if (id != SKIFF_ID_NONE) ++inUse_;
   return id;
+}
+
+bool IdPool::reserve(uint32_t id) {
+  if (id == SKIFF_ID_NONE || id > max_) return false;
+  if (id >= next_) {
+    for (uint32_t skipped = next_; skipped < id; ++skipped)
+      free_.push_back(skipped);
+    next_ = id + 1;
+  } else {
+    auto it = std::find(free_.begin(), free_.end(), id);
+    if (it == free_.end()) return false;
+    free_.erase(it);
+  }
+  ++inUse_;
+  return true;
 }
 
 void IdPool::give(uint32_t id) {
@@ -65,11 +114,20 @@ Result<std::unique_ptr<EbpfDataplane>> EbpfDataplane::create(const EbpfDataplane
   if (l.services < 2 || l.backends < 2 || l.rings < 2 || l.frontends < 1) {
     return Status::failure("eBPF data path: capacities must leave room for ids from 1");
   }
-  auto programs = Programs::load(options.load);
+  if (!options.cgroupPath.empty()) {
+    if (Status s = ensureCgroup(options.cgroupPath); !s.ok()) return s;
+  }
+  if (!options.pinDir.empty() && options.mountBpffs) {
+    if (Status s = ensureBpffs(options.pinDir); !s.ok()) return s;
+  }
+  auto programs = Programs::load(options.load, options.pinDir);
   if (!programs.ok()) return programs.status();
   std::unique_ptr<EbpfDataplane> dp(new EbpfDataplane(std::move(*programs), options.load));
-  if (!options.pinDir.empty()) {
-    if (Status s = dp->programs_->pinMaps(options.pinDir); !s.ok()) return s;
+  if (dp->programs_->reusedPinnedMaps()) {
+    if (Status s = dp->restore(); !s.ok()) {
+      return Status::failure("adopt the maps pinned under " + options.pinDir + ": " + s.message());
+    }
+    dp->restored_ = true;
   }
   for (int ifindex : options.xdpIfindexes) {
     if (Status s = dp->programs_->attachXdp(ifindex, options.xdpNative); !s.ok()) return s;
@@ -108,12 +166,162 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
   for (const Service& s : delta.upserted) {
     if (Status st = program(s); !st.ok()) return st;
   }
+  // The first full sync after a restart: what the previous run programmed and nobody claimed.
+  if (delta.replaceAll) return purgeRecovered();
   return {};
+}
+
+Status EbpfDataplane::restore() {
+  const MapFds& m = programs_->maps();
+  auto names = readServiceNames(m.serviceNames);
+  if (!names.ok()) return names.status();
+  std::unordered_map<uint32_t, RecoveredService*> bySvc;
+  for (const ServiceName& n : *names) {
+    if (!serviceIds_.reserve(n.svcId)) {
+      return Status::failure("service id " + std::to_string(n.svcId) + " of \"" + n.name +
+                             "\" is out of range or named twice");
+    }
+    RecoveredService& r = recovered_.services[n.name];
+    r.svcId = n.svcId;
+    bySvc[n.svcId] = &r;
+  }
+  auto ownerOf = [&](uint32_t svcId) -> RecoveredService& {
+    auto it = bySvc.find(svcId);
+    if (it != bySvc.end()) return *it->second;
+    if (svcId != SKIFF_ID_NONE && serviceIds_.reserve(svcId)) {
+      recovered_.orphanServiceIds.push_back(svcId);
+    }
+    return recovered_.orphans;
+  };
+
+  auto frontends = readFrontends(m.services);
+  if (!frontends.ok()) return frontends.status();
+  std::unordered_map<uint32_t, Ring*> ringSlots;
+  for (const FrontendEntry& e : *frontends) {
+    writer_.adoptFrontend(e.key, e.value);
+    RecoveredService& r = ownerOf(e.value.svc_id);
+    r.frontends.push_back(e);
+    if (&r == &recovered_.orphans) continue;
+    const size_t fam = e.key.family == SKIFF_AF_INET ? 0 : 1;
+    for (uint32_t origin = 0; origin < SKIFF_ORIGIN_COUNT; ++origin) {
+      const uint32_t ringId = e.value.ring_id[origin];
+      if (ringId == SKIFF_ID_NONE) continue;
+      const uint32_t local = origin == SKIFF_ORIGIN_EXTERNAL ? SKIFF_SVC_F_LOCAL_EXTERNAL
+                                                             : SKIFF_SVC_F_LOCAL_IN_CLUSTER;
+      Ring& slot = r.rings[fam][(e.value.flags & local) != 0 ? 1 : 0];
+      slot.id = ringId;
+      ringSlots[ringId] = &slot;
+    }
+  }
+  auto rings = readRings(m.rings);
+  if (!rings.ok()) return rings.status();
+  for (RingEntry& ring : *rings) {
+    if (!ringIds_.reserve(ring.id)) {
+      return Status::failure("ring id " + std::to_string(ring.id) + " out of range");
+    }
+    const int fd = openRing(m.rings, ring.id);
+    if (fd < 0) return Status::failure("open ring " + std::to_string(ring.id));
+    writer_.adoptRing(ring.id, fd, static_cast<uint32_t>(ring.table.size()));
+    auto slot = ringSlots.find(ring.id);
+    if (slot == ringSlots.end()) {
+      recovered_.orphans.orphanRingIds.push_back(ring.id);
+      continue;
+    }
+    slot->second->table = std::move(ring.table);
+    ringSlots.erase(slot);
+  }
+  // A frontend naming a ring that is not there: it gets a new one.
+  for (auto& [ringId, slot] : ringSlots)
+    slot->id = SKIFF_ID_NONE;
+
+  auto backends = readBackends(m.backends);
+  if (!backends.ok()) return backends.status();
+  for (const BackendEntry& e : *backends) {
+    if (!backendIds_.reserve(e.id)) {
+      return Status::failure("backend id " + std::to_string(e.id) + " out of range");
+    }
+    writer_.adoptBackend(e.id, e.value);
+    RecoveredService& r = ownerOf(e.value.svc_id);
+    const dataplane::BackendKey key{addressFromKey(e.value.addr, e.value.family),
+                                    fromNetwork16(e.value.port)};
+    if (&r == &recovered_.orphans || !r.backendIds.emplace(key, e.id).second) {
+      recovered_.orphans.orphanBackendIds.push_back(e.id);
+    }
+  }
+  auto ranges = readSourceRanges(m.sourceRanges);
+  if (!ranges.ok()) return ranges.status();
+  for (const skiff_src_range_key& k : *ranges) {
+    writer_.adoptSourceRange(k);
+    ownerOf(k.svc_id).ranges.push_back(k);
+  }
+  return {};
+}
+
+Status EbpfDataplane::purge(RecoveredService& r) {
+  for (const FrontendEntry& e : r.frontends) {
+    // Gone unless a service programmed since took the frontend over.
+    const skiff_service* now = writer_.frontend(e.key);
+    if (now == nullptr || now->svc_id != e.value.svc_id) continue;
+    if (Status s = writer_.deleteFrontend(e.key); !s.ok()) return s;
+  }
+  r.frontends.clear();
+  for (auto& byScope : r.rings) {
+    for (Ring& ring : byScope) {
+      if (ring.id != SKIFF_ID_NONE) r.orphanRingIds.push_back(ring.id);
+      ring.id = SKIFF_ID_NONE;
+    }
+  }
+  for (uint32_t ringId : r.orphanRingIds) {
+    if (Status s = writer_.deleteRing(ringId); !s.ok()) return s;
+    ringIds_.give(ringId);
+  }
+  r.orphanRingIds.clear();
+  for (const skiff_src_range_key& k : r.ranges) {
+    if (Status s = writer_.deleteSourceRange(k); !s.ok()) return s;
+  }
+  r.ranges.clear();
+  for (const auto& [key, backendId] : r.backendIds)
+    r.orphanBackendIds.push_back(backendId);
+  r.backendIds.clear();
+  for (uint32_t backendId : r.orphanBackendIds) {
+    if (Status s = writer_.clearBackend(backendId); !s.ok()) return s;
+    backendIds_.give(backendId);
+  }
+  r.orphanBackendIds.clear();
+  if (r.svcId != SKIFF_ID_NONE) {
+    if (Status s = writer_.deleteServiceName(r.svcId); !s.ok()) return s;
+    serviceIds_.give(r.svcId);
+    r.svcId = SKIFF_ID_NONE;
+  }
+  return {};
+}
+
+Status EbpfDataplane::purgeRecovered() {
+  for (auto it = recovered_.services.begin(); it != recovered_.services.end();) {
+    if (Status s = purge(it->second); !s.ok())
+      return fail(it->first, "remove stale: " + s.message());
+    it = recovered_.services.erase(it);
+  }
+  if (Status s = purge(recovered_.orphans); !s.ok()) return s;
+  for (uint32_t svcId : recovered_.orphanServiceIds)
+    serviceIds_.give(svcId);
+  recovered_.orphanServiceIds.clear();
+  return {};
+}
+
+Status EbpfDataplane::detachAndUnpin() {
+  return programs_->detachAndUnpin();
 }
 
 Status EbpfDataplane::remove(const std::string& id) {
   auto it = services_.find(id);
-  if (it == services_.end()) return {};
+  if (it == services_.end()) {
+    auto rec = recovered_.services.find(id);
+    if (rec == recovered_.services.end()) return {};
+    if (Status s = purge(rec->second); !s.ok()) return fail(id, s.message());
+    recovered_.services.erase(rec);
+    return {};
+  }
   Programmed& p = it->second;
   for (const dataplane::Frontend& f : p.service.frontends) {
     if (Status s = writer_.deleteFrontend(frontendKey(f.key)); !s.ok())
@@ -136,6 +344,7 @@ Status EbpfDataplane::remove(const std::string& id) {
     if (Status s = writer_.clearBackend(b->second); !s.ok()) return fail(id, s.message());
     backendIds_.give(b->second);
   }
+  if (Status s = writer_.deleteServiceName(p.svcId); !s.ok()) return fail(id, s.message());
   serviceIds_.give(p.svcId);
   services_.erase(it);
   return {};
@@ -146,13 +355,24 @@ Status EbpfDataplane::program(const Service& service) {
   auto [it, fresh] = services_.try_emplace(id);
   Programmed& p = it->second;
   const Service previous = fresh ? Service{} : p.service;
+  // What the pinned maps held for this service before a restart: same ids, counters kept.
+  std::optional<RecoveredService> adopted;
   if (fresh) {
-    p.svcId = serviceIds_.take();
-    if (p.svcId == SKIFF_ID_NONE) {
-      services_.erase(it);
-      return fail(id, "no free service id");
+    if (auto rec = recovered_.services.find(id); rec != recovered_.services.end()) {
+      adopted = std::move(rec->second);
+      recovered_.services.erase(rec);
+      p.svcId = adopted->svcId;
+      p.backendIds = adopted->backendIds;
+      p.rings = adopted->rings;
+    } else {
+      p.svcId = serviceIds_.take();
+      if (p.svcId == SKIFF_ID_NONE) {
+        services_.erase(it);
+        return fail(id, "no free service id");
+      }
+      if (Status s = writer_.resetServiceStats(p.svcId); !s.ok()) return fail(id, s.message());
+      if (Status s = writer_.putServiceName(p.svcId, id); !s.ok()) return fail(id, s.message());
     }
-    if (Status s = writer_.resetServiceStats(p.svcId); !s.ok()) return fail(id, s.message());
   }
 
   // Which (family, scope) rings the frontends need, and the eligible backends of each.
@@ -298,6 +518,24 @@ Status EbpfDataplane::program(const Service& service) {
     if (Status s = writer_.deleteFrontend(frontendKey(f.key)); !s.ok())
       return fail(id, s.message());
     if (owner != frontendOwners_.end()) frontendOwners_.erase(owner);
+  }
+  if (adopted) {
+    // Frontends and ranges the service had before the restart and has no more.
+    for (const FrontendEntry& e : adopted->frontends) {
+      const bool kept = std::any_of(
+          service.frontends.begin(), service.frontends.end(),
+          [&](const dataplane::Frontend& n) { return sameBytes(frontendKey(n.key), e.key); });
+      const skiff_service* now = writer_.frontend(e.key);
+      if (kept || now == nullptr || now->svc_id != p.svcId) continue;
+      if (Status s = writer_.deleteFrontend(e.key); !s.ok()) return fail(id, s.message());
+    }
+    for (const skiff_src_range_key& k : adopted->ranges) {
+      const bool kept = std::any_of(
+          service.loadBalancerSourceRanges.begin(), service.loadBalancerSourceRanges.end(),
+          [&](const dataplane::IpPrefix& r) { return sameBytes(sourceRangeKey(p.svcId, r), k); });
+      if (kept) continue;
+      if (Status s = writer_.deleteSourceRange(k); !s.ok()) return fail(id, s.message());
+    }
   }
 
   // 4. Rings no frontend uses, then backends no longer listed, now that no ring names them.

@@ -17,20 +17,29 @@
 #include "dataplane/maglev.h"
 #include "dataplane/selection.h"
 #include "ebpf/loader.h"
+#include "ebpf/map_reader.h"
 #include "ebpf/map_writer.h"
 
 namespace skiff::ebpf {
 
 struct EbpfDataplaneOptions {
   LoadOptions load;
-  // A cgroup v2 directory whose processes get the socket LB (never the machine's root cgroup);
-  // empty: not attached.
+  // A cgroup v2 directory whose processes (and those of its sub-cgroups) get the socket LB, made
+  // if missing (ebpf::defaultCgroupPath() is Skiff's own subtree); the root of the cgroup v2
+  // hierarchy is refused. Empty: not attached.
   std::string cgroupPath;
   // Interfaces that get the XDP program.
   std::vector<int> xdpIfindexes;
   bool xdpNative = true;
-  // Where to pin the maps (SKIFF_PIN_DIR); empty: not pinned.
+  // Where to pin the maps and the attachments (SKIFF_PIN_DIR); empty: not pinned, and everything
+  // is detached when the EbpfDataplane goes. Pinned, everything stays attached and programmed
+  // after it goes (a restart does not drop traffic); a later create() on the same directory
+  // reuses the maps, adopts the services they hold by name (same ids, so conntrack entries and
+  // counters stay valid) and removes those the first full sync (replaceAll) no longer lists.
+  // detachAndUnpin() removes it all (clean shutdown, `skiff cleanup`).
   std::string pinDir;
+  // Mount bpffs on the pin directory's parent if nothing is mounted there (as Cilium does).
+  bool mountBpffs = true;
 };
 
 // Hands out ids 1..max; freed ids are reused first.
@@ -40,6 +49,8 @@ class IdPool {
   // 0 (SKIFF_ID_NONE) when exhausted.
   uint32_t take();
   void give(uint32_t id);
+  // Marks `id` taken (a restarted loader's ids); false if out of range or already taken.
+  bool reserve(uint32_t id);
   size_t inUse() const { return inUse_; }
 
  private:
@@ -57,6 +68,13 @@ class EbpfDataplane final : public dataplane::Dataplane {
   std::string_view name() const override { return "ebpf"; }
   dataplane::Status apply(const dataplane::ServiceDelta& delta) override;
   dataplane::Result<dataplane::DataplaneStats> stats() const override;
+
+  // Detaches every program, removes every pin and the pin directory (the maps go with the last
+  // reference). The EbpfDataplane must not be used afterwards.
+  dataplane::Status detachAndUnpin();
+  // Services adopted from pinned maps at create() and not yet claimed by an apply().
+  size_t unclaimedServices() const { return recovered_.services.size(); }
+  bool restoredFromPins() const { return restored_; }
 
   Programs& programs() { return *programs_; }
   const MapWriter& writer() const { return writer_; }
@@ -83,8 +101,28 @@ class EbpfDataplane final : public dataplane::Dataplane {
     Rings rings;
   };
 
+  // What pinned maps held at create(), by service name, until apply() claims it.
+  struct RecoveredService {
+    uint32_t svcId = SKIFF_ID_NONE;
+    std::vector<FrontendEntry> frontends;
+    std::map<dataplane::BackendKey, uint32_t> backendIds;
+    std::vector<uint32_t> orphanBackendIds;  // (orphans only: keys may repeat)
+    Rings rings;
+    std::vector<uint32_t> orphanRingIds;  // rings no frontend names
+    std::vector<skiff_src_range_key> ranges;
+  };
+  struct Recovered {
+    std::unordered_map<std::string, RecoveredService> services;
+    // Entries no named service owns (an interrupted write): removed at the first full sync.
+    RecoveredService orphans;
+    std::vector<uint32_t> orphanServiceIds;
+  };
+
   EbpfDataplane(std::unique_ptr<Programs> programs, const LoadOptions& load);
 
+  dataplane::Status restore();
+  dataplane::Status purgeRecovered();
+  dataplane::Status purge(RecoveredService& r);
   dataplane::Status program(const dataplane::Service& service);
   dataplane::Status remove(const std::string& id);
 
@@ -95,6 +133,8 @@ class EbpfDataplane final : public dataplane::Dataplane {
   IdPool ringIds_;
   std::unordered_map<std::string, Programmed> services_;
   std::map<dataplane::FrontendKey, std::string> frontendOwners_;
+  Recovered recovered_;
+  bool restored_ = false;
 };
 
 }  // namespace skiff::ebpf

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <sys/stat.h>
@@ -33,16 +34,93 @@ Status setMax(bpf_map* map, uint32_t entries) {
   return {};
 }
 
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+constexpr const char* kLinkPrefix = "link_";
+
+// Opens the maps pinned under `dir` for `obj`'s maps and has `obj` use them. Returns whether it
+// did (none pinned: false). Some pinned and others not, or a pinned map of another layout or
+// capacity: an error naming it.
+Result<bool> reusePinnedMaps(bpf_object* obj, const std::string& dir) {
+  std::vector<std::pair<bpf_map*, std::string>> maps;
+  size_t pinned = 0;
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, obj) {
+    if (bpf_map__is_internal(map)) continue;
+    const std::string path = dir + "/" + bpf_map__name(map);
+    pinned += exists(path) ? 1 : 0;
+    maps.emplace_back(map, path);
+  }
+  if (pinned == 0) return false;
+  if (pinned != maps.size()) {
+    return Status::failure("pin directory " + dir + " holds " + std::to_string(pinned) + " of " +
+                           std::to_string(maps.size()) +
+                           " maps (an interrupted run?): run `skiff lb cleanup --pin-dir " + dir +
+                           "` first");
+  }
+  for (const auto& [m, path] : maps) {
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return Status::failure("open pinned map " + path + ": " + errnoText(errno));
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::failure("info of pinned map " + path + ": " + errnoText(err));
+    }
+    const auto want = [&](const char* field, uint32_t have, uint32_t wanted) -> Status {
+      if (have == wanted) return {};
+      return Status::failure("pinned map " + path + " has " + field + " " + std::to_string(have) +
+                             ", this loader wants " + std::to_string(wanted) +
+                             " (another Skiff version or other capacities): run `skiff lb "
+                             "cleanup --pin-dir " +
+                             dir + "` (resets flows) or load with the same options");
+    };
+    Status s = want("type", info.type, bpf_map__type(m));
+    if (s.ok()) s = want("key size", info.key_size, bpf_map__key_size(m));
+    if (s.ok()) s = want("value size", info.value_size, bpf_map__value_size(m));
+    if (s.ok()) s = want("max_entries", info.max_entries, bpf_map__max_entries(m));
+    if (s.ok() && bpf_map__reuse_fd(m, fd) != 0) {
+      s = Status::failure("reuse pinned map " + path + ": " + errnoText(errno));
+    }
+    ::close(fd);  // reuse_fd duplicated it
+    if (!s.ok()) return s;
+  }
+  return true;
+}
+
+Status pinMissing(bpf_object* obj, const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::failure("mkdir " + dir + ": " + errnoText(errno));
+  }
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, obj) {
+    if (bpf_map__is_internal(map)) continue;
+    const std::string path = dir + "/" + bpf_map__name(map);
+    if (exists(path)) continue;
+    if (bpf_obj_pin(bpf_map__fd(map), path.c_str()) != 0) {
+      return Status::failure("pin " + path + " (is bpffs mounted on " + dir +
+                             "'s parent?): " + errnoText(errno));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Programs::~Programs() {
-  detachAll();
+  release();
   if (sock_ != nullptr) skiff_sock__destroy(sock_);
   if (xdp_ != nullptr) skiff_xdp__destroy(xdp_);
 }
 
-Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options) {
+Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
+                                                 const std::string& pinDir) {
   std::unique_ptr<Programs> p(new Programs());
+  p->pinDir_ = pinDir;
   p->xdp_ = skiff_xdp__open();
   if (p->xdp_ == nullptr) return Status::failure("open skiff_xdp: " + errnoText(errno));
   auto* x = p->xdp_;
@@ -62,6 +140,7 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options) {
       {x->maps.skiff_src_ranges, options.sourceRanges},
       {x->maps.skiff_svc_stats, options.services},
       {x->maps.skiff_be_stats, options.backends},
+      {x->maps.skiff_svc_names, options.services},
   };
   for (const auto& [map, entries] : sizes) {
     if (Status s = setMax(map, entries); !s.ok()) return s;
@@ -69,6 +148,11 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options) {
   if (options.conntrackWithoutLru) {
     const int err = bpf_map__set_type(x->maps.skiff_ct, BPF_MAP_TYPE_HASH);
     if (err != 0) return Status::failure("conntrack as HASH: " + errnoText(err));
+  }
+  if (!pinDir.empty()) {
+    auto reused = reusePinnedMaps(x->obj, pinDir);
+    if (!reused.ok()) return reused.status();
+    p->reusedPinnedMaps_ = *reused;
   }
   if (const int err = skiff_xdp__load(x); err != 0) {
     return Status::failure("load skiff_xdp (see the verifier log on stderr): " + errnoText(err));
@@ -84,7 +168,12 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options) {
       .svcStats = bpf_map__fd(x->maps.skiff_svc_stats),
       .backendStats = bpf_map__fd(x->maps.skiff_be_stats),
       .global = bpf_map__fd(x->maps.skiff_global),
+      .serviceNames = bpf_map__fd(x->maps.skiff_svc_names),
   };
+
+  if (!pinDir.empty()) {
+    if (Status s = pinMissing(x->obj, pinDir); !s.ok()) return s;
+  }
 
   if (!options.withSocketLb) return p;
   p->sock_ = skiff_sock__open();
@@ -129,9 +218,50 @@ std::vector<std::pair<std::string, int>> Programs::programs() const {
   return out;
 }
 
+Status Programs::attachLink(int progFd, int targetFd, int attachType, uint32_t flags,
+                            const std::string& pinName, const std::string& what) {
+  const std::string pin = pinDir_.empty() ? std::string() : pinDir_ + "/" + kLinkPrefix + pinName;
+  if (!pin.empty() && exists(pin)) {
+    // An earlier run's link: swap the program in if it is the same attachment, else replace it.
+    const int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0) return Status::failure("open pinned link " + pin + ": " + errnoText(errno));
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+    if (same && attachType == BPF_XDP) {
+      same = info.type == BPF_LINK_TYPE_XDP && static_cast<int>(info.xdp.ifindex) == targetFd;
+    } else if (same) {
+      struct stat st {};
+      same = info.type == BPF_LINK_TYPE_CGROUP && ::fstat(targetFd, &st) == 0 &&
+             info.cgroup.cgroup_id == static_cast<uint64_t>(st.st_ino) &&
+             static_cast<int>(info.cgroup.attach_type) == attachType;
+    }
+    if (same && bpf_link_update(fd, progFd, nullptr) == 0) {
+      linkFds_.push_back(fd);
+      return {};
+    }
+    bpf_link_detach(fd);
+    ::close(fd);
+    ::unlink(pin.c_str());
+  }
+  LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+  const int fd = bpf_link_create(progFd, targetFd, static_cast<bpf_attach_type>(attachType), &opts);
+  if (fd < 0) return Status::failure("attach " + what + ": " + errnoText(errno));
+  linkFds_.push_back(fd);
+  if (!pin.empty() && bpf_obj_pin(fd, pin.c_str()) != 0) {
+    return Status::failure("pin " + pin + ": " + errnoText(errno));
+  }
+  return {};
+}
+
 Status Programs::attachXdp(int ifindex, bool native) {
   // bpf_program__attach_xdp attaches in the mode the kernel picks; ask for one explicitly.
   const uint32_t flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+  if (!pinDir_.empty()) {
+    return attachLink(xdpProgram(), ifindex, BPF_XDP, flags, "xdp_" + std::to_string(ifindex),
+                      std::string("XDP to interface ") + std::to_string(ifindex) +
+                          (native ? " (native)" : " (generic)"));
+  }
   const int err = bpf_xdp_attach(ifindex, xdpProgram(), flags, nullptr);
   if (err != 0) return Status::failure("attach XDP: " + errnoText(err));
   xdpIfindexes_.push_back({ifindex, flags});
@@ -145,25 +275,76 @@ Status Programs::attachCgroup(const std::string& cgroupPath) {
   Status status;
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, sock_->obj) {
-    bpf_link* link = bpf_program__attach_cgroup(prog, fd);
-    if (link == nullptr) {
-      status = Status::failure(std::string("attach ") + bpf_program__name(prog) + " to " +
-                               cgroupPath + ": " + errnoText(errno));
-      break;
-    }
-    links_.push_back(link);
+    const std::string name = bpf_program__name(prog);
+    status = attachLink(bpf_program__fd(prog), fd, bpf_program__expected_attach_type(prog), 0,
+                        "cgroup_" + name, name + " to " + cgroupPath);
+    if (!status.ok()) break;
   }
   ::close(fd);
   return status;
 }
 
-void Programs::detachAll() {
-  for (bpf_link* link : links_)
-    bpf_link__destroy(link);
-  links_.clear();
+void Programs::release() {
+  if (pinDir_.empty()) {
+    detachAll();
+    return;
+  }
+  for (int fd : linkFds_)
+    ::close(fd);
+  linkFds_.clear();
   for (const auto& [ifindex, flags] : xdpIfindexes_)
     bpf_xdp_detach(ifindex, flags, nullptr);
   xdpIfindexes_.clear();
+}
+
+void Programs::detachAll() {
+  for (int fd : linkFds_) {
+    bpf_link_detach(fd);
+    ::close(fd);
+  }
+  linkFds_.clear();
+  for (const auto& [ifindex, flags] : xdpIfindexes_)
+    bpf_xdp_detach(ifindex, flags, nullptr);
+  xdpIfindexes_.clear();
+}
+
+Status Programs::detachAndUnpin() {
+  detachAll();
+  if (pinDir_.empty()) return {};
+  return cleanupPinDir(pinDir_);
+}
+
+Status Programs::cleanupPinDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return {};
+    return Status::failure("open pin directory " + dir + ": " + errnoText(errno));
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  Status status;
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    if (name.rfind(kLinkPrefix, 0) == 0) {
+      // A process that still holds the link would keep it attached: detach it for good.
+      const int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) {
+        bpf_link_detach(fd);
+        ::close(fd);
+      }
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT && status.ok()) {
+      status = Status::failure("unpin " + path + ": " + errnoText(errno));
+    }
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && status.ok()) {
+    status = Status::failure("remove pin directory " + dir + ": " + errnoText(errno));
+  }
+  return status;
 }
 
 Status Programs::pinMaps(const std::string& dir) {

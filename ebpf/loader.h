@@ -15,7 +15,6 @@
 
 struct skiff_xdp;
 struct skiff_sock;
-struct bpf_link;
 
 namespace skiff::ebpf {
 
@@ -57,16 +56,29 @@ struct MapFds {
   int svcStats = -1;
   int backendStats = -1;
   int global = -1;
+  int serviceNames = -1;
 };
 
-// The loaded programs and their maps. Detaches and unloads on destruction (pinned objects stay).
+// The loaded programs and their maps. Without a pin directory, everything is detached and
+// unloaded on destruction. With one (SKIFF_PIN_DIR), the maps and the attachments (BPF links) are
+// pinned there and outlive the process: a loader started later on the same directory reuses the
+// pinned maps (no flow is reset) and swaps its programs into the pinned links (no second
+// attachment, no moment without a program); detachAndUnpin() or cleanupPinDir() removes it all.
 class Programs {
  public:
   ~Programs();
   Programs(const Programs&) = delete;
   Programs& operator=(const Programs&) = delete;
 
-  static dataplane::Result<std::unique_ptr<Programs>> load(const LoadOptions& options);
+  // `pinDir` empty: nothing pinned. Otherwise maps pinned there are reused (they must have been
+  // made with the same capacities and layouts; a clear error says which one differs) and the
+  // others are pinned after load.
+  static dataplane::Result<std::unique_ptr<Programs>> load(const LoadOptions& options,
+                                                           const std::string& pinDir = {});
+
+  const std::string& pinDir() const { return pinDir_; }
+  // True when the maps came from pinDir() (a restart): they hold the previous run's state.
+  bool reusedPinnedMaps() const { return reusedPinnedMaps_; }
 
   const MapFds& maps() const { return maps_; }
   int xdpProgram() const;
@@ -75,12 +87,19 @@ class Programs {
   // Every loaded program by name, for checks.
   std::vector<std::pair<std::string, int>> programs() const;
 
-  // Attaches the XDP program to `ifindex` (native mode when `native`, else generic).
+  // Attaches the XDP program to `ifindex` (native mode when `native`, else generic). With a pin
+  // directory as a pinned BPF link (an existing one gets the new program).
   dataplane::Status attachXdp(int ifindex, bool native);
-  // Attaches the eight socket hooks to the cgroup v2 directory `cgroupPath`.
+  // Attaches the eight socket hooks to the cgroup v2 directory `cgroupPath` as BPF links; with a
+  // pin directory they are pinned, and links pinned by an earlier run get the new programs.
   dataplane::Status attachCgroup(const std::string& cgroupPath);
-  // Detaches everything attached so far.
+  // Detaches everything attached so far, pinned or not.
   void detachAll();
+  // Detaches everything and removes every pin of pinDir() (and the directory).
+  dataplane::Status detachAndUnpin();
+  // After a crash: detaches the links pinned under `dir`, removes every pin and the directory.
+  // A missing directory is fine.
+  static dataplane::Status cleanupPinDir(const std::string& dir);
 
   // Pins every shared map under `dir` (SKIFF_PIN_DIR), creating it; bpffs must be mounted.
   dataplane::Status pinMaps(const std::string& dir);
@@ -88,11 +107,18 @@ class Programs {
  private:
   Programs() = default;
 
+  // Closes what this process holds; pinned links stay attached.
+  void release();
+  dataplane::Status attachLink(int progFd, int targetFd, int attachType, uint32_t flags,
+                               const std::string& pinName, const std::string& what);
+
   skiff_xdp* xdp_ = nullptr;
   skiff_sock* sock_ = nullptr;
   MapFds maps_;
-  std::vector<bpf_link*> links_;
-  std::vector<std::pair<int, uint32_t>> xdpIfindexes_;  // (ifindex, XDP_FLAGS_*)
+  std::string pinDir_;
+  bool reusedPinnedMaps_ = false;
+  std::vector<int> linkFds_;
+  std::vector<std::pair<int, uint32_t>> xdpIfindexes_;  // netlink attachments: (ifindex, flags)
 };
 
 }  // namespace skiff::ebpf

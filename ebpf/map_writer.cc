@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -212,6 +213,55 @@ Status MapWriter::deleteSourceRange(uint32_t svcId, const dataplane::IpPrefix& r
   }
   ++calls_;
   return {};
+}
+
+Status MapWriter::deleteSourceRange(const skiff_src_range_key& key) {
+  ranges_.erase(bytesOf(key));
+  if (bpf_map_delete_elem(fds_.sourceRanges, &key) != 0 && errno != ENOENT) {
+    return check(errno, "delete from " SKIFF_MAP_SRC_RANGES);
+  }
+  ++calls_;
+  return {};
+}
+
+Status MapWriter::putServiceName(uint32_t svcId, const std::string& name) {
+  skiff_svc_name v{};
+  std::memcpy(v.name, name.data(), std::min(name.size(), sizeof(v.name) - 1));
+  return check(bpf_map_update_elem(fds_.serviceNames, &svcId, &v, BPF_ANY) != 0 ? errno : 0,
+               "update " SKIFF_MAP_SVC_NAMES);
+}
+
+Status MapWriter::deleteServiceName(uint32_t svcId) {
+  if (bpf_map_delete_elem(fds_.serviceNames, &svcId) != 0 && errno != ENOENT) {
+    return check(errno, "delete from " SKIFF_MAP_SVC_NAMES);
+  }
+  ++calls_;
+  return {};
+}
+
+void MapWriter::adoptFrontend(const skiff_frontend_key& key, const skiff_service& value) {
+  frontends_[bytesOf(key)] = value;
+}
+
+void MapWriter::adoptBackend(uint32_t id, const skiff_backend& value) {
+  backends_[id] = value;
+}
+
+void MapWriter::adoptRing(uint32_t ringId, int fd, uint32_t size) {
+  auto [it, fresh] = rings_.try_emplace(ringId, Ring{fd, size});
+  if (!fresh) {
+    ::close(it->second.fd);
+    it->second = Ring{fd, size};
+  }
+}
+
+void MapWriter::adoptSourceRange(const skiff_src_range_key& key) {
+  ranges_.insert(bytesOf(key));
+}
+
+const skiff_service* MapWriter::frontend(const skiff_frontend_key& key) const {
+  auto it = frontends_.find(bytesOf(key));
+  return it == frontends_.end() ? nullptr : &it->second;
 }
 
 Status MapWriter::resetServiceStats(uint32_t svcId) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <span>
+#include <string>
 #include <unordered_map>
 
 #include "dataplane/address.h"
@@ -46,6 +47,20 @@ class MapWriter {
 
   dataplane::Status putSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
   dataplane::Status deleteSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
+
+  // The name of service id `svcId` (skiff_svc_names), for a restarted loader and for tools.
+  dataplane::Status putServiceName(uint32_t svcId, const std::string& name);
+  dataplane::Status deleteServiceName(uint32_t svcId);
+
+  // A restarted loader on pinned maps: what they already hold, so that writes that would change
+  // nothing are skipped and rings are written in place. adoptRing takes ownership of `fd`.
+  void adoptFrontend(const skiff_frontend_key& key, const skiff_service& value);
+  void adoptBackend(uint32_t id, const skiff_backend& value);
+  void adoptRing(uint32_t ringId, int fd, uint32_t size);
+  void adoptSourceRange(const skiff_src_range_key& key);
+  dataplane::Status deleteSourceRange(const skiff_src_range_key& key);
+  // The value written for `key`, or nullptr.
+  const skiff_service* frontend(const skiff_frontend_key& key) const;
 
   // Zeroes the per-CPU counters of a service or backend id (when the id is handed out again).
   dataplane::Status resetServiceStats(uint32_t svcId);

@@ -24,6 +24,9 @@
  *   skiff_be_stats   PERCPU_ARRAY backend id -> packets, bytes, new flows
  *   skiff_global     PERCPU_ARRAY counter index -> count (drops no service can be charged with,
  *                                 events such as conntrack insert failures)
+ *   skiff_svc_names  HASH       service id -> the service's name ("namespace/name:port"); no
+ *                               program reads it: a restarted loader finds its ids by name, and
+ *                               `skiff lb` prints names
  *
  * Maglev rings: ring sizes go up to 65537 entries per service, and most services use the default
  * 16381. A flat array of max_services * 65537 entries would cost 256 KiB per service slot whether
@@ -88,6 +91,7 @@ typedef __be16 skiff_be16;
 #define SKIFF_MAP_SVC_STATS "skiff_svc_stats"
 #define SKIFF_MAP_BE_STATS "skiff_be_stats"
 #define SKIFF_MAP_GLOBAL "skiff_global"
+#define SKIFF_MAP_SVC_NAMES "skiff_svc_names"
 
 /* Program names (the C function names of the entry points). */
 #define SKIFF_PROG_XDP "skiff_xdp_lb"
@@ -287,6 +291,13 @@ struct skiff_be_stats {
 	skiff_u64 bytes;
 	skiff_u64 new_flows;
 	skiff_u64 pad;
+};
+
+/* The name of a service id (skiff_svc_names): NUL-terminated, longer names are cut (a Kubernetes
+ * "namespace/name:port" is at most 63 + 1 + 63 + 1 + 15 bytes). 160 bytes. */
+#define SKIFF_SVC_NAME_LEN 160
+struct skiff_svc_name {
+	char name[SKIFF_SVC_NAME_LEN];
 };
 
 /* skiff_global indices: 0..SKIFF_DROP_REASON_COUNT-1 are drops no service can be charged with;

@@ -90,4 +90,13 @@ struct {
 	__type(value, __u64);
 } skiff_global SEC(".maps");
 
+/* For the loader and tools only (no program looks at it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SKIFF_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct skiff_svc_name);
+} skiff_svc_names SEC(".maps");
+
 #endif /* SKIFF_BPF_LIB_MAPS_H */

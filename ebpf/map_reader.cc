@@ -1,0 +1,180 @@
+#include "ebpf/map_reader.h"
+
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace skiff::ebpf {
+namespace {
+
+using dataplane::Result;
+using dataplane::Status;
+
+std::string errnoText() {
+  return std::strerror(errno);
+}
+
+// Every key of a HASH or LPM map, by bpf_map_get_next_key.
+template <class K>
+Result<std::vector<K>> keysOf(int fd, const char* what) {
+  std::vector<K> keys;
+  K key{};
+  K next{};
+  const K* previous = nullptr;
+  while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    previous = &key;
+  }
+  if (errno != ENOENT) return Status::failure(std::string("iterate ") + what + ": " + errnoText());
+  return keys;
+}
+
+uint32_t maxEntries(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return 0;
+  return info.max_entries;
+}
+
+void closeAll(MapFds& fds) {
+  for (int* fd :
+       {&fds.services, &fds.backends, &fds.rings, &fds.conntrack, &fds.sockRevNat, &fds.affinity,
+        &fds.sourceRanges, &fds.svcStats, &fds.backendStats, &fds.global, &fds.serviceNames}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+}  // namespace
+
+PinnedMaps::~PinnedMaps() {
+  closeAll(fds_);
+}
+
+PinnedMaps::PinnedMaps(PinnedMaps&& other) noexcept : fds_(other.fds_) {
+  other.fds_ = MapFds{};
+}
+
+Result<PinnedMaps> PinnedMaps::open(const std::string& dir) {
+  PinnedMaps maps;
+  const std::pair<int*, const char*> wanted[] = {
+      {&maps.fds_.services, SKIFF_MAP_SERVICES},
+      {&maps.fds_.backends, SKIFF_MAP_BACKENDS},
+      {&maps.fds_.rings, SKIFF_MAP_RINGS},
+      {&maps.fds_.conntrack, SKIFF_MAP_CT},
+      {&maps.fds_.sockRevNat, SKIFF_MAP_SOCK_REVNAT},
+      {&maps.fds_.affinity, SKIFF_MAP_AFFINITY},
+      {&maps.fds_.sourceRanges, SKIFF_MAP_SRC_RANGES},
+      {&maps.fds_.svcStats, SKIFF_MAP_SVC_STATS},
+      {&maps.fds_.backendStats, SKIFF_MAP_BE_STATS},
+      {&maps.fds_.global, SKIFF_MAP_GLOBAL},
+      {&maps.fds_.serviceNames, SKIFF_MAP_SVC_NAMES},
+  };
+  for (const auto& [fd, name] : wanted) {
+    const std::string path = dir + "/" + name;
+    LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_RDONLY);
+    *fd = bpf_obj_get_opts(path.c_str(), &opts);
+    if (*fd < 0) {
+      return Status::failure("open pinned map " + path + ": " + errnoText() +
+                             (errno == ENOENT ? " (is the eBPF data path loaded with this pin "
+                                                "directory? skiff agent pins there)"
+                                              : ""));
+    }
+  }
+  return maps;
+}
+
+Result<std::vector<FrontendEntry>> readFrontends(int fd) {
+  auto keys = keysOf<skiff_frontend_key>(fd, SKIFF_MAP_SERVICES);
+  if (!keys.ok()) return keys.status();
+  std::vector<FrontendEntry> out;
+  for (const skiff_frontend_key& k : *keys) {
+    FrontendEntry e{k, {}};
+    if (bpf_map_lookup_elem(fd, &k, &e.value) == 0) out.push_back(e);
+  }
+  return out;
+}
+
+Result<std::vector<BackendEntry>> readBackends(int fd) {
+  const uint32_t max = maxEntries(fd);
+  if (max == 0) return Status::failure(std::string("info of ") + SKIFF_MAP_BACKENDS);
+  std::vector<BackendEntry> out;
+  for (uint32_t id = 1; id < max; ++id) {
+    skiff_backend v{};
+    if (bpf_map_lookup_elem(fd, &id, &v) != 0) {
+      return Status::failure(std::string("read ") + SKIFF_MAP_BACKENDS + ": " + errnoText());
+    }
+    if (v.family != 0) out.push_back({id, v});
+  }
+  return out;
+}
+
+int openRing(int ringsFd, uint32_t ringId) {
+  uint32_t innerId = 0;
+  if (bpf_map_lookup_elem(ringsFd, &ringId, &innerId) != 0) return -1;
+  return bpf_map_get_fd_by_id(innerId);
+}
+
+Result<std::vector<RingEntry>> readRings(int fd) {
+  const uint32_t max = maxEntries(fd);
+  if (max == 0) return Status::failure(std::string("info of ") + SKIFF_MAP_RINGS);
+  std::vector<RingEntry> out;
+  for (uint32_t id = 1; id < max; ++id) {
+    const int inner = openRing(fd, id);
+    if (inner < 0) continue;
+    RingEntry ring{id, {}};
+    const uint32_t size = maxEntries(inner);
+    ring.table.resize(size);
+    for (uint32_t pos = 0; pos < size; ++pos) {
+      if (bpf_map_lookup_elem(inner, &pos, &ring.table[pos]) != 0) {
+        ::close(inner);
+        return Status::failure("read Maglev ring " + std::to_string(id) + ": " + errnoText());
+      }
+    }
+    ::close(inner);
+    out.push_back(std::move(ring));
+  }
+  return out;
+}
+
+Result<std::vector<skiff_src_range_key>> readSourceRanges(int fd) {
+  return keysOf<skiff_src_range_key>(fd, SKIFF_MAP_SRC_RANGES);
+}
+
+Result<std::vector<ServiceName>> readServiceNames(int fd) {
+  auto keys = keysOf<uint32_t>(fd, SKIFF_MAP_SVC_NAMES);
+  if (!keys.ok()) return keys.status();
+  std::vector<ServiceName> out;
+  for (uint32_t id : *keys) {
+    skiff_svc_name v{};
+    if (bpf_map_lookup_elem(fd, &id, &v) != 0) continue;
+    v.name[SKIFF_SVC_NAME_LEN - 1] = '\0';
+    out.push_back({id, v.name});
+  }
+  return out;
+}
+
+std::string frontendText(const skiff_frontend_key& key) {
+  const dataplane::IpAddress address = addressFromKey(key.addr, key.family);
+  std::string host = address.isUnspecified() ? "*" : address.toString();
+  if (key.family == SKIFF_AF_INET6 && !address.isUnspecified()) host = "[" + host + "]";
+  const char* proto = key.proto == IPPROTO_TCP    ? "TCP"
+                      : key.proto == IPPROTO_UDP  ? "UDP"
+                      : key.proto == IPPROTO_SCTP ? "SCTP"
+                                                  : "?";
+  return host + ":" + std::to_string(fromNetwork16(key.port)) + "/" + proto;
+}
+
+std::string backendText(const skiff_backend& backend) {
+  const dataplane::IpAddress address = addressFromKey(backend.addr, backend.family);
+  const std::string host =
+      backend.family == SKIFF_AF_INET6 ? "[" + address.toString() + "]" : address.toString();
+  return host + ":" + std::to_string(fromNetwork16(backend.port));
+}
+
+}  // namespace skiff::ebpf
