@@ -115,15 +115,6 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
     std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   };
 
-  // An open watch stream whose creation etcd confirmed.
-  struct Stream {
-    std::unique_ptr<grpc::ClientContext> context;
-    std::unique_ptr<WatchStream> stream;
-    int64_t watch_id = 0;
-    int64_t created_revision = 0;  // the cluster's revision when the watcher was created
-    size_t member = 0;
-  };
-
   explicit Impl(EtcdOptions options) : options_(std::move(options)) {
     if (options_.endpoints.empty()) {
       throw StoreError(ErrorCode::kUnavailable, "no etcd endpoints given");
@@ -347,51 +338,38 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
     return good;
   }
 
-  // Opens a watch stream for [key, end) from `start_revision` (inclusive; 0 = now) on the first
-  // member that answers. Throws kUnavailable (none did) or kCompacted.
-  Stream openStream(const std::string& key, const std::string& end, int64_t start_revision,
-                    std::string_view what) {
-    Stream result;
-    withFailover(what, true, [&](Member& member, Clock::time_point) {
+  // Opens a bare watch stream on the first member that answers etcd's progress request on it
+  // (etcd 3.4 answers at once, with watch id -1, also on a stream without watchers). `register`
+  // is told the stream's context before its first read, so that a stop can cancel it. Throws
+  // kUnavailable when no member did within request_timeout.
+  template <typename Register>
+  void openWatchStream(std::unique_ptr<grpc::ClientContext>& context_out,
+                       std::unique_ptr<WatchStream>& stream_out, size_t& member_out,
+                       Register&& register_context) {
+    withFailover("open a watch stream", true, [&](Member& member, Clock::time_point) {
       auto context = std::make_unique<grpc::ClientContext>();
+      if (!register_context(context.get())) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the store is closing");
+      }
       std::unique_ptr<WatchStream> stream = member.watch->Watch(context.get());
       etcdserverpb::WatchRequest request;
-      auto* create = request.mutable_create_request();
-      create->set_key(key);
-      create->set_range_end(end);
-      create->set_start_revision(start_revision);
-      create->set_progress_notify(true);
-      create->set_prev_kv(true);
+      request.mutable_progress_request();
       etcdserverpb::WatchResponse response;
       if (!stream->Write(request) || !stream->Read(&response)) {
-        // The stream is dead already: Finish() says why.
+        register_context(nullptr);
         grpc::Status status = stream->Finish();
         if (status.ok()) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed");
         return status;
       }
-      if (!response.created() || response.canceled()) {
-        context->TryCancel();
-        stream->Finish();
-        if (response.compact_revision() > 0 || contains(response.cancel_reason(), "compacted")) {
-          noteCompacted(response.compact_revision());
-          throw StoreError(ErrorCode::kCompacted,
-                           std::string(what) + ": revision " + std::to_string(start_revision) +
-                               " is compacted (compacted to " +
-                               std::to_string(response.compact_revision()) + ")");
-        }
-        throw StoreError(ErrorCode::kInternal,
-                         "etcd at " + member.url + ": " + std::string(what) +
-                             ": watch not created: " + response.cancel_reason());
-      }
-      result.context = std::move(context);
-      result.stream = std::move(stream);
-      result.watch_id = response.watch_id();
-      result.created_revision = response.header().revision();
-      result.member = static_cast<size_t>(&member - members_.data());
+      register_context(nullptr);
+      context_out = std::move(context);
+      stream_out = std::move(stream);
+      member_out = static_cast<size_t>(&member - members_.data());
       return grpc::Status::OK;
     });
-    return result;
   }
+
+  const std::string& memberUrl(size_t index) const { return members_.at(index).url; }
 
  private:
   EtcdOptions options_;
@@ -400,195 +378,433 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<int64_t> compacted_{0};
 };
 
-namespace {
+namespace etcd_detail {
 
-// One etcd watcher on its own stream, read by its own thread into a bounded queue.
-class EtcdWatch final : public Watch {
+// What one watcher shares between the stream's reader thread (which fills its queue) and its
+// user (who drains it).
+struct WatchState {
+  WatchState(int64_t watch_id, std::string prefix_in, std::string key_in, std::string end_in,
+             int64_t start)
+      : id(watch_id),
+        prefix(std::move(prefix_in)),
+        key(std::move(key_in)),
+        end(std::move(end_in)),
+        received(start),
+        delivered(start) {}
+
+  std::string what() const { return "watch of " + quoted(prefix); }
+
+  const int64_t id;  // our watch id on every stream it is created on
+  const std::string prefix;
+  const std::string key;
+  const std::string end;
+
+  mutable std::mutex mu;
+  std::condition_variable data_cv;
+  std::deque<Event> queue;
+  // Every revision up to here is in the queue or delivered; 0 until a watch "from now" learnt
+  // the revision it was created at.
+  std::atomic<int64_t> received;
+  std::atomic<int64_t> delivered;  // ... up to here handed out by next()
+  bool created = false;            // etcd confirmed it once (on any stream)
+  bool cancelled = false;
+  bool ended = false;
+  std::optional<StoreError> error;
+  uint64_t generation = 0;  // the stream its create request went to (WatchMux::mu_)
+};
+
+// Many watchers on one bidirectional etcd Watch stream, each with its own watch id (chosen by
+// us, as etcd 3.4 allows), read by one thread that dispatches every response by its watch id.
+// etcd keeps each watcher's events in revision order on the stream, so every queue is ordered.
+//
+// When the stream breaks (its member died), the thread opens a new one on any member and creates
+// every watcher again from the last revision it received (the events at or below it are dropped),
+// so that nothing is lost or delivered twice; a watcher whose revision was compacted meanwhile
+// ends with kCompacted. After watch_reconnect_timeout without a stream, every watcher ends with
+// kUnavailable.
+//
+// A watcher whose reader lets watch_buffer_events pile up is ended with kCompacted (it must
+// relist), as the Store interface says: one stuck reader must not hold back the stream's others.
+class WatchMux {
  public:
   using Impl = EtcdStore::Impl;
 
-  EtcdWatch(std::shared_ptr<Impl> store, std::string prefix, std::string key, std::string end,
-            int64_t received, Impl::Stream stream)
-      : store_(std::move(store)),
-        prefix_(std::move(prefix)),
-        key_(std::move(key)),
-        end_(std::move(end)),
-        received_(received),
-        delivered_(received) {
-    context_ = stream.context.get();
-    reader_ = std::thread([this, first = std::move(stream)]() mutable { run(std::move(first)); });
-  }
+  explicit WatchMux(Impl& store) : store_(store) {}
+  ~WatchMux() { stop(); }
+  WatchMux(const WatchMux&) = delete;
+  WatchMux& operator=(const WatchMux&) = delete;
 
-  ~EtcdWatch() override {
-    cancel();
-    reader_.join();
-  }
-
-  bool next(std::vector<Event>& out, std::chrono::milliseconds timeout) override {
-    std::unique_lock lock(mu_);
-    data_cv_.wait_for(lock, timeout, [&] {
-      return cancelled_ || ended_ || !queue_.empty() || received_ > delivered_.load();
-    });
-    if (cancelled_) return false;
-    const bool had = !queue_.empty();
-    for (Event& event : queue_) {
-      out.push_back(std::move(event));
+  // Registers a watcher of [key, end) receiving revisions after `start_revision` (0 = from now)
+  // and waits until etcd created it (at most request_timeout: then kUnavailable).
+  std::shared_ptr<WatchState> add(std::string prefix, std::string key, std::string end,
+                                  int64_t start_revision) {
+    std::shared_ptr<WatchState> state;
+    std::shared_ptr<Connection> connection;
+    etcdserverpb::WatchRequest request;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) throw StoreError(ErrorCode::kUnavailable, "the etcd store is closed");
+      state = std::make_shared<WatchState>(next_id_++, std::move(prefix), std::move(key),
+                                           std::move(end), std::max<int64_t>(start_revision, 0));
+      watches_[state->id] = state;
+      if (!reader_.joinable()) reader_ = std::thread([this] { run(); });
+      if (connection_) {
+        connection = connection_;
+        state->generation = connection->generation;
+        request = createRequest(*state);
+      }
     }
-    queue_.clear();
-    delivered_.store(received_);
-    space_cv_.notify_all();
-    return had || !ended_;
+    cv_.notify_all();
+    // A failed write means a broken stream: the reader creates the watcher on the next one.
+    if (connection) send(*connection, request);
+    const auto deadline = Clock::now() + store_.options().request_timeout;
+    std::unique_lock lock(state->mu);
+    state->data_cv.wait_until(lock, deadline, [&] { return state->created || state->ended; });
+    if (state->created) return state;
+    std::optional<StoreError> error = state->error;
+    lock.unlock();
+    remove(*state);
+    if (error) throw *error;
+    throw StoreError(ErrorCode::kUnavailable,
+                     "etcd unreachable: " + state->what() + " was not created within " +
+                         std::to_string(millisOf(store_.options().request_timeout)) +
+                         " ms by any of " + store_.endpointList());
   }
 
-  int64_t progressRevision() const override { return delivered_.load(); }
-
-  void cancel() override {
-    std::lock_guard lock(mu_);
-    cancelled_ = true;
-    if (context_ != nullptr) context_->TryCancel();
-    data_cv_.notify_all();
-    space_cv_.notify_all();
+  // Ends `state`'s watcher: next() returns false, and etcd is told to drop it.
+  void cancel(WatchState& state) {
+    {
+      std::lock_guard lock(state.mu);
+      state.cancelled = true;
+    }
+    state.data_cv.notify_all();
+    remove(state);
   }
 
-  std::optional<StoreError> error() const override {
+  // Ends every watcher (kUnavailable: the store is closed) and the reader thread.
+  void stop() {
+    std::map<int64_t, std::shared_ptr<WatchState>> left;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && !reader_.joinable()) return;
+      stopping_ = true;
+      if (connection_) connection_->context->TryCancel();
+      if (connecting_ != nullptr) connecting_->TryCancel();
+    }
+    cv_.notify_all();
+    if (reader_.joinable()) reader_.join();
+    {
+      std::lock_guard lock(mu_);
+      left.swap(watches_);
+    }
+    for (auto& [id, state] : left) {
+      end(*state, StoreError(ErrorCode::kUnavailable, state->what() + ": the store was closed"));
+    }
+  }
+
+  EtcdWatchStats stats() const {
     std::lock_guard lock(mu_);
-    return error_;
+    return {.streams_opened = streams_opened_,
+            .watchers = static_cast<int64_t>(watches_.size()),
+            .stream_endpoint = connection_ ? store_.memberUrl(connection_->member) : ""};
   }
 
  private:
-  void end(StoreError error) {
-    std::lock_guard lock(mu_);
-    if (!cancelled_) error_ = std::move(error);
-    ended_ = true;
-    context_ = nullptr;
-    data_cv_.notify_all();
+  struct Connection {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<WatchStream> stream;
+    size_t member = 0;
+    uint64_t generation = 0;
+    std::mutex write_mu;    // gRPC allows one writer at a time (beside one reader)
+    bool finished = false;  // under write_mu: no Write() after Finish()
+  };
+
+  static void end(WatchState& state, StoreError error) {
+    {
+      std::lock_guard lock(state.mu);
+      if (!state.cancelled && !state.ended) state.error = std::move(error);
+      state.ended = true;
+    }
+    state.data_cv.notify_all();
   }
 
-  std::string what() const { return "watch of " + quoted(prefix_); }
+  // Forgets `state` and cancels its etcd watcher when the current stream has it.
+  void remove(WatchState& state) {
+    std::shared_ptr<Connection> connection;
+    {
+      std::lock_guard lock(mu_);
+      auto it = watches_.find(state.id);
+      if (it == watches_.end() || it->second.get() != &state) return;
+      watches_.erase(it);
+      if (connection_ && state.generation == connection_->generation) connection = connection_;
+    }
+    if (connection) {
+      etcdserverpb::WatchRequest request;
+      request.mutable_cancel_request()->set_watch_id(state.id);
+      send(*connection, request);
+    }
+  }
 
-  void run(Impl::Stream stream) {
+  // etcd's start is inclusive and ours exclusive: asking for the last revision received itself
+  // (its events are dropped) keeps etcd's compaction check exact, as the watcher needs the state
+  // at that revision.
+  static etcdserverpb::WatchRequest createRequest(const WatchState& state) {
+    etcdserverpb::WatchRequest request;
+    auto* create = request.mutable_create_request();
+    create->set_key(state.key);
+    create->set_range_end(state.end);
+    create->set_start_revision(state.received.load());
+    create->set_progress_notify(true);
+    create->set_prev_kv(true);
+    create->set_watch_id(state.id);
+    return request;
+  }
+
+  static bool send(Connection& connection, const etcdserverpb::WatchRequest& request) {
+    std::lock_guard lock(connection.write_mu);
+    return !connection.finished && connection.stream->Write(request);
+  }
+
+  void run() {
+    Clock::time_point failing_since{};  // since when no stream could be opened
+    std::string failure;
+    std::unique_lock lock(mu_);
     for (;;) {
-      const bool broken = read(stream);
-      {
-        std::lock_guard lock(mu_);
-        context_ = nullptr;
+      cv_.wait(lock, [&] { return stopping_ || !watches_.empty(); });
+      if (stopping_) return;
+      lock.unlock();
+      auto connection = std::make_shared<Connection>();
+      bool opened = false;
+      try {
+        store_.openWatchStream(connection->context, connection->stream, connection->member,
+                               [&](grpc::ClientContext* context) {
+                                 std::lock_guard guard(mu_);
+                                 connecting_ = context;
+                                 return !stopping_;
+                               });
+        opened = true;
+      } catch (const StoreError& e) {
+        failure = e.what();
       }
-      // etcd keeps a stream open after cancelling its watcher: end ours before Finish().
-      stream.context->TryCancel();
-      stream.stream->Finish();
-      if (!broken) return;
-      int64_t from = 0;
-      {
-        std::lock_guard lock(mu_);
-        if (cancelled_) return;
-        from = received_;
-      }
-      // Resume where the broken stream left off, on any member.
-      const auto until = Clock::now() + store_->options().watch_reconnect_timeout;
-      for (;;) {
-        try {
-          stream = store_->openStream(key_, end_, from, what());
-        } catch (const StoreError& e) {
-          if (e.code() != ErrorCode::kUnavailable || Clock::now() >= until) {
-            end(StoreError(e.code(), what() + " lost its stream and could not resume after " +
-                                         "revision " + std::to_string(from) + ": " + e.what()));
-            return;
-          }
-          std::unique_lock lock(mu_);
-          if (space_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return cancelled_; }))
-            return;
-          continue;
+      lock.lock();
+      if (stopping_) {
+        if (opened) {
+          connection->context->TryCancel();
+          connection->stream->Finish();
         }
-        std::lock_guard lock(mu_);
-        if (cancelled_) {
-          stream.context->TryCancel();
+        return;
+      }
+      if (!opened) {
+        const auto now = Clock::now();
+        if (failing_since == Clock::time_point{}) failing_since = now;
+        if (now - failing_since >= store_.options().watch_reconnect_timeout) {
+          failAll(lock, failure);
+          failing_since = {};
         } else {
-          context_ = stream.context.get();
+          cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
         }
-        break;
+        continue;
       }
-    }
-  }
-
-  // Reads `stream` into the queue. Returns true when the stream broke (reconnect), false when
-  // the watch ended (cancelled, or etcd cancelled it: then error_ says why).
-  bool read(Impl::Stream& stream) {
-    etcdserverpb::WatchResponse response;
-    std::vector<Event> events;
-    while (stream.stream->Read(&response)) {
-      if (response.watch_id() != stream.watch_id) continue;  // not ours (or etcd's -1 progress)
-      if (response.canceled()) {
-        if (response.compact_revision() > 0) {
-          store_->noteCompacted(response.compact_revision());
-          end(StoreError(ErrorCode::kCompacted,
-                         what() + ": revision " + std::to_string(received_.load()) +
-                             " is compacted (compacted to " +
-                             std::to_string(response.compact_revision()) + "); relist"));
-        } else {
-          end(StoreError(ErrorCode::kUnavailable,
-                         what() + ": etcd cancelled it: " + response.cancel_reason()));
+      failing_since = {};
+      ++streams_opened_;
+      connection->generation = ++generation_;
+      connection_ = connection;
+      std::vector<etcdserverpb::WatchRequest> creates;
+      creates.reserve(watches_.size());
+      for (auto& [id, state] : watches_) {
+        state->generation = connection->generation;
+        creates.push_back(createRequest(*state));
+      }
+      lock.unlock();
+      // Written by a thread of their own: while etcd answers the first creates with events,
+      // this thread must go on reading, or both sides could wait for the other's window.
+      std::thread creator([&] {
+        for (const auto& request : creates) {
+          if (!send(*connection, request)) break;
         }
-        return false;
-      }
-      if (response.created()) continue;
-      events.clear();
-      const int64_t seen = received_.load();
-      int64_t progress = seen;
-      for (const mvccpb::Event& change : response.events()) {
-        const int64_t revision = change.kv().mod_revision();
-        if (revision <= seen) continue;  // delivered before the stream was resumed
-        Event event;
-        if (change.type() == mvccpb::Event::DELETE) {
-          event.type = Event::Type::kDelete;
-          event.kv = store_->toKeyValue(change.kv());
-          event.kv.value.clear();
-          event.kv.create_revision = 0;
-        } else {
-          event.kv = store_->toKeyValue(change.kv());
-          event.type = change.kv().create_revision() == revision ? Event::Type::kCreate
-                                                                 : Event::Type::kUpdate;
-        }
-        if (change.has_prev_kv()) event.prev = store_->toKeyValue(change.prev_kv());
-        events.push_back(std::move(event));
-        progress = std::max(progress, revision);
-      }
-      // A response without events is a progress notification: the watcher is synced to its
-      // revision. With events, etcd's header may run ahead of events still to come while the
-      // watcher catches up, so only the events count.
-      if (response.events_size() == 0) progress = std::max(progress, response.header().revision());
-      std::unique_lock lock(mu_);
-      space_cv_.wait(lock, [&] {
-        return cancelled_ || queue_.size() < store_->options().watch_buffer_events;
       });
-      if (cancelled_) return false;
-      for (Event& event : events) {
-        queue_.push_back(std::move(event));
+      read(*connection);
+      // etcd keeps a stream open after its watchers are gone: end ours before Finish().
+      connection->context->TryCancel();
+      creator.join();
+      lock.lock();
+      connection_.reset();
+      lock.unlock();
+      {
+        std::lock_guard guard(connection->write_mu);
+        connection->finished = true;
       }
-      if (progress > received_.load() || !events.empty()) {
-        received_.store(progress);
-        data_cv_.notify_all();
-      }
+      connection->stream->Finish();
+      lock.lock();
     }
-    std::lock_guard lock(mu_);
-    return !cancelled_;
   }
 
-  std::shared_ptr<Impl> store_;
-  const std::string prefix_;
-  const std::string key_;
-  const std::string end_;
+  // Ends every watcher: no stream could be opened for watch_reconnect_timeout.
+  void failAll(std::unique_lock<std::mutex>& lock, const std::string& failure) {
+    std::map<int64_t, std::shared_ptr<WatchState>> lost;
+    lost.swap(watches_);
+    lock.unlock();
+    for (auto& [id, state] : lost) {
+      end(*state,
+          StoreError(ErrorCode::kUnavailable,
+                     state->what() + " lost its stream and could not resume after " + "revision " +
+                         std::to_string(state->received.load()) + " within " +
+                         std::to_string(millisOf(store_.options().watch_reconnect_timeout)) +
+                         " ms: " + failure));
+    }
+    lock.lock();
+  }
 
+  // Reads `connection`'s responses into their watchers' queues until the stream ends.
+  void read(Connection& connection) {
+    etcdserverpb::WatchResponse response;
+    while (connection.stream->Read(&response)) {
+      if (response.watch_id() < 0) continue;  // the answer to a progress request
+      std::shared_ptr<WatchState> state;
+      {
+        std::lock_guard lock(mu_);
+        auto it = watches_.find(response.watch_id());
+        if (it == watches_.end() || it->second->generation != connection.generation) continue;
+        state = it->second;
+      }
+      if (!dispatch(*state, response)) remove(*state);
+    }
+  }
+
+  // Hands `response` to its watcher. Returns false when the watcher ended.
+  bool dispatch(WatchState& state, const etcdserverpb::WatchResponse& response) {
+    if (response.canceled()) {
+      if (response.compact_revision() > 0) {
+        store_.noteCompacted(response.compact_revision());
+        end(state, StoreError(ErrorCode::kCompacted,
+                              state.what() + ": revision " + std::to_string(state.received.load()) +
+                                  " is compacted (compacted to " +
+                                  std::to_string(response.compact_revision()) + "); relist"));
+      } else {
+        end(state, StoreError(ErrorCode::kUnavailable,
+                              state.what() + ": etcd cancelled it: " + response.cancel_reason()));
+      }
+      return false;
+    }
+    if (response.created()) {
+      {
+        std::lock_guard lock(state.mu);
+        if (state.created) return true;  // created again on a new stream
+        state.created = true;
+        if (state.received.load() == 0) {
+          state.received.store(response.header().revision());
+          state.delivered.store(response.header().revision());
+        }
+      }
+      state.data_cv.notify_all();
+      return true;
+    }
+    std::vector<Event> events;
+    events.reserve(static_cast<size_t>(response.events_size()));
+    const int64_t seen = state.received.load();
+    int64_t progress = seen;
+    for (const mvccpb::Event& change : response.events()) {
+      const int64_t revision = change.kv().mod_revision();
+      if (revision <= seen) continue;  // delivered before the stream was resumed
+      Event event;
+      if (change.type() == mvccpb::Event::DELETE) {
+        event.type = Event::Type::kDelete;
+        event.kv = store_.toKeyValue(change.kv());
+        event.kv.value.clear();
+        event.kv.create_revision = 0;
+      } else {
+        event.kv = store_.toKeyValue(change.kv());
+        event.type =
+            change.kv().create_revision() == revision ? Event::Type::kCreate : Event::Type::kUpdate;
+      }
+      if (change.has_prev_kv()) event.prev = store_.toKeyValue(change.prev_kv());
+      events.push_back(std::move(event));
+      progress = std::max(progress, revision);
+    }
+    // A response without events is a progress notification: the watcher is synced to its
+    // revision. With events, etcd's header may run ahead of events still to come while the
+    // watcher catches up, so only the events count.
+    if (response.events_size() == 0) progress = std::max(progress, response.header().revision());
+    {
+      std::lock_guard lock(state.mu);
+      if (state.cancelled || state.ended) return false;
+      if (state.queue.size() + events.size() > store_.options().watch_buffer_events) {
+        state.error =
+            StoreError(ErrorCode::kCompacted,
+                       state.what() + " fell behind: " + std::to_string(state.queue.size()) +
+                           " events not read (watch_buffer_events is " +
+                           std::to_string(store_.options().watch_buffer_events) + "); relist");
+        state.ended = true;
+      } else {
+        for (Event& event : events) {
+          state.queue.push_back(std::move(event));
+        }
+        if (progress <= state.received.load() && events.empty()) return true;
+        state.received.store(progress);
+      }
+    }
+    state.data_cv.notify_all();
+    return !state.ended;
+  }
+
+  Impl& store_;
   mutable std::mutex mu_;
-  std::condition_variable data_cv_;
-  std::condition_variable space_cv_;
-  std::deque<Event> queue_;
-  std::atomic<int64_t> received_;   // every revision up to here is in the queue or delivered
-  std::atomic<int64_t> delivered_;  // ... up to here handed out by next()
-  bool cancelled_ = false;
-  bool ended_ = false;
-  std::optional<StoreError> error_;
-  grpc::ClientContext* context_ = nullptr;  // of the stream being read; for cancel()
+  std::condition_variable cv_;  // watchers to serve, or stopping
+  std::map<int64_t, std::shared_ptr<WatchState>> watches_;
+  std::shared_ptr<Connection> connection_;     // the stream being read, if any
+  grpc::ClientContext* connecting_ = nullptr;  // of a stream being opened; for stop()
+  int64_t next_id_ = 1;                        // 0 asks etcd to choose
+  uint64_t generation_ = 0;
+  int64_t streams_opened_ = 0;
+  bool stopping_ = false;
   std::thread reader_;
+};
+
+}  // namespace etcd_detail
+
+namespace {
+
+using etcd_detail::WatchMux;
+using etcd_detail::WatchState;
+
+// A watcher on a WatchMux: the store's shared one, or (watch_multiplex off) one of its own.
+class EtcdWatch final : public Watch {
+ public:
+  EtcdWatch(std::shared_ptr<EtcdStore::Impl> store, std::shared_ptr<WatchMux> mux,
+            std::shared_ptr<WatchState> state)
+      : store_(std::move(store)), mux_(std::move(mux)), state_(std::move(state)) {}
+
+  ~EtcdWatch() override { cancel(); }
+
+  bool next(std::vector<Event>& out, std::chrono::milliseconds timeout) override {
+    WatchState& s = *state_;
+    std::unique_lock lock(s.mu);
+    s.data_cv.wait_for(lock, timeout, [&] {
+      return s.cancelled || s.ended || !s.queue.empty() || s.received.load() > s.delivered.load();
+    });
+    if (s.cancelled) return false;
+    const bool had = !s.queue.empty();
+    for (Event& event : s.queue) {
+      out.push_back(std::move(event));
+    }
+    s.queue.clear();
+    s.delivered.store(s.received.load());
+    return had || !s.ended;
+  }
+
+  int64_t progressRevision() const override { return state_->delivered.load(); }
+
+  void cancel() override { mux_->cancel(*state_); }
+
+  std::optional<StoreError> error() const override {
+    std::lock_guard lock(state_->mu);
+    return state_->error;
+  }
+
+ private:
+  std::shared_ptr<EtcdStore::Impl> store_;  // outlives the mux, which refers to it
+  std::shared_ptr<WatchMux> mux_;
+  std::shared_ptr<WatchState> state_;
 };
 
 void checkSize(std::string_view key, std::string_view value) {
@@ -639,6 +855,7 @@ std::unique_ptr<EtcdStore> EtcdStore::open(const EtcdOptions& options) {
 }
 
 EtcdStore::EtcdStore(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {
+  if (impl_->options().watch_multiplex) watch_mux_ = std::make_shared<WatchMux>(*impl_);
   if (impl_->options().compaction_interval.count() > 0) {
     compactor_ = std::thread([this] { compactPeriodically(); });
   }
@@ -651,6 +868,7 @@ EtcdStore::~EtcdStore() {
   }
   compactor_cv_.notify_all();
   if (compactor_.joinable()) compactor_.join();
+  if (watch_mux_) watch_mux_->stop();
 }
 
 void EtcdStore::compactPeriodically() {
@@ -672,6 +890,10 @@ void EtcdStore::compactPeriodically() {
 
 const std::vector<std::string>& EtcdStore::endpoints() const {
   return impl_->options().endpoints;
+}
+
+EtcdWatchStats EtcdStore::watchStats() const {
+  return watch_mux_ ? watch_mux_->stats() : EtcdWatchStats{};
 }
 
 std::optional<KeyValue> EtcdStore::get(std::string_view key) {
@@ -769,16 +991,10 @@ KeyValue EtcdStore::remove(std::string_view key, int64_t expected_mod_revision) 
 
 WatchPtr EtcdStore::watch(std::string_view prefix, int64_t start_revision) {
   const std::string begin = impl_->full(prefix);
-  std::string key = rangeStart(begin);
-  std::string end = prefixEnd(begin);
-  // etcd's start is inclusive and ours exclusive; asking for `start_revision` itself (and
-  // dropping its events) keeps etcd's compaction check exact: the watch needs the state at
-  // start_revision, which compaction may have removed.
-  Impl::Stream stream =
-      impl_->openStream(key, end, std::max<int64_t>(start_revision, 0), "watch " + quoted(prefix));
-  const int64_t received = start_revision > 0 ? start_revision : stream.created_revision;
-  return std::make_unique<EtcdWatch>(impl_, std::string(prefix), std::move(key), std::move(end),
-                                     received, std::move(stream));
+  std::shared_ptr<WatchMux> mux = watch_mux_ ? watch_mux_ : std::make_shared<WatchMux>(*impl_);
+  std::shared_ptr<WatchState> state =
+      mux->add(std::string(prefix), rangeStart(begin), prefixEnd(begin), start_revision);
+  return std::make_unique<EtcdWatch>(impl_, std::move(mux), std::move(state));
 }
 
 void EtcdStore::compact(int64_t revision) {

@@ -27,14 +27,28 @@ struct EtcdOptions {
   // A watch whose stream broke reconnects (to any member) for this long, resuming after the last
   // revision it delivered; then it ends with kUnavailable.
   std::chrono::milliseconds watch_reconnect_timeout = std::chrono::seconds(30);
-  // Events a watch buffers for its reader; beyond that it stops reading its stream (gRPC flow
-  // control then holds etcd back, which loses nothing).
+  // Events a watch buffers for its reader; beyond that it ends with kCompacted (its reader must
+  // relist), so that a stuck reader holds back neither etcd nor the stream's other watchers.
   size_t watch_buffer_events = 10000;
   // Periodic compaction, as kube-apiserver does it: every interval, the cluster is compacted to
   // the revision it had one interval before (0 = never). Several stores on one cluster may all do
   // it; compacting to a point already passed does nothing.
   std::chrono::milliseconds compaction_interval = std::chrono::minutes(5);
+  // Every watch of the store shares one gRPC Watch stream (one thread reads it). false: each
+  // watch opens a stream of its own, read by a thread of its own (for comparison).
+  bool watch_multiplex = true;
 };
+
+// The state of a store's shared watch stream.
+struct EtcdWatchStats {
+  int64_t streams_opened = 0;   // streams opened so far (more than one: it was reconnected)
+  int64_t watchers = 0;         // watchers on the stream now
+  std::string stream_endpoint;  // the member the stream is on now; "" while there is none
+};
+
+namespace etcd_detail {
+class WatchMux;
+}
 
 // Endpoints from a comma-separated list ("http://a:2379,http://b:2379"); throws
 // std::invalid_argument naming the bad entry (empty, no port, or a scheme other than http).
@@ -45,9 +59,9 @@ std::vector<std::string> parseEtcdEndpoints(std::string_view comma_separated);
 // Creates, updates and deletes are single transactions: create compares create_revision == 0,
 // update and delete compare mod_revision with the expected revision (or create_revision > 0 when
 // none is expected), and a failing compare reads the key in the same transaction to tell
-// kNotFound from kConflict. Reads are linearizable. Every Watch is one etcd watcher on its own
-// gRPC stream, read by its own thread; when the stream breaks it resumes from the last revision it
-// delivered, on any member, and fails with kCompacted when that revision has been compacted.
+// kNotFound from kConflict. Reads are linearizable. Every Watch is one etcd watcher; when its
+// stream breaks it resumes from the last revision it delivered, on any member, and fails with
+// kCompacted when that revision has been compacted.
 //
 // progressRevision() moves with events and with etcd's progress notifications, which etcd sends
 // to a quiet watcher every --experimental-watch-progress-notify-interval (10 minutes by default;
@@ -83,6 +97,8 @@ class EtcdStore final : public Store {
   int64_t compactedRevision() override;
 
   const std::vector<std::string>& endpoints() const;
+  // The shared watch stream (with watch_multiplex; zeros without).
+  EtcdWatchStats watchStats() const;
 
   class Impl;  // the connection to the cluster, shared with the store's watches
 
@@ -91,6 +107,7 @@ class EtcdStore final : public Store {
   void compactPeriodically();
 
   std::shared_ptr<Impl> impl_;
+  std::shared_ptr<etcd_detail::WatchMux> watch_mux_;  // with watch_multiplex
   std::mutex compactor_mu_;
   std::condition_variable compactor_cv_;
   bool stopping_ = false;

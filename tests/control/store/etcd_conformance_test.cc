@@ -17,23 +17,34 @@ LocalEtcdCluster& sharedCluster() {
   return cluster;
 }
 
-struct EtcdBackend {
+// One counter for every backend type, so that no two tests share a prefix.
+std::atomic<int> prefix_counter{0};
+
+template <bool kMultiplex>
+struct EtcdBackendOf {
   std::string prefix;
 
-  EtcdBackend() {
-    static std::atomic<int> counter{0};
+  EtcdBackendOf() {
     char buffer[32];
     // Fixed width, so that no test's prefix is a prefix of another's.
-    std::snprintf(buffer, sizeof(buffer), "/conformance-%05d", counter++);
+    std::snprintf(buffer, sizeof(buffer), "/conformance-%05d", prefix_counter++);
     prefix = buffer;
   }
 
   StorePtr open() {
-    return EtcdStore::open({.endpoints = sharedCluster().endpoints(), .key_prefix = prefix});
+    return EtcdStore::open({.endpoints = sharedCluster().endpoints(),
+                            .key_prefix = prefix,
+                            .watch_multiplex = kMultiplex});
   }
 };
 
+// All watches of a store on one stream (the default), and each on a stream of its own.
+using EtcdBackend = EtcdBackendOf<true>;
+using EtcdStreamPerWatchBackend = EtcdBackendOf<false>;
+
 INSTANTIATE_TYPED_TEST_SUITE_P(Etcd, StoreConformance, ::testing::Types<EtcdBackend>);
+INSTANTIATE_TYPED_TEST_SUITE_P(EtcdStreamPerWatch, StoreConformance,
+                               ::testing::Types<EtcdStreamPerWatchBackend>);
 
 }  // namespace
 }  // namespace skiff::store::testing

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -191,6 +192,208 @@ TEST(EtcdStore, LosingOneMemberOfThreeLosesNoAcknowledgedWrite) {
   EXPECT_EQ(alone->list("/w/", {.count_only = true}).count, static_cast<int64_t>(stored.size()));
   std::cout << acknowledged.size() << " writes acknowledged, " << acked_after_kill.load()
             << " after the kill, " << retries.load() << " retried\n";
+}
+
+// A create that retries what failed for want of a member, as a client does: an attempt whose
+// outcome was unknown and that was applied shows as kAlreadyExists with our value. Returns the
+// revision, or 0 when it never succeeded.
+int64_t createRetrying(Store& store, const std::string& key, const std::string& value) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    try {
+      return store.create(key, value);
+    } catch (const StoreError& e) {
+      if (e.code() == ErrorCode::kAlreadyExists && attempt > 0) {
+        auto kv = store.get(key);
+        if (kv && kv->value == value) return kv->mod_revision;
+        continue;
+      }
+      if (e.code() != ErrorCode::kUnavailable) {
+        ADD_FAILURE() << e.what();
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return 0;
+}
+
+// `events` are exactly the changes at `revisions` (ascending), once each and in order.
+void expectExactly(const std::vector<Event>& events, const std::vector<int64_t>& revisions,
+                   const std::string& who) {
+  ASSERT_EQ(events.size(), revisions.size()) << who;
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].kv.mod_revision, revisions[i])
+        << who << ": event " << i << " is " << describe(events[i]);
+  }
+}
+
+// 500 watches of one store share one stream; with writers going on, every one receives every
+// event in revision order, and cancelling some of them midway does not disturb the others.
+TEST(EtcdWatchMux, FiveHundredWatchesOnOneStreamReceiveEveryEventInOrder) {
+  LocalEtcdCluster cluster({.members = 1});
+  auto store = EtcdStore::open({.endpoints = cluster.endpoints(), .key_prefix = "/fanout"});
+  constexpr int kWatches = 500;
+  std::vector<WatchPtr> watches;
+  for (int i = 0; i < kWatches; ++i) {
+    watches.push_back(store->watch("/f/", 0));
+  }
+  EXPECT_EQ(store->watchStats().streams_opened, 1);
+  EXPECT_EQ(store->watchStats().watchers, kWatches);
+  EXPECT_EQ(store->watchStats().stream_endpoint, cluster.endpoints()[0]);
+
+  constexpr int kWriters = 4;
+  constexpr int kPerWriter = 50;  // a create, updates, and a delete of each writer's key
+  std::mutex mu;
+  std::vector<int64_t> revisions;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      const std::string key = "/f/" + std::to_string(w);
+      int64_t revision = store->create(key, "0");
+      std::vector<int64_t> mine{revision};
+      for (int i = 1; i + 1 < kPerWriter; ++i) {
+        revision = store->update(key, std::to_string(i), revision);
+        mine.push_back(revision);
+      }
+      mine.push_back(store->remove(key, revision).mod_revision);
+      std::lock_guard lock(mu);
+      revisions.insert(revisions.end(), mine.begin(), mine.end());
+    });
+  }
+  // Cancel every tenth watch while the writes go on.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < kWatches; i += 10) {
+    watches[i]->cancel();
+  }
+  for (auto& writer : writers) {
+    writer.join();
+  }
+  std::sort(revisions.begin(), revisions.end());
+  ASSERT_EQ(revisions.size(), static_cast<size_t>(kWriters * kPerWriter));
+  for (int i = 0; i < kWatches; ++i) {
+    if (i % 10 == 0) {
+      std::vector<Event> rest;
+      EXPECT_FALSE(watches[i]->next(rest, std::chrono::milliseconds(1)));
+      EXPECT_FALSE(watches[i]->error().has_value());
+      continue;
+    }
+    std::vector<Event> events = readEvents(*watches[i], revisions.size());
+    expectExactly(events, revisions, "watch " + std::to_string(i));
+    for (const Event& event : events) {
+      const bool last = event.type == Event::Type::kDelete;
+      ASSERT_EQ(last, event.kv.value.empty() && event.prev.has_value()) << describe(event);
+    }
+  }
+  EXPECT_EQ(store->watchStats().streams_opened, 1);
+  EXPECT_EQ(store->watchStats().watchers, kWatches - kWatches / 10);
+  watches.clear();
+  EXPECT_EQ(store->watchStats().watchers, 0);
+}
+
+// A watcher nobody reads is ended with kCompacted once its buffer is full; the others on the
+// stream go on.
+TEST(EtcdWatchMux, AStuckWatcherEndsWithoutHoldingBackTheOthers) {
+  LocalEtcdCluster cluster({.members = 1});
+  auto store = EtcdStore::open(
+      {.endpoints = cluster.endpoints(), .key_prefix = "/stuck", .watch_buffer_events = 50});
+  WatchPtr stuck = store->watch("/s/", 0);
+  WatchPtr reader = store->watch("/s/", 0);
+  std::vector<Event> events;
+  std::vector<int64_t> revisions;
+  for (int i = 0; i < 200; ++i) {
+    revisions.push_back(store->create("/s/" + std::to_string(i), "v"));
+    reader->next(events, std::chrono::milliseconds(0));
+  }
+  std::vector<Event> rest = readEvents(*reader, revisions.size() - events.size());
+  events.insert(events.end(), std::make_move_iterator(rest.begin()),
+                std::make_move_iterator(rest.end()));
+  expectExactly(events, revisions, "the reader");
+  std::vector<Event> buffered;
+  while (stuck->next(buffered, std::chrono::seconds(5))) {
+  }
+  EXPECT_LE(buffered.size(), 50u);
+  ASSERT_TRUE(stuck->error().has_value());
+  EXPECT_EQ(errorCodeName(stuck->error()->code()), errorCodeName(ErrorCode::kCompacted));
+  EXPECT_NE(std::string(stuck->error()->what()).find("fell behind"), std::string::npos)
+      << stuck->error()->what();
+}
+
+// The member the shared stream is on is SIGKILLed while writers go on: the stream moves to
+// another member and each of its watches resumes after the last revision it had, so every watch
+// sees every write once, in order.
+TEST(EtcdWatchMux, KillingTheStreamsMemberLosesAndDuplicatesNoEvent) {
+  LocalEtcdCluster cluster({.members = 3});
+  auto store = EtcdStore::open({.endpoints = cluster.endpoints(), .key_prefix = "/mux-kill"});
+  const int64_t start = store->currentRevision();
+  constexpr int kWatches = 50;
+  std::vector<WatchPtr> watches;
+  for (int i = 0; i < kWatches; ++i) {
+    // Half from a revision, half from now (created after `start` with nothing written yet).
+    watches.push_back(store->watch("/k/", i % 2 == 0 ? start : 0));
+  }
+  const std::string endpoint = store->watchStats().stream_endpoint;
+  const auto all = cluster.endpoints();
+  const size_t victim =
+      static_cast<size_t>(std::find(all.begin(), all.end(), endpoint) - all.begin());
+  ASSERT_LT(victim, all.size()) << endpoint;
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> killed{false};
+  std::atomic<int> acked_after_kill{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string key = "/k/" + std::to_string(w) + "-" + std::to_string(i);
+        if (createRetrying(*store, key, "v" + key) == 0) {
+          ADD_FAILURE() << "write of " << key << " never succeeded";
+          return;
+        }
+        if (killed.load()) ++acked_after_kill;
+      }
+    });
+  }
+  // Read the watches as the writes go on (half of them), so that the kill finds them at
+  // different revisions.
+  std::vector<std::vector<Event>> seen(kWatches);
+  auto drain = [&](std::chrono::milliseconds timeout) {
+    for (int i = 0; i < kWatches; i += 2) {
+      watches[i]->next(seen[i], timeout);
+    }
+  };
+  for (int round = 0; round < 10; ++round) {
+    drain(std::chrono::milliseconds(30));
+  }
+  cluster.kill(victim);
+  killed = true;
+  const auto kill_time = Clock::now();
+  while (acked_after_kill.load() < 150 && Clock::now() - kill_time < std::chrono::seconds(15)) {
+    drain(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  for (auto& writer : writers) {
+    writer.join();
+  }
+  EXPECT_GE(acked_after_kill.load(), 150) << "writes did not continue after the kill";
+
+  std::vector<int64_t> revisions;
+  for (const KeyValue& kv : store->list("/k/").kvs) {
+    revisions.push_back(kv.mod_revision);
+  }
+  std::sort(revisions.begin(), revisions.end());
+  for (int i = 0; i < kWatches; ++i) {
+    std::vector<Event> rest =
+        readEvents(*watches[i], revisions.size() - seen[i].size(), std::chrono::seconds(15));
+    seen[i].insert(seen[i].end(), std::make_move_iterator(rest.begin()),
+                   std::make_move_iterator(rest.end()));
+    expectExactly(seen[i], revisions,
+                  "watch " + std::to_string(i) + " " +
+                      (watches[i]->error() ? watches[i]->error()->what() : ""));
+  }
+  const EtcdWatchStats stats = store->watchStats();
+  EXPECT_GE(stats.streams_opened, 2);
+  EXPECT_EQ(stats.watchers, kWatches);
+  EXPECT_NE(stats.stream_endpoint, endpoint);
 }
 
 }  // namespace
