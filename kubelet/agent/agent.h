@@ -1,0 +1,129 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "control/client/client.h"
+#include "control/client/informer.h"
+#include "kubelet/agent/hollow_pod_syncer.h"
+#include "kubelet/agent/node_status.h"
+#include "kubelet/agent/pod_events.h"
+#include "kubelet/agent/pod_workers.h"
+#include "kubelet/agent/status_manager.h"
+#include "kubelet/pods/pod_syncer.h"
+
+// The kubelet shell of `skiff agent` on the API client: node registration, status and Lease
+// (node_status.h), a pod informer on spec.nodeName=NODE feeding the pod workers (pod_workers.h)
+// that drive a PodSyncer (the runc one, or the hollow one) and post pod status (status_manager.h)
+// and Events (pod_events.h).
+//
+// start(): registers the Node and starts its heartbeats; lists the pods bound to the node;
+// releases what the syncer holds for pods no longer bound here (deleted while the agent was
+// away); then starts the workers, which adopt the pods that are (sync() finds their containers;
+// nothing is restarted). stop() leaves every pod running, for the next start to adopt.
+
+namespace skiff::kubelet {
+
+struct AgentOptions {
+  std::string node_name;
+  // Used when the Node has no spec.podCIDR (and written there).
+  std::string pod_cidr;
+  std::string data_dir = "/var/lib/skiff/agent";
+  // nodeInfo.containerRuntimeVersion; empty: "runc://" + `runc --version`.
+  std::string container_runtime_version;
+  std::string hostname_override;
+  std::string node_ip_override;
+  std::map<std::string, std::string> node_labels;
+  std::chrono::milliseconds node_status_update_frequency{10000};
+  std::chrono::milliseconds node_status_report_frequency{10000};
+  std::chrono::milliseconds lease_renew_interval{10000};
+  int32_t lease_duration_seconds = 40;
+  int pod_workers = 4;
+  std::chrono::milliseconds sync_frequency{10000};
+  // For tests and hollow nodes: the machine and its pressure instead of this one's.
+  std::function<MachineInfo()> machine;
+  std::function<PressureSample()> pressure;
+};
+
+class Agent {
+ public:
+  Agent(client::Client& client, PodSyncer& syncer, AgentOptions options);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Blocks until the Node is registered and the pods bound to it are listed (retrying while the
+  // apiserver is unreachable); false when stop() came first.
+  bool start();
+  void stop();
+
+  const std::string& nodeName() const { return options_.node_name; }
+  NodeStatusManager& node() { return node_; }
+  PodWorkers& pods() { return workers_; }
+  PodStatusManager& statuses() { return statuses_; }
+  PodEventRecorder& events() { return events_; }
+  // The UIDs start() cleaned up as orphans.
+  const std::vector<std::string>& orphansCleaned() const { return orphans_; }
+
+ private:
+  client::Client& client_;
+  const AgentOptions options_;
+  NodeStatusManager node_;
+  PodEventRecorder events_;
+  PodStatusManager statuses_;
+  PodWorkers workers_;
+  std::unique_ptr<client::SharedInformerFactory> informers_;
+  std::vector<std::string> orphans_;
+  std::mutex lifecycle_mu_;  // start() and stop() from different threads
+  std::atomic<bool> stopping_{false};
+};
+
+// `count` hollow nodes in this process (kubemark's hollow kubelets), sharing one client.
+struct HollowNodesOptions {
+  // Node i is named name_prefix + i; with count 1 and agent.node_name set, that name.
+  std::string name_prefix = "hollow-node-";
+  // Node i gets the i-th /24 of this range as podCIDR (when its Node has none).
+  std::string pod_cidr_range = "10.244.0.0/16";
+  // The template for every node (node_name and pod_cidr are filled in per node).
+  AgentOptions agent;
+};
+
+class HollowNodes {
+ public:
+  HollowNodes() = default;
+  ~HollowNodes();
+  HollowNodes(const HollowNodes&) = delete;
+  HollowNodes& operator=(const HollowNodes&) = delete;
+
+  // Starts the nodes one after the other (Agent::start); false when stop() came first.
+  bool start();
+  // Safe from another thread while start() runs.
+  void stop();
+  size_t size() const { return agents_.size(); }
+  Agent& agent(size_t i) { return *agents_[i]; }
+  HollowPodSyncer& syncer(size_t i) { return *syncers_[i]; }
+
+ private:
+  friend std::unique_ptr<HollowNodes> makeHollowNodes(client::Client&, int, HollowNodesOptions);
+  std::vector<std::unique_ptr<HollowPodSyncer>> syncers_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+};
+
+// The i-th /24 of `range` ("10.244.0.0/16", 3 -> "10.244.3.0/24"); throws std::invalid_argument
+// when `range` is not an IPv4 CIDR of /8../24 or has no i-th /24.
+std::string nthSubnet24(const std::string& range, int i);
+
+// `count` hollow nodes, not started yet (throws std::invalid_argument for a bad count or range).
+std::unique_ptr<HollowNodes> makeHollowNodes(client::Client& client, int count,
+                                             HollowNodesOptions options);
+// makeHollowNodes() and start(): returns once every node registered and listed its pods.
+std::unique_ptr<HollowNodes> runHollowNodes(client::Client& client, int count,
+                                            HollowNodesOptions options);
+
+}  // namespace skiff::kubelet

@@ -1,0 +1,217 @@
+#include "kubelet/agent/pod_workers.h"
+
+#include <iostream>
+#include <set>
+
+#include "control/client/typed.h"
+
+namespace skiff::kubelet {
+
+using api::core::v1::Pod;
+
+namespace {
+
+std::string podName(const Pod& pod) {
+  return pod.metadata().namespace_() + "/" + pod.metadata().name();
+}
+
+}  // namespace
+
+PodWorkers::PodWorkers(client::Client& client, PodSyncer& syncer, PodStatusManager& statuses,
+                       PodEventRecorder& events, PodWorkersOptions options)
+    : client_(client),
+      syncer_(syncer),
+      statuses_(statuses),
+      events_(events),
+      options_(std::move(options)),
+      queue_(options_.queue) {}
+
+PodWorkers::~PodWorkers() {
+  stop();
+}
+
+void PodWorkers::onPodAdd(const Pod& pod) {
+  if (pod.spec().node_name() != options_.node_name || pod.metadata().uid().empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    auto& state = pods_[pod.metadata().uid()];
+    state.pod = pod;
+    state.removed = false;
+  }
+  queue_.add(pod.metadata().uid());
+}
+
+void PodWorkers::onPodUpdate(const Pod& old_pod, const Pod& pod) {
+  // The same name with a new UID is another pod: the old one is gone.
+  if (old_pod.metadata().uid() != pod.metadata().uid()) onPodDelete(old_pod);
+  if (pod.spec().node_name() != options_.node_name) {
+    onPodDelete(pod);
+    return;
+  }
+  onPodAdd(pod);
+}
+
+void PodWorkers::onPodDelete(const Pod& pod) {
+  const std::string& uid = pod.metadata().uid();
+  {
+    std::lock_guard lock(mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return;
+    it->second.pod = pod;
+    it->second.removed = true;
+  }
+  queue_.add(uid);
+}
+
+void PodWorkers::requestSync(const std::string& pod_uid) {
+  {
+    std::lock_guard lock(mu_);
+    if (!pods_.contains(pod_uid)) return;
+  }
+  queue_.add(pod_uid);
+}
+
+std::vector<std::string> PodWorkers::cleanupOrphans() {
+  std::vector<std::string> orphans;
+  for (const std::string& uid : syncer_.knownPodUids()) {
+    {
+      std::lock_guard lock(mu_);
+      if (pods_.contains(uid)) continue;
+    }
+    try {
+      syncer_.cleanupOrphan(uid);
+      orphans.push_back(uid);
+      std::cerr << "skiff agent: node " << options_.node_name << ": cleaned up pod " << uid
+                << ", deleted while the agent was away" << std::endl;
+    } catch (const std::exception& e) {
+      std::cerr << "skiff agent: node " << options_.node_name << ": cleaning up pod " << uid << ": "
+                << e.what() << std::endl;
+    }
+  }
+  return orphans;
+}
+
+void PodWorkers::start() {
+  stopping_ = false;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    threads_.emplace_back([this] { work(); });
+  }
+}
+
+void PodWorkers::stop() {
+  stopping_ = true;
+  queue_.shutDown();
+  for (auto& t : threads_)
+    t.join();
+  threads_.clear();
+}
+
+size_t PodWorkers::trackedPods() const {
+  std::lock_guard lock(mu_);
+  return pods_.size();
+}
+
+void PodWorkers::work() {
+  while (auto uid = queue_.get()) {
+    if (!stopping_) process(*uid);
+    queue_.done(*uid);
+  }
+}
+
+std::chrono::milliseconds PodWorkers::gracePeriod(const Pod& pod) const {
+  if (pod.metadata().has_deletion_grace_period_seconds()) {
+    return std::chrono::seconds(pod.metadata().deletion_grace_period_seconds());
+  }
+  if (pod.spec().has_termination_grace_period_seconds()) {
+    return std::chrono::seconds(pod.spec().termination_grace_period_seconds());
+  }
+  return options_.default_grace;
+}
+
+void PodWorkers::recordEvents(const Pod& pod, const std::vector<PodEvent>& events) {
+  for (const auto& e : events)
+    events_.record(pod, e);
+}
+
+void PodWorkers::markTerminated(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  if (auto it = pods_.find(uid); it != pods_.end()) it->second.terminated = true;
+}
+
+void PodWorkers::confirmDeletion(const Pod& pod) {
+  client::DeleteOptions options;
+  options.grace_period_seconds = 0;
+  options.precondition_uid = pod.metadata().uid();
+  try {
+    client_.remove(client::resourceTypeOf<Pod>(), pod.metadata().namespace_(),
+                   pod.metadata().name(), options);
+  } catch (const client::ApiError& e) {
+    // Gone already, or the name now belongs to a newer pod (the UID precondition failed).
+    if (!e.isNotFound() && !e.isConflict()) throw;
+  }
+}
+
+void PodWorkers::process(const std::string& uid) {
+  PodState state;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return;
+    state = it->second;
+  }
+  const Pod& pod = state.pod;
+  try {
+    if (state.removed) {
+      if (!state.terminated) {
+        PodSyncResult result = syncer_.terminate(pod, gracePeriod(pod));
+        recordEvents(pod, result.events);
+      }
+      std::lock_guard lock(mu_);
+      auto it = pods_.find(uid);
+      // Re-added meanwhile (a relist found it again): its next turn handles it.
+      if (it != pods_.end() && it->second.removed) pods_.erase(it);
+      statuses_.forget(uid);
+      queue_.forget(uid);
+      return;
+    }
+    if (pod.metadata().has_deletion_timestamp()) {
+      if (!state.terminated) {
+        PodSyncResult result = syncer_.terminate(pod, gracePeriod(pod));
+        recordEvents(pod, result.events);
+        statuses_.setPodStatus(pod, result.status);
+        markTerminated(uid);
+      }
+      confirmDeletion(pod);
+      queue_.forget(uid);
+      return;  // the informer's delete forgets it
+    }
+    if (isTerminalPhase(pod.status().phase())) {
+      // Never run again; release what it held once.
+      if (!state.terminated) {
+        PodSyncResult result = syncer_.terminate(pod, std::chrono::milliseconds(0));
+        recordEvents(pod, result.events);
+        markTerminated(uid);
+      }
+      queue_.forget(uid);
+      return;
+    }
+    PodSyncResult result = syncer_.sync(pod);
+    ++syncs_;
+    recordEvents(pod, result.events);
+    statuses_.setPodStatus(pod, result.status);
+    if (isTerminalPhase(result.status.phase())) {
+      PodSyncResult done = syncer_.terminate(pod, std::chrono::milliseconds(0));
+      recordEvents(pod, done.events);
+      markTerminated(uid);
+    } else {
+      queue_.addAfter(uid, result.resync_after.value_or(options_.sync_frequency));
+    }
+    queue_.forget(uid);
+  } catch (const std::exception& e) {
+    std::cerr << "skiff agent: node " << options_.node_name << ": pod " << podName(pod) << ": "
+              << e.what() << " (retrying)" << std::endl;
+    queue_.addRateLimited(uid);
+  }
+}
+
+}  // namespace skiff::kubelet
