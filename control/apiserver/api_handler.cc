@@ -89,6 +89,17 @@ std::string warningHeader(const api::Diagnostic& d) {
   return "299 - \"" + quoted + "\"";
 }
 
+// A resourceVersion as a revision, or nullopt when it is not one.
+std::optional<int64_t> parseRevision(std::string_view text) {
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
 int64_t parseTimeout(const std::string& text, int64_t fallback) {
   if (text.empty()) return fallback;
   try {
@@ -224,9 +235,33 @@ ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
     : store_(store), options_(std::move(options)), services_(store, options_.services) {
   for (const auto& t : api::Registry::builtin().types()) {
     if (!t.served()) continue;
-    storages_.emplace(storageKey(t.group, t.version, t.plural),
-                      std::make_unique<ResourceStorage>(store_, t));
+    auto storage = std::make_unique<ResourceStorage>(store_, t);
+    if (options_.watch_cache) {
+      caches_.emplace(storage.get(),
+                      std::make_unique<WatchCache>(store_, *storage, options_.watch_cache_options));
+    }
+    storages_.emplace(storageKey(t.group, t.version, t.plural), std::move(storage));
   }
+}
+
+WatchCache* ApiHandler::cacheFor(const ResourceStorage& storage) const {
+  auto it = caches_.find(&storage);
+  return it == caches_.end() ? nullptr : it->second.get();
+}
+
+ListResponse ApiHandler::listObjects(ResourceStorage& storage, const std::string& ns,
+                                     const ListRequest& list) {
+  WatchCache* cache = cacheFor(storage);
+  if (cache != nullptr && WatchCache::servesList(list)) {
+    std::optional<int64_t> min = list.resource_version == "0"
+                                     ? std::optional<int64_t>(0)
+                                     : parseRevision(list.resource_version);
+    // A revision the cache has not reached yet (or a malformed one) is the store's to answer.
+    if (min) {
+      if (auto served = cache->list(ns, list, *min)) return std::move(*served);
+    }
+  }
+  return storage.list(ns, list);
 }
 
 void ApiHandler::ensureSystemNamespaces() {
@@ -527,7 +562,7 @@ void ApiHandler::handleResource(
     }
     std::string limit = queryValue(request, "limit");
     if (!limit.empty()) list.limit = parseTimeout(limit, 0);
-    ListResponse result = storage.list(ns, list);
+    ListResponse result = listObjects(storage, ns, list);
     if (acceptsTable(request.header("accept"))) {
       std::vector<const Message*> objects;
       for (const auto& item : result.items)
@@ -735,6 +770,127 @@ void ApiHandler::bind(const HttpRequest& request, const RequestInfo& info, HttpR
 void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
                        ResourceStorage& storage, const ListRequest& list,
                        const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
+  WatchCache* cache = cacheFor(storage);
+  if (cache == nullptr || !cache->ready()) {
+    watchFromStore(request, info, storage, list, start_stream);
+    return;
+  }
+  std::string ns = storage.type().namespaced ? info.namespace_ : "";
+  int64_t timeout =
+      parseTimeout(queryValue(request, "timeoutSeconds"), options_.default_watch_timeout_seconds);
+  bool bookmarks = queryTrue(queryValue(request, "allowWatchBookmarks"));
+  const std::string& rv_text = list.resource_version;
+  // "" and "0": the cache's current state as ADDED events, then changes; a revision: changes
+  // after it.
+  std::optional<int64_t> from;
+  if (!rv_text.empty() && rv_text != "0") {
+    from = parseRevision(rv_text);
+    if (!from) throw badRequest("invalid resourceVersion \"" + rv_text + "\"");
+  }
+
+  HttpResponse head{200, "application/json", {}, ""};
+  // kubectl get -w asks for each event's object as a one-row Table.
+  bool table = acceptsTable(request.header("accept"));
+  TableObjects include = parseIncludeObject(queryValue(request, "includeObject"));
+  auto typeName = [](WatchEvent::Type type) -> std::string_view {
+    switch (type) {
+      case WatchEvent::Type::kAdded:
+        return "ADDED";
+      case WatchEvent::Type::kModified:
+        return "MODIFIED";
+      case WatchEvent::Type::kDeleted:
+        return "DELETED";
+    }
+    return "ERROR";
+  };
+  auto send = [&](ResponseStream& out, std::string_view type, const CachedObject& object) {
+    std::string line = R"({"type":")" + std::string(type) + R"(","object":)";
+    if (table) {
+      line += api::writeJson(makeTable(storage.type(), {object.object.get()}, include,
+                                       meta(*object.object).resource_version(), "",
+                                       api::now().seconds));
+    } else {
+      line += object.json();  // encoded once for every watcher
+    }
+    line += "}\n";
+    return out.write(line);
+  };
+  auto sendStatus = [&](ResponseStream& out, std::string_view type, const Message& object) {
+    return out.write(R"({"type":")" + std::string(type) + R"(","object":)" +
+                     api::encodeJson(object) + "}\n");
+  };
+
+  CacheWatcherPtr watcher;
+  try {
+    if (from) {
+      // The store's compaction ends history for the cache too: clients relist, as before.
+      int64_t compacted = store_.compactedRevision();
+      if (*from < compacted) {
+        throw gone("too old resource version: " + std::to_string(*from) + " (" +
+                   std::to_string(compacted) + ")");
+      }
+      if (*from > cache->revision()) {
+        int64_t current = store_.currentRevision();
+        if (*from > current) {
+          throw serverTimeout("Too large resource version: " + std::to_string(*from) +
+                              ", current: " + std::to_string(current));
+        }
+      }
+    }
+    watcher = cache->watch(ns, list, from);
+  } catch (const ApiError& e) {
+    // Kubernetes reports an expired version inside the stream, as an ERROR event.
+    ResponseStream& out = start_stream(head);
+    sendStatus(out, "ERROR", e.toStatus());
+    return;
+  }
+  struct Registered {
+    WatchCache* cache;
+    CacheWatcherPtr watcher;
+    Metrics* metrics;
+    std::string resource;
+    ~Registered() {
+      cache->stopWatching(watcher);
+      if (metrics != nullptr) metrics->addWatchers(resource, -1);
+    }
+  } registered{cache, watcher, options_.metrics, storage.type().plural};
+  if (options_.metrics != nullptr) options_.metrics->addWatchers(registered.resource, 1);
+  ResponseStream& out = start_stream(head);
+
+  using Clock = std::chrono::steady_clock;
+  auto deadline = Clock::now() + std::chrono::seconds(timeout);
+  auto interval = std::chrono::seconds(options_.bookmark_interval_seconds);
+  auto next_bookmark = Clock::now() + interval;
+  while (out.alive()) {
+    auto now = Clock::now();
+    if (now >= deadline) return;
+    auto wait = std::min<Clock::duration>(std::chrono::seconds(1), deadline - now);
+    if (bookmarks) wait = std::max<Clock::duration>(std::min(wait, next_bookmark - now), {});
+    CacheWatcher::Item item;
+    switch (watcher->next(item, std::chrono::duration_cast<std::chrono::milliseconds>(wait))) {
+      case CacheWatcher::Next::kEnded:
+        return;  // dropped for falling behind, or the cache restarted: the client watches again
+      case CacheWatcher::Next::kItem:
+        if (!send(out, typeName(item.type), *item.object)) return;
+        break;
+      case CacheWatcher::Next::kTimeout:
+        break;
+    }
+    if (bookmarks && Clock::now() >= next_bookmark) {
+      if (auto revision = watcher->bookmarkRevision()) {
+        MessagePtr mark = storage.type().newMessage();
+        mutableMeta(*mark).set_resource_version(std::to_string(*revision));
+        if (!sendStatus(out, "BOOKMARK", *mark)) return;
+        next_bookmark = Clock::now() + interval;
+      }
+    }
+  }
+}
+
+void ApiHandler::watchFromStore(
+    const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
+    const ListRequest& list,
+    const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
   std::string ns = storage.type().namespaced ? info.namespace_ : "";
   int64_t timeout =
       parseTimeout(queryValue(request, "timeoutSeconds"), options_.default_watch_timeout_seconds);
@@ -742,7 +898,7 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
   const std::string& rv_text = list.resource_version;
 
   // "" and "0": the current state as ADDED events, then changes; a revision: changes after it.
-  std::vector<MessagePtr> initial;
+  std::vector<ObjectPtr> initial;
   int64_t from = 0;
   if (rv_text.empty() || rv_text == "0") {
     ListRequest all = list;

@@ -9,6 +9,7 @@
 #include "control/apiserver/metrics.h"
 #include "control/apiserver/resource_storage.h"
 #include "control/apiserver/service_admission.h"
+#include "control/apiserver/watch_cache.h"
 #include "control/store/store.h"
 
 namespace skiff::apiserver {
@@ -22,6 +23,10 @@ struct ApiHandlerOptions {
   ServiceAdmissionOptions services;
   // Where watches count themselves (apiserver_registered_watchers); may be null.
   Metrics* metrics = nullptr;
+  // Lists at resourceVersion "0"/NotOlderThan and every watch are served from one watch cache per
+  // resource; off, each watch is a store watch of its own (the path before the cache).
+  bool watch_cache = true;
+  WatchCacheOptions watch_cache_options;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
@@ -52,6 +57,14 @@ class ApiHandler {
   void watch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              const ListRequest& list,
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  // A watch on a store watch of its own, while the resource's cache is not loaded (or is off).
+  void watchFromStore(const HttpRequest& request, const RequestInfo& info,
+                      ResourceStorage& storage, const ListRequest& list,
+                      const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  // From the watch cache when it can serve the request, else from the store.
+  ListResponse listObjects(ResourceStorage& storage, const std::string& ns,
+                           const ListRequest& list);
+  WatchCache* cacheFor(const ResourceStorage& storage) const;
   void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              HttpResponse& response);
   // Updates an object after the admission its kind needs (Service addresses).
@@ -63,6 +76,8 @@ class ApiHandler {
   ApiHandlerOptions options_;
   // One storage per kind, built at start and never changed: lookups need no lock.
   std::map<std::string, std::unique_ptr<ResourceStorage>, std::less<>> storages_;
+  // After storages_: the caches go first, as they read through them.
+  std::map<const ResourceStorage*, std::unique_ptr<WatchCache>> caches_;
   std::atomic<bool> ready_{true};
   ServiceAdmission services_;
 };

@@ -17,6 +17,8 @@
 namespace skiff::apiserver {
 
 using MessagePtr = std::unique_ptr<google::protobuf::Message>;
+// An object shared read-only, as the watch cache hands them out.
+using ObjectPtr = std::shared_ptr<const google::protobuf::Message>;
 
 struct ListRequest {
   api::labels::Selector labels;  // default: everything
@@ -28,7 +30,7 @@ struct ListRequest {
 };
 
 struct ListResponse {
-  std::vector<MessagePtr> items;
+  std::vector<ObjectPtr> items;
   std::string resource_version;
   std::string continue_token;
 };

@@ -248,6 +248,40 @@ TEST_F(ApiHandlerTest, WatchFromACompactedVersionIsGone) {
   EXPECT_EQ(e.find("object")->find("code")->asInt(), 410);
 }
 
+TEST_F(ApiHandlerTest, ListAtRevisionZeroComesWholeFromTheCacheAndBookmarksFollowIt) {
+  for (int i = 0; i < 3; ++i) {
+    call(http::verb::post, "/api/v1/namespaces/default/configmaps",
+         R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c)" + std::to_string(i) +
+             R"("}})");
+  }
+  // The cache applies the writes a moment later; Kubernetes ignores limit at resourceVersion=0.
+  api::Value cached;
+  for (int i = 0; i < 500; ++i) {
+    cached =
+        call(http::verb::get, "/api/v1/namespaces/default/configmaps?resourceVersion=0&limit=1")
+            .json();
+    if (cached.find("items")->items().size() == 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(cached.find("items")->items().size(), 3u);
+  EXPECT_EQ(cached.find("metadata")->find("continue"), nullptr);
+  // Without a resourceVersion the store pages the list.
+  api::Value paged = call(http::verb::get, "/api/v1/namespaces/default/configmaps?limit=1").json();
+  EXPECT_EQ(paged.find("items")->items().size(), 1u);
+  EXPECT_NE(paged.find("metadata")->find("continue"), nullptr);
+
+  std::string rv = paged.find("metadata")->find("resourceVersion")->text();
+  Reply watch = call(http::verb::get,
+                     "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true&"
+                     "resourceVersion=" +
+                         rv + "&timeoutSeconds=2");
+  api::Value first = api::parseJson(watch.body.substr(0, watch.body.find('\n')));
+  EXPECT_EQ(first.find("type")->text(), "BOOKMARK");
+  EXPECT_EQ(first.find("object")->find("metadata")->find("resourceVersion")->text(),
+            std::to_string(store_->currentRevision()));
+  EXPECT_EQ(first.find("object")->find("kind")->text(), "ConfigMap");
+}
+
 TEST_F(ApiHandlerTest, ServicesGetAddressesOnceAndGiveThemBack) {
   auto svc = [](const std::string& name, const std::string& extra) {
     return R"({"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name + R"("},"spec":{)" +
