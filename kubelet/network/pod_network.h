@@ -30,15 +30,24 @@ struct PodNetwork {
   std::string host_veth;  // the bridge port
 };
 
-class PodNetworkManager {
+// What the pod syncer needs of sandbox networking; PodNetworkManager implements it, unit tests
+// fake it. Both methods may be called from any thread, for different sandboxes at once.
+class SandboxNetwork {
+ public:
+  virtual ~SandboxNetwork() = default;
+  // Makes (or finds, after a restart) the sandbox network of `sandbox_id`. On failure undoes what
+  // it did and throws std::runtime_error.
+  virtual PodNetwork setUp(const std::string& sandbox_id) = 0;
+  // Removes the namespace and veth and frees the IP. Idempotent.
+  virtual void tearDown(const std::string& sandbox_id) = 0;
+};
+
+class PodNetworkManager final : public SandboxNetwork {
  public:
   explicit PodNetworkManager(PodNetworkOptions options);
 
-  // Makes (or finds, after a restart) the sandbox network of `sandbox_id`. On failure undoes what
-  // it did and throws std::runtime_error.
-  PodNetwork setUp(const std::string& sandbox_id);
-  // Removes the namespace and veth and frees the IP. Idempotent.
-  void tearDown(const std::string& sandbox_id);
+  PodNetwork setUp(const std::string& sandbox_id) override;
+  void tearDown(const std::string& sandbox_id) override;
   // The bridge with the gateway address, up. setUp() calls it.
   void ensureBridge();
 

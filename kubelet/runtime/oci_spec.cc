@@ -197,7 +197,7 @@ api::Value makeRuntimeSpec(const ContainerConfig& c) {
   namespaces.push(ns("ipc"));
   namespaces.push(ns("uts"));
   namespaces.push(ns("mount"));
-  namespaces.push(ns("network", c.netns_path));
+  if (!c.host_network) namespaces.push(ns("network", c.netns_path));
   linux.append("namespaces", std::move(namespaces));
   if (!c.cgroups_path.empty()) linux.append("cgroupsPath", Value::string(c.cgroups_path));
 

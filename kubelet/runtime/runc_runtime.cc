@@ -308,4 +308,23 @@ std::vector<std::string> RuncRuntime::list() {
   return ids;
 }
 
+ExecResult RuncRuntime::exec(const std::string& id, const std::vector<std::string>& argv,
+                             std::chrono::milliseconds timeout) {
+  validateContainerId(id);
+  if (argv.empty()) throw RuntimeError("container " + id + ": exec of an empty command");
+  if (status(id).state != ContainerState::kRunning) {
+    throw RuntimeError("container " + id + " is not running");
+  }
+  std::vector<std::string> args = {"exec", id};
+  args.insert(args.end(), argv.begin(), argv.end());
+  const ProcessResult r = runProcess(runc(std::move(args)), timeout);
+  ExecResult out;
+  out.exit_code = r.exit_code;
+  out.timed_out = r.timed_out;
+  out.output = r.out + r.err;
+  constexpr size_t kMaxOutput = 4096;
+  if (out.output.size() > kMaxOutput) out.output.resize(kMaxOutput);
+  return out;
+}
+
 }  // namespace skiff::kubelet

@@ -35,6 +35,8 @@ class RuncRuntime : public ContainerRuntime {
   ContainerStatus stop(const std::string& id, std::chrono::milliseconds grace, int signal) override;
   void remove(const std::string& id) override;
   std::vector<std::string> list() override;
+  ExecResult exec(const std::string& id, const std::vector<std::string>& argv,
+                  std::chrono::milliseconds timeout) override;
 
   const RuncOptions& options() const { return options_; }
 

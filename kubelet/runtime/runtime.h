@@ -43,6 +43,8 @@ struct ContainerConfig {
   std::string hostname;
   // An existing network namespace to join (the pod sandbox's); empty: a new, empty one.
   std::string netns_path;
+  // Share the runtime's own network namespace (hostNetwork pods); netns_path is then ignored.
+  bool host_network = false;
   // Below the runtime's cgroup parent in every hierarchy: "/skiff/pod<uid>/<id>".
   std::string cgroups_path;
   std::vector<MountSpec> mounts;  // after the standard /proc, /dev, /sys
@@ -65,6 +67,13 @@ struct ContainerStatus {
   int64_t started_at_ns = 0;     // wall clock, 0 when not started
   int64_t finished_at_ns = 0;
   std::string reason;  // when stopped: "Completed", "Error", "OOMKilled"
+};
+
+// What a command run inside a running container (exec probes, preStop hooks) did.
+struct ExecResult {
+  int exit_code = -1;  // exit status, or 128 + signal
+  std::string output;  // stdout and stderr, truncated to a few KiB
+  bool timed_out = false;
 };
 
 class RuntimeError : public std::runtime_error {
@@ -91,6 +100,15 @@ class ContainerRuntime {
   virtual void remove(const std::string& id) = 0;
   // Ids of the containers the runtime has.
   virtual std::vector<std::string> list() = 0;
+  // Runs `argv` in the running container `id` (its namespaces, cgroup, environment) and waits up
+  // to `timeout`; a command still running then is killed and timed_out set. Throws RuntimeError
+  // when the runtime cannot run it at all (no such container).
+  virtual ExecResult exec(const std::string& id, const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout) {
+    (void)argv;
+    (void)timeout;
+    throw RuntimeError("container " + id + ": this runtime cannot exec");
+  }
 };
 
 using ContainerRuntimePtr = std::unique_ptr<ContainerRuntime>;

@@ -1,0 +1,24 @@
+#pragma once
+
+#include "control/client/client.h"
+#include "kubelet/volumes/volume_source.h"
+
+// VolumeSourceFetcher on the apiserver: a GET per call (the kubelet refreshes volumes on its
+// resync period, so no cache is needed for correctness).
+
+namespace skiff::kubelet::volumes {
+
+class ClientVolumeSourceFetcher final : public VolumeSourceFetcher {
+ public:
+  explicit ClientVolumeSourceFetcher(client::Client& client) : client_(client) {}
+
+  std::optional<api::core::v1::ConfigMap> getConfigMap(const std::string& ns,
+                                                       const std::string& name) override;
+  std::optional<api::core::v1::Secret> getSecret(const std::string& ns,
+                                                 const std::string& name) override;
+
+ private:
+  client::Client& client_;
+};
+
+}  // namespace skiff::kubelet::volumes

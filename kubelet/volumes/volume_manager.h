@@ -1,0 +1,75 @@
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kubelet/runtime/runtime.h"
+#include "kubelet/volumes/volume_source.h"
+#include "skiff/api/core_v1.pb.h"
+
+// A pod's volumes on the node, as Kubernetes' volume plugins lay them out:
+//
+//   POD_DIR/volumes/<name>/           emptyDir (a tmpfs for medium: Memory), configMap, secret
+//   POD_DIR/volumes/<name>/..data     -> ..<generation>/, swapped atomically when content changes;
+//   POD_DIR/volumes/<name>/<key>      -> ..data/<key> (Kubernetes' AtomicWriter layout)
+//
+// hostPath volumes are the host's path itself (checked against `type`). Containers get bind
+// mounts at their volumeMounts (readOnly, subPath). Secrets live on a tmpfs so they never reach
+// the disk.
+
+namespace skiff::kubelet::volumes {
+
+// A volume that cannot be set up, or a volumeMount that cannot be made; the message names the
+// volume ("volume \"config\": configmap \"web\" not found").
+class VolumeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct VolumeManagerOptions {
+  // Secrets and medium: Memory emptyDirs on tmpfs (needs root; tests without it turn this off
+  // and get plain directories).
+  bool use_tmpfs = true;
+};
+
+struct PodVolume {
+  std::string host_path;
+  bool read_only = false;  // configMap, secret: always mounted read-only
+};
+
+class VolumeManager {
+ public:
+  VolumeManager(VolumeSourceFetcher* fetcher, VolumeManagerOptions options = {})
+      : fetcher_(fetcher), options_(options) {}
+
+  // Makes (or refreshes: configMap and secret contents) every volume of `pod` under `pod_dir`.
+  // Throws VolumeError naming the volume.
+  std::map<std::string, PodVolume> setUp(const api::core::v1::Pod& pod, const std::string& pod_dir);
+  // Unmounts and removes POD_DIR/volumes. Idempotent.
+  void tearDown(const std::string& pod_dir);
+
+  // The bind mounts of `container`'s volumeMounts; `field` is its path in errors
+  // ("spec.containers[0]"). Creates missing subPath directories.
+  static std::vector<MountSpec> containerMounts(const api::core::v1::Container& container,
+                                                const std::map<std::string, PodVolume>& volumes,
+                                                const std::string& field);
+
+ private:
+  VolumeSourceFetcher* fetcher_;
+  VolumeManagerOptions options_;
+};
+
+// One file of a projected volume: a relative path, its bytes and mode.
+struct ProjectedFile {
+  std::string content;
+  int mode = 0644;
+};
+
+// Writes `files` (relative paths, no "..") into `dir` the way Kubernetes' AtomicWriter does, so a
+// reader sees the old set or the new, never a mix. Rewrites nothing when the content is the same.
+// Throws VolumeError.
+void writeAtomically(const std::string& dir, const std::map<std::string, ProjectedFile>& files);
+
+}  // namespace skiff::kubelet::volumes
