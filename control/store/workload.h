@@ -50,6 +50,7 @@ struct WatchLoad {
 };
 
 struct WatchFigures {
+  double setup_seconds = 0;  // opening every watcher (not part of `seconds`)
   int64_t delivered = 0;
   double seconds = 0;
   double events_per_second = 0;

@@ -8,7 +8,10 @@ import sys
 REQUIRED = [
     "writes_per_second_1", "writes_per_second_16", "writes_per_second_256",
     "p50_ms_1", "p99_ms_1", "p50_ms_256", "p99_ms_256", "watch_events_per_second",
+    "watch_fanout_events_per_s", "watch_setup_ms",
 ]
+# etcd also measures its watch fan-out with a stream per watch, beside the shared stream.
+REQUIRED_ETCD = ["watch_fanout_events_per_s_stream_per_watch", "watch_setup_ms_stream_per_watch"]
 
 
 def main():
@@ -28,7 +31,8 @@ def main():
     metrics = document.get("metrics")
     if not isinstance(metrics, dict):
         sys.exit("metrics missing")
-    for key in REQUIRED:
+    required = REQUIRED + (REQUIRED_ETCD if document["params"]["backend"] == "etcd" else [])
+    for key in required:
         value = metrics.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             sys.exit(f"metric {key} is {value!r}, expected a positive number")
