@@ -29,7 +29,7 @@ bool CacheWatcher::matches(const CachedObject& object) const {
   return storage_.matches(*object.object, request_);
 }
 
-bool CacheWatcher::offer(const CachedEvent& event, bool bounded) {
+bool CacheWatcher::offer(const CachedEvent& event, bool bounded, bool* wake) {
   if (event.revision <= start_revision_) return true;
   std::optional<WatchEvent::Type> type;
   switch (event.type) {
@@ -54,19 +54,33 @@ bool CacheWatcher::offer(const CachedEvent& event, bool bounded) {
       break;
   }
   if (!type) return true;
+  bool dropped = false;
+  bool was_empty = false;
   {
     std::lock_guard lock(mu_);
     if (ended_) return true;
+    was_empty = queue_.empty();
     if (bounded && queue_.size() - backlog_ >= limit_) {
       ended_ = true;
-      dropped_ = true;
+      dropped_ = dropped = true;
     } else {
       queue_.push_back({*type, event.object});
       if (!bounded) ++backlog_;
     }
   }
+  // The reader waits only on an empty queue: one wake-up per burst is enough.
+  if (was_empty || dropped) {
+    if (wake != nullptr) {
+      *wake = true;
+    } else {
+      cv_.notify_one();
+    }
+  }
+  return !dropped;
+}
+
+void CacheWatcher::wake() {
   cv_.notify_one();
-  return !dropped();
 }
 
 void CacheWatcher::end(bool dropped) {
@@ -257,6 +271,7 @@ void WatchCache::apply(const std::vector<store::Event>& events) {
     }
   }
   std::vector<CacheWatcherPtr> dropped;
+  std::vector<CacheWatcherPtr> woken;  // notified after the lock, once per batch
   std::unique_lock lock(mu_);
   auto now = Clock::now();
   for (size_t i = 0; i < events.size(); ++i) {
@@ -267,7 +282,9 @@ void WatchCache::apply(const std::vector<store::Event>& events) {
       // and those without a trigger.
       std::vector<CacheWatcher*> behind;
       auto deliver = [&](CacheWatcher* w) {
-        if (!w->offer(*event, true)) behind.push_back(w);
+        bool wake = false;
+        if (!w->offer(*event, true, &wake)) behind.push_back(w);
+        if (wake) woken.push_back(watchers_.at(w));
       };
       if (!index_field_.empty()) {
         auto t = triggered_.find(event->object->index_value);
@@ -293,6 +310,8 @@ void WatchCache::apply(const std::vector<store::Event>& events) {
     revision_.store(e.kv.mod_revision, std::memory_order_release);
   }
   lock.unlock();
+  for (const auto& w : woken)
+    w->wake();
   // `dropped` are released here: their streams end once drained, and the clients watch again.
 }
 

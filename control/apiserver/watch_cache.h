@@ -89,8 +89,10 @@ class CacheWatcher {
 
   bool matches(const CachedObject& object) const;
   // Queues the event if it concerns this watcher; false when it is over its limit (`bounded`
-  // false for the replay at registration).
-  bool offer(const CachedEvent& event, bool bounded);
+  // false for the replay at registration). With `wake`, the reader is not notified but *wake set
+  // when it must be (the caller calls wake() later).
+  bool offer(const CachedEvent& event, bool bounded, bool* wake = nullptr);
+  void wake();
   void end(bool dropped);
 
   const std::string ns_;
