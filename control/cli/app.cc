@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
 #include "control/cli/bench_store_command.h"
 #include "control/cli/controller_manager_command.h"
@@ -29,6 +30,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addControllerManagerCommand(app_, exit_code_);
   addServerCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
+  addAgentCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);

@@ -1,0 +1,244 @@
+#include "control/cli/agent_command.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "control/client/informer.h"
+#include "control/client/kubeconfig.h"
+#include "control/client/rest_client.h"
+#include "endpoints/node_proxier.h"
+#include "kubelet/agent/agent.h"
+
+#if SKIFF_WITH_EBPF
+#include "ebpf/cgroup.h"
+#include "ebpf/ebpf_dataplane.h"
+#endif
+
+namespace skiff::cli {
+namespace {
+
+struct AgentFlags {
+  std::string kubeconfig;
+  std::string node_name;
+  std::string data_dir = "/var/lib/skiff/agent";
+  std::string pod_cidr;
+  std::string node_ip;
+  bool hollow = false;
+  int hollow_nodes = 0;
+  std::string proxy_mode;  // "ebpf" or "none"; empty: ebpf unless hollow
+  std::string cgroup_parent = "/skiff";
+  int status_update_s = 10;
+  int lease_renew_s = 10;
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+// The node's data path and proxier (`--proxy-mode ebpf`): the socket LB on the pods' cgroup
+// parent (never the root cgroup), Services and EndpointSlices from a shared informer factory.
+class NodeProxy {
+ public:
+  NodeProxy(client::Client& client, const std::string& node_name, const std::string& cgroup_path) {
+#if SKIFF_WITH_EBPF
+    ebpf::EbpfDataplaneOptions options;
+    options.cgroupPath = cgroup_path;
+    auto made = ebpf::EbpfDataplane::create(options);
+    if (!made.ok()) {
+      throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
+                               "): " + made.message() + " (or run with --proxy-mode none)");
+    }
+    dataplane_ = std::move(made).value();
+    informers_ = std::make_unique<client::SharedInformerFactory>(client);
+    endpoints::NodeProxierOptions proxier;
+    proxier.proxier.nodeName = node_name;
+    proxier_ = std::make_unique<endpoints::NodeProxier>(*informers_, *dataplane_, proxier);
+    informers_->start();
+    proxier_->start();
+#else
+    (void)client;
+    (void)node_name;
+    (void)cgroup_path;
+    throw std::runtime_error(
+        "this skiff was built without the eBPF data path (SKIFF_WITH_EBPF=OFF); "
+        "run with --proxy-mode none");
+#endif
+  }
+  ~NodeProxy() {
+    if (proxier_) proxier_->stop();
+    if (informers_) informers_->stop();
+  }
+
+ private:
+  dataplane::DataplanePtr dataplane_;
+  std::unique_ptr<client::SharedInformerFactory> informers_;
+  std::unique_ptr<endpoints::NodeProxier> proxier_;
+};
+
+std::string cgroupPathFor(const std::string& parent) {
+#if SKIFF_WITH_EBPF
+  std::string mount = ebpf::cgroup2Mount();
+  if (mount.empty()) mount = "/sys/fs/cgroup";
+  return mount + (parent.starts_with("/") ? parent : "/" + parent);
+#else
+  return "/sys/fs/cgroup" + parent;
+#endif
+}
+
+int runAgent(const AgentFlags& flags, sigset_t& signals) {
+  if (flags.proxy_mode != "" && flags.proxy_mode != "ebpf" && flags.proxy_mode != "none") {
+    std::cerr << "error: --proxy-mode \"" << flags.proxy_mode << "\": want ebpf or none\n";
+    return 1;
+  }
+  if (flags.hollow_nodes < 0) {
+    std::cerr << "error: --hollow-nodes " << flags.hollow_nodes << ": want 1 or more\n";
+    return 1;
+  }
+  bool hollow = flags.hollow || flags.hollow_nodes > 0;
+  if (!hollow) {
+    // kubelet/pods/runtime_pod_syncer.h is not in the build yet (issue #8).
+    std::cerr << "error: the runc pod syncer is not built yet: run hollow nodes with --hollow "
+                 "or --hollow-nodes N\n";
+    return 1;
+  }
+  std::string proxy_mode = flags.proxy_mode.empty() ? (hollow ? "none" : "ebpf") : flags.proxy_mode;
+
+  client::ClientPtr client =
+      client::makeRestClient(client::loadClientConfig({.kubeconfig = flags.kubeconfig}));
+
+  // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop_requested = false;
+  std::unique_ptr<kubelet::HollowNodes> nodes;
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::cerr << "skiff agent: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
+              << std::endl;
+    std::lock_guard lock(mu);
+    stop_requested = true;
+    if (nodes) nodes->stop();
+    cv.notify_all();
+  });
+  auto stopWaiter = [&] {
+    {
+      std::lock_guard lock(mu);
+      if (stop_requested) return;
+    }
+    pthread_kill(waiter.native_handle(), SIGTERM);
+  };
+
+  int rc = 0;
+  try {
+    kubelet::HollowNodesOptions options;
+    int count = std::max(1, flags.hollow_nodes);
+    if (!flags.node_name.empty()) {
+      options.agent.node_name = flags.node_name;
+      options.name_prefix = flags.node_name + "-";
+    }
+    if (!flags.pod_cidr.empty()) options.pod_cidr_range = flags.pod_cidr;
+    options.agent.data_dir = flags.data_dir;
+    options.agent.node_ip_override = flags.node_ip;
+    options.agent.pod_workers = 2;
+    options.agent.node_status_update_frequency = std::chrono::seconds(flags.status_update_s);
+    options.agent.node_status_report_frequency = std::chrono::seconds(flags.status_update_s);
+    options.agent.lease_renew_interval = std::chrono::seconds(flags.lease_renew_s);
+    if (flags.hollow && flags.hollow_nodes == 0 && flags.node_name.empty()) {
+      options.agent.node_name = hostname();
+    }
+    {
+      std::lock_guard lock(mu);
+      nodes = kubelet::makeHollowNodes(*client, count, options);
+    }
+    std::unique_ptr<NodeProxy> proxy;
+    if (proxy_mode == "ebpf") {
+      proxy = std::make_unique<NodeProxy>(*client, nodes->agent(0).nodeName(),
+                                          cgroupPathFor(flags.cgroup_parent));
+      std::cout << "skiff agent: eBPF service load balancer on cgroup "
+                << cgroupPathFor(flags.cgroup_parent) << std::endl;
+    }
+    bool stopping = false;
+    {
+      std::lock_guard lock(mu);
+      stopping = stop_requested;
+    }
+    if (!stopping && nodes->start()) {
+      std::cout << "skiff agent: " << nodes->size() << " hollow node(s) running:";
+      for (size_t i = 0; i < nodes->size(); ++i)
+        std::cout << " " << nodes->agent(i).nodeName();
+      std::cout << std::endl;
+    }
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return stop_requested; });
+    }
+    proxy.reset();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    rc = 1;
+  }
+  stopWaiter();
+  waiter.join();
+  if (nodes) nodes->stop();
+  return rc;
+}
+
+}  // namespace
+
+void addAgentCommand(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<AgentFlags>();
+  auto* cmd = app.add_subcommand("agent", "Run the node agent: kubelet and node proxier");
+  cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
+      ->required();
+  cmd->add_option("--node-name", flags->node_name,
+                  "This node's name (default: the hostname; with --hollow-nodes N the prefix of "
+                  "NAME-0 .. NAME-N-1, default hollow-node-)");
+  cmd->add_option("--data-dir", flags->data_dir, "The agent's state")->capture_default_str();
+  cmd->add_option("--pod-cidr", flags->pod_cidr,
+                  "Pod addresses when the Node has no spec.podCIDR (with --hollow-nodes: the "
+                  "range each node takes a /24 of, default 10.244.0.0/16)");
+  cmd->add_option("--node-ip", flags->node_ip,
+                  "The InternalIP to report (default: the default route's source address)");
+  cmd->add_flag("--hollow", flags->hollow, "Run a hollow node: no containers, pods become Ready");
+  cmd->add_option("--hollow-nodes", flags->hollow_nodes, "Run N hollow nodes in this process");
+  cmd->add_option("--proxy-mode", flags->proxy_mode,
+                  "The service data path this agent programs: ebpf or none (default: ebpf, none "
+                  "for hollow nodes)");
+  cmd->add_option("--cgroup-parent", flags->cgroup_parent,
+                  "The pods' cgroup parent, under the cgroup v2 mount (the socket LB attaches "
+                  "there, never to the root cgroup)")
+      ->capture_default_str();
+  cmd->add_option("--node-status-update-frequency", flags->status_update_s, "Seconds")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  cmd->add_option("--node-lease-renew-interval", flags->lease_renew_s, "Seconds")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  cmd->callback([flags, &exit_code] {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    try {
+      exit_code = runAgent(*flags, signals);
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace skiff::cli
