@@ -62,6 +62,18 @@ PodStatus mergePodStatus(const PodStatus& old_status, const PodStatus& observed)
     if (kubeletOwns(old.type()) || findCondition(observed, old.type()) != nullptr) continue;
     *conditions.Add() = old;
   }
+  // A pod on a node was scheduled: the kubelet reports PodScheduled True when nobody did
+  // (generateAPIPodStatus), for pods bound by a binding that set no condition.
+  bool scheduled = false;
+  for (const auto& c : conditions)
+    scheduled = scheduled || c.type() == "PodScheduled";
+  if (!scheduled) {
+    PodCondition c;
+    c.set_type("PodScheduled");
+    c.set_status("True");
+    setTime(*c.mutable_last_transition_time(), now);
+    *conditions.Add() = std::move(c);
+  }
   *out.mutable_conditions() = std::move(conditions);
   if (old_status.has_start_time()) {
     *out.mutable_start_time() = old_status.start_time();

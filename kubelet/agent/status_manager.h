@@ -15,7 +15,8 @@
 //
 // Merge rules, as the kubelet's:
 // - conditions the kubelet owns (Initialized, ContainersReady, Ready, PodReadyToStartContainers)
-//   come from the syncer; others (PodScheduled, DisruptionTarget, readiness gates) are kept;
+//   come from the syncer; others (PodScheduled, DisruptionTarget, readiness gates) are kept, and
+//   PodScheduled True is added when nobody set it (the pod is bound here);
 // - a condition whose status did not change keeps its lastTransitionTime; startTime is kept;
 // - a terminal phase (Succeeded, Failed) is never left for another one.
 //

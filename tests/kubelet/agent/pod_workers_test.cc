@@ -143,6 +143,11 @@ TEST(MergePodStatusTest, KeepsForeignConditionsTransitionTimesAndTerminalPhase) 
   PodStatus flipped = mergePodStatus(old_status, running(false));
   EXPECT_GT(condition(flipped, "Ready")->last_transition_time().seconds(), 1000);
 
+  // Bound by a binding that set no condition: PodScheduled True, as the kubelet reports it.
+  PodStatus fresh = mergePodStatus(PodStatus(), running(true));
+  ASSERT_NE(condition(fresh, "PodScheduled"), nullptr);
+  EXPECT_EQ(condition(fresh, "PodScheduled")->status(), "True");
+
   old_status.set_phase("Succeeded");
   EXPECT_EQ(mergePodStatus(old_status, running(true)).phase(), "Succeeded");
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `skiff agent --hollow-nodes 3` against `skiff server`: three Nodes register and turn Ready, with
+# Leases renewed; a Deployment of 6 replicas is scheduled over the three nodes and every pod
+# becomes Running and Ready with an address from its node's podCIDR (hollow: no containers); the
+# kubelet's Events are recorded; deleting the Deployment deletes the pods (the agents confirm the
+# graceful deletions); SIGTERM stops the agent cleanly.
+# Usage: hollow_agent_e2e_test.sh SKIFF_BINARY
+set -euo pipefail
+skiff=$1
+work=$(mktemp -d /tmp/skiff-e2e-agent.XXXXXX)
+server_pid=
+agent_pid=
+cleanup() {
+  for pid in $agent_pid $server_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
+  echo "--- server log (tail)" >&2; tail -30 "$work/server.log" >&2 || true
+  exit 1
+}
+# Polls a command until its output equals the wanted text (20 s at most).
+wait_eq() {
+  local want=$1 what=$2 got=
+  shift 2
+  for _ in $(seq 200); do
+    got=$("$@" 2>/dev/null || true)
+    [[ $got == "$want" ]] && return 0
+    sleep 0.1
+  done
+  fail "$what: got '$got', want '$want'"
+}
+
+"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q "control loops running" "$work/server.log" && break
+  sleep 0.1
+done
+grep -q "control loops running" "$work/server.log" || fail "the server did not start"
+export KUBECONFIG="$work/data/admin.kubeconfig"
+
+# Bad input first: clear messages, exit 1.
+if "$skiff" agent --kubeconfig "$KUBECONFIG" --hollow --proxy-mode bogus >"$work/bad.log" 2>&1; then
+  fail "--proxy-mode bogus was accepted"
+fi
+grep -q -- '--proxy-mode "bogus": want ebpf or none' "$work/bad.log" || fail "bad proxy mode: $(cat "$work/bad.log")"
+if "$skiff" agent --kubeconfig "$work/missing.kubeconfig" --hollow >"$work/bad.log" 2>&1; then
+  fail "a missing kubeconfig was accepted"
+fi
+grep -q "missing.kubeconfig" "$work/bad.log" || fail "missing kubeconfig: $(cat "$work/bad.log")"
+
+"$skiff" agent --kubeconfig "$KUBECONFIG" --hollow-nodes 3 --node-lease-renew-interval 1 \
+  >"$work/agent.log" 2>&1 &
+agent_pid=$!
+
+nodes_ready() {
+  kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' | sed 's/ $//'
+}
+wait_eq "hollow-node-0=True hollow-node-1=True hollow-node-2=True" "nodes Ready" nodes_ready
+wait_eq "10.244.0.0/24 10.244.1.0/24 10.244.2.0/24" "pod CIDRs" \
+  bash -c "kubectl get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR} {end}' | sed 's/ \$//'"
+
+# Leases: one per node in kube-node-lease, held by the node, renewed (every second here).
+wait_eq "hollow-node-0 hollow-node-1 hollow-node-2" "lease holders" \
+  bash -c "kubectl get leases -n kube-node-lease -o jsonpath='{range .items[*]}{.spec.holderIdentity} {end}' | sed 's/ \$//'"
+first=$(kubectl get lease -n kube-node-lease hollow-node-1 -o jsonpath='{.spec.renewTime}')
+sleep 1.5
+later=$(kubectl get lease -n kube-node-lease hollow-node-1 -o jsonpath='{.spec.renewTime}')
+[[ -n $first && $later > $first ]] || fail "lease not renewed: '$first' then '$later'"
+[[ $(kubectl get lease -n kube-node-lease hollow-node-1 -o jsonpath='{.spec.leaseDurationSeconds}') == 40 ]] ||
+  fail "leaseDurationSeconds"
+
+"$skiff" apply -f - >/dev/null <<'YAML' || fail "skiff apply"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: busybox, command: [sleep, "3600"]}
+YAML
+
+ready_pods() {
+  kubectl get pods -l app=web -o json | python3 -c '
+import json, sys
+pods = json.load(sys.stdin)["items"]
+ok = [p for p in pods if p["status"].get("phase") == "Running" and
+      any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+print(len(ok))'
+}
+wait_eq "6" "pods Running and Ready" ready_pods
+wait_eq "6" "deployment available" kubectl get deploy web -o jsonpath='{.status.availableReplicas}'
+
+# Spread over the three nodes; every IP unique and inside its node's podCIDR; containers running.
+kubectl get pods -l app=web -o json | python3 -c '
+import ipaddress, json, sys
+pods = json.load(sys.stdin)["items"]
+nodes = {p["spec"]["nodeName"] for p in pods}
+assert nodes == {"hollow-node-0", "hollow-node-1", "hollow-node-2"}, nodes
+ips = [p["status"]["podIP"] for p in pods]
+assert len(set(ips)) == 6, ips
+for p in pods:
+    i = p["spec"]["nodeName"].rsplit("-", 1)[1]
+    assert ipaddress.ip_address(p["status"]["podIP"]) in ipaddress.ip_network("10.244.%s.0/24" % i), p["status"]["podIP"]
+    cs = p["status"]["containerStatuses"][0]
+    assert cs["ready"] and "running" in cs["state"], cs
+    assert any(c["type"] == "PodScheduled" for c in p["status"]["conditions"]), p["status"]["conditions"]
+' || fail "pod placement or status: $(kubectl get pods -o wide)"
+
+# The kubelet's Events, about the pods.
+wait_eq "kubelet" "Started events" bash -c \
+  "kubectl get events --field-selector reason=Started -o jsonpath='{.items[0].source.component}'"
+
+# Deleting the Deployment: the garbage collector deletes the pods gracefully, the agents stop them
+# and confirm; none is left.
+kubectl delete deploy web >/dev/null
+wait_eq "0" "pods after delete" bash -c "kubectl get pods -o name | wc -l"
+wait_eq "Ready=True" "node still Ready" \
+  kubectl get node hollow-node-0 -o jsonpath='Ready={.status.conditions[?(@.type=="Ready")].status}'
+
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "skiff agent did not exit cleanly on SIGTERM"
+agent_pid=
+grep -q "SIGTERM, shutting down" "$work/agent.log" || fail "no shutdown message"
+echo "PASS"
