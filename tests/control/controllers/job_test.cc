@@ -1,0 +1,295 @@
+#include "control/controllers/job.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "tests/control/controllers/builders.h"
+#include "tests/control/controllers/workload_test_util.h"
+
+namespace skiff::controllers {
+namespace {
+
+using namespace testing;  // NOLINT
+using api::batch::v1::Job;
+using api::core::v1::Pod;
+
+Job makeJob(int completions, int parallelism) {
+  auto job = fromYaml<Job>(R"(
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pi, namespace: default, uid: job-uid, generation: 1}
+spec:
+  backoffLimit: 2
+  template:
+    metadata: {labels: {app: pi}}
+    spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}
+)");
+  if (completions > 0) job.mutable_spec()->set_completions(completions);
+  job.mutable_spec()->set_parallelism(parallelism);
+  return job;
+}
+
+Pod jobPod(const std::string& name, const std::string& phase, int index = -1, bool ready = false,
+           int restarts = 0) {
+  Pod pod = makePod({.name = name,
+                     .labels = {{"app", "pi"}},
+                     .owner_uid = "job-uid",
+                     .owner_name = "pi",
+                     .phase = phase,
+                     .ready = ready,
+                     .restarts = restarts});
+  if (index >= 0) {
+    (*pod.mutable_metadata()->mutable_annotations())[std::string(kJobCompletionIndex)] =
+        std::to_string(index);
+  }
+  return pod;
+}
+
+struct Case {
+  std::string name;
+  std::function<void(Job&)> edit;
+  std::vector<Pod> pods;
+  bool satisfied = true;
+  // Expected:
+  int creates = 0;
+  std::vector<std::string> deletes;
+  std::string condition;  // "Complete", "Failed", "Suspended" or "" (none True)
+  std::string reason;
+  int active = 0;
+  int succeeded = 0;
+  int failed = 0;
+  std::vector<int> created_indexes = {};
+  std::vector<std::string> other_deletes = {};
+};
+
+class JobTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(JobTable, Reconciles) {
+  const Case& c = GetParam();
+  Job job = makeJob(3, 2);
+  if (c.edit) c.edit(job);
+  JobInput in;
+  in.job = &job;
+  for (const auto& p : c.pods)
+    in.pods.push_back(&p);
+  in.now = kNow;
+  in.expectations_satisfied = c.satisfied;
+  auto result = reconcileJob(in);
+  ASSERT_TRUE(result.warning.empty()) << result.warning;
+  auto s = split(result);
+  EXPECT_EQ(static_cast<int>(s.creates.size()), c.creates);
+  EXPECT_EQ(result.creates, c.creates);
+  EXPECT_EQ(s.deletes, c.deletes);
+  EXPECT_EQ(s.other_deletes, c.other_deletes);
+  std::vector<int> indexes;
+  for (const Pod* p : s.creates) {
+    const auto& labels = p->metadata().labels();
+    EXPECT_EQ(labels.at(std::string(kJobControllerUidLabel)), "job-uid");
+    EXPECT_EQ(labels.at(std::string(kJobNameLabel)), "pi");
+    EXPECT_EQ(labels.at("job-name"), "pi");
+    EXPECT_EQ(labels.at("app"), "pi");
+    ASSERT_NE(controllerOf(p->metadata()), nullptr);
+    EXPECT_EQ(controllerOf(p->metadata())->kind(), "Job");
+    EXPECT_EQ(controllerOf(p->metadata())->uid(), "job-uid");
+    int index = completionIndexOf(*p);
+    if (index >= 0) {
+      indexes.push_back(index);
+      EXPECT_EQ(p->spec().hostname(), "pi-" + std::to_string(index));
+      EXPECT_EQ(p->metadata().generate_name(), "pi-" + std::to_string(index) + "-");
+      EXPECT_EQ(p->spec().containers(0).env(0).name(), "JOB_COMPLETION_INDEX");
+    }
+  }
+  EXPECT_EQ(indexes, c.created_indexes);
+  if (!c.other_deletes.empty()) return;  // the Job itself goes
+  ASSERT_NE(s.status, nullptr);
+  const auto& status = static_cast<const Job*>(s.status)->status();
+  EXPECT_EQ(status.active(), c.active);
+  EXPECT_EQ(status.succeeded(), c.succeeded);
+  EXPECT_EQ(status.failed(), c.failed);
+  EXPECT_EQ(status.has_start_time(), c.condition != "Suspended");  // not started while suspended
+  std::string condition, reason;
+  for (const auto& cond : status.conditions()) {
+    if (cond.status() == "True") {
+      condition = cond.type();
+      reason = cond.reason();
+    }
+  }
+  EXPECT_EQ(condition, c.condition);
+  EXPECT_EQ(reason, c.reason);
+  EXPECT_EQ(status.has_completion_time(), c.condition == "Complete");
+}
+
+void finished(Job& job, const std::string& type, int64_t seconds_ago) {
+  auto* cond = job.mutable_status()->add_conditions();
+  cond->set_type(type);
+  cond->set_status("True");
+  setTime(*cond->mutable_last_transition_time(), ago(seconds_ago));
+  setTime(*job.mutable_status()->mutable_start_time(), ago(seconds_ago + 10));
+  if (type == "Complete") {
+    setTime(*job.mutable_status()->mutable_completion_time(), ago(seconds_ago));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, JobTable,
+    ::testing::Values(
+        Case{.name = "NewJobStartsParallelismPods", .creates = 2, .active = 2},
+        Case{.name = "ExpectationsUnmetCreateNothing", .satisfied = false, .active = 0},
+        Case{.name = "OneSucceededTwoRunningWaits",
+             .pods = {jobPod("a", "Succeeded"), jobPod("b", "Running", -1, true),
+                      jobPod("c", "Running")},
+             .active = 2,
+             .succeeded = 1},
+        Case{.name = "TwoSucceededOneMoreToGo",
+             .pods = {jobPod("a", "Succeeded"), jobPod("b", "Succeeded")},
+             .creates = 1,
+             .active = 1,
+             .succeeded = 2},
+        Case{.name = "ThreeSucceededCompletes",
+             .pods = {jobPod("a", "Succeeded"), jobPod("b", "Succeeded"), jobPod("c", "Succeeded")},
+             .condition = "Complete",
+             .succeeded = 3},
+        Case{.name = "FailuresUpToBackoffLimitAreReplaced",
+             .pods = {jobPod("a", "Failed"), jobPod("b", "Failed")},
+             .creates = 2,
+             .active = 2,
+             .failed = 2},
+        Case{.name = "FailuresPastBackoffLimitFailTheJob",
+             .pods = {jobPod("a", "Failed"), jobPod("b", "Failed"), jobPod("c", "Failed"),
+                      jobPod("d", "Running")},
+             .deletes = {"d"},
+             .condition = "Failed",
+             .reason = "BackoffLimitExceeded",
+             .failed = 3},
+        Case{.name = "OnFailureRestartsCountAsFailures",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->mutable_template_()->mutable_spec()->set_restart_policy(
+                       "OnFailure");
+                 },
+             .pods = {jobPod("a", "Running", -1, false, 3)},
+             .deletes = {"a"},
+             .condition = "Failed",
+             .reason = "BackoffLimitExceeded"},
+        Case{.name = "ActiveDeadlineExceeded",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->set_active_deadline_seconds(30);
+                   setTime(*j.mutable_status()->mutable_start_time(), ago(31));
+                 },
+             .pods = {jobPod("a", "Running")},
+             .deletes = {"a"},
+             .condition = "Failed",
+             .reason = "DeadlineExceeded"},
+        Case{.name = "ParallelismLoweredDeletesSurplus",
+             .edit = [](Job& j) { j.mutable_spec()->set_parallelism(1); },
+             .pods = {jobPod("a", "Running", -1, true), jobPod("b", "Pending")},
+             .deletes = {"b"},
+             .active = 1},
+        Case{.name = "NoCompletionsFinishesAfterFirstSuccessOnceOthersStop",
+             .edit = [](Job& j) { j.mutable_spec()->clear_completions(); },
+             .pods = {jobPod("a", "Succeeded"), jobPod("b", "Succeeded")},
+             .condition = "Complete",
+             .succeeded = 2},
+        Case{.name = "NoCompletionsNoNewPodsAfterASuccess",
+             .edit = [](Job& j) { j.mutable_spec()->clear_completions(); },
+             .pods = {jobPod("a", "Succeeded"), jobPod("b", "Running")},
+             .active = 1,
+             .succeeded = 1},
+        Case{.name = "SuspendDeletesActivePods",
+             .edit = [](Job& j) { j.mutable_spec()->set_suspend(true); },
+             .pods = {jobPod("a", "Running"), jobPod("b", "Running")},
+             .deletes = {"a", "b"},
+             .condition = "Suspended",
+             .reason = "JobSuspended"},
+        Case{.name = "IndexedCreatesMissingIndexes",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->set_completion_mode("Indexed");
+                   j.mutable_spec()->set_parallelism(3);
+                 },
+             .pods = {jobPod("a", "Succeeded", 1), jobPod("b", "Running", 0)},
+             .creates = 1,
+             .active = 2,
+             .succeeded = 1,
+             .created_indexes = {2}},
+        Case{.name = "IndexedDuplicateAndOutOfRangeGo",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->set_completion_mode("Indexed");
+                   j.mutable_spec()->set_parallelism(3);
+                 },
+             .pods = {jobPod("a", "Running", 0, true), jobPod("b", "Pending", 0),
+                      jobPod("c", "Running", 7)},
+             .creates = 2,
+             .deletes = {"c", "b"},
+             .active = 3,
+             .created_indexes = {1, 2}},
+        Case{.name = "IndexedCompletesWhenEveryIndexSucceeded",
+             .edit = [](Job& j) { j.mutable_spec()->set_completion_mode("Indexed"); },
+             .pods = {jobPod("a", "Succeeded", 0), jobPod("b", "Succeeded", 1),
+                      jobPod("c", "Failed", 1), jobPod("d", "Succeeded", 2)},
+             .condition = "Complete",
+             .succeeded = 3,
+             .failed = 1},
+        Case{.name = "TtlAfterFinishedDeletesTheJob",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->set_ttl_seconds_after_finished(5);
+                   finished(j, "Complete", 6);
+                   j.mutable_status()->set_succeeded(3);
+                 },
+             .other_deletes = {"Job/pi"}},
+        Case{.name = "TtlNotYetLeavesItAlone",
+             .edit =
+                 [](Job& j) {
+                   j.mutable_spec()->set_ttl_seconds_after_finished(60);
+                   finished(j, "Complete", 6);
+                   j.mutable_status()->set_succeeded(3);
+                 },
+             .condition = "Complete",
+             .succeeded = 3}),
+    [](const ::testing::TestParamInfo<Case>& case_info) { return case_info.param.name; });
+
+TEST(Job, StatusWriteOnlyWhenSomethingChanged) {
+  Job job = makeJob(3, 2);
+  Pod a = jobPod("a", "Running", -1, true);
+  Pod b = jobPod("b", "Running");
+  JobInput in{.job = &job, .pods = {&a, &b}, .now = kNow};
+  auto result = reconcileJob(in);
+  auto s = split(result);
+  ASSERT_NE(s.status, nullptr);
+  Job written = *static_cast<const Job*>(s.status);
+  EXPECT_EQ(written.status().ready(), 1);
+  in.job = &written;
+  EXPECT_TRUE(reconcileJob(in).actions.empty());
+}
+
+TEST(Job, RequeuesAtTheDeadline) {
+  Job job = makeJob(3, 2);
+  job.mutable_spec()->set_active_deadline_seconds(30);
+  setTime(*job.mutable_status()->mutable_start_time(), ago(10));
+  Pod a = jobPod("a", "Running");
+  Pod b = jobPod("b", "Running");
+  auto r = reconcileJob({.job = &job, .pods = {&a, &b}, .now = kNow});
+  ASSERT_TRUE(r.requeue_after.has_value());
+  EXPECT_EQ(r.requeue_after->count(), 20000);
+}
+
+TEST(Job, IndexedWithoutCompletionsIsReported) {
+  Job job = makeJob(0, 2);
+  job.mutable_spec()->set_completion_mode("Indexed");
+  auto r = reconcileJob({.job = &job, .now = kNow});
+  EXPECT_EQ(r.warning_reason, "InvalidSpec");
+  EXPECT_NE(r.warning.find("spec.completions"), std::string::npos);
+  EXPECT_TRUE(r.actions.empty());
+}
+
+TEST(Job, IndexFormatting) {
+  EXPECT_EQ(formatIndexes({}), "");
+  EXPECT_EQ(formatIndexes({0, 1, 2, 4, 6, 7}), "0-2,4,6-7");
+}
+
+}  // namespace
+}  // namespace skiff::controllers

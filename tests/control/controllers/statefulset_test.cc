@@ -1,0 +1,268 @@
+#include "control/controllers/statefulset.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "tests/control/controllers/builders.h"
+#include "tests/control/controllers/workload_test_util.h"
+
+namespace skiff::controllers {
+namespace {
+
+using namespace testing;  // NOLINT
+using api::apps::v1::StatefulSet;
+using api::core::v1::Pod;
+
+StatefulSet makeSet(int replicas) {
+  auto set = fromYaml<StatefulSet>(R"(
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web, namespace: default, uid: sts-uid, generation: 4}
+spec:
+  serviceName: web-headless
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: nginx:1}]}
+)");
+  set.mutable_spec()->set_replicas(replicas);
+  return set;
+}
+
+StatefulSet withNewImage(StatefulSet set) {
+  set.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image(
+      "nginx:2");
+  return set;
+}
+
+const std::string& oldRevision() {
+  static const std::string kRev = statefulSetRevision(makeSet(1));
+  return kRev;
+}
+const std::string& newRevision() {
+  static const std::string kRev = statefulSetRevision(withNewImage(makeSet(1)));
+  return kRev;
+}
+
+enum class State { kHealthy, kPending, kFailed, kTerminating };
+
+Pod setPod(int ordinal, State state = State::kHealthy, bool updated = false) {
+  Pod pod = makePod({.name = "web-" + std::to_string(ordinal),
+                     .owner_uid = "sts-uid",
+                     .owner_name = "web",
+                     .phase = state == State::kPending  ? "Pending"
+                              : state == State::kFailed ? "Failed"
+                                                        : "Running",
+                     .ready = state == State::kHealthy || state == State::kTerminating,
+                     .deleting = state == State::kTerminating});
+  (*pod.mutable_metadata()->mutable_labels())["controller-revision-hash"] =
+      updated ? newRevision() : oldRevision();
+  return pod;
+}
+
+struct Case {
+  std::string name;
+  std::function<StatefulSet()> set;
+  std::vector<Pod> pods;
+  std::vector<std::string> creates;
+  std::vector<std::string> deletes;
+  int replicas = 0, ready = 0, current = 0, updated = 0;
+  bool rollout_done = true;  // currentRevision == updateRevision afterwards
+};
+
+class StatefulSetTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(StatefulSetTable, Reconciles) {
+  const Case& c = GetParam();
+  StatefulSet set = c.set();
+  StatefulSetInput in;
+  in.set = &set;
+  for (const auto& p : c.pods)
+    in.pods.push_back(&p);
+  in.now = kNow;
+  // The set was at the old revision (a no-op for sets that were not changed).
+  set.mutable_status()->set_current_revision(oldRevision());
+  auto result = reconcileStatefulSet(in);
+  ASSERT_TRUE(result.warning.empty()) << result.warning;
+  auto s = split(result);
+  std::vector<std::string> creates;
+  for (const Pod* p : s.creates) {
+    const std::string& name = p->metadata().name();
+    creates.push_back(name);
+    EXPECT_EQ(p->spec().hostname(), name);
+    EXPECT_EQ(p->spec().subdomain(), "web-headless");
+    EXPECT_EQ(p->metadata().labels().at(std::string(kStatefulSetPodNameLabel)), name);
+    EXPECT_EQ(p->metadata().labels().at(std::string(kPodIndexLabel)),
+              std::to_string(ordinalOf("web", name)));
+    EXPECT_EQ(p->metadata().labels().at("controller-revision-hash"), statefulSetRevision(set));
+    EXPECT_EQ(controllerOf(p->metadata())->kind(), "StatefulSet");
+  }
+  EXPECT_EQ(creates, c.creates);
+  EXPECT_EQ(s.deletes, c.deletes);
+  const auto& st =
+      s.status != nullptr ? static_cast<const StatefulSet*>(s.status)->status() : set.status();
+  EXPECT_EQ(st.replicas(), c.replicas);
+  EXPECT_EQ(st.ready_replicas(), c.ready);
+  EXPECT_EQ(st.available_replicas(), c.ready);
+  EXPECT_EQ(st.current_replicas(), c.current);
+  EXPECT_EQ(st.updated_replicas(), c.updated);
+  EXPECT_EQ(st.update_revision(), statefulSetRevision(set));
+  EXPECT_EQ(st.current_revision() == st.update_revision(), c.rollout_done);
+  EXPECT_EQ(st.observed_generation(), 4);
+}
+
+auto sized(int n) {
+  return [n] { return makeSet(n); };
+}
+auto parallel(int n) {
+  return [n] {
+    auto s = makeSet(n);
+    s.mutable_spec()->set_pod_management_policy("Parallel");
+    return s;
+  };
+}
+auto updatedTo(int n, int partition = 0) {
+  return [n, partition] {
+    auto s = withNewImage(makeSet(n));
+    if (partition > 0) {
+      s.mutable_spec()->mutable_update_strategy()->mutable_rolling_update()->set_partition(
+          partition);
+    }
+    return s;
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, StatefulSetTable,
+    ::testing::Values(
+        Case{.name = "OrderedReadyStartsWithPodZero", .set = sized(3), .creates = {"web-0"}},
+        Case{.name = "NextOrdinalOnceThePreviousIsReady",
+             .set = sized(3),
+             .pods = {setPod(0)},
+             .creates = {"web-1"},
+             .replicas = 1,
+             .ready = 1,
+             .current = 1,
+             .updated = 1},
+        Case{.name = "WaitsWhilePodZeroIsPending",
+             .set = sized(3),
+             .pods = {setPod(0, State::kPending)},
+             .replicas = 1,
+             .current = 1,
+             .updated = 1},
+        Case{.name = "ParallelCreatesAll",
+             .set = parallel(3),
+             .creates = {"web-0", "web-1", "web-2"}},
+        Case{.name = "ParallelDoesNotWaitForReadiness",
+             .set = parallel(3),
+             .pods = {setPod(0, State::kPending)},
+             .creates = {"web-1", "web-2"},
+             .replicas = 1,
+             .current = 1,
+             .updated = 1},
+        Case{.name = "ScaleDownRemovesTheHighestOrdinalFirst",
+             .set = sized(1),
+             .pods = {setPod(0), setPod(1), setPod(2)},
+             .deletes = {"web-2"},
+             .replicas = 3,
+             .ready = 3,
+             .current = 3,
+             .updated = 3},
+        Case{.name = "ScaleDownWaitsForTheTerminatingPod",
+             .set = sized(1),
+             .pods = {setPod(0), setPod(1), setPod(2, State::kTerminating)},
+             .replicas = 3,
+             .ready = 2,
+             .current = 2,
+             .updated = 2},
+        Case{.name = "ParallelScaleDownRemovesAllCondemned",
+             .set = parallel(1),
+             .pods = {setPod(0), setPod(1), setPod(2)},
+             .deletes = {"web-2", "web-1"},
+             .replicas = 3,
+             .ready = 3,
+             .current = 3,
+             .updated = 3},
+        Case{.name = "FailedPodIsDeletedToBeRecreated",
+             .set = sized(3),
+             .pods = {setPod(0), setPod(1, State::kFailed), setPod(2)},
+             .deletes = {"web-1"},
+             .replicas = 3,
+             .ready = 2,
+             .current = 3,
+             .updated = 3},
+        Case{.name = "RollingUpdateStartsAtTheHighestOrdinal",
+             .set = updatedTo(3),
+             .pods = {setPod(0), setPod(1), setPod(2)},
+             .deletes = {"web-2"},
+             .replicas = 3,
+             .ready = 3,
+             .current = 3,
+             .updated = 0,
+             .rollout_done = false},
+        Case{.name = "RollingUpdateContinuesDownwards",
+             .set = updatedTo(3),
+             .pods = {setPod(0), setPod(1), setPod(2, State::kHealthy, true)},
+             .deletes = {"web-1"},
+             .replicas = 3,
+             .ready = 3,
+             .current = 2,
+             .updated = 1,
+             .rollout_done = false},
+        Case{.name = "RollingUpdateWaitsForTheUpdatedPodToBeReady",
+             .set = updatedTo(3),
+             .pods = {setPod(0), setPod(1), setPod(2, State::kPending, true)},
+             .replicas = 3,
+             .ready = 2,
+             .current = 2,
+             .updated = 1,
+             .rollout_done = false},
+        Case{.name = "PartitionStopsTheRollingUpdate",
+             .set = updatedTo(3, 2),
+             .pods = {setPod(0), setPod(1), setPod(2, State::kHealthy, true)},
+             .replicas = 3,
+             .ready = 3,
+             .current = 2,
+             .updated = 1,
+             .rollout_done = false},
+        Case{.name = "EveryPodUpdatedCompletesTheRollout",
+             .set = updatedTo(2),
+             .pods = {setPod(0, State::kHealthy, true), setPod(1, State::kHealthy, true)},
+             .replicas = 2,
+             .ready = 2,
+             .current = 2,
+             .updated = 2,
+             .rollout_done = true}),
+    [](const ::testing::TestParamInfo<Case>& case_info) { return case_info.param.name; });
+
+TEST(StatefulSet, Ordinals) {
+  EXPECT_EQ(ordinalOf("web", "web-0"), 0);
+  EXPECT_EQ(ordinalOf("web", "web-12"), 12);
+  EXPECT_EQ(ordinalOf("web", "web-01"), -1);
+  EXPECT_EQ(ordinalOf("web", "web-x"), -1);
+  EXPECT_EQ(ordinalOf("web", "webs-1"), -1);
+  EXPECT_EQ(ordinalOf("web", "web-"), -1);
+}
+
+TEST(StatefulSet, OrdinalsStartShiftsNames) {
+  auto set = makeSet(2);
+  set.mutable_spec()->mutable_ordinals()->set_start(5);
+  set.mutable_spec()->set_pod_management_policy("Parallel");
+  auto result = reconcileStatefulSet({.set = &set, .now = kNow});
+  auto s = split(result);
+  ASSERT_EQ(s.creates.size(), 2u);
+  EXPECT_EQ(s.creates[0]->metadata().name(), "web-5");
+  EXPECT_EQ(s.creates[1]->metadata().name(), "web-6");
+}
+
+TEST(StatefulSet, SelectorNotMatchingTheTemplateIsReported) {
+  auto set = makeSet(1);
+  (*set.mutable_spec()->mutable_selector()->mutable_match_labels())["app"] = "db";
+  auto r = reconcileStatefulSet({.set = &set, .now = kNow});
+  EXPECT_EQ(r.warning_reason, "InvalidSelector");
+  EXPECT_TRUE(r.actions.empty());
+}
+
+}  // namespace
+}  // namespace skiff::controllers
