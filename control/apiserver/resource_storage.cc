@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "control/api/base64.h"
 #include "control/api/json.h"
 #include "control/api/time.h"
@@ -79,18 +82,27 @@ void clearField(Message& m, std::string_view name) {
   if (f != nullptr) m.GetReflection()->ClearField(&m, f);
 }
 
+// Protobuf orders map entries (labels, annotations, nodeSelector) as it likes unless asked not to:
+// bytes compared for "did it change" must be deterministic, or an unchanged object would look
+// changed (a new revision, a bumped generation).
+std::string deterministicBytes(const Message& object) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    object.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
 std::string serializeStored(const Message& object) {
   // The store holds the object without its resourceVersion: the revision is the version.
-  std::string out;
-  if (!meta(object).has_resource_version()) {
-    object.SerializeToString(&out);
-    return out;
-  }
+  if (!meta(object).has_resource_version()) return deterministicBytes(object);
   std::unique_ptr<Message> copy(object.New());
   copy->CopyFrom(object);
   mutableMeta(*copy).clear_resource_version();
-  copy->SerializeToString(&out);
-  return out;
+  return deterministicBytes(*copy);
 }
 
 void setTime(api::meta::v1::Time& t, const api::Timestamp& now) {
@@ -369,7 +381,7 @@ MessagePtr ResourceStorage::applyUpdate(std::string_view ns, std::string_view na
     const Message* old_spec = subMessage(*current, "spec");
     const Message* new_spec = subMessage(*next, "spec");
     if (old_spec != nullptr && new_spec != nullptr &&
-        old_spec->SerializeAsString() != new_spec->SerializeAsString()) {
+        deterministicBytes(*old_spec) != deterministicBytes(*new_spec)) {
       m.set_generation(old_meta.generation() + 1);
     }
   }
