@@ -140,8 +140,10 @@ class SchemaBuilder {
           str("Kind is a string value representing the REST resource this object represents."));
       props.append("kind", std::move(s2));
     }
+    Value required = Value::array();
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
+      if (f->options().GetExtension(skiff::api::required)) required.push(str(f->json_name()));
       Value p;
       if (f->is_map()) {
         p = Value::object();
@@ -184,6 +186,7 @@ class SchemaBuilder {
       props.append(f->json_name(), std::move(p));
     }
     s.append("properties", std::move(props));
+    if (!required.items().empty()) s.append("required", std::move(required));
     if (type != nullptr) {
       Value gvks = Value::array();
       gvks.push(gvkValue(*type));
