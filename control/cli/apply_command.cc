@@ -161,7 +161,7 @@ int runApply(CliContext& context, const ApplyOptions& options, std::ostream& out
     std::vector<ManifestObject> objects =
         loadManifestObjects({.files = options.files,
                              .recursive = options.recursive,
-                             .default_namespace = context.ns(),
+                             .context_namespace = [&] { return context.ns(); },
                              .namespace_given = context.namespaceGiven()});
     client::Client& c = context.client();
     std::vector<Planned> plans;

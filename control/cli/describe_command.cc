@@ -172,19 +172,19 @@ void containerLines(Describer& d, int level, const Value* containers, const char
       d.line(level + 1, "Host Port:", "<none>");
     }
     if (const Value* cmd = c.find("command"); cmd != nullptr && cmd->isArray()) {
-      d.line(level + 1, "Command:", "");
+      d.text(level + 1, "Command:");
       for (const auto& a : cmd->items())
         d.text(level + 2, a.text());
     }
     if (const Value* args = c.find("args"); args != nullptr && args->isArray()) {
-      d.line(level + 1, "Args:", "");
+      d.text(level + 1, "Args:");
       for (const auto& a : args->items())
         d.text(level + 2, a.text());
     }
     auto resources = [&](const char* key, const char* title2) {
       const Value* r = field(c, std::string("resources.") + key);
       if (r == nullptr || !r->isObject() || r->members().empty()) return;
-      d.line(level + 1, title2, "");
+      d.text(level + 1, title2);
       for (const auto& m : r->members())
         d.line(level + 2, m.key + ":",
                m.value.isString() ? m.value.text() : api::writeJson(m.value));
@@ -195,7 +195,7 @@ void containerLines(Describer& d, int level, const Value* containers, const char
     if (env == nullptr || !env->isArray() || env->items().empty()) {
       d.line(level + 1, "Environment:", "<none>");
     } else {
-      d.line(level + 1, "Environment:", "");
+      d.text(level + 1, "Environment:");
       for (const auto& e : env->items()) {
         std::string value = fieldText(e, "value");
         if (e.find("valueFrom") != nullptr) value = api::writeJson(*e.find("valueFrom"));
@@ -206,7 +206,7 @@ void containerLines(Describer& d, int level, const Value* containers, const char
     if (mounts == nullptr || !mounts->isArray() || mounts->items().empty()) {
       d.line(level + 1, "Mounts:", "<none>");
     } else {
-      d.line(level + 1, "Mounts:", "");
+      d.text(level + 1, "Mounts:");
       for (const auto& m : mounts->items()) {
         const Value* ro = m.find("readOnly");
         d.text(level + 2, fieldText(m, "mountPath") + " from " + fieldText(m, "name") + " (" +

@@ -36,8 +36,10 @@ std::string where(const ManifestObject& object) {
   return s;
 }
 
-std::vector<ManifestObject> loadManifestObjects(const ManifestLoadOptions& options) {
-  std::vector<ManifestFile> files = readManifestFiles(options.files, options.recursive);
+std::vector<ManifestObject> loadManifestObjects(const ManifestLoadOptions& given) {
+  std::vector<ManifestFile> files = readManifestFiles(given.files, given.recursive);
+  ManifestLoadOptions options = given;
+  if (options.context_namespace) options.default_namespace = options.context_namespace();
   std::vector<ManifestObject> objects;
   std::vector<api::Diagnostic> problems;
   for (const auto& file : files) {

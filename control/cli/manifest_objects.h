@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct ManifestLoadOptions {
   std::vector<std::string> files;
   bool recursive = false;
   std::string default_namespace = "default";
+  // When set, asked for the default namespace once the files were read, so that a missing file is
+  // reported before a missing kubeconfig (the context's namespace comes from the kubeconfig).
+  std::function<std::string()> context_namespace;
   // -n given on the command line: an object naming another namespace is an error, as in kubectl.
   bool namespace_given = false;
 };

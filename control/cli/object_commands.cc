@@ -66,7 +66,7 @@ int runDelete(CliContext& context, const DeleteOptions& options, std::ostream& o
       }
       for (auto& o : loadManifestObjects({.files = options.files,
                      .recursive = options.recursive,
-                     .default_namespace = context.ns(),
+                     .context_namespace = [&] { return context.ns(); },
                      .namespace_given = context.namespaceGiven()})) {
         targets.push_back({o.type, o.ns, o.name, o.source});
       }

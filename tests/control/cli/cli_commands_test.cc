@@ -389,8 +389,7 @@ void setStatus(client::Client& c, const std::string& ns, const std::string& name
   c.updateStatus(resolveType("deployments"), ns, d);
 }
 
-// Disabled: fails against the current controllers/apiserver (see the session note); fix next.
-TEST_F(CliTest, DISABLED_WaitAndRolloutStatus) {
+TEST_F(CliTest, WaitAndRolloutStatus) {
   ASSERT_EQ(apply({.files = {kFixtures + "/v1"}}), 0) << err_;
   auto c = client();
   auto wait = [&](WaitOptions o) {
@@ -529,8 +528,7 @@ TEST_F(CliTest, RolloutHistoryUndoAndRestart) {
   EXPECT_EQ(rollout({.verb = "status", .args = {"cm/app-config"}}), 1);
 }
 
-// Disabled: describe output lacks an expected section (see the session note); fix next.
-TEST_F(CliTest, DISABLED_DescribeShowsSectionsAndEvents) {
+TEST_F(CliTest, DescribeShowsSectionsAndEvents) {
   ASSERT_EQ(apply({.files = {kFixtures + "/v1"}}), 0) << err_;
   auto c = client();
   Value d = c->get(resolveType("deployments"), ns_, "shop");
@@ -579,8 +577,7 @@ TEST_F(CliTest, DISABLED_DescribeShowsSectionsAndEvents) {
   EXPECT_EQ(err_, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
 }
 
-// Disabled: explain prints no required marker from the server OpenAPI (see the session note).
-TEST_F(CliTest, DISABLED_VersionApiResourcesExplainAndConfig) {
+TEST_F(CliTest, VersionApiResourcesExplainAndConfig) {
   ASSERT_EQ(
       run([&](CliContext& c, std::ostream& o, std::ostream& e) { return runVersion(c, {}, o, e); }),
       0)

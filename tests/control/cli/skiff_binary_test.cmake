@@ -12,9 +12,8 @@ function(expect_run expected_code expected_text)
 endfunction()
 
 expect_run(0 "Client Version: skiff 0.1.0" version --client)
-# TODO(next session): apply reads the kubeconfig before the files, so without ~/.kube/config this
-# reports the kubeconfig instead of the missing file. Re-enable once the order is fixed.
-# expect_run(1 "the path \"/nonexistent.yaml\" does not exist" apply -f /nonexistent.yaml)
+# A missing file is reported before a missing kubeconfig, as kubectl does.
+expect_run(1 "the path \"/nonexistent.yaml\" does not exist" apply -f /nonexistent.yaml)
 expect_run(1 "error: the server doesn't have a resource type \"foo\"" get foo --kubeconfig /nonexistent.kubeconfig)
 expect_run(0 "Subcommands:" --help)
 expect_run(0 "validate" --help)
