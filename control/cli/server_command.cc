@@ -2,21 +2,11 @@
 
 #include <csignal>
 #include <iostream>
-#include <memory>
 #include <set>
-#include <stop_token>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "control/apiserver/server.h"
-#include "control/client/informer.h"
-#include "control/client/kubeconfig.h"
-#include "control/client/rest_client.h"
-#include "control/controllers/controller_manager.h"
-#include "control/store/etcd_store.h"
-#include "endpoints/endpointslice_controller.h"
-#include "scheduler/runner.h"
+#include "control/cli/control_plane.h"
 
 namespace skiff::cli {
 namespace {
@@ -70,69 +60,21 @@ sigset_t blockStopSignals() {
   return signals;
 }
 
-std::unique_ptr<apiserver::ApiServer> startApiserver(ApiserverFlags& flags, std::string_view who) {
-  auto& options = flags.options;
-  if (!flags.etcd_endpoints.empty()) {
-    options.etcd_endpoints = store::parseEtcdEndpoints(flags.etcd_endpoints);
-  }
-  auto server = std::make_unique<apiserver::ApiServer>(options);
-  server->start();
-  std::cout << who << ": serving " << server->url() << " (data in "
-            << (options.etcd_endpoints.empty() ? options.data_dir
-                                               : "etcd at " + flags.etcd_endpoints)
+void printServing(const ControlPlane& plane, const ApiserverFlags& flags, std::string_view who) {
+  std::cout << who << ": serving " << plane.url() << " (data in "
+            << (flags.etcd_endpoints.empty() ? flags.options.data_dir
+                                             : "etcd at " + flags.etcd_endpoints)
             << ")" << std::endl;
-  if (!server->adminKubeconfig().empty()) {
-    std::cout << who << ": admin kubeconfig " << server->adminKubeconfig() << std::endl;
+  if (!plane.adminKubeconfig().empty()) {
+    std::cout << who << ": admin kubeconfig " << plane.adminKubeconfig() << std::endl;
   }
-  return server;
 }
 
-// The control loops `skiff server` runs beside its apiserver, each reaching the cluster through
-// the REST client like any other component (never the store): the controller manager, the
-// scheduler and the EndpointSlice controller.
-class ControlLoops {
- public:
-  ControlLoops(client::ClientPtr client, const std::set<std::string>& disabled)
-      : client_(std::move(client)) {
-    if (!disabled.contains("controllers")) {
-      controllers::ControllerManagerOptions options;
-      manager_ = std::make_unique<controllers::ControllerManager>(*client_, options);
-      manager_->start();
-    }
-    if (!disabled.contains("scheduler")) {
-      scheduler_ = std::jthread([this](std::stop_token stop) {
-        try {
-          scheduler::runScheduler(*client_, scheduler::RunnerOptions{}, stop);
-        } catch (const std::exception& e) {
-          std::cerr << "skiff server: scheduler stopped: " << e.what() << std::endl;
-        }
-      });
-    }
-    if (!disabled.contains("endpointslice")) {
-      informers_ = std::make_unique<client::SharedInformerFactory>(*client_);
-      slices_ = std::make_unique<endpoints::EndpointSliceController>(*client_, *informers_);
-      informers_->start();
-      slices_->start();
-    }
-  }
-
-  ~ControlLoops() {
-    if (slices_) slices_->stop();
-    if (informers_) informers_->stop();
-    if (scheduler_.joinable()) {
-      scheduler_.request_stop();
-      scheduler_.join();
-    }
-    if (manager_) manager_->stop();
-  }
-
- private:
-  client::ClientPtr client_;
-  std::unique_ptr<controllers::ControllerManager> manager_;
-  std::jthread scheduler_;
-  std::unique_ptr<client::SharedInformerFactory> informers_;
-  std::unique_ptr<endpoints::EndpointSliceController> slices_;
-};
+ControlPlaneOptions planeOptions(const ApiserverFlags& flags, std::set<std::string> disabled) {
+  return {.apiserver = flags.options,
+          .etcd_endpoints = flags.etcd_endpoints,
+          .disabled = std::move(disabled)};
+}
 
 }  // namespace
 
@@ -144,11 +86,12 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
   cmd->callback([flags, &exit_code] {
     sigset_t signals = blockStopSignals();
     try {
-      auto server = startApiserver(*flags, "skiff apiserver");
+      ControlPlane plane(planeOptions(*flags, {"controllers", "scheduler", "endpointslice"}));
+      printServing(plane, *flags, "skiff apiserver");
       int sig = waitForSignal(signals);
       std::cout << "skiff apiserver: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << ", shutting down" << std::endl;
-      server->stop();
+      plane.stop();
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       exit_code = 1;
@@ -177,18 +120,14 @@ void addServerCommand(CLI::App& app, int& exit_code) {
             "--plain-http: skiff server's control loops authenticate with the admin kubeconfig; "
             "use skiff apiserver --plain-http for an unauthenticated test server");
       }
-      auto server = startApiserver(*flags, "skiff server");
-      client::LoadOptions load;
-      load.kubeconfig = server->adminKubeconfig();
-      auto loops =
-          std::make_unique<ControlLoops>(client::makeRestClient(client::loadClientConfig(load)),
-                                         std::set<std::string>(disable->begin(), disable->end()));
+      ControlPlane plane(
+          planeOptions(*flags, std::set<std::string>(disable->begin(), disable->end())));
+      printServing(plane, *flags, "skiff server");
       std::cout << "skiff server: control loops running" << std::endl;
       int sig = waitForSignal(signals);
       std::cout << "skiff server: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
                 << std::endl;
-      loops.reset();
-      server->stop();
+      plane.stop();
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       exit_code = 1;

@@ -1,0 +1,104 @@
+#include "control/cli/control_plane.h"
+
+#include <iostream>
+#include <stop_token>
+#include <thread>
+
+#include "control/client/informer.h"
+#include "control/client/kubeconfig.h"
+#include "control/client/rest_client.h"
+#include "control/controllers/controller_manager.h"
+#include "control/store/etcd_store.h"
+#include "endpoints/endpointslice_controller.h"
+#include "scheduler/runner.h"
+
+namespace skiff::cli {
+
+class ControlPlane::Loops {
+ public:
+  Loops(client::ClientPtr client, const std::set<std::string>& disabled)
+      : client_(std::move(client)) {
+    if (!disabled.contains("controllers")) {
+      controllers::ControllerManagerOptions options;
+      manager_ = std::make_unique<controllers::ControllerManager>(*client_, options);
+      manager_->start();
+    }
+    if (!disabled.contains("scheduler")) {
+      scheduler_ = std::jthread([this](std::stop_token stop) {
+        try {
+          scheduler::runScheduler(*client_, scheduler::RunnerOptions{}, stop);
+        } catch (const std::exception& e) {
+          std::cerr << "skiff: scheduler stopped: " << e.what() << std::endl;
+        }
+      });
+    }
+    if (!disabled.contains("endpointslice")) {
+      informers_ = std::make_unique<client::SharedInformerFactory>(*client_);
+      slices_ = std::make_unique<endpoints::EndpointSliceController>(*client_, *informers_);
+      informers_->start();
+      slices_->start();
+    }
+  }
+
+  ~Loops() {
+    if (slices_) slices_->stop();
+    if (informers_) informers_->stop();
+    if (scheduler_.joinable()) {
+      scheduler_.request_stop();
+      scheduler_.join();
+    }
+    if (manager_) manager_->stop();
+  }
+
+ private:
+  client::ClientPtr client_;
+  std::unique_ptr<controllers::ControllerManager> manager_;
+  std::jthread scheduler_;
+  std::unique_ptr<client::SharedInformerFactory> informers_;
+  std::unique_ptr<endpoints::EndpointSliceController> slices_;
+};
+
+ControlPlane::ControlPlane(ControlPlaneOptions options) {
+  if (!options.etcd_endpoints.empty()) {
+    options.apiserver.etcd_endpoints = store::parseEtcdEndpoints(options.etcd_endpoints);
+  }
+  server_ = std::make_unique<apiserver::ApiServer>(options.apiserver);
+  server_->start();
+  if (options.disabled.size() < 3) {
+    if (server_->adminKubeconfig().empty()) {
+      server_->stop();
+      throw std::invalid_argument(
+          "the control loops authenticate with the admin kubeconfig, which a plain-HTTP "
+          "apiserver does not write; use skiff apiserver --plain-http for an unauthenticated "
+          "test server");
+    }
+    client::LoadOptions load;
+    load.kubeconfig = server_->adminKubeconfig();
+    try {
+      loops_ = std::make_unique<Loops>(client::makeRestClient(client::loadClientConfig(load)),
+                                       options.disabled);
+    } catch (...) {
+      server_->stop();
+      throw;
+    }
+  }
+}
+
+ControlPlane::~ControlPlane() {
+  stop();
+}
+
+std::string ControlPlane::url() const {
+  return server_->url();
+}
+
+std::string ControlPlane::adminKubeconfig() const {
+  return server_->adminKubeconfig();
+}
+
+void ControlPlane::stop() {
+  loops_.reset();
+  if (server_) server_->stop();
+}
+
+}  // namespace skiff::cli
