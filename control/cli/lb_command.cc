@@ -1,0 +1,326 @@
+#include "control/cli/lb_command.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "control/api/json.h"
+
+#if SKIFF_WITH_EBPF
+#include "ebpf/cgroup.h"
+#include "ebpf/lb_report.h"
+#include "ebpf/loader.h"
+#endif
+
+namespace skiff::cli {
+namespace {
+
+#if SKIFF_WITH_EBPF
+
+std::string jsonQuoted(std::string_view s) {
+  std::string out;
+  api::appendJsonString(out, s);
+  return out;
+}
+
+bool validOutput(const LbOptions& o, std::ostream& err) {
+  if (o.output.empty() || o.output == "json") return true;
+  err << "error: unknown output format \"" << o.output << "\" (want json, or none for a table)\n";
+  return false;
+}
+
+// Reads the report or says why not.
+std::unique_ptr<ebpf::LbReport> report(const LbOptions& o, std::ostream& err) {
+  auto r = ebpf::readLbReport(o.pinDir);
+  if (!r.ok()) {
+    err << "error: " << r.message() << "\n";
+    return nullptr;
+  }
+  return std::make_unique<ebpf::LbReport>(std::move(*r));
+}
+
+std::string dropsJson(const dataplane::DropCounters& drops) {
+  std::string out = "{";
+  for (size_t i = 0; i < drops.size(); ++i) {
+    if (i > 0) out += ",";
+    out += jsonQuoted(dataplane::toString(static_cast<dataplane::DropReason>(i))) + ":" +
+           std::to_string(drops[i]);
+  }
+  return out + "}";
+}
+
+std::string frontendJson(const ebpf::FrontendRow& f) {
+  std::ostringstream o;
+  o << "{\"frontend\":" << jsonQuoted(f.frontend) << ",\"service\":" << jsonQuoted(f.service)
+    << ",\"svcId\":" << f.svcId << ",\"kind\":" << jsonQuoted(f.kind);
+  const char* origins[] = {"external", "inCluster"};
+  for (size_t i = 0; i < SKIFF_ORIGIN_COUNT; ++i) {
+    o << ",\"" << origins[i] << "\":{\"backends\":" << f.backends[i]
+      << ",\"selection\":" << jsonQuoted(f.selection[i]) << ",\"ringSize\":" << f.ringSize[i]
+      << "}";
+  }
+  o << ",\"newFlows\":" << f.newFlows << ",\"packets\":" << f.packets << ",\"bytes\":" << f.bytes
+    << ",\"drops\":" << dropsJson(f.drops) << "}";
+  return o.str();
+}
+
+std::string backendJson(const ebpf::BackendRow& b) {
+  std::ostringstream o;
+  o << "{\"id\":" << b.id << ",\"service\":" << jsonQuoted(b.service) << ",\"svcId\":" << b.svcId
+    << ",\"address\":" << jsonQuoted(b.address) << ",\"conditions\":" << jsonQuoted(b.conditions)
+    << ",\"newFlows\":" << b.newFlows << ",\"packets\":" << b.packets << ",\"bytes\":" << b.bytes
+    << "}";
+  return o.str();
+}
+
+template <class Row, class F>
+std::string jsonArray(const std::vector<Row>& rows, F toJson) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i > 0) out += ",";
+    out += toJson(rows[i]);
+  }
+  return out + "]";
+}
+
+// Columns padded to their widest cell.
+void printTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out << row[i];
+      if (i + 1 < row.size()) out << std::string(widths[i] - row[i].size() + 3, ' ');
+    }
+    out << "\n";
+  }
+}
+
+std::string orDash(const std::string& s) {
+  return s.empty() ? "-" : s;
+}
+
+#endif  // SKIFF_WITH_EBPF
+
+std::string defaultPinDir() {
+#if SKIFF_WITH_EBPF
+  return SKIFF_PIN_DIR;
+#else
+  return "/sys/fs/bpf/skiff";
+#endif
+}
+
+[[maybe_unused]] int withoutEbpf(std::ostream& err) {
+  err << "error: this skiff was built without the eBPF data path (-DSKIFF_WITH_EBPF=OFF)\n";
+  return 1;
+}
+
+}  // namespace
+
+#if SKIFF_WITH_EBPF
+
+int runLbStatus(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (!validOutput(o, err)) return 1;
+  auto r = report(o, err);
+  if (!r) return 1;
+  if (o.output == "json") {
+    out << "{\"pinDir\":" << jsonQuoted(r->pinDir) << ",\"services\":" << r->services
+        << ",\"frontends\":" << r->frontends.size() << ",\"backends\":" << r->backends.size()
+        << ",\"rings\":" << r->rings << ",\"attachments\":"
+        << jsonArray(r->attachments,
+                     [](const ebpf::Attachment& a) {
+                       return "{\"pin\":" + jsonQuoted(a.pin) + ",\"kind\":" + jsonQuoted(a.kind) +
+                              ",\"target\":" + std::to_string(a.target) +
+                              ",\"program\":" + jsonQuoted(a.program) +
+                              ",\"programId\":" + std::to_string(a.programId) +
+                              ",\"detached\":" + (a.detached ? "true" : "false") + "}";
+                     })
+        << ",\"drops\":" << dropsJson(r->drops) << ",\"events\":{";
+    for (size_t i = 0; i < r->events.size(); ++i) {
+      out << (i > 0 ? "," : "") << jsonQuoted(r->events[i].first) << ":" << r->events[i].second;
+    }
+    out << "}}\n";
+    return 0;
+  }
+  size_t cgroupHooks = 0, xdp = 0, detached = 0;
+  for (const ebpf::Attachment& a : r->attachments) {
+    cgroupHooks += a.kind == "cgroup" ? 1 : 0;
+    xdp += a.kind == "xdp" ? 1 : 0;
+    detached += a.detached ? 1 : 0;
+  }
+  out << "Pin directory:  " << r->pinDir << "\n"
+      << "Attached:       " << cgroupHooks << " socket hooks (cgroup), " << xdp << " XDP interfaces"
+      << (detached > 0 ? ", " + std::to_string(detached) + " detached" : "") << "\n"
+      << "Services:       " << r->services << " (" << r->frontends.size() << " frontends, "
+      << r->backends.size() << " backends, " << r->rings << " Maglev rings)\n"
+      << "Drops (no service):";
+  for (size_t i = 0; i < r->drops.size(); ++i) {
+    out << " " << dataplane::toString(static_cast<dataplane::DropReason>(i)) << "=" << r->drops[i];
+  }
+  out << "\nEvents:        ";
+  for (const auto& [name, count] : r->events)
+    out << " " << name << "=" << count;
+  out << "\n";
+  return 0;
+}
+
+int runLbServices(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (!validOutput(o, err)) return 1;
+  auto r = report(o, err);
+  if (!r) return 1;
+  if (o.output == "json") {
+    out << "{\"services\":" << jsonArray(r->frontends, frontendJson) << "}\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"SERVICE", "FRONTEND", "KIND", "SVC-ID",
+                                                 "BACKENDS", "SELECTION", "NEW-FLOWS", "PACKETS",
+                                                 "DROPS"}};
+  for (const ebpf::FrontendRow& f : r->frontends) {
+    uint64_t drops = 0;
+    for (uint64_t d : f.drops)
+      drops += d;
+    // In-cluster (socket LB) first; the external origin (XDP) where it differs.
+    const size_t in = SKIFF_ORIGIN_IN_CLUSTER, ex = SKIFF_ORIGIN_EXTERNAL;
+    std::string backends = std::to_string(f.backends[in]);
+    std::string selection = f.selection[in];
+    if (f.backends[ex] != f.backends[in] || f.selection[ex] != f.selection[in]) {
+      backends += " (external " + std::to_string(f.backends[ex]) + ")";
+      selection += " (external " + f.selection[ex] + ")";
+    }
+    rows.push_back({orDash(f.service), f.frontend, f.kind, std::to_string(f.svcId), backends,
+                    selection, std::to_string(f.newFlows), std::to_string(f.packets),
+                    std::to_string(drops)});
+  }
+  printTable(out, rows);
+  return 0;
+}
+
+int runLbBackends(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (!validOutput(o, err)) return 1;
+  auto r = report(o, err);
+  if (!r) return 1;
+  if (o.output == "json") {
+    out << "{\"backends\":" << jsonArray(r->backends, backendJson) << "}\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "BACKEND", "ID", "CONDITIONS", "NEW-FLOWS", "PACKETS", "BYTES"}};
+  for (const ebpf::BackendRow& b : r->backends) {
+    rows.push_back({orDash(b.service), b.address, std::to_string(b.id), b.conditions,
+                    std::to_string(b.newFlows), std::to_string(b.packets),
+                    std::to_string(b.bytes)});
+  }
+  printTable(out, rows);
+  return 0;
+}
+
+int runLbCleanup(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (auto s = ebpf::Programs::cleanupPinDir(o.pinDir); !s.ok()) {
+    err << "error: " << s.message() << "\n";
+    return 1;
+  }
+  out << "detached and unpinned everything under " << o.pinDir << "\n";
+  return 0;
+}
+
+int runLbExec(const LbOptions& o, std::ostream& err) {
+  if (o.command.empty()) {
+    err << "error: skiff lb exec needs a command: skiff lb exec -- CMD ARGS...\n";
+    return 1;
+  }
+  const std::string base = o.cgroup.empty() ? ebpf::defaultCgroupPath() : o.cgroup;
+  const std::string host = base + "/" + ebpf::kHostCgroupName;
+  if (auto s = ebpf::ensureCgroup(host); !s.ok()) {
+    err << "error: " << s.message() << "\n";
+    return 1;
+  }
+  if (auto s = ebpf::joinCgroup(host); !s.ok()) {
+    err << "error: " << s.message() << "\n";
+    return 1;
+  }
+  std::vector<char*> argv;
+  std::vector<std::string> args = o.command;
+  for (std::string& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  err << "error: run " << o.command[0] << ": " << std::strerror(errno) << "\n";
+  return errno == ENOENT ? 127 : 126;
+}
+
+#else
+
+int runLbStatus(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+int runLbServices(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+int runLbBackends(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+int runLbCleanup(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+int runLbExec(const LbOptions&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+
+#endif  // SKIFF_WITH_EBPF
+
+void addLbCommand(CLI::App& app, int& exit_code) {
+  CLI::App* lb = app.add_subcommand(
+      "lb",
+      "The eBPF load balancer of this node: what it holds and counts; run a host process "
+      "with ClusterIP access");
+  lb->require_subcommand(1);
+  auto options = std::make_shared<LbOptions>();
+  options->pinDir = defaultPinDir();
+
+  auto reader = [&](const char* name, const char* help,
+                    int (*run)(const LbOptions&, std::ostream&, std::ostream&)) {
+    CLI::App* cmd = lb->add_subcommand(name, help);
+    cmd->add_option("--pin-dir", options->pinDir, "Where the data path pinned its maps")
+        ->capture_default_str();
+    cmd->add_option("-o,--output", options->output, "Output format: json (default: a table)");
+    cmd->callback([options, run, &exit_code] { exit_code = run(*options, std::cout, std::cerr); });
+  };
+  reader("status", "Attachments, table sizes, drops no service is charged with, and events",
+         runLbStatus);
+  reader("services", "Frontends with their service, backends in use, selection and counters",
+         runLbServices);
+  reader("backends",
+         "Backends with their conditions and counters (new connections and flows, packets, "
+         "bytes; summed over CPUs)",
+         runLbBackends);
+
+  CLI::App* cleanup = lb->add_subcommand(
+      "cleanup",
+      "Detach and unpin everything a data path left under the pin directory (after a "
+      "crash; resets flows)");
+  cleanup->add_option("--pin-dir", options->pinDir, "Where the data path pinned its maps")
+      ->capture_default_str();
+  cleanup->callback(
+      [options, &exit_code] { exit_code = runLbCleanup(*options, std::cout, std::cerr); });
+
+  CLI::App* exec = lb->add_subcommand(
+      "exec",
+      "Run a command in Skiff's cgroup subtree (CGROUP/host), where the socket load balancer "
+      "answers ClusterIPs: skiff lb exec -- curl http://10.96.0.10/");
+  exec->add_option("--cgroup", options->cgroup,
+                   "The socket LB's cgroup v2 directory (default: skiff under the cgroup v2 "
+                   "mount)");
+  exec->add_option("command", options->command, "CMD ARGS... (after --)")->required();
+  exec->callback([options, &exit_code] { exit_code = runLbExec(*options, std::cerr); });
+}
+
+}  // namespace skiff::cli
