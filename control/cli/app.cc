@@ -11,6 +11,7 @@
 #include "control/cli/get_command.h"
 #include "control/cli/image_command.h"
 #include "control/cli/info_commands.h"
+#include "control/cli/lb_command.h"
 #include "control/cli/object_commands.h"
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
@@ -32,6 +33,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addSchedulerCommand(app_, exit_code_);
   addAgentCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
+  addLbCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
