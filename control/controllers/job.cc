@@ -176,6 +176,16 @@ PodOwnerResult reconcileJob(const JobInput& input) {
                      spec.completion_mode() + "\": supported values: \"NonIndexed\", \"Indexed\"";
     return result;
   }
+  const std::string& restart_policy = spec.template_().spec().restart_policy();
+  if (restart_policy != "Never" && restart_policy != "OnFailure") {
+    // Kubernetes' validation: a Job's pods must end (the PodSpec default, Always, never does).
+    result.warning_reason = "InvalidSpec";
+    result.warning = "Job " + key + ": spec.template.spec.restartPolicy: " +
+                     (restart_policy.empty() ? std::string("Required value")
+                                             : "Unsupported value: \"" + restart_policy + "\"") +
+                     ": supported values: \"OnFailure\", \"Never\"";
+    return result;
+  }
   if (meta.has_deletion_timestamp()) return result;  // the garbage collector takes the pods
   const int32_t parallelism = spec.has_parallelism() ? std::max(0, spec.parallelism()) : 1;
   const int32_t backoff_limit = spec.has_backoff_limit() ? spec.backoff_limit() : 6;

@@ -19,6 +19,7 @@
 // - Failures: Failed pods, plus container restarts of active pods with restartPolicy OnFailure;
 //   more than backoffLimit (default 6) fails the Job (BackoffLimitExceeded); running longer than
 //   activeDeadlineSeconds too (DeadlineExceeded). Active pods of a finished Job are deleted.
+// - A template whose restartPolicy is not Never or OnFailure is reported (InvalidSpec), not run.
 // - suspend deletes the active pods (condition Suspended); resuming resets startTime.
 // - ttlSecondsAfterFinished deletes the finished Job (background propagation) once it passed.
 //

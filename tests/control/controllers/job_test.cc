@@ -286,6 +286,17 @@ TEST(Job, IndexedWithoutCompletionsIsReported) {
   EXPECT_TRUE(r.actions.empty());
 }
 
+TEST(Job, RestartPolicyAlwaysIsReported) {
+  for (const char* policy : {"", "Always"}) {
+    Job job = makeJob(1, 1);
+    job.mutable_spec()->mutable_template_()->mutable_spec()->set_restart_policy(policy);
+    auto r = reconcileJob({.job = &job, .now = kNow});
+    EXPECT_EQ(r.warning_reason, "InvalidSpec") << policy;
+    EXPECT_NE(r.warning.find("spec.template.spec.restartPolicy"), std::string::npos) << r.warning;
+    EXPECT_TRUE(r.actions.empty());
+  }
+}
+
 TEST(Job, IndexFormatting) {
   EXPECT_EQ(formatIndexes({}), "");
   EXPECT_EQ(formatIndexes({0, 1, 2, 4, 6, 7}), "0-2,4,6-7");
