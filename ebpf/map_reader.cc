@@ -1,9 +1,11 @@
 #include "ebpf/map_reader.h"
 
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -155,6 +157,51 @@ Result<std::vector<ServiceName>> readServiceNames(int fd) {
     if (bpf_map_lookup_elem(fd, &id, &v) != 0) continue;
     v.name[SKIFF_SVC_NAME_LEN - 1] = '\0';
     out.push_back({id, v.name});
+  }
+  return out;
+}
+
+Result<std::vector<Attachment>> readAttachments(const std::string& pinDir) {
+  DIR* d = ::opendir(pinDir.c_str());
+  if (d == nullptr) return Status::failure("open pin directory " + pinDir + ": " + errnoText());
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.rfind("link_", 0) == 0) names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::vector<Attachment> out;
+  for (const std::string& name : names) {
+    Attachment a;
+    a.pin = name;
+    a.kind = "unknown";
+    const int fd = bpf_obj_get((pinDir + "/" + name).c_str());
+    if (fd < 0)
+      return Status::failure("open pinned link " + pinDir + "/" + name + ": " + errnoText());
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+      a.programId = info.prog_id;
+      if (info.type == BPF_LINK_TYPE_CGROUP) {
+        a.kind = "cgroup";
+        a.target = info.cgroup.cgroup_id;
+        a.detached = info.cgroup.cgroup_id == 0;
+      } else if (info.type == BPF_LINK_TYPE_XDP) {
+        a.kind = "xdp";
+        a.target = info.xdp.ifindex;
+        a.detached = info.xdp.ifindex == 0;
+      }
+    }
+    ::close(fd);
+    const int prog = bpf_prog_get_fd_by_id(a.programId);
+    if (prog >= 0) {
+      bpf_prog_info pinfo{};
+      uint32_t plen = sizeof(pinfo);
+      if (bpf_obj_get_info_by_fd(prog, &pinfo, &plen) == 0) a.program = pinfo.name;
+      ::close(prog);
+    }
+    out.push_back(std::move(a));
   }
   return out;
 }

@@ -57,6 +57,17 @@ int openRing(int ringsFd, uint32_t ringId);
 dataplane::Result<std::vector<skiff_src_range_key>> readSourceRanges(int rangesFd);
 dataplane::Result<std::vector<ServiceName>> readServiceNames(int namesFd);
 
+// An attachment pinned under a pin directory (link_* files): a cgroup hook or an XDP interface.
+struct Attachment {
+  std::string pin;      // file name under the pin directory
+  std::string kind;     // "cgroup", "xdp" or "unknown"
+  uint64_t target = 0;  // cgroup id or ifindex
+  uint32_t programId = 0;
+  std::string program;    // the attached program's name
+  bool detached = false;  // the link exists but its target went away
+};
+dataplane::Result<std::vector<Attachment>> readAttachments(const std::string& pinDir);
+
 // "10.96.0.10:80/TCP", "[fd00::1]:80/UDP" for a frontend key (a wildcard NodePort: "*:30080/TCP").
 std::string frontendText(const skiff_frontend_key& key);
 // "10.0.1.1:8080" for a backend.
