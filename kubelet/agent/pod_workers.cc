@@ -73,7 +73,15 @@ void PodWorkers::requestSync(const std::string& pod_uid) {
 
 std::vector<std::string> PodWorkers::cleanupOrphans() {
   std::vector<std::string> orphans;
-  for (const std::string& uid : syncer_.knownPodUids()) {
+  std::vector<std::string> known;
+  try {
+    known = syncer_.knownPodUids();
+  } catch (const std::exception& e) {
+    std::cerr << "skiff agent: node " << options_.node_name << ": listing local pods: " << e.what()
+              << std::endl;
+    return orphans;
+  }
+  for (const std::string& uid : known) {
     {
       std::lock_guard lock(mu_);
       if (pods_.contains(uid)) continue;
