@@ -17,6 +17,12 @@
 #include "control/client/rest_client.h"
 #include "endpoints/node_proxier.h"
 #include "kubelet/agent/agent.h"
+#include "kubelet/agent/lazy_pod_syncer.h"
+#include "kubelet/images/image_store.h"
+#include "kubelet/network/pod_network.h"
+#include "kubelet/pods/runtime_pod_syncer.h"
+#include "kubelet/runtime/runc_runtime.h"
+#include "kubelet/volumes/client_volume_source.h"
 
 #if SKIFF_WITH_EBPF
 #include "ebpf/cgroup.h"
@@ -36,6 +42,9 @@ struct AgentFlags {
   int hollow_nodes = 0;
   std::string proxy_mode;  // "ebpf" or "none"; empty: ebpf unless hollow
   std::string cgroup_parent = "/skiff";
+  std::string image_root = "/var/lib/skiff/kubelet/images";
+  std::string log_dir = "/var/log/pods";
+  std::string bridge = "skiff0";
   int status_update_s = 10;
   int lease_renew_s = 10;
 };
@@ -86,6 +95,46 @@ class NodeProxy {
   std::unique_ptr<endpoints::NodeProxier> proxier_;
 };
 
+// A node that runs pods: runc containers from the local image store, a network namespace per pod
+// on a bridge with addresses from the node's podCIDR (known once the Node is registered, so the
+// syncer is built on first use), volumes from the apiserver.
+struct RealNode {
+  RealNode(client::Client& client, const AgentFlags& flags, kubelet::AgentOptions options)
+      : store(flags.image_root),
+        runtime(kubelet::RuncOptions{}),
+        fetcher(client),
+        syncer([this, flags] { return makeSyncer(flags); }) {
+    agent = std::make_unique<kubelet::Agent>(client, syncer, std::move(options));
+  }
+
+  kubelet::PodSyncerPtr makeSyncer(const AgentFlags& flags) {
+    std::string cidr = agent->node().podCidr();
+    if (cidr.empty()) {
+      throw std::runtime_error("node " + agent->nodeName() +
+                               " has no podCIDR: give --pod-cidr or set the Node's spec.podCIDR");
+    }
+    kubelet::network::PodNetworkOptions net;
+    net.pod_cidr = cidr;
+    net.bridge = flags.bridge;
+    net.ipam_dir = flags.data_dir + "/ipam";
+    network = std::make_unique<kubelet::network::PodNetworkManager>(net);
+    kubelet::RuntimePodSyncerOptions o;
+    o.node_name = agent->nodeName();
+    o.host_ip = agent->node().nodeIp();
+    o.root_dir = flags.data_dir;
+    o.log_dir = flags.log_dir;
+    o.cgroup_parent = flags.cgroup_parent;
+    return std::make_unique<kubelet::RuntimePodSyncer>(o, store, runtime, *network, &fetcher);
+  }
+
+  kubelet::images::ImageStore store;
+  kubelet::RuncRuntime runtime;
+  kubelet::volumes::ClientVolumeSourceFetcher fetcher;
+  std::unique_ptr<kubelet::network::PodNetworkManager> network;
+  kubelet::LazyPodSyncer syncer;
+  std::unique_ptr<kubelet::Agent> agent;
+};
+
 std::string cgroupPathFor(const std::string& parent) {
 #if SKIFF_WITH_EBPF
   std::string mount = ebpf::cgroup2Mount();
@@ -106,22 +155,26 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     return 1;
   }
   bool hollow = flags.hollow || flags.hollow_nodes > 0;
-  if (!hollow) {
-    // kubelet/pods/runtime_pod_syncer.h is not in the build yet (issue #8).
-    std::cerr << "error: the runc pod syncer is not built yet: run hollow nodes with --hollow "
-                 "or --hollow-nodes N\n";
-    return 1;
-  }
   std::string proxy_mode = flags.proxy_mode.empty() ? (hollow ? "none" : "ebpf") : flags.proxy_mode;
 
   client::ClientPtr client =
       client::makeRestClient(client::loadClientConfig({.kubeconfig = flags.kubeconfig}));
+
+  kubelet::AgentOptions options;
+  options.node_name = flags.node_name;
+  options.pod_cidr = flags.pod_cidr;
+  options.data_dir = flags.data_dir;
+  options.node_ip_override = flags.node_ip;
+  options.node_status_update_frequency = std::chrono::seconds(flags.status_update_s);
+  options.node_status_report_frequency = std::chrono::seconds(flags.status_update_s);
+  options.lease_renew_interval = std::chrono::seconds(flags.lease_renew_s);
 
   // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
   std::mutex mu;
   std::condition_variable cv;
   bool stop_requested = false;
   std::unique_ptr<kubelet::HollowNodes> nodes;
+  std::unique_ptr<RealNode> real;
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -130,55 +183,52 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     std::lock_guard lock(mu);
     stop_requested = true;
     if (nodes) nodes->stop();
+    if (real) real->agent->stop();
     cv.notify_all();
   });
-  auto stopWaiter = [&] {
-    {
-      std::lock_guard lock(mu);
-      if (stop_requested) return;
-    }
-    pthread_kill(waiter.native_handle(), SIGTERM);
+  auto stopping = [&] {
+    std::lock_guard lock(mu);
+    return stop_requested;
   };
 
   int rc = 0;
   try {
-    kubelet::HollowNodesOptions options;
-    int count = std::max(1, flags.hollow_nodes);
-    if (!flags.node_name.empty()) {
-      options.agent.node_name = flags.node_name;
-      options.name_prefix = flags.node_name + "-";
-    }
-    if (!flags.pod_cidr.empty()) options.pod_cidr_range = flags.pod_cidr;
-    options.agent.data_dir = flags.data_dir;
-    options.agent.node_ip_override = flags.node_ip;
-    options.agent.pod_workers = 2;
-    options.agent.node_status_update_frequency = std::chrono::seconds(flags.status_update_s);
-    options.agent.node_status_report_frequency = std::chrono::seconds(flags.status_update_s);
-    options.agent.lease_renew_interval = std::chrono::seconds(flags.lease_renew_s);
-    if (flags.hollow && flags.hollow_nodes == 0 && flags.node_name.empty()) {
-      options.agent.node_name = hostname();
-    }
-    {
+    std::string first_node;
+    if (hollow) {
+      kubelet::HollowNodesOptions hollow_options;
+      hollow_options.agent = options;
+      hollow_options.agent.pod_cidr.clear();
+      hollow_options.agent.pod_workers = 2;
+      int count = std::max(1, flags.hollow_nodes);
+      if (!flags.node_name.empty()) hollow_options.name_prefix = flags.node_name + "-";
+      if (flags.hollow && flags.hollow_nodes == 0 && flags.node_name.empty()) {
+        hollow_options.agent.node_name = hostname();
+      }
+      if (!flags.pod_cidr.empty()) hollow_options.pod_cidr_range = flags.pod_cidr;
       std::lock_guard lock(mu);
-      nodes = kubelet::makeHollowNodes(*client, count, options);
+      nodes = kubelet::makeHollowNodes(*client, count, hollow_options);
+      first_node = nodes->agent(0).nodeName();
+    } else {
+      if (options.node_name.empty()) options.node_name = hostname();
+      options.pod_workers = 8;
+      std::lock_guard lock(mu);
+      real = std::make_unique<RealNode>(*client, flags, options);
+      first_node = options.node_name;
     }
     std::unique_ptr<NodeProxy> proxy;
     if (proxy_mode == "ebpf") {
-      proxy = std::make_unique<NodeProxy>(*client, nodes->agent(0).nodeName(),
-                                          cgroupPathFor(flags.cgroup_parent));
+      proxy = std::make_unique<NodeProxy>(*client, first_node, cgroupPathFor(flags.cgroup_parent));
       std::cout << "skiff agent: eBPF service load balancer on cgroup "
                 << cgroupPathFor(flags.cgroup_parent) << std::endl;
     }
-    bool stopping = false;
-    {
-      std::lock_guard lock(mu);
-      stopping = stop_requested;
-    }
-    if (!stopping && nodes->start()) {
+    if (nodes && !stopping() && nodes->start()) {
       std::cout << "skiff agent: " << nodes->size() << " hollow node(s) running:";
       for (size_t i = 0; i < nodes->size(); ++i)
         std::cout << " " << nodes->agent(i).nodeName();
       std::cout << std::endl;
+    }
+    if (real && !stopping() && real->agent->start()) {
+      std::cout << "skiff agent: node " << first_node << " running" << std::endl;
     }
     {
       std::unique_lock lock(mu);
@@ -189,9 +239,10 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     std::cerr << "error: " << e.what() << "\n";
     rc = 1;
   }
-  stopWaiter();
+  if (!stopping()) pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   if (nodes) nodes->stop();
+  if (real) real->agent->stop();
   return rc;
 }
 
@@ -219,6 +270,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--cgroup-parent", flags->cgroup_parent,
                   "The pods' cgroup parent, under the cgroup v2 mount (the socket LB attaches "
                   "there, never to the root cgroup)")
+      ->capture_default_str();
+  cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
+      ->capture_default_str();
+  cmd->add_option("--pod-log-dir", flags->log_dir, "Container logs")->capture_default_str();
+  cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();
   cmd->add_option("--node-status-update-frequency", flags->status_update_s, "Seconds")
       ->check(CLI::Range(1, 3600))
