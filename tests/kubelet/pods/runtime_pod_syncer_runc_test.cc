@@ -1,0 +1,379 @@
+// RuntimePodSyncer on the real things: runc with skiff-shim, the busybox fixture image in an
+// ImageStore, pod sandboxes on a bridge inside a "node" network namespace the test makes (the
+// machine's interfaces are never touched), volumes on tmpfs. Cgroups go below
+// /skiff/test-<pid>. Root only; skipped otherwise.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "control/api/codec.h"
+#include "kubelet/images/image_store.h"
+#include "kubelet/network/netns.h"
+#include "kubelet/network/pod_network.h"
+#include "kubelet/pods/runtime_pod_syncer.h"
+#include "kubelet/runtime/runc_runtime.h"
+
+namespace skiff::kubelet {
+namespace {
+namespace fs = std::filesystem;
+namespace core = api::core::v1;
+using namespace std::chrono_literals;
+
+bool sh(const std::string& command) {
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+core::Pod podFromYaml(const std::string& yaml) {
+  core::Pod pod;
+  api::decodeYaml(yaml, pod);
+  return pod;
+}
+
+const core::ContainerStatus* statusOf(const PodSyncResult& r, const std::string& name) {
+  for (const auto& c : r.status.container_statuses())
+    if (c.name() == name) return &c;
+  return nullptr;
+}
+
+std::string condition(const PodSyncResult& r, const std::string& type) {
+  for (const auto& c : r.status.conditions())
+    if (c.type() == type) return c.status();
+  return "absent";
+}
+
+class ConfigMaps final : public volumes::VolumeSourceFetcher {
+ public:
+  std::optional<core::ConfigMap> getConfigMap(const std::string&,
+                                              const std::string& name) override {
+    if (name != "web-config") return std::nullopt;
+    core::ConfigMap cm;
+    (*cm.mutable_data())["greeting"] = "hello from a configmap";
+    return cm;
+  }
+  std::optional<core::Secret> getSecret(const std::string&, const std::string&) override {
+    return std::nullopt;
+  }
+};
+
+class RuntimePodSyncerRuncTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) {
+      skip_ = "needs root (runc, network namespaces, mounts)";
+      return;
+    }
+    if (!sh("command -v runc") || !sh("command -v umoci") || !fs::exists("/bin/busybox")) {
+      skip_ = "needs runc, umoci and busybox-static";
+      return;
+    }
+    char tmpl[] = "/tmp/skiff-podsyncer-runc-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    const std::string script =
+        std::string(SKIFF_SOURCE_DIR) + "/tests/fixtures/images/make-busybox-image.sh";
+    ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
+    store_ = new images::ImageStore(dir_ + "/images");
+    store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
+  }
+  static void TearDownTestSuite() {
+    delete store_;
+    store_ = nullptr;
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::create_directories(test_dir_ + "/netns");
+    node_ = test_dir_ + "/node";
+    network::createNetns(node_);
+    network::PodNetworkOptions net;
+    net.pod_cidr = "10.252.9.0/24";
+    net.node_netns = node_;
+    net.netns_dir = test_dir_ + "/netns";
+    net.ipam_dir = test_dir_ + "/ipam";
+    network_ = std::make_unique<network::PodNetworkManager>(net);
+    cgroup_parent_ = "/skiff/test-" + std::to_string(::getpid());
+    makeSyncer();
+  }
+
+  void makeSyncer() {
+    syncer_.reset();
+    RuncOptions runc;
+    runc.root = test_dir_ + "/runc";
+    runc.state_dir = test_dir_ + "/containers";
+    runc.shim = SKIFF_SHIM_PATH;
+    runtime_ = std::make_unique<RuncRuntime>(runc);
+    RuntimePodSyncerOptions o;
+    o.node_name = "node-1";
+    o.host_ip = "10.252.9.1";
+    o.root_dir = test_dir_ + "/root";
+    o.log_dir = test_dir_ + "/logs";
+    o.cgroup_parent = cgroup_parent_;
+    o.backoff_base = 1s;
+    o.default_grace = 2s;
+    syncer_ = std::make_unique<RuntimePodSyncer>(o, *store_, *runtime_, *network_, &config_maps_);
+  }
+
+  void TearDown() override {
+    if (!skip_.empty()) return;
+    for (const auto& p : pods_) {
+      try {
+        syncer_->terminate(p, 1s);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "terminate: " << e.what();
+      }
+    }
+    EXPECT_TRUE(runtime_->list().empty());
+    syncer_.reset();
+    network::deleteNetns(node_);
+    for (const char* h :
+         {"unified", "memory", "cpu,cpuacct", "pids", "cpuset", "blkio", "devices", "freezer",
+          "net_cls,net_prio", "perf_event", "hugetlb", "misc", "rdma", "systemd"}) {
+      ::rmdir(("/sys/fs/cgroup/" + std::string(h) + cgroup_parent_).c_str());
+    }
+    EXPECT_EQ(readFile("/proc/self/mountinfo").find(test_dir_), std::string::npos);
+    fs::remove_all(test_dir_);
+  }
+
+  core::Pod pod(const std::string& name, const std::string& yaml_spec) {
+    core::Pod p = podFromYaml("metadata: {name: " + name + ", namespace: default, uid: uid-" +
+                              name + "}\nspec:\n" + yaml_spec);
+    pods_.push_back(p);
+    return p;
+  }
+
+  // Syncs every 100 ms until `done` holds for the result or `limit` passes; returns the last.
+  PodSyncResult syncUntil(const core::Pod& p, const std::function<bool(const PodSyncResult&)>& done,
+                          std::chrono::milliseconds limit = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    PodSyncResult r;
+    while (true) {
+      r = syncer_->sync(p);
+      for (const auto& e : r.events)
+        seen_events_.push_back(e.reason + ": " + e.message);
+      if (done(r) || std::chrono::steady_clock::now() >= deadline) return r;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
+  std::string logOf(const core::Pod& p, const std::string& container, int restart = 0) {
+    return readFile(test_dir_ + "/logs/default_" + p.metadata().name() + "_" + p.metadata().uid() +
+                    "/" + container + "/" + std::to_string(restart) + ".log");
+  }
+
+  static inline std::string skip_;
+  static inline std::string dir_;
+  static inline images::ImageStore* store_ = nullptr;
+  std::string test_dir_;
+  std::string node_;
+  std::string cgroup_parent_;
+  ConfigMaps config_maps_;
+  std::unique_ptr<network::PodNetworkManager> network_;
+  std::unique_ptr<RuncRuntime> runtime_;
+  std::unique_ptr<RuntimePodSyncer> syncer_;
+  std::vector<core::Pod> pods_;
+  std::vector<std::string> seen_events_;
+};
+
+TEST_F(RuntimePodSyncerRuncTest, TwoContainersTalkOverLocalhostAndSeeTheirVolumes) {
+  const core::Pod p = pod("talk", R"(
+  restartPolicy: Never
+  volumes:
+  - {name: shared, emptyDir: {medium: Memory}}
+  - {name: config, configMap: {name: web-config}}
+  containers:
+  - name: server
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "cat /config/greeting | nc -l -p 8080"]
+    volumeMounts: [{name: config, mountPath: /config}]
+  - name: client
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "until nc 127.0.0.1 8080 > /shared/got; do sleep 0.1; done; cat /shared/got; echo; hostname"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+)");
+  PodSyncResult r = syncer_->sync(p);
+  // Both may be done by the end of the first sync already.
+  ASSERT_TRUE(r.status.phase() == "Running" || r.status.phase() == "Succeeded")
+      << r.status.DebugString();
+  EXPECT_TRUE(r.status.pod_ip().starts_with("10.252.9."));
+  r = syncUntil(p, [](const PodSyncResult& x) { return x.status.phase() != "Running"; });
+  ASSERT_EQ(r.status.phase(), "Succeeded") << r.status.DebugString();
+  EXPECT_EQ(statusOf(r, "client")->state().terminated().reason(), "Completed");
+  const std::string log = logOf(p, "client");
+  EXPECT_NE(log.find("stdout F hello from a configmap"), std::string::npos) << log;
+  EXPECT_NE(log.find("stdout F talk"), std::string::npos) << log;  // the pod's hostname
+  // The emptyDir is a tmpfs the kubelet mounted; the configMap is read-only in the container.
+  EXPECT_EQ(readFile(syncer_->podDir("uid-talk") + "/volumes/shared/got"),
+            "hello from a configmap");
+}
+
+TEST_F(RuntimePodSyncerRuncTest, ACrashingContainerBacksOffWithRisingRestarts) {
+  const core::Pod p = pod("crash", R"(
+  containers:
+  - {name: crash, image: example.com/test/busybox:v1, command: [/bin/sh, -c, "echo dying; exit 3"]}
+)");
+  bool saw_backoff = false;
+  PodSyncResult r = syncUntil(
+      p,
+      [&](const PodSyncResult& x) {
+        const auto* c = statusOf(x, "crash");
+        saw_backoff = saw_backoff || (c && c->state().waiting().reason() == "CrashLoopBackOff");
+        return c && c->restart_count() >= 3 && saw_backoff;
+      },
+      20s);
+  const auto* c = statusOf(r, "crash");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(saw_backoff);
+  EXPECT_GE(c->restart_count(), 3);  // 0 s, then 1 s and 2 s of back-off
+  EXPECT_EQ(c->last_state().terminated().exit_code(), 3);
+  EXPECT_EQ(r.status.phase(), "Running");
+  EXPECT_EQ(condition(r, "Ready"), "False");
+  // The previous attempt's log is kept (kubectl logs --previous).
+  EXPECT_NE(logOf(p, "crash", c->restart_count() - 1).find("stdout F dying"), std::string::npos);
+  // Only the current container exists in runc; dead ones went at each restart.
+  EXPECT_LE(runtime_->list().size(), 1u);
+}
+
+TEST_F(RuntimePodSyncerRuncTest, ReadinessProbesFlipReady) {
+  const core::Pod p = pod("ready", R"(
+  containers:
+  - name: web
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "mkdir -p /www && echo ok > /www/index.html && sleep 2 && exec /bin/busybox httpd -f -p 8080 -h /www"]
+    readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
+    livenessProbe: {tcpSocket: {port: 8080}, initialDelaySeconds: 4, periodSeconds: 1}
+  - name: flag
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "sleep 1000"]
+    readinessProbe: {exec: {command: [test, -f, /tmp/ready]}, periodSeconds: 1, failureThreshold: 1}
+)");
+  PodSyncResult r = syncer_->sync(p);
+  EXPECT_EQ(condition(r, "Ready"), "False");
+  r = syncUntil(
+      p, [](const PodSyncResult& x) { return statusOf(x, "web")->ready(); }, 10s);
+  EXPECT_TRUE(statusOf(r, "web")->ready());
+  EXPECT_FALSE(statusOf(r, "flag")->ready());
+  EXPECT_EQ(condition(r, "Ready"), "False");
+  ASSERT_TRUE(r.resync_after);
+  EXPECT_LE(*r.resync_after, 1001ms);
+
+  ASSERT_EQ(
+      runtime_->exec(statusOf(r, "flag")->container_id().substr(8), {"touch", "/tmp/ready"}, 5s)
+          .exit_code,
+      0);
+  r = syncUntil(
+      p, [](const PodSyncResult& x) { return condition(x, "Ready") == "True"; }, 5s);
+  EXPECT_EQ(condition(r, "Ready"), "True");
+  EXPECT_EQ(condition(r, "ContainersReady"), "True");
+  // The liveness probe passed all along: no restarts.
+  r = syncUntil(
+      p, [](const PodSyncResult&) { return false; }, 1500ms);
+  EXPECT_EQ(statusOf(r, "web")->restart_count(), 0);
+  EXPECT_EQ(condition(r, "Ready"), "True");
+
+  ASSERT_EQ(runtime_->exec(statusOf(r, "flag")->container_id().substr(8), {"rm", "/tmp/ready"}, 5s)
+                .exit_code,
+            0);
+  r = syncUntil(
+      p, [](const PodSyncResult& x) { return condition(x, "Ready") == "False"; }, 5s);
+  EXPECT_EQ(condition(r, "Ready"), "False");
+}
+
+TEST_F(RuntimePodSyncerRuncTest, TerminateLeavesNothingBehind) {
+  const core::Pod p = pod("bye", R"(
+  terminationGracePeriodSeconds: 2
+  volumes: [{name: scratch, emptyDir: {medium: Memory}}]
+  containers:
+  - name: polite
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+    lifecycle: {preStop: {exec: {command: [/bin/sh, -c, "echo stopping > /scratch/prestop"]}}}
+  - {name: stubborn, image: example.com/test/busybox:v1, command: [/bin/busybox, sleep, "1000"]}
+)");
+  PodSyncResult r = syncer_->sync(p);
+  ASSERT_EQ(r.status.phase(), "Running") << r.status.DebugString();
+  const std::string netns = network_->netnsPath("uid-bye");
+  const std::string veth = network::PodNetworkManager::hostVethName("uid-bye");
+  const std::string cgroup = "/sys/fs/cgroup/memory" + cgroup_parent_ + "/poduid-bye";
+  ASSERT_TRUE(fs::exists(netns));
+  ASSERT_TRUE(fs::exists(cgroup));
+  EXPECT_NE(network::runInNetns(node_, {"ip", "link", "show"}).out.find(veth), std::string::npos);
+  EXPECT_EQ(network_->allocator().list().size(), 1u);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  r = syncer_->terminate(p, 2s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 6s);
+  EXPECT_GE(took, 2s);  // the stubborn one waited for its grace period, then SIGKILL
+  EXPECT_EQ(statusOf(r, "polite")->state().terminated().exit_code(), 0);
+  EXPECT_EQ(statusOf(r, "stubborn")->state().terminated().exit_code(), 137);
+  EXPECT_EQ(r.status.phase(), "Failed");
+  EXPECT_FALSE(fs::exists(netns));
+  EXPECT_FALSE(fs::exists(cgroup));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified" + cgroup_parent_ + "/poduid-bye"));
+  EXPECT_EQ(network::runInNetns(node_, {"ip", "link", "show"}).out.find(veth), std::string::npos);
+  EXPECT_TRUE(network_->allocator().list().empty());
+  EXPECT_TRUE(runtime_->list().empty());
+  EXPECT_FALSE(fs::exists(syncer_->podDir("uid-bye")));
+  EXPECT_EQ(readFile("/proc/self/mountinfo").find(test_dir_ + "/root"), std::string::npos);
+  EXPECT_TRUE(syncer_->knownPodUids().empty());
+}
+
+TEST_F(RuntimePodSyncerRuncTest, ANewSyncerAdoptsARunningPodWithoutRestartingIt) {
+  const core::Pod p = pod("adopt", R"(
+  containers:
+  - {name: app, image: example.com/test/busybox:v1, command: [/bin/busybox, sleep, "1000"]}
+)");
+  PodSyncResult r = syncer_->sync(p);
+  ASSERT_TRUE(statusOf(r, "app")->state().has_running()) << r.status.DebugString();
+  const std::string id = statusOf(r, "app")->container_id();
+  const int64_t started = statusOf(r, "app")->state().running().started_at().seconds();
+  const std::string ip = r.status.pod_ip();
+
+  makeSyncer();  // a restarted kubelet: new runtime, new syncer, same directories
+  EXPECT_EQ(syncer_->knownPodUids(), std::vector<std::string>{"uid-adopt"});
+  r = syncer_->sync(p);
+  EXPECT_EQ(statusOf(r, "app")->container_id(), id);
+  EXPECT_EQ(statusOf(r, "app")->state().running().started_at().seconds(), started);
+  EXPECT_EQ(statusOf(r, "app")->restart_count(), 0);
+  EXPECT_EQ(r.status.pod_ip(), ip);
+  EXPECT_EQ(r.status.phase(), "Running");
+  for (const auto& e : r.events)
+    EXPECT_NE(e.reason, "Started") << e.message;
+
+  // A pod deleted while the kubelet was down: cleaned up by UID.
+  syncer_->cleanupOrphan("uid-adopt");
+  pods_.clear();
+  EXPECT_TRUE(runtime_->list().empty());
+  EXPECT_TRUE(network_->allocator().list().empty());
+  EXPECT_TRUE(syncer_->knownPodUids().empty());
+}
+
+TEST_F(RuntimePodSyncerRuncTest, BadCommandsAndImagesAreReasons) {
+  const core::Pod p = pod("bad", R"(
+  containers:
+  - {name: nocmd, image: example.com/test/busybox:v1, command: [/bin/does-not-exist]}
+  - {name: noimage, image: "127.0.0.1:1/missing:v1"}
+)");
+  const PodSyncResult r = syncer_->sync(p);
+  EXPECT_EQ(r.status.phase(), "Pending");
+  EXPECT_EQ(statusOf(r, "nocmd")->state().waiting().reason(), "CreateContainerError");
+  EXPECT_NE(statusOf(r, "nocmd")->state().waiting().message().find("does-not-exist"),
+            std::string::npos);
+  EXPECT_EQ(statusOf(r, "noimage")->state().waiting().reason(), "ErrImagePull");
+  EXPECT_TRUE(runtime_->list().empty());
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
