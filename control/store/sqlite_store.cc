@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +31,11 @@ using sqlite::StatementScope;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Gives the calling thread `nice` (when not 0); silently keeps the process's without the right.
+void raisePriority(int nice) {
+  if (nice != 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
+}
 
 constexpr int64_t kApplicationId = 0x536b6966;  // "Skif"
 constexpr int64_t kSchemaVersion = 1;
@@ -761,14 +767,17 @@ void SqliteStore::Impl::open() {
   });
   ack_thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "store-ack");
+    raisePriority(options_.commit_thread_nice);
     ackLoop();
   });
   sync_thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "store-sync");
+    raisePriority(options_.commit_thread_nice);
     syncLoop();
   });
   writer_thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "store-writer");
+    raisePriority(options_.commit_thread_nice);
     writerLoop();
   });
 }

@@ -41,6 +41,10 @@ struct SqliteOptions {
   int64_t quota_bytes = 0;
   // A background thread copies the write-ahead log into the database once it holds this much.
   int64_t checkpoint_wal_bytes = 32 << 20;
+  // The nice value of the writer, sync and acknowledging threads: every write goes through them,
+  // so under load they should not wait for the CPU behind hundreds of callers (a write's latency
+  // is theirs). Below 0 needs CAP_SYS_NICE; without it they keep the process's. 0 = unchanged.
+  int commit_thread_nice = -10;
   // Runs PRAGMA quick_check when opening an existing database (time grows with its size).
   bool check_on_open = true;
 };
