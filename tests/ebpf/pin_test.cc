@@ -6,13 +6,17 @@
 // in a private mount namespace with its own bpffs, on a cgroup made for it.
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -279,6 +283,40 @@ TEST_F(PinTest, RefusesTheRootCgroupAndNonCgroupPaths) {
   dp = EbpfDataplane::create(root);
   ASSERT_FALSE(dp.ok());
   EXPECT_NE(dp.message().find("not a cgroup v2 directory"), std::string::npos) << dp.message();
+}
+
+// The XDP program id on `ifindex` in native mode, 0 if none.
+uint32_t xdpProgramOn(int ifindex) {
+  uint32_t id = 0;
+  if (bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id) != 0) return 0;
+  return id;
+}
+
+TEST_F(PinTest, XdpLinkIsPinnedAndGetsTheNewProgramOnRestart) {
+  if (std::system("ip link add skpa type veth peer name skpb >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "cannot make a veth pair";
+  }
+  const int ifindex = static_cast<int>(if_nametoindex("skpa"));
+  ASSERT_GT(ifindex, 0);
+  options_.cgroupPath.clear();
+  options_.xdpIfindexes = {ifindex};
+  uint32_t first = 0;
+  {
+    auto dp = EbpfDataplane::create(options_);
+    ASSERT_TRUE(dp.ok()) << dp.message();
+    first = programId((*dp)->programs().xdpProgram());
+    EXPECT_EQ(xdpProgramOn(ifindex), first);
+  }
+  EXPECT_EQ(xdpProgramOn(ifindex), first) << "the pinned XDP link went with its loader";
+  EXPECT_TRUE(exists(options_.pinDir + "/link_xdp_" + std::to_string(ifindex)));
+  auto dp = EbpfDataplane::create(options_);
+  ASSERT_TRUE(dp.ok()) << dp.message();
+  const uint32_t second = programId((*dp)->programs().xdpProgram());
+  EXPECT_NE(second, first);
+  EXPECT_EQ(xdpProgramOn(ifindex), second);
+  ASSERT_TRUE((*dp)->detachAndUnpin().ok());
+  EXPECT_EQ(xdpProgramOn(ifindex), 0u);
+  EXPECT_EQ(std::system("ip link del skpa >/dev/null 2>&1"), 0);
 }
 
 }  // namespace
