@@ -128,8 +128,9 @@ struct ControllerManager::Impl {
     }
     if (on("statefulset")) {
       auto& sets = factory.informerFor<api::apps::v1::StatefulSet>();
+      auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
       controllers.push_back(
-          std::make_unique<StatefulSetController>(client, sets, pods, events.get()));
+          std::make_unique<StatefulSetController>(client, sets, pods, revisions, events.get()));
     }
     if (on("garbagecollector")) {
       std::vector<client::SharedInformer*> informers;

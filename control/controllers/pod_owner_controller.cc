@@ -92,6 +92,19 @@ void PodOwnerController::enqueueAll() {
     enqueue(key);
 }
 
+void PodOwnerController::watchOwned(client::SharedInformer& informer) {
+  auto onChange = [this](const client::ObjectPtr& o) {
+    std::string key = ownerKey(metaOf(*o));
+    if (!key.empty()) enqueue(key);
+  };
+  informer.addEventHandler({
+      .on_add = onChange,
+      .on_update = [onChange](const client::ObjectPtr&,
+                              const client::ObjectPtr& o) { onChange(o); },
+      .on_delete = onChange,
+  });
+}
+
 std::string PodOwnerController::ownerKey(const api::meta::v1::ObjectMeta& meta) const {
   const auto* ref = controllerOf(meta);
   if (ref == nullptr || ref->kind() != owner_type_.kind) return {};
@@ -165,7 +178,8 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
   bool batch_failed = false;
   std::exception_ptr first_error;
   for (const Action& a : result.actions) {
-    if (a.verb == Action::Verb::kCreate) {
+    const bool pod_create = a.verb == Action::Verb::kCreate && a.type->kind == "Pod";
+    if (pod_create) {
       if (a.batch != current_batch) {
         if (batch_failed) continue;  // slow start: stop after a batch with a failure
         current_batch = a.batch;
@@ -192,6 +206,7 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
     try {
       runner.run(a, owner.get(), &owner_type_);
     } catch (const client::ApiError& e) {
+      if (a.verb == Action::Verb::kCreate && e.isAlreadyExists()) continue;  // made earlier
       if (a.verb == Action::Verb::kDelete) {
         expectations_.deletionObserved(key, a.ns + "/" + a.name);
         if (e.isNotFound()) continue;  // already gone: what we wanted

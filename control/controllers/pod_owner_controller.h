@@ -9,8 +9,10 @@
 
 // The shell the Job, DaemonSet and StatefulSet controllers share: an informer of the owning kind
 // and the Pod informer, pod events routed to the owner their controllerRef names (with
-// expectations observed), and the run of a pure reconciler's actions (creates in slow-start
+// expectations observed), and the run of a pure reconciler's actions (pod creates in slow-start
 // batches, deletes, status) with expectations set before and settled for writes that failed.
+// Creates of other kinds (ControllerRevisions) are not counted as pods; AlreadyExists for them
+// means an earlier sync made them.
 
 namespace skiff::controllers {
 
@@ -52,6 +54,9 @@ class PodOwnerController : public QueueController {
   std::optional<std::chrono::milliseconds> sync(const std::string& key) override;
   // Enqueues every owner in the cache (a Node changed, for DaemonSets).
   void enqueueAll();
+  // Enqueues the owner (by controllerRef) of every object of `informer` that changes
+  // (ControllerRevisions, for StatefulSets).
+  void watchOwned(client::SharedInformer& informer);
 
   client::Client& client_;
   client::SharedInformer& owners_;

@@ -2,14 +2,18 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include "control/api/codec.h"
+#include "control/api/json.h"
 #include "control/api/selector.h"
 
 namespace skiff::controllers {
 
 using api::Timestamp;
+using api::apps::v1::ControllerRevision;
 using api::apps::v1::StatefulSet;
 using api::core::v1::Pod;
 
@@ -51,10 +55,11 @@ std::string statefulSetRevision(const StatefulSet& set) {
   return set.metadata().name() + "-" + computeTemplateHash(set.spec().template_(), collisions);
 }
 
-Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revision) {
+Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revision,
+                   const api::core::v1::PodTemplateSpec& tmpl) {
   Pod pod;
   const auto& sm = set.metadata();
-  const auto& tmeta = set.spec().template_().metadata();
+  const auto& tmeta = tmpl.metadata();
   const std::string name = sm.name() + "-" + std::to_string(ordinal);
   auto* m = pod.mutable_metadata();
   *m->mutable_labels() = tmeta.labels();
@@ -67,11 +72,44 @@ Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revis
   m->set_name(name);
   m->set_namespace_(sm.namespace_());
   *m->add_owner_references() = makeControllerRef(sm, typeOf<StatefulSet>());
-  *pod.mutable_spec() = set.spec().template_().spec();
+  *pod.mutable_spec() = tmpl.spec();
   pod.mutable_spec()->set_hostname(name);
   if (!set.spec().service_name().empty())
     pod.mutable_spec()->set_subdomain(set.spec().service_name());
   return pod;
+}
+
+ControllerRevision revisionFor(const StatefulSet& set, int64_t number) {
+  const auto& sm = set.metadata();
+  ControllerRevision cr;
+  auto* m = cr.mutable_metadata();
+  m->set_name(statefulSetRevision(set));
+  m->set_namespace_(sm.namespace_());
+  *m->mutable_labels() = set.spec().template_().metadata().labels();
+  (*m->mutable_labels())["controller.kubernetes.io/hash"] = m->name().substr(sm.name().size() + 1);
+  *m->add_owner_references() = makeControllerRef(sm, typeOf<StatefulSet>());
+  // Kubernetes' form (getPatch): a strategic merge patch that replaces the template.
+  api::Value tmpl = api::encode(set.spec().template_());
+  tmpl.set("$patch", api::Value::string("replace"));
+  api::Value root = api::Value::object();
+  root.set("spec", api::Value::object()).set("template", std::move(tmpl));
+  cr.mutable_data()->set_raw(api::writeJson(root));
+  cr.set_revision(number);
+  return cr;
+}
+
+bool templateOfRevision(const ControllerRevision& revision, api::core::v1::PodTemplateSpec& out) {
+  try {
+    api::Value root = api::parseJson(revision.data().raw());
+    const api::Value* spec = root.find("spec");
+    const api::Value* tmpl = spec != nullptr ? spec->find("template") : nullptr;
+    if (tmpl == nullptr) return false;
+    out.Clear();
+    api::decode(*tmpl, out, {.unknown_fields = api::UnknownFields::kIgnore});  // skips "$patch"
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
@@ -171,6 +209,91 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
       addStatusUpdate(result, std::move(copy));
     }
   };
+  // History (realizeRevisions / truncateHistory).
+  std::vector<const ControllerRevision*> revisions;
+  int64_t max_number = 0;
+  const ControllerRevision* update_cr = nullptr;
+  const ControllerRevision* current_cr = nullptr;
+  for (const ControllerRevision* cr : input.revisions) {
+    const auto* ref = controllerOf(cr->metadata());
+    if (ref == nullptr || ref->uid() != meta.uid()) {
+      if (cr->metadata().name() == update_revision) {
+        result.warning_reason = "RevisionNameCollision";
+        result.warning = "StatefulSet " + key + ": ControllerRevision " + update_revision +
+                         " exists and is not owned by this StatefulSet";
+        return result;
+      }
+      continue;
+    }
+    revisions.push_back(cr);
+    max_number = std::max(max_number, cr->revision());
+    if (cr->metadata().name() == update_revision) update_cr = cr;
+    if (cr->metadata().name() == current_revision) current_cr = cr;
+  }
+  if (update_cr == nullptr) {
+    Action a;
+    a.verb = Action::Verb::kCreate;
+    a.type = &typeOf<ControllerRevision>();
+    a.ns = meta.namespace_();
+    a.name = update_revision;
+    a.object = std::make_shared<ControllerRevision>(revisionFor(set, max_number + 1));
+    result.actions.push_back(std::move(a));
+  } else if (update_cr->revision() < max_number) {
+    // An earlier template is back: its revision becomes the newest.
+    auto copy = std::make_shared<ControllerRevision>(*update_cr);
+    copy->set_revision(max_number + 1);
+    Action a;
+    a.verb = Action::Verb::kUpdate;
+    a.type = &typeOf<ControllerRevision>();
+    a.ns = meta.namespace_();
+    a.name = update_revision;
+    a.object = std::move(copy);
+    result.actions.push_back(std::move(a));
+  }
+  {
+    std::set<std::string> live = {current_revision, update_revision};
+    for (const Pod* pod : owned)
+      live.insert(revisionOf(*pod));
+    std::vector<const ControllerRevision*> history;
+    for (const ControllerRevision* cr : revisions) {
+      if (live.count(cr->metadata().name()) == 0) history.push_back(cr);
+    }
+    const size_t limit = spec.has_revision_history_limit()
+                             ? static_cast<size_t>(std::max(0, spec.revision_history_limit()))
+                             : 10;
+    std::sort(history.begin(), history.end(),
+              [](const ControllerRevision* a, const ControllerRevision* b) {
+                return a->revision() < b->revision();
+              });
+    for (size_t i = 0; i + limit < history.size(); ++i) {
+      Action a;
+      a.verb = Action::Verb::kDelete;
+      a.type = &typeOf<ControllerRevision>();
+      a.ns = meta.namespace_();
+      a.name = history[i]->metadata().name();
+      a.precondition_uid = history[i]->metadata().uid();
+      result.actions.push_back(std::move(a));
+    }
+  }
+  const size_t revision_actions = result.actions.size();
+  // Pods below the partition are recreated at the current revision, from its template.
+  api::core::v1::PodTemplateSpec current_template = spec.template_();
+  if (current_revision != update_revision && current_cr != nullptr &&
+      !templateOfRevision(*current_cr, current_template)) {
+    current_template = spec.template_();
+  }
+  int32_t partition = 0;
+  if (spec.update_strategy().has_rolling_update()) {
+    partition = std::max(0, spec.update_strategy().rolling_update().partition());
+  }
+  auto podFor = [&](int ordinal) {
+    if (rolling && current_revision != update_revision && current_cr != nullptr &&
+        ordinal < start + partition) {
+      return statefulPodFor(set, ordinal, current_revision, current_template);
+    }
+    return statefulPodFor(set, ordinal, update_revision, spec.template_());
+  };
+
   if (!input.expectations_satisfied) {
     writeStatus();
     return result;
@@ -190,7 +313,7 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
       continue;
     }
     if (pod == nullptr) {
-      addPodCreate(result, statefulPodFor(set, ordinal, update_revision));
+      addPodCreate(result, podFor(ordinal));
       result.actions.back().event_message = "create Pod " + meta.name() + "-" +
                                             std::to_string(ordinal) + " in StatefulSet " +
                                             meta.name() + " successful";
@@ -213,11 +336,7 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
   }
   // 3. Rolling update from the highest ordinal down to the partition, one pod at a time, once
   // every pod is there and healthy.
-  if (rolling && !blocked && result.actions.empty()) {
-    int32_t partition = 0;
-    if (spec.update_strategy().has_rolling_update()) {
-      partition = std::max(0, spec.update_strategy().rolling_update().partition());
-    }
+  if (rolling && !blocked && result.actions.size() == revision_actions) {
     bool all_healthy = std::all_of(slots.begin(), slots.end(),
                                    [](const Pod* p) { return p != nullptr && isHealthy(*p); });
     for (int i = replicas - 1; all_healthy && i >= partition; --i) {

@@ -18,14 +18,18 @@
 // - RollingUpdate (default): from the highest ordinal down to spec.updateStrategy.rollingUpdate
 //   .partition, one pod at a time, a pod not at updateRevision is deleted once every pod is
 //   healthy (it comes back at updateRevision). OnDelete: only pods deleted by hand are replaced.
+// - Revisions are ControllerRevisions named <set>-<template hash> (owned by the set; data is
+//   {"spec":{"template":...,"$patch":"replace"}}, revision numbers increasing, an old template
+//   coming back gets the next number). A pod below the partition (or, without rollingUpdate, below
+//   currentReplicas) is recreated from currentRevision's template. Revisions beyond
+//   revisionHistoryLimit (default 10) that no pod uses are deleted, oldest first.
 // - Status: replicas, readyReplicas, availableReplicas (minReadySeconds), currentReplicas,
 //   updatedReplicas, currentRevision (becomes updateRevision once every pod is updated),
 //   updateRevision, observedGeneration.
 //
-// Differences from Kubernetes: no ControllerRevision objects are written (the revision is the
-// template hash), so a pod below the partition that is recreated gets the update revision's
-// template; volumeClaimTemplates are ignored (no PersistentVolumes here) with a Warning event;
-// maxUnavailable for rolling updates is not implemented (one pod at a time).
+// Differences from Kubernetes: volumeClaimTemplates are ignored (no PersistentVolumes here) with a
+// Warning event; maxUnavailable for rolling updates is not implemented (one pod at a time); hash
+// collisions with a revision the set does not own are reported, not resolved by collisionCount.
 
 namespace skiff::controllers {
 
@@ -35,6 +39,8 @@ inline constexpr std::string_view kPodIndexLabel = "apps.kubernetes.io/pod-index
 struct StatefulSetInput {
   const api::apps::v1::StatefulSet* set = nullptr;
   std::vector<const api::core::v1::Pod*> pods;  // every cached pod of the set's namespace
+  // Every cached ControllerRevision of the set's namespace.
+  std::vector<const api::apps::v1::ControllerRevision*> revisions;
   api::Timestamp now;
   bool expectations_satisfied = true;
 };
@@ -43,9 +49,16 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input);
 
 // "<set>-<hash of the template>".
 std::string statefulSetRevision(const api::apps::v1::StatefulSet& set);
-// The pod with ordinal `ordinal` at `revision`.
+// The pod with ordinal `ordinal` from `tmpl` at `revision`.
 api::core::v1::Pod statefulPodFor(const api::apps::v1::StatefulSet& set, int ordinal,
-                                  const std::string& revision);
+                                  const std::string& revision,
+                                  const api::core::v1::PodTemplateSpec& tmpl);
+// The ControllerRevision of the set's current template, numbered `number`.
+api::apps::v1::ControllerRevision revisionFor(const api::apps::v1::StatefulSet& set,
+                                              int64_t number);
+// The template a ControllerRevision holds; false when its data is not one.
+bool templateOfRevision(const api::apps::v1::ControllerRevision& revision,
+                        api::core::v1::PodTemplateSpec& out);
 // The ordinal in "<set>-<ordinal>", or -1 when `pod_name` is not one of the set's names.
 int ordinalOf(const std::string& set_name, const std::string& pod_name);
 

@@ -4,9 +4,14 @@ namespace skiff::controllers {
 
 StatefulSetController::StatefulSetController(client::Client& client,
                                              client::SharedInformer& stateful_sets,
-                                             client::SharedInformer& pods, EventRecorder* events)
+                                             client::SharedInformer& pods,
+                                             client::SharedInformer& revisions,
+                                             EventRecorder* events)
     : PodOwnerController("statefulset", typeOf<api::apps::v1::StatefulSet>(), client, stateful_sets,
-                         pods, events) {}
+                         pods, events),
+      revisions_(revisions) {
+  watchOwned(revisions_);
+}
 
 StatefulSetController::~StatefulSetController() {
   stop();
@@ -18,6 +23,10 @@ PodOwnerResult StatefulSetController::reconcile(const google::protobuf::Message&
   StatefulSetInput in;
   in.set = &static_cast<const api::apps::v1::StatefulSet&>(owner);
   in.pods = pods;
+  auto revision_objs =
+      revisions_.cache().byIndex(client::kIndexNamespace, in.set->metadata().namespace_());
+  for (const auto& r : revision_objs)
+    in.revisions.push_back(&client::as<api::apps::v1::ControllerRevision>(r));
   in.now = api::now();
   in.expectations_satisfied = expectations_satisfied;
   return reconcileStatefulSet(in);

@@ -5,17 +5,22 @@
 
 namespace skiff::controllers {
 
-// The StatefulSet controller: reconcileStatefulSet on StatefulSet and Pod informers.
+// The StatefulSet controller: reconcileStatefulSet on StatefulSet, Pod and ControllerRevision
+// informers.
 class StatefulSetController : public PodOwnerController {
  public:
   StatefulSetController(client::Client& client, client::SharedInformer& stateful_sets,
-                        client::SharedInformer& pods, EventRecorder* events = nullptr);
+                        client::SharedInformer& pods, client::SharedInformer& revisions,
+                        EventRecorder* events = nullptr);
   ~StatefulSetController() override;
 
  protected:
   PodOwnerResult reconcile(const google::protobuf::Message& owner,
                            const std::vector<const api::core::v1::Pod*>& pods,
                            bool expectations_satisfied) override;
+
+ private:
+  client::SharedInformer& revisions_;
 };
 
 }  // namespace skiff::controllers

@@ -99,6 +99,9 @@ TEST_P(StatefulSetTable, Reconciles) {
     EXPECT_EQ(controllerOf(p->metadata())->kind(), "StatefulSet");
   }
   EXPECT_EQ(creates, c.creates);
+  // No ControllerRevision in the cache: the update revision's is made.
+  EXPECT_EQ(s.other_creates,
+            std::vector<std::string>{"ControllerRevision/" + statefulSetRevision(set)});
   EXPECT_EQ(s.deletes, c.deletes);
   const auto& st =
       s.status != nullptr ? static_cast<const StatefulSet*>(s.status)->status() : set.status();
@@ -235,6 +238,78 @@ INSTANTIATE_TEST_SUITE_P(
              .updated = 2,
              .rollout_done = true}),
     [](const ::testing::TestParamInfo<Case>& case_info) { return case_info.param.name; });
+
+using api::apps::v1::ControllerRevision;
+
+TEST(StatefulSet, RevisionHoldsTheTemplate) {
+  auto set = withNewImage(makeSet(3));
+  ControllerRevision cr = revisionFor(set, 4);
+  EXPECT_EQ(cr.metadata().name(), newRevision());
+  EXPECT_EQ(cr.revision(), 4);
+  ASSERT_NE(controllerOf(cr.metadata()), nullptr);
+  EXPECT_EQ(controllerOf(cr.metadata())->uid(), "sts-uid");
+  EXPECT_NE(cr.data().raw().find("\"$patch\":\"replace\""), std::string::npos);
+  api::core::v1::PodTemplateSpec tmpl;
+  ASSERT_TRUE(templateOfRevision(cr, tmpl));
+  EXPECT_EQ(tmpl.spec().containers(0).image(), "nginx:2");
+  cr.mutable_data()->set_raw("not json");
+  EXPECT_FALSE(templateOfRevision(cr, tmpl));
+}
+
+TEST(StatefulSet, PodBelowThePartitionComesBackAtTheCurrentRevision) {
+  auto set = updatedTo(3, 2)();
+  set.mutable_status()->set_current_revision(oldRevision());
+  ControllerRevision old_cr = revisionFor(makeSet(3), 1);
+  ControllerRevision new_cr = revisionFor(set, 2);
+  Pod p1 = setPod(1);
+  Pod p2 = setPod(2, State::kHealthy, true);
+  auto result = reconcileStatefulSet(
+      {.set = &set, .pods = {&p1, &p2}, .revisions = {&old_cr, &new_cr}, .now = kNow});
+  auto s = split(result);
+  EXPECT_TRUE(s.other_creates.empty());
+  ASSERT_EQ(s.creates.size(), 1u);
+  EXPECT_EQ(s.creates[0]->metadata().name(), "web-0");
+  EXPECT_EQ(s.creates[0]->metadata().labels().at("controller-revision-hash"), oldRevision());
+  EXPECT_EQ(s.creates[0]->spec().containers(0).image(), "nginx:1");
+}
+
+TEST(StatefulSet, AnEarlierTemplateBackBecomesTheNewestRevision) {
+  auto set = makeSet(1);
+  set.mutable_status()->set_current_revision(newRevision());
+  ControllerRevision old_cr = revisionFor(makeSet(1), 1);
+  ControllerRevision new_cr = revisionFor(withNewImage(makeSet(1)), 2);
+  auto result = reconcileStatefulSet({.set = &set, .revisions = {&old_cr, &new_cr}, .now = kNow});
+  auto s = split(result);
+  EXPECT_TRUE(s.other_creates.empty());
+  ASSERT_EQ(s.updates.size(), 1u);
+  const auto& bumped = *static_cast<const ControllerRevision*>(s.updates[0]);
+  EXPECT_EQ(bumped.metadata().name(), oldRevision());
+  EXPECT_EQ(bumped.revision(), 3);
+}
+
+TEST(StatefulSet, HistoryBeyondTheLimitIsDeletedOldestFirst) {
+  auto set = makeSet(1);
+  set.mutable_spec()->set_revision_history_limit(1);
+  std::vector<ControllerRevision> crs;
+  for (int i = 1; i <= 4; ++i) {
+    auto variant = makeSet(1);
+    variant.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image(
+        "nginx:old" + std::to_string(i));
+    crs.push_back(revisionFor(variant, i));
+    crs.back().mutable_metadata()->set_uid("cr-" + std::to_string(i));
+  }
+  crs.push_back(revisionFor(set, 5));  // the current and update revision
+  Pod p0 = setPod(0);
+  StatefulSetInput in{.set = &set, .pods = {&p0}, .now = kNow};
+  for (const auto& cr : crs)
+    in.revisions.push_back(&cr);
+  auto result = reconcileStatefulSet(in);
+  auto s = split(result);
+  EXPECT_EQ(s.other_deletes,
+            (std::vector<std::string>{"ControllerRevision/" + crs[0].metadata().name(),
+                                      "ControllerRevision/" + crs[1].metadata().name(),
+                                      "ControllerRevision/" + crs[2].metadata().name()}));
+}
 
 TEST(StatefulSet, Ordinals) {
   EXPECT_EQ(ordinalOf("web", "web-0"), 0);

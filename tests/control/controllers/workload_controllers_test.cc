@@ -423,8 +423,17 @@ spec:
   EXPECT_EQ(log.adds(), (Names{"web-2", "web-1", "web-0"}));
   for (const auto& p : livePods(*client_))
     EXPECT_EQ(p.spec().containers(0).image(), "nginx:2");
-  EXPECT_NE(client::get<StatefulSet>(*client_, "default", "web").status().update_revision(),
-            first_revision);
+  const std::string second_revision =
+      client::get<StatefulSet>(*client_, "default", "web").status().update_revision();
+  EXPECT_NE(second_revision, first_revision);
+  // The history, as `kubectl rollout history` reads it.
+  std::map<int64_t, std::string> history;
+  for (const auto& cr : client::list<api::apps::v1::ControllerRevision>(*client_, "default")) {
+    history[cr.revision()] = cr.metadata().name();
+    ASSERT_NE(controllerOf(cr.metadata()), nullptr);
+    EXPECT_EQ(controllerOf(cr.metadata())->kind(), "StatefulSet");
+  }
+  EXPECT_EQ(history, (std::map<int64_t, std::string>{{1, first_revision}, {2, second_revision}}));
 
   // Scale down to 1: web-2 goes first, then web-1.
   log.clear();

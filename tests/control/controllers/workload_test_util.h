@@ -16,13 +16,21 @@ struct Split {
   const google::protobuf::Message* status = nullptr;
   std::vector<std::string> event_reasons;
   std::vector<std::string> other_deletes;  // kind/name of non-pod deletes
+  std::vector<std::string> other_creates;  // kind/name of non-pod creates
+  std::vector<const google::protobuf::Message*> updates;
 };
 
 inline Split split(const PodOwnerResult& r) {
   Split s;
   for (const auto& a : r.actions) {
     if (a.verb == Action::Verb::kCreate) {
-      s.creates.push_back(static_cast<const api::core::v1::Pod*>(a.object.get()));
+      if (a.type->kind == "Pod") {
+        s.creates.push_back(static_cast<const api::core::v1::Pod*>(a.object.get()));
+      } else {
+        s.other_creates.push_back(a.type->kind + "/" + a.name);
+      }
+    } else if (a.verb == Action::Verb::kUpdate) {
+      s.updates.push_back(a.object.get());
     } else if (a.verb == Action::Verb::kDelete) {
       if (a.type->kind == "Pod") {
         s.deletes.push_back(a.name);
