@@ -45,6 +45,7 @@ struct AgentFlags {
   std::string image_root = "/var/lib/skiff/kubelet/images";
   std::string log_dir = "/var/log/pods";
   std::string bridge = "skiff0";
+  std::string run_dir = "/run/skiff";
   int status_update_s = 10;
   int lease_renew_s = 10;
 };
@@ -101,7 +102,8 @@ class NodeProxy {
 struct RealNode {
   RealNode(client::Client& client, const AgentFlags& flags, kubelet::AgentOptions options)
       : store(flags.image_root),
-        runtime(kubelet::RuncOptions{}),
+        runtime(kubelet::RuncOptions{.root = flags.run_dir + "/runc",
+                                     .state_dir = flags.run_dir + "/containers"}),
         fetcher(client),
         syncer([this, flags] { return makeSyncer(flags); }) {
     agent = std::make_unique<kubelet::Agent>(client, syncer, std::move(options));
@@ -117,6 +119,7 @@ struct RealNode {
     net.pod_cidr = cidr;
     net.bridge = flags.bridge;
     net.ipam_dir = flags.data_dir + "/ipam";
+    net.netns_dir = flags.run_dir + "/netns";
     network = std::make_unique<kubelet::network::PodNetworkManager>(net);
     kubelet::RuntimePodSyncerOptions o;
     o.node_name = agent->nodeName();
@@ -275,6 +278,9 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--pod-log-dir", flags->log_dir, "Container logs")->capture_default_str();
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
+      ->capture_default_str();
+  cmd->add_option("--run-dir", flags->run_dir,
+                  "Runtime state: runc's root, container state, pod network namespaces")
       ->capture_default_str();
   cmd->add_option("--node-status-update-frequency", flags->status_update_s, "Seconds")
       ->check(CLI::Range(1, 3600))
