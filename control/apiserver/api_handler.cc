@@ -8,6 +8,7 @@
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
+#include "control/apiserver/pod_admission.h"
 #include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
@@ -154,8 +155,10 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
   std::vector<std::string> names;
   if (subresource.empty()) {
     names = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
-  } else if (subresource == "status" || subresource == "scale" || subresource == "finalize") {
+  } else if (subresource == "status" || subresource == "scale") {
     names = {"get", "patch", "update"};
+  } else if (subresource == "finalize") {
+    names = {"update"};
   } else if (subresource == "binding") {
     names = {"create"};
   } else {
@@ -181,7 +184,7 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
 
 // The subresources Skiff serves today.
 bool servedSubresource(std::string_view s) {
-  return s == "status" || s == "scale" || s == "binding";
+  return s == "status" || s == "scale" || s == "binding" || s == "finalize";
 }
 
 // Applies a PATCH body to an object's JSON form by its content type.
@@ -444,7 +447,8 @@ MessagePtr ApiHandler::decodeBody(const HttpRequest& request, const ResourceStor
   return object;
 }
 
-void ApiHandler::checkNamespaceWritable(const std::string& ns) {
+void ApiHandler::checkNamespaceWritable(const std::string& ns, const GroupResource& gr,
+                                        const std::string& name) {
   auto& namespaces = *storages_.at(storageKey("", "v1", "namespaces"));
   MessagePtr object;
   try {
@@ -453,10 +457,18 @@ void ApiHandler::checkNamespaceWritable(const std::string& ns) {
     if (e.code() == 404) throw notFound({"", "namespaces"}, ns);
     throw;
   }
-  if (meta(*object).has_deletion_timestamp()) {
-    throw forbidden(
-        {"", "namespaces"}, ns,
+  const auto& namespace_ = dynamic_cast<const api::core::v1::Namespace&>(*object);
+  if (namespace_.metadata().has_deletion_timestamp() ||
+      namespace_.status().phase() == "Terminating") {
+    // Kubernetes' NamespaceLifecycle admission, word for word.
+    ApiError e = forbidden(
+        gr, name,
         "unable to create new content in namespace " + ns + " because it is being terminated");
+    auto* cause = e.details().add_causes();
+    cause->set_reason("NamespaceTerminating");
+    cause->set_message("namespace " + ns + " is being terminated");
+    cause->set_field("metadata.namespace");
+    throw e;
   }
 }
 
@@ -480,6 +492,13 @@ void ApiHandler::handleResource(
   if (info.subresource == "binding") {
     if (verb != "create") throw methodNotAllowed();
     bind(request, info, response);
+    return;
+  }
+  if (info.subresource == "finalize") {
+    if (verb != "update") throw methodNotAllowed();
+    MessagePtr object = decodeBody(request, storage, response);
+    respondObject(request, response, 200,
+                  *storage.finalize(info.name, std::move(object), dryRun(request)));
     return;
   }
   if (info.subresource == "scale") {
@@ -594,10 +613,10 @@ void ApiHandler::handleResource(
   } else if (verb == "create") {
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
-    if (type.namespaced) checkNamespaceWritable(ns);
+    if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
     bool dry = dryRun(request);
-    if (type.kind == "Namespace") {
-      dynamic_cast<api::core::v1::Namespace&>(*object).mutable_status()->set_phase("Active");
+    if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
+      addDefaultTolerationSeconds(*pod);
     }
     auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
     if (service != nullptr) {
@@ -759,7 +778,8 @@ void ApiHandler::bind(const HttpRequest& request, const RequestInfo& info, HttpR
         "pod " + info.name + " is already assigned to node \"" + pod.spec().node_name() + "\"");
   }
   pod.mutable_spec()->set_node_name(binding.target().name());
-  pods.update(info.namespace_, info.name, std::move(object), false, dryRun(request));
+  markScheduled(pod, binding, api::now().seconds);
+  pods.replace(info.namespace_, info.name, std::move(object), dryRun(request));
   api::meta::v1::Status status;
   status.mutable_metadata();
   status.set_status("Success");

@@ -53,13 +53,15 @@ class ApiHandler {
                          HttpResponse& response);
   MessagePtr decodeBody(const HttpRequest& request, const ResourceStorage& storage,
                         HttpResponse& response);
-  void checkNamespaceWritable(const std::string& ns);
+  // 404 when `ns` does not exist, 403 while it is terminating (NamespaceLifecycle admission).
+  void checkNamespaceWritable(const std::string& ns, const GroupResource& gr,
+                              const std::string& name);
   void watch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              const ListRequest& list,
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
   // A watch on a store watch of its own, while the resource's cache is not loaded (or is off).
-  void watchFromStore(const HttpRequest& request, const RequestInfo& info,
-                      ResourceStorage& storage, const ListRequest& list,
+  void watchFromStore(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
+                      const ListRequest& list,
                       const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
   // From the watch cache when it can serve the request, else from the store.
   ListResponse listObjects(ResourceStorage& storage, const std::string& ns,

@@ -109,6 +109,8 @@ void setTime(api::meta::v1::Time& t, const api::Timestamp& now) {
   t.set_seconds(now.seconds);
 }
 
+constexpr const char* kNamespaceFinalizer = "kubernetes";
+
 }  // namespace
 
 void throwStoreError(const store::StoreError& e, const GroupResource& gr, std::string_view name) {
@@ -303,7 +305,17 @@ MessagePtr ResourceStorage::create(std::string_view ns, MessagePtr object, bool 
   m.clear_deletion_grace_period_seconds();
   m.clear_self_link();
   if (hasField(*object, "spec")) m.set_generation(1);
-  if (hasStatus()) clearField(*object, "status");
+  // The status is the status subresource's to write; Nodes are the exception (their kubelet
+  // registers them with their status, and Kubernetes keeps it).
+  if (hasStatus() && type_.kind != "Node") clearField(*object, "status");
+  if (auto* ns_object = dynamic_cast<api::core::v1::Namespace*>(object.get())) {
+    // Active, and finalized by "kubernetes" (the namespace controller) once it is deleted.
+    ns_object->mutable_status()->set_phase("Active");
+    const auto& finalizers = ns_object->spec().finalizers();
+    if (std::find(finalizers.begin(), finalizers.end(), kNamespaceFinalizer) == finalizers.end()) {
+      ns_object->mutable_spec()->add_finalizers(kNamespaceFinalizer);
+    }
+  }
 
   bool generated = m.name().empty();
   for (int attempt = 0;; ++attempt) {
@@ -352,8 +364,46 @@ MessagePtr ResourceStorage::update(std::string_view ns, std::string_view name, M
   } else {
     next = std::move(object);
     if (hasStatus()) copyField(*current, *next, "status");
+    // spec.finalizers change only through namespaces/{name}/finalize.
+    if (auto* ns_object = dynamic_cast<api::core::v1::Namespace*>(next.get())) {
+      *ns_object->mutable_spec()->mutable_finalizers() =
+          dynamic_cast<const api::core::v1::Namespace&>(*current).spec().finalizers();
+    }
   }
   return applyUpdate(ns, name, current, kv->mod_revision, std::move(next), dry_run);
+}
+
+MessagePtr ResourceStorage::replace(std::string_view ns, std::string_view name, MessagePtr object,
+                                    bool dry_run) {
+  store::KeyValue kv = read(ns, name);
+  MessagePtr current = decode(kv);
+  const auto& in = meta(*object);
+  if (!in.resource_version().empty() && in.resource_version() != std::to_string(kv.mod_revision)) {
+    throw staleUpdate(groupResource(), name);
+  }
+  return applyUpdate(ns, name, current, kv.mod_revision, std::move(object), dry_run);
+}
+
+MessagePtr ResourceStorage::finalize(std::string_view name, MessagePtr object, bool dry_run) {
+  if (type_.kind != "Namespace") {
+    throw ApiError(404, "NotFound", "the server could not find the requested resource");
+  }
+  store::KeyValue kv = read("", name);
+  MessagePtr current = decode(kv);
+  const auto& in = meta(*object);
+  if (!in.name().empty() && in.name() != name) {
+    throw badRequest("the name of the object (" + in.name() +
+                     ") does not match the name on the URL (" + std::string(name) + ")");
+  }
+  if (!in.resource_version().empty() && in.resource_version() != std::to_string(kv.mod_revision)) {
+    throw staleUpdate(groupResource(), name);
+  }
+  // Only spec.finalizers come from the request.
+  MessagePtr next = newObject();
+  next->CopyFrom(*current);
+  *dynamic_cast<api::core::v1::Namespace&>(*next).mutable_spec()->mutable_finalizers() =
+      dynamic_cast<const api::core::v1::Namespace&>(*object).spec().finalizers();
+  return applyUpdate("", name, current, kv.mod_revision, std::move(next), dry_run);
 }
 
 MessagePtr ResourceStorage::applyUpdate(std::string_view ns, std::string_view name,
@@ -389,8 +439,12 @@ MessagePtr ResourceStorage::applyUpdate(std::string_view ns, std::string_view na
   std::string value = serializeStored(*next);
   if (value == serializeStored(*current)) return next;  // nothing changed: no new revision
 
-  // An object being deleted goes once its last finalizer is removed.
+  // An object being deleted goes once its last finalizer is removed (a namespace once its
+  // spec.finalizers are empty too).
   bool finalize = m.has_deletion_timestamp() && m.finalizers_size() == 0;
+  if (const auto* ns_object = dynamic_cast<const api::core::v1::Namespace*>(next.get())) {
+    finalize = finalize && ns_object->spec().finalizers_size() == 0;
+  }
   if (dry_run) return next;
   try {
     if (finalize) {
@@ -428,6 +482,19 @@ MessagePtr ResourceStorage::remove(std::string_view ns, std::string_view name,
   if (!policy.empty() && policy != "Orphan" && policy != "Background" && policy != "Foreground") {
     throw badRequest("propagationPolicy: Unsupported value: \"" + policy +
                      "\": supported values: \"Orphan\", \"Background\", \"Foreground\"");
+  }
+
+  if (type_.kind == "Namespace") {
+    const auto& ns_object = dynamic_cast<const api::core::v1::Namespace&>(*current);
+    if (!old_meta.has_deletion_timestamp()) {
+      return markNamespaceTerminating(*current, kv->mod_revision, options, dry_run);
+    }
+    // The namespace controller removes the content first, then its finalizer.
+    if (ns_object.spec().finalizers_size() > 0) {
+      throw conflict(groupResource(), name,
+                     "The system is ensuring all content is removed from this namespace.  Upon "
+                     "completion, this namespace will automatically be purged by the system.");
+    }
   }
 
   // A pod on a node is deleted gracefully: marked, and removed by its kubelet once stopped.
@@ -496,6 +563,40 @@ MessagePtr ResourceStorage::remove(std::string_view ns, std::string_view name,
     m.set_resource_version(std::to_string(rev));
   } catch (const store::StoreError& e) {
     throwStoreError(e, groupResource(), name);
+  }
+  return next;
+}
+
+MessagePtr ResourceStorage::markNamespaceTerminating(const Message& current, int64_t revision,
+                                                     const api::meta::v1::DeleteOptions& options,
+                                                     bool dry_run) {
+  // The first delete only starts termination, as Kubernetes' namespace storage does.
+  MessagePtr next = newObject();
+  next->CopyFrom(current);
+  auto& ns_object = dynamic_cast<api::core::v1::Namespace&>(*next);
+  auto& m = *ns_object.mutable_metadata();
+  setTime(*m.mutable_deletion_timestamp(), api::now());
+  m.set_deletion_grace_period_seconds(0);
+  ns_object.mutable_status()->set_phase("Terminating");
+  const std::string& policy = options.propagation_policy();
+  auto ensure = [&](const char* finalizer, bool wanted) {
+    auto& f = *m.mutable_finalizers();
+    auto it = std::find(f.begin(), f.end(), finalizer);
+    if (wanted && it == f.end()) m.add_finalizers(finalizer);
+    if (!wanted && it != f.end()) f.erase(it);
+  };
+  bool orphan = policy == "Orphan" ||
+                (policy.empty() && options.has_orphan_dependents() && options.orphan_dependents());
+  if (orphan || policy == "Foreground") {
+    ensure("orphan", orphan);
+    ensure("foregroundDeletion", policy == "Foreground");
+  }
+  if (dry_run) return next;
+  try {
+    int64_t rev = store_.update(key("", m.name()), serializeStored(*next), revision);
+    m.set_resource_version(std::to_string(rev));
+  } catch (const store::StoreError& e) {
+    throwStoreError(e, groupResource(), m.name());
   }
   return next;
 }

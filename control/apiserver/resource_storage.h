@@ -63,6 +63,11 @@ class ResourceStorage {
   // resourceVersion in `object` must match the stored one.
   MessagePtr update(std::string_view ns, std::string_view name, MessagePtr object, bool status_only,
                     bool dry_run);
+  // Replaces the whole object, spec and status together (pods/binding writes both).
+  MessagePtr replace(std::string_view ns, std::string_view name, MessagePtr object, bool dry_run);
+  // namespaces/{name}/finalize: only spec.finalizers change; a terminating namespace left with no
+  // finalizers of either kind is removed.
+  MessagePtr finalize(std::string_view name, MessagePtr object, bool dry_run);
   // Deletes the object, or marks it (deletionTimestamp) while finalizers or a pod's grace period
   // hold it. Returns the object as it stands afterwards.
   MessagePtr remove(std::string_view ns, std::string_view name,
@@ -84,6 +89,9 @@ class ResourceStorage {
   // The stored object, or 404.
   store::KeyValue read(std::string_view ns, std::string_view name) const;
   bool hasStatus() const;
+  // A namespace's first delete: deletionTimestamp, phase Terminating, the propagation finalizers.
+  MessagePtr markNamespaceTerminating(const google::protobuf::Message& current, int64_t revision,
+                                      const api::meta::v1::DeleteOptions& options, bool dry_run);
   MessagePtr applyUpdate(std::string_view ns, std::string_view name, const MessagePtr& current,
                          int64_t current_revision, MessagePtr next, bool dry_run);
 

@@ -282,6 +282,121 @@ TEST_F(ApiHandlerTest, ListAtRevisionZeroComesWholeFromTheCacheAndBookmarksFollo
   EXPECT_EQ(first.find("object")->find("kind")->text(), "ConfigMap");
 }
 
+TEST_F(ApiHandlerTest, NamespaceTerminatesUntilBothFinalizerListsAreEmpty) {
+  Reply created = call(http::verb::post, "/api/v1/namespaces",
+                       R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  api::Value ns = created.json();
+  EXPECT_EQ(api::writeJson(*ns.find("spec")), R"({"finalizers":["kubernetes"]})");
+  EXPECT_EQ(ns.find("status")->find("phase")->text(), "Active");
+  // An ordinary update cannot drop spec.finalizers.
+  Reply updated =
+      call(http::verb::put, "/api/v1/namespaces/team",
+           R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team","labels":{"a":"b"}},)"
+           R"("spec":{"finalizers":[]}})");
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  EXPECT_EQ(updated.json().find("spec")->find("finalizers")->items().size(), 1u);
+
+  Reply deleted = call(http::verb::delete_, "/api/v1/namespaces/team");
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  api::Value terminating = call(http::verb::get, "/api/v1/namespaces/team").json();
+  EXPECT_EQ(terminating.find("status")->find("phase")->text(), "Terminating");
+  EXPECT_NE(terminating.find("metadata")->find("deletionTimestamp"), nullptr);
+  // A second delete while spec.finalizers remain is refused, as Kubernetes does.
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/namespaces/team").status, 409);
+
+  Reply refused = call(http::verb::post, "/api/v1/namespaces/team/configmaps",
+                       R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"late"}})");
+  EXPECT_EQ(refused.status, 403);
+  api::Value status = refused.json();
+  EXPECT_EQ(status.find("reason")->text(), "Forbidden");
+  EXPECT_EQ(status.find("message")->text(),
+            "configmaps \"late\" is forbidden: unable to create new content in namespace team "
+            "because it is being terminated");
+  EXPECT_EQ(status.find("details")->find("causes")->items().at(0).find("reason")->text(),
+            "NamespaceTerminating");
+
+  // The namespace controller's finalize, with a metadata finalizer still holding it.
+  std::string rv = terminating.find("metadata")->find("resourceVersion")->text();
+  Reply held = call(http::verb::put, "/api/v1/namespaces/team",
+                    R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team",)"
+                    R"("finalizers":["example.com/hold"]}})");
+  ASSERT_EQ(held.status, 200) << held.body;
+  Reply finalized =
+      call(http::verb::put, "/api/v1/namespaces/team/finalize",
+           R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"},"spec":{}})");
+  ASSERT_EQ(finalized.status, 200) << finalized.body;
+  EXPECT_EQ(finalized.json().find("spec")->find("finalizers"), nullptr);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/namespaces/team").status, 200);
+  // The last metadata finalizer goes: so does the namespace.
+  Reply released = call(http::verb::put, "/api/v1/namespaces/team",
+                        R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team",)"
+                        R"("finalizers":[]}})");
+  ASSERT_EQ(released.status, 200) << released.body;
+  EXPECT_EQ(call(http::verb::get, "/api/v1/namespaces/team").status, 404);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/namespaces/default/finalize").status, 405);
+}
+
+TEST_F(ApiHandlerTest, FinalizeRemovesATerminatingNamespaceWithoutMetadataFinalizers) {
+  call(http::verb::post, "/api/v1/namespaces",
+       R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"}})");
+  ASSERT_EQ(call(http::verb::delete_, "/api/v1/namespaces/gone").status, 200);
+  Reply finalized =
+      call(http::verb::put, "/api/v1/namespaces/gone/finalize",
+           R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"},"spec":{}})");
+  ASSERT_EQ(finalized.status, 200) << finalized.body;
+  EXPECT_EQ(call(http::verb::get, "/api/v1/namespaces/gone").status, 404);
+}
+
+TEST_F(ApiHandlerTest, PodsGetDefaultTolerationSecondsAndBindingMarksThemScheduled) {
+  Reply created = call(
+      http::verb::post, "/api/v1/namespaces/default/pods",
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox"}],)"
+      R"("tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":60}]}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  api::Value pod_json = created.json();
+  const auto& tolerations = pod_json.find("spec")->find("tolerations")->items();
+  ASSERT_EQ(tolerations.size(), 2u);
+  EXPECT_EQ(tolerations[0].find("tolerationSeconds")->asInt(), 60);  // the pod's own stays
+  EXPECT_EQ(api::writeJson(tolerations[1]),
+            R"({"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute",)"
+            R"("tolerationSeconds":300})");
+
+  Reply bound = call(http::verb::post, "/api/v1/namespaces/default/pods/p/binding",
+                     R"({"apiVersion":"v1","kind":"Binding","metadata":{"name":"p",)"
+                     R"("annotations":{"a":"b"}},"target":{"kind":"Node","name":"n1"}})");
+  ASSERT_EQ(bound.status, 201) << bound.body;
+  api::Value pod = call(http::verb::get, "/api/v1/namespaces/default/pods/p").json();
+  EXPECT_EQ(pod.find("spec")->find("nodeName")->text(), "n1");
+  EXPECT_EQ(pod.find("metadata")->find("annotations")->find("a")->text(), "b");
+  const auto& conditions = pod.find("status")->find("conditions")->items();
+  ASSERT_EQ(conditions.size(), 1u);
+  EXPECT_EQ(conditions[0].find("type")->text(), "PodScheduled");
+  EXPECT_EQ(conditions[0].find("status")->text(), "True");
+  EXPECT_NE(conditions[0].find("lastTransitionTime"), nullptr);
+}
+
+TEST_F(ApiHandlerTest, NodeKeepsItsStatusOnCreateAndEventsKeepMicroseconds) {
+  Reply node =
+      call(http::verb::post, "/api/v1/nodes",
+           R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},)"
+           R"("status":{"capacity":{"cpu":"4"},"conditions":[{"type":"Ready","status":"True"}]}})");
+  ASSERT_EQ(node.status, 201) << node.body;
+  api::Value stored = call(http::verb::get, "/api/v1/nodes/n1").json();
+  EXPECT_EQ(stored.find("status")->find("capacity")->find("cpu")->text(), "4");
+  EXPECT_EQ(stored.find("status")->find("conditions")->items().size(), 1u);
+
+  Reply event = call(
+      http::verb::post, "/api/v1/namespaces/default/events",
+      R"({"apiVersion":"v1","kind":"Event","metadata":{"name":"e"},"involvedObject":{"kind":"Pod","name":"p"},)"
+      R"("reason":"Scheduled","eventTime":"2026-12-01T10:00:00.123456Z","reportingComponent":"s",)"
+      R"("reportingInstance":"s-1","action":"Binding","firstTimestamp":"2026-12-01T10:00:00Z"})");
+  ASSERT_EQ(event.status, 201) << event.body;
+  api::Value e = call(http::verb::get, "/api/v1/namespaces/default/events/e").json();
+  EXPECT_EQ(e.find("eventTime")->text(), "2026-12-01T10:00:00.123456Z");
+  EXPECT_EQ(e.find("firstTimestamp")->text(), "2026-12-01T10:00:00Z");  // a Time: seconds
+}
+
 TEST_F(ApiHandlerTest, ServicesGetAddressesOnceAndGiveThemBack) {
   auto svc = [](const std::string& name, const std::string& extra) {
     return R"({"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name + R"("},"spec":{)" +
