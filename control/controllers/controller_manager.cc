@@ -18,7 +18,10 @@
 #include "control/controllers/deployment_controller.h"
 #include "control/controllers/garbage_collector_controller.h"
 #include "control/controllers/job_controller.h"
+#include "control/controllers/namespace_controller.h"
+#include "control/controllers/node_lifecycle_controller.h"
 #include "control/controllers/replicaset_controller.h"
+#include "control/controllers/serviceaccount_controller.h"
 #include "control/controllers/statefulset_controller.h"
 
 namespace skiff::controllers {
@@ -26,8 +29,9 @@ namespace skiff::controllers {
 namespace {
 
 const std::vector<std::string>& knownControllers() {
-  static const std::vector<std::string> kKnown = {"deployment", "replicaset", "garbagecollector",
-                                                  "job",        "daemonset",  "statefulset"};
+  static const std::vector<std::string> kKnown = {
+      "deployment",  "replicaset", "garbagecollector", "job",          "daemonset",
+      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle"};
   return kKnown;
 }
 
@@ -131,6 +135,27 @@ struct ControllerManager::Impl {
       auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
       controllers.push_back(
           std::make_unique<StatefulSetController>(client, sets, pods, revisions, events.get()));
+    }
+    if (on("namespace")) {
+      controllers.push_back(std::make_unique<NamespaceController>(
+          client, factory.informerFor<api::core::v1::Namespace>(), events.get()));
+    }
+    if (on("serviceaccount")) {
+      controllers.push_back(std::make_unique<ServiceAccountController>(
+          client, factory.informerFor<api::core::v1::Namespace>(),
+          factory.informerFor<api::core::v1::ServiceAccount>()));
+    }
+    if (on("nodelifecycle")) {
+      NodeLifecycleOptions node_options;
+      node_options.timing.grace_period = options.node_monitor_grace_period;
+      node_options.timing.startup_grace_period = options.node_startup_grace_period;
+      node_options.monitor_period = options.node_monitor_period;
+      node_options.evict_pods = options.enable_taint_eviction;
+      auto& leases = factory.informerFor(typeOf<api::coordination::v1::Lease>(),
+                                         {.ns = std::string(kNodeLeaseNamespace)});
+      controllers.push_back(std::make_unique<NodeLifecycleController>(
+          client, factory.informerFor<api::core::v1::Node>(), leases, pods, events.get(),
+          node_options));
     }
     if (on("garbagecollector")) {
       std::vector<client::SharedInformer*> informers;

@@ -16,7 +16,8 @@ namespace skiff::controllers {
 
 struct ControllerManagerOptions {
   // Which controllers run: "*" (all on by default), "name" or "-name" (kube-controller-manager's
-  // --controllers). Known: deployment, replicaset, garbagecollector, job, daemonset, statefulset.
+  // --controllers). Known: deployment, replicaset, garbagecollector, job, daemonset, statefulset,
+  // namespace, serviceaccount, nodelifecycle.
   std::vector<std::string> controllers = {"*"};
   int workers = 4;  // per controller
   bool leader_elect = false;
@@ -28,6 +29,14 @@ struct ControllerManagerOptions {
   std::chrono::milliseconds retry_period{2000};
   std::chrono::milliseconds cache_sync_timeout{60000};
   bool record_events = true;
+  // The node lifecycle controller (kube-controller-manager's flags of the same names): how long a
+  // node may go without renewing its Lease or Ready heartbeat, the same for a node that never
+  // posted Ready, how often nodes are looked at, and whether pods are evicted from NoExecute
+  // taints (--enable-taint-manager).
+  std::chrono::milliseconds node_monitor_grace_period{40000};
+  std::chrono::milliseconds node_startup_grace_period{60000};
+  std::chrono::milliseconds node_monitor_period{5000};
+  bool enable_taint_eviction = true;
 };
 
 // The controller names `controllers` selects; throws std::invalid_argument for a name that is not

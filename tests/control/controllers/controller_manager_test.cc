@@ -306,10 +306,12 @@ TEST_F(ControllerManagerTest, DeletionPropagation) {
 
 TEST(EnabledControllers, StarNamesAndExclusions) {
   using V = std::vector<std::string>;
-  EXPECT_EQ(enabledControllers({"*"}), (V{"deployment", "replicaset", "garbagecollector", "job",
-                                          "daemonset", "statefulset"}));
+  EXPECT_EQ(enabledControllers({"*"}),
+            (V{"deployment", "replicaset", "garbagecollector", "job", "daemonset", "statefulset",
+               "namespace", "serviceaccount", "nodelifecycle"}));
   EXPECT_EQ(enabledControllers({"*,-garbagecollector"}),
-            (V{"deployment", "replicaset", "job", "daemonset", "statefulset"}));
+            (V{"deployment", "replicaset", "job", "daemonset", "statefulset", "namespace",
+               "serviceaccount", "nodelifecycle"}));
   EXPECT_EQ(enabledControllers({"replicaset"}), (V{"replicaset"}));
   EXPECT_THROW(enabledControllers({"*,bogus"}), std::invalid_argument);
 }
