@@ -19,10 +19,15 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
     int lease_duration_s = 15;
     int renew_deadline_s = 10;
     int retry_period_s = 2;
+    int node_monitor_grace_period_s = 40;
+    int node_startup_grace_period_s = 60;
+    int node_monitor_period_s = 5;
   };
   auto flags = std::make_shared<Flags>();
-  auto* cmd = app.add_subcommand("controller-manager",
-                                 "Run the controllers (deployment, replicaset, garbage collector)");
+  auto* cmd = app.add_subcommand(
+      "controller-manager",
+      "Run the controllers (deployment, replicaset, garbage collector, job, daemonset, "
+      "statefulset, namespace, serviceaccount, node lifecycle)");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
       ->required();
   cmd->add_option("--controllers", flags->controllers,
@@ -39,6 +44,15 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--workers", flags->options.workers, "Worker threads per controller")
       ->capture_default_str();
+  cmd->add_option("--node-monitor-grace-period", flags->node_monitor_grace_period_s,
+                  "Seconds a node may go without renewing its Lease before it is Ready=Unknown")
+      ->capture_default_str();
+  cmd->add_option("--node-startup-grace-period", flags->node_startup_grace_period_s,
+                  "Seconds a new node may go without posting Ready")
+      ->capture_default_str();
+  cmd->add_option("--node-monitor-period", flags->node_monitor_period_s,
+                  "Seconds between looks at each node")
+      ->capture_default_str();
   cmd->callback([flags, &exit_code] {
     sigset_t signals;
     sigemptyset(&signals);
@@ -52,6 +66,9 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       o.lease_duration = std::chrono::seconds(flags->lease_duration_s);
       o.renew_deadline = std::chrono::seconds(flags->renew_deadline_s);
       o.retry_period = std::chrono::seconds(flags->retry_period_s);
+      o.node_monitor_grace_period = std::chrono::seconds(flags->node_monitor_grace_period_s);
+      o.node_startup_grace_period = std::chrono::seconds(flags->node_startup_grace_period_s);
+      o.node_monitor_period = std::chrono::seconds(flags->node_monitor_period_s);
       client::ClientConfig config = client::Kubeconfig::loadFile(flags->kubeconfig).resolve();
       client::ClientPtr client = client::makeRestClient(config);
       controllers::ControllerManager manager(*client, o);
