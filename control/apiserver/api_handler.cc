@@ -236,6 +236,9 @@ ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type)
 
 ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
     : store_(store), options_(std::move(options)), services_(store, options_.services) {
+  if (options_.watch_cache_options.metrics == nullptr) {
+    options_.watch_cache_options.metrics = options_.metrics;
+  }
   for (const auto& t : api::Registry::builtin().types()) {
     if (!t.served()) continue;
     auto storage = std::make_unique<ResourceStorage>(store_, t);

@@ -256,6 +256,9 @@ void WatchCache::indexErase(const std::string& key, const CachedObject& object) 
 }
 
 void WatchCache::apply(const std::vector<store::Event>& events) {
+  if (options_.metrics != nullptr) {
+    options_.metrics->countCacheEvents(storage_.type().plural, events.size());
+  }
   // Decoded outside the lock: lists and watches go on meanwhile.
   std::vector<std::shared_ptr<const Message>> decoded;
   decoded.reserve(events.size());

@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "control/apiserver/metrics.h"
 #include "control/apiserver/resource_storage.h"
 #include "control/store/store.h"
 
@@ -33,6 +34,9 @@ struct WatchCacheOptions {
   // Events a watcher may have waiting beyond its replay; one that falls further behind is
   // dropped (its stream ends, the client watches again) so it never holds back the others.
   size_t watcher_queue = 1024;
+  // Where the cache counts the events it receives (apiserver_watch_cache_events_received_total);
+  // may be null.
+  Metrics* metrics = nullptr;
 };
 
 // An object as the cache holds it: decoded once, its JSON made once, shared by every list and

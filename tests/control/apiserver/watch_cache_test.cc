@@ -321,6 +321,18 @@ TEST_F(WatchCacheTest, BookmarkCarriesTheCacheRevisionOnceEverythingIsDelivered)
   EXPECT_EQ(ahead->bookmarkRevision(), sqlite_->currentRevision() + 3);
 }
 
+TEST_F(WatchCacheTest, CountsTheEventsItReceives) {
+  Metrics metrics;
+  start({.metrics = &metrics});
+  createPod("a");
+  createPod("b");
+  caughtUp();
+  EXPECT_NE(
+      metrics.render().find(R"(apiserver_watch_cache_events_received_total{resource="pods"} 2)"),
+      std::string::npos)
+      << metrics.render();
+}
+
 TEST_F(WatchCacheTest, EventsUpToAWatchStartAreSkipped) {
   WatchCache& cache = start();
   createPod("a");
