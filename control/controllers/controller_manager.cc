@@ -127,8 +127,9 @@ struct ControllerManager::Impl {
     if (on("daemonset")) {
       auto& daemon_sets = factory.informerFor<api::apps::v1::DaemonSet>();
       auto& nodes = factory.informerFor<api::core::v1::Node>();
-      controllers.push_back(
-          std::make_unique<DaemonSetController>(client, daemon_sets, nodes, pods, events.get()));
+      auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
+      controllers.push_back(std::make_unique<DaemonSetController>(client, daemon_sets, nodes, pods,
+                                                                  revisions, events.get()));
     }
     if (on("statefulset")) {
       auto& sets = factory.informerFor<api::apps::v1::StatefulSet>();

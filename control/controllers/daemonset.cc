@@ -225,6 +225,22 @@ PodOwnerResult reconcileDaemonSet(const DaemonSetInput& input) {
       spec.template_(), ds.status().has_collision_count()
                             ? std::optional<int32_t>(ds.status().collision_count())
                             : std::nullopt);
+  // History: a ControllerRevision per template (kubectl rollout history/undo read them).
+  std::set<std::string> live;
+  for (const Pod* pod : input.pods) {
+    const auto* ref = controllerOf(pod->metadata());
+    if (ref != nullptr && ref->uid() == meta.uid()) live.insert(meta.name() + "-" + hashOf(*pod));
+  }
+  RevisionSync history =
+      syncRevisions(meta, typeOf<DaemonSet>(), spec.template_(), hash, "", input.revisions, live,
+                    spec.has_revision_history_limit() ? spec.revision_history_limit() : 10, result);
+  if (!history.collision.empty()) {
+    result.warning_reason = "RevisionNameCollision";
+    result.warning = "DaemonSet " + key + ": " + history.collision;
+    result.actions.clear();
+    return result;
+  }
+
   // Eligibility is judged on the pod as it would be created (with the daemon tolerations).
   api::core::v1::PodSpec judged = spec.template_().spec();
   addDaemonTolerations(judged);

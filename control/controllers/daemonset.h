@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "control/controllers/history.h"
 #include "control/controllers/pod_owner_controller.h"
 
 // The DaemonSet reconciler (pkg/controller/daemon), as a pure function: from a DaemonSet, the
@@ -17,10 +18,11 @@
 //   metadata.name In [node] (as Kubernetes does since 1.12): the scheduler binds them.
 // - Failed pods are deleted (and replaced the next sync); extra pods on a node deleted; pods on
 //   nodes that are not eligible any more deleted.
-// - Revisions: the template hash in the controller-revision-hash label (no ControllerRevision
-//   objects are written). RollingUpdate deletes old pods so that at most maxUnavailable (default
-//   1, a percentage of desiredNumberScheduled rounded up) nodes are without an available pod;
-//   maxSurge is not implemented (treated as 0). OnDelete replaces only pods deleted by hand.
+// - Revisions: the template hash in the pods' controller-revision-hash label, and a
+//   ControllerRevision <set>-<hash> per template (history.h; revisionHistoryLimit, default 10,
+//   of those no pod uses are kept). RollingUpdate deletes old pods so that at most maxUnavailable
+//   (default 1, a percentage of desiredNumberScheduled rounded up) nodes are without an available
+//   pod; maxSurge is not implemented (treated as 0). OnDelete replaces only pods deleted by hand.
 // - Status: desired/current/updatedNumberScheduled, numberMisscheduled, numberReady,
 //   numberAvailable (minReadySeconds), numberUnavailable, observedGeneration.
 
@@ -32,6 +34,8 @@ struct DaemonSetInput {
   const api::apps::v1::DaemonSet* ds = nullptr;
   std::vector<const api::core::v1::Node*> nodes;
   std::vector<const api::core::v1::Pod*> pods;  // every cached pod of the set's namespace
+  // Every cached ControllerRevision of the set's namespace.
+  std::vector<const api::apps::v1::ControllerRevision*> revisions;
   api::Timestamp now;
   bool expectations_satisfied = true;
   int burst_pods = 500;

@@ -25,12 +25,15 @@ bool placementChanged(const Node& a, const Node& b) {
 DaemonSetController::DaemonSetController(client::Client& client,
                                          client::SharedInformer& daemon_sets,
                                          client::SharedInformer& nodes,
-                                         client::SharedInformer& pods, EventRecorder* events,
+                                         client::SharedInformer& pods,
+                                         client::SharedInformer& revisions, EventRecorder* events,
                                          int burst_pods)
     : PodOwnerController("daemonset", typeOf<api::apps::v1::DaemonSet>(), client, daemon_sets, pods,
                          events),
       nodes_(nodes),
+      revisions_(revisions),
       burst_(burst_pods) {
+  watchOwned(revisions_);
   nodes_.addEventHandler({
       .on_add = [this](const client::ObjectPtr&) { enqueueAll(); },
       .on_update =
@@ -55,6 +58,10 @@ PodOwnerResult DaemonSetController::reconcile(const google::protobuf::Message& o
   for (const auto& n : node_objs)
     in.nodes.push_back(&client::as<Node>(n));
   in.pods = pods;
+  auto revision_objs =
+      revisions_.cache().byIndex(client::kIndexNamespace, in.ds->metadata().namespace_());
+  for (const auto& r : revision_objs)
+    in.revisions.push_back(&client::as<api::apps::v1::ControllerRevision>(r));
   in.now = api::now();
   in.expectations_satisfied = expectations_satisfied;
   in.burst_pods = burst_;

@@ -5,13 +5,15 @@
 
 namespace skiff::controllers {
 
-// The DaemonSet controller: reconcileDaemonSet on DaemonSet, Node and Pod informers. A Node that
+// The DaemonSet controller: reconcileDaemonSet on DaemonSet, Node, Pod and ControllerRevision
+// informers. A Node that
 // appears, goes, or changes labels, taints or readiness re-syncs every DaemonSet.
 class DaemonSetController : public PodOwnerController {
  public:
   DaemonSetController(client::Client& client, client::SharedInformer& daemon_sets,
                       client::SharedInformer& nodes, client::SharedInformer& pods,
-                      EventRecorder* events = nullptr, int burst_pods = 500);
+                      client::SharedInformer& revisions, EventRecorder* events = nullptr,
+                      int burst_pods = 500);
   ~DaemonSetController() override;
 
  protected:
@@ -21,6 +23,7 @@ class DaemonSetController : public PodOwnerController {
 
  private:
   client::SharedInformer& nodes_;
+  client::SharedInformer& revisions_;
   int burst_;
 };
 

@@ -6,8 +6,6 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
-#include "control/api/codec.h"
-#include "control/api/json.h"
 #include "control/api/selector.h"
 
 namespace skiff::controllers {
@@ -80,36 +78,9 @@ Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revis
 }
 
 ControllerRevision revisionFor(const StatefulSet& set, int64_t number) {
-  const auto& sm = set.metadata();
-  ControllerRevision cr;
-  auto* m = cr.mutable_metadata();
-  m->set_name(statefulSetRevision(set));
-  m->set_namespace_(sm.namespace_());
-  *m->mutable_labels() = set.spec().template_().metadata().labels();
-  (*m->mutable_labels())["controller.kubernetes.io/hash"] = m->name().substr(sm.name().size() + 1);
-  *m->add_owner_references() = makeControllerRef(sm, typeOf<StatefulSet>());
-  // Kubernetes' form (getPatch): a strategic merge patch that replaces the template.
-  api::Value tmpl = api::encode(set.spec().template_());
-  tmpl.set("$patch", api::Value::string("replace"));
-  api::Value root = api::Value::object();
-  root.set("spec", api::Value::object()).set("template", std::move(tmpl));
-  cr.mutable_data()->set_raw(api::writeJson(root));
-  cr.set_revision(number);
-  return cr;
-}
-
-bool templateOfRevision(const ControllerRevision& revision, api::core::v1::PodTemplateSpec& out) {
-  try {
-    api::Value root = api::parseJson(revision.data().raw());
-    const api::Value* spec = root.find("spec");
-    const api::Value* tmpl = spec != nullptr ? spec->find("template") : nullptr;
-    if (tmpl == nullptr) return false;
-    out.Clear();
-    api::decode(*tmpl, out, {.unknown_fields = api::UnknownFields::kIgnore});  // skips "$patch"
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
+  const std::string name = statefulSetRevision(set);
+  return makeRevision(set.metadata(), typeOf<StatefulSet>(), set.spec().template_(),
+                      name.substr(set.metadata().name().size() + 1), number);
 }
 
 PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
@@ -210,71 +181,20 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
     }
   };
   // History (realizeRevisions / truncateHistory).
-  std::vector<const ControllerRevision*> revisions;
-  int64_t max_number = 0;
-  const ControllerRevision* update_cr = nullptr;
-  const ControllerRevision* current_cr = nullptr;
-  for (const ControllerRevision* cr : input.revisions) {
-    const auto* ref = controllerOf(cr->metadata());
-    if (ref == nullptr || ref->uid() != meta.uid()) {
-      if (cr->metadata().name() == update_revision) {
-        result.warning_reason = "RevisionNameCollision";
-        result.warning = "StatefulSet " + key + ": ControllerRevision " + update_revision +
-                         " exists and is not owned by this StatefulSet";
-        return result;
-      }
-      continue;
-    }
-    revisions.push_back(cr);
-    max_number = std::max(max_number, cr->revision());
-    if (cr->metadata().name() == update_revision) update_cr = cr;
-    if (cr->metadata().name() == current_revision) current_cr = cr;
+  std::set<std::string> live;
+  for (const Pod* pod : owned)
+    live.insert(revisionOf(*pod));
+  RevisionSync history = syncRevisions(
+      meta, typeOf<StatefulSet>(), spec.template_(), update_revision.substr(meta.name().size() + 1),
+      current_revision, input.revisions, live,
+      spec.has_revision_history_limit() ? spec.revision_history_limit() : 10, result);
+  if (!history.collision.empty()) {
+    result.warning_reason = "RevisionNameCollision";
+    result.warning = "StatefulSet " + key + ": " + history.collision;
+    result.actions.clear();
+    return result;
   }
-  if (update_cr == nullptr) {
-    Action a;
-    a.verb = Action::Verb::kCreate;
-    a.type = &typeOf<ControllerRevision>();
-    a.ns = meta.namespace_();
-    a.name = update_revision;
-    a.object = std::make_shared<ControllerRevision>(revisionFor(set, max_number + 1));
-    result.actions.push_back(std::move(a));
-  } else if (update_cr->revision() < max_number) {
-    // An earlier template is back: its revision becomes the newest.
-    auto copy = std::make_shared<ControllerRevision>(*update_cr);
-    copy->set_revision(max_number + 1);
-    Action a;
-    a.verb = Action::Verb::kUpdate;
-    a.type = &typeOf<ControllerRevision>();
-    a.ns = meta.namespace_();
-    a.name = update_revision;
-    a.object = std::move(copy);
-    result.actions.push_back(std::move(a));
-  }
-  {
-    std::set<std::string> live = {current_revision, update_revision};
-    for (const Pod* pod : owned)
-      live.insert(revisionOf(*pod));
-    std::vector<const ControllerRevision*> history;
-    for (const ControllerRevision* cr : revisions) {
-      if (live.count(cr->metadata().name()) == 0) history.push_back(cr);
-    }
-    const size_t limit = spec.has_revision_history_limit()
-                             ? static_cast<size_t>(std::max(0, spec.revision_history_limit()))
-                             : 10;
-    std::sort(history.begin(), history.end(),
-              [](const ControllerRevision* a, const ControllerRevision* b) {
-                return a->revision() < b->revision();
-              });
-    for (size_t i = 0; i + limit < history.size(); ++i) {
-      Action a;
-      a.verb = Action::Verb::kDelete;
-      a.type = &typeOf<ControllerRevision>();
-      a.ns = meta.namespace_();
-      a.name = history[i]->metadata().name();
-      a.precondition_uid = history[i]->metadata().uid();
-      result.actions.push_back(std::move(a));
-    }
-  }
+  const ControllerRevision* current_cr = history.current;
   const size_t revision_actions = result.actions.size();
   // Pods below the partition are recreated at the current revision, from its template.
   api::core::v1::PodTemplateSpec current_template = spec.template_();

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "control/controllers/history.h"
 #include "control/controllers/pod_owner_controller.h"
 
 // The StatefulSet reconciler (pkg/controller/statefulset), as a pure function: from a StatefulSet
@@ -56,9 +57,7 @@ api::core::v1::Pod statefulPodFor(const api::apps::v1::StatefulSet& set, int ord
 // The ControllerRevision of the set's current template, numbered `number`.
 api::apps::v1::ControllerRevision revisionFor(const api::apps::v1::StatefulSet& set,
                                               int64_t number);
-// The template a ControllerRevision holds; false when its data is not one.
-bool templateOfRevision(const api::apps::v1::ControllerRevision& revision,
-                        api::core::v1::PodTemplateSpec& out);
+
 // The ordinal in "<set>-<ordinal>", or -1 when `pod_name` is not one of the set's names.
 int ordinalOf(const std::string& set_name, const std::string& pod_name);
 

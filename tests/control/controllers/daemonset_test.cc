@@ -102,6 +102,10 @@ TEST_P(DaemonSetTable, Reconciles) {
     EXPECT_EQ(controllerOf(p->metadata())->kind(), "DaemonSet");
   }
   EXPECT_EQ(create_on, c.create_on);
+  // No ControllerRevision in the cache: the current template's is made.
+  EXPECT_EQ(s.other_creates,
+            std::vector<std::string>{"ControllerRevision/agent-" +
+                                     computeTemplateHash(ds.spec().template_(), std::nullopt)});
   EXPECT_EQ(s.deletes, c.deletes);
   ASSERT_NE(s.status, nullptr);
   const auto& st = static_cast<const DaemonSet*>(s.status)->status();
@@ -283,6 +287,33 @@ TEST(DaemonSet, PodsGetNodeAffinityAndDaemonTolerations) {
                                          "node.kubernetes.io/memory-pressure:NoSchedule",
                                          "node.kubernetes.io/pid-pressure:NoSchedule",
                                          "node.kubernetes.io/unschedulable:NoSchedule"}));
+}
+
+TEST(DaemonSet, HistoryKeepsWhatPodsUseAndTheLimit) {
+  DaemonSet ds = makeDaemonSet();
+  newImage(ds);
+  ds.mutable_spec()->set_revision_history_limit(0);
+  ds.mutable_spec()->mutable_update_strategy()->set_type("OnDelete");
+  auto used = makeRevision(ds.metadata(), typeOf<DaemonSet>(), makeDaemonSet().spec().template_(),
+                           currentHash(), 1);
+  auto current =
+      makeRevision(ds.metadata(), typeOf<DaemonSet>(), ds.spec().template_(), newHash(), 3);
+  DaemonSet other = makeDaemonSet();
+  other.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image(
+      "agent:0");
+  auto unused = makeRevision(ds.metadata(), typeOf<DaemonSet>(), other.spec().template_(),
+                             computeTemplateHash(other.spec().template_(), std::nullopt), 2);
+  Node n = makeNode("n1");
+  Pod pod = daemonPod("a", "n1");  // at the first template
+  auto result = reconcileDaemonSet({.ds = &ds,
+                                    .nodes = {&n},
+                                    .pods = {&pod},
+                                    .revisions = {&used, &current, &unused},
+                                    .now = kNow});
+  auto s = split(result);
+  EXPECT_TRUE(s.other_creates.empty());
+  EXPECT_EQ(s.other_deletes,
+            std::vector<std::string>{"ControllerRevision/" + unused.metadata().name()});
 }
 
 TEST(DaemonSet, SelectorNotMatchingTheTemplateIsReported) {

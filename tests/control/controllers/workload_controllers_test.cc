@@ -370,6 +370,16 @@ spec:
   observer.join();
   ASSERT_TRUE(rolled);
   EXPECT_GE(min_ready.load(), 2);
+  // Both templates are in the history, the new one numbered last.
+  EXPECT_TRUE(eventually([&] {
+    std::map<int64_t, std::string> images;
+    for (const auto& cr : client::list<api::apps::v1::ControllerRevision>(*client_, "default")) {
+      api::core::v1::PodTemplateSpec tmpl;
+      if (!templateOfRevision(cr, tmpl)) return false;
+      images[cr.revision()] = tmpl.spec().containers(0).image();
+    }
+    return images == std::map<int64_t, std::string>{{1, "agent:1"}, {2, "agent:2"}};
+  }));
 }
 
 TEST_F(WorkloadControllersTest, StatefulSetCreatesInOrderScalesDownInReverseAndRollsOut) {
