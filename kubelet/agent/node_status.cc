@@ -336,7 +336,7 @@ bool NodeStatusManager::registerNode() {
   node_uid_ = registered.metadata().uid();
   pod_cidr_ =
       registered.spec().pod_cidr().empty() ? options_.pod_cidr : registered.spec().pod_cidr();
-  last_posted_.reset();  // the apiserver drops status on create: always follow with an update
+  last_posted_.reset();  // an apiserver may drop status on create: always follow with an update
   return true;
 }
 
