@@ -5,6 +5,7 @@
 #include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
 #include "control/cli/bench_store_command.h"
+#include "control/cli/cleanup.h"
 #include "control/cli/controller_manager_command.h"
 #include "control/cli/dataplane_command.h"
 #include "control/cli/describe_command.h"
@@ -16,6 +17,7 @@
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
 #include "control/cli/server_command.h"
+#include "control/cli/up_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
 
@@ -32,6 +34,8 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addServerCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
   addAgentCommand(app_, exit_code_);
+  addUpCommand(app_, exit_code_);
+  addCleanupCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
   addLbCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);

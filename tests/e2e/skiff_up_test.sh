@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The main job end to end: `skiff up` starts a single-node cluster (control plane, kubelet on runc,
+# eBPF socket load balancer), `skiff apply -f examples/` deploys three busybox httpd replicas behind
+# a ClusterIP and a NodePort Service, and requests through the load balancer reach every backend:
+# from a host process run with `skiff lb exec`, and from inside a pod. Then the bad-input cases (a
+# second `skiff up` on the same data dir, a port in use) and a clean shutdown that leaves no pod,
+# network namespace, bridge, cgroup or BPF pin behind.
+# Usage: skiff_up_test.sh SKIFF_BINARY SOURCE_DIR    (root: runc, namespaces, BPF)
+set -euo pipefail
+skiff=$1
+source_dir=$2
+if [[ $(id -u) != 0 ]]; then echo "SKIP: needs root"; exit 0; fi
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+work=$(mktemp -d /tmp/skiff-e2e-up.XXXXXX)
+tag=$$
+bridge=skup$((tag % 100000))
+cgroup=/skiff-e2e-up-$tag
+run_dir=$work/run
+pin_dir=/sys/fs/bpf/skiff
+up_pid=
+up_args=(--data-dir "$work/data" --secure-port 0 --image-root "$work/images" --pod-cidr 10.252.0.0/24
+  --service-cluster-ip-range 10.98.0.0/16 --node-name up-e2e --bridge "$bridge"
+  --cgroup-parent "$cgroup" --run-dir "$run_dir")
+cleanup() {
+  if [[ -n $up_pid ]]; then kill -INT "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
+  "$skiff" cleanup --agent-data-dir "$work/data/agent" --bridge "$bridge" --cgroup-parent "$cgroup" \
+    --run-dir "$run_dir" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- skiff up log" >&2; cat "$work/up.log" >&2; exit 1; }
+
+"$source_dir"/examples/images/make-httpd-image.sh "$skiff" "$work/images" >/dev/null
+
+start=$(date +%s%N)
+"$skiff" up "${up_args[@]}" >"$work/up.log" 2>&1 &
+up_pid=$!
+for _ in $(seq 300); do
+  grep -q "cluster up in" "$work/up.log" && break
+  kill -0 "$up_pid" 2>/dev/null || fail "skiff up exited"
+  sleep 0.1
+done
+grep -q "cluster up in" "$work/up.log" || fail "the node did not become Ready"
+echo "skiff up ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+export KUBECONFIG=$work/data/admin.kubeconfig
+[[ -f $KUBECONFIG ]] || fail "no admin kubeconfig at $KUBECONFIG"
+
+# Bad input: a second skiff up on the same data dir says who holds it, and changes nothing.
+set +e
+second=$("$skiff" up "${up_args[@]}" 2>&1)
+code=$?
+set -e
+[[ $code == 1 && $second == *"another skiff up (pid $up_pid) is running on $work/data"* ]] ||
+  fail "second skiff up: exit $code: $second"
+
+"$skiff" apply -f "$source_dir/examples/" >/dev/null
+"$skiff" wait --for=condition=Available deployment/web --timeout=90s >/dev/null ||
+  { "$skiff" get pods -o wide; "$skiff" describe pods; fail "the Deployment did not become Available"; }
+ready=$("$skiff" get pods -l app=web -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}')
+[[ $ready == "True True True " ]] || fail "pods Ready: '$ready'"
+cluster_ip=$("$skiff" get service web -o jsonpath='{.spec.clusterIP}')
+[[ $cluster_ip == 10.98.* ]] || fail "ClusterIP '$cluster_ip' not from the service range"
+node_ip=$("$skiff" get node up-e2e -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+
+# The EndpointSlice controller and the proxier need a moment after the pods turned Ready.
+for _ in $(seq 50); do
+  timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wget -qO- "http://$cluster_ip/" \
+    >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+# From a host process in Skiff's cgroup subtree: 30 requests, all answered, by all three pods.
+declare -A seen=()
+for i in $(seq 30); do
+  body=$(timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wget -qO- "http://$cluster_ip/") ||
+    fail "request $i to $cluster_ip failed"
+  [[ $body == "hello from web-"* ]] || fail "request $i: unexpected answer '$body'"
+  seen[$body]=1
+done
+[[ ${#seen[@]} == 3 ]] || fail "30 requests reached ${#seen[@]} backends: ${!seen[*]}"
+
+# The NodePort on the node's address.
+body=$(timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wget -qO- "http://$node_ip:30080/") ||
+  fail "NodePort $node_ip:30080 failed"
+[[ $body == "hello from web-"* ]] || fail "NodePort answer '$body'"
+
+# From inside a pod (the pods' cgroups are under the same subtree).
+uid=$("$skiff" get pods -l app=web -o jsonpath='{.items[0].metadata.uid}')
+container=$(runc --root "$run_dir/runc" list -q | grep "^${uid}_httpd_" | head -1)
+[[ -n $container ]] || fail "no runc container for pod $uid"
+body=$(timeout 5 runc --root "$run_dir/runc" exec "$container" wget -qO- "http://$cluster_ip/") ||
+  fail "request from pod $uid failed"
+[[ $body == "hello from web-"* ]] || fail "answer inside the pod: '$body'"
+
+# Shutdown: every pod, namespace, veth, bridge, cgroup and pin goes.
+kill -INT "$up_pid"
+for _ in $(seq 300); do kill -0 "$up_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$up_pid" 2>/dev/null && fail "skiff up did not stop within 30 s"
+wait "$up_pid" || fail "skiff up exited with $?"
+up_pid=
+[[ -z $(runc --root "$run_dir/runc" list -q 2>/dev/null) ]] || fail "containers left: $(runc --root "$run_dir/runc" list -q)"
+[[ -z $(ls -A "$run_dir/netns" 2>/dev/null) ]] || fail "network namespaces left: $(ls "$run_dir/netns")"
+[[ ! -e /sys/class/net/$bridge ]] || fail "bridge $bridge left"
+[[ -z $(ip -o link show type veth 2>/dev/null | grep -F "master $bridge") ]] || fail "veths left"
+[[ ! -d /sys/fs/cgroup/unified$cgroup ]] || fail "cgroup /sys/fs/cgroup/unified$cgroup left"
+[[ ! -d /sys/fs/cgroup/memory$cgroup ]] || fail "cgroup /sys/fs/cgroup/memory$cgroup left"
+grep -q "removing pods" "$work/up.log" || fail "no cleanup in the log"
+
+# Bad input: the port in use.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' >"$work/port" &
+holder=$!
+for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+set +e
+out=$("$skiff" up --data-dir "$work/data2" --secure-port "$port" --image-root "$work/images" \
+  --bridge "$bridge" --cgroup-parent "$cgroup" --run-dir "$run_dir" 2>&1)
+code=$?
+set -e
+kill "$holder"
+[[ $code == 1 && $out == *"127.0.0.1:$port is in use"* ]] || fail "port in use: exit $code: $out"
+echo "PASS"
