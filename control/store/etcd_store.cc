@@ -579,8 +579,9 @@ class WatchMux {
         store_.openWatchStream(connection->context, connection->stream, connection->member,
                                [&](grpc::ClientContext* context) {
                                  std::lock_guard guard(mu_);
+                                 if (stopping_) return false;
                                  connecting_ = context;
-                                 return !stopping_;
+                                 return true;
                                });
         opened = true;
       } catch (const StoreError& e) {
