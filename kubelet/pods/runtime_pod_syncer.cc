@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "control/api/json.h"
+#include "kubelet/pods/container_env.h"
 #include "kubelet/runtime/container_spec.h"
 
 namespace skiff::kubelet {
@@ -567,7 +568,10 @@ bool PodWorker::startContainer(const core::Container& c, ContainerRecord& rec,
     return false;
   }
   try {
-    applyContainerSpec(pod_->spec(), c, image->config, config.rootfs, field, config);
+    const ResolvedEnv env =
+        resolveContainerEnv(*pod_, c, s_.fetcher_, {e_.ip, s_.options_.host_ip}, field);
+    applyContainerSpec(pod_->spec(), env.container, image->config, config.rootfs, field, config,
+                       env.env_from);
     config.mounts = volumes::VolumeManager::containerMounts(c, volumes_, field);
   } catch (const std::exception& ex) {
     undo();
@@ -672,7 +676,8 @@ void PodWorker::stopContainer(const core::Container* c, ContainerRecord& rec, Ms
   const ContainerStatus st = observe(rec);
   if (st.state != ContainerState::kRunning && st.state != ContainerState::kCreated) return;
   const auto t0 = std::chrono::steady_clock::now();
-  if (c != nullptr && c->has_lifecycle() && c->lifecycle().has_pre_stop()) {
+  // A zero grace period (a forced delete, a finished pod) runs no hook.
+  if (c != nullptr && grace.count() > 0 && c->has_lifecycle() && c->lifecycle().has_pre_stop()) {
     const core::LifecycleHandler& pre = c->lifecycle().pre_stop();
     if (pre.has_exec()) {
       const std::vector<std::string> argv(pre.exec().command().begin(), pre.exec().command().end());
@@ -1079,6 +1084,7 @@ RuntimePodSyncer::RuntimePodSyncer(RuntimePodSyncerOptions options, images::Imag
       images_(images),
       runtime_(runtime),
       network_(network),
+      fetcher_(fetcher),
       volumes_(fetcher, options_.volumes),
       owned_probes_(probes == nullptr ? std::make_unique<prober::ActionProber>(runtime) : nullptr),
       probes_(probes == nullptr ? *owned_probes_ : *probes) {
@@ -1095,6 +1101,7 @@ RuntimePodSyncer::RuntimePodSyncer(RuntimePodSyncerOptions options, images::Imag
       images_(*owned_images_),
       runtime_(runtime),
       network_(network),
+      fetcher_(fetcher),
       volumes_(fetcher, options_.volumes),
       owned_probes_(std::make_unique<prober::ActionProber>(runtime)),
       probes_(*owned_probes_) {

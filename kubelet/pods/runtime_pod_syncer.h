@@ -96,6 +96,7 @@ class RuntimePodSyncer final : public PodSyncer {
   images::ImageManager& images_;
   ContainerRuntime& runtime_;
   network::SandboxNetwork& network_;
+  volumes::VolumeSourceFetcher* fetcher_;
   volumes::VolumeManager volumes_;
   std::unique_ptr<prober::ProbeRunner> owned_probes_;
   prober::ProbeRunner& probes_;
