@@ -3,6 +3,7 @@
 // through terminate and the kubelet's confirming delete.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -137,6 +138,27 @@ TEST(HollowNodesTest, PodsBecomeRunningAndReadyAndAreDeleted) {
   ASSERT_TRUE(eventually([&] { return client::list<Pod>(*client, "default").empty(); }));
   EXPECT_EQ(nodes->syncer(0).runningPods() + nodes->syncer(1).runningPods(), 0u);
   nodes->stop();
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+namespace {
+
+// An apiserver that is not there: start() keeps retrying the registration until stop().
+TEST(HollowNodesTest, StopEndsAStartThatIsStillRegistering) {
+  auto client = client::makeRestClient(client::ClientConfig{.server = "http://127.0.0.1:1"});
+  auto nodes = makeHollowNodes(*client, 2, {});
+  std::atomic<int> started{-1};
+  std::thread starter([&] { started = nodes->start() ? 1 : 0; });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(started, -1);
+  auto t0 = std::chrono::steady_clock::now();
+  nodes->stop();
+  starter.join();
+  EXPECT_EQ(started, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // a request in flight finishes first
 }
 
 }  // namespace
