@@ -31,7 +31,9 @@ struct ApiHandlerOptions {
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
 // watch, create, update, delete and deletecollection, the status subresource, pods/binding,
-// discovery, /version and the health endpoints. Errors are Status objects.
+// namespaces/finalize, discovery, /version and the health endpoints. Errors are Status objects.
+// Writes, gets and consistent lists go to the store; watches and lists at resourceVersion "0" (or
+// NotOlderThan without a limit) are served by each resource's WatchCache.
 //
 // Thread-safe: the HTTP server calls it from every connection's thread.
 class ApiHandler {
