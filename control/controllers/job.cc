@@ -369,7 +369,12 @@ PodOwnerResult reconcileJob(const JobInput& input) {
   for (const Pod* pod : active) {
     if (deleting.count(pod) == 0 && isPodReady(*pod)) ++ready;
   }
-  status.set_active(static_cast<int32_t>(active.size() - deleting.size()) + creates);
+  if (input.expectations_satisfied) {
+    status.set_active(static_cast<int32_t>(active.size() - deleting.size()) + creates);
+  } else if (!status.has_active()) {
+    // Until the cache has caught up with the last writes, the count written then stands.
+    status.set_active(static_cast<int32_t>(active.size()));
+  }
   status.set_ready(ready);
   if (!google::protobuf::util::MessageDifferencer::Equals(status, job.status())) {
     auto copy = std::make_shared<Job>(job);

@@ -136,6 +136,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Case{.name = "NewJobStartsParallelismPods", .creates = 2, .active = 2},
         Case{.name = "ExpectationsUnmetCreateNothing", .satisfied = false, .active = 0},
+        Case{.name = "ExpectationsUnmetKeepTheActiveCountWritten",
+             .edit = [](Job& j) { j.mutable_status()->set_active(2); },
+             .pods = {jobPod("a", "Running")},
+             .satisfied = false,
+             .active = 2},
         Case{.name = "OneSucceededTwoRunningWaits",
              .pods = {jobPod("a", "Succeeded"), jobPod("b", "Running", -1, true),
                       jobPod("c", "Running")},
