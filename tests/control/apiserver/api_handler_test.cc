@@ -397,6 +397,46 @@ TEST_F(ApiHandlerTest, NodeKeepsItsStatusOnCreateAndEventsKeepMicroseconds) {
   EXPECT_EQ(e.find("firstTimestamp")->text(), "2026-12-01T10:00:00Z");  // a Time: seconds
 }
 
+TEST_F(ApiHandlerTest, KubeletWatchOfItsNodesPodsComesFromTheCache) {
+  auto pod = [](const std::string& name, const std::string& node) {
+    return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
+           R"("},"spec":{"nodeName":")" + node +
+           R"(","containers":[{"name":"c","image":"busybox"}]}})";
+  };
+  ASSERT_EQ(call(http::verb::post, "/api/v1/namespaces/default/pods", pod("a", "n1")).status, 201);
+  ASSERT_EQ(call(http::verb::post, "/api/v1/namespaces/default/pods", pod("b", "n2")).status, 201);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    call(http::verb::post, "/api/v1/namespaces/default/pods", pod("c", "n1"));
+    call(http::verb::post, "/api/v1/namespaces/default/pods", pod("d", "n2"));
+    call(http::verb::delete_, "/api/v1/namespaces/default/pods/a?gracePeriodSeconds=0");
+  });
+  Reply watch = call(http::verb::get,
+                     "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn1&timeoutSeconds=2");
+  writer.join();
+  std::vector<std::string> seen;
+  size_t start = 0;
+  while (start < watch.body.size()) {
+    size_t nl = watch.body.find('\n', start);
+    api::Value e = api::parseJson(watch.body.substr(start, nl - start));
+    seen.push_back(e.find("type")->text() + " " +
+                   e.find("object")->find("metadata")->find("name")->text());
+    start = nl + 1;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"ADDED a", "ADDED c", "DELETED a"}));
+  // The same from the cache's index, as a list at resourceVersion 0.
+  api::Value listed;
+  for (int i = 0; i < 200; ++i) {
+    listed =
+        call(http::verb::get, "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&resourceVersion=0")
+            .json();
+    if (listed.find("items")->items().size() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(listed.find("items")->items().size(), 1u);
+  EXPECT_EQ(listed.find("items")->items()[0].find("metadata")->find("name")->text(), "c");
+}
+
 TEST_F(ApiHandlerTest, ServicesGetAddressesOnceAndGiveThemBack) {
   auto svc = [](const std::string& name, const std::string& extra) {
     return R"({"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name + R"("},"spec":{)" +
