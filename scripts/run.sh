@@ -28,6 +28,7 @@ echo "== skiff up --data-dir $data_dir   (log: $log)"
 "$skiff" up --data-dir "$data_dir" --secure-port "$port" >"$log" 2>&1 &
 up=$!
 trap 'kill -INT $up 2>/dev/null || true; wait $up 2>/dev/null || true; tail -5 "$log"' EXIT
+trap 'exit 130' INT TERM
 shown=0
 for _ in $(seq 600); do
   lines=$(grep -c '' "$log" || true)

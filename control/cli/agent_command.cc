@@ -42,6 +42,9 @@ struct AgentFlags {
   int hollow_nodes = 0;
   std::string proxy_mode;  // "ebpf" or "none"; empty: ebpf unless hollow
   std::string cgroup_parent = "/skiff";
+  // The eBPF data path pins its maps and links here, so a restarted agent keeps serving with the
+  // same tables and `skiff lb` can read them; empty: nothing pinned.
+  std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   std::string image_root = "/var/lib/skiff/kubelet/images";
   std::string log_dir = "/var/log/pods";
   std::string bridge = "skiff0";
@@ -60,10 +63,12 @@ std::string hostname() {
 // parent (never the root cgroup), Services and EndpointSlices from a shared informer factory.
 class NodeProxy {
  public:
-  NodeProxy(client::Client& client, const std::string& node_name, const std::string& cgroup_path) {
+  NodeProxy(client::Client& client, const std::string& node_name, const std::string& cgroup_path,
+            const std::string& pin_dir) {
 #if SKIFF_WITH_EBPF
     ebpf::EbpfDataplaneOptions options;
     options.cgroupPath = cgroup_path;
+    options.pinDir = pin_dir;
     auto made = ebpf::EbpfDataplane::create(options);
     if (!made.ok()) {
       throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
@@ -80,6 +85,7 @@ class NodeProxy {
     (void)client;
     (void)node_name;
     (void)cgroup_path;
+    (void)pin_dir;
     throw std::runtime_error(
         "this skiff was built without the eBPF data path (SKIFF_WITH_EBPF=OFF); "
         "run with --proxy-mode none");
@@ -220,7 +226,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     }
     std::unique_ptr<NodeProxy> proxy;
     if (proxy_mode == "ebpf") {
-      proxy = std::make_unique<NodeProxy>(*client, first_node, cgroupPathFor(flags.cgroup_parent));
+      proxy = std::make_unique<NodeProxy>(*client, first_node, cgroupPathFor(flags.cgroup_parent),
+                                          flags.bpf_pin_dir);
       std::cout << "skiff agent: eBPF service load balancer on cgroup "
                 << cgroupPathFor(flags.cgroup_parent) << std::endl;
     }
@@ -273,6 +280,10 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--cgroup-parent", flags->cgroup_parent,
                   "The pods' cgroup parent, under the cgroup v2 mount (the socket LB attaches "
                   "there, never to the root cgroup)")
+      ->capture_default_str();
+  cmd->add_option("--bpf-pin-dir", flags->bpf_pin_dir,
+                  "Where the eBPF data path pins its maps and links (kept across restarts; "
+                  "skiff lb reads them; skiff cleanup removes them)")
       ->capture_default_str();
   cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
       ->capture_default_str();

@@ -44,15 +44,17 @@ struct UpFlags {
   std::string bridge = "skiff0";
   std::string cgroup_parent = "/skiff";
   std::string run_dir = "/run/skiff";
+  std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   bool keep_pods = false;
 };
 
-// Holds DATA_DIR/skiff-up.lock for the life of the process, so that a second `skiff up` on the
-// same data dir says who has it instead of fighting over the store and the pods. The kernel drops
-// the lock when the process dies, so a crash never leaves it stale.
-class DataDirLock {
+// Holds DIR/skiff-up.lock for the life of the process, so that a second `skiff up` on the same
+// data dir (store, pods) or run dir (runc state, network namespaces) says who has it instead of
+// fighting over them. The kernel drops the lock when the process dies: a crash never leaves it
+// stale.
+class DirLock {
  public:
-  explicit DataDirLock(const std::string& dir) {
+  DirLock(const std::string& dir, const std::string& flag) {
     std::string path = dir + "/skiff-up.lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) {
@@ -68,18 +70,18 @@ class DataDirLock {
       fd_ = -1;
       throw std::runtime_error("another skiff up (pid " + pid + ") is running on " + dir +
                                ": stop it first (Ctrl-C, or kill " + pid +
-                               "), or give this one another --data-dir");
+                               "), or give this one another " + flag);
     }
     std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
       // The lock holds either way; the pid is only for the message above.
     }
   }
-  ~DataDirLock() {
+  ~DirLock() {
     if (fd_ >= 0) ::close(fd_);
   }
-  DataDirLock(const DataDirLock&) = delete;
-  DataDirLock& operator=(const DataDirLock&) = delete;
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
 
  private:
   int fd_ = -1;
@@ -246,7 +248,13 @@ int runUp(const UpFlags& flags) {
               << "\n";
     return 1;
   }
-  DataDirLock lock(flags.data_dir);
+  DirLock data_lock(flags.data_dir, "--data-dir");
+  std::filesystem::create_directories(flags.run_dir, ec);
+  if (ec) {
+    std::cerr << "error: cannot create --run-dir " << flags.run_dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+  DirLock run_lock(flags.run_dir, "--run-dir (and --bridge, --cgroup-parent)");
   const auto t0 = Clock::now();
   std::string node = flags.node_name.empty() ? hostName() : flags.node_name;
   std::string agent_dir = flags.data_dir + "/agent";
@@ -286,7 +294,8 @@ int runUp(const UpFlags& flags) {
                                          "--image-root",    flags.image_root,
                                          "--bridge",        flags.bridge,
                                          "--cgroup-parent", flags.cgroup_parent,
-                                         "--run-dir",       flags.run_dir};
+                                         "--run-dir",       flags.run_dir,
+                                         "--bpf-pin-dir",   flags.bpf_pin_dir};
   std::cout << "[3/4] node " << node << ": kubelet (runc), pods on " << flags.pod_cidr
             << (flags.proxy_mode == "ebpf" ? ", eBPF service load balancer" : "") << std::endl;
   AgentProcess agent(agent_args);
@@ -347,6 +356,7 @@ int runUp(const UpFlags& flags) {
     cleanup.bridge = flags.bridge;
     cleanup.cgroup_parent = flags.cgroup_parent;
     cleanup.run_dir = flags.run_dir;
+    cleanup.bpf_pin_dir = flags.bpf_pin_dir;
     for (const auto& problem : cleanupNode(cleanup, std::cout))
       std::cerr << "skiff up: cleanup: " << problem << std::endl;
   }
@@ -386,6 +396,8 @@ void addUpCommand(CLI::App& app, int& exit_code) {
                   "The pods' cgroup parent (the socket load balancer attaches there)")
       ->capture_default_str();
   cmd->add_option("--run-dir", flags->run_dir, "Runtime state (runc, network namespaces)")
+      ->capture_default_str();
+  cmd->add_option("--bpf-pin-dir", flags->bpf_pin_dir, "Where the load balancer pins its maps")
       ->capture_default_str();
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "

@@ -17,15 +17,15 @@ tag=$$
 bridge=skup$((tag % 100000))
 cgroup=/skiff-e2e-up-$tag
 run_dir=$work/run
-pin_dir=/sys/fs/bpf/skiff
+pin_dir=/sys/fs/bpf/skiff-e2e-up-$tag
 up_pid=
 up_args=(--data-dir "$work/data" --secure-port 0 --image-root "$work/images" --pod-cidr 10.252.0.0/24
   --service-cluster-ip-range 10.98.0.0/16 --node-name up-e2e --bridge "$bridge"
-  --cgroup-parent "$cgroup" --run-dir "$run_dir")
+  --cgroup-parent "$cgroup" --run-dir "$run_dir" --bpf-pin-dir "$pin_dir")
 cleanup() {
   if [[ -n $up_pid ]]; then kill -INT "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
   "$skiff" cleanup --agent-data-dir "$work/data/agent" --bridge "$bridge" --cgroup-parent "$cgroup" \
-    --run-dir "$run_dir" >/dev/null 2>&1 || true
+    --run-dir "$run_dir" --bpf-pin-dir "$pin_dir" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,6 +53,13 @@ code=$?
 set -e
 [[ $code == 1 && $second == *"another skiff up (pid $up_pid) is running on $work/data"* ]] ||
   fail "second skiff up: exit $code: $second"
+# ... and so does one on another data dir that would share the node's runtime state.
+set +e
+second=$("$skiff" up --data-dir "$work/other" --secure-port 0 --run-dir "$run_dir" 2>&1)
+code=$?
+set -e
+[[ $code == 1 && $second == *"another skiff up (pid $up_pid) is running on $run_dir"* ]] ||
+  fail "skiff up on the same run dir: exit $code: $second"
 
 "$skiff" apply -f "$source_dir/examples/" >/dev/null
 "$skiff" wait --for=condition=Available deployment/web --timeout=90s >/dev/null ||
@@ -85,6 +92,16 @@ body=$(timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wg
   fail "NodePort $node_ip:30080 failed"
 [[ $body == "hello from web-"* ]] || fail "NodePort answer '$body'"
 
+# The load balancer's per-backend counters (pinned maps): the web backends took new connections.
+"$skiff" lb backends --pin-dir "$pin_dir" -o json >"$work/backends.json" || fail "skiff lb backends"
+python3 - "$work/backends.json" <<'PY' || fail "per-backend counters: $(cat "$work/backends.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc if isinstance(doc, list) else next(v for v in doc.values() if isinstance(v, list))
+counted = [r for r in rows if any(k.startswith("new") and v for k, v in r.items() if isinstance(v, int))]
+assert len(counted) >= 3, rows
+PY
+
 # From inside a pod (the pods' cgroups are under the same subtree).
 uid=$("$skiff" get pods -l app=web -o jsonpath='{.items[0].metadata.uid}')
 container=$(runc --root "$run_dir/runc" list -q | grep "^${uid}_httpd_" | head -1)
@@ -106,6 +123,7 @@ up_pid=
 [[ ! -d /sys/fs/cgroup/unified$cgroup ]] || fail "cgroup /sys/fs/cgroup/unified$cgroup left"
 [[ ! -d /sys/fs/cgroup/memory$cgroup ]] || fail "cgroup /sys/fs/cgroup/memory$cgroup left"
 grep -q "removing pods" "$work/up.log" || fail "no cleanup in the log"
+[[ ! -e $pin_dir ]] || fail "BPF pins left in $pin_dir: $(ls "$pin_dir")"
 
 # Bad input: the port in use.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' >"$work/port" &
