@@ -390,7 +390,11 @@ void PodWorker::syncContainer(const core::Container& c, ContainerRecord& rec,
       s_.runtime_.start(rec.id);
       event("Normal", "Started", "Started container " + c.name(), c.name());
     } catch (const std::exception& ex) {
-      removeContainer(rec.id);
+      try {
+        removeContainer(rec.id);
+      } catch (const std::exception&) {
+        // Left for terminate(), which removes every container of the pod by its id prefix.
+      }
       rec.id.clear();
       failStart(rec, "RunContainerError", ex.what());
       event("Warning", "Failed", std::string("Error: ") + ex.what(), c.name());
@@ -438,7 +442,13 @@ bool PodWorker::restartOrBackOff(const core::Container& c, ContainerRecord& rec,
                        : std::min<int64_t>(2 * rec.backoff_ms, s_.options_.backoff_max.count());
   rec.last = Termination{st.exit_code.value_or(255), st.reason, st.started_at_ns, st.finished_at_ns,
                          rec.id};
-  removeContainer(rec.id);
+  try {
+    removeContainer(rec.id);
+  } catch (const std::exception& ex) {
+    // The dead container stays behind; terminate() retries. The restart goes ahead under a new id.
+    event("Warning", "Failed", std::string("Error removing the dead container: ") + ex.what(),
+          c.name(), rec.init);
+  }
   rec.id.clear();
   ++rec.restart_count;
   rec.last_failure_ns = 0;
@@ -604,7 +614,11 @@ bool PodWorker::startContainer(const core::Container& c, ContainerRecord& rec,
   try {
     s_.runtime_.start(id);
   } catch (const std::exception& ex) {
-    removeContainer(id);
+    try {
+      removeContainer(id);
+    } catch (const std::exception&) {
+      // Left for terminate(), which removes every container of the pod by its id prefix.
+    }
     failStart(rec, "RunContainerError", ex.what());
     event("Warning", "Failed", std::string("Error: ") + ex.what(), c.name(), rec.init);
     return false;

@@ -433,6 +433,37 @@ TEST_F(RuntimePodSyncerTest, StartupProbeHoldsBackTheOthers) {
   EXPECT_EQ(prober_.runs("slow", "ready"), 1);
 }
 
+TEST_F(RuntimePodSyncerTest, HostNetworkVolumesAndEnvReachTheContainerConfig) {
+  const core::Pod host = pod("Always", R"yaml(  - name: agent
+    image: "busybox:1.36"
+    env: [{name: ME, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+    volumeMounts: [{name: scratch, mountPath: /scratch, subPath: a}]
+)yaml",
+                             R"yaml(  hostNetwork: true
+  volumes: [{name: scratch, emptyDir: {}}]
+)yaml");
+  const PodSyncResult r = syncer_->sync(host);
+  EXPECT_EQ(r.status.phase(), "Running");
+  EXPECT_EQ(r.status.pod_ip(), "192.168.0.10");  // the node's
+  EXPECT_EQ(network_.setups(), 0);
+  const ContainerConfig c = runtime_.config(runtime_.running("agent"));
+  EXPECT_TRUE(c.host_network);
+  EXPECT_NE(std::find(c.env.begin(), c.env.end(), "ME=192.168.0.10"), c.env.end());
+  ASSERT_EQ(c.mounts.size(), 1u);  // no managed /etc/hosts on the host's network
+  EXPECT_EQ(c.mounts[0].destination, "/scratch");
+  EXPECT_EQ(c.mounts[0].source,
+            syncer_->podDir("0b9e5a4c-1111-2222-3333-444455556666") + "/volumes/scratch/a");
+
+  // A missing configMap: FailedMount, nothing starts, no exception.
+  core::Pod cm = pod("Always", "  - {name: app, image: \"busybox:1.36\"}\n",
+                     "  volumes: [{name: conf, configMap: {name: web}}]\n");
+  cm.mutable_metadata()->set_uid("uid-cm");
+  const PodSyncResult failed = syncer_->sync(cm);
+  EXPECT_TRUE(hasEvent(failed, "FailedMount", "volume \"conf\""));
+  EXPECT_EQ(failed.status.phase(), "Pending");
+  EXPECT_TRUE(runtime_.running("app").empty());
+}
+
 TEST_F(RuntimePodSyncerTest, ANewSyncerAdoptsRunningContainersWithoutRestartingThem) {
   const core::Pod p = pod("Always", kTwoContainers);
   syncer_->sync(p);
