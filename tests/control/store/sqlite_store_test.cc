@@ -6,10 +6,12 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +61,36 @@ void rawSql(const std::string& path, const std::string& sql) {
       << (error ? error : "");
   sqlite3_free(error);
   sqlite3_close(db);
+}
+
+// The nice value of each of this process's threads named `name`.
+std::vector<int> niceOfThreads(const std::string& name) {
+  std::vector<int> values;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    std::getline(comm, line);
+    if (line != name) continue;
+    errno = 0;
+    const int nice =
+        ::getpriority(PRIO_PROCESS, static_cast<id_t>(std::stoi(task.path().filename())));
+    if (errno == 0) values.push_back(nice);
+  }
+  return values;
+}
+
+// The threads every write goes through run at commit_thread_nice (here above the caller's: allowed
+// without CAP_SYS_NICE); the callers' threads keep theirs.
+TEST_F(SqliteStoreTest, CommitThreadsRunAtTheirNiceValue) {
+  const int caller_nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  SqliteOptions o = options();
+  o.commit_thread_nice = caller_nice + 3;
+  auto store = SqliteStore::open(o);
+  store->create("/k", "v");  // every thread of the pipeline has run
+  for (const char* name : {"store-writer", "store-sync", "store-ack"}) {
+    EXPECT_EQ(niceOfThreads(name), std::vector<int>{caller_nice + 3}) << name;
+  }
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), caller_nice);
 }
 
 TEST_F(SqliteStoreTest, MissingDirectoryIsAClearError) {
