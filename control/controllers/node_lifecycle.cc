@@ -193,6 +193,23 @@ bool tolerationToleratesTaint(const Toleration& toleration, const Taint& taint) 
   return false;
 }
 
+std::chrono::milliseconds NoExecuteTaintLimiter::tryTake(const api::Timestamp& now) {
+  if (rate_ <= 0) return std::chrono::milliseconds(0);
+  if (next_ && before(now, *next_)) {
+    return std::chrono::milliseconds(std::max<int64_t>(millisBetween(now, *next_), 1));
+  }
+  auto interval_ms = static_cast<int64_t>(1000.0 / rate_);
+  api::Timestamp next = now;
+  next.seconds += interval_ms / 1000;
+  next.nanos += static_cast<int32_t>((interval_ms % 1000) * 1000000);
+  if (next.nanos >= 1000000000) {
+    next.nanos -= 1000000000;
+    next.seconds += 1;
+  }
+  next_ = next;
+  return std::chrono::milliseconds(0);
+}
+
 EvictionDecision podEviction(const Pod& pod, const std::vector<Taint>& taints,
                              const api::Timestamp& fallback_added, const api::Timestamp& now) {
   EvictionDecision out;

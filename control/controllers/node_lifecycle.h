@@ -89,6 +89,20 @@ EvictionDecision podEviction(const api::core::v1::Pod& pod,
                              const std::vector<api::core::v1::Taint>& taints,
                              const api::Timestamp& fallback_added, const api::Timestamp& now);
 
+// kube-controller-manager's --node-eviction-rate: at most `rate` nodes a second newly get a
+// NoExecute taint (a burst of one), so that a network partition does not empty every node at once.
+// rate <= 0: no limit. Not thread-safe: the caller serializes.
+class NoExecuteTaintLimiter {
+ public:
+  explicit NoExecuteTaintLimiter(double rate) : rate_(rate) {}
+  // 0 when a node may be tainted now (the slot is taken), else how long to wait.
+  std::chrono::milliseconds tryTake(const api::Timestamp& now);
+
+ private:
+  double rate_;
+  std::optional<api::Timestamp> next_;
+};
+
 const api::core::v1::NodeCondition* nodeCondition(const api::core::v1::Node& node,
                                                   std::string_view type);
 

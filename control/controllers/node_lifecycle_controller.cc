@@ -22,6 +22,16 @@ bool hasNoExecuteTaint(const Node& node) {
                      [](const Taint& t) { return t.effect() == "NoExecute"; });
 }
 
+// True when `taints` has a NoExecute taint `node` does not have yet.
+bool addsNoExecute(const Node& node, const std::vector<Taint>& taints) {
+  return std::any_of(taints.begin(), taints.end(), [&](const Taint& t) {
+    return t.effect() == "NoExecute" &&
+           std::none_of(
+               node.spec().taints().begin(), node.spec().taints().end(),
+               [&](const Taint& o) { return o.effect() == "NoExecute" && o.key() == t.key(); });
+  });
+}
+
 }  // namespace
 
 NodeLifecycleController::NodeLifecycleController(
@@ -33,7 +43,8 @@ NodeLifecycleController::NodeLifecycleController(
       leases_(leases),
       pods_(pods),
       events_(events),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      limiter_(options_.eviction_rate) {
   auto node_key = [](const google::protobuf::Message& o) {
     return std::string(kNodePrefix) + metaOf(o).name();
   };
@@ -166,6 +177,11 @@ std::optional<std::chrono::milliseconds> NodeLifecycleController::syncNode(
     }
   }
   if (auto taints = desiredNodeTaints(node, status.ready, now)) {
+    if (addsNoExecute(node, *taints)) {
+      std::lock_guard lock(mu_);
+      auto wait = limiter_.tryTake(now);
+      if (wait.count() > 0) return wait;  // another node took this slot
+    }
     Node next = node;
     next.mutable_spec()->clear_taints();
     for (auto& t : *taints)

@@ -17,6 +17,8 @@ struct NodeLifecycleOptions {
   std::chrono::milliseconds monitor_period{5000};
   // Taint-based eviction of pods on NoExecute-tainted nodes (kube's --enable-taint-manager).
   bool evict_pods = true;
+  // --node-eviction-rate: nodes a second that may newly get a NoExecute taint (0: no limit).
+  double eviction_rate = 0;
   // The controller's clock (tests inject one).
   std::function<api::Timestamp()> clock = [] { return api::now(); };
 };
@@ -56,6 +58,7 @@ class NodeLifecycleController : public QueueController {
   std::mutex mu_;
   std::map<std::string, NodeHealth> health_;           // node name ->
   std::map<std::string, api::Timestamp> taints_seen_;  // "node|key" ->
+  NoExecuteTaintLimiter limiter_;                      // under mu_
   std::set<std::string> evicted_;  // uids of pods asked to go, until their delete is seen
   std::atomic<uint64_t> evictions_{0};
 };

@@ -381,6 +381,35 @@ TEST_F(LifecycleControllersTest, NodeWithoutHeartbeatsIsTaintedAndEvicted) {
   EXPECT_EQ(node.spec().taints_size(), 0);
 }
 
+TEST_F(LifecycleControllersTest, NoExecuteTaintsAreRateLimited) {
+  NodeLifecycleOptions options;
+  options.timing.grace_period = 1s;
+  options.monitor_period = 100ms;
+  options.eviction_rate = 0.5;  // one node every 2 s
+  run([&](client::SharedInformerFactory& f) {
+    controllers_.push_back(std::make_unique<NodeLifecycleController>(
+        *client_, f.informerFor<Node>(),
+        f.informerFor(typeOf<Lease>(), {.ns = std::string(kNodeLeaseNamespace)}),
+        f.informerFor<Pod>(), nullptr, options));
+  });
+  for (const char* name : {"a", "b"}) {
+    client::create(*client_, fromYaml<Node>(std::string("metadata: {name: ") + name + "}"));
+    Heartbeats(*client_, name).postReady();
+  }
+  auto tainted = [&](const char* name) {
+    return findTaint(client::get<Node>(*client_, "", name), kTaintUnreachable, "NoExecute") !=
+           nullptr;
+  };
+  ASSERT_TRUE(eventually([&] { return tainted("a") || tainted("b"); }, 10s));
+  auto first = std::chrono::steady_clock::now();
+  EXPECT_FALSE(tainted("a") && tainted("b"));
+  ASSERT_TRUE(eventually([&] { return tainted("a") && tainted("b"); }, 10s));
+  EXPECT_GE(std::chrono::steady_clock::now() - first, 1500ms);
+  // Its status went Unknown at once; the taints waited for their slot.
+  auto b = client::get<Node>(*client_, "", "b");
+  EXPECT_EQ(nodeCondition(b, "Ready")->status(), "Unknown");
+}
+
 TEST_F(LifecycleControllersTest, ControllerManagerRunsThem) {
   EXPECT_EQ(enabledControllers({"namespace,serviceaccount,nodelifecycle"}),
             (std::vector<std::string>{"namespace", "serviceaccount", "nodelifecycle"}));

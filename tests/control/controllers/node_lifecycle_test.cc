@@ -326,5 +326,25 @@ TEST(PodEvictionTest, Table) {
   }
 }
 
+TEST(NoExecuteTaintLimiterTest, Table) {
+  NoExecuteTaintLimiter unlimited(0);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(unlimited.tryTake(kNow), 0ms);
+  // 0.5 nodes a second: one now, the next 2 s later.
+  NoExecuteTaintLimiter half(0.5);
+  struct Step {
+    int64_t at_ms;
+    std::chrono::milliseconds wait;
+  };
+  const Step steps[] = {{0, 0ms},    {0, 2000ms},    {1500, 500ms},
+                        {2000, 0ms}, {2100, 1900ms}, {10000, 0ms}};
+  for (const auto& step : steps) {
+    SCOPED_TRACE(step.at_ms);
+    api::Timestamp t{kNow.seconds + step.at_ms / 1000,
+                     static_cast<int32_t>((step.at_ms % 1000) * 1000000)};
+    EXPECT_EQ(half.tryTake(t), step.wait);
+  }
+}
+
 }  // namespace
 }  // namespace skiff::controllers
