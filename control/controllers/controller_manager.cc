@@ -152,6 +152,7 @@ struct ControllerManager::Impl {
       node_options.timing.startup_grace_period = options.node_startup_grace_period;
       node_options.monitor_period = options.node_monitor_period;
       node_options.evict_pods = options.enable_taint_eviction;
+      node_options.eviction_rate = options.node_eviction_rate;
       auto& leases = factory.informerFor(typeOf<api::coordination::v1::Lease>(),
                                          {.ns = std::string(kNodeLeaseNamespace)});
       controllers.push_back(std::make_unique<NodeLifecycleController>(

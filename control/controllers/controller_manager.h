@@ -37,6 +37,7 @@ struct ControllerManagerOptions {
   std::chrono::milliseconds node_startup_grace_period{60000};
   std::chrono::milliseconds node_monitor_period{5000};
   bool enable_taint_eviction = true;
+  double node_eviction_rate = 0;  // nodes a second newly tainted NoExecute; 0: no limit
 };
 
 // The controller names `controllers` selects; throws std::invalid_argument for a name that is not
