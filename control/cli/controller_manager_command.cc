@@ -53,6 +53,9 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--node-monitor-period", flags->node_monitor_period_s,
                   "Seconds between looks at each node")
       ->capture_default_str();
+  cmd->add_option("--node-eviction-rate", flags->options.node_eviction_rate,
+                  "Nodes a second that may newly get a NoExecute taint (0: no limit)")
+      ->capture_default_str();
   cmd->callback([flags, &exit_code] {
     sigset_t signals;
     sigemptyset(&signals);
