@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "control/cli/stop_signals.h"
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
@@ -185,10 +186,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   std::unique_ptr<kubelet::HollowNodes> nodes;
   std::unique_ptr<RealNode> real;
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::cerr << "skiff agent: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
-              << std::endl;
+    int sig = waitForStopSignal(signals);
+    std::cerr << "skiff agent: " << stopSignalName(sig) << ", shutting down" << std::endl;
     std::lock_guard lock(mu);
     stop_requested = true;
     if (nodes) nodes->stop();
@@ -300,11 +299,7 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   cmd->callback([flags, &exit_code] {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    sigset_t signals = blockStopSignals();
     try {
       exit_code = runAgent(*flags, signals);
     } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "control/cli/stop_signals.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "control/controllers/controller_manager.h"
@@ -57,11 +58,7 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
                   "Nodes a second that may newly get a NoExecute taint (0: no limit)")
       ->capture_default_str();
   cmd->callback([flags, &exit_code] {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    sigset_t signals = blockStopSignals();
     try {
       auto& o = flags->options;
       o.controllers = {flags->controllers};
@@ -80,10 +77,9 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
                 << (o.leader_elect ? " (leader election on kube-system/" + o.lease_name + ")"
                                    : std::string())
                 << std::endl;
-      int sig = 0;
-      sigwait(&signals, &sig);
-      std::cout << "skiff controller-manager: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                << ", shutting down" << std::endl;
+      int sig = waitForStopSignal(signals);
+      std::cout << "skiff controller-manager: " << stopSignalName(sig) << ", shutting down"
+                << std::endl;
       manager.stop();
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";

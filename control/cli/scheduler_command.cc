@@ -6,6 +6,7 @@
 #include <iostream>
 #include <thread>
 
+#include "control/cli/stop_signals.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "scheduler/runner.h"
@@ -44,11 +45,7 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->callback([flags, &exit_code] {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    sigset_t signals = blockStopSignals();
     try {
       client::ClientPtr client = client::makeRestClient(
           client::loadClientConfig({.kubeconfig = flags->kubeconfig, .context = flags->context}));
@@ -62,12 +59,8 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
       options.election.lease_name = flags->lease_name;
       std::stop_source stop;
       std::thread waiter([&] {
-        int sig = 0;
-        sigwait(&signals, &sig);
-        if (sig == SIGINT || sig == SIGTERM) {
-          std::cerr << "skiff scheduler: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                    << ", shutting down" << std::endl;
-        }
+        int sig = waitForStopSignal(signals);
+        std::cerr << "skiff scheduler: " << stopSignalName(sig) << ", shutting down" << std::endl;
         stop.request_stop();
       });
       bool ok = false;

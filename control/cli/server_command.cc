@@ -7,19 +7,9 @@
 #include <vector>
 
 #include "control/cli/control_plane.h"
+#include "control/cli/stop_signals.h"
 
 namespace skiff::cli {
-namespace {
-
-// Blocks until SIGINT or SIGTERM; the signals are blocked in every thread started after this.
-int waitForSignal(sigset_t& signals) {
-  int sig = 0;
-  sigwait(&signals, &sig);
-  return sig;
-}
-
-}  // namespace
-
 namespace {
 
 // The apiserver's flags, shared by `skiff apiserver` and `skiff server`.
@@ -51,15 +41,6 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
       "DATA_DIR/pki and writes DATA_DIR/admin.kubeconfig, which kubectl and skiff use as-is.");
 }
 
-sigset_t blockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 void printServing(const ControlPlane& plane, const ApiserverFlags& flags, std::string_view who) {
   std::cout << who << ": serving " << plane.url() << " (data in "
             << (flags.etcd_endpoints.empty() ? flags.options.data_dir
@@ -88,9 +69,8 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
     try {
       ControlPlane plane(planeOptions(*flags, {"controllers", "scheduler", "endpointslice"}));
       printServing(plane, *flags, "skiff apiserver");
-      int sig = waitForSignal(signals);
-      std::cout << "skiff apiserver: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                << ", shutting down" << std::endl;
+      int sig = waitForStopSignal(signals);
+      std::cout << "skiff apiserver: " << stopSignalName(sig) << ", shutting down" << std::endl;
       plane.stop();
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
@@ -124,9 +104,8 @@ void addServerCommand(CLI::App& app, int& exit_code) {
           planeOptions(*flags, std::set<std::string>(disable->begin(), disable->end())));
       printServing(plane, *flags, "skiff server");
       std::cout << "skiff server: control loops running" << std::endl;
-      int sig = waitForSignal(signals);
-      std::cout << "skiff server: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
-                << std::endl;
+      int sig = waitForStopSignal(signals);
+      std::cout << "skiff server: " << stopSignalName(sig) << ", shutting down" << std::endl;
       plane.stop();
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";

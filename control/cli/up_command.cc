@@ -22,6 +22,7 @@
 #include "control/cli/cleanup.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
+#include "control/cli/stop_signals.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 
@@ -225,11 +226,7 @@ bool waitNodeReady(client::Client& client, const std::string& node, Clock::time_
 }
 
 int runUp(const UpFlags& flags) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = blockStopSignals();
   if (flags.proxy_mode != "ebpf" && flags.proxy_mode != "none") {
     std::cerr << "error: --proxy-mode \"" << flags.proxy_mode << "\": want ebpf or none\n";
     return 1;
@@ -329,8 +326,7 @@ int runUp(const UpFlags& flags) {
       timespec tick{0, 200 * 1000 * 1000};
       int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig > 0) {
-        std::cout << "skiff up: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
-                  << std::endl;
+        std::cout << "skiff up: " << stopSignalName(sig) << ", shutting down" << std::endl;
         break;
       }
       if (auto status = agent.poll()) {
