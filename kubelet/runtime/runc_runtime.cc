@@ -48,6 +48,16 @@ void writeFile(const std::string& path, const std::string& content) {
   if (!out) throw RuntimeError("cannot write " + path);
 }
 
+// Alive and not a zombie waiting for the shim to reap it.
+bool processRunning(int pid) {
+  if (pid <= 0) return false;
+  const std::string stat = readSmallFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
+  return state != 'Z' && state != 'X' && state != 'x';
+}
+
 std::string selfDir() {
   char buf[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -182,9 +192,12 @@ void RuncRuntime::create(const ContainerConfig& config) {
 void RuncRuntime::start(const std::string& id) {
   validateContainerId(id);
   const auto argv = runc({"start", id});
+  // Taken before: a short-lived container can exit before `runc start` returns, and its finish
+  // time must not come before its start.
+  const int64_t started = nowNs();
   const ProcessResult r = runProcess(argv, options_.command_timeout);
   if (!r.ok()) throw RuntimeError(describeFailure(argv, r));
-  writeFile(stateDir(id) + "/started", std::to_string(nowNs()));
+  writeFile(stateDir(id) + "/started", std::to_string(started));
 }
 
 ContainerStatus RuncRuntime::status(const std::string& id) {
@@ -213,8 +226,7 @@ ContainerStatus RuncRuntime::status(const std::string& id) {
     const std::string shim_text = readSmallFile(state + "/shim.pid");
     const int pid = pid_text.empty() ? 0 : std::atoi(pid_text.c_str());
     const int shim = shim_text.empty() ? 0 : std::atoi(shim_text.c_str());
-    if (pid > 0 && shim > 0 && ::kill(pid, 0) == 0 && ::kill(shim, 0) == 0 &&
-        readSmallFile(state + "/exit").empty()) {
+    if (processRunning(pid) && processRunning(shim) && readSmallFile(state + "/exit").empty()) {
       s.state = ContainerState::kRunning;
       s.pid = pid;
       return s;
