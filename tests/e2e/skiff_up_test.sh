@@ -110,6 +110,46 @@ body=$(timeout 5 runc --root "$run_dir/runc" exec "$container" wget -qO- "http:/
   fail "request from pod $uid failed"
 [[ $body == "hello from web-"* ]] || fail "answer inside the pod: '$body'"
 
+# A rolling update driven by real kubectl under a request loop: no request fails.
+loop() {
+  local ok=0 bad=0
+  while [[ ! -e $work/stop-loop ]]; do
+    if timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wget -qO- "http://$cluster_ip/" >/dev/null 2>&1; then
+      ok=$((ok + 1))
+    else
+      bad=$((bad + 1))
+    fi
+  done
+  echo "$ok $bad" >"$work/loop"
+}
+loop &
+loop_pid=$!
+sleep 1
+kubectl rollout restart deployment/web >/dev/null
+kubectl rollout status deployment/web --timeout=90s >/dev/null || fail "kubectl rollout status failed"
+sleep 1
+touch "$work/stop-loop"
+wait "$loop_pid"
+read -r ok bad <"$work/loop"
+echo "rolling update: $ok requests answered, $bad failed"
+((ok > 20)) || fail "only $ok requests during the rolling update"
+((bad == 0)) || fail "$bad of $((ok + bad)) requests failed during the rolling update"
+
+# kubectl scale: two backends left, and only they answer.
+kubectl scale deployment/web --replicas=2 >/dev/null
+for _ in $(seq 150); do
+  [[ $("$skiff" get pods -l app=web -o name | wc -l) == 2 ]] && break
+  sleep 0.2
+done
+[[ $("$skiff" get pods -l app=web -o name | wc -l) == 2 ]] || fail "scale to 2 left $("$skiff" get pods -l app=web -o name)"
+names=$("$skiff" get pods -l app=web -o jsonpath='{.items[*].metadata.name}')
+sleep 0.5
+for i in $(seq 20); do
+  body=$(timeout 3 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- wget -qO- "http://$cluster_ip/") ||
+    fail "request $i after scaling down failed"
+  [[ " $names " == *" ${body#hello from } "* ]] || fail "answer from '$body', not one of: $names"
+done
+
 # Shutdown: every pod, namespace, veth, bridge, cgroup and pin goes.
 kill -INT "$up_pid"
 for _ in $(seq 300); do kill -0 "$up_pid" 2>/dev/null || break; sleep 0.1; done
