@@ -5,6 +5,7 @@
 #include "control/api/codec.h"
 #include "control/api/time.h"
 #include "control/api/yaml.h"
+#include "control/apiserver/defaults.h"
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
@@ -480,6 +481,18 @@ void ApiHandler::handleResource(
     const std::function<ResponseStream&(const HttpResponse&)>& start_stream) {
   ResourceStorage& storage = storageFor(info);
   const api::ResourceType& type = storage.type();
+  if (info.subresource == "log" && type.group.empty() && type.plural == "pods") {
+    if (info.verb != "get") throw methodNotAllowed();
+    auto pod = storage.get(info.namespace_, info.name);
+    auto& nodes = *storages_.at(storageKey("", "v1", "nodes"));
+    proxyPodLog(
+        dynamic_cast<const api::core::v1::Pod&>(*pod),
+        [&](const std::string& name) {
+          return dynamic_cast<const api::core::v1::Node&>(*nodes.get("", name));
+        },
+        request, start_stream, options_.node_proxy);
+    return;
+  }
   if (!info.subresource.empty() && (std::find(type.subresources.begin(), type.subresources.end(),
                                               info.subresource) == type.subresources.end() ||
                                     !servedSubresource(info.subresource))) {
@@ -616,6 +629,7 @@ void ApiHandler::handleResource(
   } else if (verb == "create") {
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
+    applyDefaults(*object);
     if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
     bool dry = dryRun(request);
     if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
@@ -744,6 +758,7 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
 MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::string& ns,
                                       const std::string& name, MessagePtr next, bool status_only,
                                       bool dry) {
+  applyDefaults(*next);  // Kubernetes defaults every decoded object, updates and patches too
   auto* service = dynamic_cast<api::core::v1::Service*>(next.get());
   if (service == nullptr || status_only) {
     return storage.update(ns, name, std::move(next), status_only, dry);

@@ -8,6 +8,7 @@
 #include "control/api/base64.h"
 #include "control/api/json.h"
 #include "control/api/time.h"
+#include "control/apiserver/defaults.h"
 #include "control/apiserver/object_meta.h"
 #include "skiff/api/core_v1.pb.h"
 
@@ -320,6 +321,8 @@ MessagePtr ResourceStorage::create(std::string_view ns, MessagePtr object, bool 
   bool generated = m.name().empty();
   for (int attempt = 0;; ++attempt) {
     if (generated) m.set_name(m.generate_name() + randomSuffix());
+    // Once: a Job whose generated name collided keeps its first name in its template's labels.
+    if (attempt == 0) prepareForCreate(*object);
     if (dry_run) return object;
     try {
       int64_t rev = store_.create(key(ns, m.name()), serializeStored(*object));
