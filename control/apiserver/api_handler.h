@@ -7,6 +7,7 @@
 
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/metrics.h"
+#include "control/apiserver/node_proxy.h"
 #include "control/apiserver/resource_storage.h"
 #include "control/apiserver/service_admission.h"
 #include "control/apiserver/watch_cache.h"
@@ -27,6 +28,8 @@ struct ApiHandlerOptions {
   // resource; off, each watch is a store watch of its own (the path before the cache).
   bool watch_cache = true;
   WatchCacheOptions watch_cache_options;
+  // How pods/log reaches the kubelets.
+  NodeProxyOptions node_proxy;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,

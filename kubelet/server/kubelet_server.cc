@@ -58,14 +58,17 @@ bool tokenMatches(std::string_view header, const std::string& token) {
   constexpr std::string_view kBearer = "Bearer ";
   if (header.substr(0, kBearer.size()) != kBearer) return false;
   const std::string_view given = header.substr(kBearer.size());
-  return given.size() == token.size() && CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;
+  return given.size() == token.size() &&
+         CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;
 }
 
 }  // namespace
 
 KubeletServer::KubeletServer(KubeletServerOptions options) : options_(std::move(options)) {}
 
-KubeletServer::~KubeletServer() { stop(); }
+KubeletServer::~KubeletServer() {
+  stop();
+}
 
 void KubeletServer::start() {
   if (options_.bearer_token.empty())
@@ -87,7 +90,9 @@ void KubeletServer::stop() {
   if (server_) server_->stop();
 }
 
-uint16_t KubeletServer::port() const { return server_ ? server_->port() : 0; }
+uint16_t KubeletServer::port() const {
+  return server_ ? server_->port() : 0;
+}
 
 void KubeletServer::handle(
     const HttpRequest& request, HttpResponse& response,

@@ -1,0 +1,199 @@
+// The kubelet server and the apiserver's pods/log proxy end to end: real CRI log files in a temp
+// dir, a Node at 127.0.0.1 with the kubelet server's port, requests over HTTP to the apiserver.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "control/api/json.h"
+#include "control/apiserver/api_handler.h"
+#include "control/store/sqlite_store.h"
+#include "kubelet/server/kubelet_server.h"
+
+namespace skiff::kubelet {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+Reply call(uint16_t port, http::verb method, const std::string& target,
+           const std::string& body = "", const std::string& token = "") {
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "localhost");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(socket, req);
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(boost::none);
+  http::read(socket, buffer, parser);
+  return {static_cast<int>(parser.get().result_int()), parser.get().body()};
+}
+
+class LogsProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("skiff-logsproxy-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    app_dir_ = dir_ / "logs" / "default_web_1234-abcd" / "app";
+    fs::create_directories(app_dir_);
+    fs::create_directories(dir_ / "logs" / "default_web_1234-abcd" / "sidecar");
+    kubelet_ = std::make_unique<KubeletServer>(KubeletServerOptions{
+        .bind_address = "127.0.0.1",
+        .port = 0,
+        .log_dir = (dir_ / "logs").string(),
+        .bearer_token = "node-token",
+    });
+    kubelet_->start();
+
+    store_ = store::SqliteStore::open({.path = (dir_ / "db").string(), .fsync = false});
+    apiserver::ApiHandlerOptions options;
+    options.server_address = "127.0.0.1:0";
+    options.node_proxy.kubelet_token = "node-token";
+    options.node_proxy.kubelet_tls = false;  // the kubelet serves plain HTTP on loopback here
+    handler_ = std::make_unique<apiserver::ApiHandler>(*store_, options);
+    handler_->ensureSystemNamespaces();
+    api_ = std::make_unique<apiserver::HttpServer>(
+        apiserver::HttpServerOptions{}, [this](const auto& req, auto& res, const auto& stream) {
+          handler_->handle(req, res, stream);
+        });
+    api_->start();
+
+    const std::string port = std::to_string(kubelet_->port());
+    ASSERT_EQ(apiCall(http::verb::post, "/api/v1/nodes", R"({"metadata":{"name":"n1"}})").status,
+              201);
+    Reply status = apiCall(http::verb::put, "/api/v1/nodes/n1/status",
+                           R"({"metadata":{"name":"n1"},"status":{"addresses":[)"
+                           R"({"type":"InternalIP","address":"127.0.0.1"}],)"
+                           R"("daemonEndpoints":{"kubeletEndpoint":{"Port":)" +
+                               port + "}}}}");
+    ASSERT_EQ(status.status, 200) << status.body;
+    createPod("web", "n1", {"app", "sidecar"});
+    createPod("single", "n1", {"app"});
+    createPod("pending", "", {"app"});
+  }
+  void TearDown() override {
+    api_.reset();
+    handler_.reset();
+    store_.reset();
+    kubelet_.reset();
+    fs::remove_all(dir_);
+  }
+
+  Reply apiCall(http::verb method, const std::string& target, const std::string& body = "") {
+    return call(api_->port(), method, target, body);
+  }
+  void createPod(const std::string& name, const std::string& node,
+                 const std::vector<std::string>& containers) {
+    std::string list;
+    for (const auto& c : containers)
+      list += std::string(list.empty() ? "" : ",") + R"({"name":")" + c + R"(","image":"busybox"})";
+    const std::string body = R"({"metadata":{"name":")" + name + R"("},"spec":{)" +
+                             (node.empty() ? "" : R"("nodeName":")" + node + R"(",)") +
+                             R"("containers":[)" + list + "]}}";
+    Reply r = apiCall(http::verb::post, "/api/v1/namespaces/default/pods", body);
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  void append(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::app | std::ios::binary);
+    out << text;
+  }
+
+  fs::path dir_;
+  fs::path app_dir_;
+  std::unique_ptr<KubeletServer> kubelet_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<apiserver::ApiHandler> handler_;
+  std::unique_ptr<apiserver::HttpServer> api_;
+};
+
+TEST_F(LogsProxyTest, KubeletRequiresItsToken) {
+  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F hello\n");
+  const std::string target = "/containerLogs/default/web/app";
+  EXPECT_EQ(call(kubelet_->port(), http::verb::get, target).status, 401);
+  EXPECT_EQ(call(kubelet_->port(), http::verb::get, target, "", "wrong-token").status, 401);
+  Reply ok = call(kubelet_->port(), http::verb::get, target, "", "node-token");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "hello\n");
+  Reply missing =
+      call(kubelet_->port(), http::verb::get, "/containerLogs/default/nope/app", "", "node-token");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("default/nope"), std::string::npos) << missing.body;
+  EXPECT_THROW(KubeletServer(KubeletServerOptions{.port = 0}).start(), std::runtime_error);
+}
+
+TEST_F(LogsProxyTest, PodLogThroughTheApiserver) {
+  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F first run\n");
+  append(app_dir_ / "1.log",
+         "2026-01-01T00:00:05.000000000Z stdout F one\n"
+         "2026-01-01T00:00:06.000000000Z stderr F two\n");
+  Reply all = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log?container=app");
+  EXPECT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(all.body, "one\ntwo\n");
+  Reply tail = apiCall(http::verb::get,
+                       "/api/v1/namespaces/default/pods/web/log?container=app&tailLines=1"
+                       "&timestamps=true");
+  EXPECT_EQ(tail.body, "2026-01-01T00:00:06.000000000Z two\n");
+  Reply previous = apiCall(http::verb::get,
+                           "/api/v1/namespaces/default/pods/web/log?container=app&previous=true");
+  EXPECT_EQ(previous.body, "first run\n");
+
+  Reply choose = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log");
+  EXPECT_EQ(choose.status, 400);
+  EXPECT_EQ(api::parseJson(choose.body).find("message")->text(),
+            "a container name must be specified for pod web, choose one of: [app sidecar]");
+  Reply invalid =
+      apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log?container=nope");
+  EXPECT_EQ(invalid.status, 400);
+  EXPECT_EQ(api::parseJson(invalid.body).find("message")->text(),
+            "container nope is not valid for pod web");
+  Reply no_node = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/pending/log");
+  EXPECT_EQ(no_node.status, 400);
+  EXPECT_EQ(api::parseJson(no_node.body).find("message")->text(),
+            "pod pending does not have a host assigned");
+  Reply no_logs = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/single/log");
+  EXPECT_EQ(no_logs.status, 404) << no_logs.body;
+  EXPECT_NE(api::parseJson(no_logs.body).find("message")->text().find("default/single"),
+            std::string::npos)
+      << no_logs.body;
+  EXPECT_EQ(apiCall(http::verb::get, "/api/v1/namespaces/default/pods/ghost/log").status, 404);
+}
+
+TEST_F(LogsProxyTest, FollowStreamsNewLinesUntilTheContainerRestarts) {
+  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F before\n");
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    append(app_dir_ / "0.log", "2026-01-01T00:00:02.000000000Z stdout F after\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    append(app_dir_ / "1.log", "2026-01-01T00:00:03.000000000Z stdout F next run\n");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Reply follow =
+      apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log?container=app&follow=true");
+  writer.join();
+  EXPECT_EQ(follow.status, 200);
+  EXPECT_EQ(follow.body, "before\nafter\n");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(550));
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
