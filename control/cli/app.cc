@@ -5,6 +5,8 @@
 #include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
 #include "control/cli/bench_endpoints_command.h"
+#include "control/cli/bench_pod_startup_command.h"
+#include "control/cli/bench_scheduler_command.h"
 #include "control/cli/bench_store_command.h"
 #include "control/cli/cleanup.h"
 #include "control/cli/controller_manager_command.h"
@@ -40,6 +42,8 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addDataplaneCommand(app_, exit_code_);
   addLbCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
+  addBenchPodStartupCommand(app_, exit_code_);
+  addBenchSchedulerCommand(app_, exit_code_);
   addBenchEndpointsCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
