@@ -23,6 +23,7 @@
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
+#include "kubelet/server/kubelet_server.h"
 #include "kubelet/volumes/client_volume_source.h"
 
 #if SKIFF_WITH_EBPF
@@ -52,6 +53,11 @@ struct AgentFlags {
   std::string run_dir = "/run/skiff";
   int status_update_s = 10;
   int lease_renew_s = 10;
+  // The kubelet API (container logs); 0: off. Without a serving certificate it listens on
+  // 127.0.0.1 only (plain HTTP is for loopback).
+  int kubelet_port = 10250;
+  std::string kubelet_cert_file;
+  std::string kubelet_key_file;
 };
 
 std::string hostname() {
@@ -167,8 +173,9 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   bool hollow = flags.hollow || flags.hollow_nodes > 0;
   std::string proxy_mode = flags.proxy_mode.empty() ? (hollow ? "none" : "ebpf") : flags.proxy_mode;
 
-  client::ClientPtr client =
-      client::makeRestClient(client::loadClientConfig({.kubeconfig = flags.kubeconfig}));
+  const client::ClientConfig client_config =
+      client::loadClientConfig({.kubeconfig = flags.kubeconfig});
+  client::ClientPtr client = client::makeRestClient(client_config);
 
   kubelet::AgentOptions options;
   options.node_name = flags.node_name;
@@ -178,6 +185,11 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   options.node_status_update_frequency = std::chrono::seconds(flags.status_update_s);
   options.node_status_report_frequency = std::chrono::seconds(flags.status_update_s);
   options.lease_renew_interval = std::chrono::seconds(flags.lease_renew_s);
+  if (flags.kubelet_port < 0 || flags.kubelet_port > 65535) {
+    std::cerr << "error: --kubelet-port " << flags.kubelet_port << ": want 0 to 65535\n";
+    return 1;
+  }
+  options.kubelet_port = hollow ? 0 : flags.kubelet_port;
 
   // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
   std::mutex mu;
@@ -222,6 +234,23 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       std::lock_guard lock(mu);
       real = std::make_unique<RealNode>(*client, flags, options);
       first_node = options.node_name;
+    }
+    std::unique_ptr<kubelet::KubeletServer> kubelet_server;
+    if (real && flags.kubelet_port > 0) {
+      const bool tls = !flags.kubelet_cert_file.empty();
+      // The apiserver presents the agent's own kubeconfig token (the node's credential).
+      kubelet_server = std::make_unique<kubelet::KubeletServer>(kubelet::KubeletServerOptions{
+          .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
+          .port = static_cast<uint16_t>(flags.kubelet_port),
+          .log_dir = flags.log_dir,
+          .cert_file = flags.kubelet_cert_file,
+          .key_file = flags.kubelet_key_file,
+          .bearer_token = client_config.token,
+      });
+      kubelet_server->start();
+      std::cout << "skiff agent: kubelet API on "
+                << (tls ? "https://0.0.0.0:" : "http://127.0.0.1:") << kubelet_server->port()
+                << std::endl;
     }
     std::unique_ptr<NodeProxy> proxy;
     if (proxy_mode == "ebpf") {
@@ -287,6 +316,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
       ->capture_default_str();
   cmd->add_option("--pod-log-dir", flags->log_dir, "Container logs")->capture_default_str();
+  cmd->add_option("--kubelet-port", flags->kubelet_port, "The kubelet API's port (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--kubelet-cert-file", flags->kubelet_cert_file,
+                  "The kubelet API's serving certificate (PEM); without it, loopback HTTP only");
+  cmd->add_option("--kubelet-key-file", flags->kubelet_key_file, "Its private key (PEM)");
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();
   cmd->add_option("--run-dir", flags->run_dir,

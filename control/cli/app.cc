@@ -16,6 +16,7 @@
 #include "control/cli/image_command.h"
 #include "control/cli/info_commands.h"
 #include "control/cli/lb_command.h"
+#include "control/cli/logs_command.h"
 #include "control/cli/object_commands.h"
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
@@ -47,6 +48,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addBenchEndpointsCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
+  addLogsCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);
   addRolloutCommands(app_, exit_code_);
   addDescribeCommand(app_, exit_code_);

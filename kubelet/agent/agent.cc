@@ -21,6 +21,7 @@ NodeStatusOptions nodeStatusOptions(const AgentOptions& o) {
   n.container_runtime_version = o.container_runtime_version;
   n.hostname_override = o.hostname_override;
   n.node_ip_override = o.node_ip_override;
+  n.kubelet_port = o.kubelet_port;
   n.labels = o.node_labels;
   n.status_update_frequency = o.node_status_update_frequency;
   n.status_report_frequency = o.node_status_report_frequency;

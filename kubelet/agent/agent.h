@@ -39,6 +39,7 @@ struct AgentOptions {
   std::string container_runtime_version;
   std::string hostname_override;
   std::string node_ip_override;
+  int32_t kubelet_port = 0;  // reported in status.daemonEndpoints (0: no kubelet API)
   std::map<std::string, std::string> node_labels;
   std::chrono::milliseconds node_status_update_frequency{10000};
   std::chrono::milliseconds node_status_report_frequency{10000};

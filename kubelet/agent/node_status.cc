@@ -364,6 +364,8 @@ NodeStatus NodeStatusManager::desiredStatus(const Node& current) {
   auto* host = status.add_addresses();
   host->set_type("Hostname");
   host->set_address(machine_.hostname);
+  if (options_.kubelet_port > 0)
+    status.mutable_daemon_endpoints()->mutable_kubelet_endpoint()->set_port(options_.kubelet_port);
 
   auto* info = status.mutable_node_info();
   info->set_machine_id(machine_.machine_id);

@@ -82,6 +82,8 @@ struct NodeStatusOptions {
   // Overrides what the machine says (hollow nodes: the node name as Hostname).
   std::string hostname_override;
   std::string node_ip_override;
+  // status.daemonEndpoints.kubeletEndpoint.Port: where the kubelet API serves (0: not reported).
+  int32_t kubelet_port = 0;
   // Extra labels for a Node this agent creates.
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds status_update_frequency{10000};

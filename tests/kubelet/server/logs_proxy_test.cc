@@ -8,10 +8,12 @@
 #include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "control/api/json.h"
 #include "control/apiserver/api_handler.h"
+#include "control/cli/logs_command.h"
 #include "control/store/sqlite_store.h"
 #include "kubelet/server/kubelet_server.h"
 
@@ -193,6 +195,61 @@ TEST_F(LogsProxyTest, FollowStreamsNewLinesUntilTheContainerRestarts) {
   EXPECT_EQ(follow.status, 200);
   EXPECT_EQ(follow.body, "before\nafter\n");
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(550));
+}
+
+TEST_F(LogsProxyTest, SkiffLogs) {
+  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F first run\n");
+  append(app_dir_ / "1.log",
+         "2026-01-01T00:00:05.000000000Z stdout F one\n"
+         "2026-01-01T00:00:06.000000000Z stderr F two\n");
+  const std::string kubeconfig = (dir_ / "kubeconfig").string();
+  {
+    std::ofstream out(kubeconfig);
+    out << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+           "clusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:"
+        << api_->port()
+        << "\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+           "users:\n- name: u\n  user:\n    token: t\n";
+  }
+  auto run = [&](cli::LogsOptions options, std::string& err) {
+    cli::CliContext context(cli::GlobalOptions{.kubeconfig = kubeconfig, .ns = "default"});
+    std::ostringstream out, error;
+    const int rc = cli::runLogs(context, options, out, error);
+    err = error.str();
+    return rc == 0 ? out.str() : "rc=" + std::to_string(rc);
+  };
+  std::string err;
+  EXPECT_EQ(run({.target = "web", .container = "app"}, err), "one\ntwo\n") << err;
+  EXPECT_EQ(run({.target = "pod/web", .container = "app", .tail = 1, .timestamps = true}, err),
+            "2026-01-01T00:00:06.000000000Z two\n")
+      << err;
+  EXPECT_EQ(run({.target = "web", .container = "app", .previous = true}, err), "first run\n")
+      << err;
+  EXPECT_EQ(run({.target = "web"}, err), "rc=1");
+  EXPECT_NE(err.find("a container name must be specified for pod web, choose one of: [app "
+                     "sidecar]"),
+            std::string::npos)
+      << err;
+
+  Reply deployment =
+      apiCall(http::verb::post, "/apis/apps/v1/namespaces/default/deployments",
+              R"({"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"app":"single"}},)"
+              R"("template":{"metadata":{"labels":{"app":"single"}},)"
+              R"("spec":{"containers":[{"name":"app","image":"busybox"}]}}}})");
+  ASSERT_EQ(deployment.status, 201) << deployment.body;
+  for (const std::string name : {"d-b", "d-a"}) {
+    Reply pod = apiCall(http::verb::post, "/api/v1/namespaces/default/pods",
+                        R"({"metadata":{"name":")" + name +
+                            R"(","labels":{"app":"single"}},"spec":{"nodeName":"n1",)"
+                            R"("containers":[{"name":"app","image":"busybox"}]}})");
+    ASSERT_EQ(pod.status, 201) << pod.body;
+    fs::create_directories(dir_ / "logs" / ("default_" + name + "_u1") / "app");
+    append(dir_ / "logs" / ("default_" + name + "_u1") / "app" / "0.log",
+           "2026-01-01T00:00:01.000000000Z stdout F from " + name + "\n");
+  }
+  EXPECT_EQ(run({.target = "deploy/d"}, err), "from d-a\n") << err;
+  EXPECT_EQ(run({.target = "deploy/nope"}, err), "rc=1");
+  EXPECT_NE(err.find("nope"), std::string::npos) << err;
 }
 
 }  // namespace
