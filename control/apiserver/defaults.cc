@@ -1,6 +1,10 @@
 #include "control/apiserver/defaults.h"
 
+#include <map>
+#include <set>
 #include <string>
+
+#include "control/api/quantity.h"
 
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
@@ -270,6 +274,45 @@ void defaultJob(batch::Job& job) {
   defaultTemplate(*spec->mutable_template_());
 }
 
+// Kubernetes' ComputePodQOS (pkg/apis/core/v1/helper/qos): BestEffort without cpu or memory
+// requests and limits, Guaranteed when every container limits both and requests what it limits,
+// else Burstable.
+std::string podQosClass(const core::PodSpec& spec) {
+  std::map<std::string, api::Quantity> requests;
+  std::map<std::string, api::Quantity> limits;
+  bool guaranteed = true;
+  auto add = [](std::map<std::string, api::Quantity>& sums, const std::string& name,
+                const api::Quantity& q) {
+    auto [it, inserted] = sums.try_emplace(name, q);
+    if (!inserted) it->second += q;
+  };
+  for (const auto* list : {&spec.containers(), &spec.init_containers()}) {
+    for (const auto& c : *list) {
+      for (const auto& [name, proto] : c.resources().requests()) {
+        if (name != "cpu" && name != "memory") continue;
+        api::Quantity q = api::Quantity::fromProto(proto);
+        if (q.sign() > 0) add(requests, name, q);
+      }
+      std::set<std::string> limited;
+      for (const auto& [name, proto] : c.resources().limits()) {
+        if (name != "cpu" && name != "memory") continue;
+        api::Quantity q = api::Quantity::fromProto(proto);
+        if (q.sign() > 0) {
+          limited.insert(name);
+          add(limits, name, q);
+        }
+      }
+      if (limited.size() != 2) guaranteed = false;
+    }
+  }
+  if (requests.empty() && limits.empty()) return "BestEffort";
+  for (const auto& [name, request] : requests) {
+    auto it = limits.find(name);
+    if (it == limits.end() || it->second.cmp(request) != 0) guaranteed = false;
+  }
+  return guaranteed && requests.size() == limits.size() ? "Guaranteed" : "Burstable";
+}
+
 }  // namespace
 
 void applyDefaults(google::protobuf::Message& object) {
@@ -310,7 +353,28 @@ void applyDefaults(google::protobuf::Message& object) {
 
 void prepareForCreate(google::protobuf::Message& object) {
   if (auto* pod = dynamic_cast<core::Pod*>(&object)) {
+    // PodStrategy.PrepareForCreate: a new pod's status is phase Pending and its QoS class.
+    pod->clear_status();
     pod->mutable_status()->set_phase("Pending");
+    try {
+      pod->mutable_status()->set_qos_class(podQosClass(pod->spec()));
+    } catch (const api::QuantityError&) {
+      // a malformed quantity is validation's to report; no class then
+    }
+    auto* spec = pod->mutable_spec();
+    // The Priority admission plugin: the built-in system classes' values, else priority 0 (no
+    // PriorityClasses here), and the default preemption policy.
+    if (!spec->has_priority()) {
+      const std::string& cls = spec->priority_class_name();
+      if (cls == "system-node-critical") {
+        spec->set_priority(2000001000);
+      } else if (cls == "system-cluster-critical") {
+        spec->set_priority(2000000000);
+      } else if (cls.empty()) {
+        spec->set_priority(0);
+      }
+    }
+    if (!spec->has_preemption_policy()) spec->set_preemption_policy("PreemptLowerPriority");
     return;
   }
   if (auto* pvc = dynamic_cast<core::PersistentVolumeClaim*>(&object)) {

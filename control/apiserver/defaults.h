@@ -11,9 +11,10 @@ namespace skiff::apiserver {
 void applyDefaults(google::protobuf::Message& object);
 
 // What Kubernetes' registry strategies do in PrepareForCreate beyond defaulting, once the object
-// has its name and uid: a Pod starts in phase Pending; a Job without spec.manualSelector gets the
-// selector batch.kubernetes.io/controller-uid=<uid> and the matching labels on its pod template
-// (pkg/registry/batch/job/strategy.go generateSelector).
+// has its name and uid: a Pod starts in phase Pending with its QoS class (and priority 0 and
+// preemptionPolicy PreemptLowerPriority, as Kubernetes' Priority admission gives it); a Job without
+// spec.manualSelector gets the selector batch.kubernetes.io/controller-uid=<uid> and the matching
+// labels on its pod template (pkg/registry/batch/job/strategy.go generateSelector).
 void prepareForCreate(google::protobuf::Message& object);
 
 }  // namespace skiff::apiserver

@@ -235,10 +235,45 @@ TEST(PrepareForCreateTest, JobGetsAGeneratedSelectorUnlessManual) {
             }()));
 }
 
-TEST(PrepareForCreateTest, PodsAndClaimsStartPending) {
-  api::core::v1::Pod pod;
-  prepareForCreate(pod);
-  EXPECT_EQ(pod.status().phase(), "Pending");
+TEST(PrepareForCreateTest, PodsStartPendingWithTheirQosClassAndPriority) {
+  struct QosCase {
+    const char* spec;
+    const char* qos_class;
+  };
+  for (const QosCase& c : std::vector<QosCase>{
+           {R"({"containers":[{"name":"c"}]})", "BestEffort"},
+           {R"({"containers":[{"name":"c","resources":{"requests":{"cpu":"0"}}}]})", "BestEffort"},
+           {R"({"containers":[{"name":"c","resources":{"limits":{"cpu":"1","memory":"1Gi"},)"
+            R"("requests":{"cpu":"1000m","memory":"1024Mi"}}}]})",
+            "Guaranteed"},
+           {R"({"containers":[{"name":"c","resources":{"limits":{"cpu":"1","memory":"1Gi"},)"
+            R"("requests":{"cpu":"1000m","memory":"1024Mi"}}}],)"
+            R"("initContainers":[{"name":"i","resources":{"limits":{"cpu":"1"}}}]})",
+            "Burstable"},
+           {R"({"containers":[{"name":"c","resources":{"limits":{"cpu":"2","memory":"1Gi"},)"
+            R"("requests":{"cpu":"1","memory":"1Gi"}}}]})",
+            "Burstable"},
+           {R"({"containers":[{"name":"c","resources":{"requests":{"memory":"1Gi"}}}]})",
+            "Burstable"},
+       }) {
+    api::core::v1::Pod pod;
+    api::decodeJson(std::string(R"({"spec":)") + c.spec + R"(,"status":{"phase":"Running"}})", pod);
+    prepareForCreate(pod);
+    EXPECT_EQ(pod.status().phase(), "Pending") << c.spec;
+    EXPECT_EQ(pod.status().qos_class(), c.qos_class) << c.spec;
+    EXPECT_TRUE(pod.spec().has_priority());
+    EXPECT_EQ(pod.spec().priority(), 0);
+    EXPECT_EQ(pod.spec().preemption_policy(), "PreemptLowerPriority");
+  }
+  api::core::v1::Pod critical;
+  critical.mutable_spec()->set_priority_class_name("system-node-critical");
+  critical.mutable_spec()->set_preemption_policy("Never");
+  prepareForCreate(critical);
+  EXPECT_EQ(critical.spec().priority(), 2000001000);
+  EXPECT_EQ(critical.spec().preemption_policy(), "Never");
+}
+
+TEST(PrepareForCreateTest, ClaimsStartPending) {
   api::core::v1::PersistentVolumeClaim pvc;
   prepareForCreate(pvc);
   EXPECT_EQ(pvc.status().phase(), "Pending");
@@ -365,6 +400,7 @@ TEST_F(DefaultsApiTest, JobsGetTheirSelectorAndPodsStartPending) {
                                 R"("spec":{"containers":[{"name":"c","image":"busybox:1.36"}]}})");
   ASSERT_EQ(pod_status, 201) << api::writeJson(pod);
   EXPECT_EQ(pod.find("status")->find("phase")->text(), "Pending");
+  EXPECT_EQ(pod.find("status")->find("qosClass")->text(), "BestEffort");
   EXPECT_EQ(pod.find("spec")->find("containers")->items()[0].find("imagePullPolicy")->text(),
             "IfNotPresent");
 }
