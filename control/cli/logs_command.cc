@@ -2,10 +2,18 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <iostream>
+#include <limits>
 #include <memory>
 
+#include "control/api/json.h"
 #include "control/client/client.h"
+#include "control/client/kubeconfig.h"
+#include "control/client/rest_client.h"
 
 namespace skiff::cli {
 namespace {
@@ -42,14 +50,110 @@ std::string podFor(CliContext& context, const std::string& target, const std::st
   return *std::min_element(names.begin(), names.end());
 }
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+template <typename Stream>
+void copyBody(Stream& stream, const http::request<http::empty_body>& req, std::ostream& out) {
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  http::read_header(stream, buffer, parser);
+  const int status = static_cast<int>(parser.get().result_int());
+  std::string error;
+  char chunk[16 * 1024];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    beast::error_code ec;
+    http::read(stream, buffer, parser, ec);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) break;  // the server ended the stream
+    const size_t got = sizeof chunk - parser.get().body().size;
+    if (status == 200) {
+      out.write(chunk, static_cast<std::streamsize>(got));
+      out.flush();
+    } else {
+      error.append(chunk, got);
+    }
+  }
+  if (status == 200) return;
+  std::string message = "the server answered " + std::to_string(status);
+  try {
+    api::Value body = api::parseJson(error);
+    if (!fieldText(body, "message").empty()) message = fieldText(body, "message");
+  } catch (const std::exception&) {
+  }
+  throw CliError(message);
+}
+
+// GET with the body copied to `out` as it arrives (a follow has no end the client can wait for,
+// and the REST client reads whole answers): the kubeconfig's server, CA, client certificate and
+// token, as the REST client uses them.
+void streamGet(const client::ClientConfig& config, const std::string& target, std::ostream& out) {
+  const std::string& server = config.server;
+  const bool tls = server.rfind("https://", 0) == 0;
+  if (!tls && server.rfind("http://", 0) != 0)
+    throw CliError("server " + server + ": want an http:// or https:// URL");
+  std::string authority = server.substr(tls ? 8 : 7);
+  std::string base;
+  if (size_t slash = authority.find('/'); slash != std::string::npos) {
+    base = authority.substr(slash);
+    authority.resize(slash);
+    while (!base.empty() && base.back() == '/')
+      base.pop_back();
+  }
+  std::string host = authority, port = tls ? "443" : "80";
+  if (size_t colon = authority.rfind(':');
+      colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  http::request<http::empty_body> req{http::verb::get, base + target, 11};
+  req.set(http::field::host, authority);
+  req.set(http::field::accept, "text/plain, application/json");
+  req.set(http::field::user_agent, "skiff-logs");
+  if (!config.token.empty()) req.set(http::field::authorization, "Bearer " + config.token);
+
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  asio::ip::tcp::socket socket(io);
+  asio::connect(socket, resolver.resolve(host, port));
+  if (!tls) return copyBody(socket, req, out);
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  if (config.insecure_skip_tls_verify) {
+    ctx.set_verify_mode(asio::ssl::verify_none);
+  } else {
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    if (config.ca_pem.empty())
+      ctx.set_default_verify_paths();
+    else
+      ctx.add_certificate_authority(asio::buffer(config.ca_pem));
+    const std::string name = config.tls_server_name.empty() ? host : config.tls_server_name;
+    ctx.set_verify_callback(asio::ssl::host_name_verification(name));
+  }
+  if (!config.client_cert_pem.empty()) {
+    ctx.use_certificate_chain(asio::buffer(config.client_cert_pem));
+    ctx.use_private_key(asio::buffer(config.client_key_pem), asio::ssl::context::pem);
+  }
+  asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), ctx);
+  const std::string sni = config.tls_server_name.empty() ? host : config.tls_server_name;
+  beast::error_code address_ec;
+  asio::ip::make_address(sni, address_ec);
+  if (address_ec)  // SNI for names only; SSL_set_tlsext_host_name without the macro's C cast
+    SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(sni.c_str()));
+  stream.handshake(asio::ssl::stream_base::client);
+  copyBody(stream, req, out);
+}
+
 }  // namespace
 
 int runLogs(CliContext& context, const LogsOptions& options, std::ostream& out, std::ostream& err) {
   try {
-    if (options.follow)
-      throw CliError(
-          "skiff logs -f is not supported yet (the client reads whole answers); use kubectl logs "
-          "-f, which the apiserver serves");
     const std::string ns = context.ns();
     const std::string pod = podFor(context, options.target, ns);
     client::RawRequest request;
@@ -67,6 +171,11 @@ int runLogs(CliContext& context, const LogsOptions& options, std::ostream& out, 
         throw CliError("invalid argument \"" + options.since + "\" for \"--since\" flag");
       const int64_t seconds = std::max<int64_t>(1, (since->count() + 999) / 1000);
       request.query.emplace_back("sinceSeconds", std::to_string(seconds));
+    }
+    if (options.follow) {
+      request.query.emplace_back("follow", "true");
+      streamGet(context.config(), request.path + "?" + client::encodeQuery(request.query), out);
+      return 0;
     }
     client::RawResponse response = context.client().raw(request);
     if (response.status != 200) {

@@ -248,6 +248,17 @@ TEST_F(LogsProxyTest, SkiffLogs) {
            "2026-01-01T00:00:01.000000000Z stdout F from " + name + "\n");
   }
   EXPECT_EQ(run({.target = "deploy/d"}, err), "from d-a\n") << err;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    append(app_dir_ / "1.log", "2026-01-01T00:00:07.000000000Z stdout F three\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    append(app_dir_ / "2.log", "2026-01-01T00:00:08.000000000Z stdout F next run\n");
+  });
+  EXPECT_EQ(run({.target = "web", .container = "app", .follow = true}, err), "one\ntwo\nthree\n")
+      << err;
+  writer.join();
+  EXPECT_EQ(run({.target = "web", .container = "nope", .follow = true}, err), "rc=1");
+  EXPECT_NE(err.find("container nope is not valid for pod web"), std::string::npos) << err;
   EXPECT_EQ(run({.target = "deploy/nope"}, err), "rc=1");
   EXPECT_NE(err.find("nope"), std::string::npos) << err;
 }
