@@ -5,7 +5,8 @@
 # a `skiff agent` on runc and the eBPF socket load balancer. A Deployment of 6 busybox httpd
 # replicas behind a ClusterIP and a NodePort Service spreads over the three nodes; from each node
 # the ClusterIP reaches all six pods (so pods on the other nodes: cross-node pod routing) and the
-# node's NodePort answers; scaling to 3 and back to 6 keeps answering. Nothing of the host's own
+# node's NodePort answers; scaling to 3 and back to 6 keeps answering; when node3's agent is
+# killed, node3 goes NotReady and the Service stops sending to its pods. Nothing of the host's own
 # interfaces or routes is touched; everything made goes in the EXIT trap.
 # Usage: multi_node_test.sh SKIFF_BINARY SOURCE_DIR    (root: runc, namespaces, BPF)
 set -euo pipefail
@@ -26,6 +27,7 @@ mkdir "$work/bin"
 cp "$skiff" "$work/bin/skiff"
 cp "$(dirname "$skiff")/skiff-shim" "$work/bin/skiff-shim"
 skiff=$work/bin/skiff
+"$skiff" --help >/dev/null 2>&1 || { echo "FAIL: $1 does not run (being linked right now?)" >&2; rm -rf "$work"; exit 1; }
 tag=$$
 fabric=skmn$tag-fab
 port=6443
@@ -260,10 +262,39 @@ for i in "${nodes[@]}"; do
   [[ $got == 6 ]] || fail "node$i after scaling: 40 requests reached $got of 6 pods"
 done
 
+# A node dies: node3's agent is killed (its pods keep running, unsupervised). The node lifecycle
+# controller finds no heartbeat for its grace period (40 s, kube-controller-manager's default),
+# marks node3 NotReady and its pods not ready, and the Service stops sending to them.
+kill -9 "${agent_pid[3]}"
+wait "${agent_pid[3]}" 2>/dev/null || true
+unset "agent_pid[3]"
+killed=$(date +%s%N)
+node3_ready() { sk get node node3 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'; }
+wait_eq "Unknown" "node3's Ready after its agent died" 700 node3_ready
+echo "node3 NotReady $(( ($(date +%s%N) - killed) / 1000000 )) ms after its agent was killed"
+node3_endpoints() {
+  sk get endpointslices -l kubernetes.io/service-name=web -o json | python3 -c '
+import json, sys
+print(sum(1 for s in json.load(sys.stdin)["items"] for e in s.get("endpoints") or []
+          if e.get("nodeName") == "node3" and (e.get("conditions") or {}).get("ready", True)))'
+}
+wait_eq "0" "ready endpoints on node3" 100 node3_endpoints
+node3_pods=$(sk get pods -l app=web --field-selector spec.nodeName=node3 -o jsonpath='{.items[*].metadata.name}')
+[[ -n $node3_pods ]] || fail "no pod left bound to node3"
+for i in 1 2; do
+  wait_answer "$i"
+  for k in $(seq 20); do
+    body=$(get_from "$i" "http://$cluster_ip/") || fail "node$i: request $k with node3 down failed"
+    [[ $body == "hello from web-"* ]] || fail "node$i: request $k with node3 down: '$body'"
+    [[ " $node3_pods " != *" ${body#hello from } "* ]] || fail "node$i: request $k answered by $body on dead node3"
+  done
+done
+echo "node3 down: 40 requests from node1 and node2 answered, none by node3's pods ($node3_pods)"
+
 # Shutdown: the agents stop on SIGTERM, then skiff cleanup leaves no container, pod namespace,
 # bridge, cgroup or pin behind on any node.
-for i in "${nodes[@]}"; do kill -TERM "${agent_pid[$i]}"; done
-for i in "${nodes[@]}"; do
+for i in "${!agent_pid[@]}"; do kill -TERM "${agent_pid[$i]}"; done
+for i in "${!agent_pid[@]}"; do
   wait "${agent_pid[$i]}" || fail "node$i's agent exited with $?"
   unset "agent_pid[$i]"
 done
