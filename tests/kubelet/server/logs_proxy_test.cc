@@ -13,6 +13,7 @@
 
 #include "control/api/json.h"
 #include "control/apiserver/api_handler.h"
+#include "control/apiserver/pki.h"
 #include "control/cli/logs_command.h"
 #include "control/store/sqlite_store.h"
 #include "kubelet/server/kubelet_server.h"
@@ -59,19 +60,28 @@ class LogsProxyTest : public ::testing::Test {
     app_dir_ = dir_ / "logs" / "default_web_1234-abcd" / "app";
     fs::create_directories(app_dir_);
     fs::create_directories(dir_ / "logs" / "default_web_1234-abcd" / "sidecar");
-    kubelet_ = std::make_unique<KubeletServer>(KubeletServerOptions{
+    KubeletServerOptions kubelet_options{
         .bind_address = "127.0.0.1",
         .port = 0,
         .log_dir = (dir_ / "logs").string(),
         .bearer_token = "node-token",
-    });
+    };
+    apiserver::PkiState pki;
+    if (tls_) {
+      // A serving certificate the cluster CA signed, covering 127.0.0.1 (the apiserver's own).
+      pki = apiserver::ensurePki({.data_dir = dir_.string()});
+      kubelet_options.cert_file = pki.paths.serving_cert;
+      kubelet_options.key_file = pki.paths.serving_key;
+    }
+    kubelet_ = std::make_unique<KubeletServer>(kubelet_options);
     kubelet_->start();
 
     store_ = store::SqliteStore::open({.path = (dir_ / "db").string(), .fsync = false});
     apiserver::ApiHandlerOptions options;
     options.server_address = "127.0.0.1:0";
     options.node_proxy.kubelet_token = "node-token";
-    options.node_proxy.kubelet_tls = false;  // the kubelet serves plain HTTP on loopback here
+    options.node_proxy.kubelet_tls = tls_;  // else plain HTTP, which the kubelet allows on loopback
+    if (tls_) options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
     handler_ = std::make_unique<apiserver::ApiHandler>(*store_, options);
     handler_->ensureSystemNamespaces();
     api_ = std::make_unique<apiserver::HttpServer>(
@@ -120,6 +130,7 @@ class LogsProxyTest : public ::testing::Test {
     out << text;
   }
 
+  bool tls_ = false;
   fs::path dir_;
   fs::path app_dir_;
   std::unique_ptr<KubeletServer> kubelet_;
@@ -127,6 +138,22 @@ class LogsProxyTest : public ::testing::Test {
   std::unique_ptr<apiserver::ApiHandler> handler_;
   std::unique_ptr<apiserver::HttpServer> api_;
 };
+
+class LogsProxyTlsTest : public LogsProxyTest {
+ protected:
+  LogsProxyTlsTest() { tls_ = true; }
+};
+
+TEST_F(LogsProxyTlsTest, PodLogOverHttpsVerifiedAgainstTheClusterCa) {
+  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F over tls\n");
+  Reply r = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log?container=app");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "over tls\n");
+  // Plain HTTP to a TLS port fails; the kubelet never answers in the clear.
+  EXPECT_THROW(
+      call(kubelet_->port(), http::verb::get, "/containerLogs/default/web/app", "", "node-token"),
+      std::exception);
+}
 
 TEST_F(LogsProxyTest, KubeletRequiresItsToken) {
   append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F hello\n");
