@@ -1,5 +1,6 @@
 #include "control/cli/cleanup.h"
 
+#include <net/if.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -39,8 +40,10 @@ void removeCgroupTree(const fs::path& dir, std::vector<std::string>& problems) {
   }
 }
 
+// if_nametoindex looks in this process's network namespace; /sys/class/net shows the namespace
+// /sys was mounted in, which is not this one under `nsenter --net`.
 void removeLink(const std::string& name, std::vector<std::string>& problems) {
-  if (!fs::exists("/sys/class/net/" + name)) return;
+  if (::if_nametoindex(name.c_str()) == 0) return;
   std::string cmd = "ip link del " + name + " 2>/dev/null";
   if (std::system(cmd.c_str()) != 0) problems.push_back("cannot delete link " + name);
 }

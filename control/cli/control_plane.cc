@@ -16,11 +16,10 @@ namespace skiff::cli {
 
 class ControlPlane::Loops {
  public:
-  Loops(client::ClientPtr client, const std::set<std::string>& disabled)
-      : client_(std::move(client)) {
+  Loops(client::ClientPtr client, const ControlPlaneOptions& options) : client_(std::move(client)) {
+    const auto& disabled = options.disabled;
     if (!disabled.contains("controllers")) {
-      controllers::ControllerManagerOptions options;
-      manager_ = std::make_unique<controllers::ControllerManager>(*client_, options);
+      manager_ = std::make_unique<controllers::ControllerManager>(*client_, options.controllers);
       manager_->start();
     }
     if (!disabled.contains("scheduler")) {
@@ -75,8 +74,8 @@ ControlPlane::ControlPlane(ControlPlaneOptions options) {
     client::LoadOptions load;
     load.kubeconfig = server_->adminKubeconfig();
     try {
-      loops_ = std::make_unique<Loops>(client::makeRestClient(client::loadClientConfig(load)),
-                                       options.disabled);
+      loops_ =
+          std::make_unique<Loops>(client::makeRestClient(client::loadClientConfig(load)), options);
     } catch (...) {
       server_->stop();
       throw;

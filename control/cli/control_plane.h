@@ -6,6 +6,7 @@
 
 #include "control/apiserver/server.h"
 #include "control/client/client.h"
+#include "control/controllers/controller_manager.h"
 
 // The control plane one process runs for `skiff server` and `skiff up`: the apiserver on the
 // embedded store (or etcd) and the control loops beside it (controller manager, scheduler,
@@ -20,6 +21,7 @@ struct ControlPlaneOptions {
   std::string etcd_endpoints;
   // Control loops not to run: "controllers", "scheduler", "endpointslice".
   std::set<std::string> disabled;
+  controllers::ControllerManagerOptions controllers;
 };
 
 class ControlPlane {

@@ -1,5 +1,6 @@
 #include "control/cli/server_command.h"
 
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <set>
@@ -16,6 +17,9 @@ namespace {
 struct ApiserverFlags {
   apiserver::ApiServerOptions options;
   std::string etcd_endpoints;
+  // skiff server's node lifecycle controller (seconds), as kube-controller-manager's flags.
+  int node_monitor_grace_period_s = 40;
+  int node_monitor_period_s = 5;
 };
 
 void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
@@ -52,9 +56,12 @@ void printServing(const ControlPlane& plane, const ApiserverFlags& flags, std::s
 }
 
 ControlPlaneOptions planeOptions(const ApiserverFlags& flags, std::set<std::string> disabled) {
-  return {.apiserver = flags.options,
-          .etcd_endpoints = flags.etcd_endpoints,
-          .disabled = std::move(disabled)};
+  ControlPlaneOptions o{.apiserver = flags.options,
+                        .etcd_endpoints = flags.etcd_endpoints,
+                        .disabled = std::move(disabled)};
+  o.controllers.node_monitor_grace_period = std::chrono::seconds(flags.node_monitor_grace_period_s);
+  o.controllers.node_monitor_period = std::chrono::seconds(flags.node_monitor_period_s);
+  return o;
 }
 
 }  // namespace
@@ -92,6 +99,14 @@ void addServerCommand(CLI::App& app, int& exit_code) {
                   "Control loops not to run: controllers, scheduler, endpointslice")
       ->delimiter(',')
       ->check(CLI::IsMember({"controllers", "scheduler", "endpointslice"}));
+  cmd->add_option("--node-monitor-grace-period", flags->node_monitor_grace_period_s,
+                  "Seconds without a node heartbeat before the node is Ready=Unknown and tainted")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  cmd->add_option("--node-monitor-period", flags->node_monitor_period_s,
+                  "Seconds between the node lifecycle controller's checks")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   cmd->callback([flags, disable, &exit_code] {
     sigset_t signals = blockStopSignals();
     try {
