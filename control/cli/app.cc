@@ -4,6 +4,7 @@
 
 #include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
+#include "control/cli/bench_controllers_command.h"
 #include "control/cli/bench_endpoints_command.h"
 #include "control/cli/bench_pod_startup_command.h"
 #include "control/cli/bench_scheduler_command.h"
@@ -45,6 +46,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addBenchStoreCommand(app_, exit_code_);
   addBenchPodStartupCommand(app_, exit_code_);
   addBenchSchedulerCommand(app_, exit_code_);
+  addBenchControllersCommand(app_, exit_code_);
   addBenchEndpointsCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
