@@ -189,7 +189,14 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     std::cerr << "error: --kubelet-port " << flags.kubelet_port << ": want 0 to 65535\n";
     return 1;
   }
-  options.kubelet_port = hollow ? 0 : flags.kubelet_port;
+  int kubelet_port = hollow ? 0 : flags.kubelet_port;
+  if (kubelet_port > 0 && client_config.token.empty()) {
+    // The kubelet API admits the bearer token the agent itself uses; without one it stays off.
+    std::cerr << "skiff agent: warning: the kubeconfig has no token, so the kubelet API (logs) "
+                 "is off\n";
+    kubelet_port = 0;
+  }
+  options.kubelet_port = kubelet_port;
 
   // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
   std::mutex mu;
@@ -236,12 +243,12 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       first_node = options.node_name;
     }
     std::unique_ptr<kubelet::KubeletServer> kubelet_server;
-    if (real && flags.kubelet_port > 0) {
+    if (real && kubelet_port > 0) {
       const bool tls = !flags.kubelet_cert_file.empty();
       // The apiserver presents the agent's own kubeconfig token (the node's credential).
       kubelet_server = std::make_unique<kubelet::KubeletServer>(kubelet::KubeletServerOptions{
           .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
-          .port = static_cast<uint16_t>(flags.kubelet_port),
+          .port = static_cast<uint16_t>(kubelet_port),
           .log_dir = flags.log_dir,
           .cert_file = flags.kubelet_cert_file,
           .key_file = flags.kubelet_key_file,
