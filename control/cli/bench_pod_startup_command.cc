@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +74,24 @@ bool readyCondition(const api::Value& object) {
   return false;
 }
 
+// "CreateContainerError: cannot run ..." while a container waits; empty otherwise.
+std::string waitingReason(const api::Value& pod) {
+  const api::Value* status = pod.find("status");
+  const api::Value* containers = status ? status->find("containerStatuses") : nullptr;
+  if (containers == nullptr || !containers->isArray()) return {};
+  for (const auto& c : containers->items()) {
+    const api::Value* state = c.find("state");
+    const api::Value* waiting = state ? state->find("waiting") : nullptr;
+    if (waiting == nullptr) continue;
+    const api::Value* reason = waiting->find("reason");
+    const api::Value* message = waiting->find("message");
+    std::string why = reason && reason->isString() ? reason->text() : "waiting";
+    if (message && message->isString()) why += ": " + message->text();
+    return why;
+  }
+  return {};
+}
+
 // A `skiff` child (this binary); its stdout goes to our stderr, or to a pipe we read, so that our
 // stdout carries only the figures. Stopped with SIGTERM (then SIGKILL) when destroyed.
 class SkiffChild {
@@ -89,6 +108,10 @@ class SkiffChild {
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid_ == 0) {
+      // Killed with the benchmark, the cluster still stops (and `skiff up` removes its pods).
+      // And its output to a closed pipe must not kill it (SIGPIPE) before it has cleaned up.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      ::signal(SIGPIPE, SIG_IGN);
       ::dup2(pipe_stdout ? fds[1] : 2, 1);
       if (pipe_stdout) {
         ::close(fds[0]);
@@ -294,6 +317,7 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
   std::vector<Clock::time_point> created_at(n);
   std::vector<std::optional<Clock::time_point>> running_at(n);
   std::vector<std::optional<Clock::time_point>> ready_at(n);
+  std::vector<std::string> waiting(n);  // the last reason a container was waiting, for errors
   std::string create_error;
   const auto t0 = Clock::now();
   std::thread creator([&] {
@@ -318,6 +342,12 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
   while (ready < n) {
     if (Clock::now() > deadline) {
       failure = std::to_string(ready) + " of " + std::to_string(n) + " pods Ready within 120 s";
+      for (size_t i = 0; i < n; ++i) {
+        if (!ready_at[i] && !waiting[i].empty()) {
+          failure += "; startup-" + std::to_string(i) + " is waiting: " + waiting[i];
+          break;
+        }
+      }
       break;
     }
     client::WatchEvent event;
@@ -339,6 +369,7 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
     const long index = std::atol(name.c_str() + 8);
     if (index < 0 || static_cast<size_t>(index) >= n) continue;
     const size_t i = static_cast<size_t>(index);
+    if (std::string why = waitingReason(event.object); !why.empty()) waiting[i] = why;
     if (!running_at[i] && text(event.object, "status", "phase") == "Running") running_at[i] = now;
     if (!ready_at[i] && readyCondition(event.object)) {
       ready_at[i] = now;
