@@ -63,9 +63,19 @@ void ApiServer::start() {
         serve(request, response, start_stream);
       });
   timed_store_ = std::make_unique<InstrumentedStore>(*store_, metrics_);
-  handler_ = std::make_unique<ApiHandler>(
-      *timed_store_,
-      ApiHandlerOptions{.services = {.service_cidr = options_.service_cidr}, .metrics = &metrics_});
+  ApiHandlerOptions handler_options{.services = {.service_cidr = options_.service_cidr},
+                                    .metrics = &metrics_};
+  // pods/log goes to the node's kubelet over HTTPS verified against the cluster CA, which signs
+  // kubelets' serving certificates; the apiserver presents the admin token, which the agents of a
+  // single-token cluster (skiff up, the tests) are configured with. Client certificates for
+  // apiserver-to-kubelet calls come with [HA-SECURITY].
+  if (!options_.plain_http) {
+    handler_options.node_proxy.kubelet_token = pki.admin_token;
+    handler_options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
+  } else {
+    handler_options.node_proxy.kubelet_tls = false;
+  }
+  handler_ = std::make_unique<ApiHandler>(*timed_store_, handler_options);
   handler_->ensureSystemNamespaces();
   http_->start();
   if (!options_.plain_http) {

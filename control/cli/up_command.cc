@@ -19,12 +19,14 @@
 #include <thread>
 #include <vector>
 
+#include "control/apiserver/pki.h"
 #include "control/cli/cleanup.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
+#include "kubelet/agent/agent.h"
 
 namespace skiff::cli {
 namespace {
@@ -46,6 +48,7 @@ struct UpFlags {
   std::string cgroup_parent = "/skiff";
   std::string run_dir = "/run/skiff";
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
+  int kubelet_port = 10250;
   bool keep_pods = false;
 };
 
@@ -225,6 +228,40 @@ bool waitNodeReady(client::Client& client, const std::string& node, Clock::time_
   return false;
 }
 
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void writeFile(const std::string& path, const std::string& text, std::filesystem::perms perms) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path);
+  std::filesystem::permissions(path, perms);
+}
+
+// The kubelet API serves HTTPS on the node's address with a certificate from the cluster CA, which
+// the apiserver verifies when it proxies `logs` to it. Issued afresh on every start (it costs a
+// millisecond), for the node's current address. Returns {cert file, key file}.
+std::pair<std::string, std::string> issueKubeletCertificate(const std::string& data_dir,
+                                                            const std::string& agent_dir,
+                                                            const std::string& node,
+                                                            const std::string& node_ip) {
+  auto paths = apiserver::pkiPaths(data_dir);
+  apiserver::CertKeyPem ca{readFile(paths.ca_cert), readFile(paths.ca_key)};
+  apiserver::SubjectAltNames sans{.dns_names = {node, "localhost"}, .ip_addresses = {node_ip}};
+  if (node_ip != "127.0.0.1") sans.ip_addresses.push_back("127.0.0.1");
+  auto issued = apiserver::issueServingCertificate(ca, "system:node:" + node, sans);
+  std::string dir = agent_dir + "/pki";
+  std::filesystem::create_directories(dir);
+  using std::filesystem::perms;
+  writeFile(dir + "/kubelet.crt", issued.cert_pem,
+            perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+  writeFile(dir + "/kubelet.key", issued.key_pem, perms::owner_read | perms::owner_write);
+  return {dir + "/kubelet.crt", dir + "/kubelet.key"};
+}
+
 int runUp(const UpFlags& flags) {
   sigset_t signals = blockStopSignals();
   if (flags.proxy_mode != "ebpf" && flags.proxy_mode != "none") {
@@ -293,6 +330,14 @@ int runUp(const UpFlags& flags) {
                                          "--cgroup-parent", flags.cgroup_parent,
                                          "--run-dir",       flags.run_dir,
                                          "--bpf-pin-dir",   flags.bpf_pin_dir};
+  if (flags.kubelet_port > 0) {
+    std::string node_ip = kubelet::readMachineInfo(agent_dir).internal_ip;
+    auto [cert, key] = issueKubeletCertificate(flags.data_dir, agent_dir, node, node_ip);
+    agent_args.insert(agent_args.end(), {"--kubelet-port", std::to_string(flags.kubelet_port),
+                                         "--kubelet-cert-file", cert, "--kubelet-key-file", key});
+  } else {
+    agent_args.insert(agent_args.end(), {"--kubelet-port", "0"});
+  }
   std::cout << "[3/4] node " << node << ": kubelet (runc), pods on " << flags.pod_cidr
             << (flags.proxy_mode == "ebpf" ? ", eBPF service load balancer" : "") << std::endl;
   AgentProcess agent(agent_args);
@@ -394,6 +439,9 @@ void addUpCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--run-dir", flags->run_dir, "Runtime state (runc, network namespaces)")
       ->capture_default_str();
   cmd->add_option("--bpf-pin-dir", flags->bpf_pin_dir, "Where the load balancer pins its maps")
+      ->capture_default_str();
+  cmd->add_option("--kubelet-port", flags->kubelet_port,
+                  "The kubelet API's port, for logs (0: off)")
       ->capture_default_str();
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "
