@@ -74,6 +74,10 @@ for _ in $(seq 6); do
 done
 
 echo
+echo "== Logs through the apiserver and the node's kubelet API (skiff logs, or kubectl logs)"
+"$skiff" logs deploy/web --timestamps
+
+echo
 echo "== Per-backend counters of the load balancer (skiff lb backends)"
 "$skiff" lb backends || true
 
