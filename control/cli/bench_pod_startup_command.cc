@@ -165,7 +165,8 @@ class SkiffChild {
   void stop() {
     if (pid_ > 0) {
       ::kill(pid_, SIGTERM);
-      const auto deadline = Clock::now() + std::chrono::seconds(60);
+      // skiff up removes its pods before it exits: minutes for 100 pods on a loaded machine.
+      const auto deadline = Clock::now() + std::chrono::seconds(600);
       while (pid_ > 0 && Clock::now() < deadline && !poll())
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       if (pid_ > 0) {
