@@ -163,9 +163,20 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
   for (const std::string& id : removals) {
     if (Status s = remove(id); !s.ok()) return s;
   }
+  // Backends and rings of every service first, the new rings into the outer map in one batch,
+  // then the frontends that name them.
+  writer_.beginRingBatch();
+  std::vector<std::function<Status()>> frontendSteps;
+  Status programmed;
   for (const Service& s : delta.upserted) {
-    if (Status st = program(s); !st.ok()) return st;
+    programmed = program(s, frontendSteps);
+    if (!programmed.ok()) break;
   }
+  if (Status s = writer_.flushRings(); !s.ok()) return s;
+  for (auto& step : frontendSteps) {
+    if (Status s = step(); !s.ok()) return s;
+  }
+  if (!programmed.ok()) return programmed;
   // The first full sync after a restart: what the previous run programmed and nobody claimed.
   if (delta.replaceAll) return purgeRecovered();
   return {};
@@ -271,10 +282,9 @@ Status EbpfDataplane::purge(RecoveredService& r) {
       ring.id = SKIFF_ID_NONE;
     }
   }
-  for (uint32_t ringId : r.orphanRingIds) {
-    if (Status s = writer_.deleteRing(ringId); !s.ok()) return s;
+  if (Status s = writer_.deleteRings(r.orphanRingIds); !s.ok()) return s;
+  for (uint32_t ringId : r.orphanRingIds)
     ringIds_.give(ringId);
-  }
   r.orphanRingIds.clear();
   for (const skiff_src_range_key& k : r.ranges) {
     if (Status s = writer_.deleteSourceRange(k); !s.ok()) return s;
@@ -329,10 +339,16 @@ Status EbpfDataplane::remove(const std::string& id) {
     frontendOwners_.erase(f.key);
   }
   // Every id goes back to its pool exactly once, even if a failure here is retried.
+  std::vector<uint32_t> ringIds;
+  for (auto& byScope : p.rings) {
+    for (Ring& r : byScope) {
+      if (r.id != SKIFF_ID_NONE) ringIds.push_back(r.id);
+    }
+  }
+  if (Status s = writer_.deleteRings(ringIds); !s.ok()) return fail(id, s.message());
   for (auto& byScope : p.rings) {
     for (Ring& r : byScope) {
       if (r.id == SKIFF_ID_NONE) continue;
-      if (Status s = writer_.deleteRing(r.id); !s.ok()) return fail(id, s.message());
       ringIds_.give(r.id);
       r.id = SKIFF_ID_NONE;
     }
@@ -350,7 +366,8 @@ Status EbpfDataplane::remove(const std::string& id) {
   return {};
 }
 
-Status EbpfDataplane::program(const Service& service) {
+Status EbpfDataplane::program(const Service& service,
+                              std::vector<std::function<Status()>>& frontendSteps) {
   const std::string& id = service.id;
   auto [it, fresh] = services_.try_emplace(id);
   Programmed& p = it->second;
@@ -462,6 +479,21 @@ Status EbpfDataplane::program(const Service& service) {
     }
   }
 
+  // Steps 3 and 4 once the new rings are in the outer map (apply() flushes them).
+  frontendSteps.push_back([this, &service, &p, previous = std::move(previous),
+                           adopted = std::move(adopted), unusedRings = std::move(unusedRings),
+                           ids = std::move(ids)]() -> Status {
+    return programFrontends(service, p, previous, adopted, unusedRings, ids);
+  });
+  return {};
+}
+
+Status EbpfDataplane::programFrontends(const Service& service, Programmed& p,
+                                       const Service& previous,
+                                       const std::optional<RecoveredService>& adopted,
+                                       const std::vector<uint32_t>& unusedRings,
+                                       const std::map<dataplane::BackendKey, uint32_t>& ids) {
+  const std::string& id = service.id;
   // 3. Source ranges, then frontends (which turn the range check on).
   for (const dataplane::IpPrefix& range : previous.loadBalancerSourceRanges) {
     if (std::find(service.loadBalancerSourceRanges.begin(), service.loadBalancerSourceRanges.end(),
@@ -539,10 +571,9 @@ Status EbpfDataplane::program(const Service& service) {
   }
 
   // 4. Rings no frontend uses, then backends no longer listed, now that no ring names them.
-  for (uint32_t ringId : unusedRings) {
-    if (Status s = writer_.deleteRing(ringId); !s.ok()) return fail(id, s.message());
+  if (Status s = writer_.deleteRings(unusedRings); !s.ok()) return fail(id, s.message());
+  for (uint32_t ringId : unusedRings)
     ringIds_.give(ringId);
-  }
   for (auto b = p.backendIds.begin(); b != p.backendIds.end();) {
     if (ids.contains(b->first)) {
       ++b;

@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -123,7 +125,15 @@ class EbpfDataplane final : public dataplane::Dataplane {
   dataplane::Status restore();
   dataplane::Status purgeRecovered();
   dataplane::Status purge(RecoveredService& r);
-  dataplane::Status program(const dataplane::Service& service);
+  // Backends and rings of `service`; pushes the rest (source ranges, frontends, then what is no
+  // longer used), to run once apply() has put the new rings into the outer map.
+  dataplane::Status program(const dataplane::Service& service,
+                            std::vector<std::function<dataplane::Status()>>& frontendSteps);
+  dataplane::Status programFrontends(const dataplane::Service& service, Programmed& p,
+                                     const dataplane::Service& previous,
+                                     const std::optional<RecoveredService>& adopted,
+                                     const std::vector<uint32_t>& unusedRings,
+                                     const std::map<dataplane::BackendKey, uint32_t>& ids);
   dataplane::Status remove(const std::string& id);
 
   std::unique_ptr<Programs> programs_;

@@ -50,6 +50,9 @@ MapWriter::~MapWriter() {
   for (auto& [id, ring] : rings_) {
     if (ring.fd >= 0) ::close(ring.fd);
   }
+  for (auto& [id, ring] : pending_) {
+    if (ring.fd >= 0) ::close(ring.fd);
+  }
 }
 
 template <class T, size_t N = sizeof(T)>
@@ -147,18 +150,80 @@ Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table,
     ::close(fd);
     return s;
   }
+  if (batching_) {
+    dropPending(ringId);
+    pending_.emplace_back(ringId, fresh);
+    return {};
+  }
   if (bpf_map_update_elem(fds_.rings, &ringId, &fd, BPF_ANY) != 0) {
     const int err = errno;
     ::close(fd);
     return check(err, "update " SKIFF_MAP_RINGS);
   }
-  if (it != rings_.end()) {
+  commitRing(ringId, fresh);
+  return {};
+}
+
+void MapWriter::commitRing(uint32_t ringId, const Ring& fresh) {
+  auto [it, inserted] = rings_.try_emplace(ringId, fresh);
+  if (!inserted) {
     ::close(it->second.fd);
     it->second = fresh;
-  } else {
-    rings_.emplace(ringId, fresh);
   }
-  return {};
+}
+
+void MapWriter::dropPending(uint32_t ringId) {
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [&](const auto& p) { return p.first == ringId; });
+  if (it == pending_.end()) return;
+  ::close(it->second.fd);
+  pending_.erase(it);
+}
+
+namespace {
+// The kernel's internal ENOTSUPP (no batch operation for this map type); not in <errno.h>.
+constexpr int kKernelEnotsupp = 524;
+
+bool batchUnsupported(int err) {
+  return err == EINVAL || err == kKernelEnotsupp || err == EOPNOTSUPP;
+}
+}  // namespace
+
+Status MapWriter::flushRings() {
+  batching_ = false;
+  if (pending_.empty()) return {};
+  std::vector<std::pair<uint32_t, Ring>> pending;
+  pending.swap(pending_);
+  std::vector<uint32_t> keys;
+  std::vector<int> values;
+  for (const auto& [id, ring] : pending) {
+    keys.push_back(id);
+    values.push_back(ring.fd);
+  }
+  auto count = static_cast<uint32_t>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY, .flags = 0);
+  int err =
+      bpf_map_update_batch(fds_.rings, keys.data(), values.data(), &count, &opts) != 0 ? errno : 0;
+  size_t done = err == 0 ? keys.size() : std::min<size_t>(count, keys.size());
+  Status result =
+      check(err != 0 && !batchUnsupported(err) ? err : 0, "batch update " SKIFF_MAP_RINGS);
+  if (err != 0 && batchUnsupported(err)) {
+    ++batchFallbacks_;
+    for (; done < keys.size(); ++done) {
+      const int e =
+          bpf_map_update_elem(fds_.rings, &keys[done], &values[done], BPF_ANY) != 0 ? errno : 0;
+      result = check(e, "update " SKIFF_MAP_RINGS);
+      if (!result.ok()) break;
+    }
+  }
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (i < done) {
+      commitRing(pending[i].first, pending[i].second);
+    } else {
+      ::close(pending[i].second.fd);
+    }
+  }
+  return result;
 }
 
 Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table) {
@@ -169,16 +234,53 @@ Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table) {
 }
 
 Status MapWriter::deleteRing(uint32_t ringId) {
-  auto it = rings_.find(ringId);
-  if (bpf_map_delete_elem(fds_.rings, &ringId) != 0 && errno != ENOENT) {
-    return check(errno, "delete from " SKIFF_MAP_RINGS);
+  return deleteRings(std::span<const uint32_t>(&ringId, 1));
+}
+
+Status MapWriter::deleteRings(std::span<const uint32_t> ringIds) {
+  std::vector<uint32_t> keys;
+  for (uint32_t id : ringIds) {
+    dropPending(id);
+    // Only rings the outer map holds go in the batch: a batch stops at the first missing one.
+    if (rings_.contains(id)) {
+      keys.push_back(id);
+    } else if (bpf_map_delete_elem(fds_.rings, &id) != 0 && errno != ENOENT) {
+      return check(errno, "delete from " SKIFF_MAP_RINGS);
+    } else {
+      ++calls_;
+    }
   }
-  ++calls_;
-  if (it != rings_.end()) {
+  Status result;
+  size_t done = 0;
+  if (keys.size() > 1) {
+    auto count = static_cast<uint32_t>(keys.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+    const int err = bpf_map_delete_batch(fds_.rings, keys.data(), &count, &opts) != 0 ? errno : 0;
+    if (err == 0) {
+      ++calls_;
+      done = keys.size();
+    } else if (batchUnsupported(err) && count == 0) {
+      ++batchFallbacks_;
+    } else {
+      done = std::min<size_t>(count, keys.size());
+      result = check(err, "batch delete from " SKIFF_MAP_RINGS);
+    }
+  }
+  for (size_t i = done; result.ok() && i < keys.size(); ++i) {
+    if (bpf_map_delete_elem(fds_.rings, &keys[i]) != 0 && errno != ENOENT) {
+      result = check(errno, "delete from " SKIFF_MAP_RINGS);
+      done = i;
+      break;
+    }
+    ++calls_;
+    done = i + 1;
+  }
+  for (size_t i = 0; i < done; ++i) {
+    auto it = rings_.find(keys[i]);
     ::close(it->second.fd);
     rings_.erase(it);
   }
-  return {};
+  return result;
 }
 
 uint32_t MapWriter::ringSize(uint32_t ringId) const {

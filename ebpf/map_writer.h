@@ -12,6 +12,8 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "dataplane/address.h"
 #include "dataplane/status.h"
@@ -42,6 +44,17 @@ class MapWriter {
   // Writes every position (a full resync of an existing ring).
   dataplane::Status putRing(uint32_t ringId, std::span<const uint32_t> table);
   dataplane::Status deleteRing(uint32_t ringId);
+  // Deletes several rings from the outer map in one batch (falls back to one call each).
+  dataplane::Status deleteRings(std::span<const uint32_t> ringIds);
+
+  // Between beginRingBatch() and flushRings(), a new or resized ring is built and filled at once
+  // but put into the outer map only by flushRings(), all in one batch: every outer map-in-map
+  // update waits for an RCU grace period (~12 ms), a batch waits once (Linux >= 6.8). Callers
+  // must not write a frontend naming such a ring before flushRings() has returned.
+  void beginRingBatch() { batching_ = true; }
+  dataplane::Status flushRings();
+  // Outer-map batch calls the kernel refused (EINVAL/ENOTSUPP) and did one update at a time.
+  uint64_t batchFallbacks() const { return batchFallbacks_; }
   // The size of ring `ringId` as written, 0 if none.
   uint32_t ringSize(uint32_t ringId) const;
 
@@ -81,12 +94,19 @@ class MapWriter {
   dataplane::Status check(int err, const char* what);
   dataplane::Status writePositions(const Ring& ring, std::span<const uint32_t> table,
                                    std::span<const uint32_t> positions);
+  // Puts `fresh` into the outer map as ring `ringId` and closes the inner map it replaces.
+  void commitRing(uint32_t ringId, const Ring& fresh);
+  void dropPending(uint32_t ringId);
 
   using FrontendBytes = std::array<uint8_t, sizeof(skiff_frontend_key)>;
   using RangeBytes = std::array<uint8_t, sizeof(skiff_src_range_key)>;
 
   MapFds fds_;
   std::unordered_map<uint32_t, Ring> rings_;
+  // Filled inner maps waiting for flushRings(), in order.
+  std::vector<std::pair<uint32_t, Ring>> pending_;
+  bool batching_ = false;
+  uint64_t batchFallbacks_ = 0;
   // What the maps hold, as written.
   std::map<FrontendBytes, skiff_service> frontends_;
   std::unordered_map<uint32_t, skiff_backend> backends_;
