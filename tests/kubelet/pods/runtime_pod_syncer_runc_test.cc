@@ -102,7 +102,8 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
     net.netns_dir = test_dir_ + "/netns";
     net.ipam_dir = test_dir_ + "/ipam";
     network_ = std::make_unique<network::PodNetworkManager>(net);
-    cgroup_parent_ = "/skiff/test-" + std::to_string(::getpid());
+    // A parent of its own at the top, so that removing it leaves nothing of the test behind.
+    cgroup_parent_ = "/skiff-test-" + std::to_string(::getpid());
     makeSyncer();
   }
 
@@ -136,9 +137,9 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
     EXPECT_TRUE(runtime_->list().empty());
     syncer_.reset();
     network::deleteNetns(node_);
-    for (const char* h :
-         {"unified", "memory", "cpu,cpuacct", "pids", "cpuset", "blkio", "devices", "freezer",
-          "net_cls,net_prio", "perf_event", "hugetlb", "misc", "rdma", "systemd"}) {
+    for (const char* h : {"unified", "memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "cpuset",
+                          "blkio", "devices", "freezer", "net_cls,net_prio", "perf_event",
+                          "hugetlb", "misc", "rdma", "systemd"}) {
       ::rmdir(("/sys/fs/cgroup/" + std::string(h) + cgroup_parent_).c_str());
     }
     EXPECT_EQ(readFile("/proc/self/mountinfo").find(test_dir_), std::string::npos);

@@ -42,7 +42,8 @@ class RuncRuntimeTest : public ::testing::Test {
     ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
     store_ = new images::ImageStore(dir_ + "/images");
     store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
-    cgroup_parent_ = "/skiff/test-" + std::to_string(::getpid());
+    // A parent of its own at the top, so that removing it leaves nothing of the test behind.
+    cgroup_parent_ = "/skiff-test-" + std::to_string(::getpid());
   }
   static void TearDownTestSuite() {
     delete store_;
