@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "control/api/json.h"
+#include "control/cli/bench_report.h"
 #include "control/cli/bench_store_command.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
@@ -41,12 +42,6 @@ struct BenchControllersOptions {
   bool json = false;
   int timeout_seconds = 600;
 };
-
-std::string number(double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.6g", value);
-  return buffer;
-}
 
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
@@ -291,7 +286,7 @@ int runBenchControllers(BenchControllersOptions options) {
   if (!nodes->start()) throw std::runtime_error("the hollow nodes stopped while starting");
   waitForReadyNodes(*client, options.nodes, deadline);
   progress << "skiff bench controllers: " << options.nodes << " hollow nodes Ready in "
-           << number(seconds(Clock::now() - nodes_start)) << " s\n";
+           << benchNumber(seconds(Clock::now() - nodes_start)) << " s\n";
 
   const auto& deployments = resolveType("deployments");
   const auto& pods_type = resolveType("pods");
@@ -309,7 +304,7 @@ int runBenchControllers(BenchControllersOptions options) {
   const double seconds_to_available = seconds(available - created);
   const double pods_per_second = options.replicas / seconds(*all_added - created);
   progress << "skiff bench controllers: " << options.replicas << " replicas available in "
-           << number(seconds_to_available) << " s\n";
+           << benchNumber(seconds_to_available) << " s\n";
 
   const auto update = Clock::now();
   const std::string patch = std::string(R"({"spec":{"template":{"metadata":{"annotations":{")") +
@@ -318,17 +313,17 @@ int runBenchControllers(BenchControllersOptions options) {
   waitForRollout(*client, deployments, pods, options.replicas, "2", deadline, "the rolling update");
   const double rolling_update_seconds = seconds(Clock::now() - update);
   const std::string load_average = loadAverage();
-  progress << "skiff bench controllers: rolling update done in " << number(rolling_update_seconds)
-           << " s\n";
+  progress << "skiff bench controllers: rolling update done in "
+           << benchNumber(rolling_update_seconds) << " s\n";
 
   if (options.json) {
     std::cout << "{\"suite\":\"controllers\",\"params\":{\"replicas\":" << options.replicas
               << ",\"nodes\":" << options.nodes
               << ",\"quick\":" << (options.quick ? "true" : "false") << ",\"load_average\":\""
               << load_average
-              << "\"},\"metrics\":{\"seconds_to_available\":" << number(seconds_to_available)
-              << ",\"pods_created_per_second\":" << number(pods_per_second)
-              << ",\"rolling_update_seconds\":" << number(rolling_update_seconds) << "}}"
+              << "\"},\"metrics\":{\"seconds_to_available\":" << benchNumber(seconds_to_available)
+              << ",\"pods_created_per_second\":" << benchNumber(pods_per_second)
+              << ",\"rolling_update_seconds\":" << benchNumber(rolling_update_seconds) << "}}"
               << std::endl;
     return 0;
   }

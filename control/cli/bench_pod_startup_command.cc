@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/api/json.h"
+#include "control/cli/bench_report.h"
 #include "control/cli/bench_store_command.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
@@ -41,25 +42,6 @@ struct BenchPodStartupOptions {
   bool hollow = false;
   bool json = false;
 };
-
-double percentileMs(std::vector<double> values, double fraction) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-std::string number(double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.6g", value);
-  return buffer;
-}
-
-std::string text(const api::Value& object, std::string_view a, std::string_view b) {
-  const api::Value* outer = object.find(a);
-  const api::Value* inner = outer ? outer->find(b) : nullptr;
-  return inner && inner->isString() ? inner->text() : std::string();
-}
 
 bool readyCondition(const api::Value& object) {
   const api::Value* status = object.find("status");
@@ -211,8 +193,8 @@ void waitForReadyNode(client::Client& client, SkiffChild& agent) {
     const api::Value list = client.list(nodes, "");
     for (const auto& node : list.find("items")->items()) {
       if (readyCondition(node)) return;
-      seen = "node " + text(node, "metadata", "name") + " at resourceVersion " +
-             text(node, "metadata", "resourceVersion") + " not Ready";
+      seen = "node " + fieldText(node, "metadata.name") + " at resourceVersion " +
+             fieldText(node, "metadata.resourceVersion") + " not Ready";
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -311,7 +293,7 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
 
   const api::Value list = client->list(pods_type, ns);
   client::WatchOptions watch_options;
-  watch_options.resource_version = text(list, "metadata", "resourceVersion");
+  watch_options.resource_version = fieldText(list, "metadata.resourceVersion");
   client::WatchStreamPtr watch = client->watch(pods_type, ns, watch_options);
 
   const size_t n = static_cast<size_t>(options.pods);
@@ -365,13 +347,13 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
       continue;
     }
     const auto now = Clock::now();
-    const std::string name = text(event.object, "metadata", "name");
+    const std::string name = fieldText(event.object, "metadata.name");
     if (name.rfind("startup-", 0) != 0) continue;
     const long index = std::atol(name.c_str() + 8);
     if (index < 0 || static_cast<size_t>(index) >= n) continue;
     const size_t i = static_cast<size_t>(index);
     if (std::string why = waitingReason(event.object); !why.empty()) waiting[i] = why;
-    if (!running_at[i] && text(event.object, "status", "phase") == "Running") running_at[i] = now;
+    if (!running_at[i] && fieldText(event.object, "status.phase") == "Running") running_at[i] = now;
     if (!ready_at[i] && readyCondition(event.object)) {
       ready_at[i] = now;
       if (!running_at[i]) running_at[i] = now;
@@ -403,11 +385,12 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
   if (options.json) {
     std::ostringstream out;
     out << "{\"suite\":\"pod-startup\",\"params\":{\"pods\":" << options.pods
-        << ",\"rate\":" << number(options.rate) << ",\"cluster\":\"" << mode << "\",\"image\":\""
-        << kImage << "\"},\"metrics\":{\"startup_p50_ms\":" << number(p50)
-        << ",\"startup_p99_ms\":" << number(p99) << ",\"startup_max_ms\":" << number(max)
-        << ",\"running_p50_ms\":" << number(running_p50)
-        << ",\"running_p99_ms\":" << number(running_p99) << ",\"pods\":" << options.pods << "}}";
+        << ",\"rate\":" << benchNumber(options.rate) << ",\"cluster\":\"" << mode
+        << "\",\"image\":\"" << kImage << "\"},\"metrics\":{\"startup_p50_ms\":" << benchNumber(p50)
+        << ",\"startup_p99_ms\":" << benchNumber(p99) << ",\"startup_max_ms\":" << benchNumber(max)
+        << ",\"running_p50_ms\":" << benchNumber(running_p50)
+        << ",\"running_p99_ms\":" << benchNumber(running_p99) << ",\"pods\":" << options.pods
+        << "}}";
     std::cout << out.str() << std::endl;
     return 0;
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/api/json.h"
+#include "control/cli/bench_report.h"
 #include "control/cli/bench_store_command.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
@@ -34,19 +35,6 @@ struct BenchSchedulerOptions {
 };
 
 constexpr const char* kNamespace = "skiff-bench-scheduler";
-
-double percentileMs(std::vector<double> values, double fraction) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-std::string number(double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.6g", value);
-  return buffer;
-}
 
 // A node as a kubelet would register it: Ready, room for many small pods, spread over 3 zones.
 api::Value hollowNode(int i) {
@@ -69,12 +57,6 @@ api::Value pendingPod(int i) {
                 R"("resources":{"requests":{"cpu":"10m","memory":"50Mi"}}}]}})",
                 i);
   return api::parseJson(json);
-}
-
-std::string text(const api::Value& object, std::string_view a, std::string_view b) {
-  const api::Value* outer = object.find(a);
-  const api::Value* inner = outer ? outer->find(b) : nullptr;
-  return inner && inner->isString() ? inner->text() : std::string();
 }
 
 int runBenchScheduler(const BenchSchedulerOptions& options) {
@@ -149,7 +131,7 @@ int runBenchScheduler(const BenchSchedulerOptions& options) {
 
   const api::Value list = client->list(pods_type, kNamespace);
   client::WatchOptions watch_options;
-  watch_options.resource_version = text(list, "metadata", "resourceVersion");
+  watch_options.resource_version = fieldText(list, "metadata.resourceVersion");
   client::WatchStreamPtr watch = client->watch(pods_type, kNamespace, watch_options);
 
   std::vector<Clock::time_point> created_at(static_cast<size_t>(options.pods));
@@ -187,8 +169,8 @@ int runBenchScheduler(const BenchSchedulerOptions& options) {
         event.type != client::WatchEvent::Type::kModified) {
       continue;
     }
-    if (text(event.object, "spec", "nodeName").empty()) continue;
-    const std::string name = text(event.object, "metadata", "name");
+    if (fieldText(event.object, "spec.nodeName").empty()) continue;
+    const std::string name = fieldText(event.object, "metadata.name");
     if (name.rfind("pod-", 0) != 0 || bound.count(name)) continue;
     const int index = std::atoi(name.c_str() + 4);
     if (index < 0 || index >= options.pods) continue;
@@ -220,10 +202,11 @@ int runBenchScheduler(const BenchSchedulerOptions& options) {
     std::ostringstream out;
     out << "{\"suite\":\"scheduler\",\"params\":{\"nodes\":" << options.nodes
         << ",\"pods\":" << options.pods << ",\"create_workers\":" << workers
-        << ",\"store\":\"sqlite\"},\"metrics\":{\"pods_per_second\":" << number(pods_per_second)
-        << ",\"bind_p50_ms\":" << number(p50) << ",\"bind_p99_ms\":" << number(p99)
-        << ",\"bind_max_ms\":" << number(max) << ",\"seconds\":" << number(seconds)
-        << ",\"creates_per_second\":" << number(options.pods / create_seconds) << "}}";
+        << ",\"store\":\"sqlite\"},\"metrics\":{\"pods_per_second\":"
+        << benchNumber(pods_per_second) << ",\"bind_p50_ms\":" << benchNumber(p50)
+        << ",\"bind_p99_ms\":" << benchNumber(p99) << ",\"bind_max_ms\":" << benchNumber(max)
+        << ",\"seconds\":" << benchNumber(seconds)
+        << ",\"creates_per_second\":" << benchNumber(options.pods / create_seconds) << "}}";
     std::cout << out.str() << std::endl;
     return 0;
   }
