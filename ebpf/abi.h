@@ -22,7 +22,7 @@ static_assert(sizeof(skiff_frontend_key) == 20);
 static_assert(offsetof(skiff_frontend_key, port) == 16);
 static_assert(offsetof(skiff_frontend_key, proto) == 19);
 static_assert(sizeof(skiff_service) == 40);
-static_assert(offsetof(skiff_service, ring_id) == 8);
+static_assert(offsetof(skiff_service, ring_start) == 8);
 static_assert(offsetof(skiff_service, ring_size) == 16);
 static_assert(offsetof(skiff_service, backend_count) == 24);
 static_assert(offsetof(skiff_service, selection) == 28);
@@ -53,6 +53,10 @@ static_assert(SKIFF_GLOBAL_FIB_REDIRECTED < SKIFF_GLOBAL_COUNT);
 static_assert(SKIFF_AF_INET == static_cast<int>(dataplane::AddressFamily::kIPv4));
 static_assert(SKIFF_AF_INET6 == static_cast<int>(dataplane::AddressFamily::kIPv6));
 static_assert(SKIFF_MAX_RING_SIZE == 65537);
+static_assert(SKIFF_RING_ALIGN > 0 && (SKIFF_RING_ALIGN & (SKIFF_RING_ALIGN - 1)) == 0);
+static_assert(SKIFF_ABI_VERSION == 2);
+static_assert(sizeof(skiff_ring_block) == 4 * SKIFF_RING_ALIGN &&
+              sizeof(skiff_ring_block) % 8 == 0);
 static_assert(SKIFF_FLOW_HASH_SEED == dataplane::kFlowHashSeed);
 
 // Host to network order for 16 bits (ports in keys).

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "ebpf/abi.h"
@@ -68,13 +70,15 @@ bool sameBytes(const T& a, const T& b) {
 
 }  // namespace
 
-uint32_t IdPool::take() {
+uint32_t IdPool::take(bool* fresh) {
   uint32_t id = SKIFF_ID_NONE;
+  if (fresh != nullptr) *fresh = false;
   if (!free_.empty()) {
     id = free_.back();
     free_.pop_back();
   } else if (next_ <= max_) {
     id = next_++;
+    if (fresh != nullptr) *fresh = true;
   }
   if (id != SKIFF_ID_NONE) ++inUse_;
   return id;
@@ -103,11 +107,10 @@ void IdPool::give(uint32_t id) {
 
 EbpfDataplane::EbpfDataplane(std::unique_ptr<Programs> programs, const LoadOptions& load)
     : programs_(std::move(programs)),
-      writer_(programs_->maps()),
+      writer_(programs_->maps(), load.rings),
       // Ids index the maps; id 0 is never used, so the last usable id is max_entries - 1.
       serviceIds_(load.services - 1),
-      backendIds_(load.backends - 1),
-      ringIds_(load.rings - 1) {}
+      backendIds_(load.backends - 1) {}
 
 Result<std::unique_ptr<EbpfDataplane>> EbpfDataplane::create(const EbpfDataplaneOptions& options) {
   const LoadOptions& l = options.load;
@@ -163,19 +166,56 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
   for (const std::string& id : removals) {
     if (Status s = remove(id); !s.ok()) return s;
   }
-  // Backends and rings of every service first, the new rings into the outer map in one batch,
-  // then the frontends that name them.
-  writer_.beginRingBatch();
+  // Maglev tables first (pure functions of each service: in parallel for a large delta), then
+  // backends (one batch) and rings (copied into the ring memory) of every service, then the
+  // frontends that name them (one batch), then what no frontend names any more.
+  const std::vector<Service>& upserts = delta.upserted;
+  constexpr size_t kChunk = 512;
+  std::vector<Tables> tables;
   std::vector<std::function<Status()>> frontendSteps;
+  std::vector<std::function<Status()>> cleanupSteps;
   Status programmed;
-  for (const Service& s : delta.upserted) {
-    programmed = program(s, frontendSteps);
-    if (!programmed.ok()) break;
+  writer_.beginBatch();
+  for (size_t base = 0; base < upserts.size() && programmed.ok(); base += kChunk) {
+    const size_t n = std::min(kChunk, upserts.size() - base);
+    tables.assign(n, Tables{});
+    const size_t threads =
+        n < 16 ? 1 : std::max<size_t>(1, std::min<size_t>(std::thread::hardware_concurrency(), 8));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next++; i < n; i = next++)
+        tables[i] = computeTables(upserts[base + i]);
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t)
+      pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool)
+      t.join();
+    for (size_t i = 0; i < n; ++i) {
+      programmed = program(upserts[base + i], tables[i], frontendSteps, cleanupSteps);
+      if (!programmed.ok()) break;
+    }
   }
-  if (Status s = writer_.flushRings(); !s.ok()) return s;
+  tables.clear();
+  if (Status s = writer_.flush(); !s.ok()) return s;
+  writer_.beginBatch();
+  Status fronted;
   for (auto& step : frontendSteps) {
-    if (Status s = step(); !s.ok()) return s;
+    fronted = step();
+    if (!fronted.ok()) break;
   }
+  if (Status s = writer_.flush(); !s.ok()) return s;
+  if (!fronted.ok()) return fronted;
+  // Clears of backends are queued and flushed too: no frontend names their rings any more.
+  writer_.beginBatch();
+  Status cleaned;
+  for (auto& step : cleanupSteps) {
+    cleaned = step();
+    if (!cleaned.ok()) break;
+  }
+  if (Status s = writer_.flush(); !s.ok()) return s;
+  if (!cleaned.ok()) return cleaned;
   if (!programmed.ok()) return programmed;
   // The first full sync after a restart: what the previous run programmed and nobody claimed.
   if (delta.replaceAll) return purgeRecovered();
@@ -207,7 +247,6 @@ Status EbpfDataplane::restore() {
 
   auto frontends = readFrontends(m.services);
   if (!frontends.ok()) return frontends.status();
-  std::unordered_map<uint32_t, Ring*> ringSlots;
   for (const FrontendEntry& e : *frontends) {
     writer_.adoptFrontend(e.key, e.value);
     RecoveredService& r = ownerOf(e.value.svc_id);
@@ -215,35 +254,19 @@ Status EbpfDataplane::restore() {
     if (&r == &recovered_.orphans) continue;
     const size_t fam = e.key.family == SKIFF_AF_INET ? 0 : 1;
     for (uint32_t origin = 0; origin < SKIFF_ORIGIN_COUNT; ++origin) {
-      const uint32_t ringId = e.value.ring_id[origin];
-      if (ringId == SKIFF_ID_NONE) continue;
+      const uint32_t start = e.value.ring_start[origin];
+      const uint32_t size = e.value.ring_size[origin];
+      if (start == SKIFF_ID_NONE || size == 0) continue;
       const uint32_t local = origin == SKIFF_ORIGIN_EXTERNAL ? SKIFF_SVC_F_LOCAL_EXTERNAL
                                                              : SKIFF_SVC_F_LOCAL_IN_CLUSTER;
       Ring& slot = r.rings[fam][(e.value.flags & local) != 0 ? 1 : 0];
-      slot.id = ringId;
-      ringSlots[ringId] = &slot;
+      // The ring memory between the extents frontends name is free; an extent that does not fit
+      // (out of range, overlapping another) is not adopted: the service gets a new ring.
+      if (slot.start == start || !writer_.adoptRing(start, size)) continue;
+      slot.start = start;
+      slot.size = size;
     }
   }
-  auto rings = readRings(m.rings);
-  if (!rings.ok()) return rings.status();
-  for (RingEntry& ring : *rings) {
-    if (!ringIds_.reserve(ring.id)) {
-      return Status::failure("ring id " + std::to_string(ring.id) + " out of range");
-    }
-    const int fd = openRing(m.rings, ring.id);
-    if (fd < 0) return Status::failure("open ring " + std::to_string(ring.id));
-    writer_.adoptRing(ring.id, fd, static_cast<uint32_t>(ring.table.size()));
-    auto slot = ringSlots.find(ring.id);
-    if (slot == ringSlots.end()) {
-      recovered_.orphans.orphanRingIds.push_back(ring.id);
-      continue;
-    }
-    slot->second->table = std::move(ring.table);
-    ringSlots.erase(slot);
-  }
-  // A frontend naming a ring that is not there: it gets a new one.
-  for (auto& [ringId, slot] : ringSlots)
-    slot->id = SKIFF_ID_NONE;
 
   auto backends = readBackends(m.backends);
   if (!backends.ok()) return backends.status();
@@ -278,14 +301,10 @@ Status EbpfDataplane::purge(RecoveredService& r) {
   r.frontends.clear();
   for (auto& byScope : r.rings) {
     for (Ring& ring : byScope) {
-      if (ring.id != SKIFF_ID_NONE) r.orphanRingIds.push_back(ring.id);
-      ring.id = SKIFF_ID_NONE;
+      if (ring.start != SKIFF_ID_NONE) writer_.releaseRing(ring.start);
+      ring.start = SKIFF_ID_NONE;
     }
   }
-  if (Status s = writer_.deleteRings(r.orphanRingIds); !s.ok()) return s;
-  for (uint32_t ringId : r.orphanRingIds)
-    ringIds_.give(ringId);
-  r.orphanRingIds.clear();
   for (const skiff_src_range_key& k : r.ranges) {
     if (Status s = writer_.deleteSourceRange(k); !s.ok()) return s;
   }
@@ -338,19 +357,11 @@ Status EbpfDataplane::remove(const std::string& id) {
       return fail(id, s.message());
     frontendOwners_.erase(f.key);
   }
-  // Every id goes back to its pool exactly once, even if a failure here is retried.
-  std::vector<uint32_t> ringIds;
+  // No frontend names its rings any more.
   for (auto& byScope : p.rings) {
     for (Ring& r : byScope) {
-      if (r.id != SKIFF_ID_NONE) ringIds.push_back(r.id);
-    }
-  }
-  if (Status s = writer_.deleteRings(ringIds); !s.ok()) return fail(id, s.message());
-  for (auto& byScope : p.rings) {
-    for (Ring& r : byScope) {
-      if (r.id == SKIFF_ID_NONE) continue;
-      ringIds_.give(r.id);
-      r.id = SKIFF_ID_NONE;
+      if (r.start != SKIFF_ID_NONE) writer_.releaseRing(r.start);
+      r.start = SKIFF_ID_NONE;
     }
   }
   for (const dataplane::IpPrefix& range : p.service.loadBalancerSourceRanges) {
@@ -366,8 +377,37 @@ Status EbpfDataplane::remove(const std::string& id) {
   return {};
 }
 
-Status EbpfDataplane::program(const Service& service,
-                              std::vector<std::function<Status()>>& frontendSteps) {
+EbpfDataplane::Tables EbpfDataplane::computeTables(const Service& service) {
+  Tables out;
+  std::array<std::array<bool, 2>, 2> needed{};
+  for (const dataplane::Frontend& f : service.frontends) {
+    for (TrafficOrigin o : kOrigins) {
+      needed[familyIndex(f.key.address.family())]
+            [scopeIndex(dataplane::backendScope(service, f.kind, o))] = true;
+    }
+  }
+  const uint32_t tableSize = dataplane::effectiveMaglevTableSize(service);
+  for (AddressFamily fam : kFamilies) {
+    for (BackendScope scope : kScopes) {
+      if (!needed[familyIndex(fam)][scopeIndex(scope)]) continue;
+      const dataplane::EligibleBackends e = dataplane::eligibleBackends(service, fam, scope);
+      if (e.indices.empty()) continue;
+      // The table names each backend by its index in service.backends (program() swaps in ids).
+      std::vector<dataplane::MaglevBackend> members;
+      members.reserve(e.indices.size());
+      for (uint32_t i : e.indices) {
+        const dataplane::Backend& b = service.backends[i];
+        members.push_back({b.key(), b.weight, i});
+      }
+      out[familyIndex(fam)][scopeIndex(scope)] = dataplane::buildMaglevTable(members, tableSize);
+    }
+  }
+  return out;
+}
+
+Status EbpfDataplane::program(const Service& service, Tables& tables,
+                              std::vector<std::function<Status()>>& frontendSteps,
+                              std::vector<std::function<Status()>>& cleanupSteps) {
   const std::string& id = service.id;
   auto [it, fresh] = services_.try_emplace(id);
   Programmed& p = it->second;
@@ -382,12 +422,16 @@ Status EbpfDataplane::program(const Service& service,
       p.backendIds = adopted->backendIds;
       p.rings = adopted->rings;
     } else {
-      p.svcId = serviceIds_.take();
+      bool freshId = false;
+      p.svcId = serviceIds_.take(&freshId);
       if (p.svcId == SKIFF_ID_NONE) {
         services_.erase(it);
         return fail(id, "no free service id");
       }
-      if (Status s = writer_.resetServiceStats(p.svcId); !s.ok()) return fail(id, s.message());
+      // An id never handed out on maps this process made has zero counters already.
+      if (!freshId || programs_->reusedPinnedMaps()) {
+        if (Status s = writer_.resetServiceStats(p.svcId); !s.ok()) return fail(id, s.message());
+      }
       if (Status s = writer_.putServiceName(p.svcId, id); !s.ok()) return fail(id, s.message());
     }
   }
@@ -415,10 +459,13 @@ Status EbpfDataplane::program(const Service& service,
     auto old = p.backendIds.find(b.key());
     uint32_t backendId = old != p.backendIds.end() ? old->second : SKIFF_ID_NONE;
     if (backendId == SKIFF_ID_NONE) {
-      backendId = backendIds_.take();
+      bool freshId = false;
+      backendId = backendIds_.take(&freshId);
       if (backendId == SKIFF_ID_NONE) return fail(id, "no free backend id");
       p.backendIds[b.key()] = backendId;  // owned from now on, even if a later step fails
-      if (Status s = writer_.resetBackendStats(backendId); !s.ok()) return fail(id, s.message());
+      if (!freshId || programs_->reusedPinnedMaps()) {
+        if (Status s = writer_.resetBackendStats(backendId); !s.ok()) return fail(id, s.message());
+      }
     }
     ids[b.key()] = backendId;
     skiff_backend v{};
@@ -441,58 +488,55 @@ Status EbpfDataplane::program(const Service& service,
     if (Status s = writer_.putBackend(backendId, v); !s.ok()) return fail(id, s.message());
   }
 
-  // 2. Rings: only the positions that changed.
+  // 2. Rings: a changed ring goes whole into a free extent of the ring memory; the frontends
+  // switch to it in step 3 and the old extent is released in step 4.
   std::vector<uint32_t> unusedRings;
-  const uint32_t tableSize = dataplane::effectiveMaglevTableSize(service);
+  std::vector<uint32_t> idOf(service.backends.size(), SKIFF_ID_NONE);
+  for (size_t i = 0; i < service.backends.size(); ++i)
+    idOf[i] = ids.at(service.backends[i].key());
   for (AddressFamily fam : kFamilies) {
     for (BackendScope scope : kScopes) {
       Ring& ring = p.rings[familyIndex(fam)][scopeIndex(scope)];
       const dataplane::EligibleBackends& e = eligible[familyIndex(fam)][scopeIndex(scope)];
       ring.selection = e.selection;
       ring.backends = static_cast<uint16_t>(std::min<size_t>(e.indices.size(), UINT16_MAX));
-      if (!needed[familyIndex(fam)][scopeIndex(scope)] || e.indices.empty()) {
-        if (ring.id != SKIFF_ID_NONE) {
-          // Deleted once no frontend points at it any more (step 4).
-          unusedRings.push_back(ring.id);
-          ring.id = SKIFF_ID_NONE;
-          ring.table.clear();
+      auto& table = tables[familyIndex(fam)][scopeIndex(scope)];
+      if (!needed[familyIndex(fam)][scopeIndex(scope)] || e.indices.empty() || !table) {
+        if (ring.start != SKIFF_ID_NONE) {
+          // Released once no frontend points at it any more (step 4).
+          unusedRings.push_back(ring.start);
+          ring.start = SKIFF_ID_NONE;
+          ring.size = 0;
         }
         continue;
       }
-      std::vector<dataplane::MaglevBackend> members;
-      for (uint32_t i : e.indices) {
-        const dataplane::Backend& b = service.backends[i];
-        members.push_back({b.key(), b.weight, ids.at(b.key())});
+      if (!table->ok()) return fail(id, table->message());
+      dataplane::MaglevTable& t = table->value();
+      for (uint32_t& entry : t) {
+        if (entry != dataplane::kMaglevEmpty) entry = idOf[entry];
       }
-      auto table = dataplane::buildMaglevTable(members, tableSize);
-      if (!table.ok()) return fail(id, table.message());
-      if (ring.id == SKIFF_ID_NONE) {
-        ring.id = ringIds_.take();
-        if (ring.id == SKIFF_ID_NONE) return fail(id, "no free ring id");
-        ring.table.clear();
-      }
-      const auto changed = dataplane::changedPositions(ring.table, *table);
-      if (Status s = writer_.putRing(ring.id, *table, changed); !s.ok()) {
-        return fail(id, s.message());
-      }
-      ring.table = std::move(*table);
+      auto start = writer_.putRing(ring.start, t);
+      if (!start.ok()) return fail(id, start.message());
+      if (ring.start != SKIFF_ID_NONE && *start != ring.start) unusedRings.push_back(ring.start);
+      ring.start = *start;
+      ring.size = static_cast<uint32_t>(t.size());
     }
   }
 
-  // Steps 3 and 4 once the new rings are in the outer map (apply() flushes them).
-  frontendSteps.push_back([this, &service, &p, previous = std::move(previous),
-                           adopted = std::move(adopted), unusedRings = std::move(unusedRings),
-                           ids = std::move(ids)]() -> Status {
-    return programFrontends(service, p, previous, adopted, unusedRings, ids);
+  // Step 3 once the backends are in their map, step 4 once the frontends are (apply() flushes).
+  frontendSteps.push_back([this, &service, &p, previous, adopted = std::move(adopted)]() -> Status {
+    return programFrontends(service, p, previous, adopted);
   });
+  cleanupSteps.push_back(
+      [this, &p, unusedRings = std::move(unusedRings), ids = std::move(ids)]() -> Status {
+        return dropUnused(p, unusedRings, ids);
+      });
   return {};
 }
 
 Status EbpfDataplane::programFrontends(const Service& service, Programmed& p,
                                        const Service& previous,
-                                       const std::optional<RecoveredService>& adopted,
-                                       const std::vector<uint32_t>& unusedRings,
-                                       const std::map<dataplane::BackendKey, uint32_t>& ids) {
+                                       const std::optional<RecoveredService>& adopted) {
   const std::string& id = service.id;
   // 3. Source ranges, then frontends (which turn the range check on).
   for (const dataplane::IpPrefix& range : previous.loadBalancerSourceRanges) {
@@ -531,9 +575,9 @@ Status EbpfDataplane::programFrontends(const Service& service, Programmed& p,
                                                    : SKIFF_SVC_F_LOCAL_IN_CLUSTER;
       }
       const Ring& ring = p.rings[fam][scopeIndex(scope)];
-      v.ring_id[origin] = ring.id;
-      v.ring_size[origin] = ring.id == SKIFF_ID_NONE ? 0 : static_cast<uint32_t>(ring.table.size());
-      v.backend_count[origin] = ring.id == SKIFF_ID_NONE ? 0 : ring.backends;
+      v.ring_start[origin] = ring.start;
+      v.ring_size[origin] = ring.start == SKIFF_ID_NONE ? 0 : ring.size;
+      v.backend_count[origin] = ring.start == SKIFF_ID_NONE ? 0 : ring.backends;
       v.selection[origin] = selectionCode(ring.selection);
     }
     if (Status s = writer_.putFrontend(frontendKey(f.key), v); !s.ok())
@@ -570,20 +614,24 @@ Status EbpfDataplane::programFrontends(const Service& service, Programmed& p,
     }
   }
 
+  p.service = service;
+  return {};
+}
+
+Status EbpfDataplane::dropUnused(Programmed& p, const std::vector<uint32_t>& unusedRings,
+                                 const std::map<dataplane::BackendKey, uint32_t>& ids) {
   // 4. Rings no frontend uses, then backends no longer listed, now that no ring names them.
-  if (Status s = writer_.deleteRings(unusedRings); !s.ok()) return fail(id, s.message());
-  for (uint32_t ringId : unusedRings)
-    ringIds_.give(ringId);
+  for (uint32_t start : unusedRings)
+    writer_.releaseRing(start);
   for (auto b = p.backendIds.begin(); b != p.backendIds.end();) {
     if (ids.contains(b->first)) {
       ++b;
       continue;
     }
-    if (Status s = writer_.clearBackend(b->second); !s.ok()) return fail(id, s.message());
+    if (Status s = writer_.clearBackend(b->second); !s.ok()) return fail(p.service.id, s.message());
     backendIds_.give(b->second);
     b = p.backendIds.erase(b);
   }
-  p.service = service;
   return {};
 }
 

@@ -48,8 +48,9 @@ struct EbpfDataplaneOptions {
 class IdPool {
  public:
   explicit IdPool(uint32_t max) : max_(max) {}
-  // 0 (SKIFF_ID_NONE) when exhausted.
-  uint32_t take();
+  // 0 (SKIFF_ID_NONE) when exhausted. `fresh` (if given) tells whether the id is handed out for
+  // the first time by this pool (on maps this process created, its entries are still zero).
+  uint32_t take(bool* fresh = nullptr);
   void give(uint32_t id);
   // Marks `id` taken (a restarted loader's ids); false if out of range or already taken.
   bool reserve(uint32_t id);
@@ -86,13 +87,18 @@ class EbpfDataplane final : public dataplane::Dataplane {
   uint32_t serviceId(const std::string& id) const;
 
  private:
-  // One Maglev ring per (family, scope) a service's frontends use.
+  // One Maglev ring per (family, scope) a service's frontends use: an extent of the ring memory
+  // (the writer holds its entries).
   struct Ring {
-    uint32_t id = SKIFF_ID_NONE;
-    dataplane::MaglevTable table;
+    uint32_t start = SKIFF_ID_NONE;
+    uint32_t size = 0;
     dataplane::Selection selection = dataplane::Selection::kNoBackends;
     uint16_t backends = 0;
   };
+  // The Maglev tables a service needs, by [family][scope], computed ahead (in parallel for a
+  // large delta); entries are indices into service.backends until program() names the ids.
+  using Tables =
+      std::array<std::array<std::optional<dataplane::Result<dataplane::MaglevTable>>, 2>, 2>;
   // [family: 0 IPv4, 1 IPv6][scope: 0 cluster, 1 node-local]
   using Rings = std::array<std::array<Ring, 2>, 2>;
 
@@ -110,7 +116,6 @@ class EbpfDataplane final : public dataplane::Dataplane {
     std::map<dataplane::BackendKey, uint32_t> backendIds;
     std::vector<uint32_t> orphanBackendIds;  // (orphans only: keys may repeat)
     Rings rings;
-    std::vector<uint32_t> orphanRingIds;  // rings no frontend names
     std::vector<skiff_src_range_key> ranges;
   };
   struct Recovered {
@@ -125,22 +130,24 @@ class EbpfDataplane final : public dataplane::Dataplane {
   dataplane::Status restore();
   dataplane::Status purgeRecovered();
   dataplane::Status purge(RecoveredService& r);
-  // Backends and rings of `service`; pushes the rest (source ranges, frontends, then what is no
-  // longer used), to run once apply() has put the new rings into the outer map.
-  dataplane::Status program(const dataplane::Service& service,
-                            std::vector<std::function<dataplane::Status()>>& frontendSteps);
+  static Tables computeTables(const dataplane::Service& service);
+  // Backends (queued) and rings of `service`; pushes the rest (source ranges and frontends, to run
+  // once apply() has flushed the backends; then what is no longer used, once the frontends are
+  // flushed).
+  dataplane::Status program(const dataplane::Service& service, Tables& tables,
+                            std::vector<std::function<dataplane::Status()>>& frontendSteps,
+                            std::vector<std::function<dataplane::Status()>>& cleanupSteps);
   dataplane::Status programFrontends(const dataplane::Service& service, Programmed& p,
                                      const dataplane::Service& previous,
-                                     const std::optional<RecoveredService>& adopted,
-                                     const std::vector<uint32_t>& unusedRings,
-                                     const std::map<dataplane::BackendKey, uint32_t>& ids);
+                                     const std::optional<RecoveredService>& adopted);
+  dataplane::Status dropUnused(Programmed& p, const std::vector<uint32_t>& unusedRings,
+                               const std::map<dataplane::BackendKey, uint32_t>& ids);
   dataplane::Status remove(const std::string& id);
 
   std::unique_ptr<Programs> programs_;
   MapWriter writer_;
   IdPool serviceIds_;
   IdPool backendIds_;
-  IdPool ringIds_;
   std::unordered_map<std::string, Programmed> services_;
   std::map<dataplane::FrontendKey, std::string> frontendOwners_;
   Recovered recovered_;

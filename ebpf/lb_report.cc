@@ -100,7 +100,7 @@ Result<LbReport> readLbReport(const std::string& pinDir) {
     return std::tie(a.service, a.address, a.id) < std::tie(b.service, b.address, b.id);
   });
 
-  auto rings = readRings(m.rings);
+  auto rings = readRings(m.rings, m.services);
   if (!rings.ok()) return rings.status();
   report.rings = rings->size();
 

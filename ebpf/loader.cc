@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -92,6 +93,40 @@ Result<bool> reusePinnedMaps(bpf_object* obj, const std::string& dir) {
   return true;
 }
 
+// The SKIFF_ABI_VERSION recorded in the skiff_meta map pinned under `dir`, 0 if there is none
+// (maps pinned before version 2 had no marker).
+uint32_t pinnedAbiVersion(const std::string& dir) {
+  const int fd = bpf_obj_get((dir + "/" SKIFF_MAP_META).c_str());
+  if (fd < 0) return 0;
+  uint32_t key = 0;
+  uint32_t version = 0;
+  if (bpf_map_lookup_elem(fd, &key, &version) != 0) version = 0;
+  ::close(fd);
+  return version;
+}
+
+// Maps pinned under `dir` by a loader of another layout version: unpins them (links stay, so the
+// old programs keep running until attach swaps the new ones in). Returns whether it did.
+Result<bool> unpinOtherVersion(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return false;
+  std::vector<std::string> maps;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.rfind("skiff_", 0) == 0) maps.push_back(name);
+  }
+  ::closedir(d);
+  if (maps.empty() || pinnedAbiVersion(dir) == SKIFF_ABI_VERSION) return false;
+  for (const std::string& name : maps) {
+    const std::string path = dir + "/" + name;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::failure("unpin " + path +
+                             " (maps of another Skiff version): " + errnoText(errno));
+    }
+  }
+  return true;
+}
+
 Status pinMissing(bpf_object* obj, const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::failure("mkdir " + dir + ": " + errnoText(errno));
@@ -110,6 +145,16 @@ Status pinMissing(bpf_object* obj, const std::string& dir) {
 }
 
 }  // namespace
+
+uint32_t ringEntriesFor(const LoadOptions& options) {
+  // One default-size ring (16381, 16384 in whole blocks) per service id, and the first block
+  // (never handed out).
+  uint64_t entries = options.ringEntries != 0
+                         ? options.ringEntries
+                         : static_cast<uint64_t>(options.services) * 16384u + SKIFF_RING_ALIGN;
+  entries = (entries + SKIFF_RING_ALIGN - 1) / SKIFF_RING_ALIGN * SKIFF_RING_ALIGN;
+  return static_cast<uint32_t>(std::min<uint64_t>(entries, UINT32_MAX / 2));
+}
 
 Programs::~Programs() {
   release();
@@ -133,7 +178,7 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
   const std::pair<bpf_map*, uint32_t> sizes[] = {
       {x->maps.skiff_services, options.frontends},
       {x->maps.skiff_backends, options.backends},
-      {x->maps.skiff_rings, options.rings},
+      {x->maps.skiff_rings, ringEntriesFor(options) / SKIFF_RING_ALIGN},
       {x->maps.skiff_ct, options.conntrack},
       {x->maps.skiff_sock_revnat, options.sockRevNat},
       {x->maps.skiff_affinity, options.affinity},
@@ -150,6 +195,9 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
     if (err != 0) return Status::failure("conntrack as HASH: " + errnoText(err));
   }
   if (!pinDir.empty()) {
+    auto replaced = unpinOtherVersion(pinDir);
+    if (!replaced.ok()) return replaced.status();
+    p->replacedOldPins_ = *replaced;
     auto reused = reusePinnedMaps(x->obj, pinDir);
     if (!reused.ok()) return reused.status();
     p->reusedPinnedMaps_ = *reused;
@@ -171,6 +219,13 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
       .serviceNames = bpf_map__fd(x->maps.skiff_svc_names),
   };
 
+  if (!p->reusedPinnedMaps_) {
+    const uint32_t key = 0;
+    const uint32_t version = SKIFF_ABI_VERSION;
+    if (bpf_map_update_elem(bpf_map__fd(x->maps.skiff_meta), &key, &version, BPF_ANY) != 0) {
+      return Status::failure("write " SKIFF_MAP_META ": " + errnoText(errno));
+    }
+  }
   if (!pinDir.empty()) {
     if (Status s = pinMissing(x->obj, pinDir); !s.ok()) return s;
   }

@@ -25,7 +25,11 @@ struct LoadOptions {
   uint32_t frontends = SKIFF_MAX_FRONTENDS;
   uint32_t services = SKIFF_MAX_SERVICES;
   uint32_t backends = SKIFF_MAX_BACKENDS;
+  // The most Maglev rings in use at once (extents of skiff_rings).
   uint32_t rings = SKIFF_MAX_RINGS;
+  // Entries of the ring memory (skiff_rings, preallocated: 4 bytes each, rounded up to blocks of
+  // SKIFF_RING_ALIGN); 0: one default-size ring (16381) per service id, about services x 16384.
+  uint32_t ringEntries = 0;
   uint32_t conntrack = SKIFF_CT_SIZE;
   uint32_t sockRevNat = SKIFF_SOCK_REVNAT_SIZE;
   uint32_t affinity = SKIFF_AFFINITY_SIZE;
@@ -45,6 +49,10 @@ struct LoadOptions {
 };
 
 // The file descriptors of the shared maps (owned by Programs).
+// The ring entries of skiff_rings that `options` ask for (ringEntries or its default, in whole
+// blocks): the map has this / SKIFF_RING_ALIGN elements.
+uint32_t ringEntriesFor(const LoadOptions& options);
+
 struct MapFds {
   int services = -1;
   int backends = -1;
@@ -79,6 +87,9 @@ class Programs {
   const std::string& pinDir() const { return pinDir_; }
   // True when the maps came from pinDir() (a restart): they hold the previous run's state.
   bool reusedPinnedMaps() const { return reusedPinnedMaps_; }
+  // True when pinDir() held maps of another layout (SKIFF_ABI_VERSION), which load() unpinned
+  // and replaced with fresh ones (the pinned links got the new programs all the same).
+  bool replacedOldPins() const { return replacedOldPins_; }
 
   const MapFds& maps() const { return maps_; }
   int xdpProgram() const;
@@ -117,6 +128,7 @@ class Programs {
   MapFds maps_;
   std::string pinDir_;
   bool reusedPinnedMaps_ = false;
+  bool replacedOldPins_ = false;
   std::vector<int> linkFds_;
   std::vector<std::pair<int, uint32_t>> xdpIfindexes_;  // netlink attachments: (ifindex, flags)
 };

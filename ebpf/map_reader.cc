@@ -3,11 +3,13 @@
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <utility>
 
 namespace skiff::ebpf {
@@ -116,31 +118,39 @@ Result<std::vector<BackendEntry>> readBackends(int fd) {
   return out;
 }
 
-int openRing(int ringsFd, uint32_t ringId) {
-  uint32_t innerId = 0;
-  if (bpf_map_lookup_elem(ringsFd, &ringId, &innerId) != 0) return -1;
-  return bpf_map_get_fd_by_id(innerId);
-}
-
-Result<std::vector<RingEntry>> readRings(int fd) {
-  const uint32_t max = maxEntries(fd);
-  if (max == 0) return Status::failure(std::string("info of ") + SKIFF_MAP_RINGS);
-  std::vector<RingEntry> out;
-  for (uint32_t id = 1; id < max; ++id) {
-    const int inner = openRing(fd, id);
-    if (inner < 0) continue;
-    RingEntry ring{id, {}};
-    const uint32_t size = maxEntries(inner);
-    ring.table.resize(size);
-    for (uint32_t pos = 0; pos < size; ++pos) {
-      if (bpf_map_lookup_elem(inner, &pos, &ring.table[pos]) != 0) {
-        ::close(inner);
-        return Status::failure("read Maglev ring " + std::to_string(id) + ": " + errnoText());
-      }
+Result<std::vector<RingEntry>> readRings(int ringsFd, int servicesFd) {
+  auto frontends = readFrontends(servicesFd);
+  if (!frontends.ok()) return frontends.status();
+  std::map<uint32_t, uint32_t> extents;  // start -> size
+  for (const FrontendEntry& e : *frontends) {
+    for (uint32_t origin = 0; origin < SKIFF_ORIGIN_COUNT; ++origin) {
+      if (e.value.ring_start[origin] != SKIFF_ID_NONE && e.value.ring_size[origin] != 0)
+        extents[e.value.ring_start[origin]] = e.value.ring_size[origin];
     }
-    ::close(inner);
-    out.push_back(std::move(ring));
   }
+  std::vector<RingEntry> out;
+  if (extents.empty()) return out;
+  const uint32_t blocks = maxEntries(ringsFd);
+  if (blocks == 0) return Status::failure(std::string("info of ") + SKIFF_MAP_RINGS);
+  const uint64_t max = static_cast<uint64_t>(blocks) * SKIFF_RING_ALIGN;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t bytes =
+      (static_cast<size_t>(blocks) * sizeof(skiff_ring_block) + page - 1) / page * page;
+  void* at = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, ringsFd, 0);
+  if (at == MAP_FAILED) {
+    return Status::failure(std::string("mmap ") + SKIFF_MAP_RINGS + ": " + errnoText());
+  }
+  const auto* entries = static_cast<const uint32_t*>(at);
+  for (const auto& [start, size] : extents) {
+    if (static_cast<uint64_t>(start) + size > max) {
+      ::munmap(at, bytes);
+      return Status::failure("a frontend names ring entries " + std::to_string(start) + "+" +
+                             std::to_string(size) + " beyond " SKIFF_MAP_RINGS "'s " +
+                             std::to_string(max));
+    }
+    out.push_back({start, std::vector<uint32_t>(entries + start, entries + start + size)});
+  }
+  ::munmap(at, bytes);
   return out;
 }
 

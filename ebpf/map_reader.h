@@ -39,8 +39,8 @@ struct BackendEntry {
   skiff_backend value{};
 };
 struct RingEntry {
-  uint32_t id = SKIFF_ID_NONE;
-  std::vector<uint32_t> table;  // backend ids by position
+  uint32_t start = SKIFF_ID_NONE;  // first entry in skiff_rings
+  std::vector<uint32_t> table;     // backend ids by position
 };
 struct ServiceName {
   uint32_t svcId = SKIFF_ID_NONE;
@@ -50,10 +50,8 @@ struct ServiceName {
 dataplane::Result<std::vector<FrontendEntry>> readFrontends(int servicesFd);
 // Backend ids in use (family != 0).
 dataplane::Result<std::vector<BackendEntry>> readBackends(int backendsFd);
-// Every ring of the outer map with its positions.
-dataplane::Result<std::vector<RingEntry>> readRings(int ringsFd);
-// An open fd of ring `ringId`'s inner map (the caller closes it), or -1 if there is none.
-int openRing(int ringsFd, uint32_t ringId);
+// Every ring a frontend names (each once, by start), with its positions.
+dataplane::Result<std::vector<RingEntry>> readRings(int ringsFd, int servicesFd);
 dataplane::Result<std::vector<skiff_src_range_key>> readSourceRanges(int rangesFd);
 dataplane::Result<std::vector<ServiceName>> readServiceNames(int namesFd);
 

@@ -2,9 +2,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -44,15 +47,58 @@ Status zeroPerCpu(int fd, uint32_t key) {
   return {};
 }
 
+// A released extent waits this long before it is handed out again: a program that read a
+// frontend before it was switched away from the extent has long finished with it by then.
+constexpr uint64_t kQuarantineNs = 1'000'000'000;
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint32_t aligned(uint32_t size) {
+  return (size + SKIFF_RING_ALIGN - 1) & ~static_cast<uint32_t>(SKIFF_RING_ALIGN - 1);
+}
+
+// The kernel's internal ENOTSUPP (no batch operation for this map type); not in <errno.h>.
+constexpr int kKernelEnotsupp = 524;
+
+bool batchUnsupported(int err) {
+  return err == EINVAL || err == kKernelEnotsupp || err == EOPNOTSUPP;
+}
+
 }  // namespace
 
+MapWriter::MapWriter(const MapFds& fds, uint32_t maxRings) : fds_(fds), maxRings_(maxRings) {
+  if (Status s = mapRings(); !s.ok()) ringsError_ = s.message();
+}
+
 MapWriter::~MapWriter() {
-  for (auto& [id, ring] : rings_) {
-    if (ring.fd >= 0) ::close(ring.fd);
+  if (rings_ != nullptr) ::munmap(rings_, ringBytes_);
+}
+
+Status MapWriter::mapRings() {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fds_.rings, &info, &len) != 0) {
+    return Status::failure(std::string("info of " SKIFF_MAP_RINGS ": ") + std::strerror(errno));
   }
-  for (auto& [id, ring] : pending_) {
-    if (ring.fd >= 0) ::close(ring.fd);
+  if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(skiff_ring_block) ||
+      (info.map_flags & BPF_F_MMAPABLE) == 0 || info.max_entries < 2) {
+    return Status::failure(SKIFF_MAP_RINGS " is not an mmapable ARRAY of ring blocks");
   }
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t bytes =
+      (static_cast<size_t>(info.max_entries) * sizeof(skiff_ring_block) + page - 1) / page * page;
+  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.rings, 0);
+  if (at == MAP_FAILED) {
+    return Status::failure(std::string("mmap " SKIFF_MAP_RINGS ": ") + std::strerror(errno));
+  }
+  rings_ = static_cast<uint32_t*>(at);
+  ringBytes_ = bytes;
+  ringEntries_ = info.max_entries * SKIFF_RING_ALIGN;
+  return {};
 }
 
 template <class T, size_t N = sizeof(T)>
@@ -78,6 +124,12 @@ Status MapWriter::putFrontend(const skiff_frontend_key& key, const skiff_service
   const FrontendBytes k = bytesOf(key);
   auto it = frontends_.find(k);
   if (it != frontends_.end() && sameBytes(it->second, value)) return {};
+  if (batching_) {
+    frontendKeys_.push_back(key);
+    frontendValues_.push_back(value);
+    frontends_[k] = value;
+    return {};
+  }
   Status s = check(bpf_map_update_elem(fds_.services, &key, &value, BPF_ANY) != 0 ? errno : 0,
                    "update " SKIFF_MAP_SERVICES);
   if (s.ok()) frontends_[k] = value;
@@ -85,7 +137,17 @@ Status MapWriter::putFrontend(const skiff_frontend_key& key, const skiff_service
 }
 
 Status MapWriter::deleteFrontend(const skiff_frontend_key& key) {
-  frontends_.erase(bytesOf(key));
+  const FrontendBytes k = bytesOf(key);
+  frontends_.erase(k);
+  // A queued write of the same key would bring it back.
+  for (size_t i = 0; i < frontendKeys_.size();) {
+    if (sameBytes(frontendKeys_[i], key)) {
+      frontendKeys_.erase(frontendKeys_.begin() + static_cast<std::ptrdiff_t>(i));
+      frontendValues_.erase(frontendValues_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
   if (bpf_map_delete_elem(fds_.services, &key) != 0 && errno != ENOENT) {
     return check(errno, "delete from " SKIFF_MAP_SERVICES);
   }
@@ -96,6 +158,12 @@ Status MapWriter::deleteFrontend(const skiff_frontend_key& key) {
 Status MapWriter::putBackend(uint32_t id, const skiff_backend& value) {
   auto it = backends_.find(id);
   if (it != backends_.end() && sameBytes(it->second, value)) return {};
+  if (batching_) {
+    backendKeys_.push_back(id);
+    backendValues_.push_back(value);
+    backends_[id] = value;
+    return {};
+  }
   Status s = check(bpf_map_update_elem(fds_.backends, &id, &value, BPF_ANY) != 0 ? errno : 0,
                    "update " SKIFF_MAP_BACKENDS);
   if (s.ok()) backends_[id] = value;
@@ -107,185 +175,221 @@ Status MapWriter::clearBackend(uint32_t id) {
   return putBackend(id, none);
 }
 
-Status MapWriter::writePositions(const Ring& ring, std::span<const uint32_t> table,
-                                 std::span<const uint32_t> positions) {
-  if (positions.empty()) return {};
-  std::vector<uint32_t> keys;
-  std::vector<uint32_t> values;
-  keys.reserve(positions.size());
-  values.reserve(positions.size());
-  for (uint32_t pos : positions) {
-    if (pos >= table.size() || pos >= ring.size) {
-      return Status::failure("ring position " + std::to_string(pos) + " out of range");
+template <class K, class V>
+Status MapWriter::updateBatch(int fd, std::vector<K>& keys, std::vector<V>& values,
+                              const char* what) {
+  if (keys.empty()) return {};
+  // A key queued twice: the last value wins (a batch must not name a key twice).
+  if (keys.size() > 1) {
+    std::vector<size_t> order(keys.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::memcmp(&keys[a], &keys[b], sizeof(K)) < 0;
+    });
+    std::vector<K> k;
+    std::vector<V> v;
+    k.reserve(keys.size());
+    v.reserve(keys.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      const bool lastOfKey = i + 1 == order.size() ||
+                             std::memcmp(&keys[order[i]], &keys[order[i + 1]], sizeof(K)) != 0;
+      if (!lastOfKey) continue;
+      k.push_back(keys[order[i]]);
+      v.push_back(values[order[i]]);
     }
-    keys.push_back(pos);
-    values.push_back(table[pos]);
-  }
-  auto count = static_cast<uint32_t>(keys.size());
-  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
-  const int err = bpf_map_update_batch(ring.fd, keys.data(), values.data(), &count, &opts);
-  return check(err != 0 ? errno : 0, "batch update of a Maglev ring");
-}
-
-Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table,
-                          std::span<const uint32_t> changed) {
-  if (table.empty() || table.size() > SKIFF_MAX_RING_SIZE) {
-    return Status::failure("Maglev ring of " + std::to_string(table.size()) + " entries");
-  }
-  const auto size = static_cast<uint32_t>(table.size());
-  auto it = rings_.find(ringId);
-  if (it != rings_.end() && it->second.size == size) {
-    return writePositions(it->second, table, changed);
-  }
-  // A new inner map, filled before anyone can see it, then swapped in.
-  LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
-  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "skiff_ring", sizeof(uint32_t),
-                                sizeof(uint32_t), size, &create);
-  if (fd < 0) return check(errno, "create a Maglev ring");
-  Ring fresh{fd, size};
-  std::vector<uint32_t> all(size);
-  for (uint32_t i = 0; i < size; ++i)
-    all[i] = i;
-  if (Status s = writePositions(fresh, table, all); !s.ok()) {
-    ::close(fd);
-    return s;
-  }
-  if (batching_) {
-    dropPending(ringId);
-    pending_.emplace_back(ringId, fresh);
-    return {};
-  }
-  if (bpf_map_update_elem(fds_.rings, &ringId, &fd, BPF_ANY) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return check(err, "update " SKIFF_MAP_RINGS);
-  }
-  commitRing(ringId, fresh);
-  return {};
-}
-
-void MapWriter::commitRing(uint32_t ringId, const Ring& fresh) {
-  auto [it, inserted] = rings_.try_emplace(ringId, fresh);
-  if (!inserted) {
-    ::close(it->second.fd);
-    it->second = fresh;
-  }
-}
-
-void MapWriter::dropPending(uint32_t ringId) {
-  auto it = std::find_if(pending_.begin(), pending_.end(),
-                         [&](const auto& p) { return p.first == ringId; });
-  if (it == pending_.end()) return;
-  ::close(it->second.fd);
-  pending_.erase(it);
-}
-
-namespace {
-// The kernel's internal ENOTSUPP (no batch operation for this map type); not in <errno.h>.
-constexpr int kKernelEnotsupp = 524;
-
-bool batchUnsupported(int err) {
-  return err == EINVAL || err == kKernelEnotsupp || err == EOPNOTSUPP;
-}
-}  // namespace
-
-Status MapWriter::flushRings() {
-  batching_ = false;
-  if (pending_.empty()) return {};
-  std::vector<std::pair<uint32_t, Ring>> pending;
-  pending.swap(pending_);
-  std::vector<uint32_t> keys;
-  std::vector<int> values;
-  for (const auto& [id, ring] : pending) {
-    keys.push_back(id);
-    values.push_back(ring.fd);
+    keys.swap(k);
+    values.swap(v);
   }
   auto count = static_cast<uint32_t>(keys.size());
   LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY, .flags = 0);
-  int err =
-      bpf_map_update_batch(fds_.rings, keys.data(), values.data(), &count, &opts) != 0 ? errno : 0;
-  size_t done = err == 0 ? keys.size() : std::min<size_t>(count, keys.size());
-  Status result =
-      check(err != 0 && !batchUnsupported(err) ? err : 0, "batch update " SKIFF_MAP_RINGS);
-  if (err != 0 && batchUnsupported(err)) {
-    ++batchFallbacks_;
-    for (; done < keys.size(); ++done) {
-      const int e =
-          bpf_map_update_elem(fds_.rings, &keys[done], &values[done], BPF_ANY) != 0 ? errno : 0;
-      result = check(e, "update " SKIFF_MAP_RINGS);
-      if (!result.ok()) break;
-    }
-  }
-  for (size_t i = 0; i < pending.size(); ++i) {
-    if (i < done) {
-      commitRing(pending[i].first, pending[i].second);
-    } else {
-      ::close(pending[i].second.fd);
-    }
-  }
-  return result;
-}
-
-Status MapWriter::putRing(uint32_t ringId, std::span<const uint32_t> table) {
-  std::vector<uint32_t> all(table.size());
-  for (size_t i = 0; i < all.size(); ++i)
-    all[i] = static_cast<uint32_t>(i);
-  return putRing(ringId, table, all);
-}
-
-Status MapWriter::deleteRing(uint32_t ringId) {
-  return deleteRings(std::span<const uint32_t>(&ringId, 1));
-}
-
-Status MapWriter::deleteRings(std::span<const uint32_t> ringIds) {
-  std::vector<uint32_t> keys;
-  for (uint32_t id : ringIds) {
-    dropPending(id);
-    // Only rings the outer map holds go in the batch: a batch stops at the first missing one.
-    if (rings_.contains(id)) {
-      keys.push_back(id);
-    } else if (bpf_map_delete_elem(fds_.rings, &id) != 0 && errno != ENOENT) {
-      return check(errno, "delete from " SKIFF_MAP_RINGS);
-    } else {
-      ++calls_;
-    }
-  }
-  Status result;
-  size_t done = 0;
-  if (keys.size() > 1) {
-    auto count = static_cast<uint32_t>(keys.size());
-    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
-    const int err = bpf_map_delete_batch(fds_.rings, keys.data(), &count, &opts) != 0 ? errno : 0;
-    if (err == 0) {
-      ++calls_;
-      done = keys.size();
-    } else if (batchUnsupported(err) && count == 0) {
-      ++batchFallbacks_;
-    } else {
-      done = std::min<size_t>(count, keys.size());
-      result = check(err, "batch delete from " SKIFF_MAP_RINGS);
-    }
-  }
-  for (size_t i = done; result.ok() && i < keys.size(); ++i) {
-    if (bpf_map_delete_elem(fds_.rings, &keys[i]) != 0 && errno != ENOENT) {
-      result = check(errno, "delete from " SKIFF_MAP_RINGS);
-      done = i;
-      break;
-    }
+  const int err =
+      bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts) != 0 ? errno : 0;
+  if (err == 0) {
     ++calls_;
-    done = i + 1;
+    return {};
   }
-  for (size_t i = 0; i < done; ++i) {
-    auto it = rings_.find(keys[i]);
-    ::close(it->second.fd);
-    rings_.erase(it);
+  if (!batchUnsupported(err)) return check(err, what);
+  ++batchFallbacks_;
+  for (size_t i = std::min<size_t>(count, keys.size()); i < keys.size(); ++i) {
+    const int e = bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0 ? errno : 0;
+    if (Status s = check(e, what); !s.ok()) return s;
   }
-  return result;
+  return {};
 }
 
-uint32_t MapWriter::ringSize(uint32_t ringId) const {
-  auto it = rings_.find(ringId);
-  return it == rings_.end() ? 0 : it->second.size;
+Status MapWriter::flush() {
+  batching_ = false;
+  // Backends and names first: the frontends of the same flush may name them.
+  Status s =
+      updateBatch(fds_.backends, backendKeys_, backendValues_, "batch update " SKIFF_MAP_BACKENDS);
+  if (!s.ok()) {
+    for (uint32_t id : backendKeys_)
+      backends_.erase(id);  // not known to be written: rewritten next time
+  }
+  if (s.ok()) {
+    s = updateBatch(fds_.serviceNames, nameKeys_, nameValues_, "batch update " SKIFF_MAP_SVC_NAMES);
+  }
+  Status f;
+  if (s.ok()) {
+    f = updateBatch(fds_.services, frontendKeys_, frontendValues_,
+                    "batch update " SKIFF_MAP_SERVICES);
+  }
+  if (!s.ok() || !f.ok()) {
+    for (const skiff_frontend_key& k : frontendKeys_)
+      frontends_.erase(bytesOf(k));
+  }
+  backendKeys_.clear();
+  backendValues_.clear();
+  nameKeys_.clear();
+  nameValues_.clear();
+  frontendKeys_.clear();
+  frontendValues_.clear();
+  return s.ok() ? f : s;
+}
+
+void MapWriter::reclaim(bool all) {
+  const uint64_t now = monotonicNs();
+  for (size_t i = 0; i < quarantine_.size();) {
+    const Quarantined& q = quarantine_[i];
+    if (all || now - q.releasedNs >= kQuarantineNs) {
+      freeExtent(q.start, q.size);
+      quarantine_[i] = quarantine_.back();
+      quarantine_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+}
+
+void MapWriter::freeExtent(uint32_t start, uint32_t size) {
+  auto [it, inserted] = free_.emplace(start, size);
+  if (!inserted) return;
+  // Merge with the neighbours, and give the top back to the bump pointer.
+  if (auto next = std::next(it); next != free_.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    free_.erase(next);
+  }
+  if (it != free_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      free_.erase(it);
+      it = prev;
+    }
+  }
+  if (it->first + it->second == top_) {
+    top_ = it->first;
+    free_.erase(it);
+  }
+}
+
+uint32_t MapWriter::allocate(uint32_t size) {
+  if (maxRings_ != 0 && extents_.size() >= maxRings_) return 0;
+  const uint32_t want = aligned(size);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt == 1) reclaim(false);
+    // Last resort: released extents before their quarantine ends (skiff_listed_backend keeps a
+    // reader that raced the reuse from sending to another service's backend).
+    if (attempt == 2) reclaim(true);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < want) continue;
+      const uint32_t start = it->first;
+      const uint32_t rest = it->second - want;
+      free_.erase(it);
+      if (rest != 0) free_.emplace(start + want, rest);
+      return start;
+    }
+    if (static_cast<uint64_t>(top_) + want <= ringEntries_) {
+      const uint32_t start = top_;
+      top_ += want;
+      return start;
+    }
+  }
+  return 0;
+}
+
+Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> table) {
+  if (table.empty() || table.size() > SKIFF_MAX_RING_SIZE) {
+    return Status::failure("Maglev ring of " + std::to_string(table.size()) + " entries");
+  }
+  if (rings_ == nullptr) return Status::failure(ringsError_);
+  const auto size = static_cast<uint32_t>(table.size());
+  auto old = extents_.find(start);
+  const bool sameSize = old != extents_.end() && old->second == size;
+  if (sameSize && std::memcmp(rings_ + start, table.data(), size * sizeof(uint32_t)) == 0) {
+    return start;
+  }
+  const uint32_t fresh = allocate(size);
+  if (fresh != 0) {
+    std::memcpy(rings_ + fresh, table.data(), size * sizeof(uint32_t));
+    extents_[fresh] = size;
+    ++calls_;
+    return fresh;
+  }
+  if (!sameSize) {
+    ++failedUpdates_;
+    return Status::failure("no room for a Maglev ring of " + std::to_string(size) + " entries (" +
+                           std::to_string(extents_.size()) + " rings in " +
+                           std::to_string(ringEntries_) +
+                           " entries of " SKIFF_MAP_RINGS ": raise LoadOptions::ringEntries)");
+  }
+  // In place, position by position: each entry names the old or the new backend, both listed.
+  for (uint32_t pos = 0; pos < size; ++pos) {
+    if (rings_[start + pos] != table[pos]) {
+      std::atomic_ref<uint32_t>(rings_[start + pos]).store(table[pos], std::memory_order_relaxed);
+    }
+  }
+  ++inPlaceRingWrites_;
+  ++calls_;
+  return start;
+}
+
+void MapWriter::releaseRing(uint32_t start) {
+  auto it = extents_.find(start);
+  if (it == extents_.end()) return;
+  quarantine_.push_back({start, aligned(it->second), monotonicNs()});
+  extents_.erase(it);
+}
+
+std::span<const uint32_t> MapWriter::ring(uint32_t start) const {
+  auto it = extents_.find(start);
+  if (it == extents_.end() || rings_ == nullptr) return {};
+  return {rings_ + start, it->second};
+}
+
+uint32_t MapWriter::ringSize(uint32_t start) const {
+  auto it = extents_.find(start);
+  return it == extents_.end() ? 0 : it->second;
+}
+
+bool MapWriter::adoptRing(uint32_t start, uint32_t size) {
+  if (rings_ == nullptr || start < SKIFF_RING_ALIGN || start % SKIFF_RING_ALIGN != 0 || size == 0 ||
+      size > SKIFF_MAX_RING_SIZE || static_cast<uint64_t>(start) + aligned(size) > ringEntries_) {
+    return false;
+  }
+  auto it = extents_.find(start);
+  if (it != extents_.end()) return it->second == size;
+  // Adopted extents come in any order: the space between them is free once all are known (the
+  // bump pointer moves past each; gaps are recorded below).
+  const uint32_t end = start + aligned(size);
+  if (start >= top_) {
+    if (start > top_) freeExtent(top_, start - top_);
+    top_ = end;
+  } else {
+    // Inside the covered range: it must lie in a free gap.
+    auto gap = free_.upper_bound(start);
+    if (gap == free_.begin()) return false;
+    --gap;
+    const uint32_t gapStart = gap->first;
+    const uint32_t gapEnd = gap->first + gap->second;
+    if (end > gapEnd) return false;
+    free_.erase(gap);
+    if (start > gapStart) free_.emplace(gapStart, start - gapStart);
+    if (gapEnd > end) free_.emplace(end, gapEnd - end);
+  }
+  extents_[start] = size;
+  return true;
 }
 
 skiff_src_range_key sourceRangeKey(uint32_t svcId, const dataplane::IpPrefix& range) {
@@ -329,11 +433,24 @@ Status MapWriter::deleteSourceRange(const skiff_src_range_key& key) {
 Status MapWriter::putServiceName(uint32_t svcId, const std::string& name) {
   skiff_svc_name v{};
   std::memcpy(v.name, name.data(), std::min(name.size(), sizeof(v.name) - 1));
+  if (batching_) {
+    nameKeys_.push_back(svcId);
+    nameValues_.push_back(v);
+    return {};
+  }
   return check(bpf_map_update_elem(fds_.serviceNames, &svcId, &v, BPF_ANY) != 0 ? errno : 0,
                "update " SKIFF_MAP_SVC_NAMES);
 }
 
 Status MapWriter::deleteServiceName(uint32_t svcId) {
+  for (size_t i = 0; i < nameKeys_.size();) {
+    if (nameKeys_[i] == svcId) {
+      nameKeys_.erase(nameKeys_.begin() + static_cast<std::ptrdiff_t>(i));
+      nameValues_.erase(nameValues_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
   if (bpf_map_delete_elem(fds_.serviceNames, &svcId) != 0 && errno != ENOENT) {
     return check(errno, "delete from " SKIFF_MAP_SVC_NAMES);
   }
@@ -347,14 +464,6 @@ void MapWriter::adoptFrontend(const skiff_frontend_key& key, const skiff_service
 
 void MapWriter::adoptBackend(uint32_t id, const skiff_backend& value) {
   backends_[id] = value;
-}
-
-void MapWriter::adoptRing(uint32_t ringId, int fd, uint32_t size) {
-  auto [it, fresh] = rings_.try_emplace(ringId, Ring{fd, size});
-  if (!fresh) {
-    ::close(it->second.fd);
-    it->second = Ring{fd, size};
-  }
 }
 
 void MapWriter::adoptSourceRange(const skiff_src_range_key& key) {

@@ -2,8 +2,9 @@
 
 // Writes the tables of lb_abi.h: the one place that turns keys and values into BPF map updates,
 // used by the eBPF Dataplane and by the data-path tests. It remembers what it wrote and skips a
-// write that would change nothing; ring writes touch only the positions that changed, in one
-// batch; every failed BPF call is counted (Katran's habit). It must be the maps' only writer.
+// write that would change nothing; Maglev rings go into the mmapped ring memory with memcpy,
+// backends, names and frontends in batches; every failed BPF call is counted (Katran's habit).
+// It must be the maps' only writer.
 
 #include <array>
 #include <cstdint>
@@ -24,7 +25,8 @@ namespace skiff::ebpf {
 
 class MapWriter {
  public:
-  explicit MapWriter(const MapFds& fds) : fds_(fds) {}
+  // `maxRings`: the most rings in use at once (LoadOptions::rings); 0 = no limit.
+  explicit MapWriter(const MapFds& fds, uint32_t maxRings = 0);
   ~MapWriter();
   MapWriter(const MapWriter&) = delete;
   MapWriter& operator=(const MapWriter&) = delete;
@@ -36,27 +38,33 @@ class MapWriter {
   // Marks the id unused (family 0): flows that still name it are reselected.
   dataplane::Status clearBackend(uint32_t id);
 
-  // Programs Maglev ring `ringId` to hold `table` (backend ids). A new ring, or one whose size
-  // changes, is built in a new inner map and swapped in with one outer update; otherwise only
-  // `changed` positions are written, in one batch (dataplane::changedPositions gives them).
-  dataplane::Status putRing(uint32_t ringId, std::span<const uint32_t> table,
-                            std::span<const uint32_t> changed);
-  // Writes every position (a full resync of an existing ring).
-  dataplane::Status putRing(uint32_t ringId, std::span<const uint32_t> table);
-  dataplane::Status deleteRing(uint32_t ringId);
-  // Deletes several rings from the outer map in one batch (falls back to one call each).
-  dataplane::Status deleteRings(std::span<const uint32_t> ringIds);
+  // Maglev rings live in the flat, mmapped ring memory (skiff_rings) as extents named by their
+  // first entry (`start`; 0 = none). putRing(start, table) makes the ring hold `table` (backend
+  // ids) and returns the start to point the frontends at: `start` itself if it already holds
+  // exactly `table` (nothing written), else a free extent filled with `table` (the old one stays
+  // intact until releaseRing(), so frontends switch from one whole ring to the other). Only when
+  // the memory has no room for a second copy is a ring of the same size rewritten in place, one
+  // changed position at a time (each 4-byte store atomic).
+  dataplane::Result<uint32_t> putRing(uint32_t start, std::span<const uint32_t> table);
+  // Gives an extent back once no frontend names it; reused only after a quarantine.
+  void releaseRing(uint32_t start);
+  // What extent `start` holds (empty if none).
+  std::span<const uint32_t> ring(uint32_t start) const;
+  uint32_t ringSize(uint32_t start) const;
+  size_t ringsInUse() const { return extents_.size(); }
+  // Entries of the ring memory.
+  uint32_t ringEntries() const { return ringEntries_; }
+  // Rings rewritten in place for want of room (see putRing).
+  uint64_t inPlaceRingWrites() const { return inPlaceRingWrites_; }
 
-  // Between beginRingBatch() and flushRings(), a new or resized ring is built and filled at once
-  // but put into the outer map only by flushRings(), all in one batch: every outer map-in-map
-  // update waits for an RCU grace period (~12 ms), a batch waits once (Linux >= 6.8). Callers
-  // must not write a frontend naming such a ring before flushRings() has returned.
-  void beginRingBatch() { batching_ = true; }
-  dataplane::Status flushRings();
-  // Outer-map batch calls the kernel refused (EINVAL/ENOTSUPP) and did one update at a time.
+  // Between beginBatch() and flush(), putBackend, clearBackend, putServiceName and putFrontend
+  // are queued and flush() writes each map's queue with one bpf_map_update_batch (one syscall
+  // for thousands of entries; per-element updates on kernels without batch support, counted in
+  // batchFallbacks()). The maps change only at flush(): callers flush before writing what must
+  // come after (frontends after their backends, clears after the frontends stop naming them).
+  void beginBatch() { batching_ = true; }
+  dataplane::Status flush();
   uint64_t batchFallbacks() const { return batchFallbacks_; }
-  // The size of ring `ringId` as written, 0 if none.
-  uint32_t ringSize(uint32_t ringId) const;
 
   dataplane::Status putSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
   dataplane::Status deleteSourceRange(uint32_t svcId, const dataplane::IpPrefix& range);
@@ -66,10 +74,12 @@ class MapWriter {
   dataplane::Status deleteServiceName(uint32_t svcId);
 
   // A restarted loader on pinned maps: what they already hold, so that writes that would change
-  // nothing are skipped and rings are written in place. adoptRing takes ownership of `fd`.
+  // nothing are skipped.
   void adoptFrontend(const skiff_frontend_key& key, const skiff_service& value);
   void adoptBackend(uint32_t id, const skiff_backend& value);
-  void adoptRing(uint32_t ringId, int fd, uint32_t size);
+  // An extent a frontend of the pinned maps names; false if it is out of range or overlaps one
+  // adopted before with another size.
+  bool adoptRing(uint32_t start, uint32_t size);
   void adoptSourceRange(const skiff_src_range_key& key);
   dataplane::Status deleteSourceRange(const skiff_src_range_key& key);
   // The value written for `key`, or nullptr.
@@ -86,26 +96,47 @@ class MapWriter {
   const MapFds& fds() const { return fds_; }
 
  private:
-  struct Ring {
-    int fd = -1;
-    uint32_t size = 0;
+  struct Quarantined {
+    uint32_t start = 0;
+    uint32_t size = 0;  // aligned
+    uint64_t releasedNs = 0;
   };
 
   dataplane::Status check(int err, const char* what);
-  dataplane::Status writePositions(const Ring& ring, std::span<const uint32_t> table,
-                                   std::span<const uint32_t> positions);
-  // Puts `fresh` into the outer map as ring `ringId` and closes the inner map it replaces.
-  void commitRing(uint32_t ringId, const Ring& fresh);
-  void dropPending(uint32_t ringId);
+  dataplane::Status mapRings();
+  // A free extent of `size` entries (aligned), or 0.
+  uint32_t allocate(uint32_t size);
+  void freeExtent(uint32_t start, uint32_t size);
+  void reclaim(bool all);
+  template <class K, class V>
+  dataplane::Status updateBatch(int fd, std::vector<K>& keys, std::vector<V>& values,
+                                const char* what);
 
   using FrontendBytes = std::array<uint8_t, sizeof(skiff_frontend_key)>;
   using RangeBytes = std::array<uint8_t, sizeof(skiff_src_range_key)>;
 
   MapFds fds_;
-  std::unordered_map<uint32_t, Ring> rings_;
-  // Filled inner maps waiting for flushRings(), in order.
-  std::vector<std::pair<uint32_t, Ring>> pending_;
+  // The ring memory, mapped.
+  uint32_t* rings_ = nullptr;
+  uint32_t ringEntries_ = 0;
+  size_t ringBytes_ = 0;
+  std::string ringsError_;
+  uint32_t maxRings_ = 0;
+  // Extents in use (start -> size as written), free extents (start -> aligned size), the bump
+  // pointer past the highest extent ever handed out, and released extents in quarantine.
+  std::unordered_map<uint32_t, uint32_t> extents_;
+  std::map<uint32_t, uint32_t> free_;
+  uint32_t top_ = SKIFF_RING_ALIGN;
+  std::vector<Quarantined> quarantine_;
+  uint64_t inPlaceRingWrites_ = 0;
+
   bool batching_ = false;
+  std::vector<uint32_t> backendKeys_;
+  std::vector<skiff_backend> backendValues_;
+  std::vector<uint32_t> nameKeys_;
+  std::vector<skiff_svc_name> nameValues_;
+  std::vector<skiff_frontend_key> frontendKeys_;
+  std::vector<skiff_service> frontendValues_;
   uint64_t batchFallbacks_ = 0;
   // What the maps hold, as written.
   std::map<FrontendBytes, skiff_service> frontends_;

@@ -13,7 +13,8 @@
  *
  *   skiff_services   HASH       frontend (addr, port, family, proto) -> service value
  *   skiff_backends   ARRAY      backend id -> backend (addr, port, owning service, flags)
- *   skiff_rings      ARRAY_OF_MAPS ring id -> inner ARRAY of ring_size backend ids (Maglev)
+ *   skiff_rings      ARRAY (mmapable) ring memory in blocks of 16 backend ids: every Maglev ring
+ *                               is an extent of ring_size entries from the service's ring_start
  *   skiff_ct         LRU_HASH   packet 5-tuple + direction -> conntrack entry (XDP path); the
  *                               entry keeps the frontend the client addressed, which reverse
  *                               NAT restores (a wildcard NodePort has no address of its own)
@@ -27,17 +28,21 @@
  *   skiff_svc_names  HASH       service id -> the service's name ("namespace/name:port"); no
  *                               program reads it: a restarted loader finds its ids by name, and
  *                               `skiff lb` prints names
+ *   skiff_meta       ARRAY      [0] = SKIFF_ABI_VERSION of the maps pinned beside it; no program
+ *                               reads it: a loader of another version replaces the pinned maps
  *
- * Maglev rings: ring sizes go up to 65537 entries per service, and most services use the default
- * 16381. A flat array of max_services * 65537 entries would cost 256 KiB per service slot whether
- * used or not (1 GiB for 4096 services), and a flat array at the default size could not hold the
- * large rings. So the rings are an ARRAY_OF_MAPS whose inner maps are created per ring with
- * exactly ring_size entries (the template carries BPF_F_INNER_MAP, so inner sizes may differ).
- * Memory follows the services that exist; a ring whose size changes is built aside and swapped in
- * with one update of the outer map (a packet sees the old or the new ring, never a mix); a ring
- * whose backends change gets only its changed positions rewritten, in one batch. The service
- * value carries ring_size, which the program uses for the modulo (the inner map's max_entries is
- * not visible to the program).
+ * Maglev rings: one flat ARRAY of backend ids (BPF_F_MMAPABLE: the C++ map writer maps it and
+ * writes rings with memcpy, no syscall per ring and no map-in-map update, each of which waited for
+ * an RCU grace period). Each ring is an extent [ring_start, ring_start + ring_size) handed out by
+ * the writer's extent allocator; entries 0..SKIFF_RING_ALIGN-1 are never handed out, so
+ * ring_start 0 means none. Ring sizes are primes up to 65537 (default 16381), so extents are
+ * variable-sized rather than fixed slots of the largest size. A ring that changes is written whole
+ * into a free extent, then the frontends are pointed at it (one map update each: a packet sees the
+ * old ring or the new one, never a mix), then the old extent is released; released extents are
+ * reused only after a quarantine (the writer's), and a picked backend must still be listed in the
+ * packet's service (skiff_listed_backend), so a reader that raced a reuse drops one packet at
+ * worst. The array is preallocated (4 bytes per entry: the loader's ringEntries, by default one
+ * default-size ring per service id).
  *
  * Rings exist per (service, family, scope), scope being dataplane::backendScope() (cluster or
  * node-local): each frontend points each origin (external = XDP, in-cluster = socket LB) at the
@@ -72,6 +77,19 @@ typedef __be16 skiff_be16;
 #define SKIFF_MAX_BACKENDS 65536
 #define SKIFF_MAX_RINGS (2 * 2 * SKIFF_MAX_SERVICES) /* per service: 2 families x 2 origins */
 #define SKIFF_MAX_RING_SIZE 65537
+/* Ring entries (backend ids) of skiff_rings as compiled (the loader sets the real size before
+ * load); the map has SKIFF_RING_ENTRIES / SKIFF_RING_ALIGN blocks. */
+#define SKIFF_RING_ENTRIES (SKIFF_MAX_SERVICES * 16384)
+/* The ring memory's elements are blocks of this many backend ids (64 bytes, one cache line):
+ * an ARRAY rounds every element up to 8 bytes, so single 4-byte entries would take 8 each and
+ * not lie contiguous in the mapping. Entry e is block e / SKIFF_RING_ALIGN, slot
+ * e % SKIFF_RING_ALIGN; extents start on block boundaries. */
+#define SKIFF_RING_ALIGN 16
+
+/* The layout version of the maps. A loader that finds pinned maps of another version (or none,
+ * as before version 2) unpins them and starts with fresh maps (flows reset); its programs still
+ * replace the old ones in the pinned links. 2: flat ring memory (skiff_rings ARRAY, ring_start). */
+#define SKIFF_ABI_VERSION 2
 #define SKIFF_CT_SIZE 524288
 #define SKIFF_SOCK_REVNAT_SIZE 262144
 #define SKIFF_AFFINITY_SIZE 65536
@@ -92,6 +110,7 @@ typedef __be16 skiff_be16;
 #define SKIFF_MAP_BE_STATS "skiff_be_stats"
 #define SKIFF_MAP_GLOBAL "skiff_global"
 #define SKIFF_MAP_SVC_NAMES "skiff_svc_names"
+#define SKIFF_MAP_META "skiff_meta"
 
 /* Program names (the C function names of the entry points). */
 #define SKIFF_PROG_XDP "skiff_xdp_lb"
@@ -161,7 +180,7 @@ struct skiff_frontend_key {
 struct skiff_service {
 	skiff_u32 svc_id;          /* stats index, affinity and source-range key, backend owner */
 	skiff_u32 frontend_id;     /* its index in the service's frontends (tools; unused by BPF) */
-	skiff_u32 ring_id[SKIFF_ORIGIN_COUNT];    /* skiff_rings entry per origin */
+	skiff_u32 ring_start[SKIFF_ORIGIN_COUNT]; /* first skiff_rings entry of the ring per origin */
 	skiff_u32 ring_size[SKIFF_ORIGIN_COUNT];  /* entries of that ring (prime, <= 65537) */
 	skiff_u16 backend_count[SKIFF_ORIGIN_COUNT]; /* eligible backends per origin; 0: no ring */
 	skiff_u8 selection[SKIFF_ORIGIN_COUNT];   /* SKIFF_SEL_* per origin */
@@ -169,6 +188,11 @@ struct skiff_service {
 	skiff_u8 pad0;
 	skiff_u32 flags;           /* SKIFF_SVC_F_* */
 	skiff_u32 affinity_timeout_s;
+};
+
+/* A block of the ring memory (skiff_rings): SKIFF_RING_ALIGN consecutive ring entries. 64 bytes. */
+struct skiff_ring_block {
+	skiff_u32 backend_id[SKIFF_RING_ALIGN];
 };
 
 /* Backend, by backend id. Each (service, backend key) has its own id. 28 bytes. */

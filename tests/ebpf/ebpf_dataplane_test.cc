@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ebpf/ebpf_dataplane.h"
+#include "ebpf/map_reader.h"
 #include "tests/ebpf/packet.h"
 
 namespace skiff::ebpf {
@@ -164,13 +166,93 @@ TEST_F(EbpfDataplaneTest, WritesOnlyWhatChanged) {
   EXPECT_EQ(dp_->writer().calls(), first);
   apply({web()}, {}, true);  // a resync of the same state
   EXPECT_EQ(dp_->writer().calls(), first);
-  // One more backend: its stats reset and entry, one batch for the changed positions of the one
-  // ring (IPv4, cluster scope), and the two frontends (their backend count changed).
+  // One more backend: one batch with its entry (a never-used id on fresh maps needs no stats
+  // reset), one copy of the new ring (IPv4, cluster scope) into a free extent, and one batch
+  // with the two frontends (their backend count and ring changed).
   Service grown = web();
   grown.backends.push_back(Backend{.address = ip("10.0.1.4"), .port = 8080});
   apply({grown});
-  EXPECT_EQ(dp_->writer().calls() - first, 5u);
+  EXPECT_EQ(dp_->writer().calls() - first, 3u);
   EXPECT_EQ(dp_->writer().failedUpdates(), 0u);
+}
+
+// The ring start the frontend `key` names for the external origin.
+uint32_t ringStartOf(const EbpfDataplane& dp, const dataplane::FrontendKey& key) {
+  const skiff_frontend_key k = frontendKey(key);
+  skiff_service v{};
+  if (bpf_map_lookup_elem(dp.maps().services, &k, &v) != 0) return 0;
+  return v.ring_start[SKIFF_ORIGIN_EXTERNAL];
+}
+
+// A changed ring is written whole into another extent and both frontends switch to it (a packet
+// sees the old ring or the new one, never a mix); the old extent is released; the new ring names
+// only the backends left.
+TEST_F(EbpfDataplaneTest, ChangedRingGoesToANewExtentAndFrontendsSwitch) {
+  apply({web()});
+  const uint32_t before = ringStartOf(*dp_, web().frontends[0].key);
+  ASSERT_NE(before, 0u);
+  EXPECT_EQ(ringStartOf(*dp_, web().frontends[1].key), before) << "one ring per scope";
+  ASSERT_EQ(dp_->writer().ring(before).size(), 251u);
+  Service fewer = web();
+  fewer.backends.pop_back();
+  apply({fewer});
+  const uint32_t after = ringStartOf(*dp_, fewer.frontends[0].key);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(ringStartOf(*dp_, fewer.frontends[1].key), after);
+  EXPECT_EQ(dp_->writer().ringsInUse(), 1u) << "the old extent is released";
+  EXPECT_EQ(dp_->writer().inPlaceRingWrites(), 0u);
+  auto rings = readRings(dp_->maps().rings, dp_->maps().services);
+  ASSERT_TRUE(rings.ok()) << rings.message();
+  ASSERT_EQ(rings->size(), 1u);
+  const uint32_t gone = dp_->backendId("default/web:http", web().backends[2].key());
+  EXPECT_EQ(gone, 0u);
+  std::set<uint32_t> named((*rings)[0].table.begin(), (*rings)[0].table.end());
+  EXPECT_EQ(named.size(), 2u);
+  for (uint16_t p = 40000; p < 40020; ++p) {
+    const Run r = run(testing::buildPacket(syn(p)));
+    ASSERT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+    EXPECT_NE(backendOf(r), "10.0.1.3:8080");
+  }
+}
+
+// With no room for a second copy, a ring of the same size is rewritten in place.
+TEST(EbpfDataplaneRingMemory, NoRoomForASecondCopyRewritesInPlace) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  EbpfDataplaneOptions options;
+  options.load.fwdMode = SKIFF_FWD_TX;
+  options.load.frontends = 64;
+  options.load.services = 16;
+  options.load.backends = 64;
+  options.load.rings = 64;
+  options.load.conntrack = 1024;
+  options.load.withSocketLb = false;
+  options.load.ringEntries = SKIFF_RING_ALIGN + 256;  // one ring of 251, aligned
+  auto created = EbpfDataplane::create(options);
+  ASSERT_TRUE(created.ok()) << created.message();
+  EbpfDataplane& dp = **created;
+  ServiceDelta d;
+  d.upserted = {web()};
+  ASSERT_TRUE(dp.apply(d).ok());
+  const uint32_t before = ringStartOf(dp, web().frontends[0].key);
+  Service fewer = web();
+  fewer.backends.pop_back();
+  d.upserted = {fewer};
+  ASSERT_TRUE(dp.apply(d).ok());
+  EXPECT_EQ(ringStartOf(dp, fewer.frontends[0].key), before);
+  EXPECT_EQ(dp.writer().inPlaceRingWrites(), 1u);
+  auto rings = readRings(dp.maps().rings, dp.maps().services);
+  ASSERT_TRUE(rings.ok()) << rings.message();
+  ASSERT_EQ(rings->size(), 1u);
+  std::set<uint32_t> named((*rings)[0].table.begin(), (*rings)[0].table.end());
+  EXPECT_EQ(named.size(), 2u);
+  // A second service does not fit: a clear error.
+  Service other = web();
+  other.id = "default/other:http";
+  other.frontends = {{{ip("203.0.113.11"), 80, L4Protocol::kTcp}, FrontendKind::kLoadBalancer}};
+  d.upserted = {other};
+  const auto st = dp.apply(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("no room for a Maglev ring"), std::string::npos) << st.message();
 }
 
 TEST_F(EbpfDataplaneTest, RingSizeChangeSwapsTheRing) {

@@ -205,7 +205,7 @@ TEST_F(PinTest, RestartReusesMapsAndLinksAndAdoptsServicesByName) {
   auto backends = readBackends(dp.maps().backends);
   ASSERT_TRUE(backends.ok());
   EXPECT_EQ(backends->size(), 3u) << "db's backend cleared";
-  auto rings = readRings(dp.maps().rings);
+  auto rings = readRings(dp.maps().rings, dp.maps().services);
   ASSERT_TRUE(rings.ok());
   EXPECT_EQ(rings->size(), 1u) << "db's ring deleted";
   // db comes back with a fresh id (its old one was given back, so it may be reused).
@@ -256,6 +256,51 @@ TEST_F(PinTest, CleanupAfterACrashDetachesAndUnpins) {
   EXPECT_EQ(totalAttached(options_.cgroupPath), 0u);
   EXPECT_FALSE(exists(options_.pinDir));
   EXPECT_TRUE(Programs::cleanupPinDir(options_.pinDir).ok()) << "a second cleanup is fine";
+}
+
+// Maps pinned by a loader of another layout (SKIFF_ABI_VERSION in skiff_meta, or no skiff_meta
+// at all as before version 2) are unpinned and replaced by fresh ones; the pinned links stay and
+// get the new programs (one per hook).
+TEST_F(PinTest, PinsOfAnotherAbiVersionAreReplacedCleanly) {
+  for (const bool withoutMarker : {false, true}) {
+    SCOPED_TRACE(withoutMarker ? "no skiff_meta" : "skiff_meta of version 1");
+    {
+      auto dp = EbpfDataplane::create(options_);
+      ASSERT_TRUE(dp.ok()) << dp.message();
+      ASSERT_TRUE((*dp)->apply(fullSync({web()})).ok());
+    }
+    const std::string meta = options_.pinDir + "/" SKIFF_MAP_META;
+    if (withoutMarker) {
+      ASSERT_EQ(::unlink(meta.c_str()), 0);
+    } else {
+      const int fd = bpf_obj_get(meta.c_str());
+      ASSERT_GE(fd, 0);
+      const uint32_t key = 0;
+      const uint32_t old = 1;
+      ASSERT_EQ(bpf_map_update_elem(fd, &key, &old, BPF_ANY), 0);
+      ::close(fd);
+    }
+    auto created = EbpfDataplane::create(options_);
+    ASSERT_TRUE(created.ok()) << created.message();
+    EbpfDataplane& dp = **created;
+    EXPECT_TRUE(dp.programs().replacedOldPins());
+    EXPECT_FALSE(dp.restoredFromPins());
+    EXPECT_EQ(dp.unclaimedServices(), 0u);
+    const skiff_frontend_key key = frontendKey(web().frontends[0].key);
+    skiff_service value{};
+    EXPECT_NE(bpf_map_lookup_elem(dp.maps().services, &key, &value), 0) << "fresh maps";
+    for (bpf_attach_type t : kHooks)
+      EXPECT_EQ(attached(options_.cgroupPath, t).size(), 1u) << t;
+    EXPECT_EQ(attached(options_.cgroupPath, BPF_CGROUP_INET4_CONNECT)[0],
+              programId(dp.programs().socketProgram(SKIFF_PROG_CONNECT4)));
+    // The new maps are pinned with this version's marker: the next loader reuses them.
+    ASSERT_TRUE(dp.apply(fullSync({web()})).ok());
+    auto again = EbpfDataplane::create(options_);
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_FALSE((*again)->programs().replacedOldPins());
+    EXPECT_TRUE((*again)->restoredFromPins());
+    EXPECT_EQ((*again)->unclaimedServices(), 1u);
+  }
 }
 
 TEST_F(PinTest, CapacityMismatchWithPinnedMapsIsAClearError) {

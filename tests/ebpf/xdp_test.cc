@@ -56,7 +56,8 @@ LoadOptions loadOptions(const EnvOptions& env) {
 }
 
 // One loaded copy of the programs with its maps, programmed through the MapWriter as the
-// control plane does: backend ids are the cases' own, the ring of service N has id N.
+// control plane does: backend ids are the cases' own, each service's ring an extent of the ring
+// memory.
 class XdpEnv : public CaseEnv {
  public:
   explicit XdpEnv(const LoadOptions& options) {
@@ -102,7 +103,7 @@ class XdpEnv : public CaseEnv {
   }
 
   // Backends with their EndpointSlice conditions and eligibility (dataplane::eligibleBackends
-  // for both scopes), the Maglev ring of the frontend's scope (only the positions that changed
+  // for both scopes), the Maglev ring of the frontend's scope (a new extent when it changed
   // since the last call), source ranges, the frontend.
   void program(const CaseService& def) override {
     recordProgram(def);
@@ -162,20 +163,24 @@ class XdpEnv : public CaseEnv {
     }
     auto table = dataplane::buildMaglevTable(ring, kCaseRingSize);
     ASSERT_TRUE(table.ok()) << table.message();
-    const uint32_t ringId = def.svcId;
+    // A changed ring goes into a new extent; the old one is released once the frontend no
+    // longer names it (as EbpfDataplane does).
+    const uint32_t oldStart = ringStarts_[def.svcId];
+    uint32_t start = SKIFF_ID_NONE;
     if (!ring.empty()) {
-      auto& old = tables_[def.svcId];
-      const auto changed = dataplane::changedPositions(old, *table);
-      ASSERT_TRUE(writer_->putRing(ringId, *table, changed).ok());
+      auto put = writer_->putRing(oldStart, *table);
+      ASSERT_TRUE(put.ok()) << put.message();
+      start = *put;
     }
-    tables_[def.svcId] = *table;
+    ringStarts_[def.svcId] = start;
     for (int origin = 0; origin < SKIFF_ORIGIN_COUNT; ++origin) {
-      svc.ring_id[origin] = ring.empty() ? SKIFF_ID_NONE : ringId;
+      svc.ring_start[origin] = start;
       svc.ring_size[origin] = ring.empty() ? 0 : kCaseRingSize;
       svc.backend_count[origin] = static_cast<uint16_t>(ring.size());
       svc.selection[origin] = selectionCode(eligible.selection);
     }
     ASSERT_TRUE(writer_->putFrontend(frontendKey(def.frontend), svc).ok());
+    if (oldStart != SKIFF_ID_NONE && oldStart != start) writer_->releaseRing(oldStart);
   }
 
   CaseServiceStats serviceStats(uint32_t svcId) override {
@@ -223,7 +228,7 @@ class XdpEnv : public CaseEnv {
   std::string error_;
   std::unique_ptr<Programs> programs_;
   std::unique_ptr<MapWriter> writer_;
-  std::map<uint32_t, dataplane::MaglevTable> tables_;
+  std::map<uint32_t, uint32_t> ringStarts_;  // service id -> its ring's extent
   std::map<uint32_t, std::vector<uint32_t>> listed_;
 };
 

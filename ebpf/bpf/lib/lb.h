@@ -35,7 +35,7 @@ static __always_inline int skiff_no_backend_code(const struct skiff_service *svc
 	if (svc->selection[origin] == SKIFF_SEL_NO_LOCAL_BACKENDS)
 		return SKIFF_DROP_NO_LOCAL_BACKEND;
 	if (svc->selection[origin] == SKIFF_SEL_NO_BACKENDS || svc->backend_count[origin] == 0 ||
-	    svc->ring_size[origin] == 0 || svc->ring_id[origin] == SKIFF_ID_NONE)
+	    svc->ring_size[origin] == 0 || svc->ring_start[origin] == SKIFF_ID_NONE)
 		return SKIFF_DROP_NO_BACKEND;
 	return 0;
 }
@@ -63,25 +63,24 @@ static __always_inline __u8 skiff_eligible_flag(const struct skiff_service *svc,
 	return (svc->flags & local) ? SKIFF_BE_F_ELIGIBLE_LOCAL : SKIFF_BE_F_ELIGIBLE_CLUSTER;
 }
 
-/* Maglev: the backend id at hash % ring_size of the origin's ring, or SKIFF_ID_NONE. */
+/* Maglev: the backend id at hash % ring_size of the origin's ring (the extent of skiff_rings at
+ * ring_start), or SKIFF_ID_NONE. */
 static __always_inline __u32 skiff_maglev_pick(const struct skiff_service *svc, __u32 origin,
 					       __u64 hash)
 {
-	__u32 ring_id, size, pos, *id;
-	void *ring;
+	struct skiff_ring_block *block;
+	__u32 start, size, pos, index;
 
 	if (origin >= SKIFF_ORIGIN_COUNT)
 		return SKIFF_ID_NONE;
-	ring_id = svc->ring_id[origin];
+	start = svc->ring_start[origin];
 	size = svc->ring_size[origin];
-	if (size == 0)
+	if (size == 0 || start == SKIFF_ID_NONE)
 		return SKIFF_ID_NONE;
-	ring = bpf_map_lookup_elem(&skiff_rings, &ring_id);
-	if (!ring)
-		return SKIFF_ID_NONE;
-	pos = (__u32)(hash % size);
-	id = bpf_map_lookup_elem(ring, &pos);
-	return id ? *id : SKIFF_ID_NONE;
+	pos = start + (__u32)(hash % size);
+	index = pos / SKIFF_RING_ALIGN;
+	block = bpf_map_lookup_elem(&skiff_rings, &index);
+	return block ? block->backend_id[pos & (SKIFF_RING_ALIGN - 1)] : SKIFF_ID_NONE;
 }
 
 /* ClientIP affinity: the backend of the client's last new flow if it is recent and still

@@ -21,21 +21,14 @@ struct {
 	__type(value, struct skiff_backend);
 } skiff_backends SEC(".maps");
 
-/* Inner template: every ring is an ARRAY of backend ids of its own size (BPF_F_INNER_MAP lets
- * the sizes differ from this template's). */
-struct skiff_ring {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__type(key, __u32);
-	__type(value, __u32);
-};
-
+/* Ring memory: every Maglev ring is an extent of backend ids (lb_abi.h), in blocks of
+ * SKIFF_RING_ALIGN. Mmapable, so the map writer fills rings with memcpy. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, SKIFF_MAX_RINGS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SKIFF_RING_ENTRIES / SKIFF_RING_ALIGN);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__array(values, struct skiff_ring);
+	__type(value, struct skiff_ring_block);
 } skiff_rings SEC(".maps");
 
 /* One shared LRU: the reply direction of a flow may arrive on another CPU than its forward
@@ -98,5 +91,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct skiff_svc_name);
 } skiff_svc_names SEC(".maps");
+
+/* [0] = SKIFF_ABI_VERSION of the maps pinned with it (for the loader only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} skiff_meta SEC(".maps");
 
 #endif /* SKIFF_BPF_LIB_MAPS_H */
