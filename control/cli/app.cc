@@ -8,7 +8,9 @@
 #include "control/cli/bench_endpoints_command.h"
 #include "control/cli/bench_pod_startup_command.h"
 #include "control/cli/bench_scheduler_command.h"
+#include "control/cli/bench_socklb_command.h"
 #include "control/cli/bench_store_command.h"
+#include "control/cli/bench_xdp_command.h"
 #include "control/cli/cleanup.h"
 #include "control/cli/controller_manager_command.h"
 #include "control/cli/dataplane_command.h"
@@ -48,6 +50,8 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addBenchSchedulerCommand(app_, exit_code_);
   addBenchControllersCommand(app_, exit_code_);
   addBenchEndpointsCommand(app_, exit_code_);
+  addBenchXdpCommand(app_, exit_code_);
+  addBenchSocklbCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addLogsCommand(app_, exit_code_);
