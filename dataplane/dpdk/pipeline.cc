@@ -87,6 +87,18 @@ struct Nat {
   bool rewriteSrc;
 };
 
+// The reply entry's key of a flow `key` DNATed to `be`: backend -> client.
+void reverseKey(const CtKey& key, const BackendEntry& be, CtKey& rev) {
+  std::memcpy(rev.saddr, be.addr, 16);
+  std::memcpy(rev.daddr, key.saddr, 16);
+  rev.sport = be.port;
+  rev.dport = key.sport;
+  rev.proto = key.proto;
+  rev.family = key.family;
+  rev.dir = kCtReply;
+  rev.pad = 0;
+}
+
 }  // namespace
 
 std::string_view toString(Event event) {
@@ -109,17 +121,43 @@ std::string_view toString(Event event) {
   return "?";
 }
 
-// What parsing found out about a packet.
-// Trivial, so that a burst's array of them costs nothing to declare; parse() sets what it uses.
+// What parsing found out about a packet, and what the burst's stages looked up for it.
+// Trivial, so that a burst's array of them costs nothing to declare; each stage sets what the
+// next one uses.
 struct Pipeline::Parsed {
   enum Step : uint8_t { kDone, kDecide, kIcmp4, kIcmp6 };
   Step step;
   uint8_t tcpFlags;
+  int8_t way;  // first conntrack way whose signature matched (-1: none)
   uint32_t l3;
   uint32_t l4;
+  uint32_t maglevBackend;  // kNoId, or the Maglev pick for a new flow (this snapshot's ring)
+  uint32_t feWord;         // port | family << 16 | proto << 24 of the frontend key
+  uint64_t hash;           // frontend key hash, then conntrack key hash
+  uint64_t revHash;        // hash of the reply key for maglevBackend
   const FrontendEntry* fe;
+  CtEntry* ct;  // the bulk conntrack result
   CtKey key;
 };
+
+namespace {
+
+// A packet's conntrack key (dir 0) and its frontend key's hash, from 64-bit words held in
+// registers: whole-word stores, and no load of what was just stored (a narrow store followed by
+// a wide load of the same bytes stalls on store forwarding). Addresses: 16 bytes in network
+// order (IPv4 in the first 4); `ports`: the 4 bytes of the L4 header's ports as loaded.
+template <class P>
+void setKey(P& s, uint64_t sa0, uint64_t sa1, uint64_t da0, uint64_t da1, uint32_t ports,
+            uint8_t proto, uint8_t family) {
+  const uint64_t w[5] = {sa0, sa1, da0, da1,
+                         uint64_t{ports} | uint64_t{proto} << 32 | uint64_t{family} << 40};
+  std::memcpy(&s.key, w, sizeof(w));
+  s.feWord = (ports >> 16) | uint32_t{family} << 16 | uint32_t{proto} << 24;
+  s.hash = hashFrontendWords(da0, da1, s.feWord);
+  s.step = P::kDecide;
+}
+
+}  // namespace
 
 Pipeline::Pipeline(const PipelineConfig& config)
     : config_(config),
@@ -174,7 +212,6 @@ Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
     off += 4;
   }
   s.l3 = off;
-  CtKey& k = s.key;
   if (proto == kEthIpv4) {
     if (off + 20 > len) return drop(kNoId, DropReason::kMalformedPacket);
     const uint32_t hlen = (p[off] & 0xfu) * 4u;
@@ -202,14 +239,11 @@ Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
     } else {
       return Verdict::kPass;
     }
-    std::memset(&k, 0, sizeof(k));
-    std::memcpy(k.saddr, p + off + 12, 4);
-    std::memcpy(k.daddr, p + off + 16, 4);
-    std::memcpy(&k.sport, l4, 2);
-    std::memcpy(&k.dport, l4 + 2, 2);
-    k.proto = l4proto;
-    k.family = 4;
-    s.step = Parsed::kDecide;
+    uint32_t sa, da, ports;
+    std::memcpy(&sa, p + off + 12, 4);
+    std::memcpy(&da, p + off + 16, 4);
+    std::memcpy(&ports, l4, 4);
+    setKey(s, sa, 0, da, 0, ports, l4proto, 4);
     return Verdict::kPass;
   }
   if (proto == kEthIpv6) {
@@ -237,15 +271,11 @@ Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
     } else {
       return Verdict::kPass;  // extension headers and other protocols: the kernel's
     }
-    std::memcpy(k.saddr, p + off + 8, 16);
-    std::memcpy(k.daddr, p + off + 24, 16);
-    std::memcpy(&k.sport, l4, 2);
-    std::memcpy(&k.dport, l4 + 2, 2);
-    k.proto = next;
-    k.family = 6;
-    k.dir = 0;
-    k.pad = 0;
-    s.step = Parsed::kDecide;
+    uint64_t a[4];
+    uint32_t ports;
+    std::memcpy(a, p + off + 8, 32);
+    std::memcpy(&ports, l4, 4);
+    setKey(s, a[0], a[1], a[2], a[3], ports, next, 6);
     return Verdict::kPass;
   }
   return Verdict::kPass;
@@ -261,16 +291,16 @@ Verdict Pipeline::forward(PacketRef& pkt) {
   return Verdict::kTx;
 }
 
-Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, CtEntry* ct, bool ctKnown,
-                         uint64_t now) {
+Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, uint64_t now) {
   CtKey& key = s.key;
+  // The bulk result, unless a packet before this one in the burst inserted (and maybe evicted):
+  // then look again (the bucket's lines are in cache by now).
+  CtEntry* ct = insertedInBurst_ ? ct_.lookupHashed(key, s.hash) : s.ct;
   const FrontendEntry* fe = s.fe;
   const uint64_t bytes = pkt.len;
   Nat nat{};
   if (!fe) {
     // A reply from a backend to a client of a tracked flow?
-    key.dir = kCtReply;
-    if (!ctKnown) ct = ct_.lookup(key);
     if (!ct || !alive(*ct, key.proto, now)) return Verdict::kPass;
     ct->flags |= kCtSeenReply;
     if (key.proto == kProtoTcp && (s.tcpFlags & (kTcpFin | kTcpRst))) ct->flags |= kCtClosing;
@@ -282,10 +312,8 @@ Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, CtEntry* ct
     event(Event::kReplyTranslated);
   } else {
     const uint32_t svcId = fe->svcId;
-    if (!t.sourceAllowed(*fe, key.saddr, key.family))
+    if ((fe->flags & kFrontendSourceRanges) && !t.sourceAllowed(*fe, key.saddr, key.family))
       return drop(svcId, DropReason::kSourceRangeDenied);
-    key.dir = kCtForward;
-    if (!ctKnown) ct = ct_.lookup(key);
     const BackendEntry* be = nullptr;
     uint32_t backendId = kNoId;
     bool newFlow = false;
@@ -332,9 +360,13 @@ Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, CtEntry* ct
         }
       }
       if (backendId == kNoId) {
-        const uint64_t h =
-            flowHash(key.saddr, key.daddr, key.sport, key.dport, key.proto, key.family);
-        backendId = fe->ring[h % fe->ringSize];
+        if (s.maglevBackend != kNoId) {
+          backendId = s.maglevBackend;  // the same ring entry, picked ahead
+        } else {
+          const uint64_t h =
+              flowHash(key.saddr, key.daddr, key.sport, key.dport, key.proto, key.family);
+          backendId = fe->ring[h % fe->ringSize];
+        }
       }
       be = t.listedBackend(backendId, svcId, key.family);
       if (!be) return drop(svcId, DropReason::kNoBackend);
@@ -346,16 +378,11 @@ Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, CtEntry* ct
       e.pad[0] = key.proto;
       e.lastUsedNs = now;
       std::memcpy(e.frontendAddr, key.daddr, 16);
-      CtKey rev{};
-      std::memcpy(rev.saddr, be->addr, 16);
-      std::memcpy(rev.daddr, key.saddr, 16);
-      rev.sport = be->port;
-      rev.dport = key.sport;
-      rev.proto = key.proto;
-      rev.family = key.family;
-      rev.dir = kCtReply;
+      CtKey rev;
+      reverseKey(key, *be, rev);
+      const uint64_t revHash = backendId == s.maglevBackend ? s.revHash : Conntrack::hash(rev);
       auto expired = [&](const CtEntry& old) { return !alive(old, old.pad[0], now); };
-      if (!ct_.insert(key, e, expired) || !ct_.insert(rev, e, expired))
+      if (!ct_.insertHashed(key, s.hash, e, expired) || !ct_.insertHashed(rev, revHash, e, expired))
         event(Event::kCtInsertFailed);
       insertedInBurst_ = true;
       if (affinity) {
@@ -589,46 +616,115 @@ void Pipeline::processBurst(const Tables& tables, PacketRef* packets, Verdict* v
                             uint64_t nowNs) {
   constexpr size_t kMax = 32;
   Parsed parsed[kMax];
-  const CtKey* keys[kMax];
-  CtEntry* found[kMax];
-  size_t slot[kMax];
+  size_t decide[kMax];  // indices of the packets that need a decision (Parsed::kDecide)
   tables_ = &tables;
   for (size_t base = 0; base < n; base += kMax) {
     const size_t m = n - base < kMax ? n - base : kMax;
-    // Parse and look the frontends up.
-    size_t lookups = 0;
+    PacketRef* pkts = packets + base;
+    Verdict* out = verdicts + base;
+    // Stage 0: every header of the burst on its way into the cache.
     for (size_t i = 0; i < m; ++i) {
-      PacketRef& pkt = packets[base + i];
-      if (i + 1 < m) prefetch(packets[base + i + 1].data);
-      counters_.rxPackets.add();
-      counters_.rxBytes.add(pkt.len);
-      Parsed& s = parsed[i];
-      verdicts[base + i] = parse(pkt, s);
-      if (s.step != Parsed::kDecide) continue;
-      WireFrontendKey fk;
-      std::memcpy(fk.addr, s.key.daddr, 16);
-      fk.port = s.key.dport;
-      fk.family = s.key.family;
-      fk.proto = s.key.proto;
-      s.fe = tables.lookup(fk, config_.wildcardNodePorts);
-      s.key.dir = s.fe ? kCtForward : kCtReply;
-      slot[i] = lookups;
-      keys[lookups++] = &s.key;
+      prefetch(pkts[i].data);
+      prefetch(pkts[i].data + 64);
     }
-    // Conntrack in bulk.
-    ct_.lookupBulk(keys, lookups, found);
+    // Stage 1: parse; hash each frontend key and prefetch its slot.
+    uint64_t rxBytes = 0;
+    size_t nd = 0;
+    for (size_t i = 0; i < m; ++i) {
+      rxBytes += pkts[i].len;
+      Parsed& s = parsed[i];
+      out[i] = parse(pkts[i], s);
+      if (s.step != Parsed::kDecide) continue;
+      decide[nd++] = i;
+      tables.prefetchFrontend(s.hash);  // parse() hashed the frontend key
+    }
+    counters_.rxPackets.add(m);
+    counters_.rxBytes.add(rxBytes);
+    // Stage 2: frontends; the conntrack key's hash and its signature line.
+    for (size_t j = 0; j < nd; ++j) {
+      Parsed& s = parsed[decide[j]];
+      // The key's words (stored a stage ago); the direction set in a register, then stored:
+      // loading what was just stored would wait for store forwarding.
+      uint64_t w[5];
+      std::memcpy(w, &s.key, sizeof(w));
+      s.fe = tables.lookupHashedWords(w[2], w[3], s.feWord, s.hash, config_.wildcardNodePorts);
+      const uint8_t dir = s.fe ? kCtForward : kCtReply;
+      w[4] = (w[4] & ~(uint64_t{0xff} << 48)) | uint64_t{dir} << 48;
+      s.key.dir = dir;
+      s.hash = Conntrack::hashOfWords(w);
+      ct_.prefetchBucket(s.hash);
+      if (s.fe && s.fe->svcId < counters_.serviceCount)
+        prefetchWrite(&counters_.services[s.fe->svcId]);
+    }
+    // Stage 3: signatures; the matching slot's lines.
+    for (size_t j = 0; j < nd; ++j) {
+      Parsed& s = parsed[decide[j]];
+      // A forward entry's lookup reads the key and the value's head; a reply's also the
+      // frontend address.
+      s.way = static_cast<int8_t>(ct_.prefetchSlot(s.hash, s.fe == nullptr));
+    }
+    // Stage 4: keys. Established: prefetch the backend and its counters. New flows to a
+    // frontend with a ring: the Maglev ring entry.
+    size_t fresh = 0;
+    for (size_t j = 0; j < nd; ++j) {
+      Parsed& s = parsed[decide[j]];
+      s.ct = ct_.finishLookup(s.key, s.hash, s.way);
+      s.maglevBackend = kNoId;
+      if (s.ct) {
+        if (const BackendEntry* b = tables.backendSlot(s.ct->backendId)) prefetch(b);
+        if (s.ct->backendId < counters_.backendCount)
+          prefetchWrite(&counters_.backends[s.ct->backendId]);
+      } else if (s.fe && s.fe->ring != nullptr && s.fe->ringSize != 0) {
+        const CtKey& k = s.key;
+        const uint64_t h = flowHash(k.saddr, k.daddr, k.sport, k.dport, k.proto, k.family);
+        s.revHash = h % s.fe->ringSize;  // the ring position, until stage 5
+        prefetch(&s.fe->ring[s.revHash]);
+        ++fresh;
+      }
+    }
+    // Stages 5 and 6, new flows only: the Maglev pick and its backend entry; the reply key's
+    // hash and signature line, and the free slot each insert will write.
+    if (fresh != 0) {
+      for (size_t j = 0; j < nd; ++j) {
+        Parsed& s = parsed[decide[j]];
+        if (s.ct || !s.fe || s.fe->ring == nullptr || s.fe->ringSize == 0) continue;
+        s.maglevBackend = s.fe->ring[s.revHash];
+        if (const BackendEntry* b = tables.backendSlot(s.maglevBackend)) prefetch(b);
+        if (s.maglevBackend < counters_.backendCount)
+          prefetchWrite(&counters_.backends[s.maglevBackend]);
+      }
+      for (size_t j = 0; j < nd; ++j) {
+        Parsed& s = parsed[decide[j]];
+        if (s.maglevBackend == kNoId) continue;
+        const BackendEntry* be = tables.listedBackend(s.maglevBackend, s.fe->svcId, s.key.family);
+        if (!be) {
+          s.maglevBackend = kNoId;
+          continue;
+        }
+        CtKey rev;
+        reverseKey(s.key, *be, rev);
+        s.revHash = Conntrack::hash(rev);
+        ct_.prefetchBucket(s.revHash);
+        ct_.prefetchInsert(s.hash);
+      }
+      for (size_t j = 0; j < nd; ++j) {
+        const Parsed& s = parsed[decide[j]];
+        if (s.maglevBackend != kNoId) ct_.prefetchInsert(s.revHash);
+      }
+    }
     // Decide and rewrite, in order. Once a packet of this burst created a flow, later packets
     // look up again: the bulk results predate that insert (and an eviction it made).
     insertedInBurst_ = false;
+    uint64_t tx = 0, pass = 0, dropped = 0;
     for (size_t i = 0; i < m; ++i) {
-      PacketRef& pkt = packets[base + i];
+      PacketRef& pkt = pkts[i];
       Parsed& s = parsed[i];
-      Verdict v = verdicts[base + i];
+      Verdict v = out[i];
       switch (s.step) {
         case Parsed::kDone:
           break;
         case Parsed::kDecide:
-          v = finish(tables, pkt, s, found[slot[i]], !insertedInBurst_, nowNs);
+          v = finish(tables, pkt, s, nowNs);
           break;
         case Parsed::kIcmp4:
           v = icmp4(pkt, s);
@@ -637,19 +733,14 @@ void Pipeline::processBurst(const Tables& tables, PacketRef* packets, Verdict* v
           v = icmp6(pkt, s);
           break;
       }
-      verdicts[base + i] = v;
-      switch (v) {
-        case Verdict::kPass:
-          counters_.passPackets.add();
-          break;
-        case Verdict::kDrop:
-          counters_.dropPackets.add();
-          break;
-        case Verdict::kTx:
-          counters_.txPackets.add();
-          break;
-      }
+      out[i] = v;
+      tx += v == Verdict::kTx;
+      pass += v == Verdict::kPass;
+      dropped += v == Verdict::kDrop;
     }
+    if (tx) counters_.txPackets.add(tx);
+    if (pass) counters_.passPackets.add(pass);
+    if (dropped) counters_.dropPackets.add(dropped);
   }
 }
 

@@ -137,6 +137,7 @@ struct CtKey {
   uint8_t pad;
 };
 static_assert(sizeof(CtKey) == 40);
+static_assert(offsetof(CtKey, sport) == 32 && offsetof(CtKey, dir) == 38);  // pipeline.cc's words
 inline constexpr uint8_t kCtForward = 0;
 inline constexpr uint8_t kCtReply = 1;
 inline constexpr uint32_t kCtSeenReply = 1u << 0;
@@ -166,7 +167,9 @@ struct AffinityEntry {
   uint64_t lastUsedNs;
 };
 
-using Conntrack = FlowTable<CtKey, CtEntry>;
+// Slots a cache line apart: the key and the value up to frontendAddr fill the first line.
+static_assert(offsetof(CtEntry, frontendAddr) + sizeof(CtKey) == 64);
+using Conntrack = FlowTable<CtKey, CtEntry, 64>;
 using AffinityTable = FlowTable<AffinityKey, AffinityEntry>;
 
 class Pipeline {
@@ -194,7 +197,7 @@ class Pipeline {
  private:
   struct Parsed;
   Verdict parse(PacketRef& p, Parsed& out);
-  Verdict finish(const Tables& t, PacketRef& p, Parsed& s, CtEntry* ct, bool ctKnown, uint64_t now);
+  Verdict finish(const Tables& t, PacketRef& p, Parsed& s, uint64_t now);
   Verdict icmp4(PacketRef& p, Parsed& s);
   Verdict icmp6(PacketRef& p, Parsed& s);
   Verdict reject4(PacketRef& p, const Parsed& s);

@@ -17,16 +17,6 @@ constexpr int familyIndex(AddressFamily f) {
   return f == AddressFamily::kIPv4 ? 0 : 1;
 }
 
-bool keyEqual(const WireFrontendKey& a, const WireFrontendKey& b) {
-  uint64_t x[2], y[2];
-  uint32_t xt, yt;
-  std::memcpy(x, &a, 16);
-  std::memcpy(y, &b, 16);
-  std::memcpy(&xt, reinterpret_cast<const uint8_t*>(&a) + 16, 4);
-  std::memcpy(&yt, reinterpret_cast<const uint8_t*>(&b) + 16, 4);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (xt ^ yt)) == 0;
-}
-
 bool prefixMatch(const SourceRange& r, const uint8_t (&addr)[16]) {
   const uint8_t full = r.length / 8;
   if (std::memcmp(r.addr, addr, full) != 0) return false;
@@ -43,7 +33,7 @@ uint64_t hashFrontendKey(const WireFrontendKey& key) {
   std::memcpy(&w[0], key.addr, 8);
   std::memcpy(&w[1], key.addr + 8, 8);
   w[2] = uint64_t{key.port} | uint64_t{key.family} << 16 | uint64_t{key.proto} << 24;
-  return tableHash(w.data(), w.size(), 0x66726f6e74ULL);
+  return hashFrontendWords(w[0], w[1], w[2]);
 }
 
 WireFrontendKey wireKey(const FrontendKey& key) {
@@ -57,21 +47,15 @@ WireFrontendKey wireKey(const FrontendKey& key) {
 }
 
 const FrontendEntry* Tables::lookup(const WireFrontendKey& key, bool wildcardNodePorts) const {
-  if (slots_.empty()) return nullptr;
-  auto probe = [&](const WireFrontendKey& k) -> const FrontendEntry* {
-    for (uint64_t i = hashFrontendKey(k) & mask_;; i = (i + 1) & mask_) {
-      const FrontendEntry& e = slots_[i];
-      if (e.svcId == kNoId) return nullptr;
-      if (keyEqual(e.key, k)) return &e;
-    }
-  };
-  const FrontendEntry* fe = probe(key);
-  if (fe || !wildcardNodePorts) return fe;
+  return lookupHashed(key, hashFrontendKey(key), wildcardNodePorts);
+}
+
+const FrontendEntry* Tables::lookupWildcard(const WireFrontendKey& key) const {
   WireFrontendKey any{};
   any.port = key.port;
   any.family = key.family;
   any.proto = key.proto;
-  fe = probe(any);
+  const FrontendEntry* fe = lookupHashed(any, hashFrontendKey(any), false);
   return fe && (fe->flags & kFrontendWildcard) ? fe : nullptr;
 }
 

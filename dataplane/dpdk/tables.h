@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dataplane/dataplane.h"
+#include "dataplane/dpdk/flow_table.h"
 #include "dataplane/selection.h"
 #include "dataplane/service.h"
 #include "dataplane/status.h"
@@ -86,6 +87,47 @@ class Tables {
  public:
   // Exact match, then (if `wildcardNodePorts`) the port-only NodePort frontend. Null if none.
   const FrontendEntry* lookup(const WireFrontendKey& key, bool wildcardNodePorts) const;
+  // The same in two steps, for a burst: prefetch the slot of each key's hash
+  // (hashFrontendKey), then look each up with its hash.
+  void prefetchFrontend(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_], 0, 3);
+  }
+  const FrontendEntry* lookupHashed(const WireFrontendKey& key, uint64_t hash,
+                                    bool wildcardNodePorts) const {
+    if (slots_.empty()) return nullptr;
+    for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const FrontendEntry& e = slots_[i];
+      if (e.svcId == kNoId) break;
+      if (sameKey(e.key, key)) return &e;
+    }
+    return wildcardNodePorts ? lookupWildcard(key) : nullptr;
+  }
+  // lookupHashed of the key given as words: a0, a1 the address, a2 = port | family << 16 |
+  // proto << 24 (hashFrontendWords), compared word by word against the slots.
+  const FrontendEntry* lookupHashedWords(uint64_t a0, uint64_t a1, uint32_t a2, uint64_t hash,
+                                         bool wildcardNodePorts) const {
+    if (slots_.empty()) return nullptr;
+    for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const FrontendEntry& e = slots_[i];
+      if (e.svcId == kNoId) break;
+      uint64_t x0, x1;
+      uint32_t x2;
+      __builtin_memcpy(&x0, e.key.addr, 8);
+      __builtin_memcpy(&x1, e.key.addr + 8, 8);
+      __builtin_memcpy(&x2, &e.key.port, 4);
+      if (((x0 ^ a0) | (x1 ^ a1) | (x2 ^ a2)) == 0) return &e;
+    }
+    if (!wildcardNodePorts) return nullptr;
+    WireFrontendKey k;
+    __builtin_memcpy(k.addr, &a0, 8);
+    __builtin_memcpy(k.addr + 8, &a1, 8);
+    __builtin_memcpy(&k.port, &a2, 4);
+    return lookupWildcard(k);
+  }
+  // The entry of backend `id` (for a prefetch: any id, in use or not, below the id count).
+  const BackendEntry* backendSlot(uint32_t id) const {
+    return id < backends_.size() ? &backends_[id] : nullptr;
+  }
   // The backend `id` if it is listed in service `svcId` with `family`, else null.
   const BackendEntry* listedBackend(uint32_t id, uint32_t svcId, uint8_t family) const {
     if (id == kNoId || id >= backends_.size()) return nullptr;
@@ -96,11 +138,23 @@ class Tables {
   // loadBalancerSourceRanges of `fe` (checked only when it has kFrontendSourceRanges).
   bool sourceAllowed(const FrontendEntry& fe, const uint8_t (&saddr)[16], uint8_t family) const;
 
+  static bool sameKey(const WireFrontendKey& a, const WireFrontendKey& b) {
+    uint64_t x[2], y[2];
+    uint32_t xt, yt;
+    __builtin_memcpy(x, &a, 16);
+    __builtin_memcpy(y, &b, 16);
+    __builtin_memcpy(&xt, reinterpret_cast<const uint8_t*>(&a) + 16, 4);
+    __builtin_memcpy(&yt, reinterpret_cast<const uint8_t*>(&b) + 16, 4);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (xt ^ yt)) == 0;
+  }
+
   size_t frontendCount() const { return frontendCount_; }
   uint64_t generation() const { return generation_; }
 
  private:
   friend class TableBuilder;
+  // The port-only NodePort frontend of `key`'s port, family and protocol, if any.
+  const FrontendEntry* lookupWildcard(const WireFrontendKey& key) const;
   std::vector<FrontendEntry> slots_;  // open addressing, power-of-two size
   uint64_t mask_ = 0;
   size_t frontendCount_ = 0;
@@ -112,6 +166,12 @@ class Tables {
 };
 
 uint64_t hashFrontendKey(const WireFrontendKey& key);
+// hashFrontendKey of the key with address words a0, a1 and a2 = port | family << 16 |
+// proto << 24 (what the data path has in registers).
+inline uint64_t hashFrontendWords(uint64_t a0, uint64_t a1, uint64_t a2) {
+  const uint64_t w[3] = {a0, a1, a2};
+  return tableHash(w, 3, 0x66726f6e74ULL);
+}
 WireFrontendKey wireKey(const FrontendKey& key);
 
 struct Capacities {

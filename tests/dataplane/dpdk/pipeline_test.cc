@@ -121,5 +121,117 @@ TEST(DpdkPipelineTest, FlowsSurviveNewSnapshots) {
   EXPECT_EQ(env.serviceStats(1).newFlows, 1u);
 }
 
+// Bursts equal single packets while conntrack churns: a table of 8 entries with LRU, 20 flows
+// (new, established, FIN, replies from every backend) in bursts of 32, so that inserts in a burst
+// evict entries that later packets of the same burst had found in the bulk lookup. Both sides
+// see the same clock per burst, so LRU picks the same victims.
+TEST(DpdkPipelineTest, BurstsMatchSinglePacketsUnderEviction) {
+  EnvOptions opts;
+  opts.conntrack = 8;
+  opts.conntrackLru = true;
+  const PipelineConfig cfg = caseConfig(opts);
+  TableBuilder builder(cfg.capacities);
+  ServiceDelta delta;
+  delta.upserted.push_back(toService(CaseService{}));
+  ASSERT_TRUE(builder.apply(delta).ok());
+  const std::unique_ptr<Tables> tables = builder.build();
+  Pipeline single(cfg);
+  Pipeline burst(cfg);
+
+  // Groups of four: a client packet of flow (g * 7) % 20, then a reply to it from each of the
+  // three backends (only the flow's own is translated).
+  std::vector<Bytes> frames;
+  for (uint32_t g = 0; g < 80; ++g) {
+    const auto sport = static_cast<uint16_t>(43000 + (g * 7) % 20);
+    PacketSpec spec = syn(sport);
+    if (g % 5 == 1) spec.tcpFlags = kTcpAck;
+    if (g % 23 == 22) spec.tcpFlags = kTcpAck | 0x01;  // FIN
+    frames.push_back(buildPacket(spec));
+    for (const CaseBackend& b : threeBackends()) {
+      PacketSpec reply{.src = b.address, .dst = kClient, .sport = b.port, .dport = sport};
+      reply.tcpFlags = kTcpAck;
+      frames.push_back(buildPacket(reply));
+    }
+  }
+  size_t translated = 0, replies = 0;
+  for (size_t base = 0; base < frames.size(); base += 32) {
+    const uint64_t now = 1000000000ULL + base * 1000;
+    std::vector<Bytes> one, many;
+    std::vector<PacketRef> refs;
+    std::vector<Verdict> vOne, vMany(32);
+    for (size_t i = base; i < base + 32; ++i) {
+      one.emplace_back(frames[i].size() + 64, 0);
+      many.emplace_back(frames[i].size() + 64, 0);
+      std::copy(frames[i].begin(), frames[i].end(), one.back().begin());
+      std::copy(frames[i].begin(), frames[i].end(), many.back().begin());
+    }
+    for (size_t i = 0; i < 32; ++i) {
+      PacketRef r{one[i].data(), static_cast<uint32_t>(frames[base + i].size()),
+                  static_cast<uint32_t>(one[i].size())};
+      vOne.push_back(single.process(*tables, r, now));
+      refs.push_back({many[i].data(), r.len, static_cast<uint32_t>(many[i].size())});
+    }
+    burst.processBurst(*tables, refs.data(), vMany.data(), refs.size(), now);
+    for (size_t i = 0; i < 32; ++i) {
+      ASSERT_EQ(static_cast<int>(vMany[i]), static_cast<int>(vOne[i])) << "packet " << base + i;
+      EXPECT_EQ(many[i], one[i]) << "packet " << base + i;
+      translated += vOne[i] == Verdict::kTx;
+      replies += vOne[i] == Verdict::kTx && (base + i) % 4 != 0;
+    }
+  }
+  EXPECT_GT(single.conntrack().evictions(), 20u);  // the churn the test is about
+  EXPECT_EQ(burst.conntrack().evictions(), single.conntrack().evictions());
+  EXPECT_EQ(burst.conntrack().size(), single.conntrack().size());
+  EXPECT_GT(translated, 100u);
+  EXPECT_GT(replies, 40u);
+  const LcoreCounters& a = single.counters();
+  const LcoreCounters& b = burst.counters();
+  for (size_t e = 0; e < kEventCount; ++e)
+    EXPECT_EQ(b.events[e].get(), a.events[e].get()) << toString(static_cast<Event>(e));
+  EXPECT_EQ(b.rxPackets.get(), 320u);
+  EXPECT_EQ(b.txPackets.get(), a.txPackets.get());
+  EXPECT_EQ(b.passPackets.get(), a.passPackets.get());
+  EXPECT_EQ(b.services[1].newFlows.get(), a.services[1].newFlows.get());
+  EXPECT_EQ(b.services[1].packets.get(), a.services[1].packets.get());
+}
+
+// Conntrack full (no LRU): a burst of 32 new flows is forwarded by Maglev alone, each to the
+// backend Maglev picks, with one failed insert per untracked flow; the same flows' next packets
+// go to the same backends.
+TEST(DpdkPipelineTest, FullConntrackForwardsBurstsByMaglevAlone) {
+  EnvOptions opts;
+  opts.conntrack = 2;  // one flow
+  opts.conntrackLru = false;
+  DpdkCaseEnv env(opts);
+  env.program({});
+  std::vector<Bytes> syns, acks;
+  std::vector<Bytes> wantSyn, wantAck;
+  for (uint16_t i = 0; i < 32; ++i) {
+    const PacketSpec s = syn(static_cast<uint16_t>(44000 + i));
+    PacketSpec a = s;
+    a.tcpFlags = kTcpAck;
+    const CaseBackend b = backendById(threeBackends(), env.maglevPick(1, s));
+    syns.push_back(buildPacket(s));
+    acks.push_back(buildPacket(a));
+    wantSyn.push_back(dnatTo(s, b));
+    wantAck.push_back(dnatTo(a, b));
+  }
+  const std::vector<RunResult> first = env.runBurst(syns);
+  for (size_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(first[i].verdict, testing::Verdict::kTx) << i;
+    EXPECT_EQ(first[i].out, wantSyn[i]) << i;
+  }
+  EXPECT_EQ(env.event(CaseEvent::kCtInsertFailed), 31u);
+  EXPECT_EQ(env.pipeline().conntrack().size(), 2u);
+  const std::vector<RunResult> second = env.runBurst(acks);
+  for (size_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(second[i].verdict, testing::Verdict::kTx) << i;
+    EXPECT_EQ(second[i].out, wantAck[i]) << i;
+  }
+  EXPECT_EQ(env.event(CaseEvent::kCtInsertFailed), 62u);
+  EXPECT_EQ(env.serviceStats(1).packets, 64u);
+  EXPECT_EQ(env.serviceStats(1).newFlows, 63u);  // the tracked flow was new once
+}
+
 }  // namespace
 }  // namespace skiff::dataplane::dpdk
