@@ -201,26 +201,41 @@ int bench(const BenchOptions& o) {
         "\"established_mpps_per_core\": %.2f, \"io_floor_mpps\": %.2f, \"ratio_to_floor\": %.3f, "
         "\"floor_cycles_per_packet\": %.1f, \"established_cycles_per_packet_at_max_services\": "
         "%.1f, \"new_flow_cycles_per_packet_at_max_services\": %.1f, "
-        "\"established_max_services_to_one_ratio\": %.3f, \"lost_packets\": %lu}}\n",
+        "\"established_max_services_to_one_ratio\": %.3f, \"lost_packets\": %lu, "
+        "\"io_only_cycles_per_packet\": %.1f, \"generator_cycles_per_packet\": %.1f, "
+        "\"established_pipeline_cycles_per_packet\": %.1f, "
+        "\"new_flow_pipeline_cycles_per_packet\": %.1f, "
+        "\"established_pipeline_cycles_per_packet_at_max_services\": %.1f, "
+        "\"new_flow_pipeline_cycles_per_packet_at_max_services\": %.1f, "
+        "\"established_pipeline_max_services_to_one_ratio\": %.3f}}\n",
         serviceCounts.front(),
         serviceCounts.size() > 1 ? (", " + std::to_string(serviceCounts.back())).c_str() : "",
         bo.flows, bo.packetsPerRun, bo.repetitions, bo.maglevTableSize, head.tscHz,
         head.establishedCycles, head.newFlowCycles, head.establishedMpps, head.floorMpps,
         head.ratioToFloor, head.floorCycles, last.establishedCycles, last.newFlowCycles, flat,
-        static_cast<unsigned long>(head.lostPackets + last.lostPackets));
+        static_cast<unsigned long>(head.lostPackets + last.lostPackets), head.ioOnlyCycles,
+        head.generatorCycles, head.establishedPipelineCycles, head.newFlowPipelineCycles,
+        last.establishedPipelineCycles, last.newFlowPipelineCycles,
+        last.establishedPipelineCycles / head.establishedPipelineCycles);
     return 0;
   }
   std::printf(
       "DPDK pipeline on net_null (64-byte TCP/UDP, %u flows, median of %d runs, "
       "TSC %.2f GHz)\n",
       bo.flows, bo.repetitions, head.tscHz / 1e9);
-  std::printf("%-10s %14s %14s %14s %12s %12s\n", "SERVICES", "EST CYC/PKT", "NEW CYC/PKT",
-              "FLOOR CYC/PKT", "EST MPPS", "RATIO");
+  std::printf("%-10s %14s %14s %14s %12s %12s %10s %10s %8s %8s\n", "SERVICES", "EST CYC/PKT",
+              "NEW CYC/PKT", "FLOOR CYC/PKT", "EST MPPS", "RATIO", "EST PIPE", "NEW PIPE", "GEN",
+              "IO");
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
-    std::printf("%-10u %14.1f %14.1f %14.1f %12.2f %12.3f\n", serviceCounts[i], r.establishedCycles,
-                r.newFlowCycles, r.floorCycles, r.establishedMpps, r.ratioToFloor);
+    std::printf("%-10u %14.1f %14.1f %14.1f %12.2f %12.3f %10.1f %10.1f %8.1f %8.1f\n",
+                serviceCounts[i], r.establishedCycles, r.newFlowCycles, r.floorCycles,
+                r.establishedMpps, r.ratioToFloor, r.establishedPipelineCycles,
+                r.newFlowPipelineCycles, r.generatorCycles, r.ioOnlyCycles);
   }
+  std::printf(
+      "(PIPE: cycles in processBurst alone, net of generator and I/O; FLOOR: RX, generator "
+      "and TX; GEN, IO: its parts)\n");
   return 0;
 }
 #endif

@@ -81,6 +81,11 @@ struct Loop {
   bool freshTuples = false;  // new flows: rewrite the source of each template
   uint64_t tuple = 0;
   uint64_t notTranslated = 0;
+  bool generate = true;  // false: RX -> TX alone (the io floor without the generator)
+  // rdtsc around the generator (floor loops) or around processBurst (pipeline loops), per run.
+  bool timeGenerator = false;
+  uint64_t generatorCycles = 0;
+  uint64_t pipelineCycles = 0;
 };
 
 // Runs `packets` packets through RX (port 0) -> generator -> [pipeline] -> TX (port 1); returns
@@ -94,7 +99,8 @@ double runLoop(Loop& loop, uint64_t packets, uint32_t& cursor) {
   uint64_t ns = 1;
   while (done < packets) {
     const uint16_t n = rte_eth_rx_burst(0, 0, mbufs, kBenchBurst);
-    for (uint16_t i = 0; i < n; ++i) {
+    const uint64_t genStart = loop.timeGenerator ? rte_rdtsc() : 0;
+    for (uint16_t i = 0; i < n && loop.generate; ++i) {
       uint8_t* d = rte_pktmbuf_mtod(mbufs[i], uint8_t*);
       std::memcpy(d, loop.frames->data() + static_cast<size_t>(cursor) * kFrameLen, kFrameLen);
       if (loop.freshTuples) {
@@ -118,10 +124,13 @@ double runLoop(Loop& loop, uint64_t packets, uint32_t& cursor) {
       mbufs[i]->pkt_len = kFrameLen;
       if (++cursor == loop.frameCount) cursor = 0;
     }
+    if (loop.timeGenerator) loop.generatorCycles += rte_rdtsc() - genStart;
     if (loop.pipeline != nullptr && n > 0) {
       for (uint16_t i = 0; i < n; ++i)
         refs[i] = {rte_pktmbuf_mtod(mbufs[i], uint8_t*), kFrameLen, kFrameLen};
+      const uint64_t t0 = rte_rdtsc();
       loop.pipeline->processBurst(*loop.tables, refs, verdicts, n, ns);
+      loop.pipelineCycles += rte_rdtsc() - t0;
       ns += 1000;
       for (uint16_t i = 0; i < n; ++i)
         loop.notTranslated += verdicts[i] != Verdict::kTx;
@@ -183,7 +192,7 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
 
   BenchmarkResult r;
   r.tscHz = static_cast<double>(rte_get_tsc_hz());
-  std::vector<double> est, fresh, floor;
+  std::vector<double> est, fresh, floor, ioOnly, gen, estPipe, freshPipe;
   const uint64_t packets = o.packetsPerRun;
   for (int rep = 0; rep < o.repetitions; ++rep) {
     // Floor and pipeline alternate, so that both see the same machine.
@@ -192,6 +201,15 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     io.frameCount = o.flows;
     uint32_t cursor = 0;
     floor.push_back(runLoop(io, packets, cursor));
+    Loop bare = io;
+    bare.generate = false;
+    cursor = 0;
+    ioOnly.push_back(runLoop(bare, packets, cursor));
+    Loop timed = io;
+    timed.timeGenerator = true;
+    cursor = 0;
+    runLoop(timed, packets, cursor);
+    gen.push_back(static_cast<double>(timed.generatorCycles) / static_cast<double>(packets));
 
     Pipeline pipeline(cfg);
     Loop lb = io;
@@ -200,7 +218,9 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     cursor = 0;
     runLoop(lb, o.flows, cursor);  // warm: every flow established
     lb.notTranslated = 0;
+    lb.pipelineCycles = 0;
     est.push_back(runLoop(lb, packets, cursor));
+    estPipe.push_back(static_cast<double>(lb.pipelineCycles) / static_cast<double>(packets));
     r.lostPackets += lb.notTranslated;
 
     Pipeline freshPipeline(cfg);
@@ -210,13 +230,19 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     nf.freshTuples = true;
     nf.tuple = static_cast<uint64_t>(rep) * packets;
     cursor = 0;
-    fresh.push_back(runLoop(nf, std::min<uint64_t>(packets, cfg.conntrackCapacity / 2), cursor));
+    const uint64_t freshPackets = std::min<uint64_t>(packets, cfg.conntrackCapacity / 2);
+    fresh.push_back(runLoop(nf, freshPackets, cursor));
+    freshPipe.push_back(static_cast<double>(nf.pipelineCycles) / static_cast<double>(freshPackets));
   }
   for (uint16_t p : {uint16_t{0}, uint16_t{1}})
     (void)rte_eth_dev_stop(p);
   r.establishedCycles = median(est);
   r.newFlowCycles = median(fresh);
   r.floorCycles = median(floor);
+  r.ioOnlyCycles = median(ioOnly);
+  r.generatorCycles = median(gen);
+  r.establishedPipelineCycles = median(estPipe);
+  r.newFlowPipelineCycles = median(freshPipe);
   r.establishedMpps = r.tscHz / r.establishedCycles / 1e6;
   r.floorMpps = r.tscHz / r.floorCycles / 1e6;
   r.ratioToFloor = r.establishedCycles / r.floorCycles;

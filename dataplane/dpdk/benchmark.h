@@ -9,7 +9,10 @@
 // rte_eth_tx_burst to net_null1. The pipeline loop processes the burst between generator and TX;
 // the floor loop does not. Established flows: `flows` tuples over `services` services of 10
 // backends, conntrack warmed first. New flows: every packet a tuple not seen before.
-// Figures are rdtsc cycles per packet, medians of `repetitions` runs.
+// Figures are rdtsc cycles per packet, medians of `repetitions` runs. Besides the whole loop's
+// cycles, the run reports the floor's parts (RX -> TX without the generator; the generator alone)
+// and the pipeline's own cycles (rdtsc around processBurst), i.e. the per-packet cost net of the
+// generator and the I/O.
 
 #include <cstdint>
 #include <string>
@@ -33,7 +36,13 @@ struct BenchmarkResult {
   double floorCycles = 0;
   double establishedMpps = 0;
   double floorMpps = 0;
-  double ratioToFloor = 0;   // established cycles / floor cycles
+  double ratioToFloor = 0;  // established cycles / floor cycles
+  // The floor's parts: RX -> TX alone, and the generator alone (rdtsc around it in a floor loop).
+  double ioOnlyCycles = 0;
+  double generatorCycles = 0;
+  // The pipeline net of generator and I/O: rdtsc around processBurst, per packet.
+  double establishedPipelineCycles = 0;
+  double newFlowPipelineCycles = 0;
   uint64_t lostPackets = 0;  // not translated in the established runs (must be 0)
 };
 
