@@ -4,6 +4,8 @@
 
 #include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
+#include "control/cli/bench_all_command.h"
+#include "control/cli/bench_baselines_command.h"
 #include "control/cli/bench_controllers_command.h"
 #include "control/cli/bench_endpoints_command.h"
 #include "control/cli/bench_pod_startup_command.h"
@@ -50,6 +52,8 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addBenchSchedulerCommand(app_, exit_code_);
   addBenchControllersCommand(app_, exit_code_);
   addBenchEndpointsCommand(app_, exit_code_);
+  addBenchBaselinesCommand(app_, exit_code_);
+  addBenchAllCommand(app_, exit_code_);
   addBenchXdpCommand(app_, exit_code_);
   addBenchSocklbCommand(app_, exit_code_);
   addApplyCommand(app_, exit_code_);
