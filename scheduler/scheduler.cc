@@ -32,13 +32,6 @@ class DefaultBinder : public BindPlugin {
   client::Client& client_;
 };
 
-api::meta::v1::Time nowProto() {
-  const api::Timestamp t = api::now();
-  api::meta::v1::Time out;
-  out.set_seconds(t.seconds);
-  return out;
-}
-
 // Whether a change to a pending pod can change where it fits (kube-scheduler skips updates that
 // only touch status, resourceVersion and managed fields: its own condition writes among them).
 bool schedulingRelevantPodChange(const Pod& a, const Pod& b) {
@@ -127,6 +120,8 @@ Scheduler::Scheduler(client::Client& client, SchedulerOptions options)
       cache_(options_.assumed_ttl),
       queue_(options_.queue),
       framework_(options_.framework),
+      events_(client_, client::EventSource{.component = options_.scheduler_name,
+                                           .instance = options_.instance}),
       pool_(options_.bind_workers) {
   plugins::registerDefaultPlugins(framework_);
   framework_.addPlugin(std::make_shared<DefaultBinder>(client_));
@@ -232,8 +227,9 @@ bool Scheduler::scheduleOne(bool block) {
     const PodPtr pod_ptr = pod.pod;
     failed_.fetch_add(1);
     queue_.addUnschedulable(std::move(info), true);
+    events_.record(client::resourceTypeOf<Pod>(), *pod_ptr, "Warning", "FailedScheduling", message,
+                   "Scheduling");
     pool_.post([this, pod_ptr, message, nominated] {
-      recordEvent(*pod_ptr, "Warning", "FailedScheduling", message);
       setUnschedulableCondition(*pod_ptr, "Unschedulable", message, nominated);
     });
     return true;
@@ -284,7 +280,8 @@ void Scheduler::bindingCycle(std::shared_ptr<CycleState> state, QueuedPodInfo in
     const std::string message = "Binding rejected: " + s.message();
     const PodPtr pod_ptr = pod.pod;
     queue_.addUnschedulable(std::move(info), s.isRejected());
-    recordEvent(*pod_ptr, "Warning", "FailedScheduling", message);
+    events_.record(client::resourceTypeOf<Pod>(), *pod_ptr, "Warning", "FailedScheduling", message,
+                   "Scheduling");
     return;
   }
   cache_.finishBinding(pod.key);
@@ -292,8 +289,8 @@ void Scheduler::bindingCycle(std::shared_ptr<CycleState> state, QueuedPodInfo in
   const PodPtr pod_ptr = pod.pod;
   queue_.done(pod.key);
   if (options_.emit_scheduled_events) {
-    recordEvent(*pod_ptr, "Normal", "Scheduled",
-                "Successfully assigned " + podKey(*pod_ptr) + " to " + node);
+    events_.record(client::resourceTypeOf<Pod>(), *pod_ptr, "Normal", "Scheduled",
+                   "Successfully assigned " + podKey(*pod_ptr) + " to " + node, "Binding");
   }
 }
 
@@ -303,57 +300,24 @@ void Scheduler::handleFailure(QueuedPodInfo info, const Status& status, const st
   const PodPtr pod = info.pod->pod;
   queue_.addUnschedulable(std::move(info), unschedulable);
   (void)status;
-  pool_.post([this, pod, message] { recordEvent(*pod, "Warning", "FailedScheduling", message); });
+  events_.record(client::resourceTypeOf<Pod>(), *pod, "Warning", "FailedScheduling", message,
+                 "Scheduling");
 }
 
 void Scheduler::preempt(const PodInfo& pod, const PostFilterResult& result) {
   for (const PodPtr& victim : result.victims) {
     try {
       client::remove<Pod>(client_, victim->metadata().namespace_(), victim->metadata().name());
-      recordEvent(
-          *victim, "Normal", "Preempted",
-          "Preempted by pod " + pod.pod->metadata().uid() + " on node " + result.nominated_node);
+      events_.record(
+          client::resourceTypeOf<Pod>(), *victim, "Normal", "Preempted",
+          "Preempted by pod " + pod.pod->metadata().uid() + " on node " + result.nominated_node,
+          "Preempting");
     } catch (const client::ApiError& e) {
       if (!e.isNotFound()) {
         std::fprintf(stderr, "scheduler: preempting %s for %s: %s\n", podKey(*victim).c_str(),
                      pod.key.c_str(), e.what());
       }
     }
-  }
-}
-
-void Scheduler::recordEvent(const Pod& pod, const std::string& type, const std::string& reason,
-                            const std::string& message) {
-  api::core::v1::Event ev;
-  const api::Timestamp now = api::now();
-  char suffix[40];
-  std::snprintf(suffix, sizeof(suffix), ".%llx%04llx",
-                static_cast<unsigned long long>(now.seconds * 1000000000LL + now.nanos),
-                static_cast<unsigned long long>(event_seq_.fetch_add(1) & 0xffff));
-  ev.mutable_metadata()->set_name(pod.metadata().name() + suffix);
-  ev.mutable_metadata()->set_namespace_(pod.metadata().namespace_());
-  auto* ref = ev.mutable_involved_object();
-  ref->set_kind("Pod");
-  ref->set_api_version("v1");
-  ref->set_namespace_(pod.metadata().namespace_());
-  ref->set_name(pod.metadata().name());
-  ref->set_uid(pod.metadata().uid());
-  ref->set_resource_version(pod.metadata().resource_version());
-  ev.set_reason(reason);
-  ev.set_message(message);
-  ev.set_type(type);
-  ev.mutable_source()->set_component(options_.scheduler_name);
-  *ev.mutable_first_timestamp() = nowProto();
-  *ev.mutable_last_timestamp() = nowProto();
-  ev.set_count(1);
-  ev.set_reporting_component(options_.scheduler_name);
-  ev.set_reporting_instance(options_.instance);
-  ev.set_action(reason == "Scheduled" ? "Binding" : "Scheduling");
-  try {
-    client::create(client_, ev);
-  } catch (const client::ApiError& e) {
-    std::fprintf(stderr, "scheduler: event %s for %s: %s\n", reason.c_str(), podKey(pod).c_str(),
-                 e.what());
   }
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "control/client/client.h"
+#include "control/client/event_recorder.h"
 #include "scheduler/cache.h"
 #include "scheduler/framework.h"
 #include "scheduler/queue.h"
@@ -88,7 +89,11 @@ class Scheduler {
   // expiry of assumptions running alongside.
   void run(std::stop_token stop);
   // Waits until every binding cycle and event write posted so far has finished (tests).
-  void drainBindings() { pool_.drain(); }
+  // Waits for the binding pool and the Events it recorded.
+  void drainBindings() {
+    pool_.drain();
+    events_.flush();
+  }
 
   Framework& framework() { return framework_; }
   Cache& cache() { return cache_; }
@@ -105,8 +110,6 @@ class Scheduler {
   void handleFailure(QueuedPodInfo info, const Status& status, const std::string& message,
                      bool unschedulable);
   void bindingCycle(std::shared_ptr<CycleState> state, QueuedPodInfo info, std::string node);
-  void recordEvent(const Pod& pod, const std::string& type, const std::string& reason,
-                   const std::string& message);
   void setUnschedulableCondition(const Pod& pod, const std::string& reason,
                                  const std::string& message, const std::string& nominated);
   void preempt(const PodInfo& pod, const PostFilterResult& result);
@@ -117,11 +120,12 @@ class Scheduler {
   SchedulingQueue queue_;
   Framework framework_;
   Snapshot snapshot_;
+  // Declared before pool_, so that it outlives the binding cycles that record into it.
+  client::EventRecorder events_;
   TaskPool pool_;
   std::atomic<uint64_t> scheduled_{0};
   std::atomic<uint64_t> failed_{0};
   std::atomic<uint64_t> bind_errors_{0};
-  std::atomic<uint64_t> event_seq_{0};
 };
 
 }  // namespace skiff::scheduler
