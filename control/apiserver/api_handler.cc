@@ -493,6 +493,18 @@ void ApiHandler::handleResource(
         request, start_stream, options_.node_proxy);
     return;
   }
+  if (info.subresource == "exec" && type.group.empty() && type.plural == "pods") {
+    if (info.verb != "get" && info.verb != "create") throw methodNotAllowed();
+    auto pod = storage.get(info.namespace_, info.name);
+    auto& nodes = *storages_.at(storageKey("", "v1", "nodes"));
+    proxyPodExec(
+        dynamic_cast<const api::core::v1::Pod&>(*pod),
+        [&](const std::string& name) {
+          return dynamic_cast<const api::core::v1::Node&>(*nodes.get("", name));
+        },
+        request, response, options_.node_proxy);
+    return;
+  }
   if (!info.subresource.empty() && (std::find(type.subresources.begin(), type.subresources.end(),
                                               info.subresource) == type.subresources.end() ||
                                     !servedSubresource(info.subresource))) {

@@ -107,7 +107,9 @@ struct HttpServer::Impl {
   std::atomic<size_t>* open_count = nullptr;
 
   template <typename Stream>
-  void serve(Stream& stream, int fd, const std::string& remote) {
+  void serve(Stream& stream, tcp::socket& socket, asio::io_context& conn_io,
+             const std::string& remote) {
+    const int fd = socket.native_handle();
     beast::flat_buffer buffer;
     while (!stopping.load()) {
       http::request_parser<http::string_body> parser;
@@ -180,12 +182,34 @@ struct HttpServer::Impl {
         chunks->finish();
         return;
       }
+      if (response.status == 101 && response.upgrade) {
+        http::response<http::empty_body> res{http::status::switching_protocols, 11};
+        for (const auto& [name, value] : response.headers)
+          res.insert(name, value);
+        http::write(stream, res, ec);
+        if (ec) return;
+        AsioByteStream<Stream> upgraded(stream, socket, conn_io,
+                                        beast::buffers_to_string(buffer.data()));
+        try {
+          response.upgrade(upgraded);
+        } catch (const std::exception&) {
+          // The handler owns the protocol now; nothing can be answered in HTTP any more.
+        }
+        return;
+      }
       writeResponse(stream, response, keep_alive, head, ec);
       if (ec || !keep_alive) return;
     }
   }
 
-  void runConnection(tcp::socket socket, uint64_t id) {
+  // A connection's socket on its own io_context, which only an upgraded connection runs.
+  struct Connection {
+    asio::io_context io;
+    tcp::socket socket{io};
+  };
+
+  void runConnection(Connection& connection, uint64_t id) {
+    tcp::socket& socket = connection.socket;
     std::string remote;
     beast::error_code ec;
     auto endpoint = socket.remote_endpoint(ec);
@@ -196,11 +220,11 @@ struct HttpServer::Impl {
       asio::ssl::stream<tcp::socket&> tls(socket, *ssl);
       tls.handshake(asio::ssl::stream_base::server, ec);
       if (!ec) {
-        serve(tls, socket.native_handle(), remote);
+        serve(tls, socket, connection.io, remote);
         tls.shutdown(ec);
       }
     } else {
-      serve(socket, socket.native_handle(), remote);
+      serve(socket, socket, connection.io, remote);
     }
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
@@ -212,7 +236,8 @@ struct HttpServer::Impl {
 
   void acceptLoop() {
     while (!stopping.load()) {
-      tcp::socket socket(io);
+      auto connection = std::make_unique<Connection>();
+      tcp::socket& socket = connection->socket;
       beast::error_code ec;
       acceptor.accept(socket, ec);
       if (ec) {
@@ -229,8 +254,8 @@ struct HttpServer::Impl {
       open_fds.emplace(id, socket.native_handle());
       open_count->fetch_add(1);
       lock.unlock();
-      std::thread([this, s = std::move(socket), id]() mutable {
-        runConnection(std::move(s), id);
+      std::thread([this, c = std::move(connection), id]() mutable {
+        runConnection(*c, id);
       }).detach();
     }
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "control/apiserver/request_info.h"
+#include "control/apiserver/upgraded_stream.h"
 
 namespace skiff::apiserver {
 
@@ -34,6 +35,9 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // With status 101: the server sends the head (no body), then hands the connection to this
+  // function, and closes it when the function returns (exec's WebSocket streams).
+  std::function<void(ByteStream&)> upgrade;
 };
 
 // A response sent as it is produced (chunked), for watches and log follows.

@@ -29,4 +29,15 @@ void proxyPodLog(const api::core::v1::Pod& pod,
                  const std::function<ResponseStream&(const HttpResponse&)>& start_stream,
                  const NodeProxyOptions& options);
 
+// GET or POST pods/{name}/exec (kubectl exec): checks the pod has a node, is not finished and
+// names a container, then opens the node's kubelet /exec/{ns}/{pod}/{container} with the
+// client's WebSocket upgrade headers and the command, stdin, stdout, stderr and tty parameters.
+// On the kubelet's 101 it fills `response` with that 101 and an upgrade function that copies bytes
+// both ways until either side ends; any other answer is thrown as ApiError with the kubelet's
+// status and text.
+void proxyPodExec(const api::core::v1::Pod& pod,
+                  const std::function<api::core::v1::Node(const std::string&)>& getNode,
+                  const HttpRequest& request, HttpResponse& response,
+                  const NodeProxyOptions& options);
+
 }  // namespace skiff::apiserver
