@@ -253,6 +253,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
           .cert_file = flags.kubelet_cert_file,
           .key_file = flags.kubelet_key_file,
           .bearer_token = client_config.token,
+          .runtime = &real->runtime,
       });
       kubelet_server->start();
       std::cout << "skiff agent: kubelet API on "

@@ -4,10 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -15,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -65,6 +69,110 @@ std::string selfDir() {
   buf[n] = 0;
   return fs::path(buf).parent_path().string();
 }
+
+void closeFd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// The messages of runc's error entries in its JSON log (`runc --log F --log-format json`).
+std::string runcLogErrors(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, errors;
+  while (std::getline(in, line)) {
+    try {
+      const api::Value entry = api::parseJson(line, {.source = path});
+      const api::Value* level = entry.isObject() ? entry.find("level") : nullptr;
+      const api::Value* msg = entry.isObject() ? entry.find("msg") : nullptr;
+      if (!level || !msg || !level->isString() || !msg->isString()) continue;
+      if (level->text() != "error" && level->text() != "fatal") continue;
+      if (errors.find(msg->text()) != std::string::npos) continue;
+      errors += (errors.empty() ? "" : "; ") + msg->text();
+    } catch (const std::exception&) {
+    }
+  }
+  return errors;
+}
+
+class RuncExecProcess final : public ExecProcess {
+ public:
+  RuncExecProcess(pid_t runc_pid, std::string dir, std::string what, int in, int out, int err,
+                  bool tty)
+      : runc_pid_(runc_pid),
+        dir_(std::move(dir)),
+        what_(std::move(what)),
+        in_(in),
+        out_(out),
+        err_(err),
+        tty_(tty) {}
+  ~RuncExecProcess() override {
+    kill();
+    try {
+      wait();
+    } catch (const RuntimeError&) {
+    }
+    if (!tty_) closeFd(in_);
+    closeFd(out_);
+    closeFd(err_);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  int stdinFd() const override { return in_; }
+  int stdoutFd() const override { return out_; }
+  int stderrFd() const override { return err_; }
+  void closeStdin() override {
+    std::lock_guard lock(stdin_mu_);
+    if (tty_) {
+      if (in_ >= 0) (void)!::write(in_, "\x04", 1);  // the terminal's VEOF: EOF for a reader
+      return;
+    }
+    closeFd(in_);
+  }
+  void resize(uint16_t width, uint16_t height) override {
+    if (!tty_ || out_ < 0) return;
+    winsize size{};
+    size.ws_col = width;
+    size.ws_row = height;
+    ::ioctl(out_, TIOCSWINSZ, &size);  // runc gets SIGWINCH and resizes the container's terminal
+  }
+  int wait() override {
+    std::lock_guard lock(wait_mu_);
+    if (!exit_code_) {
+      int status = 0;
+      while (::waitpid(runc_pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      reaped_.store(true);
+    }
+    // runc exits 255 when it could not start the command, and says why in its log.
+    if (*exit_code_ == 255) {
+      const std::string errors = runcLogErrors(dir_ + "/runc.log");
+      if (!errors.empty()) throw RuntimeError(what_ + ": " + errors);
+    }
+    return *exit_code_;
+  }
+  void kill() override {
+    if (reaped_.load()) return;
+    const std::string pid_text = readSmallFile(dir_ + "/pid");
+    const int pid = pid_text.empty() ? 0 : std::atoi(pid_text.c_str());
+    if (pid > 0 && processRunning(pid)) {
+      ::kill(pid, SIGKILL);  // runc then exits with the command's status
+    } else {
+      ::kill(runc_pid_, SIGKILL);  // not started yet (or gone): stop runc itself
+    }
+  }
+
+ private:
+  pid_t runc_pid_;
+  std::string dir_;
+  std::string what_;
+  int in_, out_, err_;
+  bool tty_;
+  std::mutex stdin_mu_;
+  std::mutex wait_mu_;
+  std::optional<int> exit_code_;
+  std::atomic<bool> reaped_{false};
+};
 
 }  // namespace
 
@@ -352,6 +460,124 @@ ExecResult RuncRuntime::exec(const std::string& id, const std::vector<std::strin
   constexpr size_t kMaxOutput = 4096;
   if (out.output.size() > kMaxOutput) out.output.resize(kMaxOutput);
   return out;
+}
+
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+
+std::unique_ptr<ExecProcess> RuncRuntime::execStream(const std::string& id,
+                                                     const std::vector<std::string>& argv,
+                                                     const ExecStreamOptions& options) {
+  validateContainerId(id);
+  if (argv.empty()) throw RuntimeError("container " + id + ": exec of an empty command");
+  if (status(id).state != ContainerState::kRunning) {
+    throw RuntimeError("container " + id + " is not running");
+  }
+  static std::atomic<uint64_t> counter{0};
+  const std::string dir = stateDir(id) + "/exec-" + std::to_string(counter.fetch_add(1)) + "-" +
+                          std::to_string(nowNs());
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw RuntimeError("cannot create " + dir + ": " + ec.message());
+  std::string what = "exec";
+  for (const auto& a : argv)
+    what += " " + a;
+  what += " in container " + id;
+
+  std::vector<std::string> args = {options_.runc,     "--root",       options_.root, "--log",
+                                   dir + "/runc.log", "--log-format", "json",        "exec",
+                                   "--pid-file",      dir + "/pid"};
+  if (options.tty) args.push_back("--tty");
+  args.push_back(id);
+  args.insert(args.end(), argv.begin(), argv.end());
+  std::vector<char*> cargv;
+  for (auto& a : args)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+
+  // Our ends (parent) and the command's (child).
+  int in = -1, out = -1, err = -1;
+  std::vector<int> child_fds;
+  auto fail = [&](const std::string& why) {
+    closeFd(in);
+    closeFd(out);
+    closeFd(err);
+    for (int fd : child_fds)
+      ::close(fd);
+    fs::remove_all(dir, ec);
+    throw RuntimeError(what + ": " + why);
+  };
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  std::string slave_name;
+  if (options.tty) {
+    // runc's foreground --tty copies between its own terminal and the container's: give it one,
+    // as the controlling terminal of a new session, so a resize of ours reaches it (SIGWINCH).
+    const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) fail(std::string("posix_openpt: ") + std::strerror(errno));
+    in = master;
+    out = master;
+    if (::grantpt(master) != 0 || ::unlockpt(master) != 0) {
+      in = -1;
+      closeFd(out);
+      fail(std::string("cannot unlock a pseudo-terminal: ") + std::strerror(errno));
+    }
+    char name[128];
+    if (::ptsname_r(master, name, sizeof name) != 0) {
+      in = -1;
+      closeFd(out);
+      fail("ptsname failed");
+    }
+    slave_name = name;
+    winsize size{};
+    size.ws_col = 80;
+    size.ws_row = 24;
+    ::ioctl(master, TIOCSWINSZ, &size);
+    flags |= POSIX_SPAWN_SETSID;
+    posix_spawn_file_actions_addopen(&actions, 0, slave_name.c_str(), O_RDWR, 0);
+    posix_spawn_file_actions_adddup2(&actions, 0, 1);
+    posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  } else {
+    int p[2];
+    auto pipeFor = [&](bool wanted, int target, bool parent_writes) {
+      if (!wanted) {
+        posix_spawn_file_actions_addopen(&actions, target, "/dev/null",
+                                         target == 0 ? O_RDONLY : O_WRONLY, 0);
+        return -1;
+      }
+      if (::pipe2(p, O_CLOEXEC) != 0) fail(std::string("pipe: ") + std::strerror(errno));
+      const int child = parent_writes ? p[0] : p[1];
+      child_fds.push_back(child);
+      posix_spawn_file_actions_adddup2(&actions, child, target);
+      return parent_writes ? p[1] : p[0];
+    };
+    in = pipeFor(options.with_stdin, 0, true);
+    out = pipeFor(options.with_stdout, 1, false);
+    err = pipeFor(options.with_stderr, 2, false);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, flags);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  for (int fd : child_fds)
+    ::close(fd);
+  child_fds.clear();
+  if (rc != 0) {
+    if (options.tty) in = -1;  // the same descriptor as out
+    fail("cannot run " + options_.runc + ": " + std::strerror(rc));
+  }
+  return std::make_unique<RuncExecProcess>(pid, dir, what, in, out, err, options.tty);
 }
 
 }  // namespace skiff::kubelet

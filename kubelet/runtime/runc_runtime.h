@@ -37,6 +37,12 @@ class RuncRuntime : public ContainerRuntime {
   std::vector<std::string> list() override;
   ExecResult exec(const std::string& id, const std::vector<std::string>& argv,
                   std::chrono::milliseconds timeout) override;
+  // `runc exec` with pipes (or, with a tty, a terminal whose other side is runc's stdio), its
+  // own log (to tell runc's failures from the command's exit status) and a pid file (to kill the
+  // command, not only runc). Scratch files under STATE_DIR/<id>/exec-N/.
+  std::unique_ptr<ExecProcess> execStream(const std::string& id,
+                                          const std::vector<std::string>& argv,
+                                          const ExecStreamOptions& options) override;
 
   const RuncOptions& options() const { return options_; }
 

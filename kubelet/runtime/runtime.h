@@ -81,6 +81,36 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Which of its stdio an interactive exec (kubectl exec) connects.
+struct ExecStreamOptions {
+  bool with_stdin = false;
+  bool with_stdout = true;
+  bool with_stderr = true;
+  bool tty = false;  // a terminal: stdout carries both output streams, stderr is not separate
+};
+
+// A command started in a running container with its stdio on descriptors of this process.
+// Destroying it kills the command if it still runs.
+class ExecProcess {
+ public:
+  virtual ~ExecProcess() = default;
+  // Where to write the command's stdin and read its stdout and stderr; -1 for a stream not asked
+  // for. With a tty, stdin and stdout are the same terminal descriptor and stderr is -1; reading
+  // it ends (EIO) when the command is gone.
+  virtual int stdinFd() const = 0;
+  virtual int stdoutFd() const = 0;
+  virtual int stderrFd() const = 0;
+  // Ends the command's stdin (EOF; end-of-file character on a terminal).
+  virtual void closeStdin() = 0;
+  // Sets the terminal's size (columns, rows); nothing without a tty.
+  virtual void resize(uint16_t width, uint16_t height) = 0;
+  // Waits for the command to end: its exit status, or 128 + signal. Throws RuntimeError with the
+  // runtime's reason when the command could not be started (no such executable).
+  virtual int wait() = 0;
+  // SIGKILL to the command if it still runs; may be called while another thread waits.
+  virtual void kill() = 0;
+};
+
 class ContainerRuntime {
  public:
   virtual ~ContainerRuntime() = default;
@@ -107,6 +137,15 @@ class ContainerRuntime {
                           std::chrono::milliseconds timeout) {
     (void)argv;
     (void)timeout;
+    throw RuntimeError("container " + id + ": this runtime cannot exec");
+  }
+  // Starts `argv` in the running container `id` with its stdio connected as `options` asks, and
+  // returns at once. Throws RuntimeError when the container is not running.
+  virtual std::unique_ptr<ExecProcess> execStream(const std::string& id,
+                                                  const std::vector<std::string>& argv,
+                                                  const ExecStreamOptions& options) {
+    (void)argv;
+    (void)options;
     throw RuntimeError("container " + id + ": this runtime cannot exec");
   }
 };

@@ -2,11 +2,16 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
+#include "kubelet/server/exec_session.h"
 #include "kubelet/server/log_reader.h"
+#include "kubelet/server/websocket_channel.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -52,6 +57,30 @@ std::optional<int64_t> intParam(const HttpRequest& request, const std::string& n
 bool boolParam(const HttpRequest& request, const std::string& name) {
   auto it = request.query.find(name);
   return it != request.query.end() && apiserver::queryTrue(it->second);
+}
+
+// stdin=true (kubectl's parameter names) or input=1 (kube-apiserver's to kubelets).
+bool streamParam(const HttpRequest& request, const std::string& name, const std::string& alias) {
+  return boolParam(request, name) || boolParam(request, alias);
+}
+
+bool headerHasToken(std::string_view header, std::string_view token) {
+  std::string lower(header);
+  for (auto& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t start = 0;
+  while (start <= lower.size()) {
+    size_t comma = lower.find(',', start);
+    if (comma == std::string::npos) comma = lower.size();
+    std::string_view item = std::string_view(lower).substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (item == token) return true;
+    start = comma + 1;
+  }
+  return false;
 }
 
 bool tokenMatches(std::string_view header, const std::string& token) {
@@ -105,6 +134,7 @@ void KubeletServer::handle(
     response.body = "ok";
     return;
   }
+  if (!parts.empty() && parts[0] == "exec") return handleExec(request, parts, response);
   if (parts.empty() || parts[0] != "containerLogs")
     return textError(response, 404, "404 page not found: " + request.path);
   if (request.method != "GET") return textError(response, 405, "method not allowed");
@@ -141,6 +171,101 @@ void KubeletServer::handle(
   } catch (const LogNotFound&) {
     // The file went between finding and opening it (the pod was removed): end the stream.
   }
+}
+
+std::string KubeletServer::runningContainer(const std::string& ns, const std::string& pod,
+                                            const std::string& container, std::string& why) const {
+  namespace fs = std::filesystem;
+  // Pod log directories are LOG_DIR/<ns>_<pod>_<uid>; names and namespaces have no '_'.
+  const std::string prefix = ns + "_" + pod + "_";
+  std::vector<std::string> uids;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.log_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix) && name.size() > prefix.size())
+      uids.push_back(name.substr(prefix.size()));
+  }
+  if (uids.empty()) {
+    why = "pod " + ns + "/" + pod + " is not on this node";
+    return "";
+  }
+  const std::vector<std::string> ids = options_.runtime->list();
+  for (const auto& uid : uids) {
+    const std::string id_prefix = uid + "_" + container + "_";
+    std::vector<std::pair<long, std::string>> attempts;
+    for (const auto& id : ids) {
+      if (!id.starts_with(id_prefix)) continue;
+      const std::string n = id.substr(id_prefix.size());
+      if (n.empty() || !std::all_of(n.begin(), n.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) != 0;
+          }))
+        continue;
+      attempts.emplace_back(std::stol(n), id);
+    }
+    std::sort(attempts.rbegin(), attempts.rend());  // the newest first
+    for (const auto& [attempt, id] : attempts) {
+      if (options_.runtime->status(id).state == ContainerState::kRunning) return id;
+    }
+  }
+  why = "container " + container + " of pod " + ns + "/" + pod + " is not running";
+  return "";
+}
+
+void KubeletServer::handleExec(const HttpRequest& request, const std::vector<std::string>& parts,
+                               HttpResponse& response) const {
+  if (request.method != "GET" && request.method != "POST")
+    return textError(response, 405, "method not allowed");
+  if (parts.size() != 4)
+    return textError(response, 400,
+                     "want /exec/{namespace}/{pod}/{container}?command=..., got " + request.path);
+  std::vector<std::string> argv;
+  for (auto [it, end] = request.query.equal_range("command"); it != end; ++it)
+    argv.push_back(it->second);
+  if (argv.empty()) return textError(response, 400, "you must specify at least 1 command");
+  ExecStreamOptions streams;
+  streams.with_stdin = streamParam(request, "stdin", "input");
+  streams.with_stdout = streamParam(request, "stdout", "output");
+  streams.with_stderr = streamParam(request, "stderr", "error");
+  streams.tty = boolParam(request, "tty");
+  if (streams.tty) streams.with_stderr = false;  // a terminal carries both on stdout
+  if (!streams.with_stdin && !streams.with_stdout && !streams.with_stderr)
+    return textError(response, 400, "you must specify at least one of stdin, stdout, stderr");
+
+  // Before the protocol checks: kubectl retries a failed WebSocket upgrade with SPDY, and the
+  // answer it shows is the second one's.
+  if (!options_.runtime)
+    return textError(response, 501, "exec is not available: this kubelet runs no containers");
+  std::string why;
+  const std::string id = runningContainer(parts[1], parts[2], parts[3], why);
+  if (id.empty()) return textError(response, 404, why);
+
+  // Only WebSocket (what kubectl 1.30+ speaks first); SPDY clients fall back to nothing.
+  if (!headerHasToken(request.header("upgrade"), "websocket") ||
+      !headerHasToken(request.header("connection"), "upgrade"))
+    return textError(response, 400,
+                     "exec needs a WebSocket upgrade (Upgrade: websocket, Connection: Upgrade) "
+                     "with subprotocol v5.channel.k8s.io or v4.channel.k8s.io; SPDY is not "
+                     "supported");
+  const std::string key(request.header("sec-websocket-key"));
+  if (key.empty() || request.header("sec-websocket-version") != "13")
+    return textError(response, 400, "exec: want Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
+  const std::string protocol = ws::chooseProtocol(request.header("sec-websocket-protocol"));
+  if (protocol.empty())
+    return textError(response, 400,
+                     "exec: no supported subprotocol in Sec-WebSocket-Protocol \"" +
+                         std::string(request.header("sec-websocket-protocol")) +
+                         "\": want v5.channel.k8s.io or v4.channel.k8s.io");
+
+  response.status = 101;
+  response.content_type.clear();
+  response.headers = {{"Upgrade", "websocket"},
+                      {"Connection", "Upgrade"},
+                      {"Sec-WebSocket-Accept", ws::acceptKey(key)},
+                      {"Sec-WebSocket-Protocol", protocol}};
+  ContainerRuntime* runtime = options_.runtime;
+  response.upgrade = [runtime, id, argv, streams, protocol](apiserver::ByteStream& stream) {
+    runExecSession(*runtime, id, argv, streams, protocol, stream);
+  };
 }
 
 }  // namespace skiff::kubelet

@@ -3,8 +3,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "control/apiserver/http_server.h"
+#include "kubelet/runtime/runtime.h"
 
 namespace skiff::kubelet {
 
@@ -18,11 +20,17 @@ struct KubeletServerOptions {
   // Requests must carry `Authorization: Bearer <token>`: the agent's kubeconfig token, which the
   // apiserver presents when it proxies pods/log. Empty refuses to start: the API is never open.
   std::string bearer_token;
+  // Runs exec's commands; the pod's containers are found by their ids ("<uid>_<name>_<n>", the
+  // uid from the pod's log directory). Null: exec answers 501.
+  ContainerRuntime* runtime = nullptr;
 };
 
-// The kubelet's HTTPS API (the part `kubectl logs` needs):
+// The kubelet's HTTPS API (the part `kubectl logs` and `kubectl exec` need):
 //   GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&timestamps=&previous=
 //       &sinceSeconds=&limitBytes=
+//   GET|POST /exec/{ns}/{pod}/{container}?command=...&stdin=&stdout=&stderr=&tty=
+//       (a WebSocket upgrade, subprotocol v5.channel.k8s.io or v4.channel.k8s.io; see
+//       exec_session.h)
 //   GET /healthz
 class KubeletServer {
  public:
@@ -42,6 +50,12 @@ class KubeletServer {
                   start_stream) const;
 
  private:
+  void handleExec(const apiserver::HttpRequest& request, const std::vector<std::string>& parts,
+                  apiserver::HttpResponse& response) const;
+  // The id of the running container `container` of pod ns/pod; "" with `why` set when none.
+  std::string runningContainer(const std::string& ns, const std::string& pod,
+                               const std::string& container, std::string& why) const;
+
   KubeletServerOptions options_;
   std::unique_ptr<apiserver::HttpServer> server_;
 };
