@@ -65,12 +65,11 @@ printf '  NodePort: skiff lb exec -- wget -qO- http://%s:30080/  ->  ' "$node_ip
 timeout 3 "$skiff" lb exec -- wget -qO- "http://$node_ip:30080/"
 
 echo
-echo "== From a pod (runc exec into the first web pod's container, until skiff exec lands)"
-uid=$("$skiff" get pods -l app=web -o jsonpath='{.items[0].metadata.uid}')
-container=$(runc --root /run/skiff/runc list -q | grep "^${uid}_" | head -1)
+echo "== From a pod (skiff exec, or kubectl exec, into the first web pod)"
+pod=$("$skiff" get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
 for _ in $(seq 6); do
-  printf '  wget -qO- http://%s/  ->  ' "$cluster_ip"
-  timeout 3 runc --root /run/skiff/runc exec "$container" wget -qO- "http://$cluster_ip/"
+  printf '  skiff exec %s -- wget -qO- http://%s/  ->  ' "$pod" "$cluster_ip"
+  timeout 10 "$skiff" exec "$pod" -- wget -qO- "http://$cluster_ip/"
 done
 
 echo

@@ -17,6 +17,7 @@
 #include "control/cli/controller_manager_command.h"
 #include "control/cli/dataplane_command.h"
 #include "control/cli/describe_command.h"
+#include "control/cli/exec_command.h"
 #include "control/cli/get_command.h"
 #include "control/cli/image_command.h"
 #include "control/cli/info_commands.h"
@@ -59,6 +60,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addApplyCommand(app_, exit_code_);
   addGetCommand(app_, exit_code_);
   addLogsCommand(app_, exit_code_);
+  addExecCommand(app_, exit_code_);
   addObjectCommands(app_, exit_code_);
   addRolloutCommands(app_, exit_code_);
   addDescribeCommand(app_, exit_code_);

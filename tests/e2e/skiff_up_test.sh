@@ -110,13 +110,35 @@ logs=$(kubectl logs "$pod" 2>&1) || fail "kubectl logs $pod: $logs"
 [[ $("$skiff" logs "$pod" --tail 1 --timestamps 2>&1) == 20*"serving $pod on :8080" ]] ||
   fail "skiff logs --tail 1 --timestamps: '$("$skiff" logs "$pod" --tail 1 --timestamps 2>&1)'"
 
-# From inside a pod (the pods' cgroups are under the same subtree).
-uid=$("$skiff" get pods -l app=web -o jsonpath='{.items[0].metadata.uid}')
-container=$(runc --root "$run_dir/runc" list -q | grep "^${uid}_httpd_" | head -1)
-[[ -n $container ]] || fail "no runc container for pod $uid"
-body=$(timeout 5 runc --root "$run_dir/runc" exec "$container" wget -qO- "http://$cluster_ip/") ||
-  fail "request from pod $uid failed"
+# From inside a pod (the pods' cgroups are under the same subtree), with skiff exec.
+body=$(timeout 10 "$skiff" exec "$pod" -- wget -qO- "http://$cluster_ip/") ||
+  fail "request from pod $pod failed: $body"
 [[ $body == "hello from web-"* ]] || fail "answer inside the pod: '$body'"
+
+# Exec through the apiserver and the node's kubelet API (WebSocket, v5.channel.k8s.io), with real
+# kubectl and with skiff: output, stdout and stderr apart, exit codes, stdin.
+expect_exec() {  # WANT_CODE WANT_STDOUT WANT_STDERR_PART CMD...
+  local want_code=$1 want_out=$2 want_err=$3 got_code=0
+  shift 3
+  timeout 20 "$@" >"$work/exec.out" 2>"$work/exec.err" </dev/null || got_code=$?
+  [[ $got_code == "$want_code" && $(cat "$work/exec.out") == "$want_out" &&
+     $(cat "$work/exec.err") == *"$want_err"* ]] ||
+    fail "$*: exit $got_code (want $want_code), stdout '$(cat "$work/exec.out")' (want '$want_out'), stderr '$(cat "$work/exec.err")' (want '*$want_err*')"
+}
+for client in kubectl "$skiff"; do
+  expect_exec 0 "$pod" "" "$client" exec "$pod" -- hostname
+  expect_exec 0 "out" "err" "$client" exec "$pod" -- sh -c 'echo out; echo err >&2'
+  expect_exec 3 "" "command terminated with exit code 3" "$client" exec "$pod" -- sh -c 'exit 3'
+  expect_exec 0 "$pod" "" "$client" exec "$pod" -c httpd -- hostname
+  got=$(printf 'line one\nline two\n' | timeout 20 "$client" exec -i "$pod" -- sh -c 'cat; echo done') ||
+    fail "$client exec -i: exit $?: '$got'"
+  [[ $got == $'line one\nline two\ndone' ]] || fail "$client exec -i: stdin came back as '$got'"
+  # Bad input: a missing pod, a missing container, a command the image does not have.
+  expect_exec 1 "" 'pods "nosuch" not found' "$client" exec nosuch -- true
+  expect_exec 1 "" "container nosuch is not valid for pod $pod" "$client" exec "$pod" -c nosuch -- true
+  expect_exec 1 "" '"/bin/nosuch": stat /bin/nosuch: no such file or directory' \
+    "$client" exec "$pod" -- /bin/nosuch
+done
 
 # A rolling update driven by real kubectl under a request loop: no request fails.
 loop() {
