@@ -507,7 +507,7 @@ std::vector<Plot> drawPlots(const std::vector<Suite>& suites, const std::string&
             data += benchNumber(v[i]) + " " + benchNumber((i + 1.0) / v.size()) + "\n";
           const std::string file = "cdf_" + member.key + ".dat";
           writeFile(dir + "/" + file, data);
-          std::string mode = member.key.substr(0, member.key.find('_'));
+          const std::string mode = member.key.substr(0, member.key.find("_change_ms"));
           const std::string among = member.key.substr(member.key.rfind('_') + 1);
           series += std::string(series.empty() ? "" : ", ") + "'" + file +
                     "' u 1:2 w steps lw 2 t '" + mode + " sync, 1 change among " + among +
