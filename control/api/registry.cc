@@ -4,6 +4,8 @@
 #include <cctype>
 
 #include "skiff/api/apps_v1.pb.h"
+#include "skiff/api/authentication_v1.pb.h"
+#include "skiff/api/authorization_v1.pb.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
 #include "skiff/api/coordination_v1.pb.h"
@@ -11,6 +13,7 @@
 #include "skiff/api/discovery_v1.pb.h"
 #include "skiff/api/meta_v1.pb.h"
 #include "skiff/api/options.pb.h"
+#include "skiff/api/rbac_v1.pb.h"
 
 namespace skiff::api {
 namespace {
@@ -25,6 +28,9 @@ std::vector<const google::protobuf::FileDescriptor*> apiFiles() {
       discovery::v1::EndpointSlice::descriptor()->file(),
       coordination::v1::Lease::descriptor()->file(),
       autoscaling::v1::Scale::descriptor()->file(),
+      rbac::v1::Role::descriptor()->file(),
+      authorization::v1::SubjectAccessReview::descriptor()->file(),
+      authentication::v1::TokenRequest::descriptor()->file(),
   };
 }
 

@@ -137,6 +137,12 @@ api::fields::Selector fieldSelector(const HttpRequest& request, const ResourceSt
   }
 }
 
+// The access and token reviews (authorization.k8s.io, authentication.k8s.io): created and
+// answered, never stored, so they have no storage here (ApiServer's auth serves them).
+bool answeredOnly(const api::ResourceType& t) {
+  return t.group == "authorization.k8s.io" || t.group == "authentication.k8s.io";
+}
+
 api::Value resourceEntry(const api::ResourceType& t, std::string_view subresource) {
   api::Value r = api::Value::object();
   std::string name = t.plural;
@@ -147,15 +153,24 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
   std::string kind = t.kind;
   if (subresource == "scale") kind = "Scale";
   if (subresource == "binding") kind = "Binding";
+  if (subresource == "token") kind = "TokenRequest";
   if (subresource == "scale") {
     r.append("group", api::Value::string("autoscaling"));
+    r.append("version", api::Value::string("v1"));
+  }
+  if (subresource == "token") {
+    r.append("group", api::Value::string("authentication.k8s.io"));
     r.append("version", api::Value::string("v1"));
   }
   r.append("kind", api::Value::string(kind));
   api::Value verbs = api::Value::array();
   std::vector<std::string> names;
-  if (subresource.empty()) {
+  if (subresource.empty() && answeredOnly(t)) {
+    names = {"create"};
+  } else if (subresource.empty()) {
     names = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
+  } else if (subresource == "token") {
+    names = {"create"};
   } else if (subresource == "status" || subresource == "scale") {
     names = {"get", "patch", "update"};
   } else if (subresource == "finalize") {
@@ -241,7 +256,8 @@ ApiHandler::ApiHandler(store::Store& store, ApiHandlerOptions options)
     options_.watch_cache_options.metrics = options_.metrics;
   }
   for (const auto& t : api::Registry::builtin().types()) {
-    if (!t.served()) continue;
+    // Reviews are answered by the server's authentication and authorization, never stored.
+    if (!t.served() || answeredOnly(t)) continue;
     auto storage = std::make_unique<ResourceStorage>(store_, t);
     if (options_.watch_cache) {
       caches_.emplace(storage.get(),
@@ -412,7 +428,9 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
       if (!t.served() || t.group != info.api_group || t.version != info.api_version) continue;
       resources.push(resourceEntry(t, ""));
       for (const auto& s : t.subresources) {
-        if (servedSubresource(s)) resources.push(resourceEntry(t, s));
+        if (servedSubresource(s) || (s == "token" && options_.token_subresource)) {
+          resources.push(resourceEntry(t, s));
+        }
       }
     }
     if (resources.items().empty()) return false;

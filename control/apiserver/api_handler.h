@@ -30,6 +30,8 @@ struct ApiHandlerOptions {
   WatchCacheOptions watch_cache_options;
   // How pods/log reaches the kubelets.
   NodeProxyOptions node_proxy;
+  // serviceaccounts/token is served in front of the handler (ApiServer's auth): discovery lists it.
+  bool token_subresource = false;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,

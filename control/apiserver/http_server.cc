@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -25,6 +28,33 @@ using tcp = asio::ip::tcp;
 
 std::string statusBody(const ApiError& error) {
   return api::encodeJson(error.toStatus());
+}
+
+// The verified client certificate of a TLS connection as PEM, or "" without one.
+std::string peerCertificate(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return {};
+  std::string pem;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (PEM_write_bio_X509(bio, cert) == 1) {
+      char* data = nullptr;
+      long n = BIO_get_mem_data(bio, &data);
+      pem.assign(data, static_cast<size_t>(n));
+    }
+    BIO_free(bio);
+  }
+  X509_free(cert);
+  return pem;
+}
+
+template <typename Stream>
+std::string clientCertificate(Stream& stream) {
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    return {};
+  } else {
+    return peerCertificate(stream.native_handle());
+  }
 }
 
 bool isLoopback(const asio::ip::address& address) {
@@ -151,6 +181,7 @@ struct HttpServer::Impl {
       }
       request.body = std::move(req.body());
       request.remote_address = remote;
+      request.client_certificate = clientCertificate(stream);
       bool keep_alive = req.keep_alive();
       bool head = req.method() == http::verb::head;
 
@@ -298,6 +329,17 @@ void HttpServer::start() {
       throw std::runtime_error("cannot load certificate " + o.cert_file + ": " + ec.message());
     impl_->ssl->use_private_key_file(o.key_file, asio::ssl::context::pem, ec);
     if (ec) throw std::runtime_error("cannot load key " + o.key_file + ": " + ec.message());
+    if (!o.client_ca_file.empty()) {
+      // Verify a certificate when one is given, but do not require one (tokens work too).
+      impl_->ssl->load_verify_file(o.client_ca_file, ec);
+      if (ec) {
+        throw std::runtime_error("cannot load client CA " + o.client_ca_file + ": " + ec.message());
+      }
+      impl_->ssl->set_verify_mode(asio::ssl::verify_peer);
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str())) {
+        SSL_CTX_set_client_CA_list(impl_->ssl->native_handle(), names);
+      }
+    }
   }
   tcp::endpoint endpoint(address, o.port);
   auto& acceptor = impl_->acceptor;

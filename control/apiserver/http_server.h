@@ -25,6 +25,8 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
   std::string remote_address;
+  // The client's certificate (PEM) when it presented one that chains to the client CA.
+  std::string client_certificate;
 
   // The first header with this (lower-case) name, or "".
   std::string_view header(std::string_view name) const;
@@ -64,6 +66,9 @@ struct HttpServerOptions {
   // PEM files; both empty means plain HTTP, which the server allows only on loopback addresses.
   std::string cert_file;
   std::string key_file;
+  // With TLS: clients may present a certificate, which must chain to this CA (PEM file). It stays
+  // optional, so bearer-token clients are served too. Empty: no client certificates asked for.
+  std::string client_ca_file;
   size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413, as kube-apiserver
   size_t max_connections = 4096;
   int idle_timeout_seconds = 120;  // an idle keep-alive connection is closed after this

@@ -45,7 +45,6 @@ void ApiServer::start() {
       cert_file = pki.paths.serving_cert;
       key_file = pki.paths.serving_key;
     }
-    tokens_ = std::make_unique<TokenFile>(TokenFile::load(pki.paths.tokens));
   }
   if (!options_.etcd_endpoints.empty()) {
     store_ = store::EtcdStore::open({.endpoints = options_.etcd_endpoints});
@@ -54,17 +53,29 @@ void ApiServer::start() {
         {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
          .fsync = options_.fsync});
   }
+  std::string sa_key = options_.service_account_key_file;
+  if (sa_key.empty())
+    sa_key = (std::filesystem::path(options_.data_dir) / "pki" / "sa.key").string();
+  auth_ = std::make_unique<auth::ApiAuth>(
+      *store_, auth::ApiAuthOptions{.enabled = !options_.plain_http,
+                                    .token_file = options_.plain_http ? "" : pki.paths.tokens,
+                                    .client_ca_pem = pki.ca_cert_pem,
+                                    .service_account_key_file = sa_key,
+                                    .issuer = options_.service_account_issuer});
   http_ = std::make_unique<HttpServer>(
       HttpServerOptions{.bind_address = options_.bind_address,
                         .port = options_.port,
                         .cert_file = cert_file,
-                        .key_file = key_file},
+                        .key_file = key_file,
+                        // Client certificates signed by the cluster CA authenticate (optional).
+                        .client_ca_file = options_.plain_http ? "" : pki.paths.ca_cert},
       [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
         serve(request, response, start_stream);
       });
   timed_store_ = std::make_unique<InstrumentedStore>(*store_, metrics_);
   ApiHandlerOptions handler_options{.services = {.service_cidr = options_.service_cidr},
                                     .metrics = &metrics_};
+  handler_options.token_subresource = true;
   // pods/log goes to the node's kubelet over HTTPS verified against the cluster CA, which signs
   // kubelets' serving certificates; the apiserver presents the admin token, which the agents of a
   // single-token cluster (skiff up, the tests) are configured with. Client certificates for
@@ -77,26 +88,13 @@ void ApiServer::start() {
   }
   handler_ = std::make_unique<ApiHandler>(*timed_store_, handler_options);
   handler_->ensureSystemNamespaces();
+  auth_->start();  // the bootstrap RBAC policy, and the indexes loaded before the first request
   http_->start();
   if (!options_.plain_http) {
     admin_kubeconfig_ = (std::filesystem::path(options_.data_dir) / "admin.kubeconfig").string();
     client::writeKubeconfig(admin_kubeconfig_,
                             {.server = url(), .ca_pem = pki.ca_cert_pem, .token = pki.admin_token});
   }
-}
-
-void ApiServer::authenticate(const HttpRequest& request) const {
-  if (!tokens_) return;
-  // Health and version stay open, as kube-apiserver's defaults allow them to anyone.
-  const std::string& path = request.path;
-  if (path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/version") return;
-  std::string_view header = request.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.starts_with(kBearer) &&
-      tokens_->authenticate(header.substr(kBearer.size())) != nullptr) {
-    return;
-  }
-  throw unauthorized();
 }
 
 void ApiServer::serve(const HttpRequest& request, HttpResponse& response,
@@ -120,8 +118,17 @@ void ApiServer::serve(const HttpRequest& request, HttpResponse& response,
     // kube-apiserver's verbs are upper case.
     for (char& c : verb)
       c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    authenticate(request);
-    if (request.path == "/metrics") {
+    // Health and version stay open, as kube-apiserver's defaults allow them to anyone.
+    const std::string& path = request.path;
+    bool open = path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/version";
+    auth::UserInfo user;
+    if (!open) {
+      user = auth_->authenticate(request);    // 401
+      auth_->authorize(user, info, request);  // 403
+    }
+    if (!open && auth_->serve(request, info, user, response)) {
+      // a review or a TokenRequest, answered without the store
+    } else if (request.path == "/metrics") {
       response.status = 200;
       response.content_type = "text/plain; version=0.0.4; charset=utf-8";
       response.body = metrics_.render();
@@ -149,6 +156,8 @@ void ApiServer::stop() {
   if (http_) http_->stop();
   http_.reset();
   handler_.reset();
+  if (auth_) auth_->stop();
+  auth_.reset();
   timed_store_.reset();
   store_.reset();
 }

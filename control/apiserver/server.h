@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "control/apiserver/api_handler.h"
+#include "control/apiserver/auth/api_auth.h"
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/metrics.h"
 #include "control/apiserver/pki.h"
@@ -29,6 +30,10 @@ struct ApiServerOptions {
   // The etcd cluster's client URLs ("http://10.0.0.1:2379"): the store is etcd instead of the
   // embedded SQLite in data_dir. Several apiservers can share one cluster.
   std::vector<std::string> etcd_endpoints;
+  // The ServiceAccount token signing key (EC P-256 PEM); empty: DIR/pki/sa.key, made on first
+  // start. Apiservers that share a store must share this key.
+  std::string service_account_key_file;
+  std::string service_account_issuer = std::string(auth::kDefaultIssuer);
 };
 
 // The apiserver as a process runs it: the store (embedded in data_dir, or etcd), the REST handler,
@@ -49,7 +54,6 @@ class ApiServer {
   std::string adminKubeconfig() const { return admin_kubeconfig_; }
 
  private:
-  void authenticate(const HttpRequest& request) const;
   void serve(const HttpRequest& request, HttpResponse& response,
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
 
@@ -59,7 +63,7 @@ class ApiServer {
   std::unique_ptr<InstrumentedStore> timed_store_;  // store_ timed into metrics_
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<HttpServer> http_;
-  std::unique_ptr<TokenFile> tokens_;  // bearer tokens; null with plain_http
+  std::unique_ptr<auth::ApiAuth> auth_;  // authentication, RBAC, reviews, TokenRequest
   std::string admin_kubeconfig_;
 };
 

@@ -589,8 +589,10 @@ TEST_F(CliTest, VersionApiResourcesExplainAndConfig) {
             }),
             0);
   EXPECT_TRUE(out_.starts_with("NAME ")) << out_;
-  EXPECT_NE(out_.find("deployments              deploy       apps/v1                  true   "
-                      "      Deployment\n"),
+  // Columns as wide as the longest name (localsubjectaccessreviews) and group version
+  // (rbac.authorization.k8s.io/v1), plus three.
+  EXPECT_NE(out_.find("deployments" + std::string(17, ' ') + "deploy       apps/v1" +
+                      std::string(24, ' ') + "true         Deployment\n"),
             std::string::npos)
       << out_;
   ASSERT_EQ(run([&](CliContext& c, std::ostream& o, std::ostream& e) {

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "control/apiserver/auth/authenticator.h"
+#include "control/apiserver/auth/chain.h"
+#include "control/apiserver/auth/object_index.h"
+#include "control/apiserver/auth/rbac.h"
+#include "control/apiserver/auth/service_account_token.h"
+#include "control/apiserver/http_server.h"
+#include "control/apiserver/request_info.h"
+#include "control/store/store.h"
+
+// The apiserver's authentication and authorization, as ApiServer uses it per request:
+//   authenticate(): client certificate, static token or ServiceAccount JWT -> user, or 401;
+//   authorize():    RBAC over in-memory indexes of the four RBAC kinds -> allowed, or 403 in
+//                   Kubernetes' wording;
+//   serve():        the requests answered here and never stored: SelfSubjectAccessReview,
+//                   SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectRulesReview,
+//                   SelfSubjectReview, TokenReview, and serviceaccounts/NAME/token (TokenRequest).
+// Failures are logged (rate-limited) with the client's address and why.
+
+namespace skiff::apiserver::auth {
+
+struct ApiAuthOptions {
+  // Off: plain HTTP for tests; every request is system:anonymous and allowed.
+  bool enabled = true;
+  std::string token_file;                // kube-apiserver's static token CSV
+  std::string client_ca_pem;             // client certificates signed by it authenticate; "" = none
+  std::string service_account_key_file;  // EC P-256 PEM, made on first start
+  std::string issuer = std::string(kDefaultIssuer);
+  std::vector<std::string> api_audiences;  // empty: the issuer
+  int64_t default_token_seconds = 3600;
+  int64_t max_token_seconds = 48 * 3600;
+  std::chrono::milliseconds sync_timeout{10000};
+};
+
+class ApiAuth {
+ public:
+  ApiAuth(store::Store& store, ApiAuthOptions options);
+  ~ApiAuth();
+
+  // Writes the bootstrap policy, starts the indexes and waits for their first lists.
+  void start();
+  void stop();
+
+  // The request's user; ApiError 401 when its credentials are missing or wrong.
+  UserInfo authenticate(const HttpRequest& request) const;
+  // ApiError 403 unless `user` may do what `info` asks.
+  void authorize(const UserInfo& user, const RequestInfo& info, const HttpRequest& request) const;
+  // Answers the requests that are this component's; false for any other.
+  bool serve(const HttpRequest& request, const RequestInfo& info, const UserInfo& user,
+             HttpResponse& response);
+
+  Decision decide(const Attributes& attributes) const;
+  const ServiceAccountTokens& tokens() const { return *tokens_; }
+
+ private:
+  void rebuildPolicy();
+  ObjectPtr lookup(ObjectIndex& index, const std::string& plural, std::string_view ns,
+                   std::string_view name) const;
+  void logFailure(const std::string& line) const;
+  void tokenRequest(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
+
+  store::Store& store_;
+  ApiAuthOptions options_;
+  std::shared_ptr<const ServiceAccountTokens> tokens_;
+  std::unique_ptr<AuthenticatorChain> chain_;
+  RbacAuthorizer rbac_;
+  std::unique_ptr<ObjectIndex> roles_, cluster_roles_, role_bindings_, cluster_role_bindings_;
+  std::unique_ptr<ObjectIndex> service_accounts_, pods_;
+  std::mutex rebuild_mu_;
+  std::atomic<bool> started_{false};
+
+  mutable std::mutex log_mu_;
+  mutable std::chrono::steady_clock::time_point log_window_;
+  mutable int logged_in_window_ = 0;
+  mutable int suppressed_ = 0;
+};
+
+}  // namespace skiff::apiserver::auth

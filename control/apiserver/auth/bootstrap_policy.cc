@@ -1,0 +1,232 @@
+#include "control/apiserver/auth/bootstrap_policy.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <initializer_list>
+#include <string>
+
+#include "control/api/registry.h"
+#include "control/apiserver/resource_storage.h"
+
+namespace skiff::apiserver::auth {
+namespace {
+
+using api::rbac::v1::ClusterRole;
+using api::rbac::v1::ClusterRoleBinding;
+using api::rbac::v1::PolicyRule;
+using List = std::initializer_list<const char*>;
+
+constexpr const char* kAutoUpdate = "rbac.authorization.kubernetes.io/autoupdate";
+
+PolicyRule rule(List verbs, List groups, List resources) {
+  PolicyRule r;
+  for (const char* v : verbs)
+    r.add_verbs(v);
+  for (const char* g : groups)
+    r.add_api_groups(g);
+  for (const char* res : resources)
+    r.add_resources(res);
+  return r;
+}
+
+PolicyRule urls(List verbs, List paths) {
+  PolicyRule r;
+  for (const char* v : verbs)
+    r.add_verbs(v);
+  for (const char* p : paths)
+    r.add_non_resource_urls(p);
+  return r;
+}
+
+ClusterRole role(const char* name, std::initializer_list<PolicyRule> rules) {
+  ClusterRole r;
+  r.mutable_metadata()->set_name(name);
+  (*r.mutable_metadata()->mutable_labels())["kubernetes.io/bootstrapping"] = "rbac-defaults";
+  (*r.mutable_metadata()->mutable_annotations())[kAutoUpdate] = "true";
+  for (const auto& x : rules)
+    *r.add_rules() = x;
+  return r;
+}
+
+ClusterRoleBinding binding(const char* name, const char* role_name,
+                           std::initializer_list<std::pair<const char*, const char*>> subjects) {
+  ClusterRoleBinding b;
+  b.mutable_metadata()->set_name(name);
+  (*b.mutable_metadata()->mutable_labels())["kubernetes.io/bootstrapping"] = "rbac-defaults";
+  (*b.mutable_metadata()->mutable_annotations())[kAutoUpdate] = "true";
+  b.mutable_role_ref()->set_api_group("rbac.authorization.k8s.io");
+  b.mutable_role_ref()->set_kind("ClusterRole");
+  b.mutable_role_ref()->set_name(role_name);
+  for (const auto& [kind, subject] : subjects) {
+    auto* s = b.add_subjects();
+    s->set_kind(kind);
+    s->set_api_group("rbac.authorization.k8s.io");
+    s->set_name(subject);
+  }
+  return b;
+}
+
+const List kReadVerbs = {"get", "list", "watch"};
+const List kWriteVerbs = {"create", "delete", "deletecollection", "patch", "update"};
+const List kAllVerbs = {"create", "delete", "deletecollection", "get",
+                        "list",   "patch",  "update",           "watch"};
+
+// What edit and admin may change in a namespace (and view read, secrets aside).
+std::vector<PolicyRule> namespacedRules(List verbs, bool secrets) {
+  std::vector<PolicyRule> rules = {
+      rule(verbs, {""},
+           {"pods",
+            "pods/attach",
+            "pods/exec",
+            "pods/portforward",
+            "pods/proxy",
+            "pods/log",
+            "pods/status",
+            "configmaps",
+            "endpoints",
+            "events",
+            "persistentvolumeclaims",
+            "persistentvolumeclaims/status",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+            "replicationcontrollers/status",
+            "serviceaccounts",
+            "services",
+            "services/proxy",
+            "services/status",
+            "limitranges",
+            "resourcequotas"}),
+      rule(verbs, {"apps"},
+           {"controllerrevisions", "daemonsets", "daemonsets/status", "deployments",
+            "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
+            "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"}),
+      rule(verbs, {"batch"}, {"cronjobs", "cronjobs/status", "jobs", "jobs/status"}),
+      rule(verbs, {"autoscaling"}, {"horizontalpodautoscalers"}),
+      rule(verbs, {"discovery.k8s.io"}, {"endpointslices"}),
+      rule(verbs, {"coordination.k8s.io"}, {"leases"}),
+  };
+  if (secrets) rules.push_back(rule(verbs, {""}, {"secrets"}));
+  return rules;
+}
+
+ClusterRole withRules(ClusterRole r, const std::vector<PolicyRule>& rules) {
+  for (const auto& x : rules)
+    *r.add_rules() = x;
+  return r;
+}
+
+template <typename T>
+void ensureAll(store::Store& store, const char* plural, const std::vector<T>& objects) {
+  const auto* type = api::Registry::builtin().byResource("rbac.authorization.k8s.io", "v1", plural);
+  ResourceStorage storage(store, *type);
+  for (const auto& object : objects) {
+    try {
+      storage.create("", std::make_unique<T>(object), false);
+      continue;
+    } catch (const ApiError& e) {
+      if (e.code() != 409) throw;
+    }
+    MessagePtr current = storage.get("", object.metadata().name());
+    auto& existing = dynamic_cast<T&>(*current);
+    auto it = existing.metadata().annotations().find(kAutoUpdate);
+    if (it != existing.metadata().annotations().end() && it->second == "false") continue;
+    T wanted = existing;
+    if constexpr (std::is_same_v<T, ClusterRole>) {
+      *wanted.mutable_rules() = object.rules();
+    } else {
+      *wanted.mutable_subjects() = object.subjects();
+      *wanted.mutable_role_ref() = object.role_ref();
+    }
+    if (google::protobuf::util::MessageDifferencer::Equals(wanted, existing)) continue;
+    try {
+      storage.update("", object.metadata().name(), std::make_unique<T>(wanted), false, false);
+    } catch (const ApiError& e) {
+      if (e.code() != 409) throw;  // another apiserver reconciled it meanwhile
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<ClusterRole> bootstrapClusterRoles() {
+  std::vector<ClusterRole> roles;
+  roles.push_back(role("cluster-admin", {rule({"*"}, {"*"}, {"*"}), urls({"*"}, {"*"})}));
+  ClusterRole admin = withRules(role("admin", {}), namespacedRules(kAllVerbs, true));
+  *admin.add_rules() = rule(kAllVerbs, {"rbac.authorization.k8s.io"}, {"roles", "rolebindings"});
+  *admin.add_rules() = rule({"create"}, {"authorization.k8s.io"}, {"localsubjectaccessreviews"});
+  *admin.add_rules() = rule({"create"}, {""}, {"serviceaccounts/token"});
+  roles.push_back(std::move(admin));
+  ClusterRole edit = withRules(role("edit", {}), namespacedRules(kAllVerbs, true));
+  *edit.add_rules() = rule({"create"}, {""}, {"serviceaccounts/token"});
+  roles.push_back(std::move(edit));
+  ClusterRole view = withRules(role("view", {}), namespacedRules(kReadVerbs, false));
+  *view.add_rules() = rule(kReadVerbs, {""}, {"namespaces", "namespaces/status"});
+  roles.push_back(std::move(view));
+  roles.push_back(
+      role("system:discovery",
+           {urls({"get"}, {"/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz",
+                           "/version", "/version/", "/openapi", "/openapi/*"})}));
+  roles.push_back(role("system:basic-user",
+                       {rule({"create"}, {"authorization.k8s.io"},
+                             {"selfsubjectaccessreviews", "selfsubjectrulesreviews"}),
+                        rule({"create"}, {"authentication.k8s.io"}, {"selfsubjectreviews"})}));
+  roles.push_back(role("system:public-info-viewer", {urls({"get"}, {"/healthz", "/livez", "/readyz",
+                                                                    "/version", "/version/"})}));
+  // A kubelet with an identity of its own (user system:node:NAME, group system:nodes): its node,
+  // the pods bound to it and what they mount, events and its Lease; the node proxier's Services
+  // and EndpointSlices; tokens for its pods' service accounts.
+  roles.push_back(role(
+      "system:node",
+      {rule(kReadVerbs, {""},
+            {"nodes", "pods", "services", "endpoints", "configmaps", "secrets",
+             "persistentvolumeclaims", "serviceaccounts", "namespaces"}),
+       rule({"create", "update", "patch", "delete"}, {""}, {"nodes", "nodes/status"}),
+       rule({"create", "delete", "update", "patch"}, {""}, {"pods", "pods/status"}),
+       rule({"create", "update", "patch"}, {""}, {"events"}),
+       rule({"create"}, {""}, {"serviceaccounts/token"}),
+       rule({"get", "create", "update", "patch", "delete"}, {"coordination.k8s.io"}, {"leases"}),
+       rule(kReadVerbs, {"discovery.k8s.io"}, {"endpointslices"}),
+       rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
+       rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
+  roles.push_back(
+      role("system:kube-scheduler",
+           {rule(kReadVerbs, {""},
+                 {"nodes", "pods", "namespaces", "services", "persistentvolumeclaims",
+                  "replicationcontrollers"}),
+            rule({"create"}, {""}, {"pods/binding", "bindings"}),
+            rule({"patch", "update"}, {""}, {"pods/status"}), rule({"delete"}, {""}, {"pods"}),
+            rule({"create", "patch", "update"}, {""}, {"events"}),
+            rule(kReadVerbs, {"apps"}, {"replicasets", "statefulsets"}),
+            rule({"get", "create", "update"}, {"coordination.k8s.io"}, {"leases"})}));
+  // The controllers reconcile every workload kind: Kubernetes gives each controller a service
+  // account of its own; one identity for all of them is what Skiff's single manager needs.
+  roles.push_back(role(
+      "system:kube-controller-manager",
+      {rule(kAllVerbs,
+            {"", "apps", "batch", "discovery.k8s.io", "autoscaling", "coordination.k8s.io"}, {"*"}),
+       rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
+       rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
+  return roles;
+}
+
+std::vector<ClusterRoleBinding> bootstrapClusterRoleBindings() {
+  return {
+      binding("cluster-admin", "cluster-admin", {{"Group", "system:masters"}}),
+      binding("system:discovery", "system:discovery", {{"Group", "system:authenticated"}}),
+      binding("system:basic-user", "system:basic-user", {{"Group", "system:authenticated"}}),
+      binding("system:public-info-viewer", "system:public-info-viewer",
+              {{"Group", "system:authenticated"}, {"Group", "system:unauthenticated"}}),
+      binding("system:node", "system:node", {{"Group", "system:nodes"}}),
+      binding("system:kube-scheduler", "system:kube-scheduler",
+              {{"User", "system:kube-scheduler"}}),
+      binding("system:kube-controller-manager", "system:kube-controller-manager",
+              {{"User", "system:kube-controller-manager"}}),
+  };
+}
+
+void ensureBootstrapPolicy(store::Store& store) {
+  ensureAll(store, "clusterroles", bootstrapClusterRoles());
+  ensureAll(store, "clusterrolebindings", bootstrapClusterRoleBindings());
+}
+
+}  // namespace skiff::apiserver::auth
