@@ -8,7 +8,8 @@ namespace {
 
 std::string number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  // 15 significant digits: timestamps keep their fraction, 0.1 stays "0.1".
+  std::snprintf(buf, sizeof(buf), "%.15g", v);
   return buf;
 }
 

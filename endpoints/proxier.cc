@@ -288,6 +288,7 @@ SyncResult Proxier::sync() {
     it = unreportedTriggers_.erase(it);
   }
   ++syncs_;
+  lastSuccessfulSync_ = static_cast<double>(now.seconds) + static_cast<double>(now.nanos) / 1e9;
   syncDuration_.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return result;
@@ -324,28 +325,37 @@ std::map<std::string, uint16_t> Proxier::healthCheckNodePorts() const {
 }
 
 std::string Proxier::metricsText() const {
+  constexpr std::string_view kLatencyHelp =
+      "From the change that triggered an endpoint update (the EndpointSlice's "
+      "endpoints.kubernetes.io/last-change-trigger-time) to its programming on this node.";
+  constexpr std::string_view kSyncHelp = "Time of one sync of the data path.";
+  constexpr std::string_view kLastSyncHelp =
+      "When the data path last accepted a sync (seconds since the epoch).";
   std::string out;
-  out += latency_.prometheusText(
-      "skiff_proxier_network_programming_duration_seconds",
-      "From the change that triggered an endpoint update to its programming on this node.");
-  out += syncDuration_.prometheusText("skiff_proxier_sync_duration_seconds",
-                                      "Time of one sync of the data path.");
-  out += prometheusCounter("skiff_proxier_syncs_total", "Syncs run.",
+  out += latency_.prometheusText("skiff_proxy_network_programming_duration_seconds", kLatencyHelp);
+  out += latency_.prometheusText("kubeproxy_network_programming_duration_seconds", kLatencyHelp);
+  out += syncDuration_.prometheusText("skiff_proxy_sync_duration_seconds", kSyncHelp);
+  out += syncDuration_.prometheusText("kubeproxy_sync_proxy_rules_duration_seconds", kSyncHelp);
+  out += prometheusCounter("skiff_proxy_syncs_total", "Syncs run.",
                            static_cast<double>(syncs_.load()));
-  out += prometheusCounter("skiff_proxier_full_syncs_total", "Full (replaceAll) syncs applied.",
+  out += prometheusCounter("skiff_proxy_full_syncs_total", "Full (replaceAll) syncs applied.",
                            static_cast<double>(fullSyncs_.load()));
-  out += prometheusCounter("skiff_proxier_sync_failures_total", "Deltas the data path refused.",
+  out += prometheusCounter("skiff_proxy_sync_failures_total", "Deltas the data path refused.",
                            static_cast<double>(failedApplies_.load()));
-  out += prometheusCounter("skiff_proxier_rejected_services_total",
+  out += prometheusCounter("skiff_proxy_rejected_services_total",
                            "Service states refused (bad input or a frontend conflict).",
                            static_cast<double>(rejectedServices_.load()));
+  out += prometheusGauge("skiff_proxy_last_successful_sync_timestamp_seconds", kLastSyncHelp,
+                         lastSuccessfulSync_.load());
+  out += prometheusGauge("kubeproxy_sync_proxy_rules_last_timestamp_seconds", kLastSyncHelp,
+                         lastSuccessfulSync_.load());
   size_t count = 0;
   {
     std::lock_guard lock(mutex_);
     for (const auto& [key, services] : programmed_)
       count += services.size();
   }
-  out += prometheusGauge("skiff_proxier_programmed_services", "Service ports programmed.",
+  out += prometheusGauge("skiff_proxy_programmed_services", "Service ports programmed.",
                          static_cast<double>(count));
   return out;
 }

@@ -98,7 +98,10 @@ class Proxier {
   uint64_t fullSyncs() const { return fullSyncs_.load(); }
   uint64_t failedApplies() const { return failedApplies_.load(); }
   uint64_t rejectedServices() const { return rejectedServices_.load(); }
-  // The proxier's metrics in Prometheus' text format.
+  // Wall-clock seconds of the last sync the data path accepted; 0 before the first.
+  double lastSuccessfulSync() const { return lastSuccessfulSync_.load(); }
+  // The proxier's metrics in Prometheus' text format: each skiff_proxy_* series, and under
+  // kube-proxy's names (kubeproxy_*) the ones dashboards for kube-proxy read.
   std::string metricsText() const;
 
  private:
@@ -134,6 +137,7 @@ class Proxier {
   std::atomic<uint64_t> fullSyncs_{0};
   std::atomic<uint64_t> failedApplies_{0};
   std::atomic<uint64_t> rejectedServices_{0};
+  std::atomic<double> lastSuccessfulSync_{0};
 };
 
 }  // namespace skiff::endpoints

@@ -24,6 +24,7 @@
 #include "control/client/typed.h"
 #include "endpoints/endpointslice_controller.h"
 #include "endpoints/node_proxier.h"
+#include "tests/endpoints/http_get.h"
 #include "tests/mocks/mock_dataplane.h"
 
 namespace skiff::endpoints {
@@ -66,6 +67,7 @@ class EndpointsIntegration : public ::testing::Test {
     ON_CALL(dataplane_, name()).WillByDefault(Return("mock"));
     ON_CALL(dataplane_, apply(_)).WillByDefault([this](const dataplane::ServiceDelta& delta) {
       ++applies_;
+      if (failApplies_) return dataplane::Status::failure("injected failure");
       return dataplane::validate(delta);
     });
   }
@@ -140,6 +142,7 @@ class EndpointsIntegration : public ::testing::Test {
   client::ClientPtr client_;
   NiceMock<skiff::testing::MockDataplane> dataplane_;
   std::atomic<int> applies_{0};
+  std::atomic<bool> failApplies_{false};
 };
 
 TEST_F(EndpointsIntegration, PodsToSlicesToTheDataplane) {
@@ -239,7 +242,7 @@ spec:
 
   // Every change was triggered by a pod transition and measured on its way to the data path.
   EXPECT_GT(proxier.proxier().programmingLatency().count(), 0u);
-  EXPECT_NE(proxier.metricsText().find("skiff_proxier_network_programming_duration_seconds_count"),
+  EXPECT_NE(proxier.metricsText().find("skiff_proxy_network_programming_duration_seconds_count"),
             std::string::npos);
 
   // The service goes: its slices and its data-path state go.
@@ -283,6 +286,114 @@ TEST_F(EndpointsIntegration, SelectorlessServiceIsLeftAloneAndEmptyServiceGetsAP
   EXPECT_EQ(slices, 0u);
   controller.stop();
   informers.stop();
+}
+
+// The proxier's HTTP side as kube-proxy has it: /metrics with the programming latency, /healthz
+// that turns 503 while syncs fail, and the health-check node port that the apiserver allocates
+// for a LoadBalancer Service with externalTrafficPolicy Local.
+TEST_F(EndpointsIntegration, MetricsHealthzAndTheHealthCheckNodePort) {
+  using testing::httpGet;
+  makeNode("node-1", "zone-a", "192.168.1.10");
+  makeNode("node-2", "zone-b", "192.168.1.11");
+  auto svc = client::create(*client_, yaml<core::Service>(R"(
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+)"));
+  const int hcPort = svc.spec().health_check_node_port();
+  ASSERT_GE(hcPort, 30000) << "the apiserver allocates it from the node port range";
+  ASSERT_LE(hcPort, 32767);
+  ASSERT_NE(hcPort, svc.spec().ports(0).node_port());
+  makePod("web-1", "node-1");
+  makePod("web-2", "node-2");
+  setPodStatus("web-1", "10.0.0.1", true);
+  setPodStatus("web-2", "10.0.0.2", true);
+
+  auto controllerClient = client::makeRestClient({.server = server_->url()});
+  client::SharedInformerFactory serverInformers(*controllerClient);
+  EndpointSliceController controller(*controllerClient, serverInformers);
+  serverInformers.start();
+  controller.start();
+  auto agentClient = client::makeRestClient({.server = server_->url()});
+  client::SharedInformerFactory agentInformers(*agentClient);
+  NodeProxier proxier(agentInformers, dataplane_,
+                      {.proxier = {.nodeName = "node-1"},
+                       .retryInterval = 50ms,
+                       .metricsBindAddress = "127.0.0.1:0",
+                       .healthzBindAddress = "127.0.0.1:0",
+                       .healthzTimeout = 300ms,
+                       .healthCheckBindAddress = "127.0.0.1"});
+  agentInformers.start();
+  proxier.start();
+  ASSERT_NE(proxier.metricsPort(), 0);
+  ASSERT_NE(proxier.healthzPort(), 0);
+
+  // node-1 has one ready local endpoint of web.
+  const auto port = static_cast<uint16_t>(hcPort);
+  EXPECT_TRUE(eventually([&] { return httpGet(port, "/").status == 200; }));
+  auto hc = httpGet(port, "/");
+  EXPECT_EQ(hc.body,
+            "{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"web\"\n\t},\n"
+            "\t\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}");
+  EXPECT_EQ(httpGet(proxier.healthzPort(), "/healthz").status, 200);
+  EXPECT_EQ(httpGet(proxier.healthzPort(), "/livez").status, 200);
+  EXPECT_EQ(httpGet(proxier.healthzPort(), "/nope").status, 404);
+
+  // web-1 turns unready: no local endpoint, 503.
+  setPodStatus("web-1", "10.0.0.1", false);
+  EXPECT_TRUE(eventually([&] { return httpGet(port, "/").status == 503; }));
+  EXPECT_NE(httpGet(port, "/").body.find("\"localEndpoints\": 0"), std::string::npos);
+
+  // Every change was measured: the histogram under both names, on /metrics.
+  auto metrics = httpGet(proxier.metricsPort(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.head.find("text/plain; version=0.0.4"), std::string::npos);
+  for (const char* series :
+       {"# TYPE skiff_proxy_network_programming_duration_seconds histogram",
+        "# TYPE kubeproxy_network_programming_duration_seconds histogram",
+        "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram",
+        "skiff_proxy_sync_failures_total 0", "kubeproxy_proxy_healthz_total{code=\"200\"} 1",
+        "skiff_proxy_healthcheck_node_ports 1",
+        "kubeproxy_sync_proxy_rules_last_timestamp_seconds "}) {
+    EXPECT_NE(metrics.body.find(series), std::string::npos) << series << "\n" << metrics.body;
+  }
+  EXPECT_GT(proxier.proxier().programmingLatency().count(), 0u);
+  EXPECT_EQ(metrics.body.find("skiff_proxy_network_programming_duration_seconds_count 0\n"),
+            std::string::npos);
+
+  // The data path refuses every sync: once a change has waited longer than the timeout,
+  // /healthz and the health-check port say so.
+  setPodStatus("web-1", "10.0.0.1", true);
+  EXPECT_TRUE(eventually([&] { return httpGet(port, "/").status == 200; }));
+  failApplies_ = true;
+  setPodStatus("web-2", "10.0.0.2", false);
+  EXPECT_TRUE(eventually([&] { return httpGet(proxier.healthzPort(), "/healthz").status == 503; }));
+  auto stale = httpGet(port, "/");
+  EXPECT_EQ(stale.status, 503);
+  EXPECT_NE(stale.body.find("\"serviceProxyHealthy\": false"), std::string::npos) << stale.body;
+  EXPECT_GT(proxier.proxier().failedApplies(), 0u);
+  failApplies_ = false;
+  EXPECT_TRUE(eventually([&] { return httpGet(proxier.healthzPort(), "/healthz").status == 200; }));
+  EXPECT_EQ(httpGet(port, "/").status, 200);
+
+  // The Service becomes ClusterIP: the apiserver drops the port, the proxier closes it.
+  auto current = client::get<core::Service>(*client_, "default", "web");
+  current.mutable_spec()->set_type("ClusterIP");
+  current.mutable_spec()->clear_external_traffic_policy();
+  for (auto& p : *current.mutable_spec()->mutable_ports())
+    p.clear_node_port();
+  auto updated = client::update(*client_, current);
+  EXPECT_EQ(updated.spec().health_check_node_port(), 0);
+  EXPECT_TRUE(eventually([&] { return httpGet(port, "/").status == 0; }));
+  EXPECT_TRUE(proxier.healthCheckPortsServed().empty());
+
+  proxier.stop();
+  controller.stop();
+  agentInformers.stop();
+  serverInformers.stop();
 }
 
 }  // namespace

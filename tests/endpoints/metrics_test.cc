@@ -26,6 +26,10 @@ TEST(Metrics, CounterAndGauge) {
   EXPECT_EQ(prometheusCounter("a_total", "h", 3),
             "# HELP a_total h\n# TYPE a_total counter\na_total 3\n");
   EXPECT_EQ(prometheusGauge("g", "h", 1.5), "# HELP g h\n# TYPE g gauge\ng 1.5\n");
+  // A timestamp keeps its seconds and its fraction (no exponent that drops digits).
+  EXPECT_EQ(prometheusGauge("t", "h", 1700000011.25),
+            "# HELP t h\n# TYPE t gauge\nt 1700000011.25\n");
+  EXPECT_EQ(prometheusGauge("z", "h", 0.1), "# HELP z h\n# TYPE z gauge\nz 0.1\n");
 }
 
 }  // namespace

@@ -297,8 +297,29 @@ TEST_F(ProxierTest, ProgrammingLatencyFromTheTriggerTime) {
   p.sync();
   EXPECT_EQ(p.programmingLatency().count(), 2u);
   EXPECT_NEAR(p.programmingLatency().sum(), 1.020, 1e-6);
-  EXPECT_NE(p.metricsText().find("skiff_proxier_network_programming_duration_seconds_count 2"),
+  const std::string text = p.metricsText();
+  EXPECT_NE(text.find("skiff_proxy_network_programming_duration_seconds_count 2\n"),
             std::string::npos);
+  // The same histogram under kube-proxy's name: 20 ms falls in (0.01, 0.025], 1.02 s in (1, 2.5].
+  EXPECT_NE(text.find("# TYPE kubeproxy_network_programming_duration_seconds histogram\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_bucket{le=\"0.01\"} 0\n"
+                      "kubeproxy_network_programming_duration_seconds_bucket{le=\"0.025\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_bucket{le=\"1\"} 1\n"
+                      "kubeproxy_network_programming_duration_seconds_bucket{le=\"2.5\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_count 2\n"),
+            std::string::npos);
+  // Four syncs ran, one refused; the last accepted one was at "now".
+  EXPECT_NE(text.find("skiff_proxy_syncs_total 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("skiff_proxy_sync_failures_total 1\n"), std::string::npos);
+  EXPECT_NE(text.find("kubeproxy_sync_proxy_rules_last_timestamp_seconds 1700000011\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("skiff_proxy_last_successful_sync_timestamp_seconds 1700000011\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("kubeproxy_sync_proxy_rules_duration_seconds_count 3\n"), std::string::npos);
 }
 
 TEST_F(ProxierTest, LocalEndpointsAndHealthCheckPorts) {
