@@ -32,6 +32,12 @@ bool needsNodePorts(const api::core::v1::Service& s) {
                                                 s.spec().allocate_load_balancer_node_ports()));
 }
 
+// Kubernetes' NeedsHealthCheck: a LoadBalancer Service with externalTrafficPolicy Local gets a
+// spec.healthCheckNodePort, on which every node's proxier says whether it has local endpoints.
+bool needsHealthCheck(const api::core::v1::Service& s) {
+  return s.spec().type() == "LoadBalancer" && s.spec().external_traffic_policy() == "Local";
+}
+
 }  // namespace
 
 ServiceAdmission::ServiceAdmission(store::Store& store, ServiceAdmissionOptions options)
@@ -125,6 +131,21 @@ void ServiceAdmission::validate(const api::core::v1::Service& s) const {
                               std::to_string(options_.node_port_min) + "-" +
                               std::to_string(options_.node_port_max)});
       }
+    }
+  }
+  if (const int hc = spec.health_check_node_port(); hc != 0) {
+    if (!needsHealthCheck(s)) {
+      causes.push_back({"FieldValueInvalid", "spec.healthCheckNodePort",
+                        "Invalid value: " + std::to_string(hc) +
+                            ": may only be set when `type` is 'LoadBalancer' and "
+                            "`externalTrafficPolicy` is 'Local'"});
+    } else if (hc < options_.node_port_min || hc > options_.node_port_max) {
+      causes.push_back({"FieldValueInvalid", "spec.healthCheckNodePort",
+                        "Invalid value: " + std::to_string(hc) +
+                            ": provided port is not in the valid range. The range of valid "
+                            "ports is " +
+                            std::to_string(options_.node_port_min) + "-" +
+                            std::to_string(options_.node_port_max)});
     }
   }
   if (!causes.empty()) throw invalid("Service", "", s.metadata().name(), causes);
@@ -230,6 +251,15 @@ void ServiceAdmission::admitCreate(api::core::v1::Service& s, bool dry_run) {
         taken.push_back(std::string(kPortPrefix) + std::to_string(p.node_port()));
       }
     }
+    if (needsHealthCheck(s)) {
+      // From the node port range, as Kubernetes allocates it.
+      if (spec->health_check_node_port() == 0) {
+        spec->set_health_check_node_port(allocateNodePort(owner));
+      } else {
+        reserveNodePort(spec->health_check_node_port(), owner);
+      }
+      taken.push_back(std::string(kPortPrefix) + std::to_string(spec->health_check_node_port()));
+    }
   } catch (...) {
     for (const auto& key : taken)
       releaseKey(key);
@@ -251,12 +281,23 @@ void ServiceAdmission::admitUpdate(const api::core::v1::Service& old, api::core:
                   {{"FieldValueInvalid", "spec.clusterIPs[0]",
                     "Invalid value: [\"" + spec->cluster_ip() + "\"]: may not change once set"}});
   }
+  // healthCheckNodePort: kept while the Service needs one (kubectl apply does not send it);
+  // dropped with the need when the user left the old value in (Kubernetes'
+  // dropTypeDependentFields).
+  if (needsHealthCheck(s) && needsHealthCheck(old) && spec->health_check_node_port() == 0) {
+    spec->set_health_check_node_port(old.spec().health_check_node_port());
+  } else if (!needsHealthCheck(s) &&
+             spec->health_check_node_port() == old.spec().health_check_node_port()) {
+    spec->clear_health_check_node_port();
+  }
   validate(s);
   if (dry_run) return;
   std::set<int> old_ports;
   for (const auto& p : old.spec().ports()) {
     if (p.node_port() != 0) old_ports.insert(p.node_port());
   }
+  if (old.spec().health_check_node_port() != 0)
+    old_ports.insert(old.spec().health_check_node_port());
   std::string owner = s.metadata().namespace_() + "/" + s.metadata().name();
   std::set<int> kept;
   if (needsNodePorts(s)) {
@@ -280,6 +321,14 @@ void ServiceAdmission::admitUpdate(const api::core::v1::Service& old, api::core:
     for (auto& p : *spec->mutable_ports())
       p.clear_node_port();
   }
+  if (needsHealthCheck(s)) {
+    if (spec->health_check_node_port() == 0) {
+      spec->set_health_check_node_port(allocateNodePort(owner));
+    } else if (!old_ports.count(spec->health_check_node_port())) {
+      reserveNodePort(spec->health_check_node_port(), owner);
+    }
+    kept.insert(spec->health_check_node_port());
+  }
   for (int port : old_ports) {
     if (!kept.count(port)) releaseKey(std::string(kPortPrefix) + std::to_string(port));
   }
@@ -292,6 +341,9 @@ void ServiceAdmission::release(const api::core::v1::Service& s) {
   for (const auto& p : s.spec().ports()) {
     if (p.node_port() != 0) releaseKey(std::string(kPortPrefix) + std::to_string(p.node_port()));
   }
+  if (s.spec().health_check_node_port() != 0) {
+    releaseKey(std::string(kPortPrefix) + std::to_string(s.spec().health_check_node_port()));
+  }
 }
 
 void ServiceAdmission::releaseNewNodePorts(const api::core::v1::Service& old,
@@ -299,10 +351,14 @@ void ServiceAdmission::releaseNewNodePorts(const api::core::v1::Service& old,
   std::set<int> old_ports;
   for (const auto& p : old.spec().ports())
     old_ports.insert(p.node_port());
-  for (const auto& p : attempted.spec().ports()) {
-    if (p.node_port() != 0 && !old_ports.count(p.node_port())) {
-      releaseKey(std::string(kPortPrefix) + std::to_string(p.node_port()));
-    }
+  old_ports.insert(old.spec().health_check_node_port());
+  std::vector<int> attempted_ports;
+  for (const auto& p : attempted.spec().ports())
+    attempted_ports.push_back(p.node_port());
+  attempted_ports.push_back(attempted.spec().health_check_node_port());
+  for (int port : attempted_ports) {
+    if (port != 0 && !old_ports.count(port))
+      releaseKey(std::string(kPortPrefix) + std::to_string(port));
   }
 }
 
