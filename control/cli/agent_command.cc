@@ -16,6 +16,7 @@
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
+#include "endpoints/http_server.h"
 #include "endpoints/node_proxier.h"
 #include "kubelet/agent/agent.h"
 #include "kubelet/agent/lazy_pod_syncer.h"
@@ -30,6 +31,9 @@
 #include "ebpf/cgroup.h"
 #include "ebpf/ebpf_dataplane.h"
 #endif
+#if SKIFF_WITH_DPDK
+#include "dataplane/dpdk/dpdk_dataplane.h"
+#endif
 
 namespace skiff::cli {
 namespace {
@@ -42,7 +46,12 @@ struct AgentFlags {
   std::string node_ip;
   bool hollow = false;
   int hollow_nodes = 0;
-  std::string proxy_mode;  // "ebpf" or "none"; empty: ebpf unless hollow
+  std::string proxy_mode;  // "ebpf", "dpdk" or "none"; empty: ebpf unless hollow
+  // --proxy-mode dpdk: `skiff dataplane`'s control socket.
+  std::string dataplane_socket = "/run/skiff/dataplane.sock";
+  // The proxier's /metrics and /healthz (kube-proxy's defaults); "0" or "": off.
+  std::string proxy_metrics_bind = "127.0.0.1:10249";
+  std::string proxy_healthz_bind = "0.0.0.0:10256";
   std::string cgroup_parent = "/skiff";
   // The eBPF data path pins its maps and links here, so a restarted agent keeps serving with the
   // same tables and `skiff lb` can read them; empty: nothing pinned.
@@ -66,37 +75,65 @@ std::string hostname() {
   return buf;
 }
 
-// The node's data path and proxier (`--proxy-mode ebpf`): the socket LB on the pods' cgroup
-// parent (never the root cgroup), Services and EndpointSlices from a shared informer factory.
+// "0" and "" turn a proxier server off.
+std::string bindAddressOrOff(const std::string& flag) {
+  return flag == "0" ? "" : flag;
+}
+
+// The node's data path and proxier: `--proxy-mode ebpf`, the socket LB on the pods' cgroup
+// parent (never the root cgroup); `--proxy-mode dpdk`, `skiff dataplane` over its control socket.
+// Services and EndpointSlices come from a shared informer factory.
 class NodeProxy {
  public:
-  NodeProxy(client::Client& client, const std::string& node_name, const std::string& cgroup_path,
-            const std::string& pin_dir) {
+  NodeProxy(client::Client& client, const std::string& node_name, const std::string& mode,
+            const std::string& cgroup_path, const AgentFlags& flags) {
+    if (mode == "dpdk") {
+#if SKIFF_WITH_DPDK
+      auto dpdk = std::make_unique<dataplane::dpdk::DpdkDataplane>(flags.dataplane_socket);
+      if (auto probe = dpdk->stats(); !probe.ok()) {
+        std::cerr << "skiff agent: warning: " << probe.message()
+                  << " (the proxier retries until skiff dataplane answers)" << std::endl;
+      }
+      dataplane_ = std::move(dpdk);
+#else
+      throw std::runtime_error(
+          "this skiff was built without the DPDK data path (SKIFF_WITH_DPDK=OFF); "
+          "run with --proxy-mode ebpf or none");
+#endif
+    } else {
 #if SKIFF_WITH_EBPF
-    ebpf::EbpfDataplaneOptions options;
-    options.cgroupPath = cgroup_path;
-    options.pinDir = pin_dir;
-    auto made = ebpf::EbpfDataplane::create(options);
-    if (!made.ok()) {
-      throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
-                               "): " + made.message() + " (or run with --proxy-mode none)");
+      ebpf::EbpfDataplaneOptions options;
+      options.cgroupPath = cgroup_path;
+      options.pinDir = flags.bpf_pin_dir;
+      auto made = ebpf::EbpfDataplane::create(options);
+      if (!made.ok()) {
+        throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
+                                 "): " + made.message() + " (or run with --proxy-mode none)");
+      }
+      dataplane_ = std::move(made).value();
+#else
+      (void)cgroup_path;
+      throw std::runtime_error(
+          "this skiff was built without the eBPF data path (SKIFF_WITH_EBPF=OFF); "
+          "run with --proxy-mode none");
+#endif
     }
-    dataplane_ = std::move(made).value();
     informers_ = std::make_unique<client::SharedInformerFactory>(client);
     endpoints::NodeProxierOptions proxier;
     proxier.proxier.nodeName = node_name;
+    proxier.metricsBindAddress = bindAddressOrOff(flags.proxy_metrics_bind);
+    proxier.healthzBindAddress = bindAddressOrOff(flags.proxy_healthz_bind);
     proxier_ = std::make_unique<endpoints::NodeProxier>(*informers_, *dataplane_, proxier);
     informers_->start();
     proxier_->start();
-#else
-    (void)client;
-    (void)node_name;
-    (void)cgroup_path;
-    (void)pin_dir;
-    throw std::runtime_error(
-        "this skiff was built without the eBPF data path (SKIFF_WITH_EBPF=OFF); "
-        "run with --proxy-mode none");
-#endif
+    if (proxier_->metricsPort() != 0) {
+      std::cout << "skiff agent: proxier metrics on port " << proxier_->metricsPort()
+                << " (/metrics)" << std::endl;
+    }
+    if (proxier_->healthzPort() != 0) {
+      std::cout << "skiff agent: proxier health on port " << proxier_->healthzPort()
+                << " (/healthz, /livez)" << std::endl;
+    }
   }
   ~NodeProxy() {
     if (proxier_) proxier_->stop();
@@ -162,9 +199,21 @@ std::string cgroupPathFor(const std::string& parent) {
 }
 
 int runAgent(const AgentFlags& flags, sigset_t& signals) {
-  if (flags.proxy_mode != "" && flags.proxy_mode != "ebpf" && flags.proxy_mode != "none") {
-    std::cerr << "error: --proxy-mode \"" << flags.proxy_mode << "\": want ebpf or none\n";
+  if (flags.proxy_mode != "" && flags.proxy_mode != "ebpf" && flags.proxy_mode != "dpdk" &&
+      flags.proxy_mode != "none") {
+    std::cerr << "error: --proxy-mode \"" << flags.proxy_mode
+              << "\": want ebpf or none, or dpdk (skiff dataplane)\n";
     return 1;
+  }
+  const std::pair<std::string, std::string> bind_flags[] = {
+      {"--proxy-metrics-bind-address", flags.proxy_metrics_bind},
+      {"--proxy-healthz-bind-address", flags.proxy_healthz_bind}};
+  for (const auto& [flag, value] : bind_flags) {
+    if (bindAddressOrOff(value).empty()) continue;
+    if (auto parsed = endpoints::parseHostPort(value); !parsed.ok()) {
+      std::cerr << "error: " << flag << ": " << parsed.message() << " or 0 for off\n";
+      return 1;
+    }
   }
   if (flags.hollow_nodes < 0) {
     std::cerr << "error: --hollow-nodes " << flags.hollow_nodes << ": want 1 or more\n";
@@ -261,11 +310,16 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
                 << std::endl;
     }
     std::unique_ptr<NodeProxy> proxy;
-    if (proxy_mode == "ebpf") {
-      proxy = std::make_unique<NodeProxy>(*client, first_node, cgroupPathFor(flags.cgroup_parent),
-                                          flags.bpf_pin_dir);
-      std::cout << "skiff agent: eBPF service load balancer on cgroup "
-                << cgroupPathFor(flags.cgroup_parent) << std::endl;
+    if (proxy_mode != "none") {
+      proxy = std::make_unique<NodeProxy>(*client, first_node, proxy_mode,
+                                          cgroupPathFor(flags.cgroup_parent), flags);
+      if (proxy_mode == "ebpf") {
+        std::cout << "skiff agent: eBPF service load balancer on cgroup "
+                  << cgroupPathFor(flags.cgroup_parent) << std::endl;
+      } else {
+        std::cout << "skiff agent: DPDK service load balancer through skiff dataplane at "
+                  << flags.dataplane_socket << std::endl;
+      }
     }
     if (nodes && !stopping() && nodes->start()) {
       std::cout << "skiff agent: " << nodes->size() << " hollow node(s) running:";
@@ -311,8 +365,19 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--hollow", flags->hollow, "Run a hollow node: no containers, pods become Ready");
   cmd->add_option("--hollow-nodes", flags->hollow_nodes, "Run N hollow nodes in this process");
   cmd->add_option("--proxy-mode", flags->proxy_mode,
-                  "The service data path this agent programs: ebpf or none (default: ebpf, none "
-                  "for hollow nodes)");
+                  "The service data path this agent programs: ebpf, dpdk (skiff dataplane, over "
+                  "--dataplane-socket) or none (default: ebpf, none for hollow nodes)");
+  cmd->add_option("--dataplane-socket", flags->dataplane_socket,
+                  "skiff dataplane's control socket (--proxy-mode dpdk)")
+      ->capture_default_str();
+  cmd->add_option("--proxy-metrics-bind-address", flags->proxy_metrics_bind,
+                  "HOST:PORT of the proxier's /metrics (kube-proxy's --metrics-bind-address; "
+                  "port 0: any free port; 0: off)")
+      ->capture_default_str();
+  cmd->add_option("--proxy-healthz-bind-address", flags->proxy_healthz_bind,
+                  "HOST:PORT of the proxier's /healthz and /livez (kube-proxy's "
+                  "--healthz-bind-address; 0: off)")
+      ->capture_default_str();
   cmd->add_option("--cgroup-parent", flags->cgroup_parent,
                   "The pods' cgroup parent, under the cgroup v2 mount (the socket LB attaches "
                   "there, never to the root cgroup)")
