@@ -1,6 +1,8 @@
 #include "control/controllers/controller.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 #include "control/api/codec.h"
 #include "control/controllers/garbage_collector.h"
@@ -9,8 +11,9 @@ namespace skiff::controllers {
 
 // ---------------------------------------------------------------- EventRecorder
 
-EventRecorder::EventRecorder(client::Client& client, std::string component, size_t max_queued)
-    : client_(client), component_(std::move(component)), max_queued_(max_queued) {
+EventRecorder::EventRecorder(client::Client& client, std::string component, size_t max_queued,
+                             EventSpamOptions spam)
+    : client_(client), component_(std::move(component)), max_queued_(max_queued), spam_(spam) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -48,6 +51,11 @@ void EventRecorder::record(const api::ResourceType& type, const google::protobuf
   ev.set_reporting_component(component_);
   {
     std::lock_guard lock(mu_);
+    if (!allow(component_ + "/" + type.apiVersion() + "/" + type.kind + "/" + meta.namespace_() +
+               "/" + meta.name() + "/" + meta.uid())) {
+      ++filtered_;
+      return;
+    }
     if (queue_.size() >= max_queued_) {
       ++dropped_;
       return;
@@ -55,6 +63,30 @@ void EventRecorder::record(const api::ResourceType& type, const google::protobuf
     queue_.push_back(std::move(ev));
   }
   cv_.notify_all();
+}
+
+bool EventRecorder::allow(const std::string& key) {
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = buckets_.try_emplace(key);
+  Bucket& b = it->second;
+  if (fresh) {
+    b.tokens = spam_.burst;
+    b.at = now;
+    if (buckets_.size() > 4096) {
+      // Forget full buckets (objects quiet for a while) so the map does not grow without end.
+      const auto full_after = spam_.refill_every * spam_.burst;
+      for (auto i = buckets_.begin(); i != buckets_.end();) {
+        i = i != it && now - i->second.at > full_after ? buckets_.erase(i) : std::next(i);
+      }
+    }
+  } else if (spam_.refill_every.count() > 0) {
+    b.tokens = std::min<double>(
+        spam_.burst, b.tokens + std::chrono::duration<double>(now - b.at) / spam_.refill_every);
+    b.at = now;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 void EventRecorder::flush() {

@@ -23,11 +23,21 @@
 
 namespace skiff::controllers {
 
+// client-go's EventSourceObjectSpamFilter: a token bucket per (source, involved object), 25 events
+// at once and one more every 5 minutes, so a ReplicaSet that creates 10,000 pods writes 25
+// SuccessfulCreate Events, not 10,000 (which would double the apiserver's writes).
+struct EventSpamOptions {
+  int burst = 25;
+  std::chrono::seconds refill_every{300};
+};
+
 // Records core/v1 Events about objects, off the caller's thread (best effort: a full queue drops
-// events rather than slowing a controller down, as client-go's broadcaster does).
+// events rather than slowing a controller down, as client-go's broadcaster does; the spam filter
+// drops what one object says too often).
 class EventRecorder {
  public:
-  EventRecorder(client::Client& client, std::string component, size_t max_queued = 1000);
+  EventRecorder(client::Client& client, std::string component, size_t max_queued = 1000,
+                EventSpamOptions spam = {});
   ~EventRecorder();
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
@@ -38,9 +48,13 @@ class EventRecorder {
   // Waits until every queued event was sent (tests).
   void flush();
   uint64_t dropped() const { return dropped_; }
+  // Events the spam filter kept back.
+  uint64_t filtered() const { return filtered_; }
 
  private:
   void loop();
+  // Takes a token of `key`'s bucket (under mu_).
+  bool allow(const std::string& key);
 
   client::Client& client_;
   std::string component_;
@@ -51,6 +65,13 @@ class EventRecorder {
   bool stopping_ = false;
   int in_flight_ = 0;
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> filtered_{0};
+  EventSpamOptions spam_;
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Bucket> buckets_;
   std::thread thread_;
 };
 

@@ -108,6 +108,18 @@ bool isPodAvailable(const Pod& pod, int32_t min_ready_seconds, const Timestamp& 
          (ready_at.seconds == now.seconds && ready_at.nanos < now.nanos);
 }
 
+bool toleratesTaint(const api::core::v1::Toleration& toleration,
+                    const api::core::v1::Taint& taint) {
+  if (!toleration.effect().empty() && toleration.effect() != taint.effect()) return false;
+  if (!toleration.key().empty() && toleration.key() != taint.key()) return false;
+  const std::string& op = toleration.operator_();
+  if (op == "Exists") return true;
+  if (op.empty() || op == "Equal") {
+    return !toleration.key().empty() && toleration.value() == taint.value();
+  }
+  return false;
+}
+
 uint32_t fnv32a(std::string_view bytes, uint32_t hash) {
   for (unsigned char c : bytes) {
     hash ^= c;

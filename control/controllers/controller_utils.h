@@ -91,6 +91,12 @@ bool isPodReady(const api::core::v1::Pod& pod);
 bool isPodAvailable(const api::core::v1::Pod& pod, int32_t min_ready_seconds,
                     const api::Timestamp& now);
 
+// v1.Toleration.ToleratesTaint (the DaemonSet's placement and the node lifecycle's NoExecute
+// eviction): effect and key match when set, Exists tolerates any value, Equal (or no operator)
+// the same value; an empty key goes only with Exists (Kubernetes' validation refuses it
+// otherwise).
+bool toleratesTaint(const api::core::v1::Toleration& toleration, const api::core::v1::Taint& taint);
+
 // The pod-template hash of a Deployment's ReplicaSets (controller.ComputeHash): FNV-32a over the
 // template's deterministic serialization, then the collision count as 4 little-endian bytes when
 // set, rendered with rand.SafeEncodeString of the decimal value (Kubernetes' alphabet

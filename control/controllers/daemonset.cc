@@ -143,14 +143,6 @@ bool podMatchesNode(const api::core::v1::PodSpec& spec, const Node& node) {
   return true;
 }
 
-bool toleratesTaint(const Toleration& t, const Taint& taint) {
-  if (!t.effect().empty() && t.effect() != taint.effect()) return false;
-  if (!t.key().empty() && t.key() != taint.key()) return false;
-  if (t.operator_() == "Exists") return true;
-  if (t.key().empty()) return false;  // an empty key needs Exists
-  return t.value() == taint.value();
-}
-
 std::string targetNodeOf(const Pod& pod) {
   if (!pod.spec().node_name().empty()) return pod.spec().node_name();
   const auto& spec = pod.spec();
@@ -262,6 +254,38 @@ PodOwnerResult reconcileDaemonSet(const DaemonSetInput& input) {
     return a->metadata().name() < b->metadata().name();
   });
 
+  // The rolling update's budgets (maxSurge 0: old pods go first, within maxUnavailable; else new
+  // pods come up next to old ones, within maxSurge, and the old go once the new are available;
+  // maxUnavailable plays no part then, as in Kubernetes).
+  const auto& strategy = spec.update_strategy();
+  const bool rolling = strategy.type().empty() || strategy.type() == "RollingUpdate";
+  int32_t desired_nodes = 0;
+  for (const Node* node : nodes)
+    desired_nodes += placement(judged, *node).should_run ? 1 : 0;
+  int32_t max_surge = 0;
+  int32_t max_unavailable = 1;
+  if (rolling && strategy.has_rolling_update()) {
+    const auto& ru = strategy.rolling_update();
+    try {
+      if (ru.has_max_surge()) {
+        max_surge = scaledValueFromIntOrPercent(ru.max_surge(), desired_nodes, /*round_up=*/true);
+      }
+    } catch (const std::invalid_argument& e) {
+      result.event("Warning", "InvalidUpdateStrategy",
+                   std::string("spec.updateStrategy.rollingUpdate.maxSurge: ") + e.what());
+    }
+    try {
+      if (ru.has_max_unavailable()) {
+        max_unavailable =
+            scaledValueFromIntOrPercent(ru.max_unavailable(), desired_nodes, /*round_up=*/true);
+      }
+    } catch (const std::invalid_argument& e) {
+      result.event("Warning", "InvalidUpdateStrategy",
+                   std::string("spec.updateStrategy.rollingUpdate.maxUnavailable: ") + e.what());
+    }
+  }
+  const bool surging = rolling && max_surge > 0;
+
   const bool act = input.expectations_satisfied;
   std::set<const Pod*> deleting;
   auto remove = [&](const Pod* pod) {
@@ -270,8 +294,14 @@ PodOwnerResult reconcileDaemonSet(const DaemonSetInput& input) {
   };
   std::vector<std::string> create_on;
   int32_t desired = 0, current = 0, misscheduled = 0, ready = 0, available = 0, updated = 0;
-  // For the rolling update: the one running pod of each eligible node (null when none).
-  std::vector<std::pair<const Node*, const Pod*>> eligible;
+  // For the rolling update: each eligible node's running pod (null when none) and, while a
+  // surge replaces it, the old pod next to the new one.
+  struct NodePods {
+    const Node* node = nullptr;
+    const Pod* pod = nullptr;
+    const Pod* old = nullptr;  // surging only
+  };
+  std::vector<NodePods> eligible;
   std::set<std::string> known_nodes;
   const int32_t min_ready = spec.min_ready_seconds();
 
@@ -304,14 +334,41 @@ PodOwnerResult reconcileDaemonSet(const DaemonSetInput& input) {
       if (has_pods) ++current;
       if (running.empty()) {
         create_on.push_back(name);
-        eligible.emplace_back(node, nullptr);
+        eligible.push_back({node, nullptr, nullptr});
         continue;
       }
-      for (size_t i = 1; i < running.size(); ++i)
-        remove(running[i]);  // one per node: the oldest stays
       const Pod* pod = running[0];
-      eligible.emplace_back(node, pod);
-      if (hashOf(*pod) == hash) ++updated;
+      const Pod* old = nullptr;
+      if (surging) {
+        // The oldest pod of the current template and the oldest other one stay; the old one goes
+        // once the new one is available (or at once when it is not available itself).
+        const Pod* newest_template = nullptr;
+        for (const Pod* p : running) {
+          const Pod*& slot = hashOf(*p) == hash ? newest_template : old;
+          if (slot == nullptr) {
+            slot = p;
+          } else {
+            remove(p);
+          }
+        }
+        if (newest_template != nullptr && old != nullptr &&
+            (!isPodAvailable(*old, min_ready, input.now) ||
+             isPodAvailable(*newest_template, min_ready, input.now))) {
+          remove(old);
+          old = nullptr;
+        }
+        // Readiness and availability are the old pod's until it goes (Kubernetes counts the
+        // oldest pod of the node).
+        pod = old != nullptr ? old : newest_template;
+        if (newest_template != nullptr) ++updated;
+        eligible.push_back({node, newest_template != nullptr ? newest_template : old,
+                            newest_template != nullptr ? old : nullptr});
+      } else {
+        for (size_t i = 1; i < running.size(); ++i)
+          remove(running[i]);  // one per node: the oldest stays
+        eligible.push_back({node, pod, nullptr});
+        if (hashOf(*pod) == hash) ++updated;
+      }
       if (isPodReady(*pod)) {
         ++ready;
         if (isPodAvailable(*pod, min_ready, input.now)) {
@@ -337,29 +394,39 @@ PodOwnerResult reconcileDaemonSet(const DaemonSetInput& input) {
       remove(pod);
   }
 
+  if (act && surging) {
+    // Surge (daemon/update.go): a node with only an old pod gets a new pod next to it, within
+    // maxSurge nodes at once (an unavailable old pod's node always: nothing is lost there).
+    int32_t surges = 0;
+    std::vector<std::string> candidates;
+    for (const auto& e : eligible) {
+      if (e.pod == nullptr) continue;  // created above
+      if (e.old != nullptr) {
+        ++surges;  // the new pod is not available yet
+        continue;
+      }
+      if (hashOf(*e.pod) == hash) continue;
+      if (!isPodAvailable(*e.pod, min_ready, input.now)) {
+        create_on.push_back(e.node->metadata().name());
+      } else {
+        candidates.push_back(e.node->metadata().name());
+      }
+    }
+    const int32_t room = std::max(0, max_surge - surges);
+    for (int32_t i = 0; i < room && i < static_cast<int32_t>(candidates.size()); ++i)
+      create_on.push_back(candidates[static_cast<size_t>(i)]);
+  }
   if (act) {
     int n = std::min(static_cast<int>(create_on.size()), input.burst_pods);
     for (int i = 0; i < n; ++i)
       addPodCreate(result, daemonPodFor(ds, hash, create_on[i]), slowStartBatch(i));
 
-    const auto& strategy = spec.update_strategy();
-    if (strategy.type().empty() || strategy.type() == "RollingUpdate") {
-      int32_t max_unavailable = 1;
-      if (strategy.has_rolling_update() && strategy.rolling_update().has_max_unavailable()) {
-        try {
-          max_unavailable =
-              scaledValueFromIntOrPercent(strategy.rolling_update().max_unavailable(), desired,
-                                          /*round_up=*/true);
-        } catch (const std::invalid_argument& e) {
-          result.event(
-              "Warning", "InvalidUpdateStrategy",
-              std::string("spec.updateStrategy.rollingUpdate.maxUnavailable: ") + e.what());
-        }
-      }
+    if (rolling && !surging) {
       if (max_unavailable < 1) max_unavailable = 1;
       int32_t unavailable = 0;
       std::vector<const Pod*> free_to_replace, candidates;
-      for (const auto& [node, pod] : eligible) {
+      for (const auto& e : eligible) {
+        const Pod* pod = e.pod;
         if (pod == nullptr || deleting.count(pod) != 0) {
           ++unavailable;
           continue;

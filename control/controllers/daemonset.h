@@ -22,7 +22,10 @@
 //   ControllerRevision <set>-<hash> per template (history.h; revisionHistoryLimit, default 10,
 //   of those no pod uses are kept). RollingUpdate deletes old pods so that at most maxUnavailable
 //   (default 1, a percentage of desiredNumberScheduled rounded up) nodes are without an available
-//   pod; maxSurge is not implemented (treated as 0). OnDelete replaces only pods deleted by hand.
+//   pod. With maxSurge (a number, or a percentage rounded up) the update surges instead: a node
+//   with only an old pod gets a new one next to it, on at most maxSurge nodes at once (at once
+//   where the old pod is unavailable), and the old pod goes when the new one is available.
+//   OnDelete replaces only pods deleted by hand.
 // - Status: desired/current/updatedNumberScheduled, numberMisscheduled, numberReady,
 //   numberAvailable (minReadySeconds), numberUnavailable, observedGeneration.
 
@@ -50,7 +53,6 @@ api::core::v1::Pod daemonPodFor(const api::apps::v1::DaemonSet& ds, const std::s
 // nodeSelector and required node affinity terms (matchExpressions on labels, matchFields on
 // metadata.name) against a node.
 bool podMatchesNode(const api::core::v1::PodSpec& spec, const api::core::v1::Node& node);
-bool toleratesTaint(const api::core::v1::Toleration& toleration, const api::core::v1::Taint& taint);
 // The node a daemon pod is for: spec.nodeName, else its matchFields metadata.name term.
 std::string targetNodeOf(const api::core::v1::Pod& pod);
 

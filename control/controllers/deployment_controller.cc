@@ -112,6 +112,14 @@ std::optional<std::chrono::milliseconds> DeploymentController::sync(const std::s
         return std::chrono::milliseconds(100);
       }
       if (a.verb == Action::Verb::kDelete && e.isNotFound()) continue;
+      if ((a.verb == Action::Verb::kUpdate || a.verb == Action::Verb::kUpdateStatus) &&
+          e.isConflict()) {
+        // Written from a stale cache (the ReplicaSet controller wrote the status meanwhile): the
+        // rest was planned from the same view, so stop here; the informer brings the newer
+        // version and enqueues the Deployment, the delay is only a safety net.
+        ++conflicts_;
+        return kConflictRequeue;
+      }
       throw;
     }
   }

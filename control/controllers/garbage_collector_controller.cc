@@ -2,9 +2,38 @@
 
 #include <algorithm>
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "control/client/typed.h"
 
 namespace skiff::controllers {
+
+namespace {
+
+// Whether an update can change what the collector decides about the object, its owners or its
+// dependents: its identity, ownerReferences, deletion or finalizers. Status writes (a ReplicaSet's
+// counts, a pod's readiness) cannot, and they are nearly every update.
+bool collectorCares(const google::protobuf::Message& a, const google::protobuf::Message& b) {
+  const auto& ma = metaOf(a);
+  const auto& mb = metaOf(b);
+  if (ma.uid() != mb.uid() || ma.has_deletion_timestamp() != mb.has_deletion_timestamp()) {
+    return true;
+  }
+  if (ma.finalizers_size() != mb.finalizers_size() ||
+      !std::equal(ma.finalizers().begin(), ma.finalizers().end(), mb.finalizers().begin())) {
+    return true;
+  }
+  if (ma.owner_references_size() != mb.owner_references_size()) return true;
+  for (int i = 0; i < ma.owner_references_size(); ++i) {
+    if (!google::protobuf::util::MessageDifferencer::Equals(ma.owner_references(i),
+                                                            mb.owner_references(i))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 GarbageCollector::GarbageCollector(client::Client& client,
                                    std::vector<client::SharedInformer*> informers)
@@ -12,9 +41,10 @@ GarbageCollector::GarbageCollector(client::Client& client,
   for (size_t i = 0; i < informers_.size(); ++i) {
     int index = static_cast<int>(i);
     informers_[i]->addEventHandler({
-        .on_add = [this, index](const client::ObjectPtr& o) { enqueueRelated(index, *o); },
+        .on_add = [this, index](const client::ObjectPtr& o) { enqueueAdded(index, *o); },
         .on_update =
             [this, index](const client::ObjectPtr& a, const client::ObjectPtr& b) {
+              if (!collectorCares(*a, *b)) return;
               // Owners a dependent dropped must look again too.
               enqueueRelated(index, *a);
               enqueueRelated(index, *b);
@@ -76,6 +106,29 @@ std::string GarbageCollector::keyOf(int index, const google::protobuf::Message& 
 bool GarbageCollector::allSynced() const {
   return std::all_of(informers_.begin(), informers_.end(),
                      [](const client::SharedInformer* i) { return i->hasSynced(); });
+}
+
+void GarbageCollector::enqueueAdded(int index, const google::protobuf::Message& object) {
+  const auto& meta = metaOf(object);
+  enqueue(keyOf(index, object));
+  // A new dependent matters to an owner only while that owner is being deleted (foreground
+  // deletion waits for it); the dependent's own sync looks at owners that are gone.
+  for (const auto& ref : meta.owner_references()) {
+    int oi = indexOfKind(ref.api_version(), ref.kind());
+    if (oi < 0) continue;
+    const bool namespaced = informers_[oi]->type().namespaced;
+    auto owner = informers_[oi]->cache().get(namespaced ? meta.namespace_() : "", ref.name());
+    if (owner && metaOf(*owner).has_deletion_timestamp()) {
+      enqueue(std::to_string(oi) + "|" +
+              (namespaced ? meta.namespace_() + "/" + ref.name() : ref.name()));
+    }
+  }
+  // Dependents made before their owner was seen.
+  for (size_t i = 0; i < informers_.size(); ++i) {
+    for (const auto& dep : informers_[i]->cache().byIndex(client::kIndexOwner, meta.uid())) {
+      enqueue(keyOf(static_cast<int>(i), *dep));
+    }
+  }
 }
 
 void GarbageCollector::enqueueRelated(int index, const google::protobuf::Message& object) {

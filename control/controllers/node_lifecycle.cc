@@ -181,18 +181,6 @@ std::optional<Pod> podMarkedNotReady(const Pod& pod, const api::Timestamp& now) 
   return std::nullopt;  // never Ready: nothing to take back
 }
 
-bool tolerationToleratesTaint(const Toleration& toleration, const Taint& taint) {
-  if (!toleration.effect().empty() && toleration.effect() != taint.effect()) return false;
-  if (!toleration.key().empty() && toleration.key() != taint.key()) return false;
-  const std::string& op = toleration.operator_();
-  if (op == "Exists") return true;
-  if (op.empty() || op == "Equal") {
-    // An empty key only goes with Exists.
-    return !toleration.key().empty() && toleration.value() == taint.value();
-  }
-  return false;
-}
-
 std::chrono::milliseconds NoExecuteTaintLimiter::tryTake(const api::Timestamp& now) {
   if (rate_ <= 0) return std::chrono::milliseconds(0);
   if (next_ && before(now, *next_)) {
@@ -219,7 +207,7 @@ EvictionDecision podEviction(const Pod& pod, const std::vector<Taint>& taints,
     if (taint.effect() != "NoExecute") continue;
     const Toleration* used = nullptr;
     for (const auto& t : pod.spec().tolerations()) {
-      if (tolerationToleratesTaint(t, taint)) {
+      if (toleratesTaint(t, taint)) {
         used = &t;
         break;
       }

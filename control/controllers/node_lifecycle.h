@@ -70,10 +70,6 @@ std::optional<std::vector<api::core::v1::Taint>> desiredNodeTaints(const api::co
 std::optional<api::core::v1::Pod> podMarkedNotReady(const api::core::v1::Pod& pod,
                                                     const api::Timestamp& now);
 
-// v1.Toleration.ToleratesTaint.
-bool tolerationToleratesTaint(const api::core::v1::Toleration& toleration,
-                              const api::core::v1::Taint& taint);
-
 struct EvictionDecision {
   enum class Kind { kNever, kNow, kLater };
   Kind kind = Kind::kNever;

@@ -46,15 +46,6 @@ void addStatusUpdate(PodOwnerResult& result, std::shared_ptr<google::protobuf::M
   result.actions.push_back(std::move(a));
 }
 
-int slowStartBatch(int index) {
-  int batch = 0;
-  for (int size = 1; index >= size; size *= 2) {
-    index -= size;
-    ++batch;
-  }
-  return batch;
-}
-
 PodOwnerController::PodOwnerController(std::string name, const api::ResourceType& owner_type,
                                        client::Client& client, client::SharedInformer& owners,
                                        client::SharedInformer& pods, EventRecorder* events)
@@ -105,6 +96,23 @@ void PodOwnerController::watchOwned(client::SharedInformer& informer) {
   });
 }
 
+bool PodOwnerController::adopts(const google::protobuf::Message&, const Pod&) const {
+  return false;
+}
+
+ManageError PodOwnerController::manageError(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = manage_errors_.find(key);
+  return it == manage_errors_.end() ? ManageError{} : it->second;
+}
+
+void PodOwnerController::enqueueAdopters(const Pod& pod) {
+  for (const auto& owner :
+       owners_.cache().byIndex(client::kIndexNamespace, pod.metadata().namespace_())) {
+    if (adopts(*owner, pod)) enqueue(client::objectKey(*owner));
+  }
+}
+
 std::string PodOwnerController::ownerKey(const api::meta::v1::ObjectMeta& meta) const {
   const auto* ref = controllerOf(meta);
   if (ref == nullptr || ref->kind() != owner_type_.kind) return {};
@@ -117,6 +125,10 @@ void PodOwnerController::onPodAdd(const client::ObjectPtr& obj) {
   const auto& pod = client::as<Pod>(obj);
   if (pod.metadata().has_deletion_timestamp()) {
     onPodDelete(obj);
+    return;
+  }
+  if (controllerOf(pod.metadata()) == nullptr) {
+    enqueueAdopters(pod);
     return;
   }
   std::string key = ownerKey(pod.metadata());
@@ -137,7 +149,11 @@ void PodOwnerController::onPodUpdate(const client::ObjectPtr& old_obj,
   std::string old_key = ownerKey(old_pod.metadata());
   std::string key = ownerKey(pod.metadata());
   if (!old_key.empty() && old_key != key) enqueue(old_key);
-  if (!key.empty()) enqueue(key);
+  if (!key.empty()) {
+    enqueue(key);
+    return;
+  }
+  if (controllerOf(pod.metadata()) == nullptr) enqueueAdopters(pod);
 }
 
 void PodOwnerController::onPodDelete(const client::ObjectPtr& obj) {
@@ -152,15 +168,20 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
   auto owner = owners_.cache().get(key);
   if (!owner) {
     expectations_.remove(key);
+    std::lock_guard lock(mu_);
+    manage_errors_.erase(key);
     return std::nullopt;
   }
   const auto& meta = metaOf(*owner);
+  // Expectations before the list (as Kubernetes' syncReplicaSet): a pod seen between the two
+  // would otherwise satisfy them without being in the list, and be created twice.
+  const bool satisfied = expectations_.satisfied(key);
   auto pod_objs = pods_.cache().byIndex(client::kIndexNamespace, meta.namespace_());
   std::vector<const Pod*> pods;
   pods.reserve(pod_objs.size());
   for (const auto& p : pod_objs)
     pods.push_back(&client::as<Pod>(p));
-  PodOwnerResult result = reconcile(*owner, pods, expectations_.satisfied(key));
+  PodOwnerResult result = reconcile(*owner, pods, satisfied);
   if (!result.warning.empty()) {
     if (events_ != nullptr) {
       events_->record(owner_type_, *owner, "Warning", result.warning_reason, result.warning);
@@ -174,31 +195,53 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
 
   ActionRunner runner(client_, events_);
   int attempted_creates = 0;
-  int current_batch = -1;
   bool batch_failed = false;
+  bool conflict = false;
+  ManageError failure;
   std::exception_ptr first_error;
-  for (const Action& a : result.actions) {
-    const bool pod_create = a.verb == Action::Verb::kCreate && a.type->kind == "Pod";
-    if (pod_create) {
-      if (a.batch != current_batch) {
-        if (batch_failed) continue;  // slow start: stop after a batch with a failure
-        current_batch = a.batch;
-      }
-      ++attempted_creates;
-      try {
-        runner.run(a, owner.get(), &owner_type_);
-      } catch (const std::exception& e) {
-        expectations_.creationObserved(key);  // it will never be seen
-        batch_failed = true;
-        if (events_ != nullptr) {
-          events_->record(owner_type_, *owner, "Warning", "FailedCreate",
-                          std::string("Error creating: ") + e.what());
+  auto isPodCreate = [](const Action& a) {
+    return a.verb == Action::Verb::kCreate && a.type->kind == "Pod";
+  };
+  const auto& actions = result.actions;
+  for (size_t i = 0; i < actions.size();) {
+    const Action& a = actions[i];
+    if (isPodCreate(a)) {
+      // One slow-start batch: the pod creates that follow with the same batch number.
+      size_t end = i + 1;
+      while (end < actions.size() && isPodCreate(actions[end]) && actions[end].batch == a.batch)
+        ++end;
+      const size_t begin = i;
+      i = end;
+      if (batch_failed) continue;  // slow start: nothing after a batch with a failure
+      const int count = static_cast<int>(end - begin);
+      attempted_creates += count;
+      ParallelResult batch = runParallel(count, max_parallel_creates_, [&](int k) {
+        try {
+          runner.run(actions[begin + static_cast<size_t>(k)], owner.get(), &owner_type_);
+        } catch (const std::exception& e) {
+          expectations_.creationObserved(key);  // it will never be seen
+          if (events_ != nullptr) {
+            events_->record(owner_type_, *owner, "Warning", "FailedCreate",
+                            std::string("Error creating: ") + e.what());
+          }
+          throw;
         }
-        if (!first_error) first_error = std::current_exception();
+      });
+      if (batch.failures > 0) {
+        batch_failed = true;
+        if (!first_error) first_error = batch.first_error;
+        try {
+          std::rethrow_exception(batch.first_error);
+        } catch (const std::exception& e) {
+          failure = {"FailedCreate", e.what()};
+        } catch (...) {
+          failure = {"FailedCreate", "unknown error"};
+        }
       }
       continue;
     }
-    if (batch_failed) {
+    ++i;
+    if (batch_failed && !writes_after_failed_creates_) {
       // What follows the creates (status) would describe them as made: retry instead.
       if (a.verb == Action::Verb::kDelete) expectations_.deletionObserved(key, a.ns + "/" + a.name);
       continue;
@@ -207,9 +250,17 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
       runner.run(a, owner.get(), &owner_type_);
     } catch (const client::ApiError& e) {
       if (a.verb == Action::Verb::kCreate && e.isAlreadyExists()) continue;  // made earlier
+      if ((a.verb == Action::Verb::kUpdate || a.verb == Action::Verb::kUpdateStatus) &&
+          e.isConflict()) {
+        // Written from a stale cache: the informer brings the newer version (and enqueues us).
+        ++conflicts_;
+        conflict = true;
+        continue;
+      }
       if (a.verb == Action::Verb::kDelete) {
         expectations_.deletionObserved(key, a.ns + "/" + a.name);
         if (e.isNotFound()) continue;  // already gone: what we wanted
+        failure = {"FailedDelete", e.what()};
         if (events_ != nullptr) {
           events_->record(owner_type_, *owner, "Warning", "FailedDelete",
                           std::string("Error deleting: ") + e.what());
@@ -223,11 +274,20 @@ std::optional<std::chrono::milliseconds> PodOwnerController::sync(const std::str
   }
   for (int i = attempted_creates; i < result.creates; ++i)
     expectations_.creationObserved(key);
+  {
+    std::lock_guard lock(mu_);
+    if (!failure.reason.empty()) {
+      manage_errors_[key] = failure;
+    } else if (!first_error) {
+      manage_errors_.erase(key);
+    }
+  }
   if (first_error) std::rethrow_exception(first_error);
   if (events_ != nullptr) {
     for (const auto& [type, reason, message] : result.events)
       events_->record(owner_type_, *owner, type, reason, message);
   }
+  if (conflict) result.requeueAfter(kConflictRequeue);
   return result.requeue_after;
 }
 

@@ -163,46 +163,16 @@ ReplicaSetResult reconcileReplicaSet(const ReplicaSetInput& input) {
     int diff = static_cast<int>(active.size()) - want;
     if (diff < 0) {
       int n = std::min(-diff, input.burst_replicas);
-      Pod pod = podFromTemplate(rs);
-      int batch = 0;
-      int in_batch = 0;
-      int batch_size = 1;
-      for (int i = 0; i < n; ++i) {
-        if (in_batch == batch_size) {
-          ++batch;
-          in_batch = 0;
-          batch_size *= 2;
-        }
-        Action a;
-        a.verb = Action::Verb::kCreate;
-        a.type = &typeOf<Pod>();
-        a.ns = meta.namespace_();
-        a.object = std::make_shared<Pod>(pod);
-        a.batch = batch;
-        a.event_reason = "SuccessfulCreate";
-        a.event_message = "Created pod: ";  // the shell appends the generated name
-        result.actions.push_back(std::move(a));
-        ++in_batch;
-      }
-      result.creates = n;
+      const Pod pod = podFromTemplate(rs);
+      for (int i = 0; i < n; ++i)
+        addPodCreate(result, pod, slowStartBatch(i));
     } else if (diff > 0) {
       int n = std::min(diff, input.burst_replicas);
       std::vector<const Pod*> order = active;
       std::stable_sort(order.begin(), order.end(),
                        [](const Pod* a, const Pod* b) { return deletePodBefore(*a, *b); });
-      for (int i = 0; i < n; ++i) {
-        const auto& pm = order[i]->metadata();
-        Action a;
-        a.verb = Action::Verb::kDelete;
-        a.type = &typeOf<Pod>();
-        a.ns = pm.namespace_();
-        a.name = pm.name();
-        a.precondition_uid = pm.uid();
-        a.event_reason = "SuccessfulDelete";
-        a.event_message = "Deleted pod: " + pm.name();
-        result.actions.push_back(std::move(a));
-        result.deleted_pod_keys.push_back(pm.namespace_() + "/" + pm.name());
-      }
+      for (int i = 0; i < n; ++i)
+        addPodDelete(result, *order[i]);
     }
   }
 

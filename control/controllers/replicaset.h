@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "control/controllers/controller_utils.h"
+#include "control/controllers/pod_owner_controller.h"
 
 // The ReplicaSet reconciler (pkg/controller/replicaset), as a pure function: from a ReplicaSet and
 // the pods of its namespace (the informer cache) to the writes that bring the pods to
@@ -34,10 +34,9 @@ struct ReplicaSetInput {
   std::string manage_error;
 };
 
-struct ReplicaSetResult : ReconcileResult {
-  int creates = 0;                            // pods asked for (the shell expects that many adds)
-  std::vector<std::string> deleted_pod_keys;  // "ns/name" of pods asked to be deleted
-};
+// creates: pods asked for (the shell expects that many adds); deleted_pod_keys: "ns/name" of
+// the pods asked to be deleted.
+using ReplicaSetResult = PodOwnerResult;
 
 ReplicaSetResult reconcileReplicaSet(const ReplicaSetInput& input);
 

@@ -1,45 +1,28 @@
 #pragma once
 
-#include <map>
-#include <mutex>
-#include <string>
-
-#include "control/controllers/controller.h"
-#include "control/controllers/expectations.h"
+#include "control/controllers/pod_owner_controller.h"
 #include "control/controllers/replicaset.h"
 
 namespace skiff::controllers {
 
-// The ReplicaSet controller: reconcileReplicaSet on ReplicaSet and Pod informers, with
-// expectations and slow-start batches.
-class ReplicaSetController : public QueueController {
+// The ReplicaSet controller: reconcileReplicaSet on ReplicaSet and Pod informers, in the shell
+// the workload controllers share (expectations, slow-start batches of parallel creates, conflicts
+// left to the informer). Orphans whose labels a ReplicaSet's selector matches go to it (adoption).
+class ReplicaSetController : public PodOwnerController {
  public:
   ReplicaSetController(client::Client& client, client::SharedInformer& replica_sets,
                        client::SharedInformer& pods, EventRecorder* events = nullptr,
                        int burst_replicas = 500);
   ~ReplicaSetController() override;
 
-  Expectations& expectations() { return expectations_; }
-
  protected:
-  std::optional<std::chrono::milliseconds> sync(const std::string& key) override;
+  PodOwnerResult reconcile(const google::protobuf::Message& owner,
+                           const std::vector<const api::core::v1::Pod*>& pods,
+                           bool expectations_satisfied) override;
+  bool adopts(const google::protobuf::Message& owner, const api::core::v1::Pod& pod) const override;
 
  private:
-  void onPodAdd(const client::ObjectPtr& obj);
-  void onPodUpdate(const client::ObjectPtr& old_obj, const client::ObjectPtr& new_obj);
-  void onPodDelete(const client::ObjectPtr& obj);
-  // The key of the ReplicaSet a controllerRef points at, if it is in the cache with that uid.
-  std::string ownerKey(const api::meta::v1::ObjectMeta& meta) const;
-  void enqueueMatching(const api::core::v1::Pod& pod);
-
-  client::Client& client_;
-  client::SharedInformer& replica_sets_;
-  client::SharedInformer& pods_;
-  EventRecorder* events_;
   int burst_;
-  Expectations expectations_;
-  std::mutex mu_;
-  std::map<std::string, std::pair<std::string, std::string>> errors_;  // key -> reason, message
 };
 
 }  // namespace skiff::controllers

@@ -1,12 +1,18 @@
 // The controller shells on hand-fed informers and a mock Client: what they send, in which order,
-// and how expectations keep a ReplicaSet from creating twice before its informer catches up.
+// how expectations keep a ReplicaSet from creating twice before its informer catches up, that a
+// slow-start batch is sent in parallel, and that a conflict is left to the informer.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "control/api/codec.h"
 #include "control/controllers/deployment_controller.h"
-#include "control/controllers/expectations.h"
 #include "control/controllers/garbage_collector_controller.h"
 #include "control/controllers/replicaset_controller.h"
 #include "tests/control/controllers/builders.h"
@@ -43,27 +49,6 @@ api::Value named(const api::Value& object, const std::string& name) {
   return api::encode(pod);
 }
 
-TEST(Expectations, CountsAndExpiry) {
-  Expectations e;
-  EXPECT_TRUE(e.satisfied("ns/a"));
-  e.expectCreations("ns/a", 2);
-  EXPECT_FALSE(e.satisfied("ns/a"));
-  e.creationObserved("ns/a");
-  EXPECT_FALSE(e.satisfied("ns/a"));
-  e.creationObserved("ns/a");
-  EXPECT_TRUE(e.satisfied("ns/a"));
-  e.expectDeletions("ns/a", {"ns/p1"});
-  EXPECT_FALSE(e.satisfied("ns/a"));
-  e.deletionObserved("ns/a", "ns/other");
-  EXPECT_FALSE(e.satisfied("ns/a"));
-  e.deletionObserved("ns/a", "ns/p1");
-  EXPECT_TRUE(e.satisfied("ns/a"));
-  Expectations quick(std::chrono::milliseconds(0));
-  quick.expectCreations("k", 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  EXPECT_TRUE(quick.satisfied("k"));
-}
-
 TEST(ReplicaSetController, CreatesOnceUntilTheInformerSeesThePods) {
   StrictMock<MockClient> client;
   auto rs_informer = FakeInformer::of<ReplicaSet>();
@@ -73,11 +58,13 @@ TEST(ReplicaSetController, CreatesOnceUntilTheInformerSeesThePods) {
   rs_informer.put(rs);
 
   std::vector<api::Value> created;
+  std::mutex mu;  // batch 1 (two pods) is sent from two threads
   EXPECT_CALL(client, create(_, "default", _, _))
       .Times(3)
       .WillRepeatedly(Invoke([&](const api::ResourceType& type, std::string_view,
                                  const api::Value& obj, const client::WriteOptions&) {
         EXPECT_EQ(type.kind, "Pod");
+        std::lock_guard lock(mu);
         created.push_back(named(obj, "web-" + std::to_string(created.size())));
         return created.back();
       }));
@@ -117,7 +104,7 @@ TEST(ReplicaSetController, SlowStartStopsAtTheFirstFailedBatch) {
   auto pod_informer = FakeInformer::of<Pod>();
   ReplicaSetController controller(client, rs_informer, pod_informer);
   rs_informer.put(makeReplicaSet(10));
-  int calls = 0;
+  std::atomic<int> calls{0};
   // Batch 0 (1 pod) works, batch 1 (2 pods) fails: batch 2 is never sent.
   EXPECT_CALL(client, create(_, _, _, _))
       .Times(3)
@@ -126,6 +113,8 @@ TEST(ReplicaSetController, SlowStartStopsAtTheFirstFailedBatch) {
         if (++calls >= 2) throw client::ApiError(403, "Forbidden", "exceeded quota");
         return named(obj, "web-a");
       }));
+  // The status (the cached pods: none) still goes out; the next sync adds ReplicaFailure.
+  EXPECT_CALL(client, updateStatus(_, _, _, _)).WillOnce(::testing::ReturnArg<2>());
   controller.drain();
   EXPECT_EQ(controller.errors(), 1u);
   // Only the one that worked is still expected.
@@ -160,6 +149,139 @@ TEST(ReplicaSetController, FailedCreateIsReportedAsReplicaFailure) {
   EXPECT_EQ(s.conditions(0).reason(), "FailedCreate");
   EXPECT_NE(s.conditions(0).message().find("exceeded quota"), std::string::npos);
   EXPECT_GE(controller.errors(), 2u);
+}
+
+TEST(ReplicaSetController, SendsEachSlowStartBatchInParallel) {
+  StrictMock<MockClient> client;
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  ReplicaSetController controller(client, rs_informer, pod_informer);
+  rs_informer.put(makeReplicaSet(7));  // batches of 1, 2 and 4
+  // Each create waits until the whole of its batch is in flight: sent one after the other, the
+  // wait would time out.
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0;
+  std::map<int, int> in_batch;  // batch -> creates in flight
+  int timeouts = 0;
+  EXPECT_CALL(client, create(_, "default", _, _))
+      .Times(7)
+      .WillRepeatedly(Invoke([&](const api::ResourceType&, std::string_view, const api::Value& obj,
+                                 const client::WriteOptions&) {
+        std::unique_lock lock(mu);
+        const int index = started++;
+        const int batch = slowStartBatch(index);
+        const int size = 1 << batch;
+        ++in_batch[batch];
+        cv.notify_all();
+        if (!cv.wait_for(lock, std::chrono::seconds(5), [&] { return in_batch[batch] == size; })) {
+          ++timeouts;
+        }
+        return named(obj, "web-" + std::to_string(index));
+      }));
+  EXPECT_CALL(client, updateStatus(_, _, _, _)).WillOnce(::testing::ReturnArg<2>());
+  controller.drain();
+  EXPECT_EQ(timeouts, 0);
+  EXPECT_EQ(in_batch[2], 4);
+  EXPECT_EQ(controller.expectations().pendingCreations("default/web"), 7);
+}
+
+TEST(ReplicaSetController, ParallelCreatesStayWithinTheLimit) {
+  StrictMock<MockClient> client;
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  ReplicaSetController controller(client, rs_informer, pod_informer);
+  controller.setMaxParallelCreates(3);
+  rs_informer.put(makeReplicaSet(15));  // batches of 1, 2, 4 and 8
+  std::mutex mu;
+  int in_flight = 0;
+  int most = 0;
+  EXPECT_CALL(client, create(_, "default", _, _))
+      .Times(15)
+      .WillRepeatedly(Invoke([&](const api::ResourceType&, std::string_view, const api::Value& obj,
+                                 const client::WriteOptions&) {
+        {
+          std::lock_guard lock(mu);
+          most = std::max(most, ++in_flight);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        std::lock_guard lock(mu);
+        --in_flight;
+        return named(obj, "web-x");
+      }));
+  EXPECT_CALL(client, updateStatus(_, _, _, _)).WillOnce(::testing::ReturnArg<2>());
+  controller.drain();
+  EXPECT_LE(most, 3);
+}
+
+TEST(ReplicaSetController, AConflictIsLeftToTheInformerNotRetriedWithBackoff) {
+  StrictMock<MockClient> client;
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  ReplicaSetController controller(client, rs_informer, pod_informer);
+  auto rs = makeReplicaSet(1);
+  rs_informer.put(rs);
+  pod_informer.put(makePod({.name = "web-1", .owner_uid = "rs-uid", .owner_name = "web"}));
+  // The Deployment controller scaled the ReplicaSet meanwhile: the status write loses.
+  EXPECT_CALL(client, updateStatus(_, _, _, _))
+      .WillOnce(
+          ::testing::Throw(client::ApiError(409, "Conflict", "the object has been modified")));
+  EXPECT_EQ(controller.drain(), 1);
+  EXPECT_EQ(controller.errors(), 0u);
+  EXPECT_EQ(controller.conflicts(), 1u);
+  EXPECT_EQ(controller.queue().numRequeues("default/web"), 0);  // no backoff
+  // The newer version arrives: the next sync writes the status on it.
+  rs.mutable_metadata()->set_resource_version("12");
+  rs.mutable_spec()->set_replicas(1);
+  EXPECT_CALL(client, updateStatus(_, _, _, _))
+      .WillOnce(Invoke([](const api::ResourceType&, std::string_view, const api::Value& obj,
+                          const client::WriteOptions&) {
+        auto written = decoded<ReplicaSet>(obj);
+        EXPECT_EQ(written.metadata().resource_version(), "12");
+        EXPECT_EQ(written.status().replicas(), 1);
+        return obj;
+      }));
+  rs_informer.put(rs);
+  EXPECT_EQ(controller.drain(), 1);
+  EXPECT_EQ(controller.errors(), 0u);
+}
+
+TEST(ReplicaSetController, AnOrphanItsSelectorMatchesIsAdopted) {
+  StrictMock<MockClient> client;
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  ReplicaSetController controller(client, rs_informer, pod_informer);
+  auto rs = makeReplicaSet(1);
+  rs.mutable_status()->set_replicas(1);
+  rs.mutable_status()->set_fully_labeled_replicas(0);
+  rs.mutable_status()->set_ready_replicas(1);
+  rs.mutable_status()->set_available_replicas(1);
+  rs.mutable_status()->set_observed_generation(3);
+  rs_informer.put(rs);
+  EXPECT_CALL(client, updateStatus(_, _, _, _)).WillRepeatedly(::testing::ReturnArg<2>());
+  EXPECT_CALL(client, create(_, _, _, _))
+      .WillOnce(Invoke([&](const api::ResourceType&, std::string_view, const api::Value& obj,
+                           const client::WriteOptions&) { return named(obj, "web-made"); }));
+  controller.drain();
+  // An orphan with the selector's labels shows up (and one without them): the first is adopted.
+  api::Value adopted;
+  EXPECT_CALL(client, update(_, "default", _, _))
+      .WillOnce(Invoke([&](const api::ResourceType& type, std::string_view, const api::Value& obj,
+                           const client::WriteOptions&) {
+        EXPECT_EQ(type.kind, "Pod");
+        adopted = obj;
+        return obj;
+      }));
+  pod_informer.put(makePod({.name = "stray", .labels = {{"app", "other"}}}));
+  EXPECT_EQ(controller.drain(), 0);  // nobody's selector matches it
+  pod_informer.put(makePod({.name = "orphan"}));
+  EXPECT_EQ(controller.drain(), 1);
+  auto pod = decoded<Pod>(adopted);
+  EXPECT_EQ(pod.metadata().name(), "orphan");
+  const auto* ref = controllerOf(pod.metadata());
+  ASSERT_NE(ref, nullptr);
+  EXPECT_EQ(ref->uid(), "rs-uid");
+  EXPECT_EQ(ref->kind(), "ReplicaSet");
 }
 
 TEST(DeploymentController, CreatesTheReplicaSetThenWritesRevisionAndStatus) {
@@ -254,6 +376,61 @@ TEST(GarbageCollector, OwnerDeletionEnqueuesItsDependents) {
       .WillOnce(::testing::Throw(client::ApiError(404, "NotFound", "not found")));
   EXPECT_CALL(client, remove(_, "default", "p", _)).WillOnce(Return(api::Value::object()));
   gc.drain();
+}
+
+TEST(EventRecorder, SpamFilterKeepsEachObjectToItsBurst) {
+  StrictMock<MockClient> client;
+  std::atomic<int> sent{0};
+  EXPECT_CALL(client, create(_, _, _, _))
+      .WillRepeatedly(Invoke([&](const api::ResourceType& type, std::string_view,
+                                 const api::Value& obj, const client::WriteOptions&) {
+        EXPECT_EQ(type.kind, "Event");
+        ++sent;
+        return obj;
+      }));
+  EventRecorder recorder(client, "test", 1000, {.burst = 3, .refill_every = std::chrono::hours(1)});
+  const auto rs = makeReplicaSet(1);
+  auto other = rs;
+  other.mutable_metadata()->set_name("other");
+  other.mutable_metadata()->set_uid("other-uid");
+  for (int i = 0; i < 10; ++i) {
+    recorder.record(typeOf<ReplicaSet>(), rs, "Normal", "SuccessfulCreate",
+                    "Created pod: web-" + std::to_string(i));
+  }
+  recorder.record(typeOf<ReplicaSet>(), other, "Normal", "SuccessfulCreate", "Created pod: o");
+  recorder.flush();
+  EXPECT_EQ(sent.load(), 4);  // 3 about web, 1 about other
+  EXPECT_EQ(recorder.filtered(), 7u);
+  EXPECT_EQ(recorder.dropped(), 0u);
+}
+
+TEST(GarbageCollector, StatusWritesSendNothingThroughTheQueue) {
+  StrictMock<MockClient> client;
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  GarbageCollector gc(client, {&rs_informer, &pod_informer});
+  auto rs = makeReplicaSet(2);
+  rs_informer.put(rs);
+  pod_informer.put(makePod({.name = "p1", .owner_uid = "rs-uid", .owner_name = "web"}));
+  pod_informer.put(makePod({.name = "p2", .owner_uid = "rs-uid", .owner_name = "web"}));
+  EXPECT_EQ(gc.drain(), 3);  // each object once: a new pod does not send its owner through
+  // The ReplicaSet's status and a pod's readiness change: nothing to look at.
+  rs.mutable_status()->set_replicas(2);
+  rs.mutable_metadata()->set_resource_version("7");
+  rs_informer.put(rs);
+  Pod ready = makePod({.name = "p1", .owner_uid = "rs-uid", .owner_name = "web", .ready = false});
+  pod_informer.put(ready);
+  EXPECT_EQ(gc.drain(), 0);
+  // The ReplicaSet is being deleted: it and both its pods are looked at again.
+  EXPECT_CALL(client, remove(_, _, _, _)).WillRepeatedly(Return(api::Value::object()));
+  EXPECT_CALL(client, update(_, _, _, _)).WillRepeatedly(::testing::ReturnArg<2>());
+  setTime(*rs.mutable_metadata()->mutable_deletion_timestamp(), kNow);
+  rs.mutable_metadata()->add_finalizers("foregroundDeletion");
+  rs_informer.put(rs);
+  EXPECT_EQ(gc.drain(), 3);
+  // A pod added while its owner is being deleted sends the owner through too.
+  pod_informer.put(makePod({.name = "p3", .owner_uid = "rs-uid", .owner_name = "web"}));
+  EXPECT_EQ(gc.drain(), 2);
 }
 
 }  // namespace

@@ -124,6 +124,16 @@ void newImage(DaemonSet& ds) {
       "agent:2");
 }
 
+// The new template, rolled out with maxSurge `surge` (an int).
+std::function<void(DaemonSet&)> surge(int n) {
+  return [n](DaemonSet& ds) {
+    newImage(ds);
+    auto* ru = ds.mutable_spec()->mutable_update_strategy()->mutable_rolling_update();
+    ru->mutable_max_surge()->set_type(api::runtime::IntOrString::INT);
+    ru->mutable_max_surge()->set_int_val(n);
+  };
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Cases, DaemonSetTable,
     ::testing::Values(
@@ -252,6 +262,53 @@ INSTANTIATE_TEST_SUITE_P(
              .desired = 4,
              .current = 4,
              .ready = 3},
+        Case{.name = "SurgeStartsNewPodsNextToOldOnesWithinMaxSurge",
+             .edit = surge(2),
+             .nodes = {makeNode("n1"), makeNode("n2"), makeNode("n3")},
+             .pods = {daemonPod("a", "n1"), daemonPod("b", "n2"), daemonPod("c", "n3")},
+             .create_on = {"n1", "n2"},
+             .desired = 3,
+             .current = 3,
+             .ready = 3},
+        Case{.name = "SurgeKeepsTheOldPodUntilTheNewOneIsAvailable",
+             .edit = surge(1),
+             .nodes = {makeNode("n1"), makeNode("n2")},
+             .pods = {daemonPod("a", "n1"), daemonPod("a2", "n1", newHash(), false),
+                      daemonPod("b", "n2")},
+             .desired = 2,
+             .current = 2,
+             .ready = 2,  // n1 still counts its old pod
+             .updated = 1},
+        Case{.name = "SurgeDeletesTheOldPodOnceTheNewOneIsAvailable",
+             .edit = surge(1),
+             .nodes = {makeNode("n1"), makeNode("n2")},
+             .pods = {daemonPod("a", "n1"), daemonPod("a2", "n1", newHash(), true, "Running", 10),
+                      daemonPod("b", "n2")},
+             .create_on = {"n2"},  // n1's surge is over: the budget moves on
+             .deletes = {"a"},
+             .desired = 2,
+             .current = 2,
+             .ready = 2,
+             .updated = 1},
+        Case{.name = "SurgeReplacesAnUnavailableOldPodAtOnce",
+             .edit = surge(1),
+             .nodes = {makeNode("n1"), makeNode("n2"), makeNode("n3")},
+             .pods = {daemonPod("a", "n1", "", false), daemonPod("b", "n2"), daemonPod("c", "n3")},
+             .create_on = {"n1", "n2"},  // n1 outside the budget, n2 within it
+             .desired = 3,
+             .current = 3,
+             .ready = 2},
+        Case{.name = "SurgeKeepsOnePodOfEachTemplatePerNode",
+             .edit = surge(1),
+             .nodes = {makeNode("n1")},
+             .pods = {daemonPod("a", "n1"), daemonPod("a-extra", "n1", "", true, "Running", 50),
+                      daemonPod("n-old", "n1", newHash(), false, "Running", 100),
+                      daemonPod("n-new", "n1", newHash(), false, "Running", 20)},
+             .deletes = {"a-extra", "n-new"},
+             .desired = 1,
+             .current = 1,
+             .ready = 1,
+             .updated = 1},
         Case{.name = "OnDeleteLeavesOldPods",
              .edit =
                  [](DaemonSet& ds) {

@@ -228,30 +228,6 @@ TEST(PodNotReadyTest, OnlyReadyLivePodsChange) {
   EXPECT_FALSE(podMarkedNotReady(testing::makePod({.name = "d", .deleting = true}), kNow));
 }
 
-TEST(TolerationTest, Table) {
-  struct Case {
-    const char* toleration;
-    const char* taint;
-    bool tolerates;
-  };
-  const Case cases[] = {
-      {"{key: k, operator: Exists}", "{key: k, effect: NoExecute}", true},
-      {"{operator: Exists}", "{key: anything, value: v, effect: NoSchedule}", true},
-      {"{key: k, value: v}", "{key: k, value: v, effect: NoExecute}", true},
-      {"{key: k, operator: Equal, value: v}", "{key: k, value: w, effect: NoExecute}", false},
-      {"{key: k, operator: Exists, effect: NoSchedule}", "{key: k, effect: NoExecute}", false},
-      {"{key: other, operator: Exists}", "{key: k, effect: NoExecute}", false},
-      {"{value: v}", "{key: k, value: v, effect: NoExecute}", false},
-      {"{key: k, operator: Lt}", "{key: k, effect: NoExecute}", false},
-  };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(std::string(c.toleration) + " vs " + c.taint);
-    EXPECT_EQ(tolerationToleratesTaint(fromYaml<api::core::v1::Toleration>(c.toleration),
-                                       fromYaml<Taint>(c.taint)),
-              c.tolerates);
-  }
-}
-
 TEST(PodEvictionTest, Table) {
   Taint unreachable;
   unreachable.set_key(std::string(kTaintUnreachable));
