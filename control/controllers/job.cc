@@ -76,7 +76,65 @@ int restartsOf(const Pod& pod) {
   return n;
 }
 
+const api::core::v1::ContainerStatus* exitCodeMatch(
+    const google::protobuf::RepeatedPtrField<api::core::v1::ContainerStatus>& statuses,
+    const api::batch::v1::PodFailurePolicyOnExitCodesRequirement& req) {
+  for (const auto& cs : statuses) {
+    if (!cs.state().has_terminated()) continue;  // still running: no exit code to match
+    if (req.has_container_name() && req.container_name() != cs.name()) continue;
+    const int32_t code = cs.state().terminated().exit_code();
+    if (code == 0) continue;
+    const bool listed =
+        std::find(req.values().begin(), req.values().end(), code) != req.values().end();
+    if ((req.operator_() == "In" && listed) || (req.operator_() == "NotIn" && !listed)) return &cs;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+PodFailureVerdict matchPodFailurePolicy(const api::batch::v1::PodFailurePolicy& policy,
+                                        const Pod& pod) {
+  PodFailureVerdict verdict;
+  for (int index = 0; index < policy.rules_size(); ++index) {
+    const auto& rule = policy.rules(index);
+    std::string matched;
+    if (rule.has_on_exit_codes()) {
+      const auto* cs = exitCodeMatch(pod.status().init_container_statuses(), rule.on_exit_codes());
+      if (cs == nullptr)
+        cs = exitCodeMatch(pod.status().container_statuses(), rule.on_exit_codes());
+      if (cs == nullptr) continue;
+      matched = "Container " + cs->name() + " for pod " + pod.metadata().namespace_() + "/" +
+                pod.metadata().name() + " failed with exit code " +
+                std::to_string(cs->state().terminated().exit_code());
+    } else if (rule.on_pod_conditions_size() > 0) {
+      const api::core::v1::PodCondition* hit = nullptr;
+      for (const auto& c : pod.status().conditions()) {
+        for (const auto& pattern : rule.on_pod_conditions()) {
+          const std::string& want = pattern.status().empty() ? "True" : pattern.status();
+          if (c.type() == pattern.type() && c.status() == want) hit = &c;
+        }
+        if (hit != nullptr) break;
+      }
+      if (hit == nullptr) continue;
+      matched = "Pod " + pod.metadata().namespace_() + "/" + pod.metadata().name() +
+                " has condition " + hit->type();
+    } else {
+      continue;
+    }
+    const std::string& action = rule.action();
+    if (action == "Ignore") {
+      verdict.counts = false;
+    } else if (action == "FailJob") {
+      verdict.fail_job = true;
+      verdict.message = matched + " matching FailJob rule at index " + std::to_string(index);
+    }
+    // Count (and FailIndex, without backoffLimitPerIndex): counted against backoffLimit.
+    verdict.rule = index;
+    return verdict;
+  }
+  return verdict;
+}
 
 int completionIndexOf(const Pod& pod) {
   const auto& m = pod.metadata();
@@ -193,6 +251,7 @@ PodOwnerResult reconcileJob(const JobInput& input) {
 
   std::vector<const Pod*> active;
   int32_t succeeded_pods = 0, failed_pods = 0, restarts = 0;
+  std::string policy_failure;  // the first Failed pod a FailJob rule matched
   std::set<int> completed = parseIndexes(job.status().completed_indexes());
   for (const Pod* pod : input.pods) {
     const auto* ref = controllerOf(pod->metadata());
@@ -203,7 +262,13 @@ PodOwnerResult reconcileJob(const JobInput& input) {
       int index = completionIndexOf(*pod);
       if (indexed && index >= 0 && index < spec.completions()) completed.insert(index);
     } else if (phase == "Failed") {
-      ++failed_pods;
+      if (!spec.has_pod_failure_policy()) {
+        ++failed_pods;
+        continue;
+      }
+      PodFailureVerdict verdict = matchPodFailurePolicy(spec.pod_failure_policy(), *pod);
+      if (verdict.counts) ++failed_pods;
+      if (verdict.fail_job && policy_failure.empty()) policy_failure = verdict.message;
     } else if (!pod->metadata().has_deletion_timestamp()) {
       active.push_back(pod);
       if (on_failure) restarts += restartsOf(*pod);
@@ -275,7 +340,10 @@ PodOwnerResult reconcileJob(const JobInput& input) {
     if (!status.has_start_time()) setTime(*status.mutable_start_time(), now);
 
     std::string fail_reason, fail_message;
-    if (failed + restarts > backoff_limit) {
+    if (!policy_failure.empty()) {
+      fail_reason = "PodFailurePolicy";
+      fail_message = policy_failure;
+    } else if (failed + restarts > backoff_limit) {
       fail_reason = "BackoffLimitExceeded";
       fail_message = "Job has reached the specified backoff limit";
     } else if (spec.has_active_deadline_seconds()) {
@@ -300,6 +368,10 @@ PodOwnerResult reconcileJob(const JobInput& input) {
     if (!fail_reason.empty()) {
       for (const Pod* pod : active)
         remove(pod);
+      if (fail_reason == "PodFailurePolicy") {
+        // Kubernetes marks the Job FailureTarget first, then Failed once its pods are gone.
+        setCondition(status, "FailureTarget", "True", fail_reason, fail_message, now);
+      }
       setCondition(status, "Failed", "True", fail_reason, fail_message, now);
       result.event("Warning", fail_reason, fail_message);
       result.requeue_after.reset();

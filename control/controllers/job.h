@@ -26,7 +26,13 @@
 // Differences from Kubernetes: counts come from the pods that exist (the legacy tracking without
 // the batch.kubernetes.io/job-tracking finalizer), kept from going down when finished pods are
 // deleted; failed pods are replaced at once (no exponential backoff between retries);
-// podFailurePolicy, backoffLimitPerIndex and successPolicy are not implemented.
+// backoffLimitPerIndex and successPolicy are not implemented (so podFailurePolicy's FailIndex
+// counts like Count).
+// - podFailurePolicy: each Failed pod goes through the rules in order (onExitCodes: a terminated
+//   container, init containers first, with a non-zero exit code In or NotIn the values, of
+//   containerName if set; onPodConditions: a condition of that type and status, default True);
+//   the first rule that matches decides: FailJob fails the Job (reason PodFailurePolicy, the
+//   message Kubernetes writes), Ignore keeps the pod out of the failed count, Count counts it.
 
 namespace skiff::controllers {
 
@@ -45,6 +51,16 @@ struct JobInput {
 };
 
 PodOwnerResult reconcileJob(const JobInput& input);
+
+// What spec.podFailurePolicy says about one Failed pod (job.matchPodFailurePolicy).
+struct PodFailureVerdict {
+  bool counts = true;     // against backoffLimit (false: an Ignore rule matched)
+  bool fail_job = false;  // a FailJob rule matched
+  int rule = -1;          // the index of the rule that matched, -1 for none
+  std::string message;    // fail_job: "Container c for pod ns/p failed with exit code 42 ..."
+};
+PodFailureVerdict matchPodFailurePolicy(const api::batch::v1::PodFailurePolicy& policy,
+                                        const api::core::v1::Pod& pod);
 
 // The pod a Job creates; `index` < 0 for NonIndexed Jobs.
 api::core::v1::Pod jobPodFromTemplate(const api::batch::v1::Job& job, int index);

@@ -46,6 +46,27 @@ Pod jobPod(const std::string& name, const std::string& phase, int index = -1, bo
   return pod;
 }
 
+// A Failed pod whose container `container` exited with `code`, and with the condition `condition`
+// (True) when not empty.
+Pod failedPod(const std::string& name, int code, const std::string& condition = "",
+              const std::string& container = "c") {
+  Pod pod = jobPod(name, "Failed");
+  auto* cs = pod.mutable_status()->add_container_statuses();
+  cs->set_name(container);
+  cs->mutable_state()->mutable_terminated()->set_exit_code(code);
+  if (!condition.empty()) {
+    auto* c = pod.mutable_status()->add_conditions();
+    c->set_type(condition);
+    c->set_status("True");
+  }
+  return pod;
+}
+
+void setPolicy(Job& job, const std::string& yaml) {
+  *job.mutable_spec()->mutable_pod_failure_policy() =
+      fromYaml<api::batch::v1::PodFailurePolicy>(yaml);
+}
+
 struct Case {
   std::string name;
   std::function<void(Job&)> edit;
@@ -254,8 +275,100 @@ INSTANTIATE_TEST_SUITE_P(
                    j.mutable_status()->set_succeeded(3);
                  },
              .condition = "Complete",
-             .succeeded = 3}),
+             .succeeded = 3},
+        Case{.name = "PodFailurePolicyFailJobOnAnExitCode",
+             .edit =
+                 [](Job& j) {
+                   setPolicy(j, R"(rules:
+- {action: FailJob, onExitCodes: {containerName: c, operator: In, values: [42]}})");
+                 },
+             .pods = {failedPod("a", 42), jobPod("b", "Running", -1, true)},
+             .deletes = {"b"},
+             .condition = "Failed",
+             .reason = "PodFailurePolicy",
+             .failed = 1},
+        Case{.name = "PodFailurePolicyOtherExitCodesCountAsUsual",
+             .edit =
+                 [](Job& j) {
+                   setPolicy(j, R"(rules:
+- {action: FailJob, onExitCodes: {operator: In, values: [42]}})");
+                 },
+             .pods = {failedPod("a", 1)},
+             .creates = 2,
+             .active = 2,
+             .failed = 1},
+        Case{.name = "PodFailurePolicyIgnoreKeepsDisruptionsOutOfTheBackoffLimit",
+             .edit =
+                 [](Job& j) {
+                   setPolicy(j, R"(rules:
+- {action: Ignore, onPodConditions: [{type: DisruptionTarget}]})");
+                 },
+             // backoffLimit 2: three counted failures would fail the Job.
+             .pods = {failedPod("a", 137, "DisruptionTarget"),
+                      failedPod("b", 137, "DisruptionTarget"),
+                      failedPod("c", 137, "DisruptionTarget")},
+             .creates = 2,
+             .active = 2,
+             .failed = 0},
+        Case{.name = "PodFailurePolicyCountStillCounts",
+             .edit =
+                 [](Job& j) {
+                   setPolicy(j, R"(rules:
+- {action: Count, onExitCodes: {operator: NotIn, values: [42]}})");
+                 },
+             .pods = {failedPod("a", 1), failedPod("b", 2), failedPod("c", 3)},
+             .condition = "Failed",
+             .reason = "BackoffLimitExceeded",
+             .failed = 3}),
     [](const ::testing::TestParamInfo<Case>& case_info) { return case_info.param.name; });
+
+TEST(Job, PodFailurePolicyFirstMatchingRuleDecides) {
+  const auto policy = fromYaml<api::batch::v1::PodFailurePolicy>(R"(rules:
+- {action: Ignore, onPodConditions: [{type: DisruptionTarget}]}
+- {action: FailJob, onExitCodes: {containerName: main, operator: In, values: [42]}}
+- {action: Count, onExitCodes: {operator: NotIn, values: [0]}}
+)");
+  // Kubernetes' message for a FailJob match on an exit code.
+  Pod main42 = failedPod("p", 42, "", "main");
+  PodFailureVerdict v = matchPodFailurePolicy(policy, main42);
+  EXPECT_TRUE(v.fail_job);
+  EXPECT_TRUE(v.counts);
+  EXPECT_EQ(v.rule, 1);
+  EXPECT_EQ(v.message,
+            "Container main for pod default/p failed with exit code 42 matching FailJob rule at "
+            "index 1");
+  // A disruption wins over the exit code: rule 0 comes first.
+  Pod disrupted = failedPod("q", 42, "DisruptionTarget", "main");
+  v = matchPodFailurePolicy(policy, disrupted);
+  EXPECT_FALSE(v.fail_job);
+  EXPECT_FALSE(v.counts);
+  EXPECT_EQ(v.rule, 0);
+  // 42 from another container: not rule 1 (containerName), rule 2 counts it.
+  Pod side42 = failedPod("r", 42, "", "side");
+  v = matchPodFailurePolicy(policy, side42);
+  EXPECT_FALSE(v.fail_job);
+  EXPECT_TRUE(v.counts);
+  EXPECT_EQ(v.rule, 2);
+  // An init container's exit code is matched too; a container still running has none.
+  Pod init = jobPod("s", "Failed");
+  auto* ics = init.mutable_status()->add_init_container_statuses();
+  ics->set_name("main");
+  ics->mutable_state()->mutable_terminated()->set_exit_code(42);
+  init.mutable_status()->add_container_statuses()->set_name("main");  // never started
+  EXPECT_TRUE(matchPodFailurePolicy(policy, init).fail_job);
+  // Exit code 0 never matches an onExitCodes rule (NotIn [0] notwithstanding); no rule: counts.
+  Pod clean = failedPod("t", 0, "", "main");
+  v = matchPodFailurePolicy(policy, clean);
+  EXPECT_EQ(v.rule, -1);
+  EXPECT_TRUE(v.counts);
+  EXPECT_FALSE(v.fail_job);
+  // A FailJob on a pod condition names the condition.
+  const auto by_condition = fromYaml<api::batch::v1::PodFailurePolicy>(R"(rules:
+- {action: FailJob, onPodConditions: [{type: ConfigIssue, status: "True"}]})");
+  Pod config = failedPod("u", 1, "ConfigIssue");
+  EXPECT_EQ(matchPodFailurePolicy(by_condition, config).message,
+            "Pod default/u has condition ConfigIssue matching FailJob rule at index 0");
+}
 
 TEST(Job, StatusWriteOnlyWhenSomethingChanged) {
   Job job = makeJob(3, 2);
