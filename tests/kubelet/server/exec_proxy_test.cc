@@ -109,6 +109,7 @@ class ExecProxyTest : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (runc)";
     work_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::create_directories(work_);
     const apiserver::PkiState pki = apiserver::ensurePki({.data_dir = work_});
     kubelet_ = std::make_unique<KubeletServer>(KubeletServerOptions{
         .bind_address = "127.0.0.1",
