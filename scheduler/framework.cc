@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 namespace skiff::scheduler {
 
@@ -233,6 +234,34 @@ Status Framework::runFilter(const CycleState& state, const PodInfo& pod,
   return {};
 }
 
+Status Framework::runFilterWithNominatedPods(const CycleState& state, const PodInfo& pod,
+                                             const NodeInfo& node,
+                                             const NominatedPods* nominated) const {
+  if (nominated != nullptr && !nominated->empty()) {
+    auto it = nominated->find(node.name());
+    if (it != nominated->end()) {
+      const int32_t priority = podPriority(*pod.pod);
+      std::optional<CycleState> with;
+      std::optional<NodeInfo> trial;
+      for (const PodInfoPtr& other : it->second) {
+        if (other->key == pod.key || podPriority(*other->pod) < priority) continue;
+        if (!with) {
+          with.emplace(state.clone());
+          trial.emplace(node);
+        }
+        trial->addPod(other);
+        Status s = runPreFilterAddPod(*with, pod, *other, *trial);
+        if (!s.ok()) return s;
+      }
+      if (with) {
+        Status s = runFilter(*with, pod, *trial);
+        if (!s.ok()) return s;
+      }
+    }
+  }
+  return runFilter(state, pod, node);
+}
+
 Status Framework::runPostFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot,
                                 const NodeStatusMap& statuses, PostFilterResult& result) {
   Status last = Status::unschedulable("");
@@ -308,6 +337,20 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
     return result;
   }
 
+  const NominatedPods nominated = nominator_ ? nominator_->nominatedPods() : NominatedPods{};
+
+  // A pod nominated by an earlier preemption tries that node first (kube-scheduler's
+  // evaluateNominatedNode): the room was made for it.
+  if (const std::string& node_name = pod.pod->status().nominated_node_name(); !node_name.empty()) {
+    if (const NodeInfo* node = snapshot.get(node_name);
+        node != nullptr && runFilterWithNominatedPods(state, pod, *node, &nominated).ok()) {
+      result.node = node_name;
+      result.evaluated_nodes = 1;
+      result.feasible_nodes = 1;
+      return result;
+    }
+  }
+
   // Filter, in parallel, from a rotating start, until enough feasible nodes are found.
   const size_t all = nodes.size();
   const size_t want = numFeasibleNodesToFind(all, options_.percentage_of_nodes_to_score);
@@ -320,7 +363,7 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
     if (found.load(std::memory_order_relaxed) >= want) return;
     const size_t idx = (start + i) % all;
     processed.fetch_add(1, std::memory_order_relaxed);
-    Status s = runFilter(state, pod, *nodes[idx]);
+    Status s = runFilterWithNominatedPods(state, pod, *nodes[idx], &nominated);
     if (s.ok()) {
       if (found.fetch_add(1, std::memory_order_relaxed) < want) feasible_slots[i] = nodes[idx];
     } else {

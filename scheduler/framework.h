@@ -249,6 +249,18 @@ std::string fitErrorMessage(size_t num_all_nodes, const Diagnosis& diagnosis);
 // (0: adaptive, 50 - nodes/125 with a floor of 5), and never fewer than 100.
 size_t numFeasibleNodesToFind(size_t num_all_nodes, int32_t percentage);
 
+// Pods that preemption nominated to a node and that are not bound yet, by node name
+// (kube-scheduler's PodNominator). Filters count those of equal or higher priority on their node,
+// so that the room a preemption made is not taken meanwhile by a less important pod.
+using NominatedPods = std::unordered_map<std::string, std::vector<PodInfoPtr>>;
+
+class PodNominator {
+ public:
+  virtual ~PodNominator() = default;
+  // A copy, taken once per scheduling cycle.
+  virtual NominatedPods nominatedPods() const = 0;
+};
+
 struct FrameworkOptions {
   int32_t percentage_of_nodes_to_score = 0;  // 0: adaptive; 100: every node
   int parallelism = 2;
@@ -284,6 +296,13 @@ class Framework {
                                const NodeInfo& node) const;
   // Every Filter in order; the first rejection (with its plugin) or Success.
   Status runFilter(const CycleState& state, const PodInfo& pod, const NodeInfo& node) const;
+  // Filter as kube-scheduler's RunFilterPluginsWithNominatedPods: with the nominated pods of
+  // equal or higher priority on `node` added (then without them, so that anti-affinity to a pod
+  // that may never come does not help either); `nominated` may be null.
+  Status runFilterWithNominatedPods(const CycleState& state, const PodInfo& pod,
+                                    const NodeInfo& node, const NominatedPods* nominated) const;
+  // Where nominations come from (not owned; null: none).
+  void setPodNominator(const PodNominator* nominator) { nominator_ = nominator; }
   Status runPostFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot,
                        const NodeStatusMap& statuses, PostFilterResult& result);
   // Weighted total per feasible node.
@@ -319,6 +338,7 @@ class Framework {
   std::vector<BindPlugin*> bind_;
   Parallelizer parallelizer_;
   size_t next_start_index_ = 0;
+  const PodNominator* nominator_ = nullptr;
   uint64_t rng_state_ = 0x9e3779b97f4a7c15ULL;
 
   std::mutex waiting_mu_;

@@ -123,6 +123,7 @@ Scheduler::Scheduler(client::Client& client, SchedulerOptions options)
       events_(client_, client::EventSource{.component = options_.scheduler_name,
                                            .instance = options_.instance}),
       pool_(options_.bind_workers) {
+  framework_.setPodNominator(&nominator_);
   plugins::registerDefaultPlugins(framework_);
   framework_.addPlugin(std::make_shared<DefaultBinder>(client_));
 }
@@ -158,11 +159,13 @@ void Scheduler::onPodAdd(const PodPtr& pod) {
   const std::string key = podKey(*pod);
   if (!pod->spec().node_name().empty()) {
     queue_.remove(key);
+    nominator_.remove(key);
     cache_.addPod(pod);
     queue_.onEvent(ClusterEvent::kAssignedPodAdd);
     return;
   }
   if (!responsibleFor(*pod) || pod->metadata().has_deletion_timestamp()) return;
+  nominator_.onPendingPod(pod);
   queue_.add(pod);
 }
 
@@ -170,6 +173,7 @@ void Scheduler::onPodUpdate(const PodPtr& old_pod, const PodPtr& pod) {
   const std::string key = podKey(*pod);
   if (!pod->spec().node_name().empty()) {
     queue_.remove(key);
+    nominator_.remove(key);
     const bool newly_bound = !old_pod || old_pod->spec().node_name().empty();
     cache_.updatePod(pod);
     queue_.onEvent(newly_bound ? ClusterEvent::kAssignedPodAdd : ClusterEvent::kAssignedPodUpdate);
@@ -178,7 +182,11 @@ void Scheduler::onPodUpdate(const PodPtr& old_pod, const PodPtr& pod) {
   if (!responsibleFor(*pod)) return;
   if (pod->metadata().has_deletion_timestamp()) {
     queue_.remove(key);
+    nominator_.remove(key);
     return;
+  }
+  if (!old_pod || old_pod->status().nominated_node_name() != pod->status().nominated_node_name()) {
+    nominator_.onPendingPod(pod);
   }
   if (old_pod && !schedulingRelevantPodChange(*old_pod, *pod)) return;
   queue_.update(pod);
@@ -187,6 +195,7 @@ void Scheduler::onPodUpdate(const PodPtr& old_pod, const PodPtr& pod) {
 void Scheduler::onPodDelete(const PodPtr& pod) {
   const std::string key = podKey(*pod);
   queue_.remove(key);
+  nominator_.remove(key);
   if (cache_.nodeOf(key)) {
     cache_.removePod(key);
     queue_.onEvent(ClusterEvent::kAssignedPodDelete);
@@ -217,6 +226,7 @@ bool Scheduler::scheduleOne(bool block) {
           framework_.runPostFilter(*state, pod, snapshot_, result.diagnosis.node_statuses, pf);
       if (post.ok() && !pf.nominated_node.empty()) {
         nominated = pf.nominated_node;
+        nominator_.nominate(info.pod, nominated);
         preempt(pod, pf);
       } else if (!post.message().empty()) {
         result.diagnosis.post_filter_msg = post.message();
@@ -240,6 +250,7 @@ bool Scheduler::scheduleOne(bool block) {
   assumed->mutable_spec()->set_node_name(result.node);
   try {
     cache_.assumePod(assumed);
+    nominator_.remove(pod.key);
   } catch (const CacheError& e) {
     handleFailure(std::move(info), Status::error(e.what()), e.what(), false);
     return true;

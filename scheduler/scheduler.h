@@ -16,6 +16,7 @@
 #include "control/client/event_recorder.h"
 #include "scheduler/cache.h"
 #include "scheduler/framework.h"
+#include "scheduler/nominator.h"
 #include "scheduler/queue.h"
 
 // The scheduler (kube-scheduler's Scheduler): takes pending pods from the queue, runs the
@@ -98,6 +99,7 @@ class Scheduler {
   Framework& framework() { return framework_; }
   Cache& cache() { return cache_; }
   SchedulingQueue& queue() { return queue_; }
+  const Nominator& nominator() const { return nominator_; }
   const SchedulerOptions& options() const { return options_; }
 
   // Counters.
@@ -118,6 +120,7 @@ class Scheduler {
   const SchedulerOptions options_;
   Cache cache_;
   SchedulingQueue queue_;
+  Nominator nominator_;  // before framework_, which reads it
   Framework framework_;
   Snapshot snapshot_;
   // Declared before pool_, so that it outlives the binding cycles that record into it.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "scheduler/nominator.h"
 #include "scheduler/plugins/plugins.h"
 #include "tests/scheduler/test_objects.h"
 
@@ -163,6 +164,88 @@ TEST(Framework, PreemptionNominatesTheNodeWithTheCheapestVictims) {
   PostFilterResult pf2;
   EXPECT_EQ(fw.runPostFilter(s2, *never_info, snap, r2.diagnosis.node_statuses, pf2).message(),
             "not eligible due to preemptionPolicy=Never.");
+}
+
+TEST(Framework, NominatedPodsKeepTheirRoomFromLessImportantPods) {
+  Framework fw(FrameworkOptions{});
+  plugins::registerDefaultPlugins(fw);
+  Nominator nominator;
+  fw.setPodNominator(&nominator);
+  Snapshot snap = snapshotOf({nodeWith(NodeBuilder("a").capacity("2", "4Gi").ptr())});
+  // Preemption made room on a for a 2-cpu pod of priority 10 that is not bound yet.
+  auto preemptor = PodInfo::make(PodBuilder("preemptor").req("2").priority(10).ptr());
+  nominator.nominate(preemptor, "a");
+
+  auto lower = PodInfo::make(PodBuilder("lower").req("1").priority(0).ptr());
+  CycleState s1;
+  ScheduleResult r1 = fw.schedulePod(s1, *lower, snap);
+  ASSERT_TRUE(r1.status.isRejected()) << "a lower-priority pod must not take the room";
+  EXPECT_EQ(r1.diagnosis.node_statuses.at("a").message(), "Insufficient cpu");
+
+  auto equal = PodInfo::make(PodBuilder("equal").req("1").priority(10).ptr());
+  CycleState s2;
+  EXPECT_TRUE(fw.schedulePod(s2, *equal, snap).status.isRejected());
+
+  auto higher = PodInfo::make(PodBuilder("higher").req("1").priority(20).ptr());
+  CycleState s3;
+  ScheduleResult r3 = fw.schedulePod(s3, *higher, snap);
+  ASSERT_TRUE(r3.status.ok()) << r3.status.message();
+  EXPECT_EQ(r3.node, "a");
+
+  // The nominated pod itself does not count against itself.
+  CycleState s4;
+  ScheduleResult r4 = fw.schedulePod(s4, *preemptor, snap);
+  ASSERT_TRUE(r4.status.ok()) << r4.status.message();
+
+  // Once it is bound (or deleted) the room is anyone's.
+  nominator.remove(preemptor->key);
+  CycleState s5;
+  EXPECT_TRUE(fw.schedulePod(s5, *lower, snap).status.ok());
+}
+
+TEST(Framework, ANominatedPodTriesItsNominatedNodeFirst) {
+  Framework fw(FrameworkOptions{});
+  plugins::registerDefaultPlugins(fw);
+  Snapshot snap = snapshotOf({nodeWith(NodeBuilder("a").ptr()), nodeWith(NodeBuilder("b").ptr()),
+                              nodeWith(NodeBuilder("c").ptr())});
+  PodBuilder builder("p");
+  builder.req("1");
+  builder.mut().mutable_status()->set_nominated_node_name("b");
+  auto pod = PodInfo::make(builder.ptr());
+  for (int i = 0; i < 20; ++i) {
+    CycleState state;
+    ScheduleResult r = fw.schedulePod(state, *pod, snap);
+    ASSERT_TRUE(r.status.ok());
+    EXPECT_EQ(r.node, "b");
+    EXPECT_EQ(r.evaluated_nodes, 1u);
+  }
+  // A nominated node that no longer fits: the usual search.
+  builder.mut().mutable_status()->set_nominated_node_name("gone");
+  auto elsewhere = PodInfo::make(builder.ptr());
+  CycleState state;
+  ScheduleResult r = fw.schedulePod(state, *elsewhere, snap);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.evaluated_nodes, 3u);
+}
+
+TEST(Nominator, StatusNominationsReplaceAndLocalOnesSurviveAStaleStatus) {
+  Nominator n;
+  auto pod = PodBuilder("p").req("1").priority(5).ptr();
+  n.nominate(PodInfo::make(pod), "a");
+  n.onPendingPod(pod);  // the informer has not seen the status write yet
+  ASSERT_EQ(n.nominatedPods().count("a"), 1u);
+  PodBuilder moved("p");
+  moved.req("1").priority(5);
+  moved.mut().mutable_status()->set_nominated_node_name("b");
+  n.onPendingPod(moved.ptr());
+  auto all = n.nominatedPods();
+  EXPECT_EQ(all.count("a"), 0u);
+  ASSERT_EQ(all.count("b"), 1u);
+  EXPECT_EQ(all.at("b").size(), 1u);
+  // A status nomination is dropped when the status drops it.
+  n.onPendingPod(pod);
+  EXPECT_TRUE(n.nominatedPods().empty());
+  EXPECT_EQ(n.size(), 0u);
 }
 
 TEST(Framework, SamplingStopsAfterEnoughFeasibleNodesAndRotates) {

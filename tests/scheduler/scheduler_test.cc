@@ -199,9 +199,26 @@ TEST_F(SchedulerTest, PreemptionDeletesVictimsAndNominates) {
   s.onPodAdd(PodBuilder("high").req("2").priority(100).ptr());
   ASSERT_TRUE(s.scheduleOne(false));
   s.drainBindings();
-  std::lock_guard lock(mu_);
-  ASSERT_EQ(patches_.size(), 1u);
-  EXPECT_THAT(patches_[0], ::testing::HasSubstr("\"nominatedNodeName\":\"a\""));
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_EQ(patches_.size(), 1u);
+    EXPECT_THAT(patches_[0], ::testing::HasSubstr("\"nominatedNodeName\":\"a\""));
+  }
+  EXPECT_EQ(s.nominator().size(), 1u);
+
+  // The victim is gone; a less important pod arriving first does not take the room.
+  s.onPodDelete(PodBuilder("low").req("2").priority(1).node("a").ptr());
+  EXPECT_CALL(client_, bind(StrEq("default"), StrEq("late"), _)).Times(0);
+  s.onPodAdd(PodBuilder("late").req("1").priority(0).ptr());
+  ASSERT_TRUE(s.scheduleOne(false));
+  s.drainBindings();
+  EXPECT_TRUE(s.queue().contains("default/late")) << "tried and parked, not bound";
+  ::testing::Mock::VerifyAndClearExpectations(&client_);
+
+  // Once the preemptor is bound, it is no longer nominated.
+  s.onPodUpdate(PodBuilder("high").req("2").priority(100).ptr(),
+                PodBuilder("high").req("2").priority(100).node("a").ptr());
+  EXPECT_EQ(s.nominator().size(), 0u);
 }
 
 }  // namespace
