@@ -11,6 +11,7 @@
 #include <functional>
 #include <thread>
 
+#include "control/api/codec.h"
 #include "control/client/typed.h"
 #include "control/controllers/controller_utils.h"
 #include "control/controllers/deployment.h"
@@ -284,8 +285,12 @@ TEST_F(ControllerManagerTest, DeletionPropagation) {
   // Foreground: the Deployment stays (foregroundDeletion) until its ReplicaSet and pods are gone.
   client::create(*client_, deployment(2, "busybox:1"));
   ASSERT_TRUE(rolledOut(2));
-  client::remove<Deployment>(*client_, "default", "web", {.propagation_policy = "Foreground"});
-  auto d = client::get<Deployment>(*client_, "default", "web");
+  // The DELETE's answer is the Deployment as it left it: a GET afterwards may come too late, the
+  // collector can take the ReplicaSet and its pods (and then the Deployment) within milliseconds.
+  client::DeleteOptions foreground;
+  foreground.propagation_policy = "Foreground";
+  Deployment d;
+  api::decode(client_->remove(typeOf<Deployment>(), "default", "web", foreground), d);
   EXPECT_TRUE(d.metadata().has_deletion_timestamp());
   ASSERT_EQ(d.metadata().finalizers_size(), 1);
   EXPECT_EQ(d.metadata().finalizers(0), "foregroundDeletion");
