@@ -300,15 +300,15 @@ TEST_F(ProxierTest, ProgrammingLatencyFromTheTriggerTime) {
   const std::string text = p.metricsText();
   EXPECT_NE(text.find("skiff_proxy_network_programming_duration_seconds_count 2\n"),
             std::string::npos);
-  // The same histogram under kube-proxy's name: 20 ms falls in (0.01, 0.025], 1.02 s in (1, 2.5].
+  // The same histogram under kube-proxy's name: 20 ms falls in (0.01, 0.025], 1 s in (0.5, 1].
   EXPECT_NE(text.find("# TYPE kubeproxy_network_programming_duration_seconds histogram\n"),
             std::string::npos);
   EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_bucket{le=\"0.01\"} 0\n"
                       "kubeproxy_network_programming_duration_seconds_bucket{le=\"0.025\"} 1\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_bucket{le=\"1\"} 1\n"
-                      "kubeproxy_network_programming_duration_seconds_bucket{le=\"2.5\"} 2\n"),
+  EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_bucket{le=\"0.5\"} 1\n"
+                      "kubeproxy_network_programming_duration_seconds_bucket{le=\"1\"} 2\n"),
             std::string::npos);
   EXPECT_NE(text.find("kubeproxy_network_programming_duration_seconds_count 2\n"),
             std::string::npos);
