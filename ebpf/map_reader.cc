@@ -133,24 +133,26 @@ Result<std::vector<RingEntry>> readRings(int ringsFd, int servicesFd) {
   const uint32_t blocks = maxEntries(ringsFd);
   if (blocks == 0) return Status::failure(std::string("info of ") + SKIFF_MAP_RINGS);
   const uint64_t max = static_cast<uint64_t>(blocks) * SKIFF_RING_ALIGN;
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const size_t bytes =
-      (static_cast<size_t>(blocks) * sizeof(skiff_ring_block) + page - 1) / page * page;
-  void* at = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, ringsFd, 0);
-  if (at == MAP_FAILED) {
-    return Status::failure(std::string("mmap ") + SKIFF_MAP_RINGS + ": " + errnoText());
-  }
-  const auto* entries = static_cast<const uint32_t*>(at);
+  // A read-only fd (PinnedMaps) cannot be mapped: read the blocks of each extent one by one.
   for (const auto& [start, size] : extents) {
     if (static_cast<uint64_t>(start) + size > max) {
-      ::munmap(at, bytes);
       return Status::failure("a frontend names ring entries " + std::to_string(start) + "+" +
                              std::to_string(size) + " beyond " SKIFF_MAP_RINGS "'s " +
                              std::to_string(max));
     }
-    out.push_back({start, std::vector<uint32_t>(entries + start, entries + start + size)});
+    RingEntry ring{start, std::vector<uint32_t>(size)};
+    for (uint32_t e = 0; e < size;) {
+      uint32_t block = (start + e) / SKIFF_RING_ALIGN;
+      skiff_ring_block b{};
+      if (bpf_map_lookup_elem(ringsFd, &block, &b) != 0) {
+        return Status::failure(std::string("read ") + SKIFF_MAP_RINGS + ": " + errnoText());
+      }
+      for (uint32_t slot = (start + e) % SKIFF_RING_ALIGN; slot < SKIFF_RING_ALIGN && e < size;
+           ++slot, ++e)
+        ring.table[e] = b.backend_id[slot];
+    }
+    out.push_back(std::move(ring));
   }
-  ::munmap(at, bytes);
   return out;
 }
 
