@@ -147,11 +147,14 @@ Status pinMissing(bpf_object* obj, const std::string& dir) {
 }  // namespace
 
 uint32_t ringEntriesFor(const LoadOptions& options) {
-  // One default-size ring (16381, 16384 in whole blocks) per service id, and the first block
-  // (never handed out).
-  uint64_t entries = options.ringEntries != 0
-                         ? options.ringEntries
-                         : static_cast<uint64_t>(options.services) * 16384u + SKIFF_RING_ALIGN;
+  // One default-size ring (16381, 16384 in whole blocks) per service id up to 1,024 (64 MiB of
+  // preallocated kernel memory; more only when asked), and the first block (never handed out).
+  uint64_t entries =
+      options.ringEntries != 0
+          ? options.ringEntries
+          : static_cast<uint64_t>(std::min<uint32_t>(options.services, kDefaultRingServices)) *
+                    16384u +
+                SKIFF_RING_ALIGN;
   entries = (entries + SKIFF_RING_ALIGN - 1) / SKIFF_RING_ALIGN * SKIFF_RING_ALIGN;
   return static_cast<uint32_t>(std::min<uint64_t>(entries, UINT32_MAX / 2));
 }

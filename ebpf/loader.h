@@ -18,6 +18,9 @@ struct skiff_sock;
 
 namespace skiff::ebpf {
 
+// Service ids that get default-size ring memory when LoadOptions::ringEntries is 0.
+inline constexpr uint32_t kDefaultRingServices = 1024;
+
 struct LoadOptions {
   // SKIFF_FWD_PASS, SKIFF_FWD_TX or SKIFF_FWD_FIB.
   uint32_t fwdMode = SKIFF_FWD_PASS;
@@ -28,7 +31,8 @@ struct LoadOptions {
   // The most Maglev rings in use at once (extents of skiff_rings).
   uint32_t rings = SKIFF_MAX_RINGS;
   // Entries of the ring memory (skiff_rings, preallocated: 4 bytes each, rounded up to blocks of
-  // SKIFF_RING_ALIGN); 0: one default-size ring (16381) per service id, about services x 16384.
+  // SKIFF_RING_ALIGN); 0: one default-size ring (16381) per service id for up to
+  // kDefaultRingServices ids (64 MiB).
   uint32_t ringEntries = 0;
   uint32_t conntrack = SKIFF_CT_SIZE;
   uint32_t sockRevNat = SKIFF_SOCK_REVNAT_SIZE;

@@ -88,16 +88,29 @@ Status MapWriter::mapRings() {
       (info.map_flags & BPF_F_MMAPABLE) == 0 || info.max_entries < 2) {
     return Status::failure(SKIFF_MAP_RINGS " is not an mmapable ARRAY of ring blocks");
   }
+  ringEntries_ = info.max_entries * SKIFF_RING_ALIGN;
+  // Mapped as far as rings reach, not whole: a mapping of a BPF array is populated at mmap time,
+  // so mapping all of it would count all of it in the agent's RSS.
+  return ensureMapped(SKIFF_RING_ALIGN);
+}
+
+Status MapWriter::ensureMapped(uint64_t entries) {
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const size_t bytes =
-      (static_cast<size_t>(info.max_entries) * sizeof(skiff_ring_block) + page - 1) / page * page;
+  const size_t total =
+      (static_cast<size_t>(ringEntries_) * sizeof(uint32_t) + page - 1) / page * page;
+  const size_t need = std::min(total, (entries * sizeof(uint32_t) + page - 1) / page * page);
+  if (rings_ != nullptr && need <= ringBytes_) return {};
+  // Grow by at least half (few remaps during a full sync), in whole 256 KiB steps.
+  constexpr size_t kStep = 256 * 1024;
+  size_t bytes = std::max(need, ringBytes_ + ringBytes_ / 2);
+  bytes = std::min(total, (bytes + kStep - 1) / kStep * kStep);
   void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.rings, 0);
   if (at == MAP_FAILED) {
     return Status::failure(std::string("mmap " SKIFF_MAP_RINGS ": ") + std::strerror(errno));
   }
+  if (rings_ != nullptr) ::munmap(rings_, ringBytes_);
   rings_ = static_cast<uint32_t*>(at);
   ringBytes_ = bytes;
-  ringEntries_ = info.max_entries * SKIFF_RING_ALIGN;
   return {};
 }
 
@@ -300,7 +313,8 @@ uint32_t MapWriter::allocate(uint32_t size) {
       if (rest != 0) free_.emplace(start + want, rest);
       return start;
     }
-    if (static_cast<uint64_t>(top_) + want <= ringEntries_) {
+    if (static_cast<uint64_t>(top_) + want <= ringEntries_ &&
+        ensureMapped(static_cast<uint64_t>(top_) + want).ok()) {
       const uint32_t start = top_;
       top_ += want;
       return start;
@@ -329,10 +343,10 @@ Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> ta
   }
   if (!sameSize) {
     ++failedUpdates_;
-    return Status::failure("no room for a Maglev ring of " + std::to_string(size) + " entries (" +
-                           std::to_string(extents_.size()) + " rings in " +
-                           std::to_string(ringEntries_) +
-                           " entries of " SKIFF_MAP_RINGS ": raise LoadOptions::ringEntries)");
+    return Status::failure(
+        "no room for a Maglev ring of " + std::to_string(size) + " entries (" +
+        std::to_string(extents_.size()) + " rings in " + std::to_string(ringEntries_) +
+        " entries of " SKIFF_MAP_RINGS ": raise the ring memory, skiff agent --lb-ring-memory-mb)");
   }
   // In place, position by position: each entry names the old or the new backend, both listed.
   for (uint32_t pos = 0; pos < size; ++pos) {
@@ -374,6 +388,7 @@ bool MapWriter::adoptRing(uint32_t start, uint32_t size) {
   // bump pointer moves past each; gaps are recorded below).
   const uint32_t end = start + aligned(size);
   if (start >= top_) {
+    if (!ensureMapped(end).ok()) return false;
     if (start > top_) freeExtent(top_, start - top_);
     top_ = end;
   } else {

@@ -108,6 +108,8 @@ class MapWriter {
   uint32_t allocate(uint32_t size);
   void freeExtent(uint32_t start, uint32_t size);
   void reclaim(bool all);
+  // Maps the ring memory at least up to entry `entries` (the rest stays unmapped until used).
+  dataplane::Status ensureMapped(uint64_t entries);
   template <class K, class V>
   dataplane::Status updateBatch(int fd, std::vector<K>& keys, std::vector<V>& values,
                                 const char* what);
@@ -116,7 +118,7 @@ class MapWriter {
   using RangeBytes = std::array<uint8_t, sizeof(skiff_src_range_key)>;
 
   MapFds fds_;
-  // The ring memory, mapped.
+  // The ring memory, mapped from its start as far as ringBytes_ (see ensureMapped).
   uint32_t* rings_ = nullptr;
   uint32_t ringEntries_ = 0;
   size_t ringBytes_ = 0;

@@ -56,6 +56,8 @@ struct AgentFlags {
   // The eBPF data path pins its maps and links here, so a restarted agent keeps serving with the
   // same tables and `skiff lb` can read them; empty: nothing pinned.
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
+  // Kernel memory for the Maglev rings (preallocated; 64 KiB per default-size ring).
+  uint32_t lb_ring_memory_mb = 64;
   std::string image_root = "/var/lib/skiff/kubelet/images";
   std::string log_dir = "/var/log/pods";
   std::string bridge = "skiff0";
@@ -105,6 +107,8 @@ class NodeProxy {
       ebpf::EbpfDataplaneOptions options;
       options.cgroupPath = cgroup_path;
       options.pinDir = flags.bpf_pin_dir;
+      options.load.ringEntries = static_cast<uint32_t>(
+          std::min<uint64_t>(flags.lb_ring_memory_mb, 8192) * 1024 * 1024 / 4);
       auto made = ebpf::EbpfDataplane::create(options);
       if (!made.ok()) {
         throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
@@ -385,6 +389,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--bpf-pin-dir", flags->bpf_pin_dir,
                   "Where the eBPF data path pins its maps and links (kept across restarts; "
                   "skiff lb reads them; skiff cleanup removes them)")
+      ->capture_default_str();
+  cmd->add_option("--lb-ring-memory-mb", flags->lb_ring_memory_mb,
+                  "Kernel memory for the eBPF data path's Maglev rings, preallocated (64 KiB per "
+                  "service ring of the default size 16381; 64 MiB: about 1,000 services)")
+      ->check(CLI::Range(1, 8192))
       ->capture_default_str();
   cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
       ->capture_default_str();

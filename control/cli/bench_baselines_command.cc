@@ -842,6 +842,7 @@ class EbpfMode : public Mode {
     const uint32_t backends =
         static_cast<uint32_t>(maxServices) * static_cast<uint32_t>(endpointsPerService);
     options.load.services = std::max<uint32_t>(options.load.services, services);
+    options.load.ringEntries = (services + 16) * 16384u + SKIFF_RING_ALIGN;
     options.load.frontends = std::max<uint32_t>(options.load.frontends, services);
     options.load.rings = std::max<uint32_t>(options.load.rings, 4 * services);
     options.load.backends = std::max<uint32_t>(options.load.backends, backends + services + 1024);

@@ -138,6 +138,7 @@ std::unique_ptr<dataplane::Dataplane> makeDataplane(const BenchEndpointsOptions&
   const uint32_t backends =
       static_cast<uint32_t>(options.services) * static_cast<uint32_t>(options.endpointsPerService);
   dp.load.services = std::max<uint32_t>(dp.load.services, services + 16);
+  dp.load.ringEntries = (services + 16) * 16384u + SKIFF_RING_ALIGN;
   dp.load.frontends = std::max<uint32_t>(dp.load.frontends, services + 16);
   dp.load.rings = std::max<uint32_t>(dp.load.rings, 4 * (services + 16));
   // Room for each changed service's new backend before its old one is cleared.
