@@ -137,7 +137,9 @@ TEST(ReplicaSetController, FailedCreateIsReportedAsReplicaFailure) {
         return obj;
       }));
   controller.drain();
-  ASSERT_EQ(statuses.size(), 1u);
+  // The first sync's write carries no condition yet. (Its rate-limited retry, 5 ms later, may
+  // already have run inside drain() on a loaded machine, so the count is not fixed here.)
+  ASSERT_GE(statuses.size(), 1u);
   EXPECT_EQ(statuses[0].status().conditions_size(), 0);
   // The retry writes the condition along with trying again.
   controller.enqueue("default/web");
