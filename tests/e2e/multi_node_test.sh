@@ -314,6 +314,15 @@ ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
                                 for c in p.get("status", {}).get("conditions", []))]
 print(len(pods), len(ready))'
 }
+# The web pods (terminating ones included) whose names are among $1, space-separated.
+pods_among() {
+  local name names out=
+  names=$(kc get pods -l app=web -o jsonpath='{.items[*].metadata.name}') || { echo "(get pods failed)"; return; }
+  for name in $names; do
+    [[ " $1 " == *" $name "* ]] && out+="$name "
+  done
+  echo "$out"
+}
 # Ready endpoints of the web Service, and how many of them are on node $1 (optional).
 endpoints() {
   kc get endpointslices -l kubernetes.io/service-name=web -o json | python3 -c '
@@ -470,9 +479,9 @@ scenario() {
   local rollout_ms=$(( $(now_ms) - t0 ))
   sleep 1
   stop_traffic
-  for name in $(kc get pods -l app=web -o jsonpath='{.items[*].metadata.name}'); do
-    [[ " $before " != *" $name "* ]] || fail "pod $name from before the rolling update is still there"
-  done
+  # The rollout is complete once the new pods are available; the old ones may still be in their
+  # graceful termination (preStop, SIGTERM) for a moment, and must then be gone.
+  wait_eq "" "pods from before the rolling update still there" 300 pods_among "$before"
   sent=$(check_traffic "rolling update" 30)
   local answered_by
   answered_by=$(awk '$3 == "ok" {print $4}' "$work"/traffic? | sort -u | wc -l)
