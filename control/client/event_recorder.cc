@@ -203,7 +203,8 @@ void EventRecorder::send(api::core::v1::Event ev) {
   if (agg == nullptr || t - agg->last > options_.aggregate_interval) {
     agg = &aggregates_.put(agg_key, Aggregate{});
   }
-  agg->messages.insert(ev.message());
+  // Bounded: past the limit every message is combined, so more need not be remembered.
+  if (agg->messages.size() < options_.aggregate_max_events) agg->messages.insert(ev.message());
   agg->last = t;
   std::string dedupe_key;
   if (agg->messages.size() >= options_.aggregate_max_events) {
