@@ -4,7 +4,8 @@
 #include "kubelet/volumes/volume_source.h"
 
 // VolumeSourceFetcher on the apiserver: a GET per call (the kubelet refreshes volumes on its
-// resync period, so no cache is needed for correctness).
+// resync period, so no cache is needed for correctness); tokens by a POST to
+// serviceaccounts/NAME/token, which the TokenManager caches.
 
 namespace skiff::kubelet::volumes {
 
@@ -16,6 +17,9 @@ class ClientVolumeSourceFetcher final : public VolumeSourceFetcher {
                                                        const std::string& name) override;
   std::optional<api::core::v1::Secret> getSecret(const std::string& ns,
                                                  const std::string& name) override;
+  api::authentication::v1::TokenRequest requestServiceAccountToken(
+      const std::string& ns, const std::string& name,
+      const api::authentication::v1::TokenRequest& request) override;
 
  private:
   client::Client& client_;

@@ -2,12 +2,14 @@
 
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -52,13 +54,12 @@ std::string readFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The files a configMap or secret volume shows: every key, or only `items` at their paths.
-template <class Source>
+// The files a configMap or secret (volume or projection) shows: every key, or only `items` at
+// their paths.
 std::map<std::string, ProjectedFile> projectKeys(
     const std::map<std::string, std::string>& data,
-    const google::protobuf::RepeatedPtrField<core::KeyToPath>& items, const Source& source,
+    const google::protobuf::RepeatedPtrField<core::KeyToPath>& items, bool optional, int mode,
     const std::string& what) {
-  const int mode = source.has_default_mode() ? source.default_mode() : 0644;
   std::map<std::string, ProjectedFile> files;
   if (items.empty()) {
     for (const auto& [key, value] : data) {
@@ -70,13 +71,176 @@ std::map<std::string, ProjectedFile> projectKeys(
   for (const auto& item : items) {
     auto it = data.find(item.key());
     if (it == data.end()) {
-      if (source.optional()) continue;
+      if (optional) continue;
       throw VolumeError(what + ": key \"" + item.key() + "\" not found");
     }
     checkRelative(item.path(), what);
     files[item.path()] = {it->second, item.has_mode() ? item.mode() : mode};
   }
   return files;
+}
+
+std::map<std::string, std::string> configMapData(VolumeSourceFetcher* fetcher,
+                                                 const std::string& ns, const std::string& name,
+                                                 bool optional, const std::string& what) {
+  if (fetcher == nullptr) throw VolumeError(what + ": this kubelet has no API access");
+  std::optional<core::ConfigMap> cm;
+  try {
+    cm = fetcher->getConfigMap(ns, name);
+  } catch (const std::exception& e) {
+    throw VolumeError(what + ": configmap \"" + name + "\": " + e.what());
+  }
+  std::map<std::string, std::string> data;
+  if (cm) {
+    data.insert(cm->data().begin(), cm->data().end());
+    data.insert(cm->binary_data().begin(), cm->binary_data().end());
+  } else if (!optional) {
+    throw VolumeError(what + ": configmap \"" + name + "\" not found");
+  }
+  return data;
+}
+
+std::map<std::string, std::string> secretData(VolumeSourceFetcher* fetcher, const std::string& ns,
+                                              const std::string& name, bool optional,
+                                              const std::string& what) {
+  if (fetcher == nullptr) throw VolumeError(what + ": this kubelet has no API access");
+  std::optional<core::Secret> secret;
+  try {
+    secret = fetcher->getSecret(ns, name);
+  } catch (const std::exception& e) {
+    throw VolumeError(what + ": secret \"" + name + "\": " + e.what());
+  }
+  std::map<std::string, std::string> data;
+  if (secret) {
+    data.insert(secret->data().begin(), secret->data().end());
+  } else if (!optional) {
+    throw VolumeError(what + ": secret \"" + name + "\" not found");
+  }
+  return data;
+}
+
+// Go's strconv.Quote for the ASCII range (what fieldpath.FormatMap writes values with); bytes
+// from 0x80 up pass as they are (UTF-8 text).
+std::string goQuote(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\a':
+        out += "\\a";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\v':
+        out += "\\v";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\x";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// fieldpath.FormatMap: key="value" lines in key order, no trailing newline.
+std::string formatMap(const google::protobuf::Map<std::string, std::string>& m) {
+  const std::map<std::string, std::string> sorted(m.begin(), m.end());
+  std::string out;
+  for (const auto& [k, v] : sorted) {
+    if (!out.empty()) out += '\n';
+    out += k + "=" + goQuote(v);
+  }
+  return out;
+}
+
+// "metadata.labels['app']" -> "app" for `prefix` "metadata.labels".
+std::optional<std::string> subscript(const std::string& path, const std::string& prefix) {
+  if (!path.starts_with(prefix + "['") || !path.ends_with("']")) return std::nullopt;
+  return path.substr(prefix.size() + 2, path.size() - prefix.size() - 4);
+}
+
+// The fields a downwardAPI volume file may show (validVolumeDownwardAPIFieldPathExpressions).
+std::string downwardValue(const core::Pod& pod, const std::string& path, const std::string& what) {
+  const auto& meta = pod.metadata();
+  if (path == "metadata.name") return meta.name();
+  if (path == "metadata.namespace") return meta.namespace_();
+  if (path == "metadata.uid") return meta.uid();
+  if (path == "metadata.labels") return formatMap(meta.labels());
+  if (path == "metadata.annotations") return formatMap(meta.annotations());
+  if (auto key = subscript(path, "metadata.labels")) {
+    auto it = meta.labels().find(*key);
+    return it == meta.labels().end() ? std::string() : it->second;
+  }
+  if (auto key = subscript(path, "metadata.annotations")) {
+    auto it = meta.annotations().find(*key);
+    return it == meta.annotations().end() ? std::string() : it->second;
+  }
+  throw VolumeError(what + ": fieldRef.fieldPath \"" + path +
+                    "\" is not supported in a downwardAPI volume");
+}
+
+std::map<std::string, ProjectedFile> downwardFiles(
+    const core::Pod& pod,
+    const google::protobuf::RepeatedPtrField<core::DownwardAPIVolumeFile>& items, int mode,
+    const std::string& what) {
+  std::map<std::string, ProjectedFile> files;
+  for (const auto& item : items) {
+    checkRelative(item.path(), what);
+    if (item.has_field_ref()) {
+      files[item.path()] = {downwardValue(pod, item.field_ref().field_path(), what),
+                            item.has_mode() ? item.mode() : mode};
+    } else if (item.has_resource_field_ref()) {
+      throw VolumeError(what + ": " + item.path() +
+                        ": resourceFieldRef is not supported by this kubelet");
+    } else {
+      throw VolumeError(what + ": " + item.path() + ": neither fieldRef nor resourceFieldRef");
+    }
+  }
+  return files;
+}
+
+// securitycontext.DetermineEffectiveRunAsUser over every container (FsUserFrom): the one user
+// they all run as, else none.
+std::optional<int64_t> fsUserOf(const core::Pod& pod) {
+  std::optional<int64_t> user;
+  const auto& spec = pod.spec();
+  for (const auto* list : {&spec.init_containers(), &spec.containers()}) {
+    for (const auto& c : *list) {
+      std::optional<int64_t> effective;
+      if (c.security_context().has_run_as_user()) {
+        effective = c.security_context().run_as_user();
+      } else if (spec.security_context().has_run_as_user()) {
+        effective = spec.security_context().run_as_user();
+      }
+      if (!effective || (user && *user != *effective)) return std::nullopt;
+      user = effective;
+    }
+  }
+  return user;
 }
 
 void checkHostPath(const core::HostPathVolumeSource& source, const std::string& what) {
@@ -141,6 +305,8 @@ void writeAtomically(const std::string& dir, const std::map<std::string, Project
       struct stat st {};
       same = same && it != files.end() && ::stat(e.path().c_str(), &st) == 0 &&
              static_cast<int>(st.st_mode & 07777) == it->second.mode &&
+             (it->second.uid < 0 || static_cast<int64_t>(st.st_uid) == it->second.uid) &&
+             (it->second.gid < 0 || static_cast<int64_t>(st.st_gid) == it->second.gid) &&
              readFile(e.path().string()) == it->second.content;
     }
     if (same && count == files.size()) return;
@@ -159,6 +325,12 @@ void writeAtomically(const std::string& dir, const std::map<std::string, Project
     out.close();
     if (!out || ::chmod(target.c_str(), static_cast<mode_t>(file.mode)) != 0) {
       throw VolumeError("cannot write " + target.string());
+    }
+    if ((file.uid >= 0 || file.gid >= 0) &&
+        ::chown(target.c_str(),
+                file.uid >= 0 ? static_cast<uid_t>(file.uid) : static_cast<uid_t>(-1),
+                file.gid >= 0 ? static_cast<gid_t>(file.gid) : static_cast<gid_t>(-1)) != 0) {
+      throw VolumeError("cannot chown " + target.string() + ": " + std::strerror(errno));
     }
     top.insert(fs::path(rel).begin()->string());
   }
@@ -185,6 +357,76 @@ void writeAtomically(const std::string& dir, const std::map<std::string, Project
   }
 }
 
+api::authentication::v1::TokenRequest VolumeSourceFetcher::requestServiceAccountToken(
+    const std::string&, const std::string&, const api::authentication::v1::TokenRequest&) {
+  throw std::runtime_error("this kubelet cannot request ServiceAccount tokens");
+}
+
+std::map<std::string, ProjectedFile> VolumeManager::projectedFiles(
+    const core::Pod& pod, const core::ProjectedVolumeSource& source, const std::string& what) {
+  const std::string& ns = pod.metadata().namespace_();
+  const int mode = source.has_default_mode() ? source.default_mode() : 0644;
+  const auto& psc = pod.spec().security_context();
+  const std::optional<int64_t> fs_group =
+      psc.has_fs_group() ? std::optional<int64_t>(psc.fs_group()) : std::nullopt;
+  std::map<std::string, ProjectedFile> files;
+  auto add = [&](std::map<std::string, ProjectedFile> more) {
+    for (auto& [path, file] : more)
+      files[path] = std::move(file);
+  };
+  for (const auto& s : source.sources()) {
+    if (s.has_secret()) {
+      const auto& p = s.secret();
+      add(projectKeys(secretData(fetcher_, ns, p.name(), p.optional(), what), p.items(),
+                      p.optional(), mode, what));
+    } else if (s.has_config_map()) {
+      const auto& p = s.config_map();
+      add(projectKeys(configMapData(fetcher_, ns, p.name(), p.optional(), what), p.items(),
+                      p.optional(), mode, what));
+    } else if (s.has_downward_api()) {
+      add(downwardFiles(pod, s.downward_api().items(), mode, what));
+    } else if (s.has_service_account_token()) {
+      const auto& p = s.service_account_token();
+      checkRelative(p.path(), what);
+      if (fetcher_ == nullptr) throw VolumeError(what + ": this kubelet has no API access");
+      const std::string sa =
+          pod.spec().service_account_name().empty() ? "default" : pod.spec().service_account_name();
+      api::authentication::v1::TokenRequest request;
+      if (!p.audience().empty()) request.mutable_spec()->add_audiences(p.audience());
+      request.mutable_spec()->set_expiration_seconds(
+          p.has_expiration_seconds() ? p.expiration_seconds() : 3600);
+      auto* ref = request.mutable_spec()->mutable_bound_object_ref();
+      ref->set_api_version("v1");
+      ref->set_kind("Pod");
+      ref->set_name(pod.metadata().name());
+      ref->set_uid(pod.metadata().uid());
+      std::string token;
+      try {
+        token = tokens_.token(*fetcher_, ns, sa, request).status().token();
+      } catch (const std::exception& e) {
+        throw VolumeError(what + ": serviceaccount \"" + sa + "\": " + e.what());
+      }
+      ProjectedFile file{std::move(token), mode};
+      const std::optional<int64_t> fs_user = fsUserOf(pod);
+      if (fs_user || fs_group) file.mode = 0600;
+      if (fs_user) file.uid = *fs_user;
+      files[p.path()] = std::move(file);
+    } else {
+      throw VolumeError(what +
+                        ": a projected source without secret, configMap, downwardAPI or "
+                        "serviceAccountToken");
+    }
+  }
+  if (fs_group) {
+    // SetVolumeOwnership of a read-only volume: the group, and group read on every file.
+    for (auto& [path, file] : files) {
+      file.gid = *fs_group;
+      file.mode |= 0440;
+    }
+  }
+  return files;
+}
+
 std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
                                                       const std::string& pod_dir) {
   std::map<std::string, PodVolume> out;
@@ -199,7 +441,8 @@ std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
       out[v.name()] = {v.host_path().path(), false};
       continue;
     }
-    if (v.has_empty_dir() || v.has_config_map() || v.has_secret()) {
+    if (v.has_empty_dir() || v.has_config_map() || v.has_secret() || v.has_downward_api() ||
+        v.has_projected()) {
       fs::create_directories(dir, ec);
       if (ec) throw VolumeError(what + ": cannot create " + dir + ": " + ec.message());
     }
@@ -213,43 +456,35 @@ std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
       ::chmod(dir.c_str(), 0777);  // emptyDir is world-writable in Kubernetes
       out[v.name()] = {dir, false};
     } else if (v.has_config_map()) {
-      if (fetcher_ == nullptr) throw VolumeError(what + ": this kubelet has no API access");
       const auto& source = v.config_map();
-      std::optional<core::ConfigMap> cm;
-      try {
-        cm = fetcher_->getConfigMap(ns, source.name());
-      } catch (const std::exception& e) {
-        throw VolumeError(what + ": configmap \"" + source.name() + "\": " + e.what());
-      }
-      std::map<std::string, std::string> data;
-      if (cm) {
-        data.insert(cm->data().begin(), cm->data().end());
-        data.insert(cm->binary_data().begin(), cm->binary_data().end());
-      } else if (!source.optional()) {
-        throw VolumeError(what + ": configmap \"" + source.name() + "\" not found");
-      }
-      writeAtomically(dir, projectKeys(data, source.items(), source, what));
+      const int mode = source.has_default_mode() ? source.default_mode() : 0644;
+      writeAtomically(
+          dir, projectKeys(configMapData(fetcher_, ns, source.name(), source.optional(), what),
+                           source.items(), source.optional(), mode, what));
       out[v.name()] = {dir, true};
     } else if (v.has_secret()) {
       if (fetcher_ == nullptr) throw VolumeError(what + ": this kubelet has no API access");
       const auto& source = v.secret();
       if (options_.use_tmpfs) mountTmpfs(dir, what);
-      std::optional<core::Secret> secret;
-      try {
-        secret = fetcher_->getSecret(ns, source.secret_name());
-      } catch (const std::exception& e) {
-        throw VolumeError(what + ": secret \"" + source.secret_name() + "\": " + e.what());
-      }
-      std::map<std::string, std::string> data;
-      if (secret) {
-        data.insert(secret->data().begin(), secret->data().end());
-      } else if (!source.optional()) {
-        throw VolumeError(what + ": secret \"" + source.secret_name() + "\" not found");
-      }
-      writeAtomically(dir, projectKeys(data, source.items(), source, what));
+      const int mode = source.has_default_mode() ? source.default_mode() : 0644;
+      writeAtomically(
+          dir, projectKeys(secretData(fetcher_, ns, source.secret_name(), source.optional(), what),
+                           source.items(), source.optional(), mode, what));
+      out[v.name()] = {dir, true};
+    } else if (v.has_downward_api()) {
+      const auto& source = v.downward_api();
+      if (options_.use_tmpfs) mountTmpfs(dir, what);
+      const int mode = source.has_default_mode() ? source.default_mode() : 0644;
+      writeAtomically(dir, downwardFiles(pod, source.items(), mode, what));
+      out[v.name()] = {dir, true};
+    } else if (v.has_projected()) {
+      if (options_.use_tmpfs) mountTmpfs(dir, what);
+      writeAtomically(dir, projectedFiles(pod, v.projected(), what));
       out[v.name()] = {dir, true};
     } else {
-      throw VolumeError(what + ": only emptyDir, hostPath, configMap and secret are supported");
+      throw VolumeError(what +
+                        ": only emptyDir, hostPath, configMap, secret, downwardAPI and projected "
+                        "are supported");
     }
   }
   return out;
@@ -266,6 +501,7 @@ void VolumeManager::tearDown(const std::string& pod_dir) {
   }
   fs::remove_all(root, ec);
   if (ec) throw VolumeError("cannot remove " + root + ": " + ec.message());
+  tokens_.forgetPod(fs::path(pod_dir).filename().string());
 }
 
 std::vector<MountSpec> VolumeManager::containerMounts(

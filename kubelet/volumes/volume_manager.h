@@ -1,23 +1,35 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kubelet/runtime/runtime.h"
+#include "kubelet/volumes/token_manager.h"
 #include "kubelet/volumes/volume_source.h"
 #include "skiff/api/core_v1.pb.h"
 
 // A pod's volumes on the node, as Kubernetes' volume plugins lay them out:
 //
-//   POD_DIR/volumes/<name>/           emptyDir (a tmpfs for medium: Memory), configMap, secret
+//   POD_DIR/volumes/<name>/           emptyDir (a tmpfs for medium: Memory), configMap, secret,
+//                                     downwardAPI, projected
 //   POD_DIR/volumes/<name>/..data     -> ..<generation>/, swapped atomically when content changes;
 //   POD_DIR/volumes/<name>/<key>      -> ..data/<key> (Kubernetes' AtomicWriter layout)
 //
 // hostPath volumes are the host's path itself (checked against `type`). Containers get bind
-// mounts at their volumeMounts (readOnly, subPath). Secrets live on a tmpfs so they never reach
-// the disk.
+// mounts at their volumeMounts (readOnly, subPath). Secrets, downwardAPI and projected volumes
+// live on a tmpfs so they never reach the disk.
+//
+// A projected volume joins secret, configMap, downwardAPI and serviceAccountToken sources in one
+// directory, as Kubernetes' projected plugin: files get their item's mode or the volume's
+// defaultMode (0644); a token is requested for the pod's ServiceAccount, bound to the pod, and
+// kept fresh by the TokenManager (each setUp rewrites the file once the token was renewed). With
+// every container running as one runAsUser, the token file is that user's with mode 0600; with
+// an fsGroup, every file gets that group and group read (SetVolumeOwnership of a read-only
+// volume), the token 0640.
 
 namespace skiff::kubelet::volumes {
 
@@ -32,22 +44,34 @@ struct VolumeManagerOptions {
   // Secrets and medium: Memory emptyDirs on tmpfs (needs root; tests without it turn this off
   // and get plain directories).
   bool use_tmpfs = true;
+  // Unix seconds for the TokenManager's refresh decisions; default: the system clock.
+  std::function<int64_t()> now;
 };
 
 struct PodVolume {
   std::string host_path;
-  bool read_only = false;  // configMap, secret: always mounted read-only
+  bool read_only = false;  // configMap, secret, downwardAPI, projected: always read-only
+};
+
+// One file of a projected volume: a relative path, its bytes, mode and owner (-1: as written,
+// root's).
+struct ProjectedFile {
+  std::string content;
+  int mode = 0644;
+  int64_t uid = -1;
+  int64_t gid = -1;
 };
 
 class VolumeManager {
  public:
   VolumeManager(VolumeSourceFetcher* fetcher, VolumeManagerOptions options = {})
-      : fetcher_(fetcher), options_(options) {}
+      : fetcher_(fetcher), options_(options), tokens_(options_.now) {}
 
-  // Makes (or refreshes: configMap and secret contents) every volume of `pod` under `pod_dir`.
-  // Throws VolumeError naming the volume.
+  // Makes (or refreshes: configMap, secret, downwardAPI and projected contents, tokens due for
+  // renewal) every volume of `pod` under `pod_dir`. Throws VolumeError naming the volume.
   std::map<std::string, PodVolume> setUp(const api::core::v1::Pod& pod, const std::string& pod_dir);
-  // Unmounts and removes POD_DIR/volumes. Idempotent.
+  // Unmounts and removes POD_DIR/volumes, and forgets the tokens of the pod whose uid is
+  // POD_DIR's name. Idempotent.
   void tearDown(const std::string& pod_dir);
 
   // The bind mounts of `container`'s volumeMounts; `field` is its path in errors
@@ -57,14 +81,13 @@ class VolumeManager {
                                                 const std::string& field);
 
  private:
+  std::map<std::string, ProjectedFile> projectedFiles(
+      const api::core::v1::Pod& pod, const api::core::v1::ProjectedVolumeSource& source,
+      const std::string& what);
+
   VolumeSourceFetcher* fetcher_;
   VolumeManagerOptions options_;
-};
-
-// One file of a projected volume: a relative path, its bytes and mode.
-struct ProjectedFile {
-  std::string content;
-  int mode = 0644;
+  TokenManager tokens_;
 };
 
 // Writes `files` (relative paths, no "..") into `dir` the way Kubernetes' AtomicWriter does, so a

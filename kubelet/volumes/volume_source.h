@@ -3,11 +3,12 @@
 #include <optional>
 #include <string>
 
+#include "skiff/api/authentication_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 
-// Where configMap and secret volumes get their objects. The agent implements it on its client
-// (client_volume_source.h does, on skiff::client::Client); unit tests fake it. Called from pod
-// workers, for different pods at once.
+// Where configMap, secret and projected volumes get their objects and ServiceAccount tokens. The
+// agent implements it on its client (client_volume_source.h does, on skiff::client::Client); unit
+// tests fake it. Called from pod workers, for different pods at once.
 
 namespace skiff::kubelet::volumes {
 
@@ -20,6 +21,12 @@ class VolumeSourceFetcher {
                                                                const std::string& name) = 0;
   virtual std::optional<api::core::v1::Secret> getSecret(const std::string& ns,
                                                          const std::string& name) = 0;
+  // POST serviceaccounts/NAME/token in `ns` (the TokenRequest API): the answer, with
+  // status.token and status.expirationTimestamp. Throws std::runtime_error with the apiserver's
+  // reason. The default has no API to ask.
+  virtual api::authentication::v1::TokenRequest requestServiceAccountToken(
+      const std::string& ns, const std::string& name,
+      const api::authentication::v1::TokenRequest& request);
 };
 
 }  // namespace skiff::kubelet::volumes

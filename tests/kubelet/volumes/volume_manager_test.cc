@@ -1,6 +1,9 @@
 // VolumeManager on plain directories (tmpfs off, so it runs unprivileged): emptyDir, hostPath
 // types, configMap and secret projections with items and modes, atomic updates, optional and
-// missing sources, and the bind mounts of volumeMounts with readOnly and subPath.
+// missing sources, and the bind mounts of volumeMounts with readOnly and subPath; downwardAPI
+// and projected volumes (the kube-api-access-* one admission adds) with a fake TokenRequest
+// source and clock: the bound request, refresh at 80% of the lifetime, a failed refresh, owners;
+// the TokenManager's refresh rules.
 
 #include "kubelet/volumes/volume_manager.h"
 
@@ -43,9 +46,23 @@ class Sources final : public VolumeSourceFetcher {
     if (it == secrets.end()) return std::nullopt;
     return it->second;
   }
+  api::authentication::v1::TokenRequest requestServiceAccountToken(
+      const std::string& ns, const std::string& name,
+      const api::authentication::v1::TokenRequest& request) override {
+    if (tokens_fail) throw std::runtime_error("connection refused");
+    requests.push_back({ns + "/" + name, request});
+    api::authentication::v1::TokenRequest out = request;
+    out.mutable_status()->set_token("token-" + std::to_string(requests.size()));
+    out.mutable_status()->mutable_expiration_timestamp()->set_seconds(
+        now + request.spec().expiration_seconds());
+    return out;
+  }
   std::map<std::string, core::ConfigMap> config_maps;
   std::map<std::string, core::Secret> secrets;
   bool unreachable = false;
+  bool tokens_fail = false;
+  int64_t now = 1'700'000'000;  // unix seconds, the tests' clock
+  std::vector<std::pair<std::string, api::authentication::v1::TokenRequest>> requests;
 };
 
 class VolumeManagerTest : public ::testing::Test {
@@ -74,7 +91,7 @@ class VolumeManagerTest : public ::testing::Test {
 
   std::string dir_, pod_dir_;
   Sources sources_;
-  VolumeManager manager_{&sources_, {.use_tmpfs = false}};
+  VolumeManager manager_{&sources_, {.use_tmpfs = false, .now = [this] { return sources_.now; }}};
 };
 
 TEST_F(VolumeManagerTest, EmptyDirConfigMapSecretAndHostPath) {
@@ -200,6 +217,215 @@ volumeMounts:
   api::decodeYaml("name: c\nvolumeMounts: [{name: scratch, mountPath: /x, subPath: ../../etc}]\n",
                   bad);
   EXPECT_THROW(VolumeManager::containerMounts(bad, volumes, "spec.containers[1]"), VolumeError);
+}
+
+// What admission adds (serviceAccountTokenVolumeSource), plus a secret and labels.
+constexpr const char* kProjected = R"(  - name: kube-api-access-x7b2k
+    projected:
+      defaultMode: 420
+      sources:
+      - serviceAccountToken: {expirationSeconds: 3607, path: token}
+      - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+      - downwardAPI: {items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]}
+      - secret: {name: db, items: [{key: password, path: db/password, mode: 0400}]}
+      - downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+)";
+
+TEST_F(VolumeManagerTest, ProjectedServiceAccountVolumeIsBoundToThePodAndRefreshed) {
+  core::ConfigMap ca;
+  (*ca.mutable_data())["ca.crt"] = "-----BEGIN CERTIFICATE-----\n";
+  sources_.config_maps["default/kube-root-ca.crt"] = ca;
+  core::Pod p = pod(kProjected);
+  (*p.mutable_metadata()->mutable_labels())["app"] = "web";
+  (*p.mutable_metadata()->mutable_labels())["quote"] = "a\"b\n";
+  p.mutable_spec()->set_service_account_name("builder");
+  const std::string pod_dir = dir_ + "/pods/u1";  // the kubelet's POD_DIR ends in the uid
+  const std::string vol = pod_dir + "/volumes/kube-api-access-x7b2k";
+
+  const auto volumes = manager_.setUp(p, pod_dir);
+  EXPECT_TRUE(volumes.at("kube-api-access-x7b2k").read_only);
+  ASSERT_EQ(sources_.requests.size(), 1u);
+  EXPECT_EQ(sources_.requests[0].first, "default/builder");
+  EXPECT_EQ(
+      api::encodeJson(sources_.requests[0].second, api::JsonStyle::kCompact, {.type_meta = false}),
+      R"({"spec":{"expirationSeconds":3607,"boundObjectRef":{"kind":"Pod",)"
+      R"("apiVersion":"v1","name":"web","uid":"u1"}}})");  // no audiences: the apiserver's
+  EXPECT_EQ(readFile(vol + "/token"), "token-1");
+  EXPECT_EQ(modeOf(vol + "/token"), 0644);  // defaultMode, as Kubernetes without fsUser/fsGroup
+  EXPECT_EQ(readFile(vol + "/ca.crt"), "-----BEGIN CERTIFICATE-----\n");
+  EXPECT_EQ(readFile(vol + "/namespace"), "default");
+  EXPECT_EQ(readFile(vol + "/db/password"), std::string("s3cr\0t", 6));
+  EXPECT_EQ(modeOf(vol + "/db/password"), 0400);
+  EXPECT_EQ(readFile(vol + "/labels"), "app=\"web\"\nquote=\"a\\\"b\\n\"");
+  EXPECT_TRUE(fs::is_symlink(vol + "/token"));
+  const std::string first = fs::read_symlink(vol + "/..data").string();
+
+  // Well within the lifetime: the cached token, nothing rewritten.
+  sources_.now += 2800;
+  manager_.setUp(p, pod_dir);
+  EXPECT_EQ(sources_.requests.size(), 1u);
+  EXPECT_EQ(fs::read_symlink(vol + "/..data").string(), first);
+  // Past 80% (3607 - 721 s): a new token, swapped in atomically.
+  sources_.now += 90;
+  manager_.setUp(p, pod_dir);
+  ASSERT_EQ(sources_.requests.size(), 2u);
+  EXPECT_EQ(readFile(vol + "/token"), "token-2");
+  EXPECT_NE(fs::read_symlink(vol + "/..data").string(), first);
+
+  // A failed refresh keeps the token while it lasts, then fails the volume.
+  sources_.now += 2900;
+  sources_.tokens_fail = true;
+  EXPECT_NO_THROW(manager_.setUp(p, pod_dir));
+  EXPECT_EQ(readFile(vol + "/token"), "token-2");
+  sources_.now += 800;  // expired
+  try {
+    manager_.setUp(p, pod_dir);
+    FAIL() << "an expired token was kept";
+  } catch (const VolumeError& e) {
+    EXPECT_NE(std::string(e.what()).find("volume \"kube-api-access-x7b2k\": serviceaccount "
+                                         "\"builder\": token default/builder expired and "
+                                         "refresh failed: connection refused"),
+              std::string::npos)
+        << e.what();
+  }
+  sources_.tokens_fail = false;
+  manager_.setUp(p, pod_dir);
+  EXPECT_EQ(readFile(vol + "/token"), "token-3");
+
+  // The pod is gone: its tokens are forgotten (a pod of the same uid would ask again).
+  manager_.tearDown(pod_dir);
+  manager_.setUp(p, pod_dir);
+  EXPECT_EQ(sources_.requests.size(), 4u);
+
+  // No kube-root-ca.crt: the volume cannot be made, and says why.
+  sources_.config_maps.erase("default/kube-root-ca.crt");
+  try {
+    manager_.setUp(p, pod_dir);
+    FAIL();
+  } catch (const VolumeError& e) {
+    EXPECT_STREQ(e.what(),
+                 "volume \"kube-api-access-x7b2k\": configmap \"kube-root-ca.crt\" not found");
+  }
+}
+
+TEST_F(VolumeManagerTest, ProjectedTokenOwnersFollowRunAsUserAndFsGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
+  core::ConfigMap ca;
+  (*ca.mutable_data())["ca.crt"] = "CA";
+  sources_.config_maps["default/kube-root-ca.crt"] = ca;
+  core::Pod p = pod(kProjected);
+  p.mutable_spec()->mutable_security_context()->set_run_as_user(1000);
+  const std::string vol = dir_ + "/pods/u1/volumes/kube-api-access-x7b2k";
+  manager_.setUp(p, dir_ + "/pods/u1");
+  struct stat st {};
+  ASSERT_EQ(::stat((vol + "/token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);  // every container runs as 1000: the token is theirs
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(modeOf(vol + "/ca.crt"), 0644);
+
+  p.mutable_spec()->mutable_security_context()->set_fs_group(2000);
+  p.mutable_spec()->mutable_containers(0)->mutable_security_context()->set_run_as_user(0);
+  manager_.setUp(p, dir_ + "/pods/u1");
+  ASSERT_EQ(::stat((vol + "/token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);  // the users differ: no fsUser
+  EXPECT_EQ(st.st_gid, 2000u);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);  // 0600 and group read
+  ASSERT_EQ(::stat((vol + "/db/password").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 2000u);
+  EXPECT_EQ(st.st_mode & 07777, 0440u);
+}
+
+TEST_F(VolumeManagerTest, DownwardApiVolumeAndUnsupportedFields) {
+  core::Pod p = pod(R"(  - name: info
+    downwardAPI:
+      defaultMode: 0640
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: app, fieldRef: {fieldPath: "metadata.labels['app']"}, mode: 0600}
+      - {path: annotations, fieldRef: {fieldPath: metadata.annotations}}
+)");
+  (*p.mutable_metadata()->mutable_labels())["app"] = "web";
+  (*p.mutable_metadata()->mutable_annotations())["b"] = "2";
+  (*p.mutable_metadata()->mutable_annotations())["a"] = "1";
+  const auto volumes = manager_.setUp(p, pod_dir_);
+  EXPECT_TRUE(volumes.at("info").read_only);
+  EXPECT_EQ(readFile(pod_dir_ + "/volumes/info/name"), "web");
+  EXPECT_EQ(modeOf(pod_dir_ + "/volumes/info/name"), 0640);
+  EXPECT_EQ(readFile(pod_dir_ + "/volumes/info/app"), "web");
+  EXPECT_EQ(modeOf(pod_dir_ + "/volumes/info/app"), 0600);
+  EXPECT_EQ(readFile(pod_dir_ + "/volumes/info/annotations"), "a=\"1\"\nb=\"2\"");
+  try {
+    manager_.setUp(pod("  - {name: d, downwardAPI: {items: [{path: n, fieldRef: {fieldPath: "
+                       "spec.nodeName}}]}}\n"),
+                   pod_dir_);
+    FAIL();
+  } catch (const VolumeError& e) {
+    EXPECT_STREQ(e.what(),
+                 "volume \"d\": fieldRef.fieldPath \"spec.nodeName\" is not "
+                 "supported in a downwardAPI volume");
+  }
+  VolumeManager no_api(nullptr, {.use_tmpfs = false});
+  EXPECT_THROW(no_api.setUp(pod(kProjected), dir_ + "/other"), VolumeError);
+}
+
+TEST(TokenManagerTest, RefreshAtEightyPercentOrAfterADayLessTheJitter) {
+  int64_t now = 1000;
+  int64_t jitter = 0;
+  TokenManager tokens([&] { return now; }, [&] { return jitter; });
+  struct Source final : VolumeSourceFetcher {
+    std::optional<core::ConfigMap> getConfigMap(const std::string&, const std::string&) override {
+      return std::nullopt;
+    }
+    std::optional<core::Secret> getSecret(const std::string&, const std::string&) override {
+      return std::nullopt;
+    }
+    api::authentication::v1::TokenRequest requestServiceAccountToken(
+        const std::string&, const std::string&,
+        const api::authentication::v1::TokenRequest& r) override {
+      api::authentication::v1::TokenRequest out;  // what an apiserver answers: spec and status
+      *out.mutable_spec() = r.spec();
+      out.mutable_status()->set_token("t" + std::to_string(++count));
+      out.mutable_status()->mutable_expiration_timestamp()->set_seconds(
+          *now + r.spec().expiration_seconds());
+      return out;
+    }
+    int count = 0;
+    int64_t* now = nullptr;
+  } source;
+  source.now = &now;
+  auto request = [](int64_t seconds, const std::string& uid) {
+    api::authentication::v1::TokenRequest r;
+    r.mutable_spec()->set_expiration_seconds(seconds);
+    r.mutable_spec()->mutable_bound_object_ref()->set_uid(uid);
+    return r;
+  };
+  auto token = [&](int64_t seconds, const std::string& uid = "u1") {
+    return tokens.token(source, "ns", "sa", request(seconds, uid)).status().token();
+  };
+  EXPECT_EQ(token(3600), "t1");
+  now = 1000 + 2880;  // exactly 80%: not yet
+  EXPECT_EQ(token(3600), "t1");
+  now += 1;
+  EXPECT_EQ(token(3600), "t2");
+  jitter = 9;  // the jitter makes it sooner
+  now += 2880 - 9;
+  EXPECT_EQ(token(3600), "t2");
+  now += 1;
+  EXPECT_EQ(token(3600), "t3");
+
+  // Another lifetime or pod is another token.
+  jitter = 0;
+  now = 7000;
+  EXPECT_EQ(token(48 * 3600), "t4");
+  EXPECT_EQ(token(48 * 3600, "u2"), "t5");
+  EXPECT_EQ(tokens.size(), 3u);
+  now += 24 * 3600;  // a day, though far from 80% of two
+  EXPECT_EQ(token(48 * 3600), "t4");
+  EXPECT_EQ(tokens.size(), 2u);  // the one-hour token expired meanwhile: dropped
+  now += 1;
+  EXPECT_EQ(token(48 * 3600), "t6");
+  tokens.forgetPod("u2");
+  EXPECT_EQ(tokens.size(), 1u);
 }
 
 }  // namespace
