@@ -74,8 +74,10 @@ ControlPlane::ControlPlane(ControlPlaneOptions options) {
     client::LoadOptions load;
     load.kubeconfig = server_->adminKubeconfig();
     try {
-      loops_ =
-          std::make_unique<Loops>(client::makeRestClient(client::loadClientConfig(load)), options);
+      client::ClientConfig config = client::loadClientConfig(load);
+      // kube-controller-manager publishes its kubeconfig's CA when --root-ca-file is not given.
+      if (options.controllers.root_ca_pem.empty()) options.controllers.root_ca_pem = config.ca_pem;
+      loops_ = std::make_unique<Loops>(client::makeRestClient(config), options);
     } catch (...) {
       server_->stop();
       throw;

@@ -28,7 +28,7 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
       "controller-manager",
       "Run the controllers (deployment, replicaset, garbage collector, job, daemonset, "
-      "statefulset, namespace, serviceaccount, node lifecycle)");
+      "statefulset, namespace, serviceaccount, node lifecycle, root-ca-cert-publisher)");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
       ->required();
   cmd->add_option("--controllers", flags->controllers,
@@ -70,6 +70,7 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       o.node_startup_grace_period = std::chrono::seconds(flags->node_startup_grace_period_s);
       o.node_monitor_period = std::chrono::seconds(flags->node_monitor_period_s);
       client::ClientConfig config = client::Kubeconfig::loadFile(flags->kubeconfig).resolve();
+      if (o.root_ca_pem.empty()) o.root_ca_pem = config.ca_pem;  // no --root-ca-file (yet)
       client::ClientPtr client = client::makeRestClient(config);
       controllers::ControllerManager manager(*client, o);
       manager.start();

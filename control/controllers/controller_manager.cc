@@ -21,6 +21,7 @@
 #include "control/controllers/namespace_controller.h"
 #include "control/controllers/node_lifecycle_controller.h"
 #include "control/controllers/replicaset_controller.h"
+#include "control/controllers/root_ca_publisher.h"
 #include "control/controllers/serviceaccount_controller.h"
 #include "control/controllers/statefulset_controller.h"
 
@@ -30,8 +31,8 @@ namespace {
 
 const std::vector<std::string>& knownControllers() {
   static const std::vector<std::string> kKnown = {
-      "deployment",  "replicaset", "garbagecollector", "job",          "daemonset",
-      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle"};
+      "deployment",  "replicaset", "garbagecollector", "job",           "daemonset",
+      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher"};
   return kKnown;
 }
 
@@ -145,6 +146,21 @@ struct ControllerManager::Impl {
       controllers.push_back(std::make_unique<ServiceAccountController>(
           client, factory.informerFor<api::core::v1::Namespace>(),
           factory.informerFor<api::core::v1::ServiceAccount>()));
+    }
+    if (on("root-ca-cert-publisher")) {
+      if (options.root_ca_pem.empty()) {
+        std::fprintf(stderr,
+                     "controller-manager: root-ca-cert-publisher: no root CA (the kubeconfig has "
+                     "none), not started\n");
+      } else {
+        // Only the one ConfigMap of each namespace is watched, not every ConfigMap.
+        auto& config_maps = factory.informerFor(
+            typeOf<api::core::v1::ConfigMap>(),
+            {.field_selector = std::string("metadata.name=") + kRootCaConfigMapName});
+        controllers.push_back(std::make_unique<RootCaPublisher>(
+            client, factory.informerFor<api::core::v1::Namespace>(), config_maps,
+            options.root_ca_pem));
+      }
     }
     if (on("nodelifecycle")) {
       NodeLifecycleOptions node_options;

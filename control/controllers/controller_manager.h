@@ -17,7 +17,7 @@ namespace skiff::controllers {
 struct ControllerManagerOptions {
   // Which controllers run: "*" (all on by default), "name" or "-name" (kube-controller-manager's
   // --controllers). Known: deployment, replicaset, garbagecollector, job, daemonset, statefulset,
-  // namespace, serviceaccount, nodelifecycle.
+  // namespace, serviceaccount, nodelifecycle, root-ca-cert-publisher.
   std::vector<std::string> controllers = {"*"};
   int workers = 4;  // per controller
   bool leader_elect = false;
@@ -38,6 +38,9 @@ struct ControllerManagerOptions {
   std::chrono::milliseconds node_monitor_period{5000};
   bool enable_taint_eviction = true;
   double node_eviction_rate = 0;  // nodes a second newly tainted NoExecute; 0: no limit
+  // The CA bundle (PEM) root-ca-cert-publisher puts in every namespace's kube-root-ca.crt
+  // (kube-controller-manager's --root-ca-file, else its kubeconfig's CA); empty: it does not run.
+  std::string root_ca_pem;
 };
 
 // The controller names `controllers` selects; throws std::invalid_argument for a name that is not
