@@ -132,6 +132,7 @@ void throwStoreError(const store::StoreError& e, const GroupResource& gr, std::s
       throw ApiError(503, "ServiceUnavailable", std::string("storage unavailable: ") + e.what());
     case store::ErrorCode::kCorrupt:
     case store::ErrorCode::kInternal:
+    case store::ErrorCode::kLeaseNotFound:
       throw internalError(e.what());
   }
   throw internalError(e.what());

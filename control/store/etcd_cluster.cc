@@ -108,10 +108,14 @@ LocalEtcdCluster::~LocalEtcdCluster() {
   }
 }
 
+std::string LocalEtcdCluster::clientUrl(uint16_t port) const {
+  return tls() ? "https://127.0.0.1:" + std::to_string(port) : url(port);
+}
+
 std::vector<std::string> LocalEtcdCluster::endpoints() const {
   std::vector<std::string> urls;
   for (const Member& member : members_) {
-    urls.push_back(url(member.client_port));
+    urls.push_back(clientUrl(member.client_port));
   }
   return urls;
 }
@@ -136,8 +140,8 @@ void LocalEtcdCluster::start(size_t index, bool existing) {
       options_.etcd_binary,
       "--name=" + member.name,
       "--data-dir=" + member.data_dir,
-      "--listen-client-urls=" + url(member.client_port),
-      "--advertise-client-urls=" + url(member.client_port),
+      "--listen-client-urls=" + clientUrl(member.client_port),
+      "--advertise-client-urls=" + clientUrl(member.client_port),
       "--listen-peer-urls=" + url(member.peer_port),
       "--initial-advertise-peer-urls=" + url(member.peer_port),
       "--initial-cluster=" + initial_cluster,
@@ -151,6 +155,14 @@ void LocalEtcdCluster::start(size_t index, bool existing) {
       "--logger=zap",
       "--log-level=warn",
   };
+  if (tls()) {
+    args.push_back("--cert-file=" + options_.cert_file);
+    args.push_back("--key-file=" + options_.key_file);
+    if (!options_.trusted_ca_file.empty()) {
+      args.push_back("--client-cert-auth");
+      args.push_back("--trusted-ca-file=" + options_.trusted_ca_file);
+    }
+  }
   std::vector<char*> argv;
   for (std::string& arg : args) {
     argv.push_back(arg.data());
@@ -189,7 +201,10 @@ void LocalEtcdCluster::waitReady(size_t index) {
     }
     try {
       // A linearizable read: the member is up and the cluster has a leader.
-      EtcdStore::open({.endpoints = {url(member.client_port)},
+      EtcdStore::open({.endpoints = {clientUrl(member.client_port)},
+                       .ca_file = options_.ca_file,
+                       .cert_file = options_.client_cert_file,
+                       .key_file = options_.client_key_file,
                        .request_timeout = std::chrono::milliseconds(500)})
           ->currentRevision();
       return;

@@ -23,6 +23,17 @@ struct LocalEtcdOptions {
   // Room for Skiff's 1.5 MiB values plus their keys (etcd's default is exactly 1.5 MiB).
   int64_t max_request_bytes = 2 << 20;
   std::chrono::milliseconds start_timeout = std::chrono::seconds(20);
+  // Client TLS (PEM files). With cert_file and key_file the members serve https:// on their client
+  // ports (--cert-file, --key-file); with trusted_ca_file too they take only clients with a
+  // certificate that CA signed (--client-cert-auth, --trusted-ca-file). The readiness check
+  // connects with ca_file (the CA of cert_file) and client_cert_file/client_key_file. Peers talk
+  // plain HTTP.
+  std::string cert_file;
+  std::string key_file;
+  std::string trusted_ca_file;
+  std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 // An etcd cluster of real `etcd` processes (Debian's etcd-server) on free loopback ports, for
@@ -37,7 +48,7 @@ class LocalEtcdCluster {
   LocalEtcdCluster(const LocalEtcdCluster&) = delete;
   LocalEtcdCluster& operator=(const LocalEtcdCluster&) = delete;
 
-  // Client URLs, one per member ("http://127.0.0.1:PORT").
+  // Client URLs, one per member ("http://127.0.0.1:PORT", https:// with TLS).
   std::vector<std::string> endpoints() const;
   // endpoints() joined with commas, as --etcd-endpoints takes them.
   std::string endpointList() const;
@@ -60,6 +71,8 @@ class LocalEtcdCluster {
   };
 
   void start(size_t index, bool existing);
+  bool tls() const { return !options_.cert_file.empty(); }
+  std::string clientUrl(uint16_t port) const;
   void waitReady(size_t index);
   std::string logTail(size_t index) const;
 

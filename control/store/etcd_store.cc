@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -61,6 +65,33 @@ int64_t millisOf(std::chrono::milliseconds d) {
 
 // gRPC failures that say the request never reached a member (safe to send elsewhere even when it
 // is a write): no connection, or etcd's "no leader" guard, which runs before anything is applied.
+std::string readPem(const std::string& path, std::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    throw StoreError(ErrorCode::kUnavailable, "etcd TLS: cannot read " + std::string(flag) + " " +
+                                                  quoted(path) + ": " + std::strerror(errno));
+  }
+  return text.str();
+}
+
+// TLS for https:// members: the CA that signed their serving certificates (the system's roots
+// when none is given) and, for etcd's --client-cert-auth, our client certificate and key.
+std::shared_ptr<grpc::ChannelCredentials> tlsCredentials(const EtcdOptions& options) {
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) ssl.pem_root_certs = readPem(options.ca_file, "--etcd-cafile");
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    throw StoreError(ErrorCode::kUnavailable,
+                     "etcd TLS: --etcd-certfile and --etcd-keyfile go together (one is missing)");
+  }
+  if (!options.cert_file.empty()) {
+    ssl.pem_cert_chain = readPem(options.cert_file, "--etcd-certfile");
+    ssl.pem_private_key = readPem(options.key_file, "--etcd-keyfile");
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 bool notSent(const grpc::Status& status) {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
   const std::string& message = status.error_message();
@@ -86,10 +117,12 @@ std::vector<std::string> parseEtcdEndpoints(std::string_view comma_separated) {
                                   quoted(comma_separated) + " is empty");
     }
     std::string address = entry;
+    std::string scheme_name = "http";
     if (const auto scheme = entry.find("://"); scheme != std::string::npos) {
-      if (entry.substr(0, scheme) != "http") {
+      scheme_name = entry.substr(0, scheme);
+      if (scheme_name != "http" && scheme_name != "https") {
         throw std::invalid_argument("etcd endpoint " + quoted(entry) +
-                                    ": only http:// is supported (no TLS yet)");
+                                    ": only http:// and https:// are supported");
       }
       address = entry.substr(scheme + 3);
     }
@@ -99,9 +132,9 @@ std::vector<std::string> parseEtcdEndpoints(std::string_view comma_separated) {
     if (colon == std::string::npos || colon + 1 == address.size() || colon == 0 ||
         address.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
       throw std::invalid_argument("etcd endpoint " + quoted(entry) +
-                                  ": expected http://HOST:PORT or HOST:PORT");
+                                  ": expected http://HOST:PORT, https://HOST:PORT or HOST:PORT");
     }
-    endpoints.push_back("http://" + address);
+    endpoints.push_back(scheme_name + "://" + address);
   }
   return endpoints;
 }
@@ -113,14 +146,19 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
     std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+    bool tls = false;
   };
 
   explicit Impl(EtcdOptions options) : options_(std::move(options)) {
     if (options_.endpoints.empty()) {
       throw StoreError(ErrorCode::kUnavailable, "no etcd endpoints given");
     }
+    std::shared_ptr<grpc::ChannelCredentials> tls;
     for (const std::string& endpoint : options_.endpoints) {
       std::string url = parseEtcdEndpoints(endpoint).at(0);
+      const bool https = url.starts_with("https://");
+      if (https && !tls) tls = tlsCredentials(options_);
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(-1);
       args.SetMaxSendMessageSize(-1);
@@ -136,10 +174,12 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       Member member;
       member.url = url;
-      member.channel = grpc::CreateCustomChannel(url.substr(std::string("http://").size()),
-                                                 grpc::InsecureChannelCredentials(), args);
+      member.tls = https;
+      member.channel = grpc::CreateCustomChannel(
+          url.substr(url.find("://") + 3), https ? tls : grpc::InsecureChannelCredentials(), args);
       member.kv = etcdserverpb::KV::NewStub(member.channel);
       member.watch = etcdserverpb::Watch::NewStub(member.channel);
+      member.lease = etcdserverpb::Lease::NewStub(member.channel);
       members_.push_back(std::move(member));
     }
   }
@@ -181,6 +221,9 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
                        std::string_view what) const {
     const std::string& message = status.error_message();
     const std::string where = "etcd at " + member.url + ": " + std::string(what) + ": ";
+    if (contains(message, "requested lease not found")) {
+      return StoreError(ErrorCode::kLeaseNotFound, where + message);
+    }
     if (contains(message, "required revision has been compacted")) {
       return StoreError(ErrorCode::kCompacted, where + message);
     }
@@ -218,6 +261,21 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
     return true;
   }
 
+  // Why `member` cannot be connected to. Over TLS, gRPC's reason (a certificate that does not
+  // verify, a handshake refused), which one quick request brings out.
+  std::string connectFailure(Member& member) {
+    if (!member.tls) return "cannot connect";
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+    etcdserverpb::RangeRequest request;
+    request.set_key(std::string(1, '\0'));
+    request.set_count_only(true);
+    etcdserverpb::RangeResponse response;
+    grpc::Status status = member.kv->Range(&context, request, &response);
+    return "cannot connect over TLS (check --etcd-cafile, --etcd-certfile, --etcd-keyfile)" +
+           (status.ok() ? std::string() : ": " + status.error_message());
+  }
+
   // Runs `attempt(member, deadline)` on the preferred member, failing over to the others while
   // they cannot be reached (and, for `idempotent` requests, when the connection broke during the
   // request), until request_timeout. `attempt` returns the gRPC status.
@@ -235,7 +293,7 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
       const auto connect_until =
           count > 1 ? std::min(deadline, Clock::now() + std::chrono::seconds(1)) : deadline;
       if (!connected(member, connect_until, first_round)) {
-        failures[i] = "cannot connect";
+        if (failures[i].empty() || !member.tls) failures[i] = connectFailure(member);
       } else {
         grpc::Status status = attempt(member, deadline);
         if (status.ok()) {
@@ -283,6 +341,47 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
       context.set_deadline(grpcDeadline(deadline));
       response.Clear();
       return ((*member.kv).*method)(&context, request, &response);
+    });
+    return response;
+  }
+
+  template <typename Request, typename Response>
+  using LeaseMethod = grpc::Status (etcdserverpb::Lease::Stub::*)(grpc::ClientContext*,
+                                                                  const Request&, Response*);
+
+  template <typename Request, typename Response>
+  Response callLease(LeaseMethod<Request, Response> method, const Request& request, bool idempotent,
+                     std::string_view what) {
+    Response response;
+    withFailover(what, idempotent, [&](Member& member, Clock::time_point deadline) {
+      grpc::ClientContext context;
+      context.set_deadline(grpcDeadline(deadline));
+      response.Clear();
+      return ((*member.lease).*method)(&context, request, &response);
+    });
+    return response;
+  }
+
+  // One round of etcd's LeaseKeepAlive stream: a request, its answer.
+  etcdserverpb::LeaseKeepAliveResponse keepAlive(int64_t lease, std::string_view what) {
+    etcdserverpb::LeaseKeepAliveResponse response;
+    withFailover(what, true, [&](Member& member, Clock::time_point deadline) {
+      grpc::ClientContext context;
+      context.set_deadline(grpcDeadline(deadline));
+      response.Clear();
+      auto stream = member.lease->LeaseKeepAlive(&context);
+      etcdserverpb::LeaseKeepAliveRequest request;
+      request.set_id(lease);
+      const bool answered = stream->Write(request) && stream->Read(&response);
+      stream->WritesDone();
+      if (answered) {
+        context.TryCancel();  // etcd keeps the stream open for more rounds
+        stream->Finish();
+        return grpc::Status::OK;
+      }
+      grpc::Status status = stream->Finish();
+      if (status.ok()) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed");
+      return status;
     });
     return response;
   }
@@ -944,6 +1043,15 @@ ListResult EtcdStore::list(std::string_view prefix, const ListOptions& options) 
 }
 
 int64_t EtcdStore::create(std::string_view key, std::string_view value) {
+  return createWithLease(key, value, 0);
+}
+
+int64_t EtcdStore::update(std::string_view key, std::string_view value,
+                          int64_t expected_mod_revision) {
+  return updateWithLease(key, value, expected_mod_revision, 0);
+}
+
+int64_t EtcdStore::createWithLease(std::string_view key, std::string_view value, int64_t lease) {
   checkSize(key, value);
   const std::string full = impl_->full(key);
   etcdserverpb::TxnRequest txn;
@@ -951,6 +1059,7 @@ int64_t EtcdStore::create(std::string_view key, std::string_view value) {
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(full);
   put->set_value(std::string(value));
+  put->set_lease(lease);
   auto response = impl_->txn(txn, "create " + quoted(key));
   if (!response.succeeded()) {
     throw StoreError(ErrorCode::kAlreadyExists, "key " + quoted(key) + " already exists");
@@ -958,8 +1067,8 @@ int64_t EtcdStore::create(std::string_view key, std::string_view value) {
   return response.header().revision();
 }
 
-int64_t EtcdStore::update(std::string_view key, std::string_view value,
-                          int64_t expected_mod_revision) {
+int64_t EtcdStore::updateWithLease(std::string_view key, std::string_view value,
+                                   int64_t expected_mod_revision, int64_t lease) {
   checkSize(key, value);
   const std::string full = impl_->full(key);
   etcdserverpb::TxnRequest txn;
@@ -967,6 +1076,7 @@ int64_t EtcdStore::update(std::string_view key, std::string_view value,
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(full);
   put->set_value(std::string(value));
+  put->set_lease(lease);
   auto response = impl_->txn(txn, "update " + quoted(key));
   if (!response.succeeded()) throw preconditionFailed(response, key, expected_mod_revision);
   return response.header().revision();
@@ -1019,6 +1129,56 @@ void EtcdStore::compact(int64_t revision) {
 
 int64_t EtcdStore::currentRevision() {
   return impl_->currentRevision();
+}
+
+int64_t EtcdStore::grantLease(int64_t ttl_seconds) {
+  etcdserverpb::LeaseGrantRequest request;
+  request.set_ttl(std::max<int64_t>(ttl_seconds, 1));
+  auto response = impl_->callLease(&etcdserverpb::Lease::Stub::LeaseGrant, request, false,
+                                   "grant a lease of " + std::to_string(ttl_seconds) + " s");
+  if (!response.error().empty()) {
+    throw StoreError(ErrorCode::kInternal, "etcd: grant a lease: " + response.error());
+  }
+  return response.id();
+}
+
+void EtcdStore::revokeLease(int64_t lease) {
+  etcdserverpb::LeaseRevokeRequest request;
+  request.set_id(lease);
+  impl_->callLease(&etcdserverpb::Lease::Stub::LeaseRevoke, request, false,
+                   "revoke lease " + std::to_string(lease));
+}
+
+int64_t EtcdStore::keepAliveLease(int64_t lease) {
+  auto response = impl_->keepAlive(lease, "keep lease " + std::to_string(lease) + " alive");
+  // etcd answers an unknown (or expired) lease with TTL 0.
+  if (response.ttl() <= 0) {
+    throw StoreError(ErrorCode::kLeaseNotFound,
+                     "requested lease not found: lease " + std::to_string(lease));
+  }
+  return response.ttl();
+}
+
+LeaseStatus EtcdStore::leaseTimeToLive(int64_t lease, bool with_keys) {
+  etcdserverpb::LeaseTimeToLiveRequest request;
+  request.set_id(lease);
+  request.set_keys(with_keys);
+  auto response = impl_->callLease(&etcdserverpb::Lease::Stub::LeaseTimeToLive, request, true,
+                                   "read lease " + std::to_string(lease));
+  // etcd answers an unknown lease with TTL -1.
+  if (response.ttl() < 0) {
+    throw StoreError(ErrorCode::kLeaseNotFound,
+                     "requested lease not found: lease " + std::to_string(lease));
+  }
+  LeaseStatus status{.id = lease, .granted_ttl = response.grantedttl(), .ttl = response.ttl()};
+  const std::string& prefix = impl_->options().key_prefix;
+  for (const std::string& key : response.keys()) {
+    // A lease may hold keys of other stores on the cluster: only ours, without the prefix.
+    if (key.compare(0, prefix.size(), prefix) == 0)
+      status.keys.push_back(key.substr(prefix.size()));
+  }
+  std::sort(status.keys.begin(), status.keys.end());
+  return status;
 }
 
 int64_t EtcdStore::compactedRevision() {

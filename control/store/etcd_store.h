@@ -16,9 +16,16 @@
 namespace skiff::store {
 
 struct EtcdOptions {
-  // Client URLs of the cluster's members ("http://127.0.0.1:2379" or "127.0.0.1:2379"). Requests
-  // go to one member and fail over to the next when it cannot be reached. TLS is not supported.
+  // Client URLs of the cluster's members ("http://127.0.0.1:2379", "https://10.0.0.1:2379" or
+  // "127.0.0.1:2379"). Requests go to one member and fail over to the next when it cannot be
+  // reached. https:// members are reached over TLS with the files below.
   std::vector<std::string> endpoints;
+  // TLS (kube-apiserver's --etcd-cafile, --etcd-certfile, --etcd-keyfile; PEM files): the CA
+  // that signed the members' serving certificates (empty: the system's roots), and the client
+  // certificate and key etcd's --client-cert-auth asks for (both or neither).
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // Prepended to every key, and stripped from keys read back (etcd's client namespaces): several
   // clusters, or tests, can share one etcd. Empty = the keys as they are.
   std::string key_prefix;
@@ -50,8 +57,9 @@ namespace etcd_detail {
 class WatchMux;
 }
 
-// Endpoints from a comma-separated list ("http://a:2379,http://b:2379"); throws
-// std::invalid_argument naming the bad entry (empty, no port, or a scheme other than http).
+// Endpoints from a comma-separated list ("http://a:2379,https://b:2379"); throws
+// std::invalid_argument naming the bad entry (empty, no port, or a scheme other than http and
+// https). An entry without a scheme is http://.
 std::vector<std::string> parseEtcdEndpoints(std::string_view comma_separated);
 
 // The Store on an etcd v3 cluster (3.4 or later), over its gRPC API.
@@ -95,6 +103,17 @@ class EtcdStore final : public Store {
   int64_t currentRevision() override;
   // etcd does not report it: found with reads at old revisions (one read when it did not move).
   int64_t compactedRevision() override;
+
+  // etcd's Lease service. etcd raises a TTL below its minimum (1.5 election timeouts, rounded up
+  // to seconds) to it. A revoked or expired lease's keys are deleted in one revision. Each
+  // keep-alive is one round on a LeaseKeepAlive stream of its own.
+  int64_t grantLease(int64_t ttl_seconds) override;
+  void revokeLease(int64_t lease) override;
+  int64_t keepAliveLease(int64_t lease) override;
+  LeaseStatus leaseTimeToLive(int64_t lease, bool with_keys) override;
+  int64_t createWithLease(std::string_view key, std::string_view value, int64_t lease) override;
+  int64_t updateWithLease(std::string_view key, std::string_view value,
+                          int64_t expected_mod_revision, int64_t lease) override;
 
   const std::vector<std::string>& endpoints() const;
   // The shared watch stream (with watch_multiplex; zeros without).

@@ -16,7 +16,9 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "control/store/sqlite_db.h"
@@ -38,7 +40,10 @@ void raisePriority(int nice) {
 }
 
 constexpr int64_t kApplicationId = 0x536b6966;  // "Skif"
-constexpr int64_t kSchemaVersion = 1;
+// 1: kv and meta; 2: leases (the lease table, kv.lease).
+constexpr int64_t kSchemaVersion = 2;
+// The writer looks for expired leases this often (etcd's lessor checks every 500 ms).
+constexpr auto kLeaseSweepInterval = std::chrono::milliseconds(100);
 constexpr int64_t kVacuumStepPages = 2048;  // pages released per compaction step
 // The writer copies what the background checkpoints left in the log itself (so that the log can
 // start over) once it is at most this many frames: a stall of a millisecond or two.
@@ -64,6 +69,26 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 -- As etcd, an empty store is at revision 1: a list of it returns a revision to watch from.
 INSERT INTO meta VALUES ('revision', 1), ('compact_revision', 0), ('compacted_through', 0);
 )sql";
+
+// Version 1 to 2: leases. A row's lease is the lease its key was attached to by that write (0 =
+// none); the keys attached to a lease are those whose newest row carries it. `expiry` (Unix
+// seconds) is when the lease would expire without keep-alives; keep-alives are not written (as in
+// etcd, a lease's remaining TTL is refreshed to its full TTL when the store opens again).
+constexpr const char* kMigrationTo2 = R"sql(
+ALTER TABLE kv ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX kv_lease ON kv (lease) WHERE lease != 0;
+CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, expiry INTEGER NOT NULL);
+)sql";
+
+// The keys attached to lease ?1: those whose newest row (at or below revision ?2) carries it.
+constexpr const char* kLeaseKeys =
+    "SELECT name FROM kv AS k WHERE lease = ?1 AND deleted = 0 AND id <= ?2 AND id = "
+    "(SELECT max(id) FROM kv WHERE name = k.name AND id <= ?2) ORDER BY name";
+
+StoreError leaseNotFound(int64_t lease) {
+  return StoreError(ErrorCode::kLeaseNotFound,
+                    "requested lease not found: lease " + std::to_string(lease));
+}
 
 // History rows with their previous value, in revision order: a range of the primary key (unary +
 // keeps the planner off the name index, which would need a sort).
@@ -337,14 +362,21 @@ class Completion {
 
 // A write waiting for the writer thread; lives on the caller's stack until `done` is released.
 struct WriteRequest {
-  enum class Op : uint8_t { kCreate, kUpdate, kRemove };
+  // kExpire: the writer's own revoke of a lease it found expired, done only if the lease is still
+  // expired when it is applied (a keep-alive may have come in between).
+  enum class Op : uint8_t { kCreate, kUpdate, kRemove, kGrant, kRevoke, kExpire };
   Op op = Op::kCreate;
   std::string_view key;
   std::string_view value;
   int64_t expected = 0;
+  int64_t lease = 0;  // create and update: the lease to attach to; revoke/expire: the lease
+  int64_t ttl = 0;    // grant
+  // Made by the writer (kExpire): nobody waits for it, the acknowledging thread deletes it.
+  bool owned = false;
   // Results.
   int64_t revision = 0;
   KeyValue removed;
+  bool lease_gone = false;  // revoke/expire: the lease was removed
   std::optional<StoreError> error;
   Completion done;
 };
@@ -363,9 +395,8 @@ struct WriterStatements {
         rollback(db.prepare("ROLLBACK")),
         latest(db.prepare("SELECT id, deleted, create_revision, value FROM kv WHERE name = ?1 "
                           "ORDER BY id DESC LIMIT 1")),
-        insert(db.prepare(
-            "INSERT INTO kv (id, name, created, deleted, create_revision, prev_revision, value) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")),
+        insert(db.prepare("INSERT INTO kv (id, name, created, deleted, create_revision, "
+                          "prev_revision, value, lease) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")),
         set_meta(db.prepare("UPDATE meta SET value = ?2 WHERE name = ?1")),
         // A row whose successor is at or below the compaction point is never read again.
         delete_superseded(
@@ -374,10 +405,14 @@ struct WriterStatements {
         delete_markers(db.prepare("DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1")),
         vacuum_step(
             db.prepare("PRAGMA incremental_vacuum(" + std::to_string(kVacuumStepPages) + ")")),
-        freelist(db.prepare("PRAGMA freelist_count")) {}
+        freelist(db.prepare("PRAGMA freelist_count")),
+        lease_exists(db.prepare("SELECT ttl FROM lease WHERE id = ?1")),
+        lease_insert(db.prepare("INSERT INTO lease (id, ttl, expiry) VALUES (?1, ?2, ?3)")),
+        lease_delete(db.prepare("DELETE FROM lease WHERE id = ?1")),
+        lease_keys(db.prepare(std::string(kLeaseKeys))) {}
 
   Statement begin, commit, rollback, latest, insert, set_meta, delete_superseded, delete_markers,
-      vacuum_step, freelist;
+      vacuum_step, freelist, lease_exists, lease_insert, lease_delete, lease_keys;
 };
 
 int openLockFile(const std::string& path) {
@@ -523,6 +558,39 @@ class SqliteStore::Impl {
   int64_t currentRevision() const { return readers_->visibleRevision(); }
   int64_t compactedRevision() const { return compacted_.load(std::memory_order_acquire); }
 
+  int64_t keepAlive(int64_t lease) {
+    std::lock_guard lock(lease_mu_);
+    auto it = leases_.find(lease);
+    const auto now = Clock::now();
+    if (it == leases_.end() || it->second.expiry <= now) throw leaseNotFound(lease);
+    it->second.expiry = now + std::chrono::seconds(it->second.ttl);
+    return it->second.ttl;
+  }
+
+  LeaseStatus timeToLive(int64_t lease, bool with_keys) {
+    LeaseStatus status;
+    status.id = lease;
+    {
+      std::lock_guard lock(lease_mu_);
+      auto it = leases_.find(lease);
+      const auto now = Clock::now();
+      if (it == leases_.end() || it->second.expiry <= now) throw leaseNotFound(lease);
+      status.granted_ttl = it->second.ttl;
+      const auto left = it->second.expiry - now;
+      status.ttl = std::chrono::ceil<std::chrono::seconds>(left).count();
+    }
+    if (!with_keys) return status;
+    const int64_t visible = readers_->visibleRevision();
+    auto reader = readers_->acquire();
+    Statement keys = reader->db.prepare(kLeaseKeys);
+    keys.bindInt(1, lease);
+    keys.bindInt(2, visible);
+    while (keys.step()) {
+      status.keys.emplace_back(keys.columnBlob(0));
+    }
+    return status;
+  }
+
   SqliteStats stats();
   std::vector<std::string> integrityCheck();
 
@@ -549,6 +617,12 @@ class SqliteStore::Impl {
     if (!fatal_) fatal_ = copyOf(error);
   }
   void apply(WriteRequest& request, int64_t& revision, sqlite::EventBatch& events);
+  void applyLease(WriteRequest& request, int64_t& revision, sqlite::EventBatch& events);
+  bool leaseExists(int64_t lease);
+  // After a batch committed (or failed): the lease table's changes reach leases_.
+  void afterBatch(const std::vector<WriteRequest*>& batch, bool committed);
+  // Queues a kExpire for every lease that has expired (writer thread, with queue_mu_ held).
+  void sweepLeases(std::vector<WriteRequest*>& batch);
   template <typename Body>
   void inTransaction(Body&& body);
   void rollback();
@@ -609,6 +683,19 @@ class SqliteStore::Impl {
   Clock::time_point next_tick_;
   int64_t vacuum_pages_left_ = 0;
   int64_t wal_frames_ = 0;  // frames in the log after the last commit
+  Clock::time_point next_sweep_;
+  std::mt19937_64 lease_ids_{std::random_device{}()};
+
+  // The leases (the lease table's rows) with their expiry: the writer adds and removes them after
+  // its commits, keep-alives move their expiry.
+  struct LeaseState {
+    int64_t ttl = 0;
+    Clock::time_point expiry;
+    bool expiring = false;  // a kExpire for it is queued
+  };
+  std::mutex lease_mu_;
+  std::unordered_map<int64_t, LeaseState> leases_;
+  std::atomic<size_t> lease_count_{0};
 
   // Committed batches waiting for their fsync. One fdatasync of the write-ahead log covers every
   // batch committed before it, so while it runs the writer commits the next batches.
@@ -705,7 +792,7 @@ void SqliteStore::Impl::open() {
     try {
       db.exec(kSchema);
       db.exec("PRAGMA application_id=" + std::to_string(kApplicationId) +
-              "; PRAGMA user_version=" + std::to_string(kSchemaVersion));
+              "; PRAGMA user_version=1");
       db.exec("COMMIT");
     } catch (...) {
       if (db.inTransaction()) db.exec("ROLLBACK");
@@ -714,11 +801,25 @@ void SqliteStore::Impl::open() {
   } else if (application_id != kApplicationId) {
     throw StoreError(ErrorCode::kCorrupt, "store database " + inQuotes(path) +
                                               " is a SQLite database but not a Skiff store");
-  } else if (int64_t version = db.queryInt("PRAGMA user_version"); version != kSchemaVersion) {
+  } else if (int64_t version = db.queryInt("PRAGMA user_version");
+             version < 1 || version > kSchemaVersion) {
     throw StoreError(ErrorCode::kInternal, "store database " + inQuotes(path) +
                                                " has schema version " + std::to_string(version) +
-                                               ", this build reads " +
+                                               ", this build reads 1 to " +
                                                std::to_string(kSchemaVersion));
+  }
+  if (db.queryInt("PRAGMA user_version") == 1) {
+    // A database of an older build: add what leases need (quick: ALTER TABLE ADD COLUMN with a
+    // constant default rewrites no rows).
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(kMigrationTo2);
+      db.exec("PRAGMA user_version=2");
+      db.exec("COMMIT");
+    } catch (...) {
+      if (db.inTransaction()) db.exec("ROLLBACK");
+      throw;
+    }
   }
   incremental_vacuum_ = db.queryInt("PRAGMA auto_vacuum") == 2;
 
@@ -733,6 +834,17 @@ void SqliteStore::Impl::open() {
   }
   committed_ = std::max(committed_, db.queryInt("SELECT max(id) FROM kv"));
   compacted_.store(compact_target_);
+  {
+    // Every lease gets its full TTL again (etcd does the same on a leader change).
+    const auto now = Clock::now();
+    Statement leases = db.prepare("SELECT id, ttl FROM lease");
+    while (leases.step()) {
+      const int64_t ttl = leases.columnInt(1);
+      leases_[leases.columnInt(0)] = LeaseState{ttl, now + std::chrono::seconds(ttl), false};
+    }
+    lease_count_.store(leases_.size());
+    next_sweep_ = now;
+  }
 
   // The log exists since the first read above. Its descriptor is ours (SQLite takes no POSIX lock
   // on it, so closing it is harmless); the directory is synced once, for a log just created.
@@ -903,16 +1015,21 @@ void SqliteStore::Impl::writerLoop() {
       std::unique_lock lock(queue_mu_);
       while (queue_.empty() && compact_queue_.empty() && !stopping_ && !compactionPending()) {
         writer_idle_ = true;
-        if (!periodic) {
+        auto deadline = periodic ? next_tick_ : Clock::time_point::max();
+        if (lease_count_.load(std::memory_order_relaxed) > 0) {
+          deadline = std::min(deadline, next_sweep_);
+        }
+        if (deadline == Clock::time_point::max()) {
           queue_cv_.wait(lock);
-        } else if (Clock::now() >= next_tick_) {
+        } else if (Clock::now() >= deadline) {
           break;
         } else {
-          queue_cv_.wait_until(lock, next_tick_);
+          queue_cv_.wait_until(lock, deadline);
         }
       }
       writer_idle_ = false;
-      tick = periodic && Clock::now() >= next_tick_;
+      const auto now = Clock::now();
+      tick = periodic && now >= next_tick_;
       // Group commit: everything queued while the previous batch was being written.
       size_t bytes = 0;
       while (!queue_.empty() && batch.size() < max_writes &&
@@ -923,6 +1040,10 @@ void SqliteStore::Impl::writerLoop() {
       }
       compacts.swap(compact_queue_);
       stop = stopping_ && queue_.empty();
+      if (now >= next_sweep_ && lease_count_.load(std::memory_order_relaxed) > 0) {
+        next_sweep_ = now + kLeaseSweepInterval;
+        sweepLeases(batch);
+      }
     }
     if (!batch.empty()) {
       runBatch(batch);
@@ -966,9 +1087,11 @@ void SqliteStore::Impl::runBatch(std::vector<WriteRequest*>& batch) {
     for (WriteRequest* request : batch) {
       request->error = copyOf(*failure);
     }
+    afterBatch(batch, false);
     acknowledge(batch);
     return;
   }
+  afterBatch(batch, true);
   events->first_revision = committed_ + 1;
   events->last_revision = revision;
   committed_ = revision;
@@ -1046,7 +1169,11 @@ void SqliteStore::Impl::ackLoop() {
     }
     for (auto& batch : batches) {
       for (WriteRequest* request : batch) {
-        request->done.release();
+        if (request->owned) {
+          delete request;  // NOLINT(cppcoreguidelines-owning-memory): the writer's own kExpire
+        } else {
+          request->done.release();
+        }
       }
     }
     batches.clear();
@@ -1056,6 +1183,10 @@ void SqliteStore::Impl::ackLoop() {
 void SqliteStore::Impl::apply(WriteRequest& request, int64_t& revision,
                               sqlite::EventBatch& events) {
   using Op = WriteRequest::Op;
+  if (request.op == Op::kGrant || request.op == Op::kRevoke || request.op == Op::kExpire) {
+    applyLease(request, revision, events);
+    return;
+  }
   WriterStatements& w = *statements_;
   bool live = false;
   int64_t id = 0;
@@ -1092,6 +1223,10 @@ void SqliteStore::Impl::apply(WriteRequest& request, int64_t& revision,
       return;
     }
   }
+  if (request.op != Op::kRemove && request.lease != 0 && !leaseExists(request.lease)) {
+    request.error = leaseNotFound(request.lease);
+    return;
+  }
 
   const int64_t next = revision + 1;
   const bool create = request.op == Op::kCreate;
@@ -1107,6 +1242,7 @@ void SqliteStore::Impl::apply(WriteRequest& request, int64_t& revision,
     w.insert.bindInt(5, key_create_revision);
     w.insert.bindInt(6, id);
     w.insert.bindBlob(7, value);
+    w.insert.bindInt(8, remove ? 0 : request.lease);
     w.insert.run();
   }
   revision = next;
@@ -1117,6 +1253,98 @@ void SqliteStore::Impl::apply(WriteRequest& request, int64_t& revision,
     request.removed = KeyValue{event.prev->key, event.prev->value, key_create_revision, next};
   events.bytes += sqlite::eventBytes(event);
   events.events.push_back(std::move(event));
+}
+
+bool SqliteStore::Impl::leaseExists(int64_t lease) {
+  Statement& statement = statements_->lease_exists;
+  StatementScope scope(statement);
+  statement.bindInt(1, lease);
+  return statement.step();
+}
+
+void SqliteStore::Impl::applyLease(WriteRequest& request, int64_t& revision,
+                                   sqlite::EventBatch& events) {
+  using Op = WriteRequest::Op;
+  WriterStatements& w = *statements_;
+  if (request.op == Op::kGrant) {
+    int64_t id = 0;
+    do {
+      id = static_cast<int64_t>(lease_ids_() >> 1);  // positive, as etcd's ids
+    } while (id == 0 || leaseExists(id));
+    const auto expiry = std::chrono::system_clock::now() + std::chrono::seconds(request.ttl);
+    StatementScope scope(w.lease_insert);
+    w.lease_insert.bindInt(1, id);
+    w.lease_insert.bindInt(2, request.ttl);
+    w.lease_insert.bindInt(
+        3, std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count());
+    w.lease_insert.run();
+    request.lease = id;
+    return;
+  }
+  if (!leaseExists(request.lease)) {
+    if (request.op == Op::kRevoke) request.error = leaseNotFound(request.lease);
+    return;
+  }
+  if (request.op == Op::kExpire) {
+    std::lock_guard lock(lease_mu_);
+    auto it = leases_.find(request.lease);
+    if (it != leases_.end() && it->second.expiry > Clock::now()) return;  // kept alive meanwhile
+  }
+  std::vector<std::string> keys;
+  {
+    StatementScope scope(w.lease_keys);
+    w.lease_keys.bindInt(1, request.lease);
+    w.lease_keys.bindInt(2, INT64_MAX);
+    while (w.lease_keys.step()) {
+      keys.emplace_back(w.lease_keys.columnBlob(0));
+    }
+  }
+  // One delete (and revision) per key, all in this transaction: watchers see them together, with
+  // nothing in between.
+  for (const std::string& key : keys) {
+    WriteRequest remove;
+    remove.op = Op::kRemove;
+    remove.key = key;
+    apply(remove, revision, events);
+    if (remove.error) throw *remove.error;  // cannot happen: the key is live in this transaction
+  }
+  StatementScope scope(w.lease_delete);
+  w.lease_delete.bindInt(1, request.lease);
+  w.lease_delete.run();
+  request.lease_gone = true;
+}
+
+void SqliteStore::Impl::afterBatch(const std::vector<WriteRequest*>& batch, bool committed) {
+  using Op = WriteRequest::Op;
+  std::lock_guard lock(lease_mu_);
+  const auto now = Clock::now();
+  for (const WriteRequest* request : batch) {
+    if (request->op == Op::kGrant && committed && !request->error) {
+      leases_[request->lease] =
+          LeaseState{request->ttl, now + std::chrono::seconds(request->ttl), false};
+    } else if ((request->op == Op::kRevoke || request->op == Op::kExpire) && committed &&
+               request->lease_gone) {
+      leases_.erase(request->lease);
+    } else if (request->op == Op::kExpire) {
+      // Kept alive meanwhile, or the transaction failed: looked at again by the next sweep.
+      if (auto it = leases_.find(request->lease); it != leases_.end()) it->second.expiring = false;
+    }
+  }
+  lease_count_.store(leases_.size(), std::memory_order_relaxed);
+}
+
+void SqliteStore::Impl::sweepLeases(std::vector<WriteRequest*>& batch) {
+  std::lock_guard lock(lease_mu_);
+  const auto now = Clock::now();
+  for (auto& [id, lease] : leases_) {
+    if (lease.expiring || lease.expiry > now) continue;
+    lease.expiring = true;
+    auto* request = new WriteRequest;  // NOLINT(cppcoreguidelines-owning-memory): see owned
+    request->op = WriteRequest::Op::kExpire;
+    request->lease = id;
+    request->owned = true;
+    batch.push_back(request);
+  }
 }
 
 template <typename Body>
@@ -1364,21 +1592,55 @@ ListResult SqliteStore::list(std::string_view prefix, const ListOptions& options
 }
 
 int64_t SqliteStore::create(std::string_view key, std::string_view value) {
-  WriteRequest request;
-  request.op = WriteRequest::Op::kCreate;
-  request.key = key;
-  request.value = value;
-  return impl_->write(request);
+  return createWithLease(key, value, 0);
 }
 
 int64_t SqliteStore::update(std::string_view key, std::string_view value,
                             int64_t expected_mod_revision) {
+  return updateWithLease(key, value, expected_mod_revision, 0);
+}
+
+int64_t SqliteStore::createWithLease(std::string_view key, std::string_view value, int64_t lease) {
+  WriteRequest request;
+  request.op = WriteRequest::Op::kCreate;
+  request.key = key;
+  request.value = value;
+  request.lease = lease;
+  return impl_->write(request);
+}
+
+int64_t SqliteStore::updateWithLease(std::string_view key, std::string_view value,
+                                     int64_t expected_mod_revision, int64_t lease) {
   WriteRequest request;
   request.op = WriteRequest::Op::kUpdate;
   request.key = key;
   request.value = value;
   request.expected = expected_mod_revision;
+  request.lease = lease;
   return impl_->write(request);
+}
+
+int64_t SqliteStore::grantLease(int64_t ttl_seconds) {
+  WriteRequest request;
+  request.op = WriteRequest::Op::kGrant;
+  request.ttl = std::max<int64_t>(ttl_seconds, 1);
+  impl_->write(request);
+  return request.lease;
+}
+
+void SqliteStore::revokeLease(int64_t lease) {
+  WriteRequest request;
+  request.op = WriteRequest::Op::kRevoke;
+  request.lease = lease;
+  impl_->write(request);
+}
+
+int64_t SqliteStore::keepAliveLease(int64_t lease) {
+  return impl_->keepAlive(lease);
+}
+
+LeaseStatus SqliteStore::leaseTimeToLive(int64_t lease, bool with_keys) {
+  return impl_->timeToLive(lease, with_keys);
 }
 
 KeyValue SqliteStore::remove(std::string_view key, int64_t expected_mod_revision) {

@@ -98,6 +98,19 @@ class SqliteStore final : public Store {
   int64_t currentRevision() override;
   int64_t compactedRevision() override;
 
+  // Leases live in the database (a lease table; each history row names the lease its write
+  // attached the key to). The writer deletes the keys of an expired lease in one transaction, one
+  // revision per key (the one-row-per-revision layout cannot give them one revision as etcd does),
+  // at most ~100 ms after the expiry. Keep-alives are not written: when the store opens again,
+  // every lease starts over with its full TTL (as etcd does on a leader change).
+  int64_t grantLease(int64_t ttl_seconds) override;
+  void revokeLease(int64_t lease) override;
+  int64_t keepAliveLease(int64_t lease) override;
+  LeaseStatus leaseTimeToLive(int64_t lease, bool with_keys) override;
+  int64_t createWithLease(std::string_view key, std::string_view value, int64_t lease) override;
+  int64_t updateWithLease(std::string_view key, std::string_view value,
+                          int64_t expected_mod_revision, int64_t lease) override;
+
   // Sizes and counters; `rows` counts the history table (time grows with its size).
   SqliteStats stats();
   // PRAGMA integrity_check: the problems found, none when the database is sound.

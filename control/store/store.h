@@ -49,6 +49,8 @@ enum class ErrorCode : uint8_t {
   kUnavailable,     // the backend cannot be reached or is shutting down
   kCorrupt,         // the data on disk is damaged
   kInternal,
+  kLeaseNotFound,  // the lease does not exist (never granted, revoked or expired): etcd's
+                   // "requested lease not found"
 };
 
 std::string_view errorCodeName(ErrorCode code);
@@ -102,6 +104,14 @@ class Watch {
 
 using WatchPtr = std::unique_ptr<Watch>;
 
+// A lease as etcd v3's LeaseTimeToLive reports it.
+struct LeaseStatus {
+  int64_t id = 0;
+  int64_t granted_ttl = 0;        // seconds, as granted
+  int64_t ttl = 0;                // seconds left before it expires (rounded up)
+  std::vector<std::string> keys;  // the keys attached to it, when asked for
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -127,6 +137,27 @@ class Store {
   virtual int64_t currentRevision() = 0;
   // The oldest revision still readable.
   virtual int64_t compactedRevision() = 0;
+
+  // Leases, in the shape of etcd v3's Lease service. A lease lives `ttl` seconds from its grant or
+  // its last keep-alive; when it expires or is revoked every key attached to it is deleted (a
+  // DELETE event each, in one atomic write). Keys attach with createWithLease/updateWithLease; a
+  // write without a lease (lease 0, or create/update) detaches the key. A lease that does not
+  // exist, has been revoked or has expired is kLeaseNotFound. Backends without leases throw
+  // kInternal from these (the defaults below; lease 0 always works).
+  //
+  // Grants a lease of `ttl_seconds` (>= 1; a backend may round it up to its minimum, as etcd
+  // does) and returns its id (never 0).
+  virtual int64_t grantLease(int64_t ttl_seconds);
+  // Revokes the lease and deletes every key attached to it.
+  virtual void revokeLease(int64_t lease);
+  // Renews the lease for its granted TTL; returns that TTL (seconds).
+  virtual int64_t keepAliveLease(int64_t lease);
+  // The lease's TTLs and, with `with_keys`, the keys attached to it (in key order).
+  virtual LeaseStatus leaseTimeToLive(int64_t lease, bool with_keys);
+  // create() and update() that attach the key to `lease` (0 = none).
+  virtual int64_t createWithLease(std::string_view key, std::string_view value, int64_t lease);
+  virtual int64_t updateWithLease(std::string_view key, std::string_view value,
+                                  int64_t expected_mod_revision, int64_t lease);
 
   // The largest value accepted (etcd's default request limit is 1.5 MiB).
   static constexpr size_t kMaxValueBytes = 1536 * 1024;

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -29,6 +31,8 @@ TEST(EtcdEndpoints, ParsesCommaSeparatedUrls) {
             (std::vector<std::string>{"http://127.0.0.1:2379"}));
   EXPECT_EQ(parseEtcdEndpoints("http://a:1, b:2 ,http://c:3/"),
             (std::vector<std::string>{"http://a:1", "http://b:2", "http://c:3"}));
+  EXPECT_EQ(parseEtcdEndpoints("https://10.0.0.1:2379,https://etcd-1:2379/"),
+            (std::vector<std::string>{"https://10.0.0.1:2379", "https://etcd-1:2379"}));
 }
 
 TEST(EtcdEndpoints, RefusesBadEntriesNamingThem) {
@@ -41,7 +45,7 @@ TEST(EtcdEndpoints, RefusesBadEntriesNamingThem) {
     return std::string("<no error>");
   };
   EXPECT_NE(messageOf("http://a:1,,http://b:2").find("endpoint 2"), std::string::npos);
-  EXPECT_NE(messageOf("https://a:1").find("only http://"), std::string::npos);
+  EXPECT_NE(messageOf("ftp://a:1").find("only http:// and https://"), std::string::npos);
   EXPECT_NE(messageOf("http://a").find("\"http://a\""), std::string::npos);
   EXPECT_NE(messageOf("a:port").find("HOST:PORT"), std::string::npos);
   EXPECT_NE(messageOf("").find("empty"), std::string::npos);
@@ -394,6 +398,115 @@ TEST(EtcdWatchMux, KillingTheStreamsMemberLosesAndDuplicatesNoEvent) {
   EXPECT_GE(stats.streams_opened, 2);
   EXPECT_EQ(stats.watchers, kWatches);
   EXPECT_NE(stats.stream_endpoint, endpoint);
+}
+
+// Certificates made with openssl for one test: a CA, etcd's serving certificate for 127.0.0.1
+// and a client certificate it signed, and a second CA that signed nothing of etcd's.
+struct TestPki {
+  TempDir dir;
+  std::string ca, server_cert, server_key, client_cert, client_key, other_ca;
+
+  TestPki() {
+    const std::string d = dir.path().string();
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    const std::string script =
+        "set -e; cd " + d + "; exec >openssl.log 2>&1\n" + "openssl req -x509" + key +
+        " -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca\n" + "openssl req -x509" + key +
+        " -keyout other.key -out other.crt -days 2 -subj /CN=other\n" + "openssl req" + key +
+        " -keyout server.key -out server.csr -subj /CN=etcd\n" +
+        "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' "
+        ">server.ext\n" +
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile server.ext -out server.crt\n" +
+        "openssl req" + key + " -keyout client.key -out client.csr -subj /CN=skiff\n" +
+        "printf 'extendedKeyUsage=clientAuth\\n' >client.ext\n" +
+        "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile client.ext -out client.crt\n";
+    std::ofstream(dir.file("make.sh")) << script;
+    if (std::system(("sh " + dir.file("make.sh")).c_str()) != 0) {
+      throw std::runtime_error("openssl failed: see " + d + "/openssl.log");
+    }
+    ca = dir.file("ca.crt");
+    server_cert = dir.file("server.crt");
+    server_key = dir.file("server.key");
+    client_cert = dir.file("client.crt");
+    client_key = dir.file("client.key");
+    other_ca = dir.file("other.crt");
+  }
+
+  LocalEtcdOptions clusterOptions() const {
+    return {.members = 1,
+            .cert_file = server_cert,
+            .key_file = server_key,
+            .trusted_ca_file = ca,
+            .ca_file = ca,
+            .client_cert_file = client_cert,
+            .client_key_file = client_key};
+  }
+};
+
+TEST(EtcdTls, ClientCertificateAuthWorksForReadsWritesWatchesAndLeases) {
+  TestPki pki;
+  LocalEtcdCluster cluster(pki.clusterOptions());
+  ASSERT_EQ(cluster.endpoints().at(0).rfind("https://", 0), 0u) << cluster.endpoints().at(0);
+  auto store = EtcdStore::open({.endpoints = cluster.endpoints(),
+                                .ca_file = pki.ca,
+                                .cert_file = pki.client_cert,
+                                .key_file = pki.client_key});
+  WatchPtr watch = store->watch("/tls/", store->currentRevision());
+  const int64_t created = store->create("/tls/a", "1");
+  EXPECT_EQ(store->update("/tls/a", "2", created), created + 1);
+  EXPECT_STORE_ERROR(ErrorCode::kAlreadyExists, store->create("/tls/a", "3"));
+  EXPECT_EQ(store->get("/tls/a")->value, "2");
+  const int64_t lease = store->grantLease(30);
+  store->createWithLease("/tls/b", "x", lease);
+  EXPECT_EQ(store->leaseTimeToLive(lease, true).keys, (std::vector<std::string>{"/tls/b"}));
+  store->revokeLease(lease);
+  EXPECT_EQ(store->list("/tls/").kvs.size(), 1u);
+  std::vector<Event> events = readEvents(*watch, 4);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].type, Event::Type::kCreate);
+  EXPECT_EQ(events[1].type, Event::Type::kUpdate);
+  EXPECT_EQ(events[2].kv.key, "/tls/b");
+  EXPECT_EQ(events[3].type, Event::Type::kDelete);
+}
+
+TEST(EtcdTls, AWrongCaOrNoClientCertificateIsAClearError) {
+  TestPki pki;
+  LocalEtcdCluster cluster(pki.clusterOptions());
+  const auto timeout = std::chrono::milliseconds(1500);
+  StoreError wrong_ca = storeErrorOf([&] {
+    EtcdStore::open({.endpoints = cluster.endpoints(),
+                     .ca_file = pki.other_ca,
+                     .cert_file = pki.client_cert,
+                     .key_file = pki.client_key,
+                     .request_timeout = timeout});
+  });
+  EXPECT_EQ(errorCodeName(wrong_ca.code()), errorCodeName(ErrorCode::kUnavailable));
+  const std::string message = wrong_ca.what();
+  std::cout << "wrong CA: " << message << std::endl;
+  EXPECT_NE(message.find("TLS"), std::string::npos) << message;
+  EXPECT_NE(message.find("--etcd-cafile"), std::string::npos) << message;
+  EXPECT_NE(message.find(cluster.endpoints().at(0)), std::string::npos) << message;
+
+  // etcd's --client-cert-auth refuses a client without a certificate.
+  StoreError anonymous = storeErrorOf([&] {
+    EtcdStore::open(
+        {.endpoints = cluster.endpoints(), .ca_file = pki.ca, .request_timeout = timeout});
+  });
+  EXPECT_EQ(errorCodeName(anonymous.code()), errorCodeName(ErrorCode::kUnavailable))
+      << anonymous.what();
+
+  StoreError missing = storeErrorOf([&] {
+    EtcdStore::open({.endpoints = cluster.endpoints(), .ca_file = pki.dir.file("nope.crt")});
+  });
+  EXPECT_NE(std::string(missing.what()).find("--etcd-cafile"), std::string::npos) << missing.what();
+  EXPECT_NE(std::string(missing.what()).find("nope.crt"), std::string::npos) << missing.what();
+  StoreError half = storeErrorOf([&] {
+    EtcdStore::open(
+        {.endpoints = cluster.endpoints(), .ca_file = pki.ca, .cert_file = pki.client_cert});
+  });
+  EXPECT_NE(std::string(half.what()).find("--etcd-keyfile"), std::string::npos) << half.what();
 }
 
 }  // namespace

@@ -164,6 +164,86 @@ TEST_F(SqliteStoreTest, OnlyOneStoreOpensAFile) {
   EXPECT_EQ(second->get("/k")->value, "v");
 }
 
+// A database as the builds before leases wrote it (schema version 1) opens, keeps its data and
+// history, and takes leases.
+TEST_F(SqliteStoreTest, DatabaseOfSchemaVersionOneIsMigrated) {
+  const std::string path = dir_.file("store.db");
+  rawSql(path, R"sql(
+    CREATE TABLE kv (id INTEGER PRIMARY KEY, name BLOB NOT NULL, created INTEGER NOT NULL,
+      deleted INTEGER NOT NULL, create_revision INTEGER NOT NULL, prev_revision INTEGER NOT NULL,
+      value BLOB NOT NULL);
+    CREATE INDEX kv_name_id ON kv (name, id, deleted);
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta VALUES ('revision', 3), ('compact_revision', 0), ('compacted_through', 0);
+    INSERT INTO kv VALUES (2, CAST('/old/a' AS BLOB), 1, 0, 2, 0, CAST('one' AS BLOB));
+    INSERT INTO kv VALUES (3, CAST('/old/a' AS BLOB), 0, 0, 2, 2, CAST('two' AS BLOB));
+    PRAGMA application_id=1399548262; PRAGMA user_version=1;
+  )sql");
+  {
+    auto store = SqliteStore::open(options());
+    EXPECT_EQ(store->currentRevision(), 3);
+    auto kv = store->get("/old/a");
+    ASSERT_TRUE(kv.has_value());
+    EXPECT_EQ(kv->value, "two");
+    EXPECT_EQ(kv->create_revision, 2);
+    auto watch = store->watch("/old/", 2);
+    auto events = readEvents(*watch, 1);
+    ASSERT_EQ(events.size(), 1u);
+    ASSERT_TRUE(events[0].prev.has_value());
+    EXPECT_EQ(events[0].prev->value, "one");
+    const int64_t lease = store->grantLease(60);
+    EXPECT_EQ(store->updateWithLease("/old/a", "three", 0, lease), 4);
+    EXPECT_EQ(store->leaseTimeToLive(lease, true).keys, std::vector<std::string>{"/old/a"});
+    EXPECT_TRUE(store->integrityCheck().empty());
+  }
+  auto store = SqliteStore::open(options());
+  EXPECT_EQ(store->get("/old/a")->value, "three");
+  EXPECT_EQ(store->currentRevision(), 4);
+}
+
+// An expired lease's deletes go through the writer like any write: they land in order with the
+// writes around them, and a watcher sees every event once.
+TEST_F(SqliteStoreTest, LeaseExpiryUnderConcurrentWritesKeepsWatchOrder) {
+  auto store = SqliteStore::open(options());
+  auto watch = store->watch("/x/", store->currentRevision());
+  const int64_t lease = store->grantLease(1);
+  for (int i = 0; i < 50; ++i) {
+    store->createWithLease("/x/leased-" + std::to_string(i), "v", lease);
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      store->create("/x/plain-" + std::to_string(i), "v");
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  for (int i = 0; i < 200 && store->get("/x/leased-49").has_value(); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_FALSE(store->get("/x/leased-0").has_value());
+  const int64_t last = store->currentRevision();
+  std::vector<Event> events;
+  while (events.empty() || events.back().kv.mod_revision < last) {
+    const size_t before = events.size();
+    watch->next(events, 1s);
+    ASSERT_GT(events.size(), before) << "the watch stopped before revision " << last;
+  }
+  int deletes = 0;
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].kv.mod_revision, events[i - 1].kv.mod_revision + 1);
+  }
+  for (const Event& event : events) {
+    if (event.type == Event::Type::kDelete) {
+      ++deletes;
+      EXPECT_TRUE(event.kv.key.starts_with("/x/leased-")) << event.kv.key;
+    }
+  }
+  EXPECT_EQ(deletes, 50);
+  EXPECT_EQ(store->list("/x/leased-").count, 0);
+}
+
 TEST_F(SqliteStoreTest, GroupCommitPutsConcurrentWritesInOneTransaction) {
   SqliteOptions options = this->options();
   options.fsync = true;

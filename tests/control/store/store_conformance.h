@@ -11,6 +11,9 @@
 //   INSTANTIATE_TYPED_TEST_SUITE_P(My, StoreConformance, ::testing::Types<MyBackend>);
 //
 // Tests never assume where revisions start, only that every successful write makes the next one.
+// A backend whose revoke deletes every key of a lease in one revision (etcd) says so with
+// `static constexpr bool kRevokeInOneRevision = true;`; otherwise they take one revision each,
+// in a row. Lease tests end with no lease left that could expire during a later test.
 
 #include <gtest/gtest.h>
 
@@ -29,6 +32,25 @@
 #include "tests/control/store/store_test_util.h"
 
 namespace skiff::store::testing {
+
+template <typename Backend>
+constexpr bool revokesInOneRevision() {
+  if constexpr (requires { Backend::kRevokeInOneRevision; }) {
+    return Backend::kRevokeInOneRevision;
+  } else {
+    return false;
+  }
+}
+
+// Waits up to `timeout` for `key` to be gone.
+inline bool waitGone(Store& store, std::string_view key, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (store.get(key).has_value()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
 
 template <typename Backend>
 class StoreConformance : public ::testing::Test {
@@ -627,6 +649,139 @@ TYPED_TEST_P(StoreConformance, ReopenKeepsDataRevisionAndHistory) {
   EXPECT_EQ(events[3].kv.key, "/r/c");
 }
 
+TYPED_TEST_P(StoreConformance, LeaseAttachesKeysAndReportsItsTimeToLive) {
+  Store& store = this->store();
+  const int64_t lease = store.grantLease(60);
+  EXPECT_NE(lease, 0);
+  const int64_t before = store.currentRevision();
+  EXPECT_EQ(store.createWithLease("/l/a", "1", lease), before + 1);
+  store.createWithLease("/l/b", "2", lease);
+  store.create("/l/c", "3");
+  store.updateWithLease("/l/c", "3", 0, lease);
+  // A write without the lease detaches the key.
+  store.update("/l/b", "2'", 0);
+  LeaseStatus status = store.leaseTimeToLive(lease, true);
+  EXPECT_EQ(status.id, lease);
+  EXPECT_EQ(status.granted_ttl, 60);
+  EXPECT_GT(status.ttl, 50);
+  EXPECT_LE(status.ttl, 60);
+  EXPECT_EQ(status.keys, (std::vector<std::string>{"/l/a", "/l/c"}));
+  EXPECT_TRUE(store.leaseTimeToLive(lease, false).keys.empty());
+  EXPECT_EQ(store.keepAliveLease(lease), 60);
+  store.revokeLease(lease);
+  EXPECT_FALSE(store.get("/l/a").has_value());
+  EXPECT_TRUE(store.get("/l/b").has_value());
+  EXPECT_FALSE(store.get("/l/c").has_value());
+}
+
+TYPED_TEST_P(StoreConformance, RevokeDeletesEveryAttachedKeyAtOnce) {
+  Store& store = this->store();
+  const int64_t lease = store.grantLease(60);
+  store.createWithLease("/rv/a", "1", lease);
+  store.createWithLease("/rv/b", "2", lease);
+  store.createWithLease("/rv/c", "3", lease);
+  store.create("/rv/other", "4");
+  const int64_t before = store.currentRevision();
+  WatchPtr watch = store.watch("/rv/", before);
+  store.revokeLease(lease);
+  std::vector<Event> events = readEvents(*watch, 3);
+  ASSERT_EQ(events.size(), 3u);
+  std::set<std::string> keys;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Event& event = events[i];
+    EXPECT_EQ(event.type, Event::Type::kDelete) << describe(event);
+    ASSERT_TRUE(event.prev.has_value());
+    EXPECT_EQ(event.prev->value,
+              std::string(1, static_cast<char>('1' + (event.kv.key.back() - 'a'))));
+    const int64_t expected =
+        revokesInOneRevision<TypeParam>() ? before + 1 : before + 1 + static_cast<int64_t>(i);
+    EXPECT_EQ(event.kv.mod_revision, expected) << describe(event);
+    keys.insert(event.kv.key);
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"/rv/a", "/rv/b", "/rv/c"}));
+  EXPECT_EQ(store.currentRevision(), revokesInOneRevision<TypeParam>() ? before + 1 : before + 3);
+  EXPECT_EQ(store.list("/rv/").kvs.size(), 1u);
+  EXPECT_TRUE(store.get("/rv/other").has_value());
+  // Gone: every lease call on it fails the same way.
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.leaseTimeToLive(lease, false));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.keepAliveLease(lease));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.revokeLease(lease));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.createWithLease("/rv/d", "5", lease));
+}
+
+TYPED_TEST_P(StoreConformance, UnknownLeaseIsLeaseNotFound) {
+  Store& store = this->store();
+  const int64_t before = store.currentRevision();
+  constexpr int64_t kUnknown = 0x123456789;
+  StoreError error = storeErrorOf([&] { store.createWithLease("/u/a", "v", kUnknown); });
+  EXPECT_EQ(errorCodeName(error.code()), errorCodeName(ErrorCode::kLeaseNotFound));
+  EXPECT_NE(std::string(error.what()).find("requested lease not found"), std::string::npos)
+      << error.what();
+  store.create("/u/b", "v");
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.updateWithLease("/u/b", "w", 0, kUnknown));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.revokeLease(kUnknown));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.keepAliveLease(kUnknown));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.leaseTimeToLive(kUnknown, true));
+  EXPECT_FALSE(store.get("/u/a").has_value());
+  EXPECT_EQ(store.get("/u/b")->value, "v");
+  EXPECT_EQ(store.currentRevision(), before + 1);
+}
+
+TYPED_TEST_P(StoreConformance, ExpiredLeaseDeletesItsKeysWithDeleteEvents) {
+  Store& store = this->store();
+  const int64_t lease = store.grantLease(1);
+  store.createWithLease("/e/a", "1", lease);
+  store.createWithLease("/e/b", "2", lease);
+  store.create("/e/kept", "3");
+  WatchPtr watch = store.watch("/e/", store.currentRevision());
+  std::vector<Event> events = readEvents(*watch, 2, std::chrono::seconds(15));
+  ASSERT_EQ(events.size(), 2u);
+  for (const Event& event : events) {
+    EXPECT_EQ(event.type, Event::Type::kDelete) << describe(event);
+    ASSERT_TRUE(event.prev.has_value());
+  }
+  EXPECT_FALSE(store.get("/e/a").has_value());
+  EXPECT_FALSE(store.get("/e/b").has_value());
+  EXPECT_TRUE(store.get("/e/kept").has_value());
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.leaseTimeToLive(lease, false));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.keepAliveLease(lease));
+}
+
+TYPED_TEST_P(StoreConformance, KeepAliveExtendsALease) {
+  Store& store = this->store();
+  const int64_t lease = store.grantLease(2);
+  store.createWithLease("/ka/a", "1", lease);
+  // Twice its TTL, kept alive every 400 ms.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(store.keepAliveLease(lease), 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+  EXPECT_TRUE(store.get("/ka/a").has_value());
+  EXPECT_GE(store.leaseTimeToLive(lease, false).ttl, 1);
+  // Then left alone, it expires.
+  EXPECT_TRUE(waitGone(store, "/ka/a", std::chrono::seconds(15)));
+  EXPECT_STORE_ERROR(ErrorCode::kLeaseNotFound, store.leaseTimeToLive(lease, false));
+}
+
+TYPED_TEST_P(StoreConformance, LeasesSurviveReopen) {
+  const int64_t lasting = this->store().grantLease(120);
+  const int64_t brief = this->store().grantLease(2);
+  this->store().createWithLease("/ro/a", "1", lasting);
+  this->store().createWithLease("/ro/b", "2", brief);
+  this->reopen();
+  Store& store = this->store();
+  LeaseStatus status = store.leaseTimeToLive(lasting, true);
+  EXPECT_EQ(status.granted_ttl, 120);
+  EXPECT_GT(status.ttl, 100);
+  EXPECT_EQ(status.keys, (std::vector<std::string>{"/ro/a"}));
+  // The brief one still expires after the reopen.
+  EXPECT_TRUE(waitGone(store, "/ro/b", std::chrono::seconds(15)));
+  EXPECT_TRUE(store.get("/ro/a").has_value());
+  store.revokeLease(lasting);
+  EXPECT_FALSE(store.get("/ro/a").has_value());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformance, CreateThenGet, CreateOfAnExistingKeyFails, FailedWritesMakeNoRevision,
     UpdateComparesTheModRevision, RemoveChecksPreconditionsAndReturnsTheValue,
@@ -637,6 +792,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     WatchNextReturnsAfterItsTimeout, WatchFromAnOldRevisionReplaysThenFollows,
     WatchOrderUnderConcurrentWriters, ManyWatchersSeeTheSameEvents, CancelEndsABlockedNext,
     CompactionForgetsOldRevisions, CompactionBeyondTheCurrentRevisionFails, ValuesUpToTheLimit,
-    ValuesAboveTheLimitAreTooLarge, ReopenKeepsDataRevisionAndHistory);
+    ValuesAboveTheLimitAreTooLarge, ReopenKeepsDataRevisionAndHistory,
+    LeaseAttachesKeysAndReportsItsTimeToLive, RevokeDeletesEveryAttachedKeyAtOnce,
+    UnknownLeaseIsLeaseNotFound, ExpiredLeaseDeletesItsKeysWithDeleteEvents, KeepAliveExtendsALease,
+    LeasesSurviveReopen);
 
 }  // namespace skiff::store::testing
