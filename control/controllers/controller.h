@@ -13,73 +13,25 @@
 #include <vector>
 
 #include "control/client/client.h"
+#include "control/client/event_recorder.h"
 #include "control/client/informer.h"
 #include "control/client/workqueue.h"
 #include "control/controllers/controller_utils.h"
 
 // The controller shell shared by every controller (ARCHITECTURE.md decision 7): informer handlers
 // only enqueue keys; workers take keys from a WorkQueue, reconcile from the cache with a pure
-// function, and turn its Actions into Client calls.
+// function, and turn its Actions into Client calls. Events go through the recorder every component
+// shares (client::EventRecorder: client-go's correlator, so a repeat is counted into one Event and
+// an object that says too much is held back by the spam filter).
 
 namespace skiff::controllers {
-
-// client-go's EventSourceObjectSpamFilter: a token bucket per (source, involved object), 25 events
-// at once and one more every 5 minutes, so a ReplicaSet that creates 10,000 pods writes 25
-// SuccessfulCreate Events, not 10,000 (which would double the apiserver's writes).
-struct EventSpamOptions {
-  int burst = 25;
-  std::chrono::seconds refill_every{300};
-};
-
-// Records core/v1 Events about objects, off the caller's thread (best effort: a full queue drops
-// events rather than slowing a controller down, as client-go's broadcaster does; the spam filter
-// drops what one object says too often).
-class EventRecorder {
- public:
-  EventRecorder(client::Client& client, std::string component, size_t max_queued = 1000,
-                EventSpamOptions spam = {});
-  ~EventRecorder();
-  EventRecorder(const EventRecorder&) = delete;
-  EventRecorder& operator=(const EventRecorder&) = delete;
-
-  // `event_type` is "Normal" or "Warning".
-  void record(const api::ResourceType& type, const google::protobuf::Message& object,
-              std::string event_type, std::string reason, std::string message);
-  // Waits until every queued event was sent (tests).
-  void flush();
-  uint64_t dropped() const { return dropped_; }
-  // Events the spam filter kept back.
-  uint64_t filtered() const { return filtered_; }
-
- private:
-  void loop();
-  // Takes a token of `key`'s bucket (under mu_).
-  bool allow(const std::string& key);
-
-  client::Client& client_;
-  std::string component_;
-  size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<api::core::v1::Event> queue_;
-  bool stopping_ = false;
-  int in_flight_ = 0;
-  std::atomic<uint64_t> dropped_{0};
-  std::atomic<uint64_t> filtered_{0};
-  EventSpamOptions spam_;
-  struct Bucket {
-    double tokens = 0;
-    std::chrono::steady_clock::time_point at;
-  };
-  std::map<std::string, Bucket> buckets_;
-  std::thread thread_;
-};
 
 // Runs Actions in order through a Client. An update or status update of an object written earlier
 // in the same run is sent with the resourceVersion that write returned.
 class ActionRunner {
  public:
-  ActionRunner(client::Client& client, EventRecorder* events) : client_(client), events_(events) {}
+  ActionRunner(client::Client& client, client::EventRecorder* events)
+      : client_(client), events_(events) {}
 
   // Throws client::ApiError (or std::exception) from the failed call. Returns the answer (for
   // creates: the object with its generated name).
@@ -88,7 +40,7 @@ class ActionRunner {
 
  private:
   client::Client& client_;
-  EventRecorder* events_;
+  client::EventRecorder* events_;
   std::map<std::string, std::string> versions_;  // "kind/ns/name" -> resourceVersion
 };
 

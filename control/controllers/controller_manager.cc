@@ -22,6 +22,7 @@
 #include "control/controllers/node_lifecycle_controller.h"
 #include "control/controllers/replicaset_controller.h"
 #include "control/controllers/root_ca_publisher.h"
+#include "control/controllers/clusterrole_aggregation_controller.h"
 #include "control/controllers/serviceaccount_controller.h"
 #include "control/controllers/statefulset_controller.h"
 
@@ -32,7 +33,8 @@ namespace {
 const std::vector<std::string>& knownControllers() {
   static const std::vector<std::string> kKnown = {
       "deployment",  "replicaset", "garbagecollector", "job",           "daemonset",
-      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher"};
+      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher",
+      "clusterrole-aggregation"};
   return kKnown;
 }
 
@@ -102,10 +104,15 @@ struct ControllerManager::Impl {
 
   void lead(std::stop_token stop) {
     client::SharedInformerFactory factory(client);
-    std::unique_ptr<EventRecorder> events;
-    if (options.record_events) {
-      events = std::make_unique<EventRecorder>(client, "skiff-controller-manager");
-    }
+    // One shared client::EventRecorder per controller, with Kubernetes' source component
+    // (kubectl describe's "From": deployment-controller, replicaset-controller, ...).
+    std::vector<std::unique_ptr<client::EventRecorder>> recorders;
+    auto recorder = [&](const char* component) -> client::EventRecorder* {
+      if (!options.record_events) return nullptr;
+      recorders.push_back(std::make_unique<client::EventRecorder>(
+          client, client::EventSource{.component = component}));
+      return recorders.back().get();
+    };
     std::vector<std::unique_ptr<QueueController>> controllers;
     auto on = [&](const std::string& name) {
       return std::find(enabled.begin(), enabled.end(), name) != enabled.end();
@@ -113,34 +120,36 @@ struct ControllerManager::Impl {
     auto& pods = factory.informerFor<api::core::v1::Pod>();
     auto& rss = factory.informerFor<api::apps::v1::ReplicaSet>();
     if (on("replicaset")) {
-      controllers.push_back(
-          std::make_unique<ReplicaSetController>(client, rss, pods, events.get()));
+      controllers.push_back(std::make_unique<ReplicaSetController>(
+          client, rss, pods, recorder("replicaset-controller")));
     }
     if (on("deployment")) {
       auto& deployments = factory.informerFor<api::apps::v1::Deployment>();
-      controllers.push_back(
-          std::make_unique<DeploymentController>(client, deployments, rss, pods, events.get()));
+      controllers.push_back(std::make_unique<DeploymentController>(
+          client, deployments, rss, pods, recorder("deployment-controller")));
     }
     if (on("job")) {
       auto& jobs = factory.informerFor<api::batch::v1::Job>();
-      controllers.push_back(std::make_unique<JobController>(client, jobs, pods, events.get()));
+      controllers.push_back(
+          std::make_unique<JobController>(client, jobs, pods, recorder("job-controller")));
     }
     if (on("daemonset")) {
       auto& daemon_sets = factory.informerFor<api::apps::v1::DaemonSet>();
       auto& nodes = factory.informerFor<api::core::v1::Node>();
       auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
-      controllers.push_back(std::make_unique<DaemonSetController>(client, daemon_sets, nodes, pods,
-                                                                  revisions, events.get()));
+      controllers.push_back(std::make_unique<DaemonSetController>(
+          client, daemon_sets, nodes, pods, revisions, recorder("daemonset-controller")));
     }
     if (on("statefulset")) {
       auto& sets = factory.informerFor<api::apps::v1::StatefulSet>();
       auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
-      controllers.push_back(
-          std::make_unique<StatefulSetController>(client, sets, pods, revisions, events.get()));
+      controllers.push_back(std::make_unique<StatefulSetController>(
+          client, sets, pods, revisions, recorder("statefulset-controller")));
     }
     if (on("namespace")) {
       controllers.push_back(std::make_unique<NamespaceController>(
-          client, factory.informerFor<api::core::v1::Namespace>(), events.get()));
+          client, factory.informerFor<api::core::v1::Namespace>(),
+          recorder("namespace-controller")));
     }
     if (on("serviceaccount")) {
       controllers.push_back(std::make_unique<ServiceAccountController>(
@@ -162,6 +171,10 @@ struct ControllerManager::Impl {
             options.root_ca_pem));
       }
     }
+    if (on("clusterrole-aggregation")) {
+      controllers.push_back(std::make_unique<ClusterRoleAggregationController>(
+          client, factory.informerFor<api::rbac::v1::ClusterRole>()));
+    }
     if (on("nodelifecycle")) {
       NodeLifecycleOptions node_options;
       node_options.timing.grace_period = options.node_monitor_grace_period;
@@ -172,8 +185,8 @@ struct ControllerManager::Impl {
       auto& leases = factory.informerFor(typeOf<api::coordination::v1::Lease>(),
                                          {.ns = std::string(kNodeLeaseNamespace)});
       controllers.push_back(std::make_unique<NodeLifecycleController>(
-          client, factory.informerFor<api::core::v1::Node>(), leases, pods, events.get(),
-          node_options));
+          client, factory.informerFor<api::core::v1::Node>(), leases, pods,
+          recorder("node-controller"), node_options));
     }
     if (on("garbagecollector")) {
       std::vector<client::SharedInformer*> informers;

@@ -26,8 +26,8 @@ DaemonSetController::DaemonSetController(client::Client& client,
                                          client::SharedInformer& daemon_sets,
                                          client::SharedInformer& nodes,
                                          client::SharedInformer& pods,
-                                         client::SharedInformer& revisions, EventRecorder* events,
-                                         int burst_pods)
+                                         client::SharedInformer& revisions,
+                                         client::EventRecorder* events, int burst_pods)
     : PodOwnerController("daemonset", typeOf<api::apps::v1::DaemonSet>(), client, daemon_sets, pods,
                          events),
       nodes_(nodes),

@@ -12,7 +12,7 @@ class DaemonSetController : public PodOwnerController {
  public:
   DaemonSetController(client::Client& client, client::SharedInformer& daemon_sets,
                       client::SharedInformer& nodes, client::SharedInformer& pods,
-                      client::SharedInformer& revisions, EventRecorder* events = nullptr,
+                      client::SharedInformer& revisions, client::EventRecorder* events = nullptr,
                       int burst_pods = 500);
   ~DaemonSetController() override;
 

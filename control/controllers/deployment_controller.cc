@@ -11,7 +11,8 @@ using api::core::v1::Pod;
 DeploymentController::DeploymentController(client::Client& client,
                                            client::SharedInformer& deployments,
                                            client::SharedInformer& replica_sets,
-                                           client::SharedInformer& pods, EventRecorder* events)
+                                           client::SharedInformer& pods,
+                                           client::EventRecorder* events)
     : QueueController("deployment"),
       client_(client),
       deployments_(deployments),

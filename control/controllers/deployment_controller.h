@@ -17,7 +17,7 @@ class DeploymentController : public QueueController {
 
   DeploymentController(client::Client& client, client::SharedInformer& deployments,
                        client::SharedInformer& replica_sets, client::SharedInformer& pods,
-                       EventRecorder* events = nullptr);
+                       client::EventRecorder* events = nullptr);
   ~DeploymentController() override;
 
   // Writes that lost to a newer version and were left to the next sync.
@@ -34,7 +34,7 @@ class DeploymentController : public QueueController {
   client::SharedInformer& deployments_;
   client::SharedInformer& replica_sets_;
   client::SharedInformer& pods_;
-  EventRecorder* events_;
+  client::EventRecorder* events_;
   std::atomic<uint64_t> conflicts_{0};
 };
 

@@ -3,7 +3,8 @@
 namespace skiff::controllers {
 
 JobController::JobController(client::Client& client, client::SharedInformer& jobs,
-                             client::SharedInformer& pods, EventRecorder* events, int burst_pods)
+                             client::SharedInformer& pods, client::EventRecorder* events,
+                             int burst_pods)
     : PodOwnerController("job", typeOf<api::batch::v1::Job>(), client, jobs, pods, events),
       burst_(burst_pods) {}
 

@@ -9,7 +9,7 @@ namespace skiff::controllers {
 class JobController : public PodOwnerController {
  public:
   JobController(client::Client& client, client::SharedInformer& jobs, client::SharedInformer& pods,
-                EventRecorder* events = nullptr, int burst_pods = 500);
+                client::EventRecorder* events = nullptr, int burst_pods = 500);
   ~JobController() override;
 
  protected:

@@ -51,7 +51,7 @@ std::vector<NamespacedResource> discoverNamespacedResources(client::Client& clie
 }
 
 NamespaceController::NamespaceController(client::Client& client, client::SharedInformer& namespaces,
-                                         EventRecorder* events)
+                                         client::EventRecorder* events)
     : QueueController("namespace"), client_(client), namespaces_(namespaces), events_(events) {
   auto enqueueIfDeleting = [this](const client::ObjectPtr& o) {
     if (client::as<Namespace>(o).metadata().has_deletion_timestamp()) {

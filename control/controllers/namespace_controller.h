@@ -22,7 +22,7 @@ std::vector<NamespacedResource> discoverNamespacedResources(client::Client& clie
 class NamespaceController : public QueueController {
  public:
   NamespaceController(client::Client& client, client::SharedInformer& namespaces,
-                      EventRecorder* events = nullptr);
+                      client::EventRecorder* events = nullptr);
   ~NamespaceController() override;
 
  protected:
@@ -35,7 +35,7 @@ class NamespaceController : public QueueController {
 
   client::Client& client_;
   client::SharedInformer& namespaces_;
-  EventRecorder* events_;
+  client::EventRecorder* events_;
 };
 
 }  // namespace skiff::controllers

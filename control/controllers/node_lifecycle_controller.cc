@@ -36,7 +36,7 @@ bool addsNoExecute(const Node& node, const std::vector<Taint>& taints) {
 
 NodeLifecycleController::NodeLifecycleController(
     client::Client& client, client::SharedInformer& nodes, client::SharedInformer& leases,
-    client::SharedInformer& pods, EventRecorder* events, NodeLifecycleOptions options)
+    client::SharedInformer& pods, client::EventRecorder* events, NodeLifecycleOptions options)
     : QueueController("nodelifecycle"),
       client_(client),
       nodes_(nodes),

@@ -31,7 +31,8 @@ class NodeLifecycleController : public QueueController {
  public:
   NodeLifecycleController(client::Client& client, client::SharedInformer& nodes,
                           client::SharedInformer& leases, client::SharedInformer& pods,
-                          EventRecorder* events = nullptr, NodeLifecycleOptions options = {});
+                          client::EventRecorder* events = nullptr,
+                          NodeLifecycleOptions options = {});
   ~NodeLifecycleController() override;
 
   uint64_t evictions() const { return evictions_; }
@@ -53,7 +54,7 @@ class NodeLifecycleController : public QueueController {
   client::SharedInformer& nodes_;
   client::SharedInformer& leases_;
   client::SharedInformer& pods_;
-  EventRecorder* events_;
+  client::EventRecorder* events_;
   NodeLifecycleOptions options_;
   std::mutex mu_;
   std::map<std::string, NodeHealth> health_;           // node name ->

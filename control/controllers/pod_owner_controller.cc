@@ -48,7 +48,7 @@ void addStatusUpdate(PodOwnerResult& result, std::shared_ptr<google::protobuf::M
 
 PodOwnerController::PodOwnerController(std::string name, const api::ResourceType& owner_type,
                                        client::Client& client, client::SharedInformer& owners,
-                                       client::SharedInformer& pods, EventRecorder* events)
+                                       client::SharedInformer& pods, client::EventRecorder* events)
     : QueueController(std::move(name)),
       client_(client),
       owners_(owners),

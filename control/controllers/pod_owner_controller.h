@@ -61,7 +61,7 @@ class PodOwnerController : public QueueController {
   // `owner_type` is the kind pods name in their controllerRef.
   PodOwnerController(std::string name, const api::ResourceType& owner_type, client::Client& client,
                      client::SharedInformer& owners, client::SharedInformer& pods,
-                     EventRecorder* events);
+                     client::EventRecorder* events);
   ~PodOwnerController() override;
 
   Expectations& expectations() { return expectations_; }
@@ -93,7 +93,7 @@ class PodOwnerController : public QueueController {
   client::Client& client_;
   client::SharedInformer& owners_;
   client::SharedInformer& pods_;
-  EventRecorder* events_;
+  client::EventRecorder* events_;
 
  private:
   void onPodAdd(const client::ObjectPtr& obj);

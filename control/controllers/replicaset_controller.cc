@@ -9,8 +9,8 @@ using api::core::v1::Pod;
 
 ReplicaSetController::ReplicaSetController(client::Client& client,
                                            client::SharedInformer& replica_sets,
-                                           client::SharedInformer& pods, EventRecorder* events,
-                                           int burst_replicas)
+                                           client::SharedInformer& pods,
+                                           client::EventRecorder* events, int burst_replicas)
     : PodOwnerController("replicaset", typeOf<ReplicaSet>(), client, replica_sets, pods, events),
       burst_(burst_replicas) {
   writes_after_failed_creates_ = true;  // the status carries ReplicaFailure

@@ -11,7 +11,7 @@ namespace skiff::controllers {
 class ReplicaSetController : public PodOwnerController {
  public:
   ReplicaSetController(client::Client& client, client::SharedInformer& replica_sets,
-                       client::SharedInformer& pods, EventRecorder* events = nullptr,
+                       client::SharedInformer& pods, client::EventRecorder* events = nullptr,
                        int burst_replicas = 500);
   ~ReplicaSetController() override;
 

@@ -6,7 +6,7 @@ StatefulSetController::StatefulSetController(client::Client& client,
                                              client::SharedInformer& stateful_sets,
                                              client::SharedInformer& pods,
                                              client::SharedInformer& revisions,
-                                             EventRecorder* events)
+                                             client::EventRecorder* events)
     : PodOwnerController("statefulset", typeOf<api::apps::v1::StatefulSet>(), client, stateful_sets,
                          pods, events),
       revisions_(revisions) {

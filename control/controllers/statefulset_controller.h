@@ -11,7 +11,7 @@ class StatefulSetController : public PodOwnerController {
  public:
   StatefulSetController(client::Client& client, client::SharedInformer& stateful_sets,
                         client::SharedInformer& pods, client::SharedInformer& revisions,
-                        EventRecorder* events = nullptr);
+                        client::EventRecorder* events = nullptr);
   ~StatefulSetController() override;
 
  protected:

@@ -380,30 +380,62 @@ TEST(GarbageCollector, OwnerDeletionEnqueuesItsDependents) {
   gc.drain();
 }
 
-TEST(EventRecorder, SpamFilterKeepsEachObjectToItsBurst) {
+TEST(EventRecorder, ARepeatedFailureIsCountedIntoOneEvent) {
+  // The controllers record through the shared client::EventRecorder: the same FailedCreate again
+  // PATCHes the count of the Event written first instead of writing one Event per retry.
   StrictMock<MockClient> client;
-  std::atomic<int> sent{0};
+  auto rs_informer = FakeInformer::of<ReplicaSet>();
+  auto pod_informer = FakeInformer::of<Pod>();
+  client::EventRecorder recorder(client, client::EventSource{.component = "replicaset-controller"});
+  ReplicaSetController controller(client, rs_informer, pod_informer, &recorder);
+  rs_informer.put(makeReplicaSet(1));
+  std::mutex mu;
+  std::vector<api::core::v1::Event> events;
+  std::vector<std::string> patches;
   EXPECT_CALL(client, create(_, _, _, _))
       .WillRepeatedly(Invoke([&](const api::ResourceType& type, std::string_view,
                                  const api::Value& obj, const client::WriteOptions&) {
+        if (type.kind == "Pod") throw client::ApiError(403, "Forbidden", "exceeded quota");
         EXPECT_EQ(type.kind, "Event");
-        ++sent;
+        std::lock_guard lock(mu);
+        events.push_back(decoded<api::core::v1::Event>(obj));
         return obj;
       }));
-  EventRecorder recorder(client, "test", 1000, {.burst = 3, .refill_every = std::chrono::hours(1)});
-  const auto rs = makeReplicaSet(1);
-  auto other = rs;
-  other.mutable_metadata()->set_name("other");
-  other.mutable_metadata()->set_uid("other-uid");
-  for (int i = 0; i < 10; ++i) {
-    recorder.record(typeOf<ReplicaSet>(), rs, "Normal", "SuccessfulCreate",
-                    "Created pod: web-" + std::to_string(i));
-  }
-  recorder.record(typeOf<ReplicaSet>(), other, "Normal", "SuccessfulCreate", "Created pod: o");
+  EXPECT_CALL(client, patch(_, "default", _, client::PatchType::kStrategicMerge, _, _, _))
+      .WillRepeatedly(Invoke([&](const api::ResourceType& type, std::string_view,
+                                 std::string_view name, client::PatchType, std::string_view body,
+                                 const client::WriteOptions&, std::string_view) {
+        EXPECT_EQ(type.kind, "Event");
+        std::lock_guard lock(mu);
+        EXPECT_EQ(name, events.at(0).metadata().name());
+        patches.emplace_back(body);
+        return api::Value::object();
+      }));
+  EXPECT_CALL(client, updateStatus(_, _, _, _))
+      .WillRepeatedly(Invoke([](const api::ResourceType&, std::string_view, const api::Value& obj,
+                                const client::WriteOptions&) { return obj; }));
+  controller.drain();
+  controller.enqueue("default/web");
+  controller.drain();
   recorder.flush();
-  EXPECT_EQ(sent.load(), 4);  // 3 about web, 1 about other
-  EXPECT_EQ(recorder.filtered(), 7u);
-  EXPECT_EQ(recorder.dropped(), 0u);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.source().component(), "replicaset-controller");
+  EXPECT_EQ(e.involved_object().kind(), "ReplicaSet");
+  EXPECT_EQ(e.involved_object().name(), "web");
+  EXPECT_EQ(e.type(), "Warning");
+  EXPECT_EQ(e.reason(), "FailedCreate");
+  EXPECT_NE(e.message().find("exceeded quota"), std::string::npos);
+  EXPECT_EQ(e.count(), 1);
+  // Each retry (two or more syncs: the 5 ms rate-limited one may run inside drain()) counted in.
+  ASSERT_GE(patches.size(), 1u);
+  EXPECT_NE(patches.back().find("\"count\":" + std::to_string(patches.size() + 1)),
+            std::string::npos)
+      << patches.back();
+  const auto stats = recorder.stats();
+  EXPECT_EQ(stats.created, 1u);
+  EXPECT_EQ(stats.patched, patches.size());
 }
 
 TEST(GarbageCollector, StatusWritesSendNothingThroughTheQueue) {
