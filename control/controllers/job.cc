@@ -1,6 +1,7 @@
 #include "control/controllers/job.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 
 #include <google/protobuf/util/message_differencer.h>
@@ -47,24 +48,18 @@ void setCondition(JobStatus& status, const std::string& type, const std::string&
   setTime(*c->mutable_last_probe_time(), now);
 }
 
-std::set<int> parseIndexes(const std::string& text) {
-  std::set<int> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t comma = text.find(',', start);
-    std::string part = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    start = comma == std::string::npos ? text.size() : comma + 1;
-    size_t dash = part.find('-');
-    try {
-      int lo = std::stoi(part.substr(0, dash));
-      int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
-      for (int i = lo; i <= hi && i - lo < 1000000; ++i)
-        out.insert(i);
-    } catch (const std::exception&) {
-      // A malformed entry is skipped: the pods recount it.
-    }
+// A non-negative count annotation of `pod` (the job-index failure counts); 0 when absent or
+// invalid.
+int countAnnotation(const Pod& pod, std::string_view key) {
+  const auto& annotations = pod.metadata().annotations();
+  auto it = annotations.find(std::string(key));
+  if (it == annotations.end()) return 0;
+  const std::string& text = it->second;
+  if (text.empty() || text.size() > 9 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
   }
-  return out;
+  return std::stoi(text);
 }
 
 int restartsOf(const Pod& pod) {
@@ -128,12 +123,34 @@ PodFailureVerdict matchPodFailurePolicy(const api::batch::v1::PodFailurePolicy& 
     } else if (action == "FailJob") {
       verdict.fail_job = true;
       verdict.message = matched + " matching FailJob rule at index " + std::to_string(index);
+    } else if (action == "FailIndex") {
+      verdict.fail_index = true;  // counted too; fails the index with backoffLimitPerIndex
     }
-    // Count (and FailIndex, without backoffLimitPerIndex): counted against backoffLimit.
+    // Count and FailIndex: counted against backoffLimit.
     verdict.rule = index;
     return verdict;
   }
   return verdict;
+}
+
+std::set<int> parseIndexes(const std::string& text) {
+  std::set<int> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    start = comma == std::string::npos ? text.size() : comma + 1;
+    size_t dash = part.find('-');
+    try {
+      int lo = std::stoi(part.substr(0, dash));
+      int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+      for (int i = lo; i <= hi && i - lo < 1000000; ++i)
+        out.insert(i);
+    } catch (const std::exception&) {
+      // A malformed entry is skipped: the pods recount it.
+    }
+  }
+  return out;
 }
 
 int completionIndexOf(const Pod& pod) {
@@ -246,13 +263,25 @@ PodOwnerResult reconcileJob(const JobInput& input) {
   }
   if (meta.has_deletion_timestamp()) return result;  // the garbage collector takes the pods
   const int32_t parallelism = spec.has_parallelism() ? std::max(0, spec.parallelism()) : 1;
-  const int32_t backoff_limit = spec.has_backoff_limit() ? spec.backoff_limit() : 6;
+  // With backoffLimitPerIndex, Kubernetes defaults backoffLimit to no limit.
+  const bool per_index = indexed && spec.has_backoff_limit_per_index();
+  const int32_t backoff_limit =
+      spec.has_backoff_limit() ? spec.backoff_limit() : (per_index ? INT32_MAX : 6);
   const bool on_failure = spec.template_().spec().restart_policy() == "OnFailure";
 
   std::vector<const Pod*> active;
   int32_t succeeded_pods = 0, failed_pods = 0, restarts = 0;
   std::string policy_failure;  // the first Failed pod a FailJob rule matched
   std::set<int> completed = parseIndexes(job.status().completed_indexes());
+  // backoffLimitPerIndex: the indexes that failed for good, and the failure counts a new pod of
+  // each index that failed so far carries (its last pod's plus this failure).
+  std::set<int> failed_indexes;
+  if (per_index) failed_indexes = parseIndexes(job.status().failed_indexes());
+  struct IndexFailures {
+    int counted = 0;
+    int ignored = 0;
+  };
+  std::map<int, IndexFailures> index_failures;
   for (const Pod* pod : input.pods) {
     const auto* ref = controllerOf(pod->metadata());
     if (ref == nullptr || ref->uid() != meta.uid()) continue;
@@ -262,13 +291,23 @@ PodOwnerResult reconcileJob(const JobInput& input) {
       int index = completionIndexOf(*pod);
       if (indexed && index >= 0 && index < spec.completions()) completed.insert(index);
     } else if (phase == "Failed") {
-      if (!spec.has_pod_failure_policy()) {
-        ++failed_pods;
-        continue;
+      PodFailureVerdict verdict;  // no policy: counts
+      if (spec.has_pod_failure_policy()) {
+        verdict = matchPodFailurePolicy(spec.pod_failure_policy(), *pod);
       }
-      PodFailureVerdict verdict = matchPodFailurePolicy(spec.pod_failure_policy(), *pod);
       if (verdict.counts) ++failed_pods;
       if (verdict.fail_job && policy_failure.empty()) policy_failure = verdict.message;
+      const int index = per_index ? completionIndexOf(*pod) : -1;
+      if (index < 0 || index >= spec.completions()) continue;
+      // Kubernetes' isIndexFailed and getNewIndexFailureCounts.
+      const int counted = countAnnotation(*pod, kJobIndexFailureCount);
+      const int ignored = countAnnotation(*pod, kJobIndexIgnoredFailureCount);
+      if (verdict.fail_index || (verdict.counts && counted >= spec.backoff_limit_per_index())) {
+        failed_indexes.insert(index);
+      }
+      IndexFailures& next = index_failures[index];
+      next.counted = std::max(next.counted, counted + (verdict.counts ? 1 : 0));
+      next.ignored = std::max(next.ignored, ignored + (verdict.counts ? 0 : 1));
     } else if (!pod->metadata().has_deletion_timestamp()) {
       active.push_back(pod);
       if (on_failure) restarts += restartsOf(*pod);
@@ -284,6 +323,9 @@ PodOwnerResult reconcileJob(const JobInput& input) {
   status.set_succeeded(succeeded);
   status.set_failed(failed);
   if (indexed) status.set_completed_indexes(formatIndexes(completed));
+  for (int index : completed)
+    failed_indexes.erase(index);  // a later pod of it succeeded
+  if (per_index) status.set_failed_indexes(formatIndexes(failed_indexes));
 
   std::set<const Pod*> deleting;
   auto remove = [&](const Pod* pod) {
@@ -357,6 +399,16 @@ PodOwnerResult reconcileJob(const JobInput& input) {
         result.requeueAfter(std::chrono::milliseconds(left));
       }
     }
+    if (fail_reason.empty() && !failed_indexes.empty()) {
+      const auto failed_count = static_cast<int64_t>(failed_indexes.size());
+      if (spec.has_max_failed_indexes() && failed_count > spec.max_failed_indexes()) {
+        fail_reason = "MaxFailedIndexesExceeded";
+        fail_message = "Job has exceeded the specified maximal number of failed indexes";
+      } else if (failed_count + static_cast<int64_t>(completed.size()) >= spec.completions()) {
+        fail_reason = "FailedIndexes";
+        fail_message = "Job has failed indexes";
+      }
+    }
     bool complete = false;
     if (fail_reason.empty()) {
       if (indexed || spec.has_completions()) {
@@ -413,7 +465,7 @@ PodOwnerResult reconcileJob(const JobInput& input) {
           const Pod* pod = *it;
           int index = completionIndexOf(*pod);
           if (index < 0 || index >= spec.completions() || completed.count(index) != 0 ||
-              by_index.count(index) != 0) {
+              failed_indexes.count(index) != 0 || by_index.count(index) != 0) {
             remove(pod);
             continue;
           }
@@ -429,8 +481,24 @@ PodOwnerResult reconcileJob(const JobInput& input) {
         for (int index = 0; index < spec.completions() && kept + creates < parallelism &&
                             creates < input.burst_pods;
              ++index) {
-          if (completed.count(index) != 0 || by_index.count(index) != 0) continue;
-          addPodCreate(result, jobPodFromTemplate(job, index), slowStartBatch(creates));
+          if (completed.count(index) != 0 || failed_indexes.count(index) != 0 ||
+              by_index.count(index) != 0) {
+            continue;
+          }
+          Pod pod = jobPodFromTemplate(job, index);
+          if (per_index) {
+            // Kubernetes' addIndexFailureCountAnnotation.
+            auto& annotations = *pod.mutable_metadata()->mutable_annotations();
+            auto it = index_failures.find(index);
+            const IndexFailures failures =
+                it == index_failures.end() ? IndexFailures{} : it->second;
+            annotations[std::string(kJobIndexFailureCount)] = std::to_string(failures.counted);
+            if (failures.ignored > 0) {
+              annotations[std::string(kJobIndexIgnoredFailureCount)] =
+                  std::to_string(failures.ignored);
+            }
+          }
+          addPodCreate(result, pod, slowStartBatch(creates));
           ++creates;
         }
       }

@@ -62,6 +62,22 @@ Pod failedPod(const std::string& name, int code, const std::string& condition = 
   return pod;
 }
 
+// `pod` as a pod of `index` that carries `failures` earlier counted failures of its index.
+Pod ofIndex(Pod pod, int index, int failures = 0) {
+  auto& annotations = *pod.mutable_metadata()->mutable_annotations();
+  annotations[std::string(kJobCompletionIndex)] = std::to_string(index);
+  annotations[std::string(kJobIndexFailureCount)] = std::to_string(failures);
+  return pod;
+}
+
+// An Indexed Job of 3 completions, all in parallel, with backoffLimitPerIndex `limit`.
+void perIndex(Job& job, int limit) {
+  job.mutable_spec()->set_completion_mode("Indexed");
+  job.mutable_spec()->set_parallelism(3);
+  job.mutable_spec()->clear_backoff_limit();  // defaulted to no limit
+  job.mutable_spec()->set_backoff_limit_per_index(limit);
+}
+
 void setPolicy(Job& job, const std::string& yaml) {
   *job.mutable_spec()->mutable_pod_failure_policy() =
       fromYaml<api::batch::v1::PodFailurePolicy>(yaml);
@@ -82,6 +98,7 @@ struct Case {
   int failed = 0;
   std::vector<int> created_indexes = {};
   std::vector<std::string> other_deletes = {};
+  std::string failed_indexes = {};  // status.failedIndexes
 };
 
 class JobTable : public ::testing::TestWithParam<Case> {};
@@ -139,6 +156,8 @@ TEST_P(JobTable, Reconciles) {
   EXPECT_EQ(condition, c.condition);
   EXPECT_EQ(reason, c.reason);
   EXPECT_EQ(status.has_completion_time(), c.condition == "Complete");
+  EXPECT_EQ(status.failed_indexes(), c.failed_indexes);
+  EXPECT_EQ(status.has_failed_indexes(), job.spec().has_backoff_limit_per_index());
 }
 
 void finished(Job& job, const std::string& type, int64_t seconds_ago) {
@@ -319,7 +338,121 @@ INSTANTIATE_TEST_SUITE_P(
              .pods = {failedPod("a", 1), failedPod("b", 2), failedPod("c", 3)},
              .condition = "Failed",
              .reason = "BackoffLimitExceeded",
-             .failed = 3}),
+             .failed = 3},
+        Case{.name = "PodFailurePolicyFailIndexWithoutPerIndexLimitCounts",
+             .edit =
+                 [](Job& j) {
+                   setPolicy(j, R"(rules:
+- {action: FailIndex, onExitCodes: {operator: In, values: [42]}})");
+                 },
+             .pods = {failedPod("a", 42), failedPod("b", 42), failedPod("c", 42)},
+             .condition = "Failed",
+             .reason = "BackoffLimitExceeded",
+             .failed = 3},
+        Case{.name = "PerIndexFailureBelowTheLimitIsRetried",
+             .edit = [](Job& j) { perIndex(j, 1); },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("b", "Running"), 1),
+                      ofIndex(jobPod("c", "Succeeded"), 2)},
+             .creates = 1,
+             .active = 2,
+             .succeeded = 1,
+             .failed = 1,
+             .created_indexes = {0}},
+        Case{.name = "PerIndexLimitReachedFailsOnlyThatIndex",
+             // Many failures in all: backoffLimit does not apply (defaulted to no limit).
+             .edit = [](Job& j) { perIndex(j, 1); },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("b", "Failed"), 0, 1),
+                      ofIndex(jobPod("c", "Failed"), 1), ofIndex(jobPod("d", "Running"), 1),
+                      ofIndex(jobPod("e", "Failed"), 2), ofIndex(jobPod("f", "Failed"), 2)},
+             .creates = 1,
+             .active = 2,
+             .failed = 5,
+             .created_indexes = {2},
+             .failed_indexes = "0"},
+        Case{.name = "PerIndexActivePodOfAFailedIndexGoes",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 0);
+                   j.mutable_status()->set_failed_indexes("1");
+                 },
+             .pods = {ofIndex(jobPod("a", "Running"), 0), ofIndex(jobPod("b", "Running"), 1)},
+             .creates = 1,
+             .deletes = {"b"},
+             .active = 2,
+             .created_indexes = {2},
+             .failed_indexes = "1"},
+        Case{.name = "PerIndexFailedIndexesFailTheJobOnceTheOthersSucceeded",
+             .edit = [](Job& j) { perIndex(j, 0); },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("b", "Succeeded"), 1),
+                      ofIndex(jobPod("c", "Succeeded"), 2)},
+             .condition = "Failed",
+             .reason = "FailedIndexes",
+             .succeeded = 2,
+             .failed = 1,
+             .failed_indexes = "0"},
+        Case{.name = "PerIndexMaxFailedIndexesExceeded",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 0);
+                   j.mutable_spec()->set_max_failed_indexes(1);
+                 },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("b", "Failed"), 2),
+                      ofIndex(jobPod("c", "Running"), 1)},
+             .deletes = {"c"},
+             .condition = "Failed",
+             .reason = "MaxFailedIndexesExceeded",
+             .failed = 2,
+             .failed_indexes = "0,2"},
+        Case{.name = "PerIndexMaxFailedIndexesNotYetExceeded",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 0);
+                   j.mutable_spec()->set_max_failed_indexes(1);
+                 },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("c", "Running"), 1)},
+             .creates = 1,
+             .active = 2,
+             .failed = 1,
+             .created_indexes = {2},
+             .failed_indexes = "0"},
+        Case{.name = "PerIndexGlobalBackoffLimitStillApplies",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 5);
+                   j.mutable_spec()->set_backoff_limit(1);
+                 },
+             .pods = {ofIndex(jobPod("a", "Failed"), 0), ofIndex(jobPod("b", "Failed"), 1),
+                      ofIndex(jobPod("c", "Running"), 2)},
+             .deletes = {"c"},
+             .condition = "Failed",
+             .reason = "BackoffLimitExceeded",
+             .failed = 2},
+        Case{.name = "PerIndexFailIndexRuleFailsTheIndexAtOnce",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 3);
+                   setPolicy(j, R"(rules:
+- {action: FailIndex, onExitCodes: {operator: In, values: [42]}})");
+                 },
+             .pods = {ofIndex(failedPod("a", 42), 0), ofIndex(failedPod("b", 1), 1),
+                      ofIndex(jobPod("c", "Running"), 2)},
+             .creates = 1,
+             .active = 2,
+             .failed = 2,
+             .created_indexes = {1},
+             .failed_indexes = "0"},
+        Case{.name = "PerIndexIgnoredFailuresDoNotFailTheIndex",
+             .edit =
+                 [](Job& j) {
+                   perIndex(j, 0);
+                   setPolicy(j, R"(rules:
+- {action: Ignore, onPodConditions: [{type: DisruptionTarget}]})");
+                 },
+             .pods = {ofIndex(failedPod("a", 137, "DisruptionTarget"), 0),
+                      ofIndex(jobPod("b", "Running"), 1), ofIndex(jobPod("c", "Running"), 2)},
+             .creates = 1,
+             .active = 3,
+             .created_indexes = {0}}),
     [](const ::testing::TestParamInfo<Case>& case_info) { return case_info.param.name; });
 
 TEST(Job, PodFailurePolicyFirstMatchingRuleDecides) {
@@ -368,6 +501,60 @@ TEST(Job, PodFailurePolicyFirstMatchingRuleDecides) {
   Pod config = failedPod("u", 1, "ConfigIssue");
   EXPECT_EQ(matchPodFailurePolicy(by_condition, config).message,
             "Pod default/u has condition ConfigIssue matching FailJob rule at index 0");
+}
+
+// The pod created for `index`, if any.
+const Pod* createdFor(const PodOwnerResult& result, int index) {
+  for (const Pod* p : split(result).creates) {
+    if (completionIndexOf(*p) == index) return p;
+  }
+  return nullptr;
+}
+
+std::string annotation(const Pod& pod, std::string_view key) {
+  auto it = pod.metadata().annotations().find(std::string(key));
+  return it == pod.metadata().annotations().end() ? "<none>" : it->second;
+}
+
+TEST(Job, PerIndexNewPodsCarryTheirIndexFailureCounts) {
+  Job job = makeJob(3, 3);
+  perIndex(job, 2);
+  setPolicy(job, R"(rules:
+- {action: Ignore, onPodConditions: [{type: DisruptionTarget}]})");
+  // Index 0 never failed; index 1 failed once before, and now again; index 2's pod was disrupted
+  // (ignored) after one counted failure.
+  Pod a = ofIndex(failedPod("a", 1), 1, 0);
+  Pod b = ofIndex(failedPod("b", 1), 1, 1);
+  Pod c = ofIndex(failedPod("c", 137, "DisruptionTarget"), 2, 1);
+  auto result = reconcileJob({.job = &job, .pods = {&a, &b, &c}, .now = kNow});
+  const Pod* p0 = createdFor(result, 0);
+  const Pod* p1 = createdFor(result, 1);
+  const Pod* p2 = createdFor(result, 2);
+  ASSERT_NE(p0, nullptr);
+  ASSERT_NE(p1, nullptr);
+  ASSERT_NE(p2, nullptr);
+  EXPECT_EQ(annotation(*p0, kJobIndexFailureCount), "0");
+  EXPECT_EQ(annotation(*p0, kJobIndexIgnoredFailureCount), "<none>");
+  EXPECT_EQ(annotation(*p1, kJobIndexFailureCount), "2");
+  EXPECT_EQ(annotation(*p1, kJobIndexIgnoredFailureCount), "<none>");
+  EXPECT_EQ(annotation(*p2, kJobIndexFailureCount), "1");
+  EXPECT_EQ(annotation(*p2, kJobIndexIgnoredFailureCount), "1");
+  // Without backoffLimitPerIndex no count is written.
+  Job plain = makeJob(3, 3);
+  plain.mutable_spec()->set_completion_mode("Indexed");
+  const Pod* q = createdFor(reconcileJob({.job = &plain, .now = kNow}), 0);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(annotation(*q, kJobIndexFailureCount), "<none>");
+
+  // The next failure of index 1 (its pod carries 2) reaches the limit: failed for good.
+  Pod d = ofIndex(failedPod("d", 1), 1, 2);
+  result = reconcileJob({.job = &job, .pods = {&a, &b, &d}, .now = kNow});
+  EXPECT_EQ(createdFor(result, 1), nullptr);
+  ASSERT_NE(createdFor(result, 0), nullptr);
+  const auto* written = static_cast<const Job*>(split(result).status);
+  ASSERT_NE(written, nullptr);
+  EXPECT_EQ(written->status().failed_indexes(), "1");
+  EXPECT_EQ(written->status().failed(), 3);
 }
 
 TEST(Job, StatusWriteOnlyWhenSomethingChanged) {
