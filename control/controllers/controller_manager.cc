@@ -22,7 +22,6 @@
 #include "control/controllers/node_lifecycle_controller.h"
 #include "control/controllers/replicaset_controller.h"
 #include "control/controllers/root_ca_publisher.h"
-#include "control/controllers/clusterrole_aggregation_controller.h"
 #include "control/controllers/serviceaccount_controller.h"
 #include "control/controllers/statefulset_controller.h"
 
@@ -33,8 +32,7 @@ namespace {
 const std::vector<std::string>& knownControllers() {
   static const std::vector<std::string> kKnown = {
       "deployment",  "replicaset", "garbagecollector", "job",           "daemonset",
-      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher",
-      "clusterrole-aggregation"};
+      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher"};
   return kKnown;
 }
 
@@ -170,10 +168,6 @@ struct ControllerManager::Impl {
             client, factory.informerFor<api::core::v1::Namespace>(), config_maps,
             options.root_ca_pem));
       }
-    }
-    if (on("clusterrole-aggregation")) {
-      controllers.push_back(std::make_unique<ClusterRoleAggregationController>(
-          client, factory.informerFor<api::rbac::v1::ClusterRole>()));
     }
     if (on("nodelifecycle")) {
       NodeLifecycleOptions node_options;
