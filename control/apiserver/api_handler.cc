@@ -6,6 +6,7 @@
 #include "control/api/time.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/defaults.h"
+#include "control/apiserver/job_validation.h"
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
@@ -660,6 +661,7 @@ void ApiHandler::handleResource(
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
     applyDefaults(*object);
+    if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
     if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
     bool dry = dryRun(request);
     if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
@@ -789,6 +791,10 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
                                       const std::string& name, MessagePtr next, bool status_only,
                                       bool dry) {
   applyDefaults(*next);  // Kubernetes defaults every decoded object, updates and patches too
+  if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(next.get());
+      job != nullptr && !status_only) {
+    validateJob(*job);
+  }
   auto* service = dynamic_cast<api::core::v1::Service*>(next.get());
   if (service == nullptr || status_only) {
     return storage.update(ns, name, std::move(next), status_only, dry);
