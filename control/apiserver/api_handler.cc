@@ -666,6 +666,20 @@ void ApiHandler::handleResource(
     bool dry = dryRun(request);
     if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
       addDefaultTolerationSeconds(*pod);
+      if (options_.service_account_admission) {
+        ServiceAccountAdmissionOptions admission;
+        auto& accounts = *storages_.at(storageKey("", "v1", "serviceaccounts"));
+        admission.lookup = [&accounts](const std::string& sa_ns, const std::string& name)
+            -> std::optional<api::core::v1::ServiceAccount> {
+          try {
+            return dynamic_cast<const api::core::v1::ServiceAccount&>(*accounts.get(sa_ns, name));
+          } catch (const ApiError& e) {
+            if (e.code() == 404) return std::nullopt;
+            throw;
+          }
+        };
+        admitServiceAccount(*pod, ns, admission);
+      }
     }
     auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
     if (service != nullptr) {

@@ -22,6 +22,10 @@ struct ApiHandlerOptions {
   int default_watch_timeout_seconds = 1800;
   int bookmark_interval_seconds = 60;
   ServiceAdmissionOptions services;
+  // Kubernetes' ServiceAccount admission of pod creates (pod_admission.h): the default
+  // ServiceAccount, a 403 when it is missing, the kube-api-access-* token volume. skiff apiserver,
+  // server and up turn it on; off here, for tests that make pods without a ServiceAccount.
+  bool service_account_admission = false;
   // Where watches count themselves (apiserver_registered_watchers); may be null.
   Metrics* metrics = nullptr;
   // Lists at resourceVersion "0"/NotOlderThan and every watch are served from one watch cache per

@@ -76,6 +76,7 @@ void ApiServer::start() {
   ApiHandlerOptions handler_options{.services = {.service_cidr = options_.service_cidr},
                                     .metrics = &metrics_};
   handler_options.token_subresource = true;
+  handler_options.service_account_admission = options_.service_account_admission;
   // pods/log goes to the node's kubelet over HTTPS verified against the cluster CA, which signs
   // kubelets' serving certificates; the apiserver presents the admin token, which the agents of a
   // single-token cluster (skiff up, the tests) are configured with. Client certificates for

@@ -34,6 +34,8 @@ struct ApiServerOptions {
   // start. Apiservers that share a store must share this key.
   std::string service_account_key_file;
   std::string service_account_issuer = std::string(auth::kDefaultIssuer);
+  // The ServiceAccount admission of pods (ApiHandlerOptions::service_account_admission).
+  bool service_account_admission = false;
 };
 
 // The apiserver as a process runs it: the store (embedded in data_dir, or etcd), the REST handler,

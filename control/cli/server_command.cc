@@ -40,6 +40,19 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
                  "instead of the embedded SQLite store");
   cmd.add_flag("--plain-http", options.plain_http,
                "Serve plain HTTP without authentication (loopback addresses only; for tests)");
+  // kube-apiserver's plugin on by default; the flag as kube-apiserver's, for the one plugin.
+  options.service_account_admission = true;
+  cmd.add_option_function<std::vector<std::string>>(
+         "--disable-admission-plugins",
+         [&options](const std::vector<std::string>& plugins) {
+           for (const auto& p : plugins) {
+             if (p == "ServiceAccount") options.service_account_admission = false;
+           }
+         },
+         "Admission plugins to turn off: ServiceAccount (the default ServiceAccount, a 403 for "
+         "a missing one, the token volume)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"ServiceAccount"}));
   cmd.footer(
       "On first start the apiserver makes a CA, a serving certificate and an admin token under "
       "DATA_DIR/pki and writes DATA_DIR/admin.kubeconfig, which kubectl and skiff use as-is.");

@@ -300,6 +300,7 @@ int runUp(const UpFlags& flags) {
   plane_options.apiserver.bind_address = flags.bind_address;
   plane_options.apiserver.port = flags.port;
   plane_options.apiserver.service_cidr = flags.service_cidr;
+  plane_options.apiserver.service_account_admission = true;
   std::unique_ptr<ControlPlane> plane;
   try {
     plane = std::make_unique<ControlPlane>(plane_options);

@@ -140,6 +140,31 @@ for client in kubectl "$skiff"; do
     "$client" exec "$pod" -- /bin/nosuch
 done
 
+# The pod's ServiceAccount token (admission's kube-api-access-* projected volume, written by the
+# kubelet from a TokenRequest bound to the pod), the cluster CA (the kube-root-ca.crt ConfigMap
+# the root CA publisher keeps) and the namespace; the apiserver accepts the token (TokenReview).
+sa_dir=/var/run/secrets/kubernetes.io/serviceaccount
+token=$(timeout 10 "$skiff" exec "$pod" -- cat $sa_dir/token) || fail "no token in $pod: $token"
+[[ $(timeout 10 "$skiff" exec "$pod" -- cat $sa_dir/namespace) == default ]] || fail "no namespace file in $pod"
+timeout 10 "$skiff" exec "$pod" -- cat $sa_dir/ca.crt >"$work/pod-ca.crt" || fail "no ca.crt in $pod"
+cmp -s "$work/pod-ca.crt" "$work/data/pki/ca.crt" || fail "the pod's ca.crt is not the cluster CA"
+admin_token=$(kubectl config view --raw -o jsonpath='{.users[0].user.token}')
+server=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+curl -sf --cacert "$work/data/pki/ca.crt" -H "Authorization: Bearer $admin_token" \
+  -H 'Content-Type: application/json' -X POST "$server/apis/authentication.k8s.io/v1/tokenreviews" \
+  -d '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"'"$token"'"}}' \
+  >"$work/review.json" || fail "TokenReview of the pod's token failed"
+python3 - "$work/review.json" <<'PY' || fail "TokenReview: $(cat "$work/review.json")"
+import json, sys
+status = json.load(open(sys.argv[1]))["status"]
+assert status.get("authenticated") is True, status
+assert status["user"]["username"] == "system:serviceaccount:default:default", status
+PY
+# ... and as a bearer token it is the pod's ServiceAccount, which RBAC lets see nothing.
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pod-ca.crt" -H "Authorization: Bearer $token" \
+  "$server/api/v1/namespaces/default/secrets")
+[[ $code == 403 ]] || fail "the pod's token listing secrets: HTTP $code (want 403)"
+
 # A rolling update driven by real kubectl under a request loop: no request fails.
 loop() {
   local ok=0 bad=0
