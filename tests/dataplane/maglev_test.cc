@@ -5,6 +5,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -366,6 +367,102 @@ TEST(MaglevTest, RejectsBadInput) {
   std::vector<MaglevBackend> drained = makeBackends(3);
   drained[0].weight = 0;
   EXPECT_TRUE(buildMaglevTable(drained, 2).ok());
+}
+
+// The textbook Maglev loop (the algorithm maglev.h describes, as it was first written): turns in
+// order of identity, each claims the next free position of its permutation by probing one
+// position at a time. buildMaglevTable() must produce exactly its tables.
+MaglevTable referenceTable(std::vector<MaglevBackend> backends, uint32_t size) {
+  std::sort(backends.begin(), backends.end(),
+            [](const MaglevBackend& a, const MaglevBackend& b) { return a.key < b.key; });
+  std::erase_if(backends, [](const MaglevBackend& b) { return b.weight == 0; });
+  MaglevTable table(size, kMaglevEmpty);
+  const size_t n = backends.size();
+  if (n == 0) return table;
+  std::vector<uint32_t> next(n), skip(n);
+  std::vector<uint64_t> credit(n, 0);
+  uint64_t maxWeight = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const MaglevPermutation p = maglevPermutation(backends[i].key, size);
+    next[i] = p.offset;
+    skip[i] = p.skip;
+    maxWeight = std::max<uint64_t>(maxWeight, backends[i].weight);
+  }
+  std::vector<bool> taken(size, false);
+  uint32_t filled = 0;
+  for (;;) {
+    for (size_t i = 0; i < n; ++i) {
+      credit[i] += backends[i].weight;
+      if (credit[i] < maxWeight) continue;
+      credit[i] -= maxWeight;
+      uint32_t pos = next[i];
+      while (taken[pos])
+        pos = static_cast<uint32_t>((uint64_t{pos} + skip[i]) % size);
+      taken[pos] = true;
+      table[pos] = backends[i].id;
+      next[i] = static_cast<uint32_t>((uint64_t{pos} + skip[i]) % size);
+      if (++filled == size) return table;
+    }
+  }
+}
+
+// Many backend sets (v4 and v6, random addresses and ports, equal and uneven weights, drained
+// backends, ids out of order) at many sizes, including the default and the largest: the fast
+// fill must give the textbook loop's table exactly, or nodes and releases would disagree.
+TEST(MaglevTest, MatchesTheTextbookLoop) {
+  std::mt19937_64 rng(20261202);
+  const std::vector<uint32_t> sizes = {2, 3, 13, 101, 1009, 4099, 16381, 20011, 65537};
+  const std::vector<size_t> counts = {1, 2, 3, 5, 10, 17, 64, 100, 333, 1000};
+  int cases = 0;
+  for (uint32_t size : sizes) {
+    for (size_t n : counts) {
+      if (n > size) continue;
+      // Fewer cases at the big sizes (the reference is slow there).
+      const int sets = size >= 16381 ? (n >= 333 ? 1 : 3) : 6;
+      for (int set = 0; set < sets; ++set) {
+        const int weights = set % 3;  // 0: all 1, 1: 1..4, 2: 0..9 with some drained
+        std::vector<MaglevBackend> backends;
+        std::set<std::pair<std::array<uint8_t, 16>, uint16_t>> seen;
+        while (backends.size() < n) {
+          const bool v6 = rng() % 4 == 0;
+          std::array<uint8_t, 16> bytes{};
+          IpAddress address;
+          if (v6) {
+            bytes[0] = 0xfd;
+            for (size_t i = 8; i < 16; ++i)
+              bytes[i] = static_cast<uint8_t>(rng());
+            address = IpAddress::v6(bytes);
+          } else {
+            address = IpAddress::v4(0x0a000000u | static_cast<uint32_t>(rng() & 0xffffff));
+          }
+          const auto port = static_cast<uint16_t>(rng() % 3 == 0 ? 1 + rng() % 65535 : 8080);
+          if (!seen.insert({address.bytes(), port}).second) continue;
+          uint32_t weight = 1;
+          if (weights == 1) weight = static_cast<uint32_t>(1 + rng() % 4);
+          if (weights == 2) weight = static_cast<uint32_t>(rng() % 10);
+          backends.push_back({{address, port}, weight, static_cast<uint32_t>(rng() % 1'000'000)});
+        }
+        const MaglevTable expected = referenceTable(backends, size);
+        ASSERT_EQ(build(backends, size), expected)
+            << "M=" << size << " N=" << n << " set " << set << " weights " << weights;
+        ++cases;
+      }
+    }
+  }
+  EXPECT_GT(cases, 200);
+}
+
+// Tables built one after another on one thread reuse its buffers: a small table after a large
+// one, and the other way round, are still the textbook tables.
+TEST(MaglevTest, ReusedBuffersDoNotLeakBetweenTables) {
+  const std::vector<MaglevBackend> big = makeBackends(700);
+  const std::vector<MaglevBackend> small = makeBackends(3);
+  const MaglevTable bigExpected = referenceTable(big, 65537);
+  const MaglevTable smallExpected = referenceTable(small, 13);
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(build(big, 65537), bigExpected);
+    EXPECT_EQ(build(small, 13), smallExpected);
+  }
 }
 
 TEST(MaglevDiffTest, ChangedPositions) {
