@@ -273,6 +273,19 @@ WatchCache* ApiHandler::cacheFor(const ResourceStorage& storage) const {
   return it == caches_.end() ? nullptr : it->second.get();
 }
 
+WatchCache* ApiHandler::watchCache(const api::ResourceType& type) const {
+  auto it = storages_.find(storageKey(type.group, type.version, type.plural));
+  return it == storages_.end() ? nullptr : cacheFor(*it->second);
+}
+
+void ApiHandler::admitWrite(const HttpRequest& request, ResourceStorage& storage,
+                            const std::string& ns, const std::string& name, const Message& next,
+                            bool update) {
+  if (!options_.admit_write) return;
+  options_.admit_write(request, ns, next,
+                       [&]() -> MessagePtr { return update ? storage.get(ns, name) : nullptr; });
+}
+
 ListResponse ApiHandler::listObjects(ResourceStorage& storage, const std::string& ns,
                                      const ListRequest& list) {
   WatchCache* cache = cacheFor(storage);
@@ -663,6 +676,7 @@ void ApiHandler::handleResource(
     applyDefaults(*object);
     if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
     if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
+    admitWrite(request, storage, ns, meta(*object).name(), *object, false);
     bool dry = dryRun(request);
     if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
       addDefaultTolerationSeconds(*pod);
@@ -699,6 +713,7 @@ void ApiHandler::handleResource(
   } else if (verb == "update") {
     MessagePtr object = decodeBody(request, storage, response);
     bool status_only = info.subresource == "status";
+    if (!status_only) admitWrite(request, storage, ns, info.name, *object, true);
     respondObject(
         request, response, 200,
         *admitAndUpdate(storage, ns, info.name, std::move(object), status_only, dryRun(request)));
@@ -788,6 +803,7 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
     }
     bool pinned = meta(*next).resource_version() != meta(*current).resource_version() ||
                   request.body.find("resourceVersion") != std::string::npos;
+    if (!status_only) admitWrite(request, storage, ns, info.name, *next, true);
     try {
       MessagePtr updated =
           admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry);

@@ -36,6 +36,12 @@ struct ApiHandlerOptions {
   NodeProxyOptions node_proxy;
   // serviceaccounts/token is served in front of the handler (ApiServer's auth): discovery lists it.
   bool token_subresource = false;
+  // Called before an object is created or updated (patches included, not the status
+  // subresource) with the request, the namespace, the object to be written and a reader of the
+  // stored one (nullptr on create); throws ApiError to refuse (RBAC's escalation check).
+  std::function<void(const HttpRequest&, const std::string& ns, const google::protobuf::Message&,
+                     const std::function<MessagePtr()>& current)>
+      admit_write;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
@@ -55,6 +61,8 @@ class ApiHandler {
   // kube-node-lease) when they are missing.
   void ensureSystemNamespaces();
   void setReady(bool ready) { ready_.store(ready); }
+  // The resource's watch cache, or nullptr (caches off, or a kind that is never stored).
+  WatchCache* watchCache(const api::ResourceType& type) const;
 
  private:
   ResourceStorage& storageFor(const RequestInfo& info);
@@ -78,6 +86,8 @@ class ApiHandler {
   ListResponse listObjects(ResourceStorage& storage, const std::string& ns,
                            const ListRequest& list);
   WatchCache* cacheFor(const ResourceStorage& storage) const;
+  void admitWrite(const HttpRequest& request, ResourceStorage& storage, const std::string& ns,
+                  const std::string& name, const google::protobuf::Message& next, bool update);
   void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              HttpResponse& response);
   // Updates an object after the admission its kind needs (Service addresses).

@@ -192,6 +192,7 @@ bool WatchCache::initialize() {
   }
   for (auto& w : ended)
     w->end(true);
+  notifyListeners();
   return true;
 }
 
@@ -315,6 +316,7 @@ void WatchCache::apply(const std::vector<store::Event>& events) {
   lock.unlock();
   for (const auto& w : woken)
     w->wake();
+  notifyListeners();
   // `dropped` are released here: their streams end once drained, and the clients watch again.
 }
 
@@ -495,6 +497,43 @@ void WatchCache::unregisterLocked(CacheWatcher* watcher) {
     untriggered_.erase(watcher);
   }
   watchers_.erase(it);
+}
+
+ObjectPtr WatchCache::get(std::string_view ns, std::string_view name) const {
+  std::string key = storage_.key(ns, name);
+  std::shared_lock lock(mu_);
+  auto it = objects_.find(key);
+  return it == objects_.end() ? nullptr : it->second->object;
+}
+
+std::vector<ObjectPtr> WatchCache::objects(std::string_view ns) const {
+  std::string prefix =
+      store::resourcePrefix(storage_.type().plural, storage_.type().namespaced ? ns : "");
+  std::vector<ObjectPtr> out;
+  std::shared_lock lock(mu_);
+  for (auto it = objects_.lower_bound(prefix);
+       it != objects_.end() && it->first.starts_with(prefix); ++it) {
+    out.push_back(it->second->object);
+  }
+  return out;
+}
+
+WatchCache::ListenerId WatchCache::addListener(std::function<void()> listener) {
+  std::lock_guard lock(listeners_mu_);
+  ListenerId id = next_listener_++;
+  listeners_.emplace(id, std::move(listener));
+  return id;
+}
+
+void WatchCache::removeListener(ListenerId id) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void WatchCache::notifyListeners() {
+  std::lock_guard lock(listeners_mu_);
+  for (const auto& [id, listener] : listeners_)
+    listener();
 }
 
 void WatchCache::stopWatching(const CacheWatcherPtr& watcher) {

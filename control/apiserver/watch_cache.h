@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -158,7 +159,19 @@ class WatchCache {
   // whatever the limit, or a NotOlderThan revision without limit or continue.
   static bool servesList(const ListRequest& request);
 
+  // In-process readers of the cache (the apiserver's auth indexes), so the resource has one
+  // store watch and every change is decoded once. get() and objects() answer from the state last
+  // loaded, also while the cache relists (ready() false); the objects are the cache's, shared.
+  ObjectPtr get(std::string_view ns, std::string_view name) const;
+  std::vector<ObjectPtr> objects(std::string_view ns = {}) const;
+  // `listener` is called on the cache's thread, without its lock, after every batch of events
+  // applied and every (re)load. removeListener() waits for a call in progress to return.
+  using ListenerId = uint64_t;
+  ListenerId addListener(std::function<void()> listener);
+  void removeListener(ListenerId id);
+
  private:
+  void notifyListeners();
   void run();
   // Lists the store and starts its watch; false when the store failed.
   bool initialize();
@@ -196,6 +209,10 @@ class WatchCache {
   std::mutex watch_mu_;  // guards watch_ against cancel from the destructor
   store::WatchPtr watch_;
   std::thread pump_;
+
+  std::mutex listeners_mu_;  // held while listeners run
+  std::map<ListenerId, std::function<void()>> listeners_;
+  ListenerId next_listener_ = 1;
 };
 
 }  // namespace skiff::apiserver

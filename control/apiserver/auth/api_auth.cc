@@ -5,12 +5,14 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "control/api/codec.h"
 #include "control/api/time.h"
 #include "control/apiserver/auth/bootstrap_policy.h"
+#include "control/apiserver/auth/escalation.h"
 #include "control/apiserver/auth/service_account_authenticator.h"
 #include "control/apiserver/auth/token_authenticator.h"
 #include "control/apiserver/auth/x509_authenticator.h"
@@ -33,13 +35,13 @@ const api::ResourceType& typeOf(const char* group, const char* plural) {
   return *t;
 }
 
-// Keeps only metadata: what token validation reads of pods and service accounts.
-void keepMetadata(google::protobuf::Message& m) {
-  const auto* d = m.GetDescriptor();
-  const auto* r = m.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    if (d->field(i)->name() != "metadata") r->ClearField(&m, d->field(i));
-  }
+// The newest mod revision under a resource's prefix: what an index must have applied to hold
+// everything written there so far (our own bootstrap writes included).
+int64_t newestRevision(store::Store& store, const api::ResourceType& type) {
+  int64_t newest = 0;
+  for (const auto& kv : store.list(store::resourcePrefix(type.plural)).kvs)
+    newest = std::max(newest, kv.mod_revision);
+  return newest;
 }
 
 std::string bearerToken(const HttpRequest& request) {
@@ -169,21 +171,6 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
   tokens_ = std::make_shared<ServiceAccountTokens>(
       ensureSigningKey(options_.service_account_key_file), options_.issuer, options_.api_audiences);
 
-  roles_ = std::make_unique<ObjectIndex>(store_, typeOf("rbac.authorization.k8s.io", "roles"));
-  cluster_roles_ =
-      std::make_unique<ObjectIndex>(store_, typeOf("rbac.authorization.k8s.io", "clusterroles"));
-  role_bindings_ =
-      std::make_unique<ObjectIndex>(store_, typeOf("rbac.authorization.k8s.io", "rolebindings"));
-  cluster_role_bindings_ = std::make_unique<ObjectIndex>(
-      store_, typeOf("rbac.authorization.k8s.io", "clusterrolebindings"));
-  service_accounts_ =
-      std::make_unique<ObjectIndex>(store_, typeOf("", "serviceaccounts"), keepMetadata);
-  pods_ = std::make_unique<ObjectIndex>(store_, typeOf("", "pods"), keepMetadata);
-  for (auto* index :
-       {roles_.get(), cluster_roles_.get(), role_bindings_.get(), cluster_role_bindings_.get()}) {
-    index->setOnChange([this] { rebuildPolicy(); });
-  }
-
   chain_ = std::make_unique<AuthenticatorChain>();
   if (!options_.client_ca_pem.empty()) {
     chain_->add(std::make_unique<X509Authenticator>(options_.client_ca_pem));
@@ -194,10 +181,10 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
   chain_->add(std::make_unique<ServiceAccountAuthenticator>(
       tokens_,
       [this](std::string_view ns, std::string_view name) {
-        return lookup(*service_accounts_, "serviceaccounts", ns, name);
+        return lookup(service_accounts_.get(), "serviceaccounts", ns, name);
       },
       [this](std::string_view ns, std::string_view name) {
-        return lookup(*pods_, "pods", ns, name);
+        return lookup(pods_.get(), "pods", ns, name);
       }));
 }
 
@@ -207,27 +194,48 @@ ApiAuth::~ApiAuth() {
 
 void ApiAuth::start() {
   ensureBootstrapPolicy(store_);
-  std::vector<ObjectIndex*> all = {roles_.get(),
-                                   cluster_roles_.get(),
-                                   role_bindings_.get(),
-                                   cluster_role_bindings_.get(),
-                                   service_accounts_.get(),
-                                   pods_.get()};
-  for (auto* index : all)
-    index->start();
-  for (auto* index : all) {
-    if (!index->waitSynced(options_.sync_timeout)) {
-      throw std::runtime_error(
-          "authorization: the RBAC and service account indexes did not load "
-          "from the store within " +
-          std::to_string(options_.sync_timeout.count()) + " ms");
-    }
+  auto index = [this](const char* group, const char* plural) {
+    const api::ResourceType& type = typeOf(group, plural);
+    WatchCache* cache = find_cache_ ? find_cache_(type) : nullptr;
+    return cache != nullptr ? std::make_unique<ObjectIndex>(*cache)
+                            : std::make_unique<ObjectIndex>(store_, type);
+  };
+  roles_ = index("rbac.authorization.k8s.io", "roles");
+  cluster_roles_ = index("rbac.authorization.k8s.io", "clusterroles");
+  role_bindings_ = index("rbac.authorization.k8s.io", "rolebindings");
+  cluster_role_bindings_ = index("rbac.authorization.k8s.io", "clusterrolebindings");
+  service_accounts_ = index("", "serviceaccounts");
+  pods_ = index("", "pods");
+  std::vector<ObjectIndex*> rbac = {roles_.get(), cluster_roles_.get(), role_bindings_.get(),
+                                    cluster_role_bindings_.get()};
+  for (auto* i : rbac)
+    i->setOnChange([this] { rebuildPolicy(); });
+  for (auto* i : {roles_.get(), cluster_roles_.get(), role_bindings_.get(),
+                  cluster_role_bindings_.get(), service_accounts_.get(), pods_.get()}) {
+    i->start();
+  }
+  // No request is authorized before the policy is complete: every RBAC index holds what the
+  // store had once the bootstrap policy was written, the others their first list.
+  auto fail = [this] {
+    throw std::runtime_error(
+        "authorization: the RBAC and service account indexes did not load from the store "
+        "within " +
+        std::to_string(options_.sync_timeout.count()) + " ms");
+  };
+  const char* plurals[] = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"};
+  for (size_t k = 0; k < rbac.size(); ++k) {
+    int64_t newest = newestRevision(store_, typeOf("rbac.authorization.k8s.io", plurals[k]));
+    if (!rbac[k]->waitSynced(options_.sync_timeout, newest)) fail();
+  }
+  for (auto* i : {service_accounts_.get(), pods_.get()}) {
+    if (!i->waitSynced(options_.sync_timeout)) fail();
   }
   started_.store(true);
   rebuildPolicy();
 }
 
 void ApiAuth::stop() {
+  started_.store(false);
   for (auto* index : {roles_.get(), cluster_roles_.get(), role_bindings_.get(),
                       cluster_role_bindings_.get(), service_accounts_.get(), pods_.get()}) {
     if (index != nullptr) index->stop();
@@ -256,9 +264,26 @@ void ApiAuth::rebuildPolicy() {
   rbac_.setPolicy(std::move(policy));
 }
 
-ObjectPtr ApiAuth::lookup(ObjectIndex& index, const std::string& plural, std::string_view ns,
+void ApiAuth::admitWrite(const HttpRequest& request, std::string_view ns,
+                         const google::protobuf::Message& object,
+                         const std::function<MessagePtr()>& current) const {
+  if (!options_.enabled || !grantsPermissions(object)) return;
+  UserInfo user = authenticate(request);
+  MessagePtr old = current ? current() : nullptr;
+  try {
+    confirmNoEscalation(rbac_, user, ns, old.get(), object);
+  } catch (const ApiError& e) {
+    logFailure("403 " + request.method + " " + request.path + " from " + request.remote_address +
+               ": " + e.what());
+    throw;
+  }
+}
+
+ObjectPtr ApiAuth::lookup(ObjectIndex* index, const std::string& plural, std::string_view ns,
                           std::string_view name) const {
-  if (ObjectPtr hit = index.get(ns, name)) return hit;
+  if (index != nullptr) {
+    if (ObjectPtr hit = index->get(ns, name)) return hit;
+  }
   // The index may lag a create by a moment: only a miss goes to the store.
   ResourceStorage storage(store_, typeOf("", plural.c_str()));
   try {
@@ -294,10 +319,115 @@ UserInfo ApiAuth::authenticate(const HttpRequest& request) const {
   std::string token = bearerToken(request);
   Credentials credentials{token, request.client_certificate};
   AuthResult r = chain_->authenticate(credentials);
-  if (r.outcome == AuthResult::Outcome::kAuthenticated) return std::move(r.user);
+  if (r.outcome == AuthResult::Outcome::kAuthenticated) return impersonate(r.user, request);
   logFailure("401 " + request.method + " " + request.path + " from " + request.remote_address +
              ": " + (r.reason.empty() ? "no credentials" : r.reason));
   throw unauthorized();
+}
+
+UserInfo ApiAuth::impersonate(const UserInfo& requestor, const HttpRequest& request) const {
+  // k8s.io/apiserver's WithImpersonation: every asked-for identity part is its own request,
+  // authorized with the verb "impersonate".
+  struct Part {
+    std::string kind, ns, name, field;
+  };
+  std::vector<Part> parts;
+  std::string user_header, uid_header;
+  bool groups = false, extras = false;
+  for (const auto& [name, value] : request.headers) {
+    if (name == "impersonate-user" && user_header.empty()) {
+      user_header = value;
+    } else if (name == "impersonate-uid" && uid_header.empty()) {
+      uid_header = value;
+    }
+  }
+  if (user_header.empty() && uid_header.empty()) {
+    bool any = std::any_of(request.headers.begin(), request.headers.end(), [](const auto& h) {
+      return h.first == "impersonate-group" || h.first.starts_with("impersonate-extra-");
+    });
+    if (!any) return requestor;
+  }
+  if (!user_header.empty()) {
+    std::string_view u = user_header;
+    size_t colon = u.starts_with(kServiceAccountPrefix) ? u.find(':', kServiceAccountPrefix.size())
+                                                        : std::string_view::npos;
+    if (colon != std::string_view::npos && colon > kServiceAccountPrefix.size() &&
+        colon + 1 < u.size() && u.find(':', colon + 1) == std::string_view::npos) {
+      parts.push_back({"ServiceAccount",
+                       std::string(u.substr(kServiceAccountPrefix.size(),
+                                            colon - kServiceAccountPrefix.size())),
+                       std::string(u.substr(colon + 1)), ""});
+    } else {
+      parts.push_back({"User", "", user_header, ""});
+    }
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (name == "impersonate-group") {
+      groups = true;
+      parts.push_back({"Group", "", value, ""});
+    } else if (name.starts_with("impersonate-extra-")) {
+      extras = true;
+      parts.push_back({"UserExtra", "", value, name.substr(18)});
+    }
+  }
+  if (!uid_header.empty()) parts.push_back({"UID", "", uid_header, ""});
+  if ((groups || extras || !uid_header.empty()) && user_header.empty()) {
+    // Go's %v of the []ObjectReference, as kube-apiserver answers (500, InternalError).
+    std::string list;
+    for (const auto& p : parts) {
+      if (!list.empty()) list += ' ';
+      list += "{" + p.kind + " " + p.ns + " " + p.name + "    " + p.field + "}";
+    }
+    throw ApiError(
+        500, "InternalError",
+        "Internal error occurred: requested [" + list + "] without impersonating a user");
+  }
+  UserInfo acting;
+  std::vector<std::string> group_list;
+  for (const auto& p : parts) {
+    Attributes a;
+    a.user = requestor;
+    a.verb = "impersonate";
+    a.resource_request = true;
+    a.namespace_ = p.ns;
+    a.name = p.name;
+    a.api_version = "v1";
+    if (p.kind == "ServiceAccount") {
+      a.resource = "serviceaccounts";
+      acting.name = std::string(kServiceAccountPrefix) + p.ns + ":" + p.name;
+      if (!groups) group_list = {"system:serviceaccounts", "system:serviceaccounts:" + p.ns};
+    } else if (p.kind == "User") {
+      a.resource = "users";
+      acting.name = p.name;
+    } else if (p.kind == "Group") {
+      a.resource = "groups";
+      group_list.push_back(p.name);
+    } else if (p.kind == "UserExtra") {
+      a.api_group = "authentication.k8s.io";
+      a.resource = "userextras";
+      a.subresource = p.field;  // extras are authorized; Skiff's UserInfo does not carry them
+    } else {
+      a.api_group = "authentication.k8s.io";
+      a.resource = "uids";
+      acting.uid = p.name;
+    }
+    if (!decide(a).allowed) {
+      std::string message = forbiddenMessage(a);
+      logFailure("403 " + request.method + " " + request.path + " from " + request.remote_address +
+                 ": " + message);
+      throw forbidden({a.api_group, a.resource}, a.name, message);
+    }
+  }
+  // A non-anonymous user is also system:authenticated, unless the groups asked already say
+  // system:authenticated or system:unauthenticated.
+  bool anonymous = acting.name == "system:anonymous";
+  std::string_view implied = anonymous ? "system:unauthenticated" : kSystemAuthenticated;
+  bool add = std::none_of(group_list.begin(), group_list.end(), [&](const std::string& g) {
+    return g == implied || (!anonymous && g == "system:unauthenticated");
+  });
+  if (add) group_list.emplace_back(implied);
+  acting.groups = std::move(group_list);
+  return acting;
 }
 
 Decision ApiAuth::decide(const Attributes& attributes) const {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@
 #include "control/apiserver/auth/service_account_token.h"
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/request_info.h"
+#include "control/apiserver/watch_cache.h"
 #include "control/store/store.h"
 
 // The apiserver's authentication and authorization, as ApiServer uses it per request:
@@ -45,11 +47,19 @@ class ApiAuth {
   ApiAuth(store::Store& store, ApiAuthOptions options);
   ~ApiAuth();
 
-  // Writes the bootstrap policy, starts the indexes and waits for their first lists.
+  // The apiserver's watch caches, which the indexes read instead of watching the store
+  // themselves (one store watch per resource); `find` answers nullptr for a resource without
+  // one (that index then keeps a cache of its own). Before start().
+  using FindWatchCache = std::function<WatchCache*(const api::ResourceType&)>;
+  void useWatchCaches(FindWatchCache find) { find_cache_ = std::move(find); }
+  // Writes the bootstrap policy, starts the indexes and waits until they hold it.
   void start();
   void stop();
 
-  // The request's user; ApiError 401 when its credentials are missing or wrong.
+  // The request's user; ApiError 401 when its credentials are missing or wrong. With
+  // Impersonate-User/-Group/-Uid/-Extra-* headers (kubectl --as, --as-group, --as-uid) the user it
+  // acts as, each part authorized by the `impersonate` verb on users, groups, serviceaccounts,
+  // uids or userextras (403 otherwise; groups or a uid without a user: 500, as Kubernetes).
   UserInfo authenticate(const HttpRequest& request) const;
   // ApiError 403 unless `user` may do what `info` asks.
   void authorize(const UserInfo& user, const RequestInfo& info, const HttpRequest& request) const;
@@ -58,11 +68,19 @@ class ApiAuth {
              HttpResponse& response);
 
   Decision decide(const Attributes& attributes) const;
+  // RBAC's escalation check before a Role, ClusterRole or binding is created or updated
+  // (ApiHandler's write admission; other kinds pass at once): ApiError 403 unless the request's
+  // user holds what the object grants, or may escalate/bind. `current` reads the stored object
+  // (nullptr on create).
+  void admitWrite(const HttpRequest& request, std::string_view ns,
+                  const google::protobuf::Message& object,
+                  const std::function<MessagePtr()>& current) const;
   const ServiceAccountTokens& tokens() const { return *tokens_; }
 
  private:
   void rebuildPolicy();
-  ObjectPtr lookup(ObjectIndex& index, const std::string& plural, std::string_view ns,
+  UserInfo impersonate(const UserInfo& requestor, const HttpRequest& request) const;
+  ObjectPtr lookup(ObjectIndex* index, const std::string& plural, std::string_view ns,
                    std::string_view name) const;
   void logFailure(const std::string& line) const;
   void tokenRequest(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
@@ -74,6 +92,7 @@ class ApiAuth {
   RbacAuthorizer rbac_;
   std::unique_ptr<ObjectIndex> roles_, cluster_roles_, role_bindings_, cluster_role_bindings_;
   std::unique_ptr<ObjectIndex> service_accounts_, pods_;
+  FindWatchCache find_cache_;
   std::mutex rebuild_mu_;
   std::atomic<bool> started_{false};
 

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <string>
 
@@ -109,6 +110,54 @@ std::vector<PolicyRule> namespacedRules(List verbs, bool secrets) {
   return rules;
 }
 
+constexpr const char* kToAdmin = "rbac.authorization.k8s.io/aggregate-to-admin";
+constexpr const char* kToEdit = "rbac.authorization.k8s.io/aggregate-to-edit";
+constexpr const char* kToView = "rbac.authorization.k8s.io/aggregate-to-view";
+
+ClusterRole labelled(ClusterRole r, const char* label) {
+  (*r.mutable_metadata()->mutable_labels())[label] = "true";
+  return r;
+}
+
+ClusterRole aggregating(ClusterRole r, const char* label) {
+  auto* selector = r.mutable_aggregation_rule()->add_cluster_role_selectors();
+  (*selector->mutable_match_labels())[label] = "true";
+  return r;
+}
+
+// What the aggregation controller writes (control/controllers/clusterrole_aggregation_*): the
+// rules of the roles whose labels match, in name order, each once. Only matchLabels are used here.
+void aggregateFrom(ClusterRole& r, const std::vector<ClusterRole>& all) {
+  if (!r.has_aggregation_rule()) return;
+  std::vector<const ClusterRole*> sources;
+  for (const auto& other : all) {
+    if (other.metadata().name() == r.metadata().name()) continue;
+    for (const auto& selector : r.aggregation_rule().cluster_role_selectors()) {
+      bool match = true;
+      for (const auto& [k, v] : selector.match_labels()) {
+        auto it = other.metadata().labels().find(k);
+        match = match && it != other.metadata().labels().end() && it->second == v;
+      }
+      if (match) {
+        sources.push_back(&other);
+        break;
+      }
+    }
+  }
+  std::sort(sources.begin(), sources.end(), [](const ClusterRole* a, const ClusterRole* b) {
+    return a->metadata().name() < b->metadata().name();
+  });
+  r.clear_rules();
+  for (const ClusterRole* source : sources) {
+    for (const auto& x : source->rules()) {
+      bool seen = std::any_of(r.rules().begin(), r.rules().end(), [&](const PolicyRule& y) {
+        return google::protobuf::util::MessageDifferencer::Equals(x, y);
+      });
+      if (!seen) *r.add_rules() = x;
+    }
+  }
+}
+
 ClusterRole withRules(ClusterRole r, const std::vector<PolicyRule>& rules) {
   for (const auto& x : rules)
     *r.add_rules() = x;
@@ -132,7 +181,16 @@ void ensureAll(store::Store& store, const char* plural, const std::vector<T>& ob
     if (it != existing.metadata().annotations().end() && it->second == "false") continue;
     T wanted = existing;
     if constexpr (std::is_same_v<T, ClusterRole>) {
-      *wanted.mutable_rules() = object.rules();
+      for (const auto& [k, v] : object.metadata().labels())
+        (*wanted.mutable_metadata()->mutable_labels())[k] = v;
+      if (object.has_aggregation_rule()) {
+        // The aggregation controller owns the rules; they are only filled when missing.
+        *wanted.mutable_aggregation_rule() = object.aggregation_rule();
+        if (wanted.rules().empty()) *wanted.mutable_rules() = object.rules();
+      } else {
+        wanted.clear_aggregation_rule();
+        *wanted.mutable_rules() = object.rules();
+      }
     } else {
       *wanted.mutable_subjects() = object.subjects();
       *wanted.mutable_role_ref() = object.role_ref();
@@ -151,17 +209,29 @@ void ensureAll(store::Store& store, const char* plural, const std::vector<T>& ob
 std::vector<ClusterRole> bootstrapClusterRoles() {
   std::vector<ClusterRole> roles;
   roles.push_back(role("cluster-admin", {rule({"*"}, {"*"}, {"*"}), urls({"*"}, {"*"})}));
-  ClusterRole admin = withRules(role("admin", {}), namespacedRules(kAllVerbs, true));
-  *admin.add_rules() = rule(kAllVerbs, {"rbac.authorization.k8s.io"}, {"roles", "rolebindings"});
-  *admin.add_rules() = rule({"create"}, {"authorization.k8s.io"}, {"localsubjectaccessreviews"});
-  *admin.add_rules() = rule({"create"}, {""}, {"serviceaccounts/token"});
-  roles.push_back(std::move(admin));
-  ClusterRole edit = withRules(role("edit", {}), namespacedRules(kAllVerbs, true));
-  *edit.add_rules() = rule({"create"}, {""}, {"serviceaccounts/token"});
-  roles.push_back(std::move(edit));
-  ClusterRole view = withRules(role("view", {}), namespacedRules(kReadVerbs, false));
-  *view.add_rules() = rule(kReadVerbs, {""}, {"namespaces", "namespaces/status"});
-  roles.push_back(std::move(view));
+  // admin, edit and view aggregate, as Kubernetes' do: view gathers aggregate-to-view, edit
+  // aggregate-to-edit (view among them), admin aggregate-to-admin (edit among them). Their rules
+  // are written aggregated already, so an apiserver without the controller manager has them.
+  ClusterRole to_view = withRules(labelled(role("system:aggregate-to-view", {}), kToView),
+                                  namespacedRules(kReadVerbs, false));
+  *to_view.add_rules() = rule(kReadVerbs, {""}, {"namespaces", "namespaces/status"});
+  ClusterRole to_edit = withRules(labelled(role("system:aggregate-to-edit", {}), kToEdit),
+                                  namespacedRules(kWriteVerbs, true));
+  *to_edit.add_rules() = rule(kReadVerbs, {""}, {"secrets"});
+  *to_edit.add_rules() = rule({"create"}, {""}, {"serviceaccounts/token"});
+  ClusterRole to_admin = labelled(role("system:aggregate-to-admin", {}), kToAdmin);
+  *to_admin.add_rules() = rule(kAllVerbs, {"rbac.authorization.k8s.io"}, {"roles", "rolebindings"});
+  *to_admin.add_rules() = rule({"create"}, {"authorization.k8s.io"}, {"localsubjectaccessreviews"});
+  ClusterRole view = aggregating(labelled(role("view", {}), kToEdit), kToView);
+  ClusterRole edit = aggregating(labelled(role("edit", {}), kToAdmin), kToEdit);
+  ClusterRole admin = aggregating(role("admin", {}), kToAdmin);
+  std::vector<ClusterRole> aggregation = {to_view, to_edit, to_admin, view, edit, admin};
+  for (int round = 0; round < 3; ++round) {  // the chain is three deep
+    for (auto& r : aggregation)
+      aggregateFrom(r, aggregation);
+  }
+  for (auto& r : aggregation)
+    roles.push_back(std::move(r));
   roles.push_back(
       role("system:discovery",
            {urls({"get"}, {"/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz",
@@ -204,6 +274,9 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
       "system:kube-controller-manager",
       {rule(kAllVerbs,
             {"", "apps", "batch", "discovery.k8s.io", "autoscaling", "coordination.k8s.io"}, {"*"}),
+       // The ClusterRole aggregation controller's (Kubernetes' clusterrole-aggregation-controller).
+       rule({"escalate", "get", "list", "patch", "update", "watch"}, {"rbac.authorization.k8s.io"},
+            {"clusterroles"}),
        rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
        rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
   return roles;

@@ -1,144 +1,63 @@
 #include "control/apiserver/auth/object_index.h"
 
+#include <thread>
+
 namespace skiff::apiserver::auth {
 
-ObjectIndex::ObjectIndex(store::Store& store, const api::ResourceType& type, Trim trim)
-    : store_(store),
-      storage_(store, type),
-      trim_(std::move(trim)),
-      prefix_(store::resourcePrefix(type.plural)) {}
+ObjectIndex::ObjectIndex(WatchCache& cache) : cache_(&cache) {}
+
+ObjectIndex::ObjectIndex(store::Store& store, const api::ResourceType& type)
+    : store_(&store), type_(&type) {}
 
 ObjectIndex::~ObjectIndex() {
   stop();
 }
 
 void ObjectIndex::start() {
-  thread_ = std::thread([this] { run(); });
+  if (cache_ == nullptr) {
+    own_storage_ = std::make_unique<ResourceStorage>(*store_, *type_);
+    // Lists are not served from it: a short ring is enough.
+    own_cache_ = std::make_unique<WatchCache>(
+        *store_, *own_storage_, WatchCacheOptions{.min_capacity = 16, .max_capacity = 1024});
+    cache_ = own_cache_.get();
+  }
+  if (on_change_ && !listener_) listener_ = cache_->addListener(on_change_);
 }
 
 void ObjectIndex::stop() {
-  stopping_.store(true, std::memory_order_release);
-  {
-    std::lock_guard lock(watch_mu_);
-    if (watch_) watch_->cancel();
-  }
-  if (thread_.joinable()) thread_.join();
+  if (listener_ && cache_ != nullptr) cache_->removeListener(*listener_);
+  listener_.reset();
 }
 
-bool ObjectIndex::waitSynced(std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(sync_mu_);
-  return sync_cv_.wait_for(lock, timeout, [this] { return synced(); });
-}
-
-ObjectPtr ObjectIndex::get(std::string_view ns, std::string_view name) const {
-  std::string key = storage_.key(ns, name);
-  std::shared_lock lock(mu_);
-  auto it = objects_.find(key);
-  return it == objects_.end() ? nullptr : it->second;
-}
-
-std::vector<ObjectPtr> ObjectIndex::list(std::string_view ns) const {
-  std::string prefix = prefix_;
-  if (!ns.empty()) prefix += std::string(ns) + "/";
-  std::vector<ObjectPtr> out;
-  std::shared_lock lock(mu_);
-  for (auto it = objects_.lower_bound(prefix); it != objects_.end(); ++it) {
-    if (!it->first.starts_with(prefix)) break;
-    out.push_back(it->second);
-  }
-  return out;
-}
-
-bool ObjectIndex::relist() {
-  store::ListResult listed;
-  store::WatchPtr watch;
-  try {
-    listed = store_.list(prefix_);
-    watch = store_.watch(prefix_, listed.revision);
-  } catch (const store::StoreError&) {
-    return false;
-  }
-  std::map<std::string, ObjectPtr, std::less<>> objects;
-  for (const auto& kv : listed.kvs) {
-    try {
-      MessagePtr object = storage_.decode(kv);
-      if (trim_) trim_(*object);
-      objects.emplace(kv.key, ObjectPtr(std::move(object)));
-    } catch (const ApiError&) {
-      // Undecodable: left out, as the watch cache does.
-    }
-  }
-  {
-    std::unique_lock lock(mu_);
-    objects_ = std::move(objects);
-    revision_.store(listed.revision, std::memory_order_release);
-  }
-  {
-    std::lock_guard lock(watch_mu_);
-    watch_ = std::move(watch);
-    if (stopping_.load(std::memory_order_acquire)) watch_->cancel();
-  }
-  {
-    std::lock_guard lock(sync_mu_);
-    synced_.store(true, std::memory_order_release);
-  }
-  sync_cv_.notify_all();
-  if (on_change_) on_change_();
+bool ObjectIndex::synced() const {
+  if (loaded_.load(std::memory_order_acquire)) return true;
+  if (cache_ == nullptr || !cache_->ready()) return false;
+  loaded_.store(true, std::memory_order_release);
   return true;
 }
 
-void ObjectIndex::apply(const std::vector<store::Event>& events) {
-  int64_t last = 0;
-  {
-    std::unique_lock lock(mu_);
-    for (const auto& event : events) {
-      last = std::max(last, event.kv.mod_revision);
-      if (event.type == store::Event::Type::kDelete) {
-        objects_.erase(event.kv.key);
-        continue;
-      }
-      try {
-        MessagePtr object = storage_.decode(event.kv);
-        if (trim_) trim_(*object);
-        objects_[event.kv.key] = ObjectPtr(std::move(object));
-      } catch (const ApiError&) {
-        objects_.erase(event.kv.key);
-      }
+bool ObjectIndex::waitSynced(std::chrono::milliseconds timeout, int64_t min_revision) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (cache_ != nullptr && cache_->ready() && cache_->revision() >= min_revision) {
+      loaded_.store(true, std::memory_order_release);
+      return true;
     }
-    if (last > revision_.load(std::memory_order_relaxed)) {
-      revision_.store(last, std::memory_order_release);
-    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  if (on_change_) on_change_();
 }
 
-void ObjectIndex::run() {
-  std::vector<store::Event> events;
-  auto backoff = std::chrono::milliseconds(100);
-  while (!stopping_.load(std::memory_order_acquire)) {
-    store::Watch* watch = nullptr;
-    {
-      std::lock_guard lock(watch_mu_);
-      watch = watch_.get();
-    }
-    if (watch == nullptr) {
-      if (relist()) {
-        backoff = std::chrono::milliseconds(100);
-      } else {
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      }
-      continue;
-    }
-    events.clear();
-    bool alive = watch->next(events, std::chrono::milliseconds(1000));
-    if (!events.empty()) apply(events);
-    if (!alive) {
-      if (stopping_.load(std::memory_order_acquire)) break;
-      std::lock_guard lock(watch_mu_);
-      watch_.reset();  // compacted behind us or the store failed: relist
-    }
-  }
+ObjectPtr ObjectIndex::get(std::string_view ns, std::string_view name) const {
+  return cache_ == nullptr ? nullptr : cache_->get(ns, name);
+}
+
+std::vector<ObjectPtr> ObjectIndex::list(std::string_view ns) const {
+  return cache_ == nullptr ? std::vector<ObjectPtr>{} : cache_->objects(ns);
+}
+
+int64_t ObjectIndex::revision() const {
+  return cache_ == nullptr ? 0 : cache_->revision();
 }
 
 }  // namespace skiff::apiserver::auth

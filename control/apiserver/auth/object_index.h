@@ -2,73 +2,62 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
-#include <string>
+#include <optional>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "control/apiserver/resource_storage.h"
+#include "control/apiserver/watch_cache.h"
 #include "control/store/store.h"
 
-// An informer inside the apiserver: one store list + watch of a resource keeps an in-memory copy
-// of its objects, so authentication and authorization read memory, never the store, per request.
-// After a failed or compacted watch it relists. `trim` may strip what the reader never needs
-// (pods keep their metadata only).
+// An informer inside the apiserver: the objects of one resource in memory, so authentication and
+// authorization read memory, never the store, per request. It is a view of the resource's
+// WatchCache, the apiserver's one store watch per resource (every change decoded once, for lists,
+// watches and these indexes alike); an apiserver without watch caches (and a test) gives it a
+// cache of its own. Objects are the cache's, shared, never copied. The cache relists after a
+// failed or compacted watch; meanwhile the index answers from the state last loaded.
 
 namespace skiff::apiserver::auth {
 
 class ObjectIndex {
  public:
-  using Trim = std::function<void(google::protobuf::Message&)>;
-
-  ObjectIndex(store::Store& store, const api::ResourceType& type, Trim trim = {});
+  // A view of `cache`, which must outlive the index (or its stop()).
+  explicit ObjectIndex(WatchCache& cache);
+  // A cache of its own on `store`, made by start().
+  ObjectIndex(store::Store& store, const api::ResourceType& type);
   ~ObjectIndex();
   ObjectIndex(const ObjectIndex&) = delete;
   ObjectIndex& operator=(const ObjectIndex&) = delete;
 
-  // Called (on the index's thread) after every change that was applied; set before start().
+  // Called (on the cache's thread) after every batch of changes applied and every relist; set
+  // before start().
   void setOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
   void start();
   void stop();
-  // Waits until the first list is loaded; false on timeout.
-  bool waitSynced(std::chrono::milliseconds timeout) const;
-  bool synced() const { return synced_.load(std::memory_order_acquire); }
+  // Waits until the cache is loaded and has applied every change up to `min_revision` (a
+  // revision this process wrote to the resource: read your own writes); false on timeout.
+  bool waitSynced(std::chrono::milliseconds timeout, int64_t min_revision = 0) const;
+  // Loaded at least once.
+  bool synced() const;
 
   ObjectPtr get(std::string_view ns, std::string_view name) const;
   // Every object in `ns` ("" = all namespaces).
   std::vector<ObjectPtr> list(std::string_view ns = {}) const;
   // The store revision everything up to which is applied.
-  int64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  int64_t revision() const;
 
  private:
-  void run();
-  bool relist();
-  void apply(const std::vector<store::Event>& events);
-
-  store::Store& store_;
-  ResourceStorage storage_;
-  Trim trim_;
-  std::string prefix_;
+  store::Store* store_ = nullptr;
+  const api::ResourceType* type_ = nullptr;
+  std::unique_ptr<ResourceStorage> own_storage_;  // before own_cache_, which reads through it
+  std::unique_ptr<WatchCache> own_cache_;
+  WatchCache* cache_ = nullptr;
   std::function<void()> on_change_;
-
-  mutable std::shared_mutex mu_;
-  std::map<std::string, ObjectPtr, std::less<>> objects_;  // by store key
-  std::atomic<int64_t> revision_{0};
-  std::atomic<bool> synced_{false};
-  mutable std::mutex sync_mu_;
-  mutable std::condition_variable sync_cv_;
-
-  std::atomic<bool> stopping_{false};
-  std::mutex watch_mu_;
-  store::WatchPtr watch_;
-  std::thread thread_;
+  std::optional<WatchCache::ListenerId> listener_;
+  mutable std::atomic<bool> loaded_{false};
 };
 
 }  // namespace skiff::apiserver::auth
