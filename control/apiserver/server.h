@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,14 @@ struct ApiServerOptions {
   // The etcd cluster's client URLs ("http://10.0.0.1:2379"): the store is etcd instead of the
   // embedded SQLite in data_dir. Several apiservers can share one cluster.
   std::vector<std::string> etcd_endpoints;
+  // TLS to https:// etcd members (kube-apiserver's --etcd-cafile, --etcd-certfile,
+  // --etcd-keyfile).
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  // Events are deleted this long after their last write (kube-apiserver's --event-ttl), through
+  // store leases shared by the Events of a time window. 0 = kept until deleted.
+  std::chrono::seconds event_ttl = std::chrono::hours(1);
   // The ServiceAccount token signing key (EC P-256 PEM); empty: DIR/pki/sa.key, made on first
   // start. Apiservers that share a store must share this key.
   std::string service_account_key_file;
@@ -61,6 +70,7 @@ class ApiServer {
 
   ApiServerOptions options_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Store> event_ttl_store_;  // store_ with Events on leases (event_ttl)
   Metrics metrics_;
   std::unique_ptr<InstrumentedStore> timed_store_;  // store_ timed into metrics_
   std::unique_ptr<ApiHandler> handler_;

@@ -1,9 +1,12 @@
 #include "control/cli/control_plane.h"
 
 #include <iostream>
+#include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <thread>
 
+#include "control/api/time.h"
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
@@ -56,6 +59,26 @@ class ControlPlane::Loops {
   std::unique_ptr<client::SharedInformerFactory> informers_;
   std::unique_ptr<endpoints::EndpointSliceController> slices_;
 };
+
+std::chrono::seconds parseEventTtl(std::string_view text) {
+  std::string error;
+  std::optional<int64_t> nanos = api::parseGoDuration(text, &error);
+  if (!nanos || *nanos < 0) {
+    throw std::invalid_argument("--event-ttl " + std::string(text) +
+                                ": expected a duration such as 1h, 30m or 90s" +
+                                (error.empty() ? "" : " (" + error + ")"));
+  }
+  return std::chrono::ceil<std::chrono::seconds>(std::chrono::nanoseconds(*nanos));
+}
+
+std::string checkEventTtl(const std::string& text) {
+  try {
+    parseEventTtl(text);
+    return "";
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+}
 
 ControlPlane::ControlPlane(ControlPlaneOptions options) {
   if (!options.etcd_endpoints.empty()) {

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "control/apiserver/server.h"
 #include "control/client/client.h"
@@ -23,6 +25,12 @@ struct ControlPlaneOptions {
   std::set<std::string> disabled;
   controllers::ControllerManagerOptions controllers;
 };
+
+// kube-apiserver's --event-ttl: a Go duration ("1h", "30m", "1h30m0s") in whole seconds, rounded
+// up; 0 keeps Events until they are deleted. Throws std::invalid_argument naming the flag.
+std::chrono::seconds parseEventTtl(std::string_view text);
+// The same as a CLI11 check: "" when `text` is good, else the reason.
+std::string checkEventTtl(const std::string& text);
 
 class ControlPlane {
  public:

@@ -17,6 +17,7 @@ namespace {
 struct ApiserverFlags {
   apiserver::ApiServerOptions options;
   std::string etcd_endpoints;
+  std::string event_ttl = "1h";
   // skiff server's node lifecycle controller (seconds), as kube-controller-manager's flags.
   int node_monitor_grace_period_s = 40;
   int node_monitor_period_s = 5;
@@ -36,8 +37,17 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
   cmd.add_option("--tls-san", options.extra_sans,
                  "Extra names and IPs for the generated serving certificate");
   cmd.add_option("--etcd-endpoints", flags.etcd_endpoints,
-                 "Store the cluster in etcd (comma-separated client URLs, http://HOST:PORT) "
+                 "Store the cluster in etcd (comma-separated client URLs, http(s)://HOST:PORT) "
                  "instead of the embedded SQLite store");
+  cmd.add_option("--etcd-cafile", options.etcd_ca_file,
+                 "CA (PEM) of the etcd members' serving certificates (https:// endpoints)");
+  cmd.add_option("--etcd-certfile", options.etcd_cert_file,
+                 "Client certificate (PEM) for etcd's --client-cert-auth");
+  cmd.add_option("--etcd-keyfile", options.etcd_key_file, "Key (PEM) of --etcd-certfile");
+  cmd.add_option("--event-ttl", flags.event_ttl,
+                 "How long Events are kept after their last write (0: until deleted)")
+      ->check(checkEventTtl, "DURATION")
+      ->capture_default_str();
   cmd.add_flag("--plain-http", options.plain_http,
                "Serve plain HTTP without authentication (loopback addresses only; for tests)");
   // kube-apiserver's plugin on by default; the flag as kube-apiserver's, for the one plugin.
@@ -72,6 +82,7 @@ ControlPlaneOptions planeOptions(const ApiserverFlags& flags, std::set<std::stri
   ControlPlaneOptions o{.apiserver = flags.options,
                         .etcd_endpoints = flags.etcd_endpoints,
                         .disabled = std::move(disabled)};
+  o.apiserver.event_ttl = parseEventTtl(flags.event_ttl);
   o.controllers.node_monitor_grace_period = std::chrono::seconds(flags.node_monitor_grace_period_s);
   o.controllers.node_monitor_period = std::chrono::seconds(flags.node_monitor_period_s);
   return o;

@@ -50,6 +50,7 @@ struct UpFlags {
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   int kubelet_port = 10250;
   bool keep_pods = false;
+  std::string event_ttl = "1h";
 };
 
 // Holds DIR/skiff-up.lock for the life of the process, so that a second `skiff up` on the same
@@ -300,6 +301,7 @@ int runUp(const UpFlags& flags) {
   plane_options.apiserver.bind_address = flags.bind_address;
   plane_options.apiserver.port = flags.port;
   plane_options.apiserver.service_cidr = flags.service_cidr;
+  plane_options.apiserver.event_ttl = parseEventTtl(flags.event_ttl);
   plane_options.apiserver.service_account_admission = true;
   std::unique_ptr<ControlPlane> plane;
   try {
@@ -443,6 +445,10 @@ void addUpCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--kubelet-port", flags->kubelet_port,
                   "The kubelet API's port, for logs (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--event-ttl", flags->event_ttl,
+                  "How long Events are kept after their last write (0: until deleted)")
+      ->check(checkEventTtl, "DURATION")
       ->capture_default_str();
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "
