@@ -8,6 +8,7 @@
 #include "control/client/kubeconfig.h"
 #include "control/store/etcd_store.h"
 #include "control/store/sqlite_store.h"
+#include "control/store/ttl_store.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -47,7 +48,10 @@ void ApiServer::start() {
     }
   }
   if (!options_.etcd_endpoints.empty()) {
-    store_ = store::EtcdStore::open({.endpoints = options_.etcd_endpoints});
+    store_ = store::EtcdStore::open({.endpoints = options_.etcd_endpoints,
+                                     .ca_file = options_.etcd_ca_file,
+                                     .cert_file = options_.etcd_cert_file,
+                                     .key_file = options_.etcd_key_file});
   } else {
     store_ = store::SqliteStore::open(
         {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
@@ -72,7 +76,13 @@ void ApiServer::start() {
       [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
         serve(request, response, start_stream);
       });
-  timed_store_ = std::make_unique<InstrumentedStore>(*store_, metrics_);
+  store::Store* api_store = store_.get();
+  if (options_.event_ttl.count() > 0) {
+    event_ttl_store_ = std::make_unique<store::TtlStore>(*store_, store::resourcePrefix("events"),
+                                                         options_.event_ttl);
+    api_store = event_ttl_store_.get();
+  }
+  timed_store_ = std::make_unique<InstrumentedStore>(*api_store, metrics_);
   ApiHandlerOptions handler_options{.services = {.service_cidr = options_.service_cidr},
                                     .metrics = &metrics_};
   handler_options.token_subresource = true;
