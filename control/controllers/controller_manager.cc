@@ -14,6 +14,7 @@
 
 #include "control/client/informer.h"
 #include "control/client/leader_election.h"
+#include "control/controllers/clusterrole_aggregation_controller.h"
 #include "control/controllers/daemonset_controller.h"
 #include "control/controllers/deployment_controller.h"
 #include "control/controllers/garbage_collector_controller.h"
@@ -30,9 +31,17 @@ namespace skiff::controllers {
 namespace {
 
 const std::vector<std::string>& knownControllers() {
-  static const std::vector<std::string> kKnown = {
-      "deployment",  "replicaset", "garbagecollector", "job",           "daemonset",
-      "statefulset", "namespace",  "serviceaccount",   "nodelifecycle", "root-ca-cert-publisher"};
+  static const std::vector<std::string> kKnown = {"deployment",
+                                                  "replicaset",
+                                                  "garbagecollector",
+                                                  "job",
+                                                  "daemonset",
+                                                  "statefulset",
+                                                  "namespace",
+                                                  "serviceaccount",
+                                                  "nodelifecycle",
+                                                  "root-ca-cert-publisher",
+                                                  "clusterrole-aggregation"};
   return kKnown;
 }
 
@@ -168,6 +177,10 @@ struct ControllerManager::Impl {
             client, factory.informerFor<api::core::v1::Namespace>(), config_maps,
             options.root_ca_pem));
       }
+    }
+    if (on("clusterrole-aggregation")) {
+      controllers.push_back(std::make_unique<ClusterRoleAggregationController>(
+          client, factory.informerFor<api::rbac::v1::ClusterRole>()));
     }
     if (on("nodelifecycle")) {
       NodeLifecycleOptions node_options;
