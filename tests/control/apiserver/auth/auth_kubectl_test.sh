@@ -2,13 +2,16 @@
 # The real apiserver (`skiff apiserver`) driven by the real kubectl: a ServiceAccount token from
 # the TokenRequest API, RBAC through a Role and RoleBinding, `kubectl auth can-i` and `whoami`, a
 # client certificate from the cluster CA, forged and revoked tokens refused with 401, RBAC's
-# escalation checks (escalate, bind) and impersonation (kubectl --as, --as-group).
+# escalation checks (escalate, bind), impersonation (kubectl --as, --as-group) and ClusterRole
+# aggregation (with `skiff controller-manager`).
 # Usage: auth_kubectl_test.sh SKIFF_BINARY
 set -euo pipefail
 skiff=$1
 work=$(mktemp -d /tmp/skiff-auth-kubectl.XXXXXX)
 server_pid=
+cm_pid=
 cleanup() {
+  if [[ -n $cm_pid ]]; then kill "$cm_pid" 2>/dev/null || true; wait "$cm_pid" 2>/dev/null || true; fi
   if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -280,6 +283,51 @@ grep -qF 'groups "system:masters" is forbidden: User "jane" cannot impersonate r
 expect_eq "$(k auth whoami --as=system:serviceaccount:team-a:builder -o jsonpath='{.status.userInfo.groups}')" \
   '["system:serviceaccounts","system:serviceaccounts:team-a","system:authenticated"]' "--as a service account"
 expect_eq "$(k auth can-i list pods -n team-a --as=system:serviceaccount:team-a:builder)" "yes" "the builder's rights by impersonation"
+
+# ClusterRole aggregation (the controller manager's clusterrole-aggregation controller): a role
+# labelled aggregate-to-view reaches view, edit (which aggregates view) and admin, and so jane,
+# who is edit in team-b.
+expect_eq "$(as_jane auth can-i list nodes -n team-b || true)" "no" "jane lists nodes before"
+"$skiff" controller-manager --kubeconfig "$work/data/admin.kubeconfig" \
+  --controllers clusterrole-aggregation >"$work/cm.log" 2>&1 &
+cm_pid=$!
+k apply -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: nodes-view
+  labels: {rbac.authorization.k8s.io/aggregate-to-view: "true"}
+rules:
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+YAML
+has_nodes() { k get clusterrole "$1" -o jsonpath='{.rules[*].resources}' | grep -qw nodes; }
+for role in view edit admin; do
+  for _ in $(seq 100); do
+    has_nodes "$role" && break
+    sleep 0.1
+  done
+  has_nodes "$role" || { cat "$work/cm.log" >&2; fail "the nodes rule did not reach $role"; }
+done
+expect_eq "$(k get clusterrole view -o jsonpath='{.aggregationRule.clusterRoleSelectors[0].matchLabels}')" \
+  '{"rbac.authorization.k8s.io/aggregate-to-view":"true"}' "view's aggregationRule"
+for _ in $(seq 50); do
+  [[ $(as_jane auth can-i list nodes -n team-b) == yes ]] && break
+  sleep 0.1
+done
+expect_eq "$(as_jane auth can-i list nodes -n team-b)" "yes" "jane lists nodes through edit"
+k delete clusterrole nodes-view >/dev/null
+for _ in $(seq 100); do
+  has_nodes edit || break
+  sleep 0.1
+done
+has_nodes edit && fail "the nodes rule stayed in edit"
+for _ in $(seq 50); do
+  [[ $(as_jane auth can-i list nodes -n team-b || true) == no ]] && break
+  sleep 0.1
+done
+expect_eq "$(as_jane auth can-i list nodes -n team-b || true)" "no" "the nodes rule left edit"
 
 # Deleting the ServiceAccount revokes its tokens.
 k -n team-a delete serviceaccount builder >/dev/null
