@@ -41,6 +41,9 @@ ProcessResult runProcess(const std::vector<std::string>& argv, std::chrono::mill
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  // Not every descriptor of ours is close-on-exec (Boost.Asio's sockets are not): none beyond
+  // stdio for the child.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;

@@ -245,6 +245,10 @@ void RuncRuntime::create(const ContainerConfig& config) {
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, ready[1], 3);
+  // The shim outlives this process: it must hold none of our descriptors. Boost.Asio's sockets
+  // (the kubelet API's and the proxier's listening sockets, apiserver connections) are not
+  // close-on-exec, and a shim that kept them made a restarted agent fail to bind 10250.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
@@ -559,6 +563,8 @@ std::unique_ptr<ExecProcess> RuncRuntime::execStream(const std::string& id,
     out = pipeFor(options.with_stdout, 1, false);
     err = pipeFor(options.with_stderr, 2, false);
   }
+  // An exec can run for as long as a session lasts: none of our descriptors beyond its stdio.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);

@@ -12,11 +12,13 @@
 // the container and writes STATE/exit ("CODE FINISHED_NS"; CODE is 128+signal when killed), then
 // exits when the output is drained. SIGHUP reopens FILE (log rotation).
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +42,21 @@ struct Args {
 volatile sig_atomic_t g_reopen = 0;
 void onHup(int) {
   g_reopen = 1;
+}
+
+// Closes every descriptor from `first` up (close_range, else one by one as /proc/self/fd lists).
+void closeInheritedFds(int first) {
+  if (syscall(SYS_close_range, static_cast<unsigned>(first), ~0U, 0U) == 0) return;
+  std::vector<int> fds;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(dir)) {
+      const int fd = atoi(e->d_name);
+      if (fd >= first && fd != dirfd(dir)) fds.push_back(fd);
+    }
+    closedir(dir);
+  }
+  for (int fd : fds)
+    close(fd);
 }
 
 int64_t nowNs() {
@@ -275,6 +292,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "skiff-shim: fd 3 (readiness pipe) is not open\n");
     return 2;
   }
+  // Nothing of the process that started us beyond fd 3: a descriptor it leaked (a listening
+  // socket, a connection to the apiserver) would outlive it here for as long as the container
+  // runs, and keep a restarted kubelet from binding its ports.
+  closeInheritedFds(ready_fd + 1);
   // Detach: the kubelet's child exits now; the grandchild lives as long as the container.
   const pid_t child = fork();
   if (child < 0) return 1;

@@ -4,9 +4,13 @@
 
 #include "kubelet/runtime/runc_runtime.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -194,6 +198,43 @@ TEST_F(RuncRuntimeTest, StopSendsSigtermThenSigkillAfterTheGracePeriod) {
   EXPECT_LT(took, 5s);
   // Stopping a stopped container is a no-op.
   EXPECT_EQ(runtime_->stop("stubborn", 1s, SIGTERM).exit_code, 128 + SIGKILL);
+}
+
+// The shim outlives the kubelet that started it: it must keep none of the kubelet's descriptors,
+// also those that are not close-on-exec (Boost.Asio's sockets are not). A listening socket kept
+// by a shim made a restarted agent fail to bind its kubelet API port.
+TEST_F(RuncRuntimeTest, TheShimKeepsNoneOfTheKubeletsDescriptors) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);  // deliberately not SOCK_CLOEXEC
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  const int file = ::open((dir_ + "/kept-open").c_str(), O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(file, 0);
+  auto target = [](const std::string& link) {
+    char buf[256] = {};
+    return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? std::string(buf) : std::string();
+  };
+  const std::string socket_name = target("/proc/self/fd/" + std::to_string(listener));
+  const std::string file_name = target("/proc/self/fd/" + std::to_string(file));
+  ASSERT_TRUE(socket_name.starts_with("socket:[")) << socket_name;
+
+  runtime_->create(config("fds", {"/bin/busybox", "sleep", "100"}));
+  runtime_->start("fds");
+  const int shim = std::atoi(readFile(dir_ + "/state/fds/shim.pid").c_str());
+  ASSERT_GT(shim, 0);
+  std::vector<std::string> held;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(shim) + "/fd")) {
+    const std::string t = target(e.path());
+    if (t == socket_name || t == file_name || t.starts_with("socket:")) held.push_back(t);
+  }
+  EXPECT_TRUE(held.empty()) << "the shim holds " << held.size() << " of our descriptors, first "
+                            << held.front();
+  ::close(listener);
+  ::close(file);
+  runtime_->stop("fds", 1s, SIGKILL);
 }
 
 TEST_F(RuncRuntimeTest, MissingExecutableFailsCreateAndLeavesNothing) {
