@@ -1,14 +1,23 @@
 #include "control/cli/agent_command.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -81,6 +90,134 @@ std::string hostname() {
 std::string bindAddressOrOff(const std::string& flag) {
   return flag == "0" ? "" : flag;
 }
+
+// Whether binding address:port would fail with EADDRINUSE (a probe bind, as the server binds:
+// SO_REUSEADDR, so only a listener counts).
+bool portInUse(const std::string& address, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  if (::inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) return false;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool in_use =
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return in_use;
+}
+
+// "pid 12 (skiff-shim), pid 34 (skiff-shim)": the processes holding a listening TCP socket on
+// `port` in this network namespace (/proc/net/tcp, then every process's /proc/PID/fd).
+std::string listenersOn(uint16_t port) {
+  std::set<std::string> inodes;
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream in(line);
+    std::string sl, local, remote, state, skip, inode;
+    in >> sl >> local >> remote >> state;
+    for (int i = 0; i < 5; ++i)
+      in >> skip;
+    in >> inode;
+    const auto colon = local.find(':');
+    if (state != "0A" || colon == std::string::npos) continue;
+    if (std::strtoul(local.c_str() + colon + 1, nullptr, 16) == port) {
+      inodes.insert("socket:[" + inode + "]");
+    }
+  }
+  std::string out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* e = ::readdir(proc)) {
+    const std::string pid = e->d_name;
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string fd_dir = "/proc/" + pid + "/fd";
+    DIR* fds = ::opendir(fd_dir.c_str());
+    if (fds == nullptr) continue;
+    bool holds = false;
+    while (dirent* f = ::readdir(fds)) {
+      char target[64] = {};
+      const std::string path = fd_dir + "/" + f->d_name;
+      if (::readlink(path.c_str(), target, sizeof target - 1) > 0 && inodes.contains(target)) {
+        holds = true;
+        break;
+      }
+    }
+    ::closedir(fds);
+    if (!holds) continue;
+    std::string comm;
+    std::getline(std::ifstream("/proc/" + pid + "/comm"), comm);
+    out += (out.empty() ? "pid " : ", pid ") + pid + " (" + comm + ")";
+  }
+  ::closedir(proc);
+  return out;
+}
+
+// The kubelet API. Its port may still be held by what a previous agent left: a skiff-shim started
+// by an agent from before shims closed inherited descriptors keeps that agent's listening socket
+// for as long as its container runs. That does not keep the node down: the agent runs without
+// the API (logs and exec answer 503 through the apiserver meanwhile) and binds it once the port
+// is free. Any other failure to serve is fatal, at start.
+class KubeletApi {
+ public:
+  explicit KubeletApi(kubelet::KubeletServerOptions options) : options_(std::move(options)) {
+    if (!portInUse(options_.bind_address, options_.port)) {
+      serve();  // throws: a bad certificate, an address that is not ours
+      return;
+    }
+    std::string holders = listenersOn(options_.port);
+    std::cerr << "skiff agent: warning: the kubelet API's port " << options_.bind_address << ":"
+              << options_.port << " is in use"
+              << (holders.empty() ? ""
+                                  : " by " + holders +
+                                        " (a container shim of an older skiff agent keeps "
+                                        "it until its container exits)")
+              << "; running without logs and exec, retrying every 2 s" << std::endl;
+    retry_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      while (!cv_.wait_for(lock, std::chrono::seconds(2), [&] { return stopping_; })) {
+        if (portInUse(options_.bind_address, options_.port)) continue;
+        try {
+          serve();
+          return;
+        } catch (const std::exception& e) {
+          std::cerr << "skiff agent: kubelet API: " << e.what() << " (retrying)" << std::endl;
+        }
+      }
+    });
+  }
+  ~KubeletApi() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (retry_.joinable()) retry_.join();
+    if (server_) server_->stop();
+  }
+  KubeletApi(const KubeletApi&) = delete;
+  KubeletApi& operator=(const KubeletApi&) = delete;
+
+ private:
+  void serve() {
+    auto server = std::make_unique<kubelet::KubeletServer>(options_);
+    server->start();
+    std::cout << "skiff agent: kubelet API on "
+              << (options_.cert_file.empty() ? "http://" : "https://") << options_.bind_address
+              << ":" << server->port() << std::endl;
+    server_ = std::move(server);
+  }
+
+  const kubelet::KubeletServerOptions options_;
+  std::unique_ptr<kubelet::KubeletServer> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread retry_;
+};
 
 // The node's data path and proxier: `--proxy-mode ebpf`, the socket LB on the pods' cgroup
 // parent (never the root cgroup); `--proxy-mode dpdk`, `skiff dataplane` over its control socket.
@@ -295,11 +432,11 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       real = std::make_unique<RealNode>(*client, flags, options);
       first_node = options.node_name;
     }
-    std::unique_ptr<kubelet::KubeletServer> kubelet_server;
+    std::unique_ptr<KubeletApi> kubelet_api;
     if (real && kubelet_port > 0) {
       const bool tls = !flags.kubelet_cert_file.empty();
       // The apiserver presents the agent's own kubeconfig token (the node's credential).
-      kubelet_server = std::make_unique<kubelet::KubeletServer>(kubelet::KubeletServerOptions{
+      kubelet_api = std::make_unique<KubeletApi>(kubelet::KubeletServerOptions{
           .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
           .port = static_cast<uint16_t>(kubelet_port),
           .log_dir = flags.log_dir,
@@ -308,10 +445,6 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
           .bearer_token = client_config.token,
           .runtime = &real->runtime,
       });
-      kubelet_server->start();
-      std::cout << "skiff agent: kubelet API on "
-                << (tls ? "https://0.0.0.0:" : "http://127.0.0.1:") << kubelet_server->port()
-                << std::endl;
     }
     std::unique_ptr<NodeProxy> proxy;
     if (proxy_mode != "none") {
