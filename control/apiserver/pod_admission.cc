@@ -1,5 +1,6 @@
 #include "control/apiserver/pod_admission.h"
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -26,6 +27,14 @@ bool shouldAutomount(const core::ServiceAccount& sa, const core::Pod& pod) {
   }
   if (sa.has_automount_service_account_token()) return sa.automount_service_account_token();
   return true;
+}
+
+// One wait between lookups, drawn once per pod as Kubernetes does: min + [0, min).
+std::chrono::milliseconds retryInterval(std::chrono::milliseconds min) {
+  if (min.count() <= 0) return min;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return min +
+         std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, min.count() - 1)(rng));
 }
 
 void mountServiceAccountToken(core::Pod& pod, const ServiceAccountAdmissionOptions& options) {
@@ -97,12 +106,7 @@ void admitServiceAccount(core::Pod& pod, const std::string& ns,
   // The cache may lag behind a create; "default" may still be on its way from the controller.
   std::optional<core::ServiceAccount> sa;
   const int attempts = name == kDefaultServiceAccount ? std::max(1, options.default_attempts) : 1;
-  std::mt19937 rng{std::random_device{}()};
-  const auto interval =
-      options.retry_min + std::chrono::milliseconds(options.retry_min.count() > 0
-                                                        ? std::uniform_int_distribution<int64_t>(
-                                                              0, options.retry_min.count() - 1)(rng)
-                                                        : 0);
+  const std::chrono::milliseconds interval = retryInterval(options.retry_min);
   for (int i = 0; i < attempts && !sa; ++i) {
     if (i != 0) std::this_thread::sleep_for(interval);
     sa = options.lookup(ns, name);
