@@ -205,6 +205,14 @@ for i in $(seq 20); do
   [[ " $names " == *" ${body#hello from } "* ]] || fail "answer from '$body', not one of: $names"
 done
 
+# The first pod's token was bound to it: once the rolling update has removed the pod, the token
+# is refused.
+for _ in $(seq 150); do "$skiff" get pod "$pod" >/dev/null 2>&1 || break; sleep 0.2; done
+"$skiff" get pod "$pod" >/dev/null 2>&1 && fail "pod $pod still there 30 s after the rolling update"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pod-ca.crt" -H "Authorization: Bearer $token" \
+  "$server/api/v1/namespaces/default/secrets")
+[[ $code == 401 ]] || fail "the token of the deleted pod $pod: HTTP $code (want 401)"
+
 # Shutdown: every pod, namespace, veth, bridge, cgroup and pin goes.
 kill -INT "$up_pid"
 for _ in $(seq 300); do kill -0 "$up_pid" 2>/dev/null || break; sleep 0.1; done
