@@ -15,14 +15,19 @@
 # - a StatefulSet of 3 starts in order (a watch shows web-N Running and Ready before web-N+1 is
 #   created), a Job of completions 3 / parallelism 2 completes (wait --for=condition=complete,
 #   never more than 2 pods at once), a DaemonSet puts one pod on every Ready node;
-# - node loss (last driver only): node3's agent is killed and its link cut while node1 and node2 send requests. After
-#   the grace period (--node-monitor-grace-period 10) node3 is NotReady, its pods are marked not
-#   ready (the Service stops sending to them: traffic recovers) and, after the Deployment's 2 s
-#   tolerationSeconds for node.kubernetes.io/unreachable, evicted and recreated on node1/node2;
-# - delete everything (delete -f) before the next driver.
-# The node loss runs once, with the last driver (kubectl when both run), on the same cluster.
-# Printed for the closing note: time from node loss to traffic recovered, failed requests during the
-# rolling update, StatefulSet ordering, Job completion time, RSS of the server and each agent.
+# - node loss: node3's agent is killed (kill -9) and its link cut while node1 and node2 send
+#   requests. After the grace period (--node-monitor-grace-period 10) node3 is NotReady, its pods
+#   are marked not ready (the Service stops sending to them: traffic recovers) and, after the
+#   Deployment's 2 s tolerationSeconds for node.kubernetes.io/unreachable, evicted and recreated
+#   on node1/node2;
+# - node return: the link comes back and node3's agent starts again with the same flags and state
+#   (the killed one's containers still run under their shims); node3 is Ready again, the evicted
+#   pods' deletion is confirmed, a DaemonSet puts a pod back on node3 and it serves a Service from
+#   node1 and node2, and node3's load balancer answers the web ClusterIP again;
+# - delete everything (delete -f) before the next driver, which finds all three nodes Ready.
+# Printed for the closing note: time from node loss to traffic recovered, time from the agent's
+# restart to its node Ready, failed requests during the rolling update, StatefulSet ordering, Job
+# completion time, RSS of the server and each agent.
 # Usage: multi_node_test.sh SKIFF_BINARY SOURCE_DIR [skiff|kubectl|both]   (root: runc, netns, BPF)
 set -euo pipefail
 skiff=$1
@@ -302,6 +307,27 @@ $httpd_args
             port: 8080
           periodSeconds: 1
 EOF
+# For a node's return: the DaemonSet again, and a Service on its pods.
+python3 - "$work/workloads.yaml" "$work/node-return.yaml" <<'PY' || fail "workloads.yaml has no DaemonSet"
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+daemonset = [d for d in docs if "\nkind: DaemonSet\n" in d]
+assert len(daemonset) == 1
+service = """apiVersion: v1
+kind: Service
+metadata:
+  name: node-httpd
+spec:
+  selector:
+    app: node-httpd
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+"""
+open(sys.argv[2], "w").write("# The DaemonSet of workloads.yaml and a ClusterIP Service on its pods.\n"
+                             + daemonset[0].strip() + "\n---\n" + service)
+PY
 
 # --- Helpers the scenario uses; `kc` is the driver under test ------------------------------------
 kc() { in_fabric "${driver_cmd[@]}" "$@"; }
@@ -323,13 +349,14 @@ pods_among() {
   done
   echo "$out"
 }
-# Ready endpoints of the web Service, and how many of them are on node $1 (optional).
+# Ready endpoints of the web Service (or of Service $2), and how many of them are on node $1
+# (optional; "": all).
 endpoints() {
-  kc get endpointslices -l kubernetes.io/service-name=web -o json | python3 -c '
+  kc get endpointslices -l kubernetes.io/service-name="${2:-web}" -o json | python3 -c '
 import json, sys
-node = sys.argv[1] if len(sys.argv) > 1 else None
+node = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
 print(sum(1 for s in json.load(sys.stdin)["items"] for e in s.get("endpoints") or []
-          if (e.get("conditions") or {}).get("ready", True) and (node is None or e.get("nodeName") == node)))' "$@"
+          if (e.get("conditions") or {}).get("ready", True) and (node is None or e.get("nodeName") == node)))' "${1:-}"
 }
 # Waits until node $1's load balancer answers the ClusterIP (the slice and the proxier follow the
 # pods' readiness a moment later).
@@ -561,12 +588,6 @@ PY
   kc delete -f "$work/workloads.yaml" >"$work/delete.out" || fail "delete -f workloads.yaml: $(cat "$work/delete.out")"
   for label in app=web-sts app=count app=node-httpd; do wait_gone "$label"; done
 
-  if [[ ${1:-} != with-node-loss ]]; then
-    kc delete -f "$work/web.yaml" >"$work/delete.out" || fail "delete -f web.yaml: $(cat "$work/delete.out")"
-    wait_gone app=web
-    return 0
-  fi
-
   # 6. Node loss: node3's agent dies and its link goes down while node1 and node2 send requests.
   wait_eq "6" "6 ready endpoints" 100 endpoints
   local node3_pods
@@ -627,11 +648,54 @@ PY
     [[ " $node3_pods " != *" $name "* ]] || fail "answer from $name on lost node3 after the recovery"
   done
 
-  # 7. Delete: nothing of the scenario is left but the evicted pods on the lost node (Terminating
-  # until its kubelet confirms, as in Kubernetes).
+  # 7. The node returns: its link comes back and its agent starts again with the same flags and
+  # state (the old one's containers still run under their shims). The node is Ready again, the
+  # restarted agent confirms the evicted pods' deletion (their containers stop), the DaemonSet
+  # puts a pod back on node3 and that pod serves a Service from node1 and node2; node3's own load
+  # balancer, whose pinned tables still named its evicted pods, answers the web ClusterIP again.
+  in_fabric ip link set fab-n3 up
+  local back
+  back=$(now_ms)
+  start_agent 3
+  wait_eq "True" "node3's Ready after its agent restarted" 150 node3_ready
+  local ready_ms=$(( $(now_ms) - back ))
+  wait_eq "" "evicted pods still on node3 after its return" 200 pods_among "$node3_pods"
+  local confirmed_ms=$(( $(now_ms) - back ))
+  wait_eq "" "taints on node3 after its return" 100 kc get node node3 -o jsonpath='{.spec.taints}'
+  kc apply -f "$work/node-return.yaml" >"$work/apply.out" || fail "apply -f node-return.yaml: $(cat "$work/apply.out")"
+  kc wait --for=jsonpath='{.status.numberReady}'=3 daemonset/node-httpd --timeout=60s >/dev/null ||
+    fail "daemonset/node-httpd after node3's return: numberReady $(kc get daemonset node-httpd -o jsonpath='{.status.numberReady}')"
+  local ds_pod3 ds_ip
+  read -r ds_pod3 ds_ip < <(kc get pods -l app=node-httpd --field-selector spec.nodeName=node3 \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.status.podIP}{"\n"}{end}')
+  [[ -n $ds_pod3 && $ds_ip == 10.91.3.* ]] || fail "no DaemonSet pod on node3 after its return: '$ds_pod3' '$ds_ip'"
+  local ds_ready_ms=$(( $(now_ms) - back ))
+  local ds_cluster_ip
+  ds_cluster_ip=$(kc get service node-httpd -o jsonpath='{.spec.clusterIP}')
+  wait_eq "3" "ready endpoints of node-httpd" 100 endpoints "" node-httpd
+  for i in 1 2; do
+    body=$(get_from "$i" "http://$ds_ip:8080/") || fail "node$i: no answer from $ds_pod3 ($ds_ip) on node3"
+    [[ $body == "hello from $ds_pod3" ]] || fail "node$i: $ds_ip answered '$body'"
+    # Through the Service: within 30 requests one lands on node3's pod (each does with p = 1/3).
+    got=
+    for k in $(seq 30); do
+      body=$(get_from "$i" "http://$ds_cluster_ip/") || fail "node$i: request $k to node-httpd's $ds_cluster_ip failed"
+      [[ $body == "hello from $ds_pod3" ]] && { got=1; break; }
+    done
+    [[ -n $got ]] || fail "node$i: 30 requests to node-httpd's $ds_cluster_ip, none served by $ds_pod3 on node3"
+  done
+  wait_answer 3
+  got=$(spread_from 3 20)
+  ((got >= 2)) || fail "node3: 20 requests to $cluster_ip after its return reached only $got pods"
+  local served_ms=$(( $(now_ms) - back ))
+  echo "[$driver] node return: node3 Ready $ready_ms ms after its agent restarted; evicted pods confirmed gone after $confirmed_ms ms; DaemonSet pod $ds_pod3 Ready after $ds_ready_ms ms, serving node-httpd from node1 and node2, and node3's ClusterIP answering after $served_ms ms"
+
+  # 8. Delete: nothing of the scenario is left.
+  kc delete -f "$work/node-return.yaml" >"$work/delete.out" || fail "delete -f node-return.yaml: $(cat "$work/delete.out")"
   kc delete -f "$work/web.yaml" >"$work/delete.out" || fail "delete -f web.yaml: $(cat "$work/delete.out")"
-  wait_eq "0 0" "live web pods after delete -f" 600 live_ready app=web
-  for what in deployment/web service/web service/web-nodeport; do
+  wait_gone app=node-httpd
+  wait_gone app=web
+  for what in deployment/web service/web service/web-nodeport service/node-httpd; do
     ! kc get "$what" >/dev/null 2>&1 || fail "$what left after delete -f"
   done
 }
@@ -642,9 +706,7 @@ for driver in "${drivers[@]}"; do
     kubectl) driver_cmd=(kubectl) ;;
   esac
   t_driver=$(now_ms)
-  # The node loss once, at the end, by the last driver (a node whose agent was killed does not
-  # come back Ready when its agent restarts: see the closing note).
-  if [[ $driver == "${drivers[-1]}" ]]; then scenario with-node-loss; else scenario; fi
+  scenario
   echo "[$driver] scenario passed in $(( $(now_ms) - t_driver )) ms"
 done
 
