@@ -295,6 +295,13 @@ MaglevPermutation maglevPermutation(const BackendKey& key, uint32_t tableSize, u
 
 Result<MaglevTable> buildMaglevTable(std::span<const MaglevBackend> backends, uint32_t tableSize,
                                      uint64_t seed) {
+  MaglevTable table;
+  if (Status s = buildMaglevTableInto(backends, tableSize, table, seed); !s.ok()) return s;
+  return table;
+}
+
+Status buildMaglevTableInto(std::span<const MaglevBackend> backends, uint32_t tableSize,
+                            MaglevTable& table, uint64_t seed) {
   if (tableSize > kMaglevMaxTableSize || !isPrime(tableSize)) {
     return Status::failure("Maglev table size " + std::to_string(tableSize) +
                            " is not a prime up to " + std::to_string(kMaglevMaxTableSize));
@@ -321,14 +328,14 @@ Result<MaglevTable> buildMaglevTable(std::span<const MaglevBackend> backends, ui
                            std::to_string(order.size()) + " weighted backends");
   }
 
-  MaglevTable table(tableSize, kMaglevEmpty);
   const size_t n = order.size();
-  if (n == 0) return table;
-  if (n == 1) {
-    // One backend's permutation covers every position.
-    std::fill(table.begin(), table.end(), backends[order[0]].id);
-    return table;
+  if (n <= 1) {
+    // No backend: every entry empty; one backend: its permutation covers every position.
+    table.assign(tableSize, n == 0 ? kMaglevEmpty : backends[order[0]].id);
+    return {};
   }
+  // Every entry is written below.
+  table.resize(tableSize);
 
   FillScratch& s = fillScratch();
   s.reset(n, tableSize);
@@ -346,7 +353,7 @@ Result<MaglevTable> buildMaglevTable(std::span<const MaglevBackend> backends, ui
   } else {
     fillTable<false>(s, tableSize, maxWeight, table.data());
   }
-  return table;
+  return {};
 }
 
 std::vector<uint32_t> changedPositions(std::span<const uint32_t> before,

@@ -57,12 +57,17 @@ uint32_t maglevTableSizeFor(size_t backendCount);
 // unique; their order does not matter. With no backend of weight above zero every entry is
 // kMaglevEmpty. Fails, with a message, on a size or a key that breaks these rules.
 //
-// Cost: about M * ln(M) probes of a table-sized byte array (the coupon collector's bound), plus a
-// round over the backends per M / N entries; 0.1-0.3 ms for M = 16381 on one core. Uneven
-// weights add rounds in which few backends take a turn: the rounds grow with the largest weight
-// over the mean weight.
+// Cost: one turn per entry, each probing its permutation 4 or 8 positions per branch until a free
+// one turns up (the last few free positions are claimed without probing, see maglev.cc); about
+// 0.13 ms for M = 16381 and N = 10 on one core here when each table has other backends
+// (bench/dataplane: BM_MaglevBuildDistinctSets). Uneven weights add rounds in which few backends
+// take a turn: the rounds grow with the largest weight over the mean weight.
 Result<MaglevTable> buildMaglevTable(std::span<const MaglevBackend> backends, uint32_t tableSize,
                                      uint64_t seed = kMaglevDefaultSeed);
+// The same table into `table` (resized to `tableSize`), reusing its buffer: a caller that builds
+// many tables allocates none after the first. On failure `table` is left unspecified.
+Status buildMaglevTableInto(std::span<const MaglevBackend> backends, uint32_t tableSize,
+                            MaglevTable& table, uint64_t seed = kMaglevDefaultSeed);
 
 // The (offset, skip) that seed a backend's permutation; exposed so tests can pin them.
 struct MaglevPermutation {

@@ -170,34 +170,92 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
   // backends (one batch) and rings (copied into the ring memory) of every service, then the
   // frontends that name them (one batch), then what no frontend names any more.
   const std::vector<Service>& upserts = delta.upserted;
-  constexpr size_t kChunk = 512;
-  std::vector<Tables> tables;
+  // Map the ring memory the rings of new services will need at once (growing it ring by ring
+  // remaps it again and again, and each mapping of a BPF array is populated whole). Services
+  // already programmed mostly keep their rings (a periodic full sync changes none).
+  uint64_t ringEntries = 0;
+  for (const Service& s : upserts) {
+    if (services_.contains(s.id)) continue;
+    std::array<std::array<bool, 2>, 2> needed{};
+    for (const dataplane::Frontend& f : s.frontends) {
+      for (TrafficOrigin o : kOrigins) {
+        needed[familyIndex(f.key.address.family())]
+              [scopeIndex(dataplane::backendScope(s, f.kind, o))] = true;
+      }
+    }
+    const uint64_t size = (dataplane::effectiveMaglevTableSize(s) + SKIFF_RING_ALIGN - 1) /
+                          SKIFF_RING_ALIGN * SKIFF_RING_ALIGN;
+    for (const auto& byScope : needed) {
+      for (bool n : byScope)
+        ringEntries += n ? size : 0;
+    }
+  }
+  writer_.reserveRingEntries(ringEntries);
+
+  // Tables are computed chunk by chunk into two sets of slots: helper threads compute the next
+  // chunk while this thread programs the current one (and then helps with the next).
+  constexpr size_t kChunk = 256;
+  const size_t total = upserts.size();
+  const size_t chunks = (total + kChunk - 1) / kChunk;
+  const size_t helpers =
+      total < 16
+          ? 0
+          : std::max<size_t>(1, std::min<size_t>(std::thread::hardware_concurrency(), 8)) - 1;
+  struct Progress {
+    std::atomic<size_t> next{0};
+    std::atomic<size_t> done{0};
+  };
+  std::unique_ptr<Progress[]> progress(new Progress[std::max<size_t>(chunks, 1)]);
+  std::array<std::vector<Tables>, 2> slots;
+  for (auto& s : slots)
+    s.resize(std::min(kChunk, total));
+  // Chunks this thread is done with (their slots may be reused); chunks + 2 tells helpers to stop.
+  std::atomic<size_t> consumed{0};
+  auto computeChunk = [&](size_t c) {
+    const size_t base = c * kChunk;
+    const size_t n = std::min(kChunk, total - base);
+    Progress& p = progress[c];
+    std::vector<Tables>& out = slots[c % 2];
+    for (size_t i = p.next++; i < n; i = p.next++) {
+      computeTables(upserts[base + i], out[i]);
+      if (++p.done == n) p.done.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < helpers; ++t) {
+    pool.emplace_back([&] {
+      for (size_t c = 0; c < chunks; ++c) {
+        // Chunk c goes into the slots of chunk c - 2.
+        for (size_t seen = consumed.load(); seen + 2 <= c; seen = consumed.load())
+          consumed.wait(seen);
+        if (consumed.load() > chunks) return;
+        computeChunk(c);
+      }
+    });
+  }
   std::vector<std::function<Status()>> frontendSteps;
   std::vector<std::function<Status()>> cleanupSteps;
   Status programmed;
   writer_.beginBatch();
-  for (size_t base = 0; base < upserts.size() && programmed.ok(); base += kChunk) {
-    const size_t n = std::min(kChunk, upserts.size() - base);
-    tables.assign(n, Tables{});
-    const size_t threads =
-        n < 16 ? 1 : std::max<size_t>(1, std::min<size_t>(std::thread::hardware_concurrency(), 8));
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (size_t i = next++; i < n; i = next++)
-        tables[i] = computeTables(upserts[base + i]);
-    };
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t)
-      pool.emplace_back(work);
-    work();
-    for (std::thread& t : pool)
-      t.join();
+  for (size_t c = 0; c < chunks && programmed.ok(); ++c) {
+    computeChunk(c);
+    const size_t base = c * kChunk;
+    const size_t n = std::min(kChunk, total - base);
+    for (size_t d = progress[c].done.load(); d < n; d = progress[c].done.load())
+      progress[c].done.wait(d);
+    std::vector<Tables>& tables = slots[c % 2];
     for (size_t i = 0; i < n; ++i) {
       programmed = program(upserts[base + i], tables[i], frontendSteps, cleanupSteps);
       if (!programmed.ok()) break;
     }
+    consumed = c + 1;
+    consumed.notify_all();
   }
-  tables.clear();
+  consumed = chunks + 2;
+  consumed.notify_all();
+  for (std::thread& t : pool)
+    t.join();
+  slots = {};
   if (Status s = writer_.flush(); !s.ok()) return s;
   writer_.beginBatch();
   Status fronted;
@@ -377,8 +435,11 @@ Status EbpfDataplane::remove(const std::string& id) {
   return {};
 }
 
-EbpfDataplane::Tables EbpfDataplane::computeTables(const Service& service) {
-  Tables out;
+void EbpfDataplane::computeTables(const Service& service, Tables& out) {
+  for (auto& byScope : out) {
+    for (TableSlot& slot : byScope)
+      slot.built = false;
+  }
   std::array<std::array<bool, 2>, 2> needed{};
   for (const dataplane::Frontend& f : service.frontends) {
     for (TrafficOrigin o : kOrigins) {
@@ -387,22 +448,24 @@ EbpfDataplane::Tables EbpfDataplane::computeTables(const Service& service) {
     }
   }
   const uint32_t tableSize = dataplane::effectiveMaglevTableSize(service);
+  std::vector<dataplane::MaglevBackend> members;
   for (AddressFamily fam : kFamilies) {
     for (BackendScope scope : kScopes) {
       if (!needed[familyIndex(fam)][scopeIndex(scope)]) continue;
       const dataplane::EligibleBackends e = dataplane::eligibleBackends(service, fam, scope);
       if (e.indices.empty()) continue;
       // The table names each backend by its index in service.backends (program() swaps in ids).
-      std::vector<dataplane::MaglevBackend> members;
+      members.clear();
       members.reserve(e.indices.size());
       for (uint32_t i : e.indices) {
         const dataplane::Backend& b = service.backends[i];
         members.push_back({b.key(), b.weight, i});
       }
-      out[familyIndex(fam)][scopeIndex(scope)] = dataplane::buildMaglevTable(members, tableSize);
+      TableSlot& slot = out[familyIndex(fam)][scopeIndex(scope)];
+      slot.status = dataplane::buildMaglevTableInto(members, tableSize, slot.table);
+      slot.built = true;
     }
   }
-  return out;
 }
 
 Status EbpfDataplane::program(const Service& service, Tables& tables,
@@ -500,8 +563,8 @@ Status EbpfDataplane::program(const Service& service, Tables& tables,
       const dataplane::EligibleBackends& e = eligible[familyIndex(fam)][scopeIndex(scope)];
       ring.selection = e.selection;
       ring.backends = static_cast<uint16_t>(std::min<size_t>(e.indices.size(), UINT16_MAX));
-      auto& table = tables[familyIndex(fam)][scopeIndex(scope)];
-      if (!needed[familyIndex(fam)][scopeIndex(scope)] || e.indices.empty() || !table) {
+      TableSlot& table = tables[familyIndex(fam)][scopeIndex(scope)];
+      if (!needed[familyIndex(fam)][scopeIndex(scope)] || e.indices.empty() || !table.built) {
         if (ring.start != SKIFF_ID_NONE) {
           // Released once no frontend points at it any more (step 4).
           unusedRings.push_back(ring.start);
@@ -510,8 +573,8 @@ Status EbpfDataplane::program(const Service& service, Tables& tables,
         }
         continue;
       }
-      if (!table->ok()) return fail(id, table->message());
-      dataplane::MaglevTable& t = table->value();
+      if (!table.status.ok()) return fail(id, table.status.message());
+      dataplane::MaglevTable& t = table.table;
       for (uint32_t& entry : t) {
         if (entry != dataplane::kMaglevEmpty) entry = idOf[entry];
       }

@@ -95,10 +95,16 @@ class EbpfDataplane final : public dataplane::Dataplane {
     dataplane::Selection selection = dataplane::Selection::kNoBackends;
     uint16_t backends = 0;
   };
-  // The Maglev tables a service needs, by [family][scope], computed ahead (in parallel for a
-  // large delta); entries are indices into service.backends until program() names the ids.
-  using Tables =
-      std::array<std::array<std::optional<dataplane::Result<dataplane::MaglevTable>>, 2>, 2>;
+  // A Maglev table a service needs, computed ahead (in parallel for a large delta); entries are
+  // indices into service.backends until program() names the ids. Slots are reused from service
+  // to service (no allocation per table).
+  struct TableSlot {
+    bool built = false;
+    dataplane::Status status;
+    dataplane::MaglevTable table;
+  };
+  // By [family][scope].
+  using Tables = std::array<std::array<TableSlot, 2>, 2>;
   // [family: 0 IPv4, 1 IPv6][scope: 0 cluster, 1 node-local]
   using Rings = std::array<std::array<Ring, 2>, 2>;
 
@@ -130,7 +136,7 @@ class EbpfDataplane final : public dataplane::Dataplane {
   dataplane::Status restore();
   dataplane::Status purgeRecovered();
   dataplane::Status purge(RecoveredService& r);
-  static Tables computeTables(const dataplane::Service& service);
+  static void computeTables(const dataplane::Service& service, Tables& out);
   // Backends (queued) and rings of `service`; pushes the rest (source ranges and frontends, to run
   // once apply() has flushed the backends; then what is no longer used, once the frontends are
   // flushed).

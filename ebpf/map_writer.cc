@@ -359,6 +359,11 @@ Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> ta
   return start;
 }
 
+void MapWriter::reserveRingEntries(uint64_t entries) {
+  if (rings_ == nullptr || entries == 0) return;
+  (void)ensureMapped(std::min<uint64_t>(static_cast<uint64_t>(top_) + entries, ringEntries_));
+}
+
 void MapWriter::releaseRing(uint32_t start) {
   auto it = extents_.find(start);
   if (it == extents_.end()) return;

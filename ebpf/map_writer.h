@@ -46,6 +46,10 @@ class MapWriter {
   // the memory has no room for a second copy is a ring of the same size rewritten in place, one
   // changed position at a time (each 4-byte store atomic).
   dataplane::Result<uint32_t> putRing(uint32_t start, std::span<const uint32_t> table);
+  // Maps the ring memory far enough for `entries` more entries (whole blocks) past the extents
+  // handed out so far (capped at its size), so that a large batch of new rings maps it once instead
+  // of growing the mapping ring by ring. Only a hint: putRing() maps what it needs either way.
+  void reserveRingEntries(uint64_t entries);
   // Gives an extent back once no frontend names it; reused only after a quarantine.
   void releaseRing(uint32_t start);
   // What extent `start` holds (empty if none).

@@ -463,6 +463,15 @@ TEST(MaglevTest, ReusedBuffersDoNotLeakBetweenTables) {
     EXPECT_EQ(build(big, 65537), bigExpected);
     EXPECT_EQ(build(small, 13), smallExpected);
   }
+  // Into a caller's buffer that held something else, larger or smaller.
+  MaglevTable reused(100000, 7);
+  ASSERT_TRUE(buildMaglevTableInto(small, 13, reused).ok());
+  EXPECT_EQ(reused, smallExpected);
+  ASSERT_TRUE(buildMaglevTableInto(big, 65537, reused).ok());
+  EXPECT_EQ(reused, bigExpected);
+  ASSERT_TRUE(buildMaglevTableInto({}, 13, reused).ok());
+  EXPECT_EQ(reused, MaglevTable(13, kMaglevEmpty));
+  EXPECT_FALSE(buildMaglevTableInto(small, 16383, reused).ok());
 }
 
 TEST(MaglevDiffTest, ChangedPositions) {

@@ -255,6 +255,56 @@ TEST(EbpfDataplaneRingMemory, NoRoomForASecondCopyRewritesInPlace) {
   EXPECT_NE(st.message().find("no room for a Maglev ring"), std::string::npos) << st.message();
 }
 
+// A delta of many services (computed in chunks by several threads, programmed while the next
+// chunk is computed) programs every service's ring as its own Maglev table of its backends' ids,
+// and a second full sync of the same services writes nothing.
+TEST(EbpfDataplaneLargeDelta, EveryRingIsItsServicesTable) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  constexpr uint32_t kServices = 700;  // chunks of 256: three, the last partial
+  EbpfDataplaneOptions options;
+  options.load.fwdMode = SKIFF_FWD_TX;
+  options.load.frontends = kServices + 16;
+  options.load.services = kServices + 16;
+  options.load.backends = kServices * 4 + 16;
+  options.load.rings = 2 * kServices;
+  options.load.conntrack = 1024;
+  options.load.withSocketLb = false;
+  options.load.ringEntries = 2 * kServices * 256;
+  auto created = EbpfDataplane::create(options);
+  ASSERT_TRUE(created.ok()) << created.message();
+  EbpfDataplane& dp = **created;
+  ServiceDelta d;
+  d.replaceAll = true;
+  for (uint32_t i = 0; i < kServices; ++i) {
+    Service s;
+    s.id = "default/svc-" + std::to_string(i) + ":http";
+    s.frontends = {
+        {{IpAddress::v4(0xc6120000u + i + 1), 80, L4Protocol::kTcp}, FrontendKind::kExternalIP}};
+    for (uint32_t b = 0; b < 1 + i % 4; ++b) {
+      s.backends.push_back(
+          Backend{.address = IpAddress::v4(0x0a000000u + i * 8 + b + 1), .port = 8080});
+    }
+    s.maglevTableSize = i % 2 == 0 ? 251 : 241;
+    d.upserted.push_back(std::move(s));
+  }
+  ASSERT_TRUE(dp.apply(d).ok());
+  for (const Service& s : d.upserted) {
+    const uint32_t start = ringStartOf(dp, s.frontends[0].key);
+    ASSERT_NE(start, 0u) << s.id;
+    std::vector<dataplane::MaglevBackend> members;
+    for (const Backend& b : s.backends)
+      members.push_back({b.key(), b.weight, dp.backendId(s.id, b.key())});
+    const auto expected = dataplane::buildMaglevTable(members, s.maglevTableSize);
+    ASSERT_TRUE(expected.ok());
+    const auto ring = dp.writer().ring(start);
+    ASSERT_EQ(std::vector<uint32_t>(ring.begin(), ring.end()), *expected) << s.id;
+  }
+  const uint64_t calls = dp.writer().calls();
+  ASSERT_TRUE(dp.apply(d).ok());
+  EXPECT_EQ(dp.writer().calls(), calls);
+  EXPECT_EQ(dp.writer().failedUpdates(), 0u);
+}
+
 TEST_F(EbpfDataplaneTest, RingSizeChangeSwapsTheRing) {
   apply({web()});
   Service bigger = web();
