@@ -42,7 +42,8 @@ void raisePriority(int nice) {
 constexpr int64_t kApplicationId = 0x536b6966;  // "Skif"
 // 1: kv and meta; 2: leases (the lease table, kv.lease).
 constexpr int64_t kSchemaVersion = 2;
-// The writer looks for expired leases this often (etcd's lessor checks every 500 ms).
+// The writer looks for expired leases when the first one is due, at most this often (etcd's
+// lessor checks every 500 ms).
 constexpr auto kLeaseSweepInterval = std::chrono::milliseconds(100);
 constexpr int64_t kVacuumStepPages = 2048;  // pages released per compaction step
 // The writer copies what the background checkpoints left in the log itself (so that the log can
@@ -621,7 +622,8 @@ class SqliteStore::Impl {
   bool leaseExists(int64_t lease);
   // After a batch committed (or failed): the lease table's changes reach leases_.
   void afterBatch(const std::vector<WriteRequest*>& batch, bool committed);
-  // Queues a kExpire for every lease that has expired (writer thread, with queue_mu_ held).
+  // Queues a kExpire for every lease that has expired and sets next_sweep_ (writer thread, with
+  // queue_mu_ held).
   void sweepLeases(std::vector<WriteRequest*>& batch);
   template <typename Body>
   void inTransaction(Body&& body);
@@ -683,7 +685,9 @@ class SqliteStore::Impl {
   Clock::time_point next_tick_;
   int64_t vacuum_pages_left_ = 0;
   int64_t wal_frames_ = 0;  // frames in the log after the last commit
-  Clock::time_point next_sweep_;
+  // When the writer looks for expired leases next: the earliest expiry it knows of (keep-alives
+  // only move expiries later), max() with no lease.
+  Clock::time_point next_sweep_ = Clock::time_point::max();
   std::mt19937_64 lease_ids_{std::random_device{}()};
 
   // The leases (the lease table's rows) with their expiry: the writer adds and removes them after
@@ -695,7 +699,6 @@ class SqliteStore::Impl {
   };
   std::mutex lease_mu_;
   std::unordered_map<int64_t, LeaseState> leases_;
-  std::atomic<size_t> lease_count_{0};
 
   // Committed batches waiting for their fsync. One fdatasync of the write-ahead log covers every
   // batch committed before it, so while it runs the writer commits the next batches.
@@ -842,8 +845,7 @@ void SqliteStore::Impl::open() {
       const int64_t ttl = leases.columnInt(1);
       leases_[leases.columnInt(0)] = LeaseState{ttl, now + std::chrono::seconds(ttl), false};
     }
-    lease_count_.store(leases_.size());
-    next_sweep_ = now;
+    if (!leases_.empty()) next_sweep_ = now;
   }
 
   // The log exists since the first read above. Its descriptor is ours (SQLite takes no POSIX lock
@@ -1015,10 +1017,8 @@ void SqliteStore::Impl::writerLoop() {
       std::unique_lock lock(queue_mu_);
       while (queue_.empty() && compact_queue_.empty() && !stopping_ && !compactionPending()) {
         writer_idle_ = true;
-        auto deadline = periodic ? next_tick_ : Clock::time_point::max();
-        if (lease_count_.load(std::memory_order_relaxed) > 0) {
-          deadline = std::min(deadline, next_sweep_);
-        }
+        const auto deadline =
+            std::min(periodic ? next_tick_ : Clock::time_point::max(), next_sweep_);
         if (deadline == Clock::time_point::max()) {
           queue_cv_.wait(lock);
         } else if (Clock::now() >= deadline) {
@@ -1040,10 +1040,7 @@ void SqliteStore::Impl::writerLoop() {
       }
       compacts.swap(compact_queue_);
       stop = stopping_ && queue_.empty();
-      if (now >= next_sweep_ && lease_count_.load(std::memory_order_relaxed) > 0) {
-        next_sweep_ = now + kLeaseSweepInterval;
-        sweepLeases(batch);
-      }
+      if (now >= next_sweep_) sweepLeases(batch);
     }
     if (!batch.empty()) {
       runBatch(batch);
@@ -1316,28 +1313,40 @@ void SqliteStore::Impl::applyLease(WriteRequest& request, int64_t& revision,
 
 void SqliteStore::Impl::afterBatch(const std::vector<WriteRequest*>& batch, bool committed) {
   using Op = WriteRequest::Op;
+  const bool leases = std::any_of(batch.begin(), batch.end(), [](const WriteRequest* request) {
+    return request->op == Op::kGrant || request->op == Op::kRevoke || request->op == Op::kExpire;
+  });
+  if (!leases) return;
   std::lock_guard lock(lease_mu_);
   const auto now = Clock::now();
   for (const WriteRequest* request : batch) {
     if (request->op == Op::kGrant && committed && !request->error) {
-      leases_[request->lease] =
-          LeaseState{request->ttl, now + std::chrono::seconds(request->ttl), false};
+      const auto expiry = now + std::chrono::seconds(request->ttl);
+      leases_[request->lease] = LeaseState{request->ttl, expiry, false};
+      next_sweep_ = std::min(next_sweep_, expiry);
     } else if ((request->op == Op::kRevoke || request->op == Op::kExpire) && committed &&
                request->lease_gone) {
       leases_.erase(request->lease);
     } else if (request->op == Op::kExpire) {
-      // Kept alive meanwhile, or the transaction failed: looked at again by the next sweep.
-      if (auto it = leases_.find(request->lease); it != leases_.end()) it->second.expiring = false;
+      // Kept alive meanwhile, or the transaction failed: looked at again when due.
+      if (auto it = leases_.find(request->lease); it != leases_.end()) {
+        it->second.expiring = false;
+        next_sweep_ = std::min(next_sweep_, std::max(it->second.expiry, now + kLeaseSweepInterval));
+      }
     }
   }
-  lease_count_.store(leases_.size(), std::memory_order_relaxed);
 }
 
 void SqliteStore::Impl::sweepLeases(std::vector<WriteRequest*>& batch) {
   std::lock_guard lock(lease_mu_);
   const auto now = Clock::now();
+  auto next = Clock::time_point::max();
   for (auto& [id, lease] : leases_) {
-    if (lease.expiring || lease.expiry > now) continue;
+    if (lease.expiring) continue;
+    if (lease.expiry > now) {
+      next = std::min(next, lease.expiry);
+      continue;
+    }
     lease.expiring = true;
     auto* request = new WriteRequest;  // NOLINT(cppcoreguidelines-owning-memory): see owned
     request->op = WriteRequest::Op::kExpire;
@@ -1345,6 +1354,8 @@ void SqliteStore::Impl::sweepLeases(std::vector<WriteRequest*>& batch) {
     request->owned = true;
     batch.push_back(request);
   }
+  // Leases expiring close together are swept together.
+  next_sweep_ = next == Clock::time_point::max() ? next : std::max(next, now + kLeaseSweepInterval);
 }
 
 template <typename Body>
