@@ -460,7 +460,7 @@ bool ApiAuth::serve(const HttpRequest& request, const RequestInfo& info, const U
   if (!ours || info.api_version != "v1") return false;
   if (info.verb != "create") throw methodNotAllowed();
   if (r == "serviceaccounts") {
-    tokenRequest(request, info, response);
+    tokenRequest(request, info, user, response);
     return true;
   }
   if (!info.subresource.empty() || !info.name.empty()) {
@@ -589,7 +589,7 @@ bool ApiAuth::serve(const HttpRequest& request, const RequestInfo& info, const U
 }
 
 void ApiAuth::tokenRequest(const HttpRequest& request, const RequestInfo& info,
-                           HttpResponse& response) {
+                           const UserInfo& user, HttpResponse& response) {
   const std::string& ns = info.namespace_;
   const std::string& name = info.name;
   if (ns.empty() || name.empty()) {
@@ -598,6 +598,31 @@ void ApiAuth::tokenRequest(const HttpRequest& request, const RequestInfo& info,
   ResourceStorage service_accounts(store_, typeOf("", "serviceaccounts"));
   MessagePtr sa = service_accounts.get(ns, name);  // 404 when missing
   auto review = decodeBody<authn::TokenRequest>(request, "TokenRequest");
+  // NodeRestriction: a node's token requests must be bound to a pod scheduled on that node.
+  constexpr std::string_view kNodePrefix = "system:node:";
+  if (user.inGroup("system:nodes") && user.name.starts_with(kNodePrefix)) {
+    const std::string node = user.name.substr(kNodePrefix.size());
+    const GroupResource accounts{"", "serviceaccounts"};
+    const auto& ref = review.spec().bound_object_ref();
+    if (!review.spec().has_bound_object_ref() || ref.api_version() != "v1" || ref.kind() != "Pod" ||
+        ref.name().empty()) {
+      throw forbidden(accounts, name, "node requested token not bound to a pod");
+    }
+    if (ref.uid().empty()) {
+      throw forbidden(accounts, name, "node requested token with a pod binding without a uid");
+    }
+    MessagePtr object = ResourceStorage(store_, typeOf("", "pods")).get(ns, ref.name());
+    if (ref.uid() != meta(*object).uid()) {
+      throw forbidden(accounts, name,
+                      "the UID in the bound object reference (" + ref.uid() +
+                          ") does not match the UID in record. The object might have been "
+                          "deleted and then recreated");
+    }
+    if (dynamic_cast<const api::core::v1::Pod&>(*object).spec().node_name() != node) {
+      throw forbidden(accounts, name,
+                      "node requested token bound to a pod scheduled on a different node");
+    }
+  }
   auto* spec = review.mutable_spec();
   int64_t seconds = spec->expiration_seconds();
   if (seconds == 0) seconds = options_.default_token_seconds;

@@ -83,7 +83,10 @@ class ApiAuth {
   ObjectPtr lookup(ObjectIndex* index, const std::string& plural, std::string_view ns,
                    std::string_view name) const;
   void logFailure(const std::string& line) const;
-  void tokenRequest(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
+  // serviceaccounts/NAME/token; a node's (system:node:NAME in system:nodes) only for a pod bound
+  // to it, as Kubernetes' NodeRestriction admission.
+  void tokenRequest(const HttpRequest& request, const RequestInfo& info, const UserInfo& user,
+                    HttpResponse& response);
 
   store::Store& store_;
   ApiAuthOptions options_;

@@ -287,5 +287,55 @@ TEST_F(ApiAuthTest, EscalationIsCheckedOnWrites) {
   EXPECT_NO_THROW(auth_->admitWrite(withToken("admintoken"), "team", admin_binding, {}));
 }
 
+// NodeRestriction on serviceaccounts/token: a node gets tokens bound to its own pods only.
+TEST_F(ApiAuthTest, NodesGetTokensOnlyBoundToTheirOwnPods) {
+  start(true);
+  put(from<api::core::v1::ServiceAccount>(R"({"metadata":{"name":"builder","namespace":"team"}})"));
+  put(from<api::core::v1::Pod>(
+      R"({"metadata":{"name":"web","namespace":"team"},"spec":{"nodeName":"n1",)"
+      R"("serviceAccountName":"builder","containers":[{"name":"c","image":"i"}]}})"));
+  const auto* pods = api::Registry::builtin().byDescriptor(api::core::v1::Pod::descriptor());
+  const std::string uid =
+      dynamic_cast<const api::core::v1::Pod&>(*ResourceStorage(*store_, *pods).get("team", "web"))
+          .metadata()
+          .uid();
+  auto request = [&](const UserInfo& user, const std::string& ref) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/api/v1/namespaces/team/serviceaccounts/builder/token";
+    r.headers.emplace_back("content-type", "application/json");
+    r.body =
+        R"({"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{)" + ref + "}}";
+    HttpResponse response;
+    try {
+      auth_->serve(r, parseRequestInfo(r.method, r.path, {}), user, response);
+    } catch (const ApiError& e) {
+      return std::to_string(e.code()) + " " + e.what();
+    }
+    return std::to_string(response.status);
+  };
+  const UserInfo n1{"system:node:n1", "", {"system:nodes", "system:authenticated"}};
+  const UserInfo n2{"system:node:n2", "", {"system:nodes", "system:authenticated"}};
+  const std::string bound =
+      R"("boundObjectRef":{"apiVersion":"v1","kind":"Pod","name":"web","uid":")" + uid + "\"}";
+  EXPECT_EQ(request(n1, bound), "201");
+  EXPECT_EQ(request(n2, bound),
+            "403 serviceaccounts \"builder\" is forbidden: node requested token bound to a pod "
+            "scheduled on a different node");
+  EXPECT_EQ(request(n1, ""),
+            "403 serviceaccounts \"builder\" is forbidden: node requested token not bound to a "
+            "pod");
+  EXPECT_EQ(request(n1, R"("boundObjectRef":{"apiVersion":"v1","kind":"Pod","name":"web"})"),
+            "403 serviceaccounts \"builder\" is forbidden: node requested token with a pod "
+            "binding without a uid");
+  EXPECT_THAT(request(n1, R"("boundObjectRef":{"apiVersion":"v1","kind":"Pod","name":"web",)"
+                          R"("uid":"other"})"),
+              HasSubstr("403 serviceaccounts \"builder\" is forbidden: the UID in the bound "
+                        "object reference (other) does not match"));
+  // Not a node (the group decides, not the name alone): RBAC alone says.
+  EXPECT_EQ(request({"system:node:n2", "", {"system:authenticated"}}, ""), "201");
+  EXPECT_EQ(request({"jane", "jane-uid", {"developers"}}, bound), "201");
+}
+
 }  // namespace
 }  // namespace skiff::apiserver::auth
