@@ -1,8 +1,8 @@
 #include "control/apiserver/metrics.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
-#include <charconv>
 
 namespace skiff::apiserver {
 namespace {
@@ -220,6 +220,34 @@ int64_t InstrumentedStore::currentRevision() {
 
 int64_t InstrumentedStore::compactedRevision() {
   return inner_.compactedRevision();
+}
+
+int64_t InstrumentedStore::grantLease(int64_t ttl_seconds) {
+  return timed("grantLease", "/registry/leases", [&] { return inner_.grantLease(ttl_seconds); });
+}
+
+void InstrumentedStore::revokeLease(int64_t lease) {
+  timed("revokeLease", "/registry/leases", [&] { inner_.revokeLease(lease); });
+}
+
+int64_t InstrumentedStore::keepAliveLease(int64_t lease) {
+  return timed("keepAliveLease", "/registry/leases", [&] { return inner_.keepAliveLease(lease); });
+}
+
+store::LeaseStatus InstrumentedStore::leaseTimeToLive(int64_t lease, bool with_keys) {
+  return timed("leaseTimeToLive", "/registry/leases",
+               [&] { return inner_.leaseTimeToLive(lease, with_keys); });
+}
+
+int64_t InstrumentedStore::createWithLease(std::string_view key, std::string_view value,
+                                           int64_t lease) {
+  return timed("create", key, [&] { return inner_.createWithLease(key, value, lease); });
+}
+
+int64_t InstrumentedStore::updateWithLease(std::string_view key, std::string_view value,
+                                           int64_t expected_mod_revision, int64_t lease) {
+  return timed("update", key,
+               [&] { return inner_.updateWithLease(key, value, expected_mod_revision, lease); });
 }
 
 }  // namespace skiff::apiserver

@@ -73,6 +73,15 @@ class InstrumentedStore : public store::Store {
   void compact(int64_t revision) override;
   int64_t currentRevision() override;
   int64_t compactedRevision() override;
+  // Leases pass through too (the Event TTL store under the apiserver attaches Events to them);
+  // lease calls are timed under type "leases", as they name no key.
+  int64_t grantLease(int64_t ttl_seconds) override;
+  void revokeLease(int64_t lease) override;
+  int64_t keepAliveLease(int64_t lease) override;
+  store::LeaseStatus leaseTimeToLive(int64_t lease, bool with_keys) override;
+  int64_t createWithLease(std::string_view key, std::string_view value, int64_t lease) override;
+  int64_t updateWithLease(std::string_view key, std::string_view value,
+                          int64_t expected_mod_revision, int64_t lease) override;
 
  private:
   template <typename F>

@@ -16,6 +16,7 @@
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "control/client/typed.h"
+#include "control/store/sqlite_store.h"
 #include "skiff/api/core_v1.pb.h"
 
 namespace skiff::apiserver {
@@ -122,6 +123,40 @@ TEST(Metrics, RendersCountersHistogramsAndGauges) {
   EXPECT_EQ(Metrics::requestBuckets().size(), 23u);
   EXPECT_EQ(Metrics::requestBuckets().front(), 0.005);
   EXPECT_EQ(Metrics::requestBuckets().back(), 60);
+}
+
+// The Event TTL store sits under the metrics wrapper: lease calls must reach the real store (the
+// Store defaults throw) and be counted.
+TEST(Metrics, InstrumentedStoreForwardsLeases) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("skiff-apiserver-metrics-lease-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    auto inner = store::SqliteStore::open({.path = (dir / "db").string()});
+    Metrics metrics;
+    InstrumentedStore instrumented(*inner, metrics);
+    int64_t lease = instrumented.grantLease(60);
+    ASSERT_NE(lease, 0);
+    int64_t rev = instrumented.createWithLease("/registry/events/default/e1", "v1", lease);
+    instrumented.updateWithLease("/registry/events/default/e1", "v2", rev, lease);
+    EXPECT_EQ(instrumented.keepAliveLease(lease), 60);
+    store::LeaseStatus status = instrumented.leaseTimeToLive(lease, true);
+    EXPECT_EQ(status.keys, std::vector<std::string>{"/registry/events/default/e1"});
+    instrumented.revokeLease(lease);
+    EXPECT_FALSE(inner->get("/registry/events/default/e1").has_value());
+    Exposition e = parse(metrics.render());
+    EXPECT_EQ(e.value("etcd_request_duration_seconds_count",
+                      {{"operation", "create"}, {"type", "events"}}),
+              1);
+    EXPECT_EQ(e.value("etcd_request_duration_seconds_count",
+                      {{"operation", "update"}, {"type", "events"}}),
+              1);
+    EXPECT_EQ(e.value("etcd_request_duration_seconds_count",
+                      {{"operation", "grantLease"}, {"type", "leases"}}),
+              1);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Metrics, ServerCountsRequestsAndStoreCallsBehindAuthentication) {
