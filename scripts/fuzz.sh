@@ -25,6 +25,9 @@ for t in "${targets[@]}"; do
   bins+=("$(basename "$bin")")
 done
 cmake --build "$build_dir" -j "${JOBS:-$(nproc)}" --target "${bins[@]}"
+# The fuzz build's UBSan recovers (SkiffCompiler.cmake has no -fno-sanitize-recover for SKIFF_FUZZ):
+# stop at the first report so that undefined behaviour fails the run like a crash.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 per=$((seconds / ${#targets[@]}))
 ((per >= 1)) || per=1
 summary=()

@@ -6,9 +6,9 @@
 // buffer, PASS leaves the frame unchanged, and a TX frame is well formed: at least an Ethernet and
 // IP header, and an IPv4 header checksum that was right on input (or a reject, built here) is
 // right on output.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "dataplane/dpdk/pipeline.h"
@@ -128,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& f : frames) {
     // Room for a reject (an ICMP error quoting the packet) as the mbuf's tailroom gives it.
     buffers.emplace_back(f.size() + 256, 0xa5);
-    std::memcpy(buffers.back().data(), f.data(), f.size());
+    std::copy(f.begin(), f.end(), buffers.back().begin());
   }
   for (size_t i = 0; i < frames.size(); ++i) {
     refs.push_back({buffers[i].data(), static_cast<uint32_t>(frames[i].size()),
@@ -144,7 +144,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const char* why = "length beyond the buffer";
     switch (verdicts[i]) {
       case Verdict::kPass:
-        if (!bad && (out.len != in.size() || std::memcmp(out.data, in.data(), in.size()) != 0)) {
+        if (!bad && (out.len != in.size() || !std::equal(in.begin(), in.end(), out.data))) {
           bad = true;
           why = "PASS changed the frame";
         }
