@@ -72,7 +72,9 @@ Result<bool> reusePinnedMaps(bpf_object* obj, const std::string& dir) {
       ::close(fd);
       return Status::failure("info of pinned map " + path + ": " + errnoText(err));
     }
-    const auto want = [&](const char* field, uint32_t have, uint32_t wanted) -> Status {
+    // (Binding `path` by name: clang before 16 cannot capture a structured binding.)
+    const auto want = [&, &path = path](const char* field, uint32_t have,
+                                        uint32_t wanted) -> Status {
       if (have == wanted) return {};
       return Status::failure("pinned map " + path + " has " + field + " " + std::to_string(have) +
                              ", this loader wants " + std::to_string(wanted) +

@@ -15,10 +15,26 @@ targets=(
   "patch:tests/control/apiserver/apiserver_patch_fuzz:4096:tests/fixtures/fuzz/patch"
   "dpdk_pipeline:tests/dataplane/dpdk_pipeline_fuzz:2048:tests/fixtures/fuzz/dpdk_pipeline"
 )
+# The XDP program through BPF_PROG_TEST_RUN needs root (and the eBPF build: libbpf, bpftool);
+# FUZZ_XDP=0 leaves it out, FUZZ_XDP=1 insists on it.
+xdp=${FUZZ_XDP:-auto}
+if [[ $xdp == auto ]]; then
+  if [[ $(id -u) == 0 ]] && { command -v bpftool >/dev/null || [[ -x /usr/sbin/bpftool ]]; }; then
+    xdp=1
+  else
+    xdp=0
+    echo "fuzz: no root or bpftool: the XDP target is left out" >&2
+  fi
+fi
+ebpf=OFF
+if [[ $xdp == 1 ]]; then
+  ebpf=ON
+  targets+=("xdp:tests/ebpf/ebpf_xdp_fuzz:2048:tests/fixtures/fuzz/dpdk_pipeline")
+fi
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSKIFF_FUZZ=ON \
-  -DSKIFF_BUILD_BENCH=OFF -DSKIFF_WITH_DPDK=OFF -DSKIFF_WITH_EBPF=OFF >/dev/null
+  -DSKIFF_BUILD_BENCH=OFF -DSKIFF_WITH_DPDK=OFF -DSKIFF_WITH_EBPF=$ebpf >/dev/null
 bins=()
 for t in "${targets[@]}"; do
   IFS=: read -r _ bin _ _ <<<"$t"
