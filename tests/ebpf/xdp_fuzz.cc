@@ -80,6 +80,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         why = "TX frame with a broken IPv4 header checksum";
       }
     }
+    // SKIFF_FUZZ_VERBOSE=1: each frame's verdict, to see what the seeds reach.
+    static const bool verbose = std::getenv("SKIFF_FUZZ_VERBOSE") != nullptr;
+    if (verbose) {
+      std::fprintf(stderr, "xdp fuzz: %zu bytes in: err %d, retval %u, %u bytes out\n", in.size(),
+                   err, opts.retval, opts.data_size_out);
+    }
     if (why) {
       std::fprintf(stderr, "xdp fuzz: %s (err %d, retval %u, %u bytes out)\n", why, err,
                    opts.retval, opts.data_size_out);
