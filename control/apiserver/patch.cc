@@ -1,6 +1,7 @@
 #include "control/apiserver/patch.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "control/api/json.h"
 #include "control/apiserver/errors.h"
@@ -61,8 +62,12 @@ size_t arrayIndex(const std::string& token, size_t size, bool allow_end, const s
       (token.size() > 1 && token[0] == '0')) {
     throw badRequest("JSON patch: \"" + token + "\" in \"" + path + "\" is not an array index");
   }
-  size_t i = std::stoul(token);
-  if (i > size || (!allow_end && i == size)) {
+  // Digits beyond size_t (std::stoul threw out_of_range, a 500) are out of range like any index
+  // past the end.
+  size_t i = 0;
+  const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), i);
+  if (ec != std::errc() || end != token.data() + token.size() || i > size ||
+      (!allow_end && i == size)) {
     throw badRequest("JSON patch: index " + token + " in \"" + path + "\" is out of range");
   }
   return i;

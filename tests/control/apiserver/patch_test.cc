@@ -39,6 +39,16 @@ TEST(MergePatch, Rfc7386Examples) {
   EXPECT_EQ(api::writeJson(applyMergePatch(j(R"({"a":"foo"})"), j("null"))), "null");
 }
 
+// Found by apiserver_patch_fuzz: an index of more digits than size_t holds threw
+// std::out_of_range out of std::stoul instead of a 400.
+TEST(JsonPatch, HugeArrayIndexIsOutOfRange) {
+  for (const char* op : {"remove", "replace", "add", "test"}) {
+    const std::string patch =
+        std::string(R"([{"op":")") + op + R"(","path":"/a/99999999999999999999999","value":1}])";
+    EXPECT_EQ(errorCode([&] { applyJsonPatch(j(R"({"a":[1]})"), j(patch)); }), 400) << op;
+  }
+}
+
 TEST(JsonPatch, Rfc6902Operations) {
   api::Value doc = j(R"({"foo":["bar","baz"],"a/b":1,"m~n":2})");
   EXPECT_EQ(api::writeJson(applyJsonPatch(doc, j(R"([{"op":"add","path":"/foo/1","value":"q"}])"))),
