@@ -7,6 +7,7 @@
 #include "control/api/yaml.h"
 #include "control/apiserver/defaults.h"
 #include "control/apiserver/job_validation.h"
+#include "control/apiserver/pod_validation.h"
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
@@ -824,6 +825,10 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(next.get());
       job != nullptr && !status_only) {
     validateJob(*job);
+  }
+  if (const auto* pod = dynamic_cast<const api::core::v1::Pod*>(next.get());
+      pod != nullptr && !status_only) {
+    validatePodUpdate(dynamic_cast<const api::core::v1::Pod&>(*storage.get(ns, name)), *pod);
   }
   auto* service = dynamic_cast<api::core::v1::Service*>(next.get());
   if (service == nullptr || status_only) {
