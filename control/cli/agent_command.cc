@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "control/cli/stop_signals.h"
+#include "control/client/failover_client.h"
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
@@ -49,6 +50,7 @@ namespace {
 
 struct AgentFlags {
   std::string kubeconfig;
+  std::string server;  // --server URL1,URL2: failover between apiservers
   std::string node_name;
   std::string data_dir = "/var/lib/skiff/agent";
   std::string pod_cidr;
@@ -365,7 +367,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
 
   const client::ClientConfig client_config =
       client::loadClientConfig({.kubeconfig = flags.kubeconfig});
-  client::ClientPtr client = client::makeRestClient(client_config);
+  client::ClientPtr client = client::makeClientForServers(client_config, flags.server);
 
   kubelet::AgentOptions options;
   options.node_name = flags.node_name;
@@ -490,6 +492,8 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("agent", "Run the node agent: kubelet and node proxier");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
       ->required();
+  cmd->add_option("--server", flags->server,
+                  "Apiservers to use instead of the kubeconfig's server, comma-separated: a call moves to the next one when its server is unreachable or answers 5xx");
   cmd->add_option("--node-name", flags->node_name,
                   "This node's name (default: the hostname; with --hollow-nodes N the prefix of "
                   "NAME-0 .. NAME-N-1, default hollow-node-)");

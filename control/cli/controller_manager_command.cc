@@ -1,11 +1,13 @@
 #include "control/cli/controller_manager_command.h"
 
+#include <cmath>
 #include <csignal>
 #include <iostream>
 #include <memory>
 #include <thread>
 
 #include "control/cli/stop_signals.h"
+#include "control/client/failover_client.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "control/controllers/controller_manager.h"
@@ -15,11 +17,12 @@ namespace skiff::cli {
 void addControllerManagerCommand(CLI::App& app, int& exit_code) {
   struct Flags {
     std::string kubeconfig;
+    std::string server;
     std::string controllers = "*";
     controllers::ControllerManagerOptions options;
-    int lease_duration_s = 15;
-    int renew_deadline_s = 10;
-    int retry_period_s = 2;
+    double lease_duration_s = 15;
+    double renew_deadline_s = 10;
+    double retry_period_s = 2;
     int node_monitor_grace_period_s = 40;
     int node_startup_grace_period_s = 60;
     int node_monitor_period_s = 5;
@@ -31,6 +34,9 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       "statefulset, namespace, serviceaccount, node lifecycle, root-ca-cert-publisher)");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
       ->required();
+  cmd->add_option("--server", flags->server,
+                  "Apiservers to use instead of the kubeconfig's server, comma-separated: a call "
+                  "moves to the next one when its server is unreachable or answers 5xx");
   cmd->add_option("--controllers", flags->controllers,
                   "Controllers to run: '*' for all, 'name' to enable, '-name' to disable "
                   "(comma-separated)")
@@ -63,15 +69,16 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       auto& o = flags->options;
       o.controllers = {flags->controllers};
       controllers::enabledControllers(o.controllers);  // reject unknown names before connecting
-      o.lease_duration = std::chrono::seconds(flags->lease_duration_s);
-      o.renew_deadline = std::chrono::seconds(flags->renew_deadline_s);
-      o.retry_period = std::chrono::seconds(flags->retry_period_s);
+      auto ms = [](double s) { return std::chrono::milliseconds(std::llround(s * 1000)); };
+      o.lease_duration = ms(flags->lease_duration_s);
+      o.renew_deadline = ms(flags->renew_deadline_s);
+      o.retry_period = ms(flags->retry_period_s);
       o.node_monitor_grace_period = std::chrono::seconds(flags->node_monitor_grace_period_s);
       o.node_startup_grace_period = std::chrono::seconds(flags->node_startup_grace_period_s);
       o.node_monitor_period = std::chrono::seconds(flags->node_monitor_period_s);
       client::ClientConfig config = client::Kubeconfig::loadFile(flags->kubeconfig).resolve();
       if (o.root_ca_pem.empty()) o.root_ca_pem = config.ca_pem;  // no --root-ca-file (yet)
-      client::ClientPtr client = client::makeRestClient(config);
+      client::ClientPtr client = client::makeClientForServers(config, flags->server);
       controllers::ControllerManager manager(*client, o);
       manager.start();
       std::cout << "skiff controller-manager: running against " << config.server

@@ -2,11 +2,13 @@
 
 #include <pthread.h>
 
+#include <cmath>
 #include <csignal>
 #include <iostream>
 #include <thread>
 
 #include "control/cli/stop_signals.h"
+#include "control/client/failover_client.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "scheduler/runner.h"
@@ -17,6 +19,10 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
   struct Flags {
     std::string kubeconfig;
     std::string context;
+    std::string server;
+    double lease_duration_s = 15;
+    double renew_deadline_s = 10;
+    double retry_period_s = 2;
     bool leader_elect = false;
     std::string lease_namespace = "kube-system";
     std::string lease_name = "skiff-scheduler";
@@ -28,8 +34,20 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("scheduler", "Run the scheduler: assign pending pods to nodes");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "kubeconfig of the apiserver to use");
   cmd->add_option("--context", flags->context, "kubeconfig context (default: current-context)");
+  cmd->add_option("--server", flags->server,
+                  "Apiservers to use instead of the kubeconfig's server, comma-separated: a call "
+                  "moves to the next one when its server is unreachable or answers 5xx");
   cmd->add_flag("--leader-elect", flags->leader_elect,
                 "Only schedule while holding the Lease (for several schedulers)");
+  cmd->add_option("--leader-elect-lease-duration", flags->lease_duration_s,
+                  "Seconds a lease lasts unrenewed before another candidate takes it")
+      ->capture_default_str();
+  cmd->add_option("--leader-elect-renew-deadline", flags->renew_deadline_s,
+                  "Seconds the leader keeps trying to renew before it gives up leading")
+      ->capture_default_str();
+  cmd->add_option("--leader-elect-retry-period", flags->retry_period_s,
+                  "Seconds between attempts to acquire or renew")
+      ->capture_default_str();
   cmd->add_option("--leader-elect-resource-namespace", flags->lease_namespace, "Lease namespace")
       ->capture_default_str();
   cmd->add_option("--leader-elect-resource-name", flags->lease_name, "Lease name")
@@ -47,8 +65,9 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
   cmd->callback([flags, &exit_code] {
     sigset_t signals = blockStopSignals();
     try {
-      client::ClientPtr client = client::makeRestClient(
-          client::loadClientConfig({.kubeconfig = flags->kubeconfig, .context = flags->context}));
+      client::ClientPtr client = client::makeClientForServers(
+          client::loadClientConfig({.kubeconfig = flags->kubeconfig, .context = flags->context}),
+          flags->server);
       scheduler::RunnerOptions options;
       options.scheduler.scheduler_name = flags->scheduler_name;
       options.scheduler.framework.percentage_of_nodes_to_score = flags->percentage;
@@ -57,6 +76,10 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
       options.leader_elect = flags->leader_elect;
       options.election.lease_namespace = flags->lease_namespace;
       options.election.lease_name = flags->lease_name;
+      auto ms = [](double s) { return std::chrono::milliseconds(std::llround(s * 1000)); };
+      options.election.lease_duration = ms(flags->lease_duration_s);
+      options.election.renew_deadline = ms(flags->renew_deadline_s);
+      options.election.retry_period = ms(flags->retry_period_s);
       std::stop_source stop;
       std::thread waiter([&] {
         int sig = waitForStopSignal(signals);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -50,6 +51,12 @@ struct LeaderElector::Impl {
   Clock::time_point observed_at{};
 
   std::jthread leader_thread;
+  // While leading: the last successful renewal, and a watchdog that ends leadership (the
+  // stop token) once renew_deadline passes without one, even while the elector thread is still
+  // blocked in a call to an unreachable apiserver. client-go bounds the renewal by a context
+  // deadline; the Client has no per-call deadline, so the watchdog does it.
+  std::atomic<Clock::rep> last_renew_ticks{0};
+  std::jthread watchdog;
 
   // Sleeps unless stopped; false once stopping.
   bool sleepFor(std::chrono::milliseconds d) {
@@ -154,14 +161,38 @@ struct LeaderElector::Impl {
   void startLeading() {
     leading = true;
     setLeader(config.identity);
+    last_renew_ticks = Clock::now().time_since_epoch().count();
     if (config.on_started_leading) {
       leader_thread = std::jthread(
           [this](std::stop_token stop) { config.on_started_leading(std::move(stop)); });
+      watchdog = std::jthread([this, lead = leader_thread.get_stop_source()](std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv_stop;
+        auto tick = std::max(config.retry_period / 4, std::chrono::milliseconds(20));
+        std::unique_lock lock(m);
+        while (!cv_stop.wait_for(lock, stop, tick, [] { return false; })) {
+          Clock::time_point renewed{Clock::duration(last_renew_ticks.load())};
+          if (Clock::now() - renewed >= config.renew_deadline) {
+            std::fprintf(stderr,
+                         "leader election: %s: no renewal of %s/%s within %lld ms, "
+                         "stopping leading\n",
+                         config.identity.c_str(), config.lease_namespace.c_str(),
+                         config.lease_name.c_str(),
+                         static_cast<long long>(config.renew_deadline.count()));
+            std::stop_source(lead).request_stop();
+            return;
+          }
+        }
+      });
     }
   }
 
   void stopLeading() {
     if (!leading) return;
+    if (watchdog.joinable()) {
+      watchdog.request_stop();
+      watchdog.join();
+    }
     if (leader_thread.joinable()) {
       leader_thread.request_stop();
       leader_thread.join();
@@ -184,8 +215,12 @@ struct LeaderElector::Impl {
       // Renew until the lease is lost or the deadline passes without a successful renewal.
       Clock::time_point last_renew = Clock::now();
       while (sleepFor(config.retry_period)) {
+        // The watchdog ended leadership (renew_deadline passed during a call): give the lease
+        // up as lost even if this renewal would succeed.
+        if (leader_thread.joinable() && leader_thread.get_stop_token().stop_requested()) break;
         if (tryAcquireOrRenew()) {
           last_renew = Clock::now();
+          last_renew_ticks = last_renew.time_since_epoch().count();
           continue;
         }
         bool taken = observed && observed->spec().holder_identity() != config.identity;
