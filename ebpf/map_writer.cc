@@ -75,7 +75,7 @@ MapWriter::MapWriter(const MapFds& fds, uint32_t maxRings) : fds_(fds), maxRings
 }
 
 MapWriter::~MapWriter() {
-  if (rings_ != nullptr) ::munmap(rings_, ringBytes_);
+  if (rings_ != nullptr) ::munmap(rings_, reservedBytes_);
 }
 
 Status MapWriter::mapRings() {
@@ -100,16 +100,31 @@ Status MapWriter::ensureMapped(uint64_t entries) {
       (static_cast<size_t>(ringEntries_) * sizeof(uint32_t) + page - 1) / page * page;
   const size_t need = std::min(total, (entries * sizeof(uint32_t) + page - 1) / page * page);
   if (rings_ != nullptr && need <= ringBytes_) return {};
-  // Grow by at least half (few remaps during a full sync), in whole 256 KiB steps.
+  if (rings_ == nullptr) {
+    // Address space for all of it, mapped piece by piece below: a growth maps (and populates)
+    // only the new piece, and the address of the ring memory never changes.
+    void* at =
+        ::mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (at == MAP_FAILED) {
+      return Status::failure(std::string("reserve address space for " SKIFF_MAP_RINGS ": ") +
+                             std::strerror(errno));
+    }
+    rings_ = static_cast<uint32_t*>(at);
+    reservedBytes_ = total;
+    ringBytes_ = 0;
+  }
+  // Grow by a step of up to 4 MiB beyond what is needed (few calls while rings are added one by
+  // one, none of them long: each populates its piece), in whole 256 KiB steps.
   constexpr size_t kStep = 256 * 1024;
-  size_t bytes = std::max(need, ringBytes_ + ringBytes_ / 2);
+  constexpr size_t kMaxSlack = 4 * 1024 * 1024;
+  size_t bytes = std::max(need, ringBytes_ + std::min(ringBytes_ / 2, kMaxSlack));
   bytes = std::min(total, (bytes + kStep - 1) / kStep * kStep);
-  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.rings, 0);
+  void* at = ::mmap(reinterpret_cast<uint8_t*>(rings_) + ringBytes_, bytes - ringBytes_,
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds_.rings,
+                    static_cast<off_t>(ringBytes_));
   if (at == MAP_FAILED) {
     return Status::failure(std::string("mmap " SKIFF_MAP_RINGS ": ") + std::strerror(errno));
   }
-  if (rings_ != nullptr) ::munmap(rings_, ringBytes_);
-  rings_ = static_cast<uint32_t*>(at);
   ringBytes_ = bytes;
   return {};
 }

@@ -122,8 +122,10 @@ class MapWriter {
   using RangeBytes = std::array<uint8_t, sizeof(skiff_src_range_key)>;
 
   MapFds fds_;
-  // The ring memory, mapped from its start as far as ringBytes_ (see ensureMapped).
+  // The ring memory: address space for all of it (reservedBytes_), mapped from its start as far
+  // as ringBytes_ (see ensureMapped).
   uint32_t* rings_ = nullptr;
+  size_t reservedBytes_ = 0;
   uint32_t ringEntries_ = 0;
   size_t ringBytes_ = 0;
   std::string ringsError_;
