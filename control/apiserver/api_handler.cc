@@ -3,15 +3,16 @@
 #include <chrono>
 
 #include "control/api/codec.h"
+#include "control/api/kube_protobuf.h"
 #include "control/api/time.h"
 #include "control/api/yaml.h"
 #include "control/apiserver/defaults.h"
 #include "control/apiserver/job_validation.h"
-#include "control/apiserver/pod_validation.h"
 #include "control/apiserver/object_meta.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
 #include "control/apiserver/pod_admission.h"
+#include "control/apiserver/pod_validation.h"
 #include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
@@ -465,6 +466,27 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
 MessagePtr ApiHandler::decodeBody(const HttpRequest& request, const ResourceStorage& storage,
                                   HttpResponse& response) {
   std::string type = mediaType(request.header("content-type"));
+  if (api::kubepb::isMediaType(type)) {
+    // kubectl's typed generators (create configmap, secret, deployment, role, ...) send protobuf.
+    if (request.body.empty()) throw badRequest("the request body is empty");
+    MessagePtr object = storage.type().newMessage();
+    std::vector<std::string> unknown;
+    try {
+      api::kubepb::decodeObject(request.body, *object, &unknown);
+    } catch (const api::kubepb::ProtobufError& e) {
+      throw badRequest(storage.type().kind + " in version \"" + storage.type().version +
+                       "\" cannot be handled as a " + storage.type().kind + ": " + e.what());
+    }
+    // Kubernetes drops unknown protobuf fields without a word (field validation covers JSON and
+    // YAML only); Skiff keeps the request working but says what it dropped, unless told to Ignore.
+    if (fieldValidation(request) != api::UnknownFields::kIgnore) {
+      for (const auto& path : unknown) {
+        response.headers.emplace_back("Warning",
+                                      warningHeader({.path = path, .message = "unknown field"}));
+      }
+    }
+    return object;
+  }
   if (!type.empty() && type != "application/json" && type != "application/yaml" && type != "*/*") {
     throw unsupportedMediaType(type);
   }
@@ -684,8 +706,9 @@ void ApiHandler::handleResource(
       if (options_.service_account_admission) {
         ServiceAccountAdmissionOptions admission;
         auto& accounts = *storages_.at(storageKey("", "v1", "serviceaccounts"));
-        admission.lookup = [&accounts](const std::string& sa_ns, const std::string& name)
-            -> std::optional<api::core::v1::ServiceAccount> {
+        admission.lookup =
+            [&accounts](const std::string& sa_ns,
+                        const std::string& name) -> std::optional<api::core::v1::ServiceAccount> {
           try {
             return dynamic_cast<const api::core::v1::ServiceAccount&>(*accounts.get(sa_ns, name));
           } catch (const ApiError& e) {
