@@ -590,8 +590,21 @@ PY
 
   # 6. Node loss: node3's agent dies and its link goes down while node1 and node2 send requests.
   wait_eq "6" "6 ready endpoints" 100 endpoints
-  local node3_pods
-  node3_pods=$(kc get pods -l app=web --field-selector spec.nodeName=node3 -o jsonpath='{.items[*].metadata.name}')
+  local node3_pods attempt
+  # The loss must take web pods with it. Where a rolling update puts its pods is the scheduler's
+  # choice (old pods still Terminating on node3 count against it while it spreads), so when none
+  # landed there, a pod from the fullest node is deleted: its replacement spreads onto node3.
+  for attempt in 1 2 3 4; do
+    node3_pods=$(kc get pods -l app=web --field-selector spec.nodeName=node3 -o jsonpath='{.items[*].metadata.name}')
+    [[ -n $node3_pods || $attempt == 4 ]] && break
+    local fullest
+    fullest=$(kc get pods -l app=web -o jsonpath='{range .items[*]}{.spec.nodeName} {.metadata.name}{"\n"}{end}' |
+      sort | awk '{n[$1]++; p[$1]=$2} END {for (k in n) print n[k], p[k]}' | sort -rn | head -1 | cut -d' ' -f2)
+    echo "[$driver] no web pod on node3 after the update; deleting $fullest (attempt $attempt)"
+    kc delete pod "$fullest" --wait=false >/dev/null || fail "delete pod $fullest"
+    wait_eq "6 6" "6 live Ready web pods after deleting $fullest" 400 live_ready app=web
+    wait_eq "6" "6 ready endpoints after deleting $fullest" 100 endpoints
+  done
   [[ -n $node3_pods ]] || fail "no web pod on node3 before the node loss"
   start_traffic 1 2
   sleep 1
