@@ -31,7 +31,8 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
       "controller-manager",
       "Run the controllers (deployment, replicaset, garbage collector, job, daemonset, "
-      "statefulset, namespace, serviceaccount, node lifecycle, root-ca-cert-publisher)");
+      "statefulset, namespace, serviceaccount, node lifecycle, root-ca-cert-publisher, "
+      "clusterrole-aggregation)");
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
       ->required();
   cmd->add_option("--server", flags->server,
