@@ -328,36 +328,18 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
-  template <typename Request, typename Response>
-  using Method = grpc::Status (etcdserverpb::KV::Stub::*)(grpc::ClientContext*, const Request&,
-                                                          Response*);
-
-  template <typename Request, typename Response>
-  Response call(Method<Request, Response> method, const Request& request, bool idempotent,
-                std::string_view what) {
+  // One unary call of any etcd service, through the failover loop: `stub` picks the member's stub
+  // of that service (KV, Lease), `method` the call on it.
+  template <typename Stub, typename Request, typename Response>
+  Response call(std::unique_ptr<Stub> Member::*stub,
+                grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                const Request& request, bool idempotent, std::string_view what) {
     Response response;
     withFailover(what, idempotent, [&](Member& member, Clock::time_point deadline) {
       grpc::ClientContext context;
       context.set_deadline(grpcDeadline(deadline));
       response.Clear();
-      return ((*member.kv).*method)(&context, request, &response);
-    });
-    return response;
-  }
-
-  template <typename Request, typename Response>
-  using LeaseMethod = grpc::Status (etcdserverpb::Lease::Stub::*)(grpc::ClientContext*,
-                                                                  const Request&, Response*);
-
-  template <typename Request, typename Response>
-  Response callLease(LeaseMethod<Request, Response> method, const Request& request, bool idempotent,
-                     std::string_view what) {
-    Response response;
-    withFailover(what, idempotent, [&](Member& member, Clock::time_point deadline) {
-      grpc::ClientContext context;
-      context.set_deadline(grpcDeadline(deadline));
-      response.Clear();
-      return ((*member.lease).*method)(&context, request, &response);
+      return ((*(member.*stub)).*method)(&context, request, &response);
     });
     return response;
   }
@@ -388,11 +370,11 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
 
   etcdserverpb::RangeResponse range(const etcdserverpb::RangeRequest& request,
                                     std::string_view what) {
-    return call(&etcdserverpb::KV::Stub::Range, request, true, what);
+    return call(&Impl::Member::kv, &etcdserverpb::KV::Stub::Range, request, true, what);
   }
 
   etcdserverpb::TxnResponse txn(const etcdserverpb::TxnRequest& request, std::string_view what) {
-    return call(&etcdserverpb::KV::Stub::Txn, request, false, what);
+    return call(&Impl::Member::kv, &etcdserverpb::KV::Stub::Txn, request, false, what);
   }
 
   int64_t currentRevision() {
@@ -1119,7 +1101,7 @@ void EtcdStore::compact(int64_t revision) {
   request.set_revision(revision);
   request.set_physical(true);
   try {
-    impl_->call(&etcdserverpb::KV::Stub::Compact, request, true,
+    impl_->call(&Impl::Member::kv, &etcdserverpb::KV::Stub::Compact, request, true,
                 "compact to " + std::to_string(revision));
   } catch (const StoreError& e) {
     if (e.code() != ErrorCode::kCompacted) throw;  // at or below the compaction point: nothing
@@ -1134,8 +1116,8 @@ int64_t EtcdStore::currentRevision() {
 int64_t EtcdStore::grantLease(int64_t ttl_seconds) {
   etcdserverpb::LeaseGrantRequest request;
   request.set_ttl(std::max<int64_t>(ttl_seconds, 1));
-  auto response = impl_->callLease(&etcdserverpb::Lease::Stub::LeaseGrant, request, false,
-                                   "grant a lease of " + std::to_string(ttl_seconds) + " s");
+  auto response = impl_->call(&Impl::Member::lease, &etcdserverpb::Lease::Stub::LeaseGrant, request,
+                              false, "grant a lease of " + std::to_string(ttl_seconds) + " s");
   if (!response.error().empty()) {
     throw StoreError(ErrorCode::kInternal, "etcd: grant a lease: " + response.error());
   }
@@ -1145,8 +1127,8 @@ int64_t EtcdStore::grantLease(int64_t ttl_seconds) {
 void EtcdStore::revokeLease(int64_t lease) {
   etcdserverpb::LeaseRevokeRequest request;
   request.set_id(lease);
-  impl_->callLease(&etcdserverpb::Lease::Stub::LeaseRevoke, request, false,
-                   "revoke lease " + std::to_string(lease));
+  impl_->call(&Impl::Member::lease, &etcdserverpb::Lease::Stub::LeaseRevoke, request, false,
+              "revoke lease " + std::to_string(lease));
 }
 
 int64_t EtcdStore::keepAliveLease(int64_t lease) {
@@ -1163,8 +1145,8 @@ LeaseStatus EtcdStore::leaseTimeToLive(int64_t lease, bool with_keys) {
   etcdserverpb::LeaseTimeToLiveRequest request;
   request.set_id(lease);
   request.set_keys(with_keys);
-  auto response = impl_->callLease(&etcdserverpb::Lease::Stub::LeaseTimeToLive, request, true,
-                                   "read lease " + std::to_string(lease));
+  auto response = impl_->call(&Impl::Member::lease, &etcdserverpb::Lease::Stub::LeaseTimeToLive,
+                              request, true, "read lease " + std::to_string(lease));
   // etcd answers an unknown lease with TTL -1.
   if (response.ttl() < 0) {
     throw StoreError(ErrorCode::kLeaseNotFound,
