@@ -32,42 +32,12 @@
 #include "control/apiserver/watch_cache.h"
 #include "control/store/sqlite_store.h"
 #include "skiff/api/core_v1.pb.h"
+#include "tests/mocks/watch_counting_store.h"
 
 namespace {
 
 using namespace skiff;
 using Clock = std::chrono::steady_clock;
-
-// The store, counting the watches opened on the pods prefix.
-class CountingStore : public store::Store {
- public:
-  explicit CountingStore(store::Store& inner) : inner_(inner) {}
-  std::optional<store::KeyValue> get(std::string_view key) override { return inner_.get(key); }
-  store::ListResult list(std::string_view prefix, const store::ListOptions& options) override {
-    return inner_.list(prefix, options);
-  }
-  int64_t create(std::string_view key, std::string_view value) override {
-    return inner_.create(key, value);
-  }
-  int64_t update(std::string_view key, std::string_view value, int64_t expected) override {
-    return inner_.update(key, value, expected);
-  }
-  store::KeyValue remove(std::string_view key, int64_t expected) override {
-    return inner_.remove(key, expected);
-  }
-  store::WatchPtr watch(std::string_view prefix, int64_t start_revision) override {
-    if (prefix == store::resourcePrefix("pods")) pod_watches.fetch_add(1);
-    return inner_.watch(prefix, start_revision);
-  }
-  void compact(int64_t revision) override { inner_.compact(revision); }
-  int64_t currentRevision() override { return inner_.currentRevision(); }
-  int64_t compactedRevision() override { return inner_.compactedRevision(); }
-
-  std::atomic<int> pod_watches{0};
-
- private:
-  store::Store& inner_;
-};
 
 double cpuSeconds() {
   rusage u{};
@@ -121,7 +91,7 @@ Result run(Config config, int pods, const std::filesystem::path& dir) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   auto sqlite = store::SqliteStore::open({.path = (dir / "db").string(), .fsync = false});
-  CountingStore counting(*sqlite);
+  skiff::store::testing::WatchCountingStore counting(*sqlite);
   const api::ResourceType& type = *api::Registry::builtin().byResource("", "v1", "pods");
   apiserver::ResourceStorage storage(counting, type);
   auto cache = std::make_unique<apiserver::WatchCache>(counting, storage);
@@ -153,7 +123,7 @@ Result run(Config config, int pods, const std::filesystem::path& dir) {
   Result r;
   r.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   r.cpu_us_per_change = (cpuSeconds() - cpu0) * 1e6 / pods;
-  r.pod_watches = counting.pod_watches.load();
+  r.pod_watches = counting.watches("pods");
   if (cache->objectCount() != static_cast<size_t>(pods) ||
       (index && index->get("default", last) == nullptr)) {
     std::fprintf(stderr, "%s: not every pod arrived\n", configName(config));

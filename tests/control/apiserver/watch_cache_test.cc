@@ -10,43 +10,13 @@
 #include "control/apiserver/object_meta.h"
 #include "control/store/sqlite_store.h"
 #include "skiff/api/core_v1.pb.h"
+#include "tests/mocks/watch_counting_store.h"
 
 namespace skiff::apiserver {
 namespace {
 
 using api::core::v1::Pod;
 using namespace std::chrono_literals;
-
-// The real store, counting the watches opened on it.
-class CountingStore : public store::Store {
- public:
-  explicit CountingStore(store::Store& inner) : inner_(inner) {}
-  std::optional<store::KeyValue> get(std::string_view key) override { return inner_.get(key); }
-  store::ListResult list(std::string_view prefix, const store::ListOptions& options) override {
-    return inner_.list(prefix, options);
-  }
-  int64_t create(std::string_view key, std::string_view value) override {
-    return inner_.create(key, value);
-  }
-  int64_t update(std::string_view key, std::string_view value, int64_t expected) override {
-    return inner_.update(key, value, expected);
-  }
-  store::KeyValue remove(std::string_view key, int64_t expected) override {
-    return inner_.remove(key, expected);
-  }
-  store::WatchPtr watch(std::string_view prefix, int64_t start_revision) override {
-    ++watches;
-    return inner_.watch(prefix, start_revision);
-  }
-  void compact(int64_t revision) override { inner_.compact(revision); }
-  int64_t currentRevision() override { return inner_.currentRevision(); }
-  int64_t compactedRevision() override { return inner_.compactedRevision(); }
-
-  std::atomic<int> watches{0};
-
- private:
-  store::Store& inner_;
-};
 
 class WatchCacheTest : public ::testing::Test {
  protected:
@@ -56,7 +26,7 @@ class WatchCacheTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     sqlite_ = store::SqliteStore::open({.path = (dir_ / "db").string(), .fsync = false});
-    store_ = std::make_unique<CountingStore>(*sqlite_);
+    store_ = std::make_unique<skiff::store::testing::WatchCountingStore>(*sqlite_);
     const auto& registry = api::Registry::builtin();
     pods_ = std::make_unique<ResourceStorage>(*store_, *registry.byKind("v1", "Pod"));
     configmaps_ = std::make_unique<ResourceStorage>(*store_, *registry.byKind("v1", "ConfigMap"));
@@ -117,7 +87,7 @@ class WatchCacheTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   std::unique_ptr<store::SqliteStore> sqlite_;
-  std::unique_ptr<CountingStore> store_;
+  std::unique_ptr<skiff::store::testing::WatchCountingStore> store_;
   std::unique_ptr<ResourceStorage> pods_, configmaps_;
   std::unique_ptr<WatchCache> cache_;
 };
@@ -244,7 +214,7 @@ TEST_F(WatchCacheTest, RingGrowsWhileItsEventsAreFresh) {
 
 TEST_F(WatchCacheTest, FansOutToAThousandWatchersOnOneStoreWatch) {
   WatchCache& cache = start();
-  EXPECT_EQ(store_->watches.load(), 1);
+  EXPECT_EQ(store_->totalWatches(), 1);
   std::vector<CacheWatcherPtr> on_n1, everyone;
   for (int i = 0; i < 500; ++i) {
     on_n1.push_back(cache.watch("", selector("", "spec.nodeName=n1"), std::nullopt));
@@ -265,7 +235,7 @@ TEST_F(WatchCacheTest, FansOutToAThousandWatchersOnOneStoreWatch) {
   dynamic_cast<Pod&>(*pod).mutable_spec()->set_node_name("n3");
   pods_->update("default", "p0", std::move(pod), false, false);
   EXPECT_EQ(drain(*on_n1[0]), (std::vector<std::string>{"DELETED p0"}));
-  EXPECT_EQ(store_->watches.load(), 1);
+  EXPECT_EQ(store_->totalWatches(), 1);
   for (const auto& w : on_n1)
     cache.stopWatching(w);
   EXPECT_EQ(cache.watcherCount(), 500u);

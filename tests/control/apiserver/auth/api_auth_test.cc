@@ -14,51 +14,13 @@
 #include "control/store/sqlite_store.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/rbac_v1.pb.h"
+#include "tests/mocks/watch_counting_store.h"
 
 namespace skiff::apiserver::auth {
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
-
-// The real store, counting the watches opened per prefix.
-class CountingStore : public store::Store {
- public:
-  explicit CountingStore(store::Store& inner) : inner_(inner) {}
-  std::optional<store::KeyValue> get(std::string_view key) override { return inner_.get(key); }
-  store::ListResult list(std::string_view prefix, const store::ListOptions& options) override {
-    return inner_.list(prefix, options);
-  }
-  int64_t create(std::string_view key, std::string_view value) override {
-    return inner_.create(key, value);
-  }
-  int64_t update(std::string_view key, std::string_view value, int64_t expected) override {
-    return inner_.update(key, value, expected);
-  }
-  store::KeyValue remove(std::string_view key, int64_t expected) override {
-    return inner_.remove(key, expected);
-  }
-  store::WatchPtr watch(std::string_view prefix, int64_t start_revision) override {
-    {
-      std::lock_guard lock(mu_);
-      ++watches_[std::string(prefix)];
-    }
-    return inner_.watch(prefix, start_revision);
-  }
-  void compact(int64_t revision) override { inner_.compact(revision); }
-  int64_t currentRevision() override { return inner_.currentRevision(); }
-  int64_t compactedRevision() override { return inner_.compactedRevision(); }
-
-  int watches(const std::string& plural) {
-    std::lock_guard lock(mu_);
-    return watches_[store::resourcePrefix(plural)];
-  }
-
- private:
-  store::Store& inner_;
-  std::mutex mu_;
-  std::map<std::string, int> watches_;
-};
 
 HttpRequest withToken(std::string token,
                       std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -86,7 +48,7 @@ class ApiAuthTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     sqlite_ = store::SqliteStore::open({.path = (dir_ / "db").string(), .fsync = false});
-    store_ = std::make_unique<CountingStore>(*sqlite_);
+    store_ = std::make_unique<skiff::store::testing::WatchCountingStore>(*sqlite_);
     std::ofstream(dir_ / "tokens.csv") << "admintoken,admin,admin-uid,\"system:masters\"\n"
                                           "janetoken,jane,jane-uid,\"developers\"\n"
                                           "bobtoken,bob,bob-uid,\n";
@@ -143,7 +105,7 @@ class ApiAuthTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   std::unique_ptr<store::SqliteStore> sqlite_;
-  std::unique_ptr<CountingStore> store_;
+  std::unique_ptr<skiff::store::testing::WatchCountingStore> store_;
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<ApiAuth> auth_;
 };
