@@ -1,0 +1,138 @@
+#include "control/apiserver/managed_fields.h"
+
+#include <gtest/gtest.h>
+
+#include "control/api/json.h"
+#include "skiff/api/apps_v1.pb.h"
+#include "skiff/api/core_v1.pb.h"
+
+namespace skiff::apiserver {
+namespace {
+
+api::Value j(std::string_view text) {
+  return api::parseJson(text);
+}
+
+FieldType deployment() {
+  return FieldType::ofMessage(api::apps::v1::Deployment::descriptor());
+}
+
+TEST(FieldSet, AppliedConfigurationInKubernetesNotation) {
+  // What Kubernetes records for `kubectl apply --server-side` of this Deployment.
+  api::Value config = j(R"({"metadata":{"labels":{"app":"web"}},
+    "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+      "template":{"metadata":{"labels":{"app":"web"}},
+        "spec":{"containers":[{"name":"web","image":"busybox",
+          "ports":[{"containerPort":80}]}]}}}})");
+  FieldSet set = toFieldSet(config, deployment());
+  EXPECT_EQ(
+      set.toFieldsV1(),
+      R"({"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},"f:selector":{},)"
+      R"("f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":)"
+      R"({"k:{\"name\":\"web\"}":{".":{},"f:image":{},"f:name":{},"f:ports":)"
+      R"({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}}}}}}}})");
+  EXPECT_TRUE(set.contains({"f:spec", "f:replicas"}));
+  EXPECT_FALSE(set.contains({"f:spec"}));
+  // FieldsV1 reads back into the same set.
+  EXPECT_EQ(FieldSet::fromFieldsV1(set.toFieldsV1()), set);
+}
+
+TEST(FieldSet, SetsListsAndEmptyValues) {
+  FieldType pod = FieldType::ofMessage(api::core::v1::Pod::descriptor());
+  FieldSet set = toFieldSet(
+      j(R"({"metadata":{"finalizers":["a/b"]},"spec":{"containers":[{"name":"c","resources":{},"args":["x"]}]}})"),
+      pod);
+  EXPECT_TRUE(set.contains({"f:metadata", "f:finalizers", "v:\"a/b\""}));
+  // An empty struct is owned as a leaf; atomic lists are leaves.
+  EXPECT_TRUE(set.contains({"f:spec", "f:containers", "k:{\"name\":\"c\"}", "f:resources"}));
+  EXPECT_TRUE(set.contains({"f:spec", "f:containers", "k:{\"name\":\"c\"}", "f:args"}));
+  EXPECT_EQ(pathString({"f:spec", "f:containers", "k:{\"name\":\"c\"}", "f:image"}),
+            ".spec.containers[name=\"c\"].image");
+  EXPECT_EQ(pathString({"f:metadata", "f:finalizers", "v:\"a/b\""}),
+            ".metadata.finalizers[=\"a/b\"]");
+  EXPECT_EQ(pathString({"f:spec", "f:ports", "k:{\"port\":80,\"protocol\":\"TCP\"}"}),
+            ".spec.ports[port=80,protocol=\"TCP\"]");
+}
+
+TEST(FieldSet, BadConfigurationsAndFieldsV1AreNamed) {
+  try {
+    toFieldSet(j(R"({"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}})"), deployment());
+    FAIL() << "no error for an item without its key";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(".spec.template.spec.containers"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(
+      toFieldSet(j(R"({"spec":{"template":{"spec":{"containers":[{"name":"a"},{"name":"a"}]}}}})"),
+                 deployment()),
+      std::invalid_argument);
+  EXPECT_THROW(FieldSet::fromFieldsV1(R"({"x:y":{}})"), std::invalid_argument);
+  EXPECT_THROW(FieldSet::fromFieldsV1("[1]"), std::invalid_argument);
+  EXPECT_THROW(FieldSet::fromFieldsV1("{"), std::invalid_argument);
+}
+
+TEST(Compare, AddedModifiedRemoved) {
+  api::Value a = j(R"({"metadata":{"labels":{"app":"web","old":"x"}},"spec":{"replicas":1,
+    "template":{"spec":{"containers":[{"name":"a","image":"1"}]}}}})");
+  api::Value b = j(R"({"metadata":{"labels":{"app":"web"}},"spec":{"replicas":3,
+    "template":{"spec":{"containers":[{"name":"a","image":"2"},{"name":"b","image":"1"}]}}}})");
+  Comparison c = compareObjects(&a, b, deployment());
+  EXPECT_EQ(
+      c.modified.toFieldsV1(),
+      R"({"f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"a\"}":{"f:image":{}}}}}}})");
+  EXPECT_TRUE(c.removed.contains({"f:metadata", "f:labels", "f:old"}));
+  const ManagedPath b_item = {"f:spec", "f:template", "f:spec", "f:containers",
+                              "k:{\"name\":\"b\"}"};
+  EXPECT_TRUE(c.added.contains(b_item));
+  ManagedPath b_image = b_item;
+  b_image.push_back("f:image");
+  EXPECT_TRUE(c.added.contains(b_image));
+  EXPECT_TRUE(compareObjects(&a, a, deployment()).same());
+  // Nothing before: everything is added, containers included.
+  Comparison created = compareObjects(nullptr, a, deployment());
+  EXPECT_TRUE(created.added.contains({"f:spec", "f:replicas"}));
+  EXPECT_TRUE(created.modified.empty());
+}
+
+TEST(ManagedFieldsEntries, EncodedSortedAndDecoded) {
+  ManagedFields managed(2);
+  managed[0].manager = "b";
+  managed[0].operation = "Update";
+  managed[0].api_version = "apps/v1";
+  managed[0].fields.insert({"f:spec", "f:replicas"});
+  managed[1].manager = "z";
+  managed[1].operation = "Apply";
+  managed[1].api_version = "apps/v1";
+  managed[1].fields.insert({"f:metadata", "f:labels", "f:app"});
+  ManagerEntry empty;
+  empty.manager = "nothing";
+  empty.operation = "Update";
+  managed.push_back(empty);  // owns nothing: left out
+  api::meta::v1::ObjectMeta meta;
+  encodeManagedFields(managed, meta);
+  ASSERT_EQ(meta.managed_fields_size(), 2);
+  EXPECT_EQ(meta.managed_fields(0).manager(), "z");  // Apply before Update
+  EXPECT_EQ(meta.managed_fields(0).fields_type(), "FieldsV1");
+  EXPECT_EQ(meta.managed_fields(1).fields_v1().raw(), R"({"f:spec":{"f:replicas":{}}})");
+  ManagedFields back = decodeManagedFields(meta);
+  ASSERT_EQ(back.size(), 2U);
+  EXPECT_EQ(back[1].fields, managed[0].fields);
+  EXPECT_EQ(back[1].display(), "\"b\" using apps/v1");
+  EXPECT_EQ(back[0].display(), "\"z\"");
+  meta.mutable_managed_fields(0)->set_operation("Delete");
+  EXPECT_THROW(decodeManagedFields(meta), std::invalid_argument);
+  api::meta::v1::ObjectMeta reset;
+  reset.add_managed_fields();
+  EXPECT_TRUE(isResetManagedFields(reset));
+}
+
+TEST(OwnedPart, LeavesOutServerMetadataAndByScopeTheStatus) {
+  api::Value o = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w",
+    "uid":"1","resourceVersion":"5","labels":{"a":"b"}},"spec":{"replicas":1},"status":{"replicas":1}})");
+  EXPECT_EQ(api::writeJson(ownedPart(o, FieldScope::kMainResource)),
+            R"({"metadata":{"labels":{"a":"b"}},"spec":{"replicas":1}})");
+  EXPECT_EQ(api::writeJson(ownedPart(o, FieldScope::kStatus)), R"({"status":{"replicas":1}})");
+}
+
+}  // namespace
+}  // namespace skiff::apiserver

@@ -1,0 +1,178 @@
+#include "control/apiserver/server_side_apply.h"
+
+#include <gtest/gtest.h>
+
+#include "control/api/json.h"
+#include "skiff/api/apps_v1.pb.h"
+
+namespace skiff::apiserver {
+namespace {
+
+api::Value j(std::string_view text) {
+  return api::parseJson(text);
+}
+
+FieldType deployment() {
+  return FieldType::ofMessage(api::apps::v1::Deployment::descriptor());
+}
+
+Writer applier(std::string name, int64_t seconds = 100) {
+  Writer w{std::move(name), "Apply", "apps/v1", "", {}};
+  w.time.set_seconds(seconds);
+  return w;
+}
+
+Writer updater(std::string name, std::string subresource = "") {
+  Writer w{std::move(name), "Update", "apps/v1", std::move(subresource), {}};
+  w.time.set_seconds(200);
+  return w;
+}
+
+const ManagerEntry* entry(const ManagedFields& managed, std::string_view manager) {
+  for (const auto& e : managed) {
+    if (e.manager == manager) return &e;
+  }
+  return nullptr;
+}
+
+const std::string kWeb = R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web",
+  "labels":{"app":"web","tier":"front"}},"spec":{"replicas":2,"template":{"spec":{"containers":[
+  {"name":"web","image":"busybox:1"}]}}}})";
+
+TEST(Apply, CreatesAndOwnsWhatItApplied) {
+  ApplyResult r = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource, {},
+                                     applier("a"), false);
+  EXPECT_EQ(*r.object.find("spec")->find("replicas"), api::Value::integer(2));
+  ASSERT_EQ(r.managed.size(), 1U);
+  EXPECT_EQ(r.managed[0].operation, "Apply");
+  EXPECT_EQ(r.managed[0].time->seconds(), 100);
+  EXPECT_TRUE(r.managed[0].fields.contains({"f:spec", "f:replicas"}));
+  EXPECT_FALSE(r.managed[0].fields.contains({"f:metadata", "f:name"}));
+}
+
+TEST(Apply, ConflictsWithAnotherManagersValueUnlessForced) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("a"), false);
+  // The same value: no conflict, both own it.
+  api::Value same = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+    "spec":{"replicas":2}})");
+  ApplyResult shared =
+      applyConfiguration(&first.object, same, deployment(), FieldScope::kMainResource,
+                         first.managed, applier("b"), false);
+  EXPECT_TRUE(entry(shared.managed, "a")->fields.contains({"f:spec", "f:replicas"}));
+  EXPECT_TRUE(entry(shared.managed, "b")->fields.contains({"f:spec", "f:replicas"}));
+
+  api::Value other = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web",
+    "labels":{"tier":"back"}},"spec":{"replicas":5}})");
+  try {
+    applyConfiguration(&first.object, other, deployment(), FieldScope::kMainResource, first.managed,
+                       applier("b"), false);
+    FAIL() << "no conflict";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 409);
+    EXPECT_EQ(e.reason(), "Conflict");
+    EXPECT_EQ(std::string(e.what()),
+              "Apply failed with 2 conflicts: conflicts with \"a\":\n- .metadata.labels.tier\n"
+              "- .spec.replicas");
+    ASSERT_EQ(e.details().causes_size(), 2);
+    EXPECT_EQ(e.details().causes(1).reason(), "FieldManagerConflict");
+    EXPECT_EQ(e.details().causes(1).message(), "conflict with \"a\"");
+    EXPECT_EQ(e.details().causes(1).field(), ".spec.replicas");
+  }
+  ApplyResult forced =
+      applyConfiguration(&first.object, other, deployment(), FieldScope::kMainResource,
+                         first.managed, applier("b"), true);
+  EXPECT_EQ(*forced.object.find("spec")->find("replicas"), api::Value::integer(5));
+  EXPECT_FALSE(entry(forced.managed, "a")->fields.contains({"f:spec", "f:replicas"}));
+  EXPECT_TRUE(entry(forced.managed, "a")->fields.contains({"f:metadata", "f:labels", "f:app"}));
+  EXPECT_TRUE(entry(forced.managed, "b")->fields.contains({"f:spec", "f:replicas"}));
+}
+
+TEST(Apply, FieldsNoLongerAppliedAreRemovedUnlessAnotherManagerOwnsThem) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("a"), false);
+  // "b" also applies the tier label (same value: shared).
+  ApplyResult shared = applyConfiguration(
+      &first.object,
+      j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"labels":{"tier":"front"}}})"),
+      deployment(), FieldScope::kMainResource, first.managed, applier("b"), false);
+  // "a" drops replicas, the tier label and adds a second container.
+  api::Value smaller = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web",
+    "labels":{"app":"web"}},"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1"},
+    {"name":"side","image":"pause"}]}}}})");
+  ApplyResult r =
+      applyConfiguration(&shared.object, smaller, deployment(), FieldScope::kMainResource,
+                         shared.managed, applier("a", 300), false);
+  EXPECT_EQ(r.object.find("spec")->find("replicas"), nullptr);  // nobody owns it: gone
+  EXPECT_EQ(*r.object.find("metadata")->find("labels")->find("tier"), api::Value::string("front"));
+  EXPECT_EQ(
+      r.object.find("spec")->find("template")->find("spec")->find("containers")->items().size(),
+      2U);
+  EXPECT_EQ(entry(r.managed, "a")->time->seconds(), 300);
+  // Applying the same again changes nothing, not even the time.
+  ApplyResult again =
+      applyConfiguration(&r.object, smaller, deployment(), FieldScope::kMainResource, r.managed,
+                         applier("a", 400), false);
+  EXPECT_EQ(again.object, r.object);
+  EXPECT_EQ(entry(again.managed, "a")->time->seconds(), 300);
+  // A container dropped from the configuration goes, with all its fields.
+  ApplyResult one = applyConfiguration(&r.object, j(kWeb), deployment(), FieldScope::kMainResource,
+                                       r.managed, applier("a"), false);
+  EXPECT_EQ(
+      one.object.find("spec")->find("template")->find("spec")->find("containers")->items().size(),
+      1U);
+}
+
+TEST(Apply, ItemsMergeOnTheirKeysAcrossManagers) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("a"), false);
+  ApplyResult r = applyConfiguration(
+      &first.object,
+      j(R"({"spec":{"template":{"spec":{"containers":[{"name":"side","image":"pause"}]}}}})"),
+      deployment(), FieldScope::kMainResource, first.managed, applier("b"), false);
+  const auto& items =
+      r.object.find("spec")->find("template")->find("spec")->find("containers")->items();
+  ASSERT_EQ(items.size(), 2U);
+  EXPECT_EQ(*items[0].find("name"), api::Value::string("web"));
+  EXPECT_EQ(*items[1].find("name"), api::Value::string("side"));
+  EXPECT_THROW(
+      applyConfiguration(
+          &first.object, j(R"({"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}})"),
+          deployment(), FieldScope::kMainResource, first.managed, applier("b"), false),
+      ApiError);
+}
+
+TEST(Update, TakesTheFieldsItChangedAndLaterAppliesConflict) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("kubectl"), false);
+  api::Value scaled = first.object;
+  scaled.find("spec")->set("replicas", api::Value::integer(7));
+  ManagedFields managed =
+      updateManagedFields(&first.object, scaled, deployment(), FieldScope::kMainResource,
+                          first.managed, updater("kubectl", "scale"));
+  const ManagerEntry* scale = nullptr;
+  for (const auto& e : managed) {
+    if (e.operation == "Update") scale = &e;
+  }
+  ASSERT_NE(scale, nullptr);
+  EXPECT_EQ(scale->fields.toFieldsV1(), R"({"f:spec":{"f:replicas":{}}})");
+  EXPECT_FALSE(entry(managed, "kubectl")->operation == "Apply" &&
+               entry(managed, "kubectl")->fields.contains({"f:spec", "f:replicas"}));
+  // Nothing changed: no entry, no time.
+  EXPECT_EQ(updateManagedFields(&scaled, scaled, deployment(), FieldScope::kMainResource, managed,
+                                updater("other"))
+                .size(),
+            managed.size());
+  try {
+    applyConfiguration(&scaled, j(kWeb), deployment(), FieldScope::kMainResource, managed,
+                       applier("kubectl"), false);
+    FAIL() << "no conflict";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" "
+              "using apps/v1: .spec.replicas");
+  }
+}
+
+}  // namespace
+}  // namespace skiff::apiserver
