@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 namespace skiff::client {
 
@@ -136,12 +137,28 @@ class FailoverClient : public Client {
     return e.code() >= 500 && safety == Safety::kIdempotent;
   }
 
+  // The error for a round in which no server answered. It keeps RestClient's "cannot reach "
+  // when none of the requests was sent, so that what it means for a write stays readable.
+  static ApiError noneAnswered(const std::vector<std::string>& reasons) {
+    bool none_sent = std::all_of(reasons.begin(), reasons.end(), [](const std::string& r) {
+      return std::string_view(r).starts_with("cannot reach ");
+    });
+    std::string message = none_sent ? "cannot reach any of the " : "no answer from any of the ";
+    message += std::to_string(reasons.size()) + " apiservers: ";
+    for (size_t i = 0; i < reasons.size(); ++i) {
+      if (i > 0) message += "; ";
+      message += reasons[i];
+    }
+    return ApiError(0, "", message);
+  }
+
   template <class F>
   auto run(Safety safety, F&& f) -> decltype(f(std::declval<Client&>())) {
     const size_t n = clients_.size();
     const int rounds = std::max(options_.max_retries, 0) + 1;
     for (int round = 0;; ++round) {
       size_t first = active_.load();
+      std::vector<std::string> unanswered;  // this round's servers that gave no answer, and why
       for (size_t k = 0; k < n; ++k) {
         size_t i = (first + k) % n;
         bool last = round + 1 >= rounds && k + 1 == n;
@@ -151,7 +168,11 @@ class FailoverClient : public Client {
           active_.store(i);
           return result;
         } catch (const ApiError& e) {
-          if (last || !retryable(e, safety)) throw;
+          if (!retryable(e, safety)) throw;
+          if (e.code() == 0) unanswered.push_back(e.what());
+          // None of the servers answered: one error that names them all, not just the last.
+          if (last && unanswered.size() == n) throw noneAnswered(unanswered);
+          if (last) throw;
         } catch (Answered& a) {
           if (last) {
             if constexpr (std::is_same_v<decltype(f(std::declval<Client&>())), RawResponse>) {

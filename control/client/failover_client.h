@@ -17,7 +17,8 @@
 // The write-safety rule of RestClient holds across servers: a request that is not idempotent
 // (POST; PATCH, which may lack a precondition) is resent elsewhere only when it could not be sent
 // at all (no connection) or the server answered 429 or 503 (it did nothing). Once every server
-// was tried, the round repeats after an exponential backoff, max_retries rounds in all.
+// was tried, the round repeats after an exponential backoff, max_retries rounds in all. When no
+// server answered in the last round, the ApiError (code 0) names every server and why.
 
 namespace skiff::client {
 
