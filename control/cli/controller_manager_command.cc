@@ -82,7 +82,8 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       client::ClientPtr client = client::makeClientForServers(config, flags->server);
       controllers::ControllerManager manager(*client, o);
       manager.start();
-      std::cout << "skiff controller-manager: running against " << config.server
+      std::cout << "skiff controller-manager: running against "
+                << (flags->server.empty() ? config.server : flags->server)
                 << (o.leader_elect ? " (leader election on kube-system/" + o.lease_name + ")"
                                    : std::string())
                 << std::endl;

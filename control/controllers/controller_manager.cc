@@ -243,7 +243,11 @@ void ControllerManager::start() {
   config.lease_duration = o.lease_duration;
   config.renew_deadline = o.renew_deadline;
   config.retry_period = o.retry_period;
-  config.on_started_leading = [this](std::stop_token stop) { impl_->lead(stop); };
+  // Which candidate leads, for operators (and the HA test, which kills the leader's process).
+  config.on_started_leading = [this, identity = config.identity](std::stop_token stop) {
+    std::fprintf(stderr, "controller-manager: leading as %s\n", identity.c_str());
+    impl_->lead(stop);
+  };
   impl_->elector = std::make_unique<client::LeaderElector>(impl_->client, std::move(config));
   impl_->elector->start();
 }
