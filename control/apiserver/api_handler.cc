@@ -13,6 +13,7 @@
 #include "control/apiserver/patch.h"
 #include "control/apiserver/pod_admission.h"
 #include "control/apiserver/pod_validation.h"
+#include "control/apiserver/server_side_apply.h"
 #include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
@@ -52,6 +53,36 @@ api::UnknownFields fieldValidation(const HttpRequest& request) {
   if (v == "Ignore") return api::UnknownFields::kIgnore;
   throw badRequest("fieldValidation: Unsupported value: \"" + v +
                    "\": supported values: \"Ignore\", \"Strict\", \"Warn\"");
+}
+
+// Who a write is recorded for in managedFields: the fieldManager query, else the User-Agent up to
+// its first '/', as Kubernetes' managerOrUserAgent ("kubectl", "skiff", "python-requests").
+Writer writerFor(const HttpRequest& request, const api::ResourceType& type, std::string operation,
+                 std::string subresource) {
+  std::string manager = queryValue(request, "fieldManager");
+  if (manager.size() > 128) {
+    std::string_view kind = request.method == "POST"  ? "CreateOptions"
+                            : request.method == "PUT" ? "UpdateOptions"
+                                                      : "PatchOptions";
+    throw invalid(
+        kind, "meta.k8s.io", "",
+        {{"FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes"}});
+  }
+  if (manager.empty()) {
+    std::string_view agent = request.header("user-agent");
+    manager = std::string(agent.substr(0, std::min<size_t>(agent.find('/'), 128)));
+  }
+  Writer writer{
+      std::move(manager), std::move(operation), type.apiVersion(), std::move(subresource), {}};
+  writer.time.set_seconds(api::now().seconds);
+  return writer;
+}
+
+FieldScope fieldScope(const api::ResourceType& type, bool status_subresource) {
+  if (status_subresource) return FieldScope::kStatus;
+  bool has_status = std::find(type.subresources.begin(), type.subresources.end(), "status") !=
+                    type.subresources.end();
+  return has_status ? FieldScope::kMainResource : FieldScope::kAll;
 }
 
 std::string mediaType(std::string_view content_type) {
@@ -224,9 +255,10 @@ api::Value patchValue(const HttpRequest& request, const api::Value& current,
     return applyStrategicMergePatch(current, patch, type);
   }
   if (content_type == "application/apply-patch+yaml") {
+    // The main resource and its status take apply patches (ApiHandler::applyPatch); scale not.
     throw ApiError(415, "UnsupportedMediaType",
-                   "server-side apply (application/apply-patch+yaml) is not served by this Skiff "
-                   "version yet; use client-side kubectl apply");
+                   "server-side apply (application/apply-patch+yaml) is not served for this "
+                   "subresource");
   }
   throw ApiError(415, "UnsupportedMediaType",
                  "the body of the request was in an unknown format (" + content_type +
@@ -611,8 +643,12 @@ void ApiHandler::handleResource(
           scale.metadata().resource_version() != meta(*object).resource_version()) {
         throw staleUpdate(storage.groupResource(), info.name);
       }
+      MessagePtr live = storage.type().newMessage();
+      live->CopyFrom(*object);
       spec->GetReflection()->SetInt32(spec, replicas_field, scale.spec().replicas());
       mutableMeta(*object).clear_resource_version();
+      trackUpdate(live.get(), *object, FieldScope::kMainResource,
+                  writerFor(request, type, "Update", "scale"));
       object = storage.update(ns, info.name, std::move(object), false, dryRun(request));
       spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
     } else if (verb != "get") {
@@ -696,51 +732,15 @@ void ApiHandler::handleResource(
   } else if (verb == "create") {
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
-    applyDefaults(*object);
-    if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
-    if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
-    admitWrite(request, storage, ns, meta(*object).name(), *object, false);
-    bool dry = dryRun(request);
-    if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
-      addDefaultTolerationSeconds(*pod);
-      if (options_.service_account_admission) {
-        ServiceAccountAdmissionOptions admission;
-        auto& accounts = *storages_.at(storageKey("", "v1", "serviceaccounts"));
-        admission.lookup =
-            [&accounts](const std::string& sa_ns,
-                        const std::string& name) -> std::optional<api::core::v1::ServiceAccount> {
-          try {
-            return dynamic_cast<const api::core::v1::ServiceAccount&>(*accounts.get(sa_ns, name));
-          } catch (const ApiError& e) {
-            if (e.code() == 404) return std::nullopt;
-            throw;
-          }
-        };
-        admitServiceAccount(*pod, ns, admission);
-      }
-    }
-    auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
-    if (service != nullptr) {
-      service->mutable_metadata()->set_namespace_(ns);
-      services_.admitCreate(*service, dry);
-    }
-    api::core::v1::Service allocated;
-    if (service != nullptr) allocated = *service;
-    MessagePtr created;
-    try {
-      created = storage.create(ns, std::move(object), dry);
-    } catch (...) {
-      if (service != nullptr && !dry) services_.release(allocated);
-      throw;
-    }
+    MessagePtr created = admitAndCreate(request, storage, ns, std::move(object), true);
     respondObject(request, response, 201, *created);
   } else if (verb == "update") {
     MessagePtr object = decodeBody(request, storage, response);
     bool status_only = info.subresource == "status";
     if (!status_only) admitWrite(request, storage, ns, info.name, *object, true);
-    respondObject(
-        request, response, 200,
-        *admitAndUpdate(storage, ns, info.name, std::move(object), status_only, dryRun(request)));
+    respondObject(request, response, 200,
+                  *admitAndUpdate(storage, ns, info.name, std::move(object), status_only,
+                                  dryRun(request), &request));
   } else if (verb == "delete") {
     api::meta::v1::DeleteOptions options;
     if (!request.body.empty()) {
@@ -809,6 +809,15 @@ void ApiHandler::handleResource(
 
 void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
                        ResourceStorage& storage, HttpResponse& response) {
+  if (mediaType(request.header("content-type")) == "application/apply-patch+yaml") {
+    applyPatch(request, info, storage, response);
+    return;
+  }
+  if (!queryValue(request, "force").empty()) {
+    throw invalid(
+        "PatchOptions", "meta.k8s.io", "",
+        {{"FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch"}});
+  }
   std::string ns = storage.type().namespaced ? info.namespace_ : "";
   bool status_only = info.subresource == "status";
   bool dry = dryRun(request);
@@ -830,7 +839,7 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
     if (!status_only) admitWrite(request, storage, ns, info.name, *next, true);
     try {
       MessagePtr updated =
-          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry);
+          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry, &request);
       for (const auto& w : warnings)
         response.headers.emplace_back("Warning", warningHeader(w));
       respondObject(request, response, 200, *updated);
@@ -843,8 +852,13 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
 
 MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::string& ns,
                                       const std::string& name, MessagePtr next, bool status_only,
-                                      bool dry) {
+                                      bool dry, const HttpRequest* track_fields) {
   applyDefaults(*next);  // Kubernetes defaults every decoded object, updates and patches too
+  if (track_fields != nullptr) {
+    MessagePtr live = storage.get(ns, name);
+    trackUpdate(live.get(), *next, fieldScope(storage.type(), status_only),
+                writerFor(*track_fields, storage.type(), "Update", status_only ? "status" : ""));
+  }
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(next.get());
       job != nullptr && !status_only) {
     validateJob(*job);
@@ -867,6 +881,153 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
   } catch (...) {
     if (!dry) services_.releaseNewNodePorts(old, attempted);
     throw;
+  }
+}
+
+MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorage& storage,
+                                      const std::string& ns, MessagePtr object, bool track_fields) {
+  const api::ResourceType& type = storage.type();
+  applyDefaults(*object);
+  if (track_fields) {
+    trackUpdate(nullptr, *object, fieldScope(type, false), writerFor(request, type, "Update", ""));
+  }
+  if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
+  if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
+  admitWrite(request, storage, ns, meta(*object).name(), *object, false);
+  bool dry = dryRun(request);
+  if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
+    addDefaultTolerationSeconds(*pod);
+    if (options_.service_account_admission) {
+      ServiceAccountAdmissionOptions admission;
+      auto& accounts = *storages_.at(storageKey("", "v1", "serviceaccounts"));
+      admission.lookup =
+          [&accounts](const std::string& sa_ns,
+                      const std::string& name) -> std::optional<api::core::v1::ServiceAccount> {
+        try {
+          return dynamic_cast<const api::core::v1::ServiceAccount&>(*accounts.get(sa_ns, name));
+        } catch (const ApiError& e) {
+          if (e.code() == 404) return std::nullopt;
+          throw;
+        }
+      };
+      admitServiceAccount(*pod, ns, admission);
+    }
+  }
+  auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
+  if (service != nullptr) {
+    service->mutable_metadata()->set_namespace_(ns);
+    services_.admitCreate(*service, dry);
+  }
+  api::core::v1::Service allocated;
+  if (service != nullptr) allocated = *service;
+  MessagePtr created;
+  try {
+    created = storage.create(ns, std::move(object), dry);
+  } catch (...) {
+    if (service != nullptr && !dry) services_.release(allocated);
+    throw;
+  }
+  return created;
+}
+
+void ApiHandler::applyPatch(const HttpRequest& request, const RequestInfo& info,
+                            ResourceStorage& storage, HttpResponse& response) {
+  const api::ResourceType& type = storage.type();
+  std::string ns = type.namespaced ? info.namespace_ : "";
+  bool status_only = info.subresource == "status";
+  bool dry = dryRun(request);
+  if (queryValue(request, "fieldManager").empty()) {
+    throw invalid(
+        "PatchOptions", "meta.k8s.io", "",
+        {{"FieldValueRequired", "fieldManager", "Required value: is required for apply patch"}});
+  }
+  Writer writer = writerFor(request, type, "Apply", status_only ? "status" : "");
+  std::string force = queryValue(request, "force");
+  if (!force.empty() && force != "true" && force != "false") {
+    throw badRequest("force: invalid value \"" + force + "\": must be true or false");
+  }
+  api::Value config;
+  try {
+    config = api::parseDocuments(request.body).at(0);
+  } catch (const api::DecodeError& e) {
+    throw badRequest(std::string("error decoding YAML: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw badRequest("the apply patch is empty");
+  }
+  if (!config.isObject()) throw badRequest("the apply patch must be an object");
+  auto text = [&](std::string_view field) {
+    const api::Value* v = config.find(field);
+    return v != nullptr && v->isString() ? v->text() : std::string();
+  };
+  if (text("apiVersion") != type.apiVersion()) {
+    throw badRequest("Incorrect version specified in apply patch. Specified patch version: " +
+                     text("apiVersion") + ", expected: " + type.apiVersion());
+  }
+  if (text("kind") != type.kind) {
+    throw badRequest("apply patch kind \"" + text("kind") + "\" does not match the " + type.kind +
+                     " at this path");
+  }
+  // The configuration is typed (and checked, by fieldValidation) before it is merged.
+  MessagePtr typed = type.newMessage();
+  std::vector<api::Diagnostic> warnings;
+  try {
+    api::decode(config, *typed,
+                {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+  } catch (const api::DecodeError& e) {
+    throw decodeFailure(e, type);
+  }
+  const auto& applied_meta = meta(*typed);
+  if (!applied_meta.name().empty() && applied_meta.name() != info.name) {
+    throw badRequest("the name of the object (" + applied_meta.name() +
+                     ") does not match the name on the URL (" + info.name + ")");
+  }
+  if (applied_meta.managed_fields_size() > 0)
+    throw badRequest("metadata.managedFields must be nil");
+  mutableMeta(*typed).set_name(info.name);
+  api::Value normalized = api::encode(*typed);
+  FieldType field_type = FieldType::ofMessage(typed->GetDescriptor());
+  FieldScope scope = fieldScope(type, status_only);
+  for (int attempt = 0;; ++attempt) {
+    MessagePtr current;
+    try {
+      current = storage.get(ns, info.name);
+    } catch (const ApiError& e) {
+      if (e.code() != 404 || status_only) throw;
+    }
+    api::Value live = current ? api::encode(*current) : api::Value();
+    ApplyResult result = applyConfiguration(current ? &live : nullptr, normalized, field_type,
+                                            scope, current ? managersOf(*current) : ManagedFields{},
+                                            writer, force == "true");
+    MessagePtr next = type.newMessage();
+    try {
+      api::decode(result.object, *next, {.unknown_fields = api::UnknownFields::kIgnore});
+    } catch (const api::DecodeError& e) {
+      throw decodeFailure(e, type);
+    }
+    encodeManagedFields(result.managed, mutableMeta(*next));
+    auto respond = [&](int code, const Message& object) {
+      for (const auto& w : warnings)
+        response.headers.emplace_back("Warning", warningHeader(w));
+      respondObject(request, response, code, object);
+    };
+    try {
+      if (!current) {
+        // Apply to a missing object creates it, as Kubernetes does.
+        mutableMeta(*next).clear_resource_version();
+        MessagePtr created = admitAndCreate(request, storage, ns, std::move(next), false);
+        respond(201, *created);
+        return;
+      }
+      mutableMeta(*next).set_resource_version(meta(*current).resource_version());
+      if (!status_only) admitWrite(request, storage, ns, info.name, *next, true);
+      MessagePtr updated =
+          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry, nullptr);
+      respond(200, *updated);
+      return;
+    } catch (const ApiError& e) {
+      // Someone else wrote (or created) it in between: apply again to what is there now.
+      if (e.code() != 409 || attempt >= 5) throw;
+    }
   }
 }
 

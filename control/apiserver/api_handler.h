@@ -90,9 +90,19 @@ class ApiHandler {
                   const std::string& name, const google::protobuf::Message& next, bool update);
   void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
              HttpResponse& response);
-  // Updates an object after the admission its kind needs (Service addresses).
+  // Updates an object after the admission its kind needs (Service addresses); with
+  // `track_fields`, the request's manager gets an Update entry in managedFields for what changed.
   MessagePtr admitAndUpdate(ResourceStorage& storage, const std::string& ns,
-                            const std::string& name, MessagePtr next, bool status_only, bool dry);
+                            const std::string& name, MessagePtr next, bool status_only, bool dry,
+                            const HttpRequest* track_fields);
+  // Creates an object after defaulting and the admission of creates (namespace lifecycle, RBAC
+  // escalation, ServiceAccounts, Service addresses); `track_fields` as for admitAndUpdate.
+  MessagePtr admitAndCreate(const HttpRequest& request, ResourceStorage& storage,
+                            const std::string& ns, MessagePtr object, bool track_fields);
+  // PATCH with application/apply-patch+yaml: server-side apply (server_side_apply.h), creating a
+  // missing object; fieldManager is required, force=true takes conflicting fields over.
+  void applyPatch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,
+                  HttpResponse& response);
   void bind(const HttpRequest& request, const RequestInfo& info, HttpResponse& response);
 
   store::Store& store_;

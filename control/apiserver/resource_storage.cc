@@ -365,6 +365,10 @@ MessagePtr ResourceStorage::update(std::string_view ns, std::string_view name, M
     next = newObject();
     next->CopyFrom(*current);
     copyField(*object, *next, "status");
+    // ... and the status writer's managedFields entry, which the apiserver's field manager set.
+    if (meta(*object).managed_fields_size() > 0) {
+      *mutableMeta(*next).mutable_managed_fields() = meta(*object).managed_fields();
+    }
   } else {
     next = std::move(object);
     if (hasStatus()) copyField(*current, *next, "status");

@@ -492,5 +492,94 @@ TEST_F(ApiHandlerTest, ServicesGetAddressesOnceAndGiveThemBack) {
   EXPECT_EQ(bad.json().find("details")->find("causes")->items().size(), 5u) << bad.body;
 }
 
+TEST_F(ApiHandlerTest, ServerSideApplyTracksOwnershipConflictsAndForce) {
+  const std::string path = "/apis/apps/v1/namespaces/default/deployments/web";
+  const std::string apply = "application/apply-patch+yaml";
+  const std::string config =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n"
+      "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+      "    spec:\n      containers:\n      - {name: c, image: i}\n";
+  Reply missing = call(http::verb::patch, path, config, apply);
+  EXPECT_EQ(missing.status, 422);
+  EXPECT_EQ(missing.json().find("message")->text(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required "
+            "for apply patch");
+  // A dry run creates nothing; then apply creates the object, owning what it applied.
+  EXPECT_EQ(call(http::verb::patch, path + "?fieldManager=a&dryRun=All", config, apply).status,
+            201);
+  EXPECT_EQ(call(http::verb::get, path).status, 404);
+  Reply created = call(http::verb::patch, path + "?fieldManager=a", config, apply);
+  ASSERT_EQ(created.status, 201) << created.body;
+  api::Value created_json = created.json();
+  const api::Value* managed = created_json.find("metadata")->find("managedFields");
+  ASSERT_NE(managed, nullptr);
+  ASSERT_EQ(managed->items().size(), 1u);
+  const api::Value& entry = managed->items()[0];
+  EXPECT_EQ(entry.find("manager")->text(), "a");
+  EXPECT_EQ(entry.find("operation")->text(), "Apply");
+  EXPECT_EQ(entry.find("apiVersion")->text(), "apps/v1");
+  EXPECT_EQ(entry.find("fieldsType")->text(), "FieldsV1");
+  EXPECT_NE(entry.find("time"), nullptr);
+  EXPECT_EQ(api::writeJson(*entry.find("fieldsV1")),
+            R"({"f:spec":{"f:replicas":{},"f:selector":{},"f:template":{"f:metadata":{"f:labels":)"
+            R"({"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:image":{},)"
+            R"("f:name":{}}}}}}})");
+  // Another manager's merge patch takes the replicas (an Update entry); the apply then conflicts.
+  Reply patched = call(http::verb::patch, path + "?fieldManager=b", R"({"spec":{"replicas":4}})",
+                       "application/merge-patch+json");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  api::Value patched_json = patched.json();
+  managed = patched_json.find("metadata")->find("managedFields");
+  ASSERT_EQ(managed->items().size(), 2u);
+  EXPECT_EQ(managed->items()[1].find("manager")->text(), "b");
+  EXPECT_EQ(managed->items()[1].find("operation")->text(), "Update");
+  EXPECT_EQ(api::writeJson(*managed->items()[1].find("fieldsV1")),
+            R"({"f:spec":{"f:replicas":{}}})");
+  Reply conflict = call(http::verb::patch, path + "?fieldManager=a", config, apply);
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(conflict.json().find("reason")->text(), "Conflict");
+  EXPECT_EQ(conflict.json().find("message")->text(),
+            "Apply failed with 1 conflict: conflict with \"b\" using apps/v1: .spec.replicas");
+  api::Value conflict_json = conflict.json();
+  const api::Value& cause = conflict_json.find("details")->find("causes")->items().at(0);
+  EXPECT_EQ(cause.find("reason")->text(), "FieldManagerConflict");
+  EXPECT_EQ(cause.find("message")->text(), "conflict with \"b\" using apps/v1");
+  EXPECT_EQ(cause.find("field")->text(), ".spec.replicas");
+  EXPECT_EQ(call(http::verb::get, path).json().find("spec")->find("replicas")->asInt(), 4);
+  // force=true takes the field back: "b" owned nothing else and is gone.
+  Reply forced = call(http::verb::patch, path + "?fieldManager=a&force=true", config, apply);
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  EXPECT_EQ(forced.json().find("spec")->find("replicas")->asInt(), 2);
+  EXPECT_EQ(forced.json().find("metadata")->find("managedFields")->items().size(), 1u);
+  // A field the manager no longer applies goes (and is defaulted again).
+  std::string without_replicas = config;
+  without_replicas.erase(without_replicas.find("  replicas: 2\n"), 14);
+  Reply smaller = call(http::verb::patch, path + "?fieldManager=a", without_replicas, apply);
+  ASSERT_EQ(smaller.status, 200) << smaller.body;
+  EXPECT_EQ(smaller.json().find("spec")->find("replicas")->asInt(), 1);
+  // Bad apply requests.
+  EXPECT_EQ(call(http::verb::patch, path + "?fieldManager=a",
+                 "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: web}\n", apply)
+                .status,
+            400);
+  EXPECT_EQ(call(http::verb::patch, path + "?fieldManager=a",
+                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: other}\n", apply)
+                .status,
+            400);
+  EXPECT_EQ(
+      call(http::verb::patch, path + "?force=true", "{}", "application/merge-patch+json").status,
+      422);
+  // A create records its manager's Update entry, defaults included.
+  Reply cm =
+      call(http::verb::post, "/api/v1/namespaces/default/configmaps?fieldManager=creator",
+           R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m"},"data":{"k":"v"}})");
+  ASSERT_EQ(cm.status, 201);
+  api::Value cm_json = cm.json();
+  const api::Value& cm_entry = cm_json.find("metadata")->find("managedFields")->items().at(0);
+  EXPECT_EQ(cm_entry.find("manager")->text(), "creator");
+  EXPECT_EQ(cm_entry.find("operation")->text(), "Update");
+  EXPECT_NE(api::writeJson(*cm_entry.find("fieldsV1")).find(R"("f:k":{})"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
