@@ -85,6 +85,7 @@ void SchedulingQueue::unlinkLocked(const std::string& key) {
     backoff_.erase(it->second);
     backoff_pos_.erase(it);
   }
+  unschedulable_.erase(key);
 }
 
 void SchedulingQueue::placeLocked(const std::string& key, Entry entry, Where where) {
@@ -98,6 +99,8 @@ void SchedulingQueue::placeLocked(const std::string& key, Entry entry, Where whe
     cv_.notify_one();
   } else if (where == Where::kBackoff) {
     backoff_pos_[key] = backoff_.emplace(backoffExpiry(entry.info), key);
+  } else {
+    unschedulable_.insert(key);
   }
   entries_[key] = std::move(entry);
 }
@@ -207,7 +210,7 @@ void SchedulingQueue::addUnschedulable(QueuedPodInfo info, bool unschedulable) {
     auto flight = in_flight_.find(key);
     const uint64_t popped_at = flight == in_flight_.end() ? event_seq_ : flight->second;
     for (auto it = events_.upper_bound(popped_at); it != events_.end(); ++it) {
-      if (cares(info.unschedulable_plugins, it->second)) event_while_in_flight = true;
+      if (cares(info.unschedulable_plugins, *it->second)) event_while_in_flight = true;
     }
     if (entries_.contains(key)) {
       // Re-added meanwhile (an update): the queued copy wins.
@@ -232,12 +235,10 @@ void SchedulingQueue::moveToActiveOrBackoffLocked(const std::string& key) {
 void SchedulingQueue::onEvent(ClusterEvent event) {
   std::lock_guard lock(mu_);
   const auto& interested = interestedPlugins(event);
-  if (!in_flight_.empty()) events_[++event_seq_] = interested;
+  if (!in_flight_.empty()) events_[++event_seq_] = &interested;
   std::vector<std::string> move;
-  for (const auto& [key, e] : entries_) {
-    if (e.where == Where::kUnschedulable && cares(e.info.unschedulable_plugins, interested)) {
-      move.push_back(key);
-    }
+  for (const std::string& key : unschedulable_) {
+    if (cares(entries_.at(key).info.unschedulable_plugins, interested)) move.push_back(key);
   }
   for (const std::string& key : move)
     moveToActiveOrBackoffLocked(key);
@@ -256,10 +257,8 @@ void SchedulingQueue::flushUnschedulableLeftovers() {
   std::lock_guard lock(mu_);
   const auto now = clock_();
   std::vector<std::string> move;
-  for (const auto& [key, e] : entries_) {
-    if (e.where == Where::kUnschedulable && now - e.info.timestamp >= options_.max_unschedulable) {
-      move.push_back(key);
-    }
+  for (const std::string& key : unschedulable_) {
+    if (now - entries_.at(key).info.timestamp >= options_.max_unschedulable) move.push_back(key);
   }
   for (const std::string& key : move)
     moveToActiveOrBackoffLocked(key);
@@ -277,7 +276,7 @@ size_t SchedulingQueue::backoffSize() const {
 
 size_t SchedulingQueue::unschedulableSize() const {
   std::lock_guard lock(mu_);
-  return entries_.size() - active_.size() - backoff_.size();
+  return unschedulable_.size();
 }
 
 bool SchedulingQueue::contains(std::string_view key) const {

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "scheduler/node_info.h"
@@ -129,9 +130,13 @@ class SchedulingQueue {
   std::unordered_map<std::string, ActiveOrder> active_pos_;
   std::unordered_map<std::string, std::multimap<Clock::time_point, std::string>::iterator>
       backoff_pos_;
+  // The parked pods, apart, so that a cluster event (one per bound pod) looks at them only and
+  // not at every queued pod while it holds the lock pop() waits for.
+  std::unordered_set<std::string> unschedulable_;
   // Pods popped and not yet returned, with the event count when they were popped.
   std::unordered_map<std::string, uint64_t> in_flight_;
-  std::map<uint64_t, std::set<std::string>> events_;  // event sequence -> interested plugins
+  // Event sequence -> the plugins interested in it (static sets of interestedPlugins()).
+  std::map<uint64_t, const std::set<std::string>*> events_;
   uint64_t event_seq_ = 0;
   uint64_t seq_ = 0;
   bool closed_ = false;
