@@ -5,6 +5,7 @@
 #include "control/cli/agent_command.h"
 #include "control/cli/apply_command.h"
 #include "control/cli/bench_all_command.h"
+#include "control/cli/bench_apiserver_command.h"
 #include "control/cli/bench_baselines_command.h"
 #include "control/cli/bench_controllers_command.h"
 #include "control/cli/bench_endpoints_command.h"
@@ -52,6 +53,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addBenchPodStartupCommand(app_, exit_code_);
   addBenchSchedulerCommand(app_, exit_code_);
   addBenchControllersCommand(app_, exit_code_);
+  addBenchApiserverCommand(app_, exit_code_);
   addBenchEndpointsCommand(app_, exit_code_);
   addBenchBaselinesCommand(app_, exit_code_);
   addBenchAllCommand(app_, exit_code_);
