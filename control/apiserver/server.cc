@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "control/apiserver/encryption/encrypting_store.h"
 #include "control/apiserver/request_info.h"
 #include "control/client/kubeconfig.h"
 #include "control/store/etcd_store.h"
@@ -28,6 +29,11 @@ ApiServer::~ApiServer() {
 }
 
 void ApiServer::start() {
+  // A bad encryption configuration stops the start before anything is made or opened.
+  std::optional<encryption::EncryptionConfig> encryption_config;
+  if (!options_.encryption_provider_config.empty()) {
+    encryption_config = encryption::loadEncryptionConfig(options_.encryption_provider_config);
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) {
@@ -56,6 +62,12 @@ void ApiServer::start() {
     store_ = store::SqliteStore::open(
         {.path = (std::filesystem::path(options_.data_dir) / "state.db").string(),
          .fsync = options_.fsync});
+  }
+  if (encryption_config) {
+    // Right over the backend: it holds ciphertext, everything above reads plaintext.
+    raw_store_ = std::move(store_);
+    store_ = std::make_unique<encryption::EncryptingStore>(*raw_store_,
+                                                           std::move(*encryption_config));
   }
   std::string sa_key = options_.service_account_key_file;
   if (sa_key.empty())
@@ -180,6 +192,7 @@ void ApiServer::stop() {
   handler_.reset();
   timed_store_.reset();
   store_.reset();
+  raw_store_.reset();
 }
 
 uint16_t ApiServer::port() const {

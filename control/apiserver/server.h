@@ -45,6 +45,9 @@ struct ApiServerOptions {
   std::string service_account_issuer = std::string(auth::kDefaultIssuer);
   // The ServiceAccount admission of pods (ApiHandlerOptions::service_account_admission).
   bool service_account_admission = false;
+  // kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file; the resources
+  // it names are stored encrypted (control/apiserver/encryption). Empty: stored as they are.
+  std::string encryption_provider_config;
 };
 
 // The apiserver as a process runs it: the store (embedded in data_dir, or etcd), the REST handler,
@@ -69,6 +72,7 @@ class ApiServer {
              const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
 
   ApiServerOptions options_;
+  std::unique_ptr<store::Store> raw_store_;  // the backend, under store_ when encryption is on
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::Store> event_ttl_store_;  // store_ with Events on leases (event_ttl)
   Metrics metrics_;

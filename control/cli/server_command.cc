@@ -48,6 +48,10 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
                  "How long Events are kept after their last write (0: until deleted)")
       ->check(checkEventTtl, "DURATION")
       ->capture_default_str();
+  cmd.add_option("--encryption-provider-config", options.encryption_provider_config,
+                 "EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources it "
+                 "names (secrets, ...) are stored encrypted with aescbc or aesgcm")
+      ->check(CLI::ExistingFile);
   cmd.add_flag("--plain-http", options.plain_http,
                "Serve plain HTTP without authentication (loopback addresses only; for tests)");
   // kube-apiserver's plugin on by default; the flag as kube-apiserver's, for the one plugin.

@@ -51,6 +51,7 @@ struct UpFlags {
   int kubelet_port = 10250;
   bool keep_pods = false;
   std::string event_ttl = "1h";
+  std::string encryption_provider_config;
 };
 
 // Holds DIR/skiff-up.lock for the life of the process, so that a second `skiff up` on the same
@@ -302,6 +303,7 @@ int runUp(const UpFlags& flags) {
   plane_options.apiserver.port = flags.port;
   plane_options.apiserver.service_cidr = flags.service_cidr;
   plane_options.apiserver.event_ttl = parseEventTtl(flags.event_ttl);
+  plane_options.apiserver.encryption_provider_config = flags.encryption_provider_config;
   plane_options.apiserver.service_account_admission = true;
   std::unique_ptr<ControlPlane> plane;
   try {
@@ -450,6 +452,10 @@ void addUpCommand(CLI::App& app, int& exit_code) {
                   "How long Events are kept after their last write (0: until deleted)")
       ->check(checkEventTtl, "DURATION")
       ->capture_default_str();
+  cmd->add_option("--encryption-provider-config", flags->encryption_provider_config,
+                  "EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources it "
+                  "names (secrets, ...) are stored encrypted with aescbc or aesgcm")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "
                 "them with their network");
