@@ -518,6 +518,19 @@ std::vector<ObjectPtr> WatchCache::objects(std::string_view ns) const {
   return out;
 }
 
+std::vector<ObjectPtr> WatchCache::indexed(std::string_view value) const {
+  std::vector<ObjectPtr> out;
+  std::shared_lock lock(mu_);
+  auto it = index_.find(std::string(value));
+  if (it == index_.end()) return out;
+  out.reserve(it->second.size());
+  for (const auto& key : it->second) {
+    auto o = objects_.find(key);
+    if (o != objects_.end()) out.push_back(o->second->object);
+  }
+  return out;
+}
+
 WatchCache::ListenerId WatchCache::addListener(std::function<void()> listener) {
   std::lock_guard lock(listeners_mu_);
   ListenerId id = next_listener_++;

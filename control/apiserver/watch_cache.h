@@ -164,6 +164,9 @@ class WatchCache {
   // loaded, also while the cache relists (ready() false); the objects are the cache's, shared.
   ObjectPtr get(std::string_view ns, std::string_view name) const;
   std::vector<ObjectPtr> objects(std::string_view ns = {}) const;
+  // The objects whose indexed field (pods: spec.nodeName) is `value`, from the index (no scan);
+  // empty for a kind without an index.
+  std::vector<ObjectPtr> indexed(std::string_view value) const;
   // `listener` is called on the cache's thread, without its lock, after every batch of events
   // applied and every (re)load. removeListener() waits for a call in progress to return.
   using ListenerId = uint64_t;

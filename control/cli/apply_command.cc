@@ -37,15 +37,36 @@ std::string failureText(const client::ApiError& e, const char* doing, const Mani
     return "Unable to connect to the server: " + std::string(e.what());
   }
   std::string reason = e.reason().empty() ? "Unknown" : e.reason();
-  return "Error from server (" + reason + "): error when " + doing + " \"" + where(o) +
-         "\": " + apiErrorText(e);
+  std::string text = "Error from server (" + reason + "): error when " + doing + " \"" + where(o) +
+                     "\": " + apiErrorText(e);
+  if (e.isConflict() && apiErrorText(e).starts_with("Apply failed with")) {
+    text +=
+        "\nPlease review the fields above--they currently have other managers: re-run with "
+        "--force-conflicts to take them over, or remove them from the manifest (or match their "
+        "current values to share them)";
+  }
+  return text;
 }
 
 // What one apply of one object did: "created", "configured", "unchanged".
-std::string applyOne(client::Client& c, const Planned& plan, bool dry_run, int retries) {
+std::string applyOne(client::Client& c, const Planned& plan, const ApplyOptions& options,
+                     bool dry_run) {
   const ManifestObject& object = *plan.object;
+  if (options.server_side) {
+    // The server merges the manifest into the object and answers conflicts (409) itself.
+    c.patch(*object.type, object.ns, object.name, client::PatchType::kApply,
+            api::writeJson(object.value),
+            {.dry_run = dry_run,
+             .field_manager = options.field_manager.empty() ? "skiff" : options.field_manager,
+             .field_validation = "Strict",
+             .force = options.force_conflicts});
+    return "serverside-applied";
+  }
+  int retries = options.max_conflict_retries;
   client::WriteOptions write{.dry_run = dry_run,
-                             .field_manager = "kubectl-client-side-apply",
+                             .field_manager = options.field_manager.empty()
+                                                  ? "kubectl-client-side-apply"
+                                                  : options.field_manager,
                              .field_validation = "Strict"};
   for (int attempt = 0;; ++attempt) {
     std::optional<Value> current = getCurrent(c, object);
@@ -151,6 +172,20 @@ int runApply(CliContext& context, const ApplyOptions& options, std::ostream& out
         << "\", allowed formats are: name\n";
     return 1;
   }
+  if (options.force_conflicts && !options.server_side) {
+    err << "error: --force-conflicts only works with --server-side\n";
+    return 1;
+  }
+  if (options.server_side && options.dry_run == "client") {
+    err << "error: --dry-run=client doesn't work with --server-side (did you mean "
+           "--dry-run=server instead?)\n";
+    return 1;
+  }
+  if (options.server_side && options.prune) {
+    err << "error: --prune is not supported with --server-side (it prunes what client-side apply "
+           "annotated)\n";
+    return 1;
+  }
   if (options.prune && options.selector.empty()) {
     err << "error: all resources selected for prune without explicitly passing --all. To prune "
            "all resources, pass the --all flag. If you did not mean to prune all resources, "
@@ -182,10 +217,14 @@ int runApply(CliContext& context, const ApplyOptions& options, std::ostream& out
       // An object in a namespace this apply creates can only be checked offline (done above).
       if (!o.ns.empty() && new_namespaces.contains(o.ns)) continue;
       try {
-        applyOne(c, p, /*dry_run=*/true, options.max_conflict_retries);
+        applyOne(c, p, options, /*dry_run=*/true);
       } catch (const client::ApiError& e) {
         if (e.isUnreachable()) throw;
-        failures.push_back(failureText(e, getCurrent(c, o) ? "patching" : "creating", o));
+        failures.push_back(failureText(e,
+                                       options.server_side ? "applying"
+                                       : getCurrent(c, o)  ? "patching"
+                                                           : "creating",
+                                       o));
       }
     }
     if (!failures.empty()) {
@@ -213,7 +252,7 @@ int runApply(CliContext& context, const ApplyOptions& options, std::ostream& out
                 : "configured";
       } else {
         try {
-          result = applyOne(c, p, options.dry_run == "server", options.max_conflict_retries);
+          result = applyOne(c, p, options, options.dry_run == "server");
           printWarnings(c, err);
         } catch (const client::ApiError& e) {
           if (e.isUnreachable()) throw;
@@ -243,6 +282,13 @@ void addApplyCommand(CLI::App& app, int& exit_code) {
                 "Delete objects made by apply that match -l and are no longer in the files");
   cmd->add_option("-l,--selector", options->selector, "Label selector for --prune");
   cmd->add_option("-o,--output", options->output, "Output format: name");
+  cmd->add_flag("--server-side", options->server_side,
+                "Apply on the server (server-side apply, fields tracked in managedFields)");
+  cmd->add_flag("--force-conflicts", options->force_conflicts,
+                "With --server-side: take over fields other managers own instead of failing");
+  cmd->add_option("--field-manager", options->field_manager,
+                  "Name of the manager that owns the applied fields (server-side default "
+                  "\"skiff\")");
   cmd->callback([options, globals, &exit_code] {
     CliContext context(*globals);
     exit_code = runApply(context, *options, std::cout, std::cerr);

@@ -292,6 +292,13 @@ int runGet(CliContext& context, const GetOptions& options, std::ostream& out, st
         types.push_back(r.type);
       }
     }
+    auto hideManagedFields = [&](Value& object) {
+      if (options.show_managed_fields) return;
+      if (Value* m = object.find("metadata"); m != nullptr && m->isObject())
+        m->erase("managedFields");
+    };
+    for (auto& object : objects)
+      hideManagedFields(object);
     bool single = requests.size() == 1 && requests[0].names.size() == 1;
     if (o == "name") {
       for (size_t i = 0; i < objects.size(); ++i)
@@ -324,6 +331,7 @@ int runGet(CliContext& context, const GetOptions& options, std::ostream& out, st
       while (!stream->ended()) {
         if (!stream->next(event, std::chrono::milliseconds(500))) continue;
         if (event.type == client::WatchEvent::Type::kBookmark) continue;
+        hideManagedFields(event.object);
         if (o == "name")
           out << objectRef(*r.type, fieldText(event.object, "metadata.name")) << "\n";
         if (o == "yaml") out << "---\n" << toYaml(event.object);
@@ -353,6 +361,8 @@ void addGetCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("-w,--watch", options->watch, "After listing, watch for changes");
   cmd->add_flag("--show-labels", options->show_labels, "Show all labels as the last column");
   cmd->add_flag("--no-headers", options->no_headers, "Print no header row");
+  cmd->add_flag("--show-managed-fields", options->show_managed_fields,
+                "Keep metadata.managedFields in yaml and json output");
   cmd->callback([options, globals, &exit_code] {
     CliContext context(*globals);
     exit_code = runGet(context, *options, std::cout, std::cerr);

@@ -20,6 +20,8 @@ struct GetOptions {
   bool watch = false;
   bool show_labels = false;
   bool no_headers = false;
+  // Objects keep metadata.managedFields (kubectl leaves them out unless --show-managed-fields).
+  bool show_managed_fields = false;
   // For tests: stop watching after this many events (0: until the stream ends).
   int watch_event_limit = 0;
 };

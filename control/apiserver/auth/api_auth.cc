@@ -186,6 +186,13 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
       [this](std::string_view ns, std::string_view name) {
         return lookup(pods_.get(), "pods", ns, name);
       }));
+  node_ = std::make_unique<NodeAuthorizer>(
+      [this](std::string_view node) {
+        return pods_ ? pods_->indexed(node) : std::vector<ObjectPtr>{};
+      },
+      [this](std::string_view ns, std::string_view name) {
+        return lookup(pods_.get(), "pods", ns, name);
+      });
 }
 
 ApiAuth::~ApiAuth() {
@@ -267,11 +274,17 @@ void ApiAuth::rebuildPolicy() {
 void ApiAuth::admitWrite(const HttpRequest& request, std::string_view ns,
                          const google::protobuf::Message& object,
                          const std::function<MessagePtr()>& current) const {
-  if (!options_.enabled || !grantsPermissions(object)) return;
+  if (!options_.enabled) return;
+  const bool rbac = grantsPermissions(object);
+  if (!rbac && !NodeAuthorizer::admits(object)) return;
   UserInfo user = authenticate(request);
   MessagePtr old = current ? current() : nullptr;
   try {
-    confirmNoEscalation(rbac_, user, ns, old.get(), object);
+    if (rbac) {
+      confirmNoEscalation(rbac_, user, ns, old.get(), object);
+    } else {
+      node_->admit(user, ns, object, old.get());
+    }
   } catch (const ApiError& e) {
     logFailure("403 " + request.method + " " + request.path + " from " + request.remote_address +
                ": " + e.what());
@@ -432,14 +445,22 @@ UserInfo ApiAuth::impersonate(const UserInfo& requestor, const HttpRequest& requ
 
 Decision ApiAuth::decide(const Attributes& attributes) const {
   if (!options_.enabled) return {true, "authorization is off (plain HTTP)"};
+  // Node, then RBAC (kube-apiserver's --authorization-mode=Node,RBAC); a node's denial is final.
+  NodeAuthorizer::Result node = node_->authorize(attributes);
+  if (node.verdict == NodeAuthorizer::Verdict::kAllow) {
+    return {true, "node authorizer: an object of a pod bound to the node"};
+  }
+  if (node.verdict == NodeAuthorizer::Verdict::kDeny) return {false, node.reason};
   return rbac_.authorize(attributes);
 }
 
 void ApiAuth::authorize(const UserInfo& user, const RequestInfo& info,
                         const HttpRequest& request) const {
   Attributes a = attributesOf(user, info);
-  if (decide(a).allowed) return;
+  Decision d = decide(a);
+  if (d.allowed) return;
   std::string message = forbiddenMessage(a);
+  if (!d.reason.empty()) message += ": " + d.reason;
   logFailure("403 " + request.method + " " + request.path + " from " + request.remote_address +
              ": " + message);
   if (!a.resource_request) throw ApiError(403, "Forbidden", "forbidden: " + message);

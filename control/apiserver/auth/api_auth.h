@@ -10,6 +10,7 @@
 
 #include "control/apiserver/auth/authenticator.h"
 #include "control/apiserver/auth/chain.h"
+#include "control/apiserver/auth/node_authorizer.h"
 #include "control/apiserver/auth/object_index.h"
 #include "control/apiserver/auth/rbac.h"
 #include "control/apiserver/auth/service_account_token.h"
@@ -20,7 +21,8 @@
 
 // The apiserver's authentication and authorization, as ApiServer uses it per request:
 //   authenticate(): client certificate, static token or ServiceAccount JWT -> user, or 401;
-//   authorize():    RBAC over in-memory indexes of the four RBAC kinds -> allowed, or 403 in
+//   authorize():    the node authorizer for kubelets' own identities (system:node:NAME), then
+//                   RBAC over in-memory indexes of the four RBAC kinds -> allowed, or 403 in
 //                   Kubernetes' wording;
 //   serve():        the requests answered here and never stored: SelfSubjectAccessReview,
 //                   SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectRulesReview,
@@ -68,9 +70,10 @@ class ApiAuth {
              HttpResponse& response);
 
   Decision decide(const Attributes& attributes) const;
-  // RBAC's escalation check before a Role, ClusterRole or binding is created or updated
-  // (ApiHandler's write admission; other kinds pass at once): ApiError 403 unless the request's
-  // user holds what the object grants, or may escalate/bind. `current` reads the stored object
+  // RBAC's escalation check before a Role, ClusterRole or binding is created or updated, and
+  // NodeRestriction's before a node writes a Node, Pod or Lease (ApiHandler's write admission;
+  // other kinds pass at once): ApiError 403 unless the request's user holds what the object
+  // grants, or may escalate/bind; a node only its own. `current` reads the stored object
   // (nullptr on create).
   void admitWrite(const HttpRequest& request, std::string_view ns,
                   const google::protobuf::Message& object,
@@ -93,6 +96,7 @@ class ApiAuth {
   std::shared_ptr<const ServiceAccountTokens> tokens_;
   std::unique_ptr<AuthenticatorChain> chain_;
   RbacAuthorizer rbac_;
+  std::unique_ptr<NodeAuthorizer> node_;  // over pods_ (its spec.nodeName index)
   std::unique_ptr<ObjectIndex> roles_, cluster_roles_, role_bindings_, cluster_role_bindings_;
   std::unique_ptr<ObjectIndex> service_accounts_, pods_;
   FindWatchCache find_cache_;

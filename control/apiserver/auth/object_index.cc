@@ -56,6 +56,10 @@ std::vector<ObjectPtr> ObjectIndex::list(std::string_view ns) const {
   return cache_ == nullptr ? std::vector<ObjectPtr>{} : cache_->objects(ns);
 }
 
+std::vector<ObjectPtr> ObjectIndex::indexed(std::string_view value) const {
+  return cache_ == nullptr ? std::vector<ObjectPtr>{} : cache_->indexed(value);
+}
+
 int64_t ObjectIndex::revision() const {
   return cache_ == nullptr ? 0 : cache_->revision();
 }

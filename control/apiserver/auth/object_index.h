@@ -46,6 +46,8 @@ class ObjectIndex {
   ObjectPtr get(std::string_view ns, std::string_view name) const;
   // Every object in `ns` ("" = all namespaces).
   std::vector<ObjectPtr> list(std::string_view ns = {}) const;
+  // The objects whose indexed field (pods: spec.nodeName) is `value` (WatchCache::indexed).
+  std::vector<ObjectPtr> indexed(std::string_view value) const;
   // The store revision everything up to which is applied.
   int64_t revision() const;
 

@@ -261,6 +261,60 @@ TEST_F(CliTest, ApplyPrunesWhatLeftTheFiles) {
   EXPECT_EQ(apply({.files = {one}, .prune = true}), 1);
 }
 
+// (A short name: the test namespaces share the NAMESPACE column of GetTablesObjectsAndErrors.)
+TEST_F(CliTest, ServerSideApply) {
+  ASSERT_EQ(apply({.files = {kFixtures + "/v1"}, .server_side = true}), 0) << err_;
+  EXPECT_EQ(out_,
+            "configmap/app-config serverside-applied\ndeployment.apps/shop serverside-applied\n"
+            "service/shop serverside-applied\n");
+  const auto& deployments = resolveType("deployments");
+  Value d = client()->get(deployments, ns_, "shop");
+  EXPECT_EQ(fieldInt(d, "spec.replicas"), 3);
+  const Value* managed = field(d, "metadata.managedFields");
+  ASSERT_NE(managed, nullptr);
+  ASSERT_EQ(managed->items().size(), 1u);
+  EXPECT_EQ(fieldText(managed->items()[0], "manager"), "skiff");
+  EXPECT_EQ(fieldText(managed->items()[0], "operation"), "Apply");
+  const Value* annotations = field(d, "metadata.annotations");
+  EXPECT_TRUE(annotations == nullptr || annotations->find(kLastAppliedAnnotation) == nullptr);
+  // Another manager changes the replicas: applying the file again conflicts and applies nothing.
+  client()->patch(deployments, ns_, "shop", client::PatchType::kMerge, R"({"spec":{"replicas":9}})",
+                  {.field_manager = "other"});
+  client()->patch(resolveType("configmaps"), ns_, "app-config", client::PatchType::kMerge,
+                  R"({"data":{"extra":"1"}})", {.field_manager = "other"});
+  EXPECT_EQ(apply({.files = {kFixtures + "/v1"}, .server_side = true}), 1);
+  EXPECT_NE(err_.find("Error from server (Conflict): error when applying \"" + kFixtures +
+                      "/v1/app.yaml:11:1\": Apply failed with 1 conflict: conflict with "
+                      "\"other\" using apps/v1: .spec.replicas"),
+            std::string::npos)
+      << err_;
+  EXPECT_NE(err_.find("--force-conflicts"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("nothing was applied"), std::string::npos) << err_;
+  EXPECT_EQ(fieldInt(client()->get(deployments, ns_, "shop"), "spec.replicas"), 9);
+  // --dry-run=server with --force-conflicts changes nothing; without the dry run it takes over.
+  ASSERT_EQ(apply({.files = {kFixtures + "/v1"},
+                   .dry_run = "server",
+                   .server_side = true,
+                   .force_conflicts = true}),
+            0)
+      << err_;
+  EXPECT_NE(out_.find("deployment.apps/shop serverside-applied (server dry run)"),
+            std::string::npos);
+  EXPECT_EQ(fieldInt(client()->get(deployments, ns_, "shop"), "spec.replicas"), 9);
+  ASSERT_EQ(apply({.files = {kFixtures + "/v1"}, .server_side = true, .force_conflicts = true}), 0)
+      << err_;
+  d = client()->get(deployments, ns_, "shop");
+  EXPECT_EQ(fieldInt(d, "spec.replicas"), 3);
+  // What the other manager added and skiff never applied stays.
+  EXPECT_EQ(fieldText(client()->get(resolveType("configmaps"), ns_, "app-config"), "data.extra"),
+            "1");
+  // Flags that do not go together.
+  EXPECT_EQ(apply({.files = {kFixtures + "/v1"}, .force_conflicts = true}), 1);
+  EXPECT_NE(err_.find("--force-conflicts only works with --server-side"), std::string::npos);
+  EXPECT_EQ(apply({.files = {kFixtures + "/v1"}, .dry_run = "client", .server_side = true}), 1);
+  EXPECT_NE(err_.find("--dry-run=client doesn't work with --server-side"), std::string::npos);
+}
+
 TEST_F(CliTest, GetTablesObjectsAndErrors) {
   ASSERT_EQ(apply({.files = {kFixtures + "/v1"}}), 0) << err_;
   ASSERT_EQ(get({.args = {"deploy"}}), 0) << err_;
