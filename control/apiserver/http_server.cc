@@ -1,5 +1,6 @@
 #include "control/apiserver/http_server.h"
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -17,6 +18,7 @@
 
 #include "control/api/codec.h"
 #include "control/apiserver/errors.h"
+#include "control/apiserver/response_encoding.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -204,10 +206,10 @@ struct HttpServer::Impl {
         handler(request, response, start_stream);
       } catch (const ApiError& e) {
         if (chunks) return;
-        response = HttpResponse{e.code(), "application/json", {}, statusBody(e)};
+        response = errorResponse(request.header("accept"), e);
       } catch (const std::exception& e) {
         if (chunks) return;
-        response = HttpResponse{500, "application/json", {}, statusBody(internalError(e.what()))};
+        response = errorResponse(request.header("accept"), internalError(e.what()));
       }
       if (chunks) {
         chunks->finish();
@@ -345,6 +347,11 @@ void HttpServer::start() {
   auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && o.free_bind) {
+    int on = 1;
+    if (::setsockopt(acceptor.native_handle(), IPPROTO_IP, IP_FREEBIND, &on, sizeof(on)) != 0)
+      ec.assign(errno, boost::system::system_category());
+  }
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {

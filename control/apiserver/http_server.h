@@ -72,6 +72,9 @@ struct HttpServerOptions {
   size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413, as kube-apiserver
   size_t max_connections = 4096;
   int idle_timeout_seconds = 120;  // an idle keep-alive connection is closed after this
+  // Bind even when bind_address is on no interface yet (IP_FREEBIND): connections arrive once an
+  // interface gets it (skiff up's apiserver on the pod bridge the agent makes later).
+  bool free_bind = false;
 };
 
 // An HTTP/1.1 server with keep-alive and TLS, one thread per connection (the store's calls block,

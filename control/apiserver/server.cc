@@ -1,7 +1,15 @@
 #include "control/apiserver/server.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 #include "control/apiserver/encryption/encrypting_store.h"
@@ -14,10 +22,57 @@
 namespace skiff::apiserver {
 namespace {
 
-// The serving certificate must cover the address clients are told to use.
-std::vector<std::string> withBindAddress(std::vector<std::string> sans, const std::string& bind) {
-  if (bind != "0.0.0.0" && bind != "::" && !bind.empty()) sans.push_back(bind);
+bool unspecified(const std::string& address) {
+  return address.empty() || address == "0.0.0.0" || address == "::";
+}
+
+// The serving certificate must cover the addresses clients are told to use.
+std::vector<std::string> withAddresses(std::vector<std::string> sans, const std::string& bind,
+                                       const std::string& advertise,
+                                       const std::vector<std::string>& extra_binds) {
+  if (!unspecified(bind)) sans.push_back(bind);
+  sans.push_back(advertise);
+  for (const auto& a : extra_binds)
+    sans.push_back(a);
   return sans;
+}
+
+// kube-apiserver's default --advertise-address: the bind address, or with 0.0.0.0 the IPv4
+// address of the interface of the default route (else any non-loopback one, else loopback).
+std::string defaultAdvertiseAddress(const std::string& bind) {
+  if (!unspecified(bind)) return bind;
+  std::string route_interface;
+  std::ifstream routes("/proc/net/route");
+  std::string line;
+  std::getline(routes, line);  // the header
+  while (std::getline(routes, line)) {
+    std::istringstream fields(line);
+    std::string name, destination;
+    fields >> name >> destination;
+    if (destination == "00000000") {
+      route_interface = name;
+      break;
+    }
+  }
+  std::string chosen;
+  std::string fallback;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+      if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET ||
+          (a->ifa_flags & IFF_LOOPBACK) != 0 || (a->ifa_flags & IFF_UP) == 0) {
+        continue;
+      }
+      char text[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text,
+                  sizeof(text));
+      if (fallback.empty()) fallback = text;
+      if (chosen.empty() && route_interface == a->ifa_name) chosen = text;
+    }
+    ::freeifaddrs(list);
+  }
+  if (!chosen.empty()) return chosen;
+  return fallback.empty() ? "127.0.0.1" : fallback;
 }
 
 }  // namespace
@@ -42,12 +97,21 @@ void ApiServer::start() {
   }
   std::string cert_file = options_.cert_file;
   std::string key_file = options_.key_file;
+  advertise_address_ = options_.advertise_address.empty()
+                           ? defaultAdvertiseAddress(options_.bind_address)
+                           : options_.advertise_address;
+  if (in_addr a{}; ::inet_pton(AF_INET, advertise_address_.c_str(), &a) != 1) {
+    throw std::invalid_argument("advertise address \"" + advertise_address_ +
+                                "\": want an IPv4 address");
+  }
   PkiState pki;
   if (!options_.plain_http) {
     // Certificates and tokens are made on first start and reused afterwards (kubeadm's way).
-    pki = ensurePki({.data_dir = options_.data_dir,
-                     .service_cidr = options_.service_cidr,
-                     .extra_sans = withBindAddress(options_.extra_sans, options_.bind_address)});
+    pki =
+        ensurePki({.data_dir = options_.data_dir,
+                   .service_cidr = options_.service_cidr,
+                   .extra_sans = withAddresses(options_.extra_sans, options_.bind_address,
+                                               advertise_address_, options_.extra_bind_addresses)});
     if (cert_file.empty()) {
       cert_file = pki.paths.serving_cert;
       key_file = pki.paths.serving_key;
@@ -66,8 +130,8 @@ void ApiServer::start() {
   if (encryption_config) {
     // Right over the backend: it holds ciphertext, everything above reads plaintext.
     raw_store_ = std::move(store_);
-    store_ = std::make_unique<encryption::EncryptingStore>(*raw_store_,
-                                                           std::move(*encryption_config));
+    store_ =
+        std::make_unique<encryption::EncryptingStore>(*raw_store_, std::move(*encryption_config));
   }
   std::string sa_key = options_.service_account_key_file;
   if (sa_key.empty())
@@ -122,6 +186,29 @@ void ApiServer::start() {
       [this](const api::ResourceType& type) { return handler_->watchCache(type); });
   auth_->start();  // the bootstrap RBAC policy, and the indexes loaded before the first request
   http_->start();
+  for (const auto& address : options_.extra_bind_addresses) {
+    extra_http_.push_back(std::make_unique<HttpServer>(
+        HttpServerOptions{.bind_address = address,
+                          .port = http_->port(),
+                          .cert_file = cert_file,
+                          .key_file = key_file,
+                          .client_ca_file = options_.plain_http ? "" : pki.paths.ca_cert,
+                          .free_bind = true},
+        [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
+          serve(request, response, start_stream);
+        }));
+    extra_http_.back()->start();
+  }
+  if (options_.kubernetes_service && !options_.plain_http) {
+    std::vector<std::string> first = firstServiceIps(options_.service_cidr);
+    if (first.empty()) throw std::invalid_argument("no service CIDR for the kubernetes Service");
+    kubernetes_service_ = std::make_unique<KubernetesServiceController>(
+        *handler_, *timed_store_,
+        KubernetesServiceOptions{.cluster_ip = first.front(),
+                                 .advertise_address = advertise_address_,
+                                 .secure_port = static_cast<int32_t>(http_->port())});
+    kubernetes_service_->start();
+  }
   if (!options_.plain_http) {
     admin_kubeconfig_ = (std::filesystem::path(options_.data_dir) / "admin.kubeconfig").string();
     client::writeKubeconfig(admin_kubeconfig_,
@@ -185,6 +272,11 @@ void ApiServer::serve(const HttpRequest& request, HttpResponse& response,
 }
 
 void ApiServer::stop() {
+  if (kubernetes_service_) kubernetes_service_->stop();  // takes this apiserver out of the slice
+  kubernetes_service_.reset();
+  for (auto& extra : extra_http_)
+    extra->stop();
+  extra_http_.clear();
   if (http_) http_->stop();
   http_.reset();
   if (auth_) auth_->stop();  // before the handler: its indexes listen to the handler's caches

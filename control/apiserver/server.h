@@ -9,6 +9,7 @@
 #include "control/apiserver/api_handler.h"
 #include "control/apiserver/auth/api_auth.h"
 #include "control/apiserver/http_server.h"
+#include "control/apiserver/kubernetes_service.h"
 #include "control/apiserver/metrics.h"
 #include "control/apiserver/pki.h"
 #include "control/store/store.h"
@@ -27,7 +28,17 @@ struct ApiServerOptions {
   bool plain_http = false;
   std::string service_cidr = "10.96.0.0/16";
   std::vector<std::string> extra_sans;  // more names and IPs for the serving certificate
-  bool fsync = true;                    // off only for tests
+  // Where pods reach this apiserver: the address of the default/kubernetes Service's
+  // EndpointSlice (kube-apiserver's --advertise-address), also a SAN of the serving certificate.
+  // Empty: bind_address, or with 0.0.0.0 the address of the default route's interface. IPv4.
+  std::string advertise_address;
+  // More addresses served at the same port as bind_address, bound even before an interface has
+  // them (IP_FREEBIND): skiff up adds the pod bridge's gateway, which its agent makes later.
+  std::vector<std::string> extra_bind_addresses;
+  // Keeps the default/kubernetes Service and its EndpointSlice (kubernetes_service.h); never
+  // with plain_http, which serves loopback only, out of pods' reach.
+  bool kubernetes_service = true;
+  bool fsync = true;  // off only for tests
   // The etcd cluster's client URLs ("http://10.0.0.1:2379"): the store is etcd instead of the
   // embedded SQLite in data_dir. Several apiservers can share one cluster.
   std::vector<std::string> etcd_endpoints;
@@ -63,6 +74,8 @@ class ApiServer {
   void stop();
   uint16_t port() const;
   std::string url() const;
+  // The address in the kubernetes Service's EndpointSlice (known once started).
+  const std::string& advertiseAddress() const { return advertise_address_; }
   // DIR/admin.kubeconfig (server URL, CA and the admin token), written on start; empty with
   // plain_http.
   std::string adminKubeconfig() const { return admin_kubeconfig_; }
@@ -79,6 +92,9 @@ class ApiServer {
   std::unique_ptr<InstrumentedStore> timed_store_;  // store_ timed into metrics_
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<HttpServer> http_;
+  std::vector<std::unique_ptr<HttpServer>> extra_http_;  // extra_bind_addresses
+  std::unique_ptr<KubernetesServiceController> kubernetes_service_;
+  std::string advertise_address_;
   std::unique_ptr<auth::ApiAuth> auth_;  // authentication, RBAC, reviews, TokenRequest
   std::string admin_kubeconfig_;
 };

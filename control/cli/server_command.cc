@@ -34,6 +34,10 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
   cmd.add_option("--service-cluster-ip-range", options.service_cidr,
                  "Service CIDR (IPv4) ClusterIPs come from")
       ->capture_default_str();
+  cmd.add_option("--advertise-address", options.advertise_address,
+                 "IPv4 address pods reach this apiserver at: the default/kubernetes Service's "
+                 "endpoint, also in the serving certificate (default: --bind-address, or with "
+                 "0.0.0.0 the address of the default route's interface)");
   cmd.add_option("--tls-san", options.extra_sans,
                  "Extra names and IPs for the generated serving certificate");
   cmd.add_option("--etcd-endpoints", flags.etcd_endpoints,

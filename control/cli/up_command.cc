@@ -27,6 +27,7 @@
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 #include "kubelet/agent/agent.h"
+#include "kubelet/network/ip_allocator.h"
 
 namespace skiff::cli {
 namespace {
@@ -36,6 +37,7 @@ using Clock = std::chrono::steady_clock;
 struct UpFlags {
   std::string data_dir = "/var/lib/skiff";
   std::string bind_address = "127.0.0.1";
+  std::string advertise_address;  // default: the pod bridge's gateway
   uint16_t port = 6443;
   std::string service_cidr = "10.96.0.0/16";
   std::string pod_cidr = "10.244.0.0/24";
@@ -302,6 +304,23 @@ int runUp(const UpFlags& flags) {
   plane_options.apiserver.bind_address = flags.bind_address;
   plane_options.apiserver.port = flags.port;
   plane_options.apiserver.service_cidr = flags.service_cidr;
+  // Pods (in their network namespaces behind the pod bridge) reach the apiserver through the
+  // kubernetes Service at the bridge's gateway address, where it listens too (bound before the
+  // agent makes the bridge). Not 0.0.0.0: the machine's external interfaces stay out of it.
+  std::string advertise = flags.advertise_address;
+  try {
+    if (advertise.empty()) {
+      advertise =
+          kubelet::network::formatIpv4(kubelet::network::Ipv4Cidr::parse(flags.pod_cidr).gateway());
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "error: --pod-cidr: " << e.what() << "\n";
+    return 1;
+  }
+  plane_options.apiserver.advertise_address = advertise;
+  if (advertise != flags.bind_address && flags.bind_address != "0.0.0.0") {
+    plane_options.apiserver.extra_bind_addresses = {advertise};
+  }
   plane_options.apiserver.event_ttl = parseEventTtl(flags.event_ttl);
   plane_options.apiserver.encryption_provider_config = flags.encryption_provider_config;
   plane_options.apiserver.service_account_admission = true;
@@ -319,8 +338,10 @@ int runUp(const UpFlags& flags) {
     }
     return 1;
   }
-  std::cout << "      serving " << plane->url() << ", admin kubeconfig " << plane->adminKubeconfig()
-            << " (" << seconds(Clock::now() - t0) << ")" << std::endl;
+  const std::string url = plane->url();
+  std::cout << "      serving " << url << " (pods: https://" << advertise
+            << url.substr(url.rfind(':')) << " as https://kubernetes.default), admin kubeconfig "
+            << plane->adminKubeconfig() << " (" << seconds(Clock::now() - t0) << ")" << std::endl;
   std::cout << "[2/4] control loops: controller manager, scheduler, EndpointSlice controller"
             << std::endl;
 
@@ -424,6 +445,10 @@ void addUpCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--bind-address", flags->bind_address, "The apiserver's address")
       ->capture_default_str();
   cmd->add_option("--secure-port", flags->port, "The apiserver's port")->capture_default_str();
+  cmd->add_option("--advertise-address", flags->advertise_address,
+                  "Where pods reach the apiserver (the kubernetes Service's endpoint; the "
+                  "apiserver listens there too). Default: the pod bridge's gateway, the first "
+                  "address of --pod-cidr");
   cmd->add_option("--service-cluster-ip-range", flags->service_cidr, "Where ClusterIPs come from")
       ->capture_default_str();
   cmd->add_option("--pod-cidr", flags->pod_cidr, "The node's pod addresses")->capture_default_str();

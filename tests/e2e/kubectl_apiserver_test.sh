@@ -43,7 +43,7 @@ expect_eq "$(k get ns -o name | sort | tr '\n' ' ')" \
 # Create the examples, read them back in several shapes.
 k create -f "$source_dir/examples/web.yaml" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "3 1" "deployment fields"
-expect_eq "$(k get svc -o name | tr '\n' ' ')" "service/web service/web-nodeport " "services"
+expect_eq "$(k get svc -o name | tr '\n' ' ')" "service/kubernetes service/web service/web-nodeport " "services"
 # Server-side tables: kubectl's columns for each kind, -o wide included.
 expect_eq "$(k get deploy | head -1 | tr -s ' ')" "NAME READY UP-TO-DATE AVAILABLE AGE" "deployment columns"
 grep -q "web-nodeport NodePort .* 80:30080/TCP" <<<"$(k get svc | tr -s ' ')" || fail "service row: $(k get svc)"
