@@ -13,6 +13,7 @@
 #include "control/apiserver/patch.h"
 #include "control/apiserver/pod_admission.h"
 #include "control/apiserver/pod_validation.h"
+#include "control/apiserver/response_encoding.h"
 #include "control/apiserver/server_side_apply.h"
 #include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
@@ -92,21 +93,10 @@ std::string mediaType(std::string_view content_type) {
   return std::string(t);
 }
 
-bool wantsYaml(const HttpRequest& request) {
-  return mediaType(request.header("accept")) == "application/yaml";
-}
-
-// Writes an object (or any JSON text) in the representation the client asked for.
+// Writes an object in the representation the client asked for (response_encoding.h).
 void respondObject(const HttpRequest& request, HttpResponse& response, int status,
                    const Message& object) {
-  response.status = status;
-  if (wantsYaml(request)) {
-    response.content_type = "application/yaml";
-    response.body = api::encodeYaml(object);
-  } else {
-    response.content_type = "application/json";
-    response.body = api::encodeJson(object);
-  }
+  writeObject(negotiate(request, Endpoint::kObject), response, status, object);
 }
 
 void respondJson(HttpResponse& response, int status, const api::Value& value) {
@@ -603,6 +593,11 @@ void ApiHandler::handleResource(
     throw ApiError(404, "NotFound", "the server could not find the requested resource");
   }
   const std::string& verb = info.verb;
+  // Negotiated before anything is done, as kube-apiserver does: a 406 leaves the store untouched.
+  const ResponseFormat format =
+      negotiate(request, verb == "watch"                   ? Endpoint::kWatch
+                         : verb == "get" || verb == "list" ? Endpoint::kTable
+                                                           : Endpoint::kObject);
 
   if (info.subresource == "binding") {
     if (verb != "create") throw methodNotAllowed();
@@ -676,9 +671,9 @@ void ApiHandler::handleResource(
 
   if (verb == "get") {
     MessagePtr object = storage.get(ns, info.name);
-    if (acceptsTable(request.header("accept"))) {
-      respondJson(
-          response, 200,
+    if (format.table) {
+      writeValue(
+          format, response, 200,
           makeTable(type, {object.get()}, parseIncludeObject(queryValue(request, "includeObject")),
                     meta(*object).resource_version(), "", api::now().seconds));
       return;
@@ -701,34 +696,16 @@ void ApiHandler::handleResource(
     std::string limit = queryValue(request, "limit");
     if (!limit.empty()) list.limit = parseTimeout(limit, 0);
     ListResponse result = listObjects(storage, ns, list);
-    if (acceptsTable(request.header("accept"))) {
+    if (format.table) {
       std::vector<const Message*> objects;
       for (const auto& item : result.items)
         objects.push_back(item.get());
-      respondJson(response, 200,
-                  makeTable(type, objects, parseIncludeObject(queryValue(request, "includeObject")),
-                            result.resource_version, result.continue_token, api::now().seconds));
+      writeValue(format, response, 200,
+                 makeTable(type, objects, parseIncludeObject(queryValue(request, "includeObject")),
+                           result.resource_version, result.continue_token, api::now().seconds));
       return;
     }
-    std::string body = R"({"apiVersion":")" + type.apiVersion() + R"(","kind":")" + type.kind +
-                       R"(List","metadata":{"resourceVersion":")" + result.resource_version + "\"";
-    if (!result.continue_token.empty()) body += R"(,"continue":")" + result.continue_token + "\"";
-    body += R"(},"items":[)";
-    bool first = true;
-    for (const auto& item : result.items) {
-      if (!first) body += ',';
-      first = false;
-      body += api::encodeJson(*item, api::JsonStyle::kCompact, {.type_meta = false});
-    }
-    body += "]}";
-    response.status = 200;
-    response.content_type = "application/json";
-    if (wantsYaml(request)) {
-      response.content_type = "application/yaml";
-      response.body = api::writeYaml(api::parseJson(body));
-    } else {
-      response.body = std::move(body);
-    }
+    writeList(format, response, type, result);
   } else if (verb == "create") {
     if (!info.name.empty()) throw methodNotAllowed();
     MessagePtr object = decodeBody(request, storage, response);
@@ -779,9 +756,7 @@ void ApiHandler::handleResource(
     ListRequest list{.labels = labelSelector(request), .fields = fieldSelector(request, storage)};
     ListResponse result = storage.list(ns, list);
     bool dry = dryRun(request);
-    std::string body = R"({"apiVersion":")" + type.apiVersion() + R"(","kind":")" + type.kind +
-                       R"(List","metadata":{},"items":[)";
-    bool first = true;
+    ListResponse deleted_items;
     for (const auto& item : result.items) {
       const auto& m = meta(*item);
       try {
@@ -790,16 +765,12 @@ void ApiHandler::handleResource(
             service != nullptr && !dry && !meta(*deleted).has_deletion_timestamp()) {
           services_.release(*service);
         }
-        if (!first) body += ',';
-        first = false;
-        body += api::encodeJson(*deleted, api::JsonStyle::kCompact, {.type_meta = false});
+        deleted_items.items.push_back(std::move(deleted));
       } catch (const ApiError& e) {
         if (e.code() != 404) throw;  // gone meanwhile: nothing to do
       }
     }
-    body += "]}";
-    response.status = 200;
-    response.body = std::move(body);
+    writeList(format, response, type, deleted_items);
   } else if (verb == "patch") {
     patch(request, info, storage, response);
   } else {
@@ -1081,9 +1052,10 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
     if (!from) throw badRequest("invalid resourceVersion \"" + rv_text + "\"");
   }
 
-  HttpResponse head{200, "application/json", {}, ""};
+  const ResponseFormat format = negotiate(request, Endpoint::kWatch);
+  HttpResponse head{200, format.contentType(true), {}, ""};
   // kubectl get -w asks for each event's object as a one-row Table.
-  bool table = acceptsTable(request.header("accept"));
+  bool table = format.table;
   TableObjects include = parseIncludeObject(queryValue(request, "includeObject"));
   auto typeName = [](WatchEvent::Type type) -> std::string_view {
     switch (type) {
@@ -1097,20 +1069,20 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
     return "ERROR";
   };
   auto send = [&](ResponseStream& out, std::string_view type, const CachedObject& object) {
-    std::string line = R"({"type":")" + std::string(type) + R"(","object":)";
     if (table) {
-      line += api::writeJson(makeTable(storage.type(), {object.object.get()}, include,
-                                       meta(*object.object).resource_version(), "",
-                                       api::now().seconds));
-    } else {
-      line += object.json();  // encoded once for every watcher
+      return out.write(watchEvent(MediaType::kJson, type,
+                                  api::writeJson(makeTable(storage.type(), {object.object.get()},
+                                                           include,
+                                                           meta(*object.object).resource_version(),
+                                                           "", api::now().seconds))));
     }
-    line += "}\n";
-    return out.write(line);
+    // Encoded once for every watcher.
+    return out.write(watchEvent(
+        format.media, type,
+        format.media == MediaType::kProtobuf ? object.protobuf() : object.json()));
   };
   auto sendStatus = [&](ResponseStream& out, std::string_view type, const Message& object) {
-    return out.write(R"({"type":")" + std::string(type) + R"(","object":)" +
-                     api::encodeJson(object) + "}\n");
+    return out.write(watchEvent(format.media, type, encodeEventObject(format.media, object)));
   };
 
   CacheWatcherPtr watcher;
@@ -1207,20 +1179,19 @@ void ApiHandler::watchFromStore(
     }
   }
 
-  HttpResponse head{200, "application/json", {}, ""};
+  const ResponseFormat format = negotiate(request, Endpoint::kWatch);
+  HttpResponse head{200, format.contentType(true), {}, ""};
   // kubectl get -w asks for each event's object as a one-row Table.
-  bool table = acceptsTable(request.header("accept"));
+  bool table = format.table;
   TableObjects include = parseIncludeObject(queryValue(request, "includeObject"));
   auto send = [&](ResponseStream& out, std::string_view type, const Message& object) {
-    std::string line = R"({"type":")" + std::string(type) + R"(","object":)";
     if (table && type != "ERROR" && type != "BOOKMARK") {
-      line += api::writeJson(makeTable(storage.type(), {&object}, include,
-                                       meta(object).resource_version(), "", api::now().seconds));
-    } else {
-      line += api::encodeJson(object);
+      return out.write(watchEvent(MediaType::kJson, type,
+                                  api::writeJson(makeTable(storage.type(), {&object}, include,
+                                                           meta(object).resource_version(), "",
+                                                           api::now().seconds))));
     }
-    line += "}\n";
-    return out.write(line);
+    return out.write(watchEvent(format.media, type, encodeEventObject(format.media, object)));
   };
 
   store::WatchPtr watch;

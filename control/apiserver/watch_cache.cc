@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "control/api/codec.h"
+#include "control/api/kube_protobuf.h"
 #include "control/apiserver/object_meta.h"
 
 namespace skiff::apiserver {
@@ -22,6 +23,11 @@ std::string indexFieldFor(const api::ResourceType& type) {
 const std::string& CachedObject::json() const {
   std::call_once(json_once_, [this] { json_ = api::encodeJson(*object); });
   return json_;
+}
+
+const std::string& CachedObject::protobuf() const {
+  std::call_once(protobuf_once_, [this] { protobuf_ = api::kubepb::encodeObject(*object); });
+  return protobuf_;
 }
 
 bool CacheWatcher::matches(const CachedObject& object) const {

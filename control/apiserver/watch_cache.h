@@ -48,10 +48,14 @@ struct CachedObject {
   std::string index_value;  // the indexed field's value ("" without an index)
   // The object's JSON (apiVersion and kind included), made on first use.
   const std::string& json() const;
+  // The object in Kubernetes' protobuf envelope ("k8s\0" + runtime.Unknown), made on first use.
+  const std::string& protobuf() const;
 
  private:
   mutable std::once_flag json_once_;
   mutable std::string json_;
+  mutable std::once_flag protobuf_once_;
+  mutable std::string protobuf_;
 };
 using CachedObjectPtr = std::shared_ptr<const CachedObject>;
 
