@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <optional>
 
 namespace skiff::scheduler {
@@ -221,10 +222,11 @@ Status Framework::runPreFilterRemovePod(CycleState& state, const PodInfo& pod, c
   return {};
 }
 
-Status Framework::runFilter(const CycleState& state, const PodInfo& pod,
-                            const NodeInfo& node) const {
-  for (FilterPlugin* p : filter_) {
-    if (!state.skip_filter.empty() && state.skip_filter.contains(p->name())) continue;
+namespace {
+
+Status runFilters(const std::vector<const FilterPlugin*>& filters, const CycleState& state,
+                  const PodInfo& pod, const NodeInfo& node) {
+  for (const FilterPlugin* p : filters) {
     Status s = p->filter(state, pod, node);
     if (!s.ok()) {
       // A plugin error is an error, whatever the node.
@@ -234,9 +236,25 @@ Status Framework::runFilter(const CycleState& state, const PodInfo& pod,
   return {};
 }
 
-Status Framework::runFilterWithNominatedPods(const CycleState& state, const PodInfo& pod,
-                                             const NodeInfo& node,
-                                             const NominatedPods* nominated) const {
+}  // namespace
+
+std::vector<const FilterPlugin*> Framework::activeFilters(const CycleState& state) const {
+  std::vector<const FilterPlugin*> active;
+  active.reserve(filter_.size());
+  for (const FilterPlugin* p : filter_) {
+    if (!state.skip_filter.contains(p->name())) active.push_back(p);
+  }
+  return active;
+}
+
+Status Framework::runFilter(const CycleState& state, const PodInfo& pod,
+                            const NodeInfo& node) const {
+  return runFilters(activeFilters(state), state, pod, node);
+}
+
+Status Framework::runFilterWithNominatedPods(
+    const CycleState& state, const PodInfo& pod, const NodeInfo& node,
+    const NominatedPods* nominated, const std::vector<const FilterPlugin*>* filters) const {
   if (nominated != nullptr && !nominated->empty()) {
     auto it = nominated->find(node.name());
     if (it != nominated->end()) {
@@ -259,7 +277,7 @@ Status Framework::runFilterWithNominatedPods(const CycleState& state, const PodI
       }
     }
   }
-  return runFilter(state, pod, node);
+  return filters ? runFilters(*filters, state, pod, node) : runFilter(state, pod, node);
 }
 
 Status Framework::runPostFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot,
@@ -354,8 +372,12 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
   // Filter, in parallel, from a rotating start, until enough feasible nodes are found.
   const size_t all = nodes.size();
   const size_t want = numFeasibleNodesToFind(all, options_.percentage_of_nodes_to_score);
-  std::vector<NodeInfoPtr> feasible_slots(all);
-  std::vector<Status> statuses(all);
+  const std::vector<const FilterPlugin*> filters = activeFilters(state);
+  // Per node (in evaluation order): kept as feasible or not. Rejections are rare next to the
+  // nodes looked at, so their statuses go to a list instead of a Status slot per node.
+  std::vector<uint8_t> kept(all, 0);
+  std::vector<std::pair<size_t, Status>> rejected;
+  std::mutex rejected_mu;
   std::atomic<size_t> found{0};
   std::atomic<size_t> processed{0};
   const size_t start = next_start_index_ % all;
@@ -363,26 +385,30 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
     if (found.load(std::memory_order_relaxed) >= want) return;
     const size_t idx = (start + i) % all;
     processed.fetch_add(1, std::memory_order_relaxed);
-    Status s = runFilterWithNominatedPods(state, pod, *nodes[idx], &nominated);
+    Status s = runFilterWithNominatedPods(state, pod, *nodes[idx], &nominated, &filters);
     if (s.ok()) {
-      if (found.fetch_add(1, std::memory_order_relaxed) < want) feasible_slots[i] = nodes[idx];
+      if (found.fetch_add(1, std::memory_order_relaxed) < want) kept[i] = 1;
     } else {
-      statuses[i] = std::move(s);
+      std::lock_guard lock(rejected_mu);
+      rejected.emplace_back(i, std::move(s));
     }
   });
+  std::sort(rejected.begin(), rejected.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [i, status] : rejected) {
+    if (status.code() == Code::kError) {
+      result.status = std::move(status);
+      return result;
+    }
+  }
+  for (auto& [i, status] : rejected) {
+    result.diagnosis.unschedulable_plugins.insert(status.plugin());
+    result.diagnosis.node_statuses[nodes[(start + i) % all]->name()] = std::move(status);
+  }
   std::vector<NodeInfoPtr> feasible;
   feasible.reserve(std::min(want, all));
   for (size_t i = 0; i < all; ++i) {
-    if (feasible_slots[i]) {
-      feasible.push_back(std::move(feasible_slots[i]));
-    } else if (!statuses[i].ok()) {
-      if (statuses[i].code() == Code::kError) {
-        result.status = statuses[i];
-        return result;
-      }
-      result.diagnosis.unschedulable_plugins.insert(statuses[i].plugin());
-      result.diagnosis.node_statuses[nodes[(start + i) % all]->name()] = std::move(statuses[i]);
-    }
+    if (kept[i]) feasible.push_back(nodes[(start + i) % all]);
   }
   result.evaluated_nodes = processed.load();
   next_start_index_ = (start + result.evaluated_nodes) % all;

@@ -296,11 +296,17 @@ class Framework {
                                const NodeInfo& node) const;
   // Every Filter in order; the first rejection (with its plugin) or Success.
   Status runFilter(const CycleState& state, const PodInfo& pod, const NodeInfo& node) const;
+  // The Filter plugins a cycle runs: those whose PreFilter did not return Skip. schedulePod
+  // works this out once per pod rather than looking the skipped names up on every node.
+  std::vector<const FilterPlugin*> activeFilters(const CycleState& state) const;
   // Filter as kube-scheduler's RunFilterPluginsWithNominatedPods: with the nominated pods of
   // equal or higher priority on `node` added (then without them, so that anti-affinity to a pod
   // that may never come does not help either); `nominated` may be null.
-  Status runFilterWithNominatedPods(const CycleState& state, const PodInfo& pod,
-                                    const NodeInfo& node, const NominatedPods* nominated) const;
+  // `filters`: activeFilters(state), if the caller has it already.
+  Status runFilterWithNominatedPods(
+      const CycleState& state, const PodInfo& pod, const NodeInfo& node,
+      const NominatedPods* nominated,
+      const std::vector<const FilterPlugin*>* filters = nullptr) const;
   // Where nominations come from (not owned; null: none).
   void setPodNominator(const PodNominator* nominator) { nominator_ = nominator; }
   Status runPostFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot,

@@ -226,6 +226,7 @@ std::shared_ptr<const PodInfo> PodInfo::make(PodPtr pod) {
 void NodeInfo::setNode(NodePtr node) {
   node_ = std::move(node);
   name_ = node_->metadata().name();
+  unschedulable_ = node_->spec().unschedulable();
   allocatable_ = Resource::fromMap(node_->status().allocatable());
   image_sizes_.clear();
   for (const auto& image : node_->status().images()) {

@@ -121,6 +121,9 @@ class NodeInfo {
   const Node* node() const { return node_.get(); }
   const NodePtr& nodePtr() const { return node_; }
   const std::string& name() const { return name_; }
+  // spec.unschedulable, kept beside the name: Filter asks on every node it looks at, and the
+  // Node object is a cache miss away.
+  bool unschedulable() const { return unschedulable_; }
 
   void addPod(PodInfoPtr pod);
   // False when the pod (by key) is not on this node.
@@ -152,6 +155,7 @@ class NodeInfo {
  private:
   NodePtr node_;
   std::string name_;
+  bool unschedulable_ = false;
   std::vector<PodInfoPtr> pods_;
   std::vector<PodInfoPtr> pods_with_affinity_;
   std::vector<PodInfoPtr> pods_with_required_anti_affinity_;

@@ -83,7 +83,7 @@ bool tolerates(const api::core::v1::Toleration& t, const Taint& taint) {
 Status NodeUnschedulable::filter(const CycleState&, const PodInfo& pod,
                                  const NodeInfo& node) const {
   if (!node.node()) return Status::unresolvable("node not found");
-  if (!node.node()->spec().unschedulable()) return {};
+  if (!node.unschedulable()) return {};
   Taint taint;
   taint.set_key(std::string(kTaintNodeUnschedulable));
   taint.set_effect("NoSchedule");
