@@ -339,6 +339,16 @@ std::string headline(const Suite& s, const Outcome& o) {
         {"writes_per_second_256", "writes/s, 256 writers"},
         {"p99_ms_256", "p99 ms, 256 writers"},
         {"watch_events_per_second", "watch events/s"}}},
+      {"apiserver",
+       {{"clients", "at clients"},
+        {"get_p99_ms", "GET p99 ms"},
+        {"list_p99_ms", "LIST p99 ms"},
+        {"list_rv0_p99_ms", "LIST rv=0 p99 ms"},
+        {"create_p99_ms", "CREATE p99 ms"},
+        {"update_p99_ms", "UPDATE p99 ms"},
+        {"delete_p99_ms", "DELETE p99 ms"},
+        {"watch_p99_ms", "watch p99 ms"},
+        {"requests_per_second", "req/s"}}},
       {"scheduler", {{"pods_per_second", "pods/s"}, {"bind_p99_ms", "bind p99 ms"}}},
       {"controllers",
        {{"seconds_to_available", "s to available"},
@@ -562,34 +572,57 @@ std::vector<Plot> drawPlots(const std::vector<Suite>& suites, const std::string&
                    "'' u 1:3 axes x1y2 w lp dt 2 t 'bind p99 ms'\n");
   }
 
-  // 4. Latency against load: the store under 1, 16, 256 concurrent writers (there is no
-  // apiserver latency suite yet; the store is what every apiserver write waits for).
+  // 4. The apiserver's latency against load: p99 per verb against concurrent clients, beside
+  // Kubernetes' SLO thresholds (their definitions, not measurements).
   {
-    Plot plot{"store_latency_load.png",
-              "Store write latency vs concurrent writers (embedded SQLite, fsync)", ""};
-    const Suite* s = findSuite(suites, "store");
-    std::string data = "# writers p50_ms p99_ms writes_per_second\n";
+    Plot plot{"apiserver_latency_load.png",
+              "Apiserver latency vs load: p99 per verb (TLS keep-alive clients, SQLite with fsync)",
+              ""};
+    const Suite* s = findSuite(suites, "apiserver");
+    const std::vector<std::string> verbs = {"get",    "list",   "list_rv0", "create",
+                                            "update", "delete", "watch"};
+    std::string data = "# clients, then p99 ms of:";
+    for (const std::string& verb : verbs)
+      data += " " + verb;
+    data += "\n";
     int points = 0;
-    if (s != nullptr && s->skip.empty() && !s->outcomes.empty()) {
-      for (int writers : {1, 16, 256}) {
-        const std::string n = std::to_string(writers);
-        auto p50 = metric(s->outcomes.front(), "p50_ms_" + n);
-        auto p99 = metric(s->outcomes.front(), "p99_ms_" + n);
-        auto wps = metric(s->outcomes.front(), "writes_per_second_" + n);
-        if (!p50 || !p99 || !wps) continue;
-        data +=
-            n + " " + benchNumber(*p50) + " " + benchNumber(*p99) + " " + benchNumber(*wps) + "\n";
-        ++points;
+    if (s != nullptr && s->skip.empty() && !s->outcomes.empty() && s->outcomes.front().doc) {
+      const api::Value* levels = s->outcomes.front().doc->find("levels");
+      if (levels != nullptr && levels->isArray()) {
+        for (const api::Value& level : levels->items()) {
+          const api::Value* clients = level.find("clients");
+          if (clients == nullptr || !clients->isNumber()) continue;
+          std::string row = benchNumber(clients->asDouble());
+          bool complete = true;
+          for (const std::string& verb : verbs) {
+            const api::Value* v = level.find(verb + "_p99_ms");
+            complete = complete && v != nullptr && v->isNumber();
+            row += " " + (complete ? benchNumber(v->asDouble()) : std::string("0"));
+          }
+          if (!complete) continue;
+          data += row + "\n";
+          ++points;
+        }
       }
     }
-    if (points == 0) plot.missing = "store " + suiteState(s);
-    if (plot.missing.empty()) writeFile(dir + "/store_latency_load.dat", data);
-    draw(plot, header(plot.file, plot.title) +
-                   "set logscale x\nset logscale y\nset xlabel 'concurrent writers'\n"
-                   "set ylabel 'write latency, ms'\nset y2label 'acknowledged writes/s'\n"
-                   "set y2tics\nset ytics nomirror\nset y2range [0:*]\n"
-                   "plot 'store_latency_load.dat' u 1:2 w lp lw 2 t 'p50 ms', "
-                   "'' u 1:3 w lp lw 2 t 'p99 ms', '' u 1:4 axes x1y2 w lp dt 2 t 'writes/s'\n");
+    if (points == 0) plot.missing = "apiserver " + suiteState(s);
+    if (plot.missing.empty()) writeFile(dir + "/apiserver_latency_load.dat", data);
+    draw(plot,
+         header(plot.file, plot.title) +
+             "set logscale x 2\nset logscale y\nset xlabel 'concurrent clients'\n"
+             "set ylabel 'p99 latency, ms (client side)'\nset key outside right top\n"
+             "set yrange [*:20000]\n"
+             "set label 'Kubernetes SLO (a definition): mutating and single-object p99 <= 1 "
+             "s' at graph 0.02, first 1300 font ',9'\n"
+             "set label 'Kubernetes SLO (a definition): namespace LIST p99 <= 5 s' at "
+             "graph 0.02, first 6500 font ',9'\n"
+             "plot 'apiserver_latency_load.dat' u 1:2 w lp lw 2 t 'GET pod', "
+             "'' u 1:3 w lp lw 2 t 'LIST, rv=\"\" (store)', "
+             "'' u 1:4 w lp lw 2 t 'LIST, rv=\"0\" (cache)', "
+             "'' u 1:5 w lp lw 2 t 'CREATE', '' u 1:6 w lp lw 2 t 'PUT', "
+             "'' u 1:7 w lp lw 2 t 'DELETE', "
+             "'' u 1:8 w lp dt 2 lw 2 t 'watch, after answer', "
+             "1000 w l dt 3 lc rgb 'gray30' notitle, 5000 w l dt 4 lc rgb 'gray50' notitle\n");
   }
 
   // 5. Requests/s through a ClusterIP: kube-proxy's rule sets beside the eBPF socket LB.
@@ -627,6 +660,52 @@ std::vector<Plot> drawPlots(const std::vector<Suite>& suites, const std::string&
   return plots;
 }
 
+// The apiserver suite's figures per load level (its "levels"), p50 / p99 ms and requests/s per
+// verb, and Kubernetes' SLO thresholds as the suite states them (definitions, not measurements).
+std::string apiserverLevels(const api::Value& doc) {
+  const api::Value* levels = doc.find("levels");
+  if (levels == nullptr || !levels->isArray() || levels->items().empty()) return "";
+  static const std::vector<std::pair<std::string, std::string>> verbs = {
+      {"get", "GET pod"},
+      {"list", "LIST pods rv=\"\""},
+      {"list_rv0", "LIST pods rv=\"0\""},
+      {"create", "CREATE"},
+      {"update", "PUT"},
+      {"delete", "DELETE"},
+      {"watch", "watch after answer"}};
+  auto figure = [](const api::Value& level, const std::string& key) {
+    const api::Value* v = level.find(key);
+    return v != nullptr && v->isNumber() ? benchNumber(v->asDouble()) : std::string("-");
+  };
+  std::ostringstream md;
+  md << "\nPer load level: p50 / p99 ms and requests/s (watch: events/s delivered)\n\n"
+        "| clients |";
+  for (const auto& [key, title] : verbs)
+    md << " " << title << " |";
+  md << " all verbs req/s |\n|---|";
+  for (size_t i = 0; i <= verbs.size(); ++i)
+    md << "---|";
+  md << "\n";
+  for (const api::Value& level : levels->items()) {
+    md << "| " << figure(level, "clients") << " |";
+    for (const auto& [key, title] : verbs) {
+      md << " " << figure(level, key + "_p50_ms") << " / " << figure(level, key + "_p99_ms") << ", "
+         << figure(level, key + (key == "watch" ? "_events_per_second" : "_requests_per_second"))
+         << " |";
+    }
+    md << " " << figure(level, "requests_per_second") << " |\n";
+  }
+  if (const api::Value* slo = doc.find("slo")) {
+    const api::Value* source = slo->find("source");
+    md << "\nKubernetes' SLO thresholds for p99 ("
+       << cell(source != nullptr && source->isString() ? source->text() : "definitions")
+       << "): mutating calls " << figure(*slo, "mutating_p99_ms") << " ms, single-object reads "
+       << figure(*slo, "single_object_read_p99_ms") << " ms, namespace LISTs "
+       << figure(*slo, "namespace_list_p99_ms") << " ms.\n";
+  }
+  return md.str();
+}
+
 std::string report(const std::vector<Suite>& suites, const std::vector<Plot>& plots,
                    const AllOptions& options, double totalSeconds) {
   std::ostringstream md;
@@ -657,9 +736,6 @@ std::string report(const std::vector<Suite>& suites, const std::vector<Plot>& pl
     md << "| " << p.title << " | " << (p.missing.empty() ? "[" + p.file + "](" + p.file + ")" : "-")
        << " | " << (p.missing.empty() ? "drawn" : cell("missing: " + p.missing)) << " |\n";
   }
-  md << "\nNo suite measures the apiserver's request latency under load yet: the store's write "
-        "latency against concurrent writers (what every apiserver write waits for) stands in "
-        "for it.\n";
   for (const Suite& s : suites) {
     bool any = false;
     for (const Outcome& o : s.outcomes)
@@ -702,6 +778,7 @@ std::string report(const std::vector<Suite>& suites, const std::vector<Plot>& pl
       if (member.value.isNumber())
         md << "| " << member.key << " | " << benchNumber(member.value.asDouble()) << " |\n";
     }
+    if (s.name == "apiserver") md << apiserverLevels(*o.doc);
   }
   return md.str();
 }
@@ -740,6 +817,13 @@ std::vector<Suite> plan(CLI::App& root, const AllOptions& o) {
   {
     Suite s{"store", "", {}, 0, {}};
     s.points.push_back(skiff("store", "", withQuick({"store"}, benchCommand(root, "store"))));
+    suites.push_back(std::move(s));
+  }
+  {
+    Suite s{"apiserver", "", {}, 0, {}};
+    CLI::App* command = benchCommand(root, "apiserver");
+    if (command == nullptr) s.skip = "not built (no `skiff bench apiserver` in this binary)";
+    s.points.push_back(skiff("apiserver", "", withQuick({"apiserver"}, command)));
     suites.push_back(std::move(s));
   }
   {
@@ -930,9 +1014,10 @@ void addBenchAllCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--quick", options->quick, "Small loads: under 3 minutes in all (CI smoke)");
   cmd->add_option("--json", options->dir, "Directory for the JSON, results.md and the plots")
       ->capture_default_str();
-  cmd->add_option("--only", options->only,
-                  "Comma-separated suites (micro, store, scheduler, controllers, pod-startup, "
-                  "endpoints, dpdk, xdp, socklb, baselines)");
+  cmd->add_option(
+      "--only", options->only,
+      "Comma-separated suites (micro, store, apiserver, scheduler, controllers, pod-startup, "
+      "endpoints, dpdk, xdp, socklb, baselines)");
   cmd->add_option("--timeout", options->timeoutSeconds,
                   "Seconds each child may take before it is stopped (default 100, full 1800)");
   CLI::App* root = &app;
