@@ -130,6 +130,12 @@ void throwStoreError(const store::StoreError& e, const GroupResource& gr, std::s
       throw serverTimeout(std::string("Too large resource version: ") + e.what());
     case store::ErrorCode::kUnavailable:
       throw ApiError(503, "ServiceUnavailable", std::string("storage unavailable: ") + e.what());
+    case store::ErrorCode::kOutcomeUnknown:
+      // Not 503, which clients read as "nothing was done" and resend even a POST (a second object
+      // of a generateName create): Kubernetes' 504 Timeout, which they do not resend.
+      throw ApiError(
+          504, "Timeout",
+          std::string("storage did not confirm the write, it may have been applied: ") + e.what());
     case store::ErrorCode::kCorrupt:
     case store::ErrorCode::kInternal:
     case store::ErrorCode::kLeaseNotFound:

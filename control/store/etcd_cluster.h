@@ -59,6 +59,8 @@ class LocalEtcdCluster {
   // Starts a killed member again on its ports and data; waits until it serves reads.
   void restart(size_t index);
   bool running(size_t index) const { return members_.at(index).pid > 0; }
+  // Member `index`'s process (-1 when killed), for faults kill() does not make (SIGSTOP).
+  pid_t pid(size_t index) const { return members_.at(index).pid; }
 
  private:
   struct Member {

@@ -304,7 +304,7 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
             status.error_code() == grpc::StatusCode::UNAVAILABLE && (idempotent || notSent(status));
         if (!retry) {
           if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-            throw StoreError(ErrorCode::kUnavailable,
+            throw StoreError(ErrorCode::kOutcomeUnknown,
                              "etcd at " + member.url + ": " + std::string(what) +
                                  ": the connection failed during the request, its outcome is "
                                  "unknown: " +
@@ -312,7 +312,13 @@ class EtcdStore::Impl : public std::enable_shared_from_this<Impl> {
           }
           if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
             failures[i] = status.error_message();
-            throw unreachable(what, failures);
+            if (idempotent) throw unreachable(what, failures);
+            // A write a member took and never answered: without quorum it may still commit
+            // once quorum returns.
+            throw StoreError(ErrorCode::kOutcomeUnknown,
+                             std::string(unreachable(what, failures).what()) +
+                                 "; the write was sent to " + member.url +
+                                 ", its outcome is unknown");
           }
           throw translate(status, member, what);
         }

@@ -81,8 +81,8 @@ std::vector<std::string> parseEtcdEndpoints(std::string_view comma_separated);
 // key exceeds): run it with --max-request-bytes=2097152 or more.
 //
 // A request that cannot reach any member within request_timeout is kUnavailable, naming every
-// endpoint. A write whose connection broke after it was sent is not retried (it may have been
-// applied): kUnavailable says its outcome is unknown.
+// endpoint. A write whose connection broke after it was sent, or that a member took without
+// answering within request_timeout, is not retried (it may have been applied): kOutcomeUnknown.
 class EtcdStore final : public Store {
  public:
   // Connects and reads the cluster's revision; throws StoreError kUnavailable naming the

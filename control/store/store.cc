@@ -24,6 +24,8 @@ std::string_view errorCodeName(ErrorCode code) {
       return "Internal";
     case ErrorCode::kLeaseNotFound:
       return "LeaseNotFound";
+    case ErrorCode::kOutcomeUnknown:
+      return "OutcomeUnknown";
   }
   return "Unknown";
 }

@@ -49,8 +49,10 @@ enum class ErrorCode : uint8_t {
   kUnavailable,     // the backend cannot be reached or is shutting down
   kCorrupt,         // the data on disk is damaged
   kInternal,
-  kLeaseNotFound,  // the lease does not exist (never granted, revoked or expired): etcd's
-                   // "requested lease not found"
+  kLeaseNotFound,   // the lease does not exist (never granted, revoked or expired): etcd's
+                    // "requested lease not found"
+  kOutcomeUnknown,  // a write was sent but no answer came (the connection broke, the deadline
+                    // passed): it may or may not have been applied, so resending is not safe
 };
 
 std::string_view errorCodeName(ErrorCode code);

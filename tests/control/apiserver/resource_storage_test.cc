@@ -254,5 +254,20 @@ TEST_F(ResourceStorageTest, ClusterScopedObjectsHaveNoNamespace) {
   EXPECT_EQ(namespaces_->key("ignored", "web"), "/registry/namespaces/web");
 }
 
+// A store that could not be reached is a 503 (nothing was done: clients may resend); a write the
+// store took without confirming is a 504 Timeout, which clients do not resend (it may have landed).
+TEST(StoreErrors, UnavailableIs503AndAnUnknownOutcomeIs504) {
+  auto httpOf = [](store::ErrorCode code) {
+    try {
+      throwStoreError(store::StoreError(code, "etcd says"), {"", "configmaps"}, "c");
+    } catch (const ApiError& e) {
+      return std::to_string(e.code()) + " " + e.reason();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(httpOf(store::ErrorCode::kUnavailable), "503 ServiceUnavailable");
+  EXPECT_EQ(httpOf(store::ErrorCode::kOutcomeUnknown), "504 Timeout");
+}
+
 }  // namespace
 }  // namespace skiff::apiserver

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -96,6 +97,29 @@ TEST(EtcdStore, FailsOverToALiveMemberAndReportsADeadOneAfterItsLoss) {
       << error.what();
 }
 
+// A member that takes requests and never answers (SIGSTOPped: its connection stays up): a write
+// it took may still be applied, so it is kOutcomeUnknown, which callers must not resend blindly
+// (the apiserver answers 504, not the 503 that clients resend); a read is just kUnavailable.
+TEST(EtcdStore, AWriteWithoutAnAnswerIsOutcomeUnknownAReadIsUnavailable) {
+  LocalEtcdCluster cluster({.members = 1});
+  auto store = EtcdStore::open({.endpoints = cluster.endpoints(),
+                                .key_prefix = "/silent",
+                                .request_timeout = std::chrono::milliseconds(1000)});
+  store->create("/before", "v");
+  ASSERT_EQ(::kill(cluster.pid(0), SIGSTOP), 0);
+  EtcdStore& s = *store;
+  StoreError write = storeErrorOf([&] { s.create("/during", "v"); });
+  StoreError read = storeErrorOf([&] { s.get("/before"); });
+  ASSERT_EQ(::kill(cluster.pid(0), SIGCONT), 0);
+  EXPECT_EQ(errorCodeName(write.code()), errorCodeName(ErrorCode::kOutcomeUnknown)) << write.what();
+  EXPECT_NE(std::string(write.what()).find("outcome is unknown"), std::string::npos)
+      << write.what();
+  EXPECT_EQ(errorCodeName(read.code()), errorCodeName(ErrorCode::kUnavailable)) << read.what();
+  // The member answers again: so does the store (whether "/during" landed is etcd's to say).
+  EXPECT_GT(store->create("/after", "v"), 0);
+  EXPECT_TRUE(store->get("/before").has_value());
+}
+
 // One member of three is SIGKILLed while writers keep writing and a watch keeps reading: writes
 // go on (a writer retries what failed), every acknowledged write is there afterwards (also on the
 // killed member once it is back), and the watch delivers every acknowledged write exactly once,
@@ -132,7 +156,7 @@ TEST(EtcdStore, LosingOneMemberOfThreeLosesNoAcknowledgedWrite) {
               if (kv && kv->value == value) revision = kv->mod_revision;
               continue;
             }
-            if (e.code() != ErrorCode::kUnavailable) {
+            if (e.code() != ErrorCode::kUnavailable && e.code() != ErrorCode::kOutcomeUnknown) {
               ADD_FAILURE() << e.what();
               return;
             }
@@ -211,7 +235,7 @@ int64_t createRetrying(Store& store, const std::string& key, const std::string& 
         if (kv && kv->value == value) return kv->mod_revision;
         continue;
       }
-      if (e.code() != ErrorCode::kUnavailable) {
+      if (e.code() != ErrorCode::kUnavailable && e.code() != ErrorCode::kOutcomeUnknown) {
         ADD_FAILURE() << e.what();
         return 0;
       }
