@@ -43,6 +43,28 @@ void putBytes(std::string& out, int field, std::string_view bytes) {
   out.append(bytes);
 }
 
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// A message as a length-delimited field, serialized in place (deterministic: map entries sorted
+// by key). `size` is its ByteSizeLong(), which also cached the sizes the write uses.
+void putMessage(std::string& out, int field, const Message& m, size_t size) {
+  putVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  putVarint(out, size);
+  size_t start = out.size();
+  out.resize(start + size);
+  google::protobuf::io::ArrayOutputStream array(out.data() + start, static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&array);
+  coded.SetSerializationDeterministic(true);
+  m.SerializeWithCachedSizes(&coded);
+}
+
 // Reads the length-delimited fields of a flat message; other wire types are skipped. Returns
 // false on malformed bytes.
 template <typename F>
@@ -265,11 +287,31 @@ std::string encodeObject(const Message& object, std::string_view api_version,
 std::string encodeList(std::string_view api_version, std::string_view list_kind,
                        const meta::v1::ListMeta& metadata,
                        const std::vector<const Message*>& items) {
-  Unknown u{.api_version = std::string(api_version), .kind = std::string(list_kind)};
-  putBytes(u.raw, 1, serialize(metadata));
-  for (const Message* item : items)
-    putBytes(u.raw, 2, serialize(*item));
-  return writeEnvelope(u);
+  // The list is the apiserver's biggest answer: its size is added up first, so that every item
+  // is serialized once, in place, into the one buffer of the envelope.
+  std::vector<size_t> sizes;
+  sizes.reserve(items.size());
+  size_t metadata_size = metadata.ByteSizeLong();
+  size_t raw_size = 1 + varintSize(metadata_size) + metadata_size;
+  for (const Message* item : items) {
+    sizes.push_back(item->ByteSizeLong());
+    raw_size += 1 + varintSize(sizes.back()) + sizes.back();
+  }
+  std::string type_meta;
+  if (!api_version.empty()) putBytes(type_meta, 1, api_version);
+  if (!list_kind.empty()) putBytes(type_meta, 2, list_kind);
+  std::string out;
+  out.reserve(kMagic.size() + type_meta.size() + raw_size + 32);
+  out.append(kMagic);
+  putBytes(out, 1, type_meta);
+  putVarint(out, (2 << 3) | 2);  // raw = 2
+  putVarint(out, raw_size);
+  putMessage(out, 1, metadata, metadata_size);
+  for (size_t i = 0; i < items.size(); ++i)
+    putMessage(out, 2, *items[i], sizes[i]);
+  putBytes(out, 3, "");  // contentEncoding and contentType, empty as Kubernetes writes them
+  putBytes(out, 4, "");
+  return out;
 }
 
 std::string encodeWatchFrame(std::string_view type, std::string_view enveloped_object) {

@@ -195,6 +195,30 @@ TEST(KubeProtobuf, ListAndWatchFrames) {
             "0a03"
             "0a0162");
 
+  // Items serialized in place are the bytes of each item's own serialization, multi-byte lengths
+  // and sorted map entries included, in the envelope writeEnvelope makes.
+  core::v1::ConfigMap big;
+  big.mutable_metadata()->set_name("big");
+  for (int i = 0; i < 40; ++i)
+    (*big.mutable_data())["key-" + std::to_string(39 - i)] = std::string(10, 'v');
+  lm.set_continue_("next");
+  std::string raw =
+      "\x0a" + std::string(1, static_cast<char>(serialize(lm).size())) + serialize(lm);
+  for (const auto* item : {&a, &big}) {
+    std::string bytes = serialize(*item);
+    raw += '\x12';
+    for (size_t n = bytes.size(); true; n >>= 7) {
+      raw += static_cast<char>(n >= 0x80 ? (n & 0x7f) | 0x80 : n);
+      if (n < 0x80) break;
+    }
+    raw += bytes;
+  }
+  ASSERT_GT(serialize(big).size(), 128u);
+  EXPECT_EQ(hex(encodeList("v1", "ConfigMapList", lm, {&a, &big})),
+            hex(writeEnvelope({.api_version = "v1", .kind = "ConfigMapList", .raw = raw})));
+  Unknown listed = parseEnvelope(encodeList("v1", "ConfigMapList", lm, {&a, &big}));
+  EXPECT_EQ(listed.raw, raw);
+
   std::string stream =
       encodeWatchFrame("ADDED", encodeObject(a)) + encodeWatchFrame("DELETED", encodeObject(b));
   // Frame 1: big-endian length, WatchEvent{type=1, object=2 RawExtension{raw=1}}.
