@@ -35,6 +35,7 @@
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
 #include "kubelet/server/kubelet_server.h"
+#include "kubelet/volumes/caching_volume_source.h"
 #include "kubelet/volumes/client_volume_source.h"
 
 #if SKIFF_WITH_EBPF
@@ -291,15 +292,35 @@ class NodeProxy {
 
 // A node that runs pods: runc containers from the local image store, a network namespace per pod
 // on a bridge with addresses from the node's podCIDR (known once the Node is registered, so the
-// syncer is built on first use), volumes from the apiserver.
+// syncer is built on first use), volumes from the apiserver through a TTL cache, and the
+// Services' environment variables from a Service informer.
 struct RealNode {
   RealNode(client::Client& client, const AgentFlags& flags, kubelet::AgentOptions options)
       : store(flags.image_root),
         runtime(kubelet::RuncOptions{.root = flags.run_dir + "/runc",
                                      .state_dir = flags.run_dir + "/containers"}),
         fetcher(client),
+        cached_fetcher(fetcher),
+        service_informers(client),
         syncer([this, flags] { return makeSyncer(flags); }) {
+    service_informer = &service_informers.informerFor<api::core::v1::Service>();
+    service_informers.start();
     agent = std::make_unique<kubelet::Agent>(client, syncer, std::move(options));
+  }
+  ~RealNode() { service_informers.stop(); }
+
+  // The Services of `ns` and of "default", once listed.
+  std::optional<std::vector<api::core::v1::Service>> services(const std::string& ns) {
+    const client::SharedInformer& informer = *service_informer;
+    if (!informer.hasSynced()) return std::nullopt;
+    std::vector<api::core::v1::Service> out;
+    auto add = [&](const std::string& n) {
+      for (const auto& object : informer.cache().list(n, ""))
+        out.push_back(client::as<api::core::v1::Service>(object));
+    };
+    add(ns);
+    if (ns != "default") add("default");
+    return out;
   }
 
   kubelet::PodSyncerPtr makeSyncer(const AgentFlags& flags) {
@@ -320,12 +341,17 @@ struct RealNode {
     o.root_dir = flags.data_dir;
     o.log_dir = flags.log_dir;
     o.cgroup_parent = flags.cgroup_parent;
-    return std::make_unique<kubelet::RuntimePodSyncer>(o, store, runtime, *network, &fetcher);
+    o.services = [this](const std::string& ns) { return services(ns); };
+    return std::make_unique<kubelet::RuntimePodSyncer>(o, store, runtime, *network,
+                                                       &cached_fetcher);
   }
 
   kubelet::images::ImageStore store;
   kubelet::RuncRuntime runtime;
   kubelet::volumes::ClientVolumeSourceFetcher fetcher;
+  kubelet::volumes::CachingVolumeSourceFetcher cached_fetcher;
+  client::SharedInformerFactory service_informers;
+  client::SharedInformer* service_informer = nullptr;
   std::unique_ptr<kubelet::network::PodNetworkManager> network;
   kubelet::LazyPodSyncer syncer;
   std::unique_ptr<kubelet::Agent> agent;

@@ -580,8 +580,19 @@ bool PodWorker::startContainer(const core::Container& c, ContainerRecord& rec,
   try {
     const ResolvedEnv env =
         resolveContainerEnv(*pod_, c, s_.fetcher_, {e_.ip, s_.options_.host_ip}, field);
+    // The Services' variables first: envFrom and env override them, and $(VAR) may use them.
+    std::vector<std::pair<std::string, std::string>> extra_env;
+    if (s_.options_.services) {
+      auto services = s_.options_.services(pod_->metadata().namespace_());
+      if (!services) {
+        throw std::runtime_error(
+            "services have not yet been read at least once, cannot construct envvars");
+      }
+      extra_env = serviceEnvVars(*pod_, *services);
+    }
+    extra_env.insert(extra_env.end(), env.env_from.begin(), env.env_from.end());
     applyContainerSpec(pod_->spec(), env.container, image->config, config.rootfs, field, config,
-                       env.env_from);
+                       extra_env);
     config.mounts = volumes::VolumeManager::containerMounts(c, volumes_, field);
   } catch (const std::exception& ex) {
     undo();

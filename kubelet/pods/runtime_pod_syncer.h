@@ -11,6 +11,7 @@
 #include "kubelet/images/image_manager.h"
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/pod_syncer.h"
+#include "kubelet/pods/service_env.h"
 #include "kubelet/prober/prober.h"
 #include "kubelet/runtime/runtime.h"
 #include "kubelet/volumes/volume_manager.h"
@@ -57,6 +58,10 @@ struct RuntimePodSyncerOptions {
   // only by looking (Kubernetes' PLEG relists every second).
   std::chrono::milliseconds relist_period{2000};
   volumes::VolumeManagerOptions volumes;
+  // The Services whose environment variables every container gets (service_env.h); unset: none.
+  // While it answers nullopt (not listed yet) containers do not start (CreateContainerConfigError,
+  // retried), as Kubernetes' kubelet waits for its Service informer.
+  ServiceLister services;
   // Wall clock (container start and finish times are wall clock); tests inject one.
   std::function<std::chrono::system_clock::time_point()> clock;
 };

@@ -3,9 +3,9 @@
 #include "control/client/client.h"
 #include "kubelet/volumes/volume_source.h"
 
-// VolumeSourceFetcher on the apiserver: a GET per call (the kubelet refreshes volumes on its
-// resync period, so no cache is needed for correctness); tokens by a POST to
-// serviceaccounts/NAME/token, which the TokenManager caches.
+// VolumeSourceFetcher on the apiserver: a GET per call (the agent puts the TTL cache of
+// caching_volume_source.h in front, so resyncs do not GET every object every second); tokens by
+// a POST to serviceaccounts/NAME/token, which the TokenManager caches.
 
 namespace skiff::kubelet::volumes {
 

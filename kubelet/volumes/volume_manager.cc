@@ -431,6 +431,7 @@ std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
                                                       const std::string& pod_dir) {
   std::map<std::string, PodVolume> out;
   const std::string& ns = pod.metadata().namespace_();
+  if (fetcher_ != nullptr) fetcher_->registerPod(pod);
   for (int i = 0; i < pod.spec().volumes_size(); ++i) {
     const core::Volume& v = pod.spec().volumes(i);
     const std::string what = "volume \"" + v.name() + "\"";
@@ -502,6 +503,7 @@ void VolumeManager::tearDown(const std::string& pod_dir) {
   fs::remove_all(root, ec);
   if (ec) throw VolumeError("cannot remove " + root + ": " + ec.message());
   tokens_.forgetPod(fs::path(pod_dir).filename().string());
+  if (fetcher_ != nullptr) fetcher_->unregisterPod(fs::path(pod_dir).filename().string());
 }
 
 std::vector<MountSpec> VolumeManager::containerMounts(

@@ -27,6 +27,10 @@ class VolumeSourceFetcher {
   virtual api::authentication::v1::TokenRequest requestServiceAccountToken(
       const std::string& ns, const std::string& name,
       const api::authentication::v1::TokenRequest& request);
+  // The VolumeManager says which pods it sets up (on every setUp) and tears down, for fetchers
+  // that cache per referenced object (caching_volume_source.h); the default ignores both.
+  virtual void registerPod(const api::core::v1::Pod& pod) { (void)pod; }
+  virtual void unregisterPod(const std::string& uid) { (void)uid; }
 };
 
 }  // namespace skiff::kubelet::volumes

@@ -165,6 +165,34 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pod-ca.crt" -H "Au
   "$server/api/v1/namespaces/default/secrets")
 [[ $code == 403 ]] || fail "the pod's token listing secrets: HTTP $code (want 403)"
 
+# In-cluster access to the apiserver: the default/kubernetes Service (the first address of the
+# service range, 443 to the apiserver's port on the pod bridge's gateway, where skiff up has the
+# apiserver listen besides 127.0.0.1, and nowhere else), the service environment variables in
+# every container, and HTTPS from the pod's network namespace through the load balancer to
+# https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT with the pod's token, verified against
+# the pod's ca.crt (the image's busybox wget has no TLS this apiserver accepts: curl in the pod's
+# namespace and cgroup subtree instead).
+[[ $("$skiff" get service kubernetes -o jsonpath='{.spec.clusterIP} {.spec.ports[0].name} {.spec.ports[0].port}') == "10.98.0.1 https 443" ]] ||
+  fail "the kubernetes Service: $("$skiff" get service kubernetes -o yaml)"
+api_port=${server##*:}
+[[ $("$skiff" get endpointslice kubernetes -o jsonpath='{.endpoints[*].addresses[*]} {.ports[0].port}') == "10.252.0.1 $api_port" ]] ||
+  fail "the kubernetes EndpointSlice: $("$skiff" get endpointslice kubernetes -o yaml)"
+listening=$(ss -Hltn "sport = :$api_port" | awk '{print $4}' | sort | tr '\n' ' ')
+[[ $listening == "10.252.0.1:$api_port 127.0.0.1:$api_port " ]] || fail "the apiserver listens on: $listening"
+env=$(timeout 10 "$skiff" exec "$pod" -- env) || fail "env in $pod: $env"
+for want in KUBERNETES_SERVICE_HOST=10.98.0.1 KUBERNETES_SERVICE_PORT=443 KUBERNETES_SERVICE_PORT_HTTPS=443 \
+  KUBERNETES_PORT=tcp://10.98.0.1:443 KUBERNETES_PORT_443_TCP=tcp://10.98.0.1:443 \
+  KUBERNETES_PORT_443_TCP_PROTO=tcp KUBERNETES_PORT_443_TCP_PORT=443 KUBERNETES_PORT_443_TCP_ADDR=10.98.0.1; do
+  grep -qx "$want" <<<"$env" || fail "$pod lacks $want: $env"
+done
+uid=$("$skiff" get pod "$pod" -o jsonpath='{.metadata.uid}')
+for url in "https://10.98.0.1:443/api" "https://kubernetes.default.svc:443/api"; do
+  got=$(nsenter --net="$run_dir/netns/$uid" timeout 10 "$skiff" lb exec --cgroup "/sys/fs/cgroup/unified$cgroup" -- \
+    curl -sS --cacert "$work/pod-ca.crt" --resolve kubernetes.default.svc:443:10.98.0.1 \
+    -H "Authorization: Bearer $token" "$url" 2>&1) || fail "$url from $pod's network namespace: $got"
+  [[ $got == *'"kind":"APIVersions"'* ]] || fail "$url from $pod's network namespace: '$got'"
+done
+
 # A rolling update driven by real kubectl under a request loop: no request fails.
 loop() {
   local ok=0 bad=0
