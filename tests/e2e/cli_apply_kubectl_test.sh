@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `skiff apply` and the real `kubectl apply` of the same manifests leave the same stored objects,
-# and bad input is refused whole, with its place, as kubectl would refuse it.
+# `skiff apply` and the real `kubectl apply` of the same manifests leave the same stored objects
+# (client-side and server-side apply), and bad input is refused whole, with its place, as kubectl
+# would refuse it.
 # Usage: cli_apply_kubectl_test.sh SKIFF_BINARY SOURCE_DIR
 set -euo pipefail
 skiff=$1
@@ -111,6 +112,69 @@ s apply -n by-skiff -f "$work/extra.yaml" >/dev/null
 s apply -n by-skiff -f "$fixtures/v1" --prune -l app=shop >"$work/prune"
 grep -qx "configmap/extra pruned" "$work/prune" || fail "prune: $(cat "$work/prune")"
 k get -n by-skiff cm extra 2>/dev/null && fail "pruned configmap still there"
+
+# Server-side apply: skiff and kubectl leave the same objects (managedFields included, but for the
+# managers' names and times); a field `kubectl scale` took is a conflict for both, and
+# --force-conflicts takes it back.
+s create namespace ssa-skiff >/dev/null
+s create namespace ssa-kubectl >/dev/null
+s apply --server-side -n ssa-skiff -f "$fixtures/v1" >"$work/ss1"
+k apply --server-side -n ssa-kubectl -f "$fixtures/v1" >"$work/ks1"
+expect_eq "$(cat "$work/ss1")" "$(cat "$work/ks1")" "server-side apply output"
+expect_eq "$(tr '\n' ' ' <"$work/ss1")" \
+  "configmap/app-config serverside-applied deployment.apps/shop serverside-applied service/shop serverside-applied " \
+  "server-side apply"
+normalize_ssa() {
+  python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+m = o["metadata"]
+for f in ("uid", "creationTimestamp", "resourceVersion", "namespace", "selfLink"):
+    m.pop(f, None)
+for e in m.get("managedFields", []):
+    e.pop("time", None)
+    e["manager"] = e["manager"].replace("kubectl", "MANAGER").replace("skiff", "MANAGER")
+spec = o.get("spec", {})
+for f in ("clusterIP", "clusterIPs"):
+    spec.pop(f, None)
+print(json.dumps(o, indent=1, sort_keys=True))'
+}
+for obj in configmap/app-config deployment/shop service/shop; do
+  k get -n ssa-skiff "$obj" -o json --show-managed-fields | normalize_ssa >"$work/a.json"
+  k get -n ssa-kubectl "$obj" -o json --show-managed-fields | normalize_ssa >"$work/b.json"
+  diff -u "$work/b.json" "$work/a.json" >"$work/diff" || fail "server-side $obj differs (kubectl vs skiff): $(cat "$work/diff")"
+done
+grep -q '"operation": "Apply"' "$work/a.json" || fail "no Apply entry: $(cat "$work/a.json")"
+grep -q 'last-applied-configuration' "$work/a.json" && fail "server-side apply wrote the last-applied annotation"
+# A dry run of a changed manifest changes nothing.
+sed 's/replicas: 3/replicas: 4/' "$fixtures/v1/app.yaml" >"$work/ssa4.yaml"
+expect_eq "$(k apply --server-side --dry-run=server -n ssa-kubectl -f "$work/ssa4.yaml" | grep deployment)" \
+  "deployment.apps/shop serverside-applied (server dry run)" "server-side dry run output"
+expect_eq "$(k get -n ssa-kubectl deploy shop -o jsonpath='{.spec.replicas}')" "3" "server-side dry run left replicas"
+for ns in ssa-kubectl ssa-skiff; do
+  k scale -n "$ns" deployment/shop --replicas=5 >/dev/null
+  if [[ $ns == ssa-kubectl ]]; then
+    k apply --server-side -n "$ns" -f "$fixtures/v1" >"$work/out" 2>"$work/err" && fail "kubectl apply over kubectl scale did not conflict"
+  else
+    s apply --server-side -n "$ns" -f "$fixtures/v1" >"$work/out" 2>"$work/err" && fail "skiff apply over kubectl scale did not conflict"
+    grep -q "nothing was applied" "$work/err" || fail "skiff conflict: $(cat "$work/err")"
+  fi
+  grep -q 'Apply failed with 1 conflict: conflict with "kubectl[a-z-]*" with subresource "scale" using apps/v1: .spec.replicas' "$work/err" ||
+    fail "$ns conflict message: $(cat "$work/err")"
+  expect_eq "$(k get -n "$ns" deploy shop -o jsonpath='{.spec.replicas}')" "5" "$ns replicas after the conflict"
+done
+k apply --server-side --force-conflicts -n ssa-kubectl -f "$fixtures/v1" >/dev/null
+s apply --server-side --force-conflicts -n ssa-skiff -f "$fixtures/v1" >/dev/null
+for ns in ssa-kubectl ssa-skiff; do
+  expect_eq "$(k get -n "$ns" deploy shop -o jsonpath='{.spec.replicas}')" "3" "$ns replicas after --force-conflicts"
+done
+for obj in deployment/shop; do
+  k get -n ssa-skiff "$obj" -o json --show-managed-fields | normalize_ssa >"$work/a.json"
+  k get -n ssa-kubectl "$obj" -o json --show-managed-fields | normalize_ssa >"$work/b.json"
+  diff -u "$work/b.json" "$work/a.json" >"$work/diff" || fail "forced $obj differs (kubectl vs skiff): $(cat "$work/diff")"
+done
+# kubectl get shows no managedFields unless asked.
+k get -n ssa-skiff deploy shop -o yaml | grep -q managedFields && fail "kubectl get -o yaml showed managedFields"
 
 # Errors: an unknown kind, an unreachable server, a missing kubeconfig.
 if s get foo 2>"$work/err"; then fail "get foo succeeded"; fi
