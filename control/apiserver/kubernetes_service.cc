@@ -133,8 +133,10 @@ HttpResponse KubernetesServiceController::call(const std::string& method, const 
   return response;
 }
 
-void KubernetesServiceController::reconcileService() {
-  const core::Service desired = desiredKubernetesService(options_);
+void KubernetesServiceController::reconcileService(int32_t target_port) {
+  KubernetesServiceOptions o = options_;
+  o.secure_port = target_port;
+  const core::Service desired = desiredKubernetesService(o);
   core::Service existing;
   try {
     existing = decode<core::Service>(call("GET", std::string(kServicePath)).body);
@@ -162,8 +164,35 @@ void KubernetesServiceController::reconcileService() {
   }
 }
 
-std::vector<std::string> KubernetesServiceController::renewOwnLease() {
-  const std::string own = std::string(kMasterLeasePrefix) + options_.advertise_address;
+std::string KubernetesServiceController::ownLeaseKey() const {
+  return std::string(kMasterLeasePrefix) + options_.advertise_address + ":" +
+         std::to_string(options_.secure_port);
+}
+
+KubernetesServiceController::Live KubernetesServiceController::liveApiservers() {
+  Live live{.port = options_.secure_port};
+  bool first = true;
+  for (const auto& kv : store_.list(kMasterLeasePrefix).kvs) {  // in key order
+    std::string endpoint = kv.key.substr(kMasterLeasePrefix.size());
+    size_t colon = endpoint.rfind(':');
+    if (colon == std::string::npos) continue;
+    int port = 0;
+    try {
+      port = std::stoi(endpoint.substr(colon + 1));
+    } catch (const std::exception&) {
+      continue;
+    }
+    // One port for all (a slice's ports apply to every endpoint): the first key's, the same
+    // choice in every apiserver, so apiservers on different ports never take turns.
+    if (first) live.port = port;
+    first = false;
+    live.addresses.push_back(endpoint.substr(0, colon));
+  }
+  return live;
+}
+
+KubernetesServiceController::Live KubernetesServiceController::renewOwnLease() {
+  const std::string own = ownLeaseKey();
   const std::string value = std::to_string(options_.secure_port);
   bool renewed = false;
   if (lease_ != 0) {
@@ -182,10 +211,7 @@ std::vector<std::string> KubernetesServiceController::renewOwnLease() {
       store_.createWithLease(own, value, lease_);
     }
   }
-  std::vector<std::string> addresses;
-  for (const auto& kv : store_.list(kMasterLeasePrefix).kvs)
-    addresses.push_back(kv.key.substr(kMasterLeasePrefix.size()));
-  return addresses;
+  return liveApiservers();
 }
 
 namespace {
@@ -198,9 +224,8 @@ std::string sliceContent(discovery::EndpointSlice slice) {
 
 }  // namespace
 
-void KubernetesServiceController::writeEndpointSlice(const std::vector<std::string>& addresses) {
-  discovery::EndpointSlice desired =
-      desiredKubernetesEndpointSlice(addresses, options_.secure_port);
+void KubernetesServiceController::writeEndpointSlice(const Live& live) {
+  discovery::EndpointSlice desired = desiredKubernetesEndpointSlice(live.addresses, live.port);
   discovery::EndpointSlice existing;
   try {
     existing = decode<discovery::EndpointSlice>(call("GET", std::string(kSlicePath)).body);
@@ -228,13 +253,14 @@ void KubernetesServiceController::writeEndpointSlice(const std::vector<std::stri
 
 void KubernetesServiceController::reconcileOnce() {
   std::lock_guard lock(reconcile_mu_);
-  reconcileService();
-  writeEndpointSlice(renewOwnLease());
+  const Live live = renewOwnLease();
+  reconcileService(live.port);
+  writeEndpointSlice(live);
 }
 
 void KubernetesServiceController::removeOwnAddress() {
   std::lock_guard lock(reconcile_mu_);
-  const std::string own = std::string(kMasterLeasePrefix) + options_.advertise_address;
+  const std::string own = ownLeaseKey();
   if (lease_ != 0) {
     try {
       store_.revokeLease(lease_);  // deletes the key attached to it
@@ -250,10 +276,7 @@ void KubernetesServiceController::removeOwnAddress() {
       // gone meanwhile, or renewed by a new apiserver on the same address
     }
   }
-  std::vector<std::string> addresses;
-  for (const auto& kv : store_.list(kMasterLeasePrefix).kvs)
-    addresses.push_back(kv.key.substr(kMasterLeasePrefix.size()));
-  writeEndpointSlice(addresses);
+  writeEndpointSlice(liveApiservers());
 }
 
 void KubernetesServiceController::pass() {

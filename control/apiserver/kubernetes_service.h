@@ -20,9 +20,11 @@
 // "kubernetes" (label kubernetes.io/service-name=kubernetes, no managed-by label) lists the
 // apiservers' advertise addresses. A deleted object is recreated and a changed one repaired on the
 // next reconcile. The addresses are kube-apiserver's lease reconciler's: every apiserver keeps a
-// store key /registry/masterleases/<advertise address> on a store lease of `lease_ttl_seconds`,
-// renewed on each pass, and writes the slice from the keys alive; one that stops deletes its key,
-// one that crashed drops out when its lease expires.
+// store key /registry/masterleases/<advertise address>:<port> on a store lease of
+// `lease_ttl_seconds`, renewed on each pass, and writes the slice from the keys alive; one that
+// stops deletes its key, one that crashed drops out when its lease expires. Apiservers on
+// different ports (several on one machine) agree on the first key's port for the slice and the
+// Service's targetPort, so they never take turns rewriting them.
 //
 // The writes go through the ApiHandler as loopback requests, so the Service gets its ClusterIP
 // from the allocator and every watch sees them like any client's.
@@ -76,10 +78,17 @@ class KubernetesServiceController {
   HttpResponse call(const std::string& method, const std::string& path,
                     const std::string& body = {});
   void pass();  // reconcileOnce, errors logged
-  void reconcileService();
-  // Creates this apiserver's lease key or renews it; the addresses of the live keys.
-  std::vector<std::string> renewOwnLease();
-  void writeEndpointSlice(const std::vector<std::string>& addresses);
+  // The live apiservers' addresses, and the one port they are reached at.
+  struct Live {
+    std::vector<std::string> addresses;
+    int32_t port = 0;
+  };
+  void reconcileService(int32_t target_port);
+  std::string ownLeaseKey() const;  // /registry/masterleases/<advertise address>:<port>
+  Live liveApiservers();
+  // Creates this apiserver's lease key or renews it; then liveApiservers().
+  Live renewOwnLease();
+  void writeEndpointSlice(const Live& live);
 
   ApiHandler& handler_;
   store::Store& store_;

@@ -163,7 +163,7 @@ TEST_F(KubernetesServiceTest, ACrashedApiserverDropsOutWhenItsLeaseExpires) {
   }
   a.reconcileOnce();
   EXPECT_EQ(sliceAddresses(), (std::vector<std::string>{"10.0.0.1", "10.0.0.2"}));
-  for (int i = 0; i < 50 && store_->get(std::string(kMasterLeasePrefix) + "10.0.0.2"); ++i)
+  for (int i = 0; i < 50 && store_->get(std::string(kMasterLeasePrefix) + "10.0.0.2:6443"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   a.reconcileOnce();
   EXPECT_EQ(sliceAddresses(), std::vector<std::string>{"10.0.0.1"});
@@ -183,6 +183,34 @@ TEST_F(KubernetesServiceTest, StartReconcilesAtOnceAndStopRemovesTheAddress) {
   EXPECT_EQ(call("GET", kService).first, 200);
   controller.stop();
   EXPECT_TRUE(sliceAddresses().empty());
+}
+
+TEST_F(KubernetesServiceTest, ApiserversOnDifferentPortsAgreeOnOneAndStopRewriting) {
+  auto first = options("127.0.0.1");
+  first.secure_port = 7001;
+  auto second = options("127.0.0.1");
+  second.secure_port = 7002;
+  KubernetesServiceController a(*handler_, *store_, second);
+  KubernetesServiceController b(*handler_, *store_, first);
+  a.reconcileOnce();
+  b.reconcileOnce();
+  a.reconcileOnce();
+  auto slice = get<discovery::EndpointSlice>(kSlice);
+  auto svc = get<core::Service>(kService);
+  EXPECT_EQ(slice.ports(0).port(), 7001);  // the first key's
+  EXPECT_EQ(svc.spec().ports(0).target_port().int_val(), 7001);
+  EXPECT_EQ(sliceAddresses(), std::vector<std::string>{"127.0.0.1"});
+  b.reconcileOnce();
+  a.reconcileOnce();
+  EXPECT_EQ(get<discovery::EndpointSlice>(kSlice).metadata().resource_version(),
+            slice.metadata().resource_version());
+  EXPECT_EQ(get<core::Service>(kService).metadata().resource_version(),
+            svc.metadata().resource_version());
+  // The one on 7001 stops: the other's port takes over.
+  b.removeOwnAddress();
+  a.reconcileOnce();
+  EXPECT_EQ(get<discovery::EndpointSlice>(kSlice).ports(0).port(), 7002);
+  EXPECT_EQ(get<core::Service>(kService).spec().ports(0).target_port().int_val(), 7002);
 }
 
 TEST(KubernetesServiceRepairTest, KeepsTheClusterIpAndOtherLabels) {
