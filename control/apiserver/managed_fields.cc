@@ -106,22 +106,8 @@ bool emptyContainer(const Value* v) {
          (v->isArray() && v->items().empty()) || v->isNull();
 }
 
-bool shapeFits(const Value& v, const FieldType& t) {
-  switch (t.kind) {
-    case FieldType::Kind::kLeaf:
-      return true;
-    case FieldType::Kind::kStruct:
-    case FieldType::Kind::kMap:
-      return v.isObject();
-    case FieldType::Kind::kAssociativeList:
-    case FieldType::Kind::kSet:
-      return v.isArray();
-  }
-  return true;
-}
-
 void collect(const Value& v, const FieldType& t, ManagedPath& path, FieldSet& out) {
-  if (t.kind == FieldType::Kind::kLeaf || !shapeFits(v, t) || emptyContainer(&v)) {
+  if (t.kind == FieldType::Kind::kLeaf || !t.fits(v) || emptyContainer(&v)) {
     if (!path.empty()) out.insert(path);
     return;
   }
@@ -180,9 +166,8 @@ std::optional<std::vector<std::pair<std::string, const Value*>>> keyedItems(cons
 void compareAt(const Value* lhs, const Value* rhs, const FieldType& t, ManagedPath& path,
                Comparison& c) {
   if (lhs == nullptr && rhs == nullptr) return;
-  bool leaf = t.kind == FieldType::Kind::kLeaf || (lhs != nullptr && !shapeFits(*lhs, t)) ||
-              (rhs != nullptr && !shapeFits(*rhs, t)) ||
-              (emptyContainer(lhs) && emptyContainer(rhs));
+  bool leaf = t.kind == FieldType::Kind::kLeaf || (lhs != nullptr && !t.fits(*lhs)) ||
+              (rhs != nullptr && !t.fits(*rhs)) || (emptyContainer(lhs) && emptyContainer(rhs));
   std::optional<std::vector<std::pair<std::string, const Value*>>> left, right;
   if (!leaf && (t.kind == FieldType::Kind::kAssociativeList || t.kind == FieldType::Kind::kSet)) {
     left = keyedItems(lhs, t);
@@ -441,6 +426,20 @@ FieldType FieldType::element() const {
     return t;
   }
   return {};
+}
+
+bool FieldType::fits(const Value& v) const {
+  switch (kind) {
+    case Kind::kLeaf:
+      return true;
+    case Kind::kStruct:
+    case Kind::kMap:
+      return v.isObject();
+    case Kind::kAssociativeList:
+    case Kind::kSet:
+      return v.isArray();
+  }
+  return true;
 }
 
 std::optional<std::string> itemKey(const Value& item, const FieldType& list) {

@@ -75,6 +75,9 @@ struct FieldType {
   // or a list's item.
   FieldType member(std::string_view json_name) const;
   FieldType element() const;
+  // Whether `v` has this type's shape (an object for a struct or map, an array for a list or
+  // set); a value that does not is handled as a leaf, as structured-merge-diff does.
+  bool fits(const api::Value& v) const;
 };
 
 // The path element of an associative list's item ("k:{...}"), or nullopt when a key is missing

@@ -12,27 +12,13 @@ namespace {
 
 using api::Value;
 
-bool fits(const Value& v, const FieldType& t) {
-  switch (t.kind) {
-    case FieldType::Kind::kLeaf:
-      return true;
-    case FieldType::Kind::kStruct:
-    case FieldType::Kind::kMap:
-      return v.isObject();
-    case FieldType::Kind::kAssociativeList:
-    case FieldType::Kind::kSet:
-      return v.isArray();
-  }
-  return true;
-}
-
 std::optional<std::string> elementOf(const Value& item, const FieldType& list) {
   return list.kind == FieldType::Kind::kSet ? std::optional<std::string>(setElement(item))
                                             : itemKey(item, list);
 }
 
 Value merge(const Value* live, const Value& config, const FieldType& t) {
-  if (live == nullptr || t.kind == FieldType::Kind::kLeaf || !fits(*live, t) || !fits(config, t)) {
+  if (live == nullptr || t.kind == FieldType::Kind::kLeaf || !t.fits(*live) || !t.fits(config)) {
     return config;
   }
   Value out = *live;
