@@ -564,6 +564,62 @@ void encodeManagedFields(const ManagedFields& managed, api::meta::v1::ObjectMeta
   }
 }
 
+void capUpdateManagers(ManagedFields& managed, size_t max_updates) {
+  std::vector<size_t> updaters;
+  for (size_t i = 0; i < managed.size(); ++i) {
+    if (managed[i].operation == "Update") updaters.push_back(i);
+  }
+  if (updaters.size() <= max_updates) return;
+  auto seconds = [&](size_t i) { return managed[i].time ? managed[i].time->seconds() : 0; };
+  std::stable_sort(updaters.begin(), updaters.end(), [&](size_t a, size_t b) {
+    if (seconds(a) != seconds(b)) return seconds(a) < seconds(b);
+    return managed[a].identity() < managed[b].identity();
+  });
+  auto bucketOf = [&](const std::string& api_version) -> ManagerEntry* {
+    for (auto& e : managed) {
+      if (e.manager == kAncientChangesManager && e.operation == "Update" && e.subresource.empty() &&
+          e.api_version == api_version) {
+        return &e;
+      }
+    }
+    return nullptr;
+  };
+  // As Kubernetes: the first (oldest) update of each apiVersion stays until a second one of that
+  // version is merged; then the first becomes the bucket, and every later one merges into it.
+  std::map<std::string, size_t> first_of_version;
+  std::vector<bool> merged(managed.size(), false);
+  size_t length = updaters.size();
+  for (size_t n = 0; n < updaters.size() && length > max_updates; ++n) {
+    size_t i = updaters[n];
+    ManagerEntry& e = managed[i];
+    ManagerEntry* bucket = bucketOf(e.api_version);
+    auto first = first_of_version.find(e.api_version);
+    if (bucket ==
+        &e) {  // an earlier cap's bucket: later updates merge into it, never it into itself
+      if (first == first_of_version.end()) first_of_version.emplace(e.api_version, i);
+      continue;
+    }
+    if (first == first_of_version.end()) {
+      first_of_version.emplace(e.api_version, i);
+      continue;
+    }
+    if (bucket == nullptr) {
+      bucket = &managed[first->second];
+      bucket->manager = std::string(kAncientChangesManager);
+      bucket->subresource.clear();
+    }
+    bucket->fields = bucket->fields.unite(e.fields);
+    bucket->time = e.time;
+    merged[i] = true;
+    --length;
+  }
+  ManagedFields kept;
+  for (size_t i = 0; i < managed.size(); ++i) {
+    if (!merged[i]) kept.push_back(std::move(managed[i]));
+  }
+  managed = std::move(kept);
+}
+
 bool isResetManagedFields(const api::meta::v1::ObjectMeta& meta) {
   return meta.managed_fields_size() == 1 && meta.managed_fields(0).ByteSizeLong() == 0;
 }

@@ -128,6 +128,12 @@ ManagedFields decodeManagedFields(const api::meta::v1::ObjectMeta& meta);
 // Writes them sorted as Kubernetes does (operation, time, manager, apiVersion, subresource);
 // entries without fields are left out.
 void encodeManagedFields(const ManagedFields& managed, api::meta::v1::ObjectMeta& meta);
+// Kubernetes' cap on Update entries (capManagersManager): while there are more than `max_updates`
+// Update entries, the oldest ones (by time, then identity) are merged per apiVersion into one
+// entry of manager "ancient-changes" with the time of the newest update merged in.
+inline constexpr size_t kMaxUpdateManagers = 10;
+inline constexpr std::string_view kAncientChangesManager = "ancient-changes";
+void capUpdateManagers(ManagedFields& managed, size_t max_updates = kMaxUpdateManagers);
 // Kubernetes' reset: one empty entry clears managedFields.
 bool isResetManagedFields(const api::meta::v1::ObjectMeta& meta);
 

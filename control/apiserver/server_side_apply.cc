@@ -213,6 +213,7 @@ ApplyResult applyConfiguration(const Value* live, const Value& config, const Fie
   if (ManagerEntry* mine = findEntry(managed, me)) {
     mine->time = c.same() && last == applied && last_time ? last_time : writer.time;
   }
+  capUpdateManagers(managed);
   return {std::move(merged), std::move(managed)};
 }
 
@@ -220,7 +221,10 @@ ManagedFields updateManagedFields(const Value* live, const Value& next, const Fi
                                   FieldScope scope, ManagedFields managed, const Writer& writer) {
   Value before = live != nullptr ? ownedPart(*live, scope) : Value::object();
   Comparison c = compareObjects(&before, ownedPart(next, scope), type);
-  if (c.same()) return managed;
+  if (c.same()) {
+    capUpdateManagers(managed);
+    return managed;
+  }
   ManagerEntry me = entryFor(writer);
   moveOwnership(c, managed, me.identity(), /*force=*/true);
   ManagerEntry* mine = findEntry(managed, me);
@@ -231,6 +235,7 @@ ManagedFields updateManagedFields(const Value* live, const Value& next, const Fi
   mine->fields = mine->fields.difference(c.removed).unite(c.modified).unite(c.added);
   mine->time = writer.time;
   std::erase_if(managed, [](const ManagerEntry& e) { return e.fields.empty(); });
+  capUpdateManagers(managed);
   return managed;
 }
 

@@ -41,7 +41,7 @@ ApplyResult applyConfiguration(const api::Value* live, const api::Value& config,
 
 // The ownership after a write other than apply (create, update, patch) changed `live` (null on
 // create) into `next`: the writer's Update entry gets every field it changed, taken from the
-// other managers; removed fields leave every set.
+// other managers; removed fields leave every set. Both cap the Update entries (capUpdateManagers).
 ManagedFields updateManagedFields(const api::Value* live, const api::Value& next,
                                   const FieldType& type, FieldScope scope, ManagedFields managed,
                                   const Writer& writer);

@@ -126,6 +126,78 @@ TEST(ManagedFieldsEntries, EncodedSortedAndDecoded) {
   EXPECT_TRUE(isResetManagedFields(reset));
 }
 
+ManagerEntry update(std::string manager, int64_t seconds, std::string field,
+                    std::string api_version = "apps/v1", std::string subresource = "") {
+  ManagerEntry e;
+  e.manager = std::move(manager);
+  e.operation = "Update";
+  e.api_version = std::move(api_version);
+  e.subresource = std::move(subresource);
+  e.time.emplace().set_seconds(seconds);
+  e.fields.insert({"f:metadata", "f:labels", "f:" + field});
+  return e;
+}
+
+TEST(ManagedFieldsEntries, UpdateEntriesCappedAtTenIntoAncientChanges) {
+  ManagedFields managed;
+  ManagerEntry applied;
+  applied.manager = "applier";
+  applied.operation = "Apply";
+  applied.api_version = "apps/v1";
+  applied.fields.insert({"f:spec", "f:replicas"});
+  managed.push_back(applied);
+  for (int i = 0; i < 10; ++i)
+    managed.push_back(update("m" + std::to_string(i), 100 + i, "l" + std::to_string(i)));
+  capUpdateManagers(managed);  // ten updates: nothing merged
+  EXPECT_EQ(managed.size(), 11U);
+  // Two more (one through the status subresource): the three oldest merge into one entry.
+  managed.push_back(update("late", 300, "late", "apps/v1", "status"));
+  managed.push_back(update("later", 301, "later"));
+  capUpdateManagers(managed);
+  ASSERT_EQ(managed.size(), 11U);
+  const ManagerEntry* bucket = nullptr;
+  size_t updates = 0;
+  for (const auto& e : managed) {
+    if (e.operation == "Update") ++updates;
+    if (e.manager == "ancient-changes") bucket = &e;
+    EXPECT_NE(e.manager, "m0");
+    EXPECT_NE(e.manager, "m1");
+    EXPECT_NE(e.manager, "m2");
+  }
+  EXPECT_EQ(updates, 10U);
+  ASSERT_NE(bucket, nullptr);
+  EXPECT_EQ(bucket->api_version, "apps/v1");
+  EXPECT_EQ(bucket->subresource, "");
+  EXPECT_EQ(bucket->time->seconds(), 102);  // the newest update merged in
+  EXPECT_EQ(bucket->fields.toFieldsV1(),
+            R"({"f:metadata":{"f:labels":{"f:l0":{},"f:l1":{},"f:l2":{}}}})");
+  EXPECT_EQ(managed[0].manager, "applier");  // Apply entries are never merged
+  // Another update later: the oldest remaining one joins the existing bucket.
+  managed.push_back(update("newest", 400, "newest"));
+  capUpdateManagers(managed);
+  ASSERT_EQ(managed.size(), 11U);
+  for (const auto& e : managed) {
+    EXPECT_NE(e.manager, "m3");
+    if (e.manager == "ancient-changes") {
+      EXPECT_EQ(e.time->seconds(), 103);
+      EXPECT_TRUE(e.fields.contains({"f:metadata", "f:labels", "f:l3"}));
+      EXPECT_TRUE(e.fields.contains({"f:metadata", "f:labels", "f:l0"}));
+    }
+  }
+  // Buckets are per apiVersion: eleven updates of two versions, the oldest of each stays alone
+  // until a second of its version merges.
+  ManagedFields versions;
+  versions.push_back(update("v1a", 1, "a", "apps/v1beta1"));
+  for (int i = 0; i < 10; ++i)
+    versions.push_back(update("n" + std::to_string(i), 10 + i, "n" + std::to_string(i)));
+  capUpdateManagers(versions);
+  ASSERT_EQ(versions.size(), 10U);
+  EXPECT_EQ(versions[0].manager, "v1a");  // the only one of its version: left as it was
+  EXPECT_EQ(versions[1].manager, "ancient-changes");
+  EXPECT_EQ(versions[1].fields.size(), 2U);
+  EXPECT_EQ(versions[1].time->seconds(), 11);
+}
+
 TEST(OwnedPart, LeavesOutServerMetadataAndByScopeTheStatus) {
   api::Value o = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w",
     "uid":"1","resourceVersion":"5","labels":{"a":"b"}},"spec":{"replicas":1},"status":{"replicas":1}})");

@@ -174,5 +174,44 @@ TEST(Update, TakesTheFieldsItChangedAndLaterAppliesConflict) {
   }
 }
 
+TEST(Update, MoreThanTenUpdateManagersMergeIntoAncientChanges) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("a"), false);
+  api::Value object = first.object;
+  ManagedFields managed = first.managed;
+  for (int i = 0; i < 12; ++i) {
+    api::Value next = object;
+    next.find("metadata")->find("labels")->set("l" + std::to_string(i), api::Value::string("x"));
+    Writer w = updater("u" + std::to_string(i));
+    w.time.set_seconds(1000 + i);
+    managed = updateManagedFields(&object, next, deployment(), FieldScope::kMainResource,
+                                  std::move(managed), w);
+    object = std::move(next);
+  }
+  // 12 updaters: the three oldest became one "ancient-changes" entry; the applier stays.
+  ASSERT_EQ(managed.size(), 11U);
+  ASSERT_NE(entry(managed, "a"), nullptr);
+  EXPECT_EQ(entry(managed, "u0"), nullptr);
+  EXPECT_EQ(entry(managed, "u1"), nullptr);
+  EXPECT_EQ(entry(managed, "u2"), nullptr);
+  const ManagerEntry* ancient = entry(managed, "ancient-changes");
+  ASSERT_NE(ancient, nullptr);
+  EXPECT_EQ(ancient->operation, "Update");
+  EXPECT_EQ(ancient->fields.toFieldsV1(),
+            R"({"f:metadata":{"f:labels":{"f:l0":{},"f:l1":{},"f:l2":{}}}})");
+  // The bucket is a manager like any other: an apply changing its field conflicts with it.
+  api::Value take = j(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web",
+    "labels":{"l0":"y"}}})");
+  try {
+    applyConfiguration(&object, take, deployment(), FieldScope::kMainResource, managed,
+                       applier("b"), false);
+    FAIL() << "no conflict";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "Apply failed with 1 conflict: conflict with \"ancient-changes\" using apps/v1: "
+              ".metadata.labels.l0");
+  }
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
