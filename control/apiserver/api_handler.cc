@@ -245,7 +245,7 @@ api::Value patchValue(const HttpRequest& request, const api::Value& current,
     return applyStrategicMergePatch(current, patch, type);
   }
   if (content_type == "application/apply-patch+yaml") {
-    // The main resource and its status take apply patches (ApiHandler::applyPatch); scale not.
+    // Apply patches are merged by ApiHandler::applyPatch and applyScale, never as a patch here.
     throw ApiError(415, "UnsupportedMediaType",
                    "server-side apply (application/apply-patch+yaml) is not served for this "
                    "subresource");
@@ -271,6 +271,99 @@ ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type)
   return badRequest(strict_only ? "strict decoding error: " + message
                                 : type.kind + " in version \"" + type.version +
                                       "\" cannot be handled as a " + type.kind + ": " + message);
+}
+
+// Server-side apply to the scale subresource, as Kubernetes' ScaleHandler: the applied Scale's
+// spec.replicas is the parent's, the parent's managers owning .spec.replicas are the Scale's
+// (conflicts and force as for the main resource), and the applier's entry lands in the parent's
+// managedFields with subresource "scale". Returns the updated parent.
+MessagePtr applyScale(const HttpRequest& request, ResourceStorage& storage, const std::string& ns,
+                      const std::string& name, HttpResponse& response) {
+  const api::ResourceType& type = storage.type();
+  if (queryValue(request, "fieldManager").empty()) {
+    throw invalid(
+        "PatchOptions", "meta.k8s.io", "",
+        {{"FieldValueRequired", "fieldManager", "Required value: is required for apply patch"}});
+  }
+  Writer writer = writerFor(request, type, "Apply", "scale");
+  std::string force = queryValue(request, "force");
+  if (!force.empty() && force != "true" && force != "false") {
+    throw badRequest("force: invalid value \"" + force + "\": must be true or false");
+  }
+  api::Value config;
+  try {
+    config = api::parseDocuments(request.body).at(0);
+  } catch (const api::DecodeError& e) {
+    throw badRequest(std::string("error decoding YAML: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw badRequest("the apply patch is empty");
+  }
+  if (!config.isObject()) throw badRequest("the apply patch must be an object");
+  auto text = [&](std::string_view field) {
+    const api::Value* v = config.find(field);
+    return v != nullptr && v->isString() ? v->text() : std::string();
+  };
+  if (text("apiVersion") != "autoscaling/v1") {
+    throw badRequest("Incorrect version specified in apply patch. Specified patch version: " +
+                     text("apiVersion") + ", expected: autoscaling/v1");
+  }
+  if (text("kind") != "Scale") {
+    throw badRequest("apply patch kind \"" + text("kind") +
+                     "\" does not match the Scale at this path");
+  }
+  api::autoscaling::v1::Scale typed;
+  std::vector<api::Diagnostic> warnings;
+  try {
+    api::decode(config, typed, {.unknown_fields = fieldValidation(request), .warnings = &warnings});
+  } catch (const api::DecodeError& e) {
+    api::ResourceType scale_type;
+    scale_type.kind = "Scale";
+    scale_type.version = "v1";
+    throw decodeFailure(e, scale_type);
+  }
+  if (!typed.metadata().name().empty() && typed.metadata().name() != name) {
+    throw badRequest("the name of the object (" + typed.metadata().name() +
+                     ") does not match the name on the URL (" + name + ")");
+  }
+  if (typed.metadata().managed_fields_size() > 0) {
+    throw badRequest("metadata.managedFields must be nil");
+  }
+  typed.mutable_metadata()->set_name(name);
+  const api::Value normalized = api::encode(typed);
+  const FieldType scale_fields = FieldType::ofMessage(api::autoscaling::v1::Scale::descriptor());
+  const ManagedPath parent_replicas = {"f:spec", "f:replicas"};
+  for (int attempt = 0;; ++attempt) {
+    MessagePtr object = storage.get(ns, name);
+    auto* spec = object->GetReflection()->MutableMessage(
+        object.get(), object->GetDescriptor()->FindFieldByName("spec"));
+    auto replicas_field = spec->GetDescriptor()->FindFieldByName("replicas");
+    api::autoscaling::v1::Scale view;
+    view.mutable_metadata()->set_name(name);
+    view.mutable_spec()->set_replicas(spec->GetReflection()->GetInt32(*spec, replicas_field));
+    const api::Value live = api::encode(view);
+    const ManagedFields parent = managersOf(*object);
+    ApplyResult result =
+        applyConfiguration(&live, normalized, scale_fields, FieldScope::kMainResource,
+                           scaleManagers(parent, parent_replicas), writer, force == "true");
+    api::autoscaling::v1::Scale applied;
+    try {
+      api::decode(result.object, applied, {.unknown_fields = api::UnknownFields::kIgnore});
+    } catch (const api::DecodeError& e) {
+      throw badRequest(std::string("the applied Scale is invalid: ") + e.what());
+    }
+    spec->GetReflection()->SetInt32(spec, replicas_field, applied.spec().replicas());
+    encodeManagedFields(parentManagers(parent, result.managed, parent_replicas, type.apiVersion()),
+                        mutableMeta(*object));
+    try {
+      // The resourceVersion read stays: a write in between is a conflict, and apply runs again.
+      MessagePtr updated = storage.update(ns, name, std::move(object), false, dryRun(request));
+      for (const auto& w : warnings)
+        response.headers.emplace_back("Warning", warningHeader(w));
+      return updated;
+    } catch (const ApiError& e) {
+      if (e.code() != 409 || attempt >= 5) throw;
+    }
+  }
 }
 
 }  // namespace
@@ -616,7 +709,11 @@ void ApiHandler::handleResource(
     auto spec_field = object->GetDescriptor()->FindFieldByName("spec");
     auto* spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
     auto replicas_field = spec->GetDescriptor()->FindFieldByName("replicas");
-    if (verb == "update" || verb == "patch") {
+    if (verb == "patch" &&
+        mediaType(request.header("content-type")) == "application/apply-patch+yaml") {
+      object = applyScale(request, storage, ns, info.name, response);
+      spec = object->GetReflection()->MutableMessage(object.get(), spec_field);
+    } else if (verb == "update" || verb == "patch") {
       api::autoscaling::v1::Scale scale;
       std::vector<api::Diagnostic> warnings;
       try {

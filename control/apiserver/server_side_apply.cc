@@ -239,6 +239,63 @@ ManagedFields updateManagedFields(const Value* live, const Value& next, const Fi
   return managed;
 }
 
+ManagedFields scaleManagers(const ManagedFields& parent, const ManagedPath& parent_replicas) {
+  ManagedFields out;
+  for (const auto& e : parent) {
+    if (!e.fields.contains(parent_replicas)) continue;
+    ManagerEntry scale = e;
+    scale.fields = FieldSet();
+    scale.fields.insert(kScaleReplicas);
+    out.push_back(std::move(scale));
+  }
+  return out;
+}
+
+ManagedFields parentManagers(const ManagedFields& parent, const ManagedFields& scale,
+                             const ManagedPath& parent_replicas,
+                             const std::string& parent_api_version) {
+  auto inScale = [&](const ManagerEntry& e) -> const ManagerEntry* {
+    for (const auto& s : scale) {
+      if (s.identity() == e.identity()) return &s;
+    }
+    return nullptr;
+  };
+  ManagedFields out;
+  for (const auto& e : parent) {
+    if (!e.fields.contains(parent_replicas)) {
+      out.push_back(e);
+      continue;
+    }
+    const ManagerEntry* s = inScale(e);
+    if (s != nullptr && s->fields.contains(kScaleReplicas)) {
+      ManagerEntry kept = e;
+      kept.time = s->time;  // the applier's own entry may have moved on
+      out.push_back(std::move(kept));
+      continue;
+    }
+    // Its replicas were taken over through the Scale.
+    ManagerEntry rest = e;
+    FieldSet replicas;
+    replicas.insert(parent_replicas);
+    rest.fields = rest.fields.difference(replicas);
+    if (!rest.fields.empty()) out.push_back(std::move(rest));
+  }
+  for (const auto& s : scale) {
+    if (!s.fields.contains(kScaleReplicas)) continue;
+    bool known = std::any_of(parent.begin(), parent.end(), [&](const ManagerEntry& e) {
+      return e.identity() == s.identity() && e.fields.contains(parent_replicas);
+    });
+    if (known) continue;
+    ManagerEntry added = s;
+    added.api_version = parent_api_version;
+    added.fields = FieldSet();
+    added.fields.insert(parent_replicas);
+    out.push_back(std::move(added));
+  }
+  capUpdateManagers(out);
+  return out;
+}
+
 ManagedFields managersOf(const google::protobuf::Message& object) {
   try {
     return decodeManagedFields(meta(object));

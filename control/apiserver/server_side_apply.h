@@ -59,6 +59,20 @@ ApiError applyConflict(std::vector<FieldConflict> conflicts);
 void trackUpdate(const google::protobuf::Message* live, google::protobuf::Message& next,
                  FieldScope scope, const Writer& writer);
 
+// Apply to the scale subresource, as Kubernetes' ScaleHandler: the Scale (autoscaling/v1) sees
+// the parent's managers that own `parent_replicas` (the parent's path of its replicas), each with
+// .spec.replicas alone and its identity unchanged (conflicts name "b" using apps/v1 as for the
+// parent). kScaleReplicas is that path in the Scale.
+inline const ManagedPath kScaleReplicas = {"f:spec", "f:replicas"};
+ManagedFields scaleManagers(const ManagedFields& parent, const ManagedPath& parent_replicas);
+// The parent's managers after an apply to its Scale: a parent manager the Scale no longer has
+// (forced off) loses `parent_replicas` (and goes when it owned nothing else); the others stay as
+// they were; a Scale manager new to the parent (the applier, with subresource "scale") gets
+// `parent_replicas` and `parent_api_version`. Update entries are capped (capUpdateManagers).
+ManagedFields parentManagers(const ManagedFields& parent, const ManagedFields& scale,
+                             const ManagedPath& parent_replicas,
+                             const std::string& parent_api_version);
+
 // The managers of a stored object (none when its managedFields are malformed).
 ManagedFields managersOf(const google::protobuf::Message& object);
 

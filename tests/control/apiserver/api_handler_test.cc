@@ -581,5 +581,92 @@ TEST_F(ApiHandlerTest, ServerSideApplyTracksOwnershipConflictsAndForce) {
   EXPECT_NE(api::writeJson(*cm_entry.find("fieldsV1")).find(R"("f:k":{})"), std::string::npos);
 }
 
+TEST_F(ApiHandlerTest, ServerSideApplyToScaleOwnsParentReplicasWithConflictsAndForce) {
+  const std::string path = "/apis/apps/v1/namespaces/default/deployments/web";
+  const std::string apply = "application/apply-patch+yaml";
+  const std::string config =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n"
+      "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+      "    spec:\n      containers:\n      - {name: c, image: i}\n";
+  const std::string scale5 =
+      "apiVersion: autoscaling/v1\nkind: Scale\nmetadata: {name: web}\n"
+      "spec: {replicas: 5}\n";
+  // Nothing to scale yet.
+  EXPECT_EQ(call(http::verb::patch, path + "/scale?fieldManager=s", scale5, apply).status, 404);
+  ASSERT_EQ(call(http::verb::patch, path + "?fieldManager=a", config, apply).status, 201);
+  // Bad scale applies.
+  Reply no_manager = call(http::verb::patch, path + "/scale", scale5, apply);
+  EXPECT_EQ(no_manager.status, 422);
+  Reply wrong_version =
+      call(http::verb::patch, path + "/scale?fieldManager=s",
+           "apiVersion: apps/v1\nkind: Scale\nmetadata: {name: web}\nspec: {replicas: 5}\n", apply);
+  EXPECT_EQ(wrong_version.status, 400);
+  EXPECT_EQ(wrong_version.json().find("message")->text(),
+            "Incorrect version specified in apply patch. Specified patch version: apps/v1, "
+            "expected: autoscaling/v1");
+  EXPECT_EQ(call(http::verb::patch, path + "/scale?fieldManager=s",
+                 "apiVersion: autoscaling/v1\nkind: Scale\nmetadata: {name: other}\n", apply)
+                .status,
+            400);
+  // "a" owns .spec.replicas: the Scale's apply conflicts with it, and the object is unchanged.
+  Reply conflict = call(http::verb::patch, path + "/scale?fieldManager=s", scale5, apply);
+  ASSERT_EQ(conflict.status, 409) << conflict.body;
+  EXPECT_EQ(conflict.json().find("message")->text(),
+            "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas");
+  api::Value conflict_json = conflict.json();
+  const api::Value& cause = conflict_json.find("details")->find("causes")->items().at(0);
+  EXPECT_EQ(cause.find("reason")->text(), "FieldManagerConflict");
+  EXPECT_EQ(cause.find("field")->text(), ".spec.replicas");
+  EXPECT_EQ(call(http::verb::get, path).json().find("spec")->find("replicas")->asInt(), 2);
+  // Forced: the replicas are the Scale's; "a" keeps the rest, "s" has an Apply entry for scale.
+  Reply forced = call(http::verb::patch, path + "/scale?fieldManager=s&force=true", scale5, apply);
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  EXPECT_EQ(forced.json().find("kind")->text(), "Scale");
+  EXPECT_EQ(forced.json().find("spec")->find("replicas")->asInt(), 5);
+  api::Value parent = call(http::verb::get, path).json();
+  EXPECT_EQ(parent.find("spec")->find("replicas")->asInt(), 5);
+  const api::Value* managed = parent.find("metadata")->find("managedFields");
+  ASSERT_NE(managed, nullptr);
+  ASSERT_EQ(managed->items().size(), 2u) << api::writeJson(*managed);
+  const api::Value* a = nullptr;
+  const api::Value* s = nullptr;
+  for (const auto& e : managed->items()) {
+    if (e.find("manager")->text() == "a") a = &e;
+    if (e.find("manager")->text() == "s") s = &e;
+  }
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(api::writeJson(*a->find("fieldsV1")).find("f:replicas"), std::string::npos);
+  EXPECT_NE(api::writeJson(*a->find("fieldsV1")).find("f:selector"), std::string::npos);
+  EXPECT_EQ(s->find("operation")->text(), "Apply");
+  EXPECT_EQ(s->find("apiVersion")->text(), "apps/v1");
+  ASSERT_NE(s->find("subresource"), nullptr);
+  EXPECT_EQ(s->find("subresource")->text(), "scale");
+  EXPECT_EQ(api::writeJson(*s->find("fieldsV1")), R"({"f:spec":{"f:replicas":{}}})");
+  // Applying the same Scale again is no conflict; the main resource's apply now conflicts with
+  // the Scale's manager.
+  EXPECT_EQ(call(http::verb::patch, path + "/scale?fieldManager=s", scale5, apply).status, 200);
+  Reply back = call(http::verb::patch, path + "?fieldManager=a", config, apply);
+  EXPECT_EQ(back.status, 409);
+  EXPECT_EQ(back.json().find("message")->text(),
+            "Apply failed with 1 conflict: conflict with \"s\" with subresource \"scale\": "
+            ".spec.replicas");
+  // An update of the replicas by another manager conflicts with the next Scale apply.
+  ASSERT_EQ(call(http::verb::patch, path + "?fieldManager=b", R"({"spec":{"replicas":3}})",
+                 "application/merge-patch+json")
+                .status,
+            200);
+  Reply updated = call(http::verb::patch, path + "/scale?fieldManager=s", scale5, apply);
+  EXPECT_EQ(updated.status, 409);
+  EXPECT_EQ(updated.json().find("message")->text(),
+            "Apply failed with 1 conflict: conflict with \"b\" using apps/v1: .spec.replicas");
+  Reply retaken = call(http::verb::patch, path + "/scale?fieldManager=s&force=true", scale5, apply);
+  ASSERT_EQ(retaken.status, 200) << retaken.body;
+  api::Value after = call(http::verb::get, path).json();
+  EXPECT_EQ(after.find("spec")->find("replicas")->asInt(), 5);
+  for (const auto& e : after.find("metadata")->find("managedFields")->items())
+    EXPECT_NE(e.find("manager")->text(), "b");  // it owned only the replicas
+}
+
 }  // namespace
 }  // namespace skiff::apiserver

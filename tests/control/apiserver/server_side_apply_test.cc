@@ -4,6 +4,7 @@
 
 #include "control/api/json.h"
 #include "skiff/api/apps_v1.pb.h"
+#include "skiff/api/autoscaling_v1.pb.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -211,6 +212,66 @@ TEST(Update, MoreThanTenUpdateManagersMergeIntoAncientChanges) {
               "Apply failed with 1 conflict: conflict with \"ancient-changes\" using apps/v1: "
               ".metadata.labels.l0");
   }
+}
+
+TEST(ScaleApply, ParentReplicasOwnersSeenByTheScaleAndTakenOverByForce) {
+  ApplyResult first = applyConfiguration(nullptr, j(kWeb), deployment(), FieldScope::kMainResource,
+                                         {}, applier("a"), false);
+  const ManagedPath replicas = {"f:spec", "f:replicas"};
+  // A label-only updater is not seen by the Scale; "a" is, with its replicas alone.
+  ManagerEntry labels;
+  labels.manager = "l";
+  labels.operation = "Update";
+  labels.api_version = "apps/v1";
+  labels.fields.insert({"f:metadata", "f:labels", "f:x"});
+  ManagedFields parent = first.managed;
+  parent.push_back(labels);
+  ManagedFields scale = scaleManagers(parent, replicas);
+  ASSERT_EQ(scale.size(), 1U);
+  EXPECT_EQ(scale[0].manager, "a");
+  EXPECT_EQ(scale[0].fields.toFieldsV1(), R"({"f:spec":{"f:replicas":{}}})");
+  FieldType scale_type = FieldType::ofMessage(api::autoscaling::v1::Scale::descriptor());
+  api::Value live = j(R"({"metadata":{"name":"web"},"spec":{"replicas":2}})");
+  api::Value config = j(R"({"apiVersion":"autoscaling/v1","kind":"Scale",
+    "metadata":{"name":"web"},"spec":{"replicas":5}})");
+  Writer w = applier("s");
+  w.subresource = "scale";
+  try {
+    applyConfiguration(&live, config, scale_type, FieldScope::kMainResource, scale, w, false);
+    FAIL() << "no conflict";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas");
+  }
+  ApplyResult forced =
+      applyConfiguration(&live, config, scale_type, FieldScope::kMainResource, scale, w, true);
+  EXPECT_EQ(forced.object.find("spec")->find("replicas")->asInt(), 5);
+  ManagedFields back = parentManagers(parent, forced.managed, replicas, "apps/v1");
+  ASSERT_EQ(back.size(), 3U);
+  const ManagerEntry* a = entry(back, "a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_FALSE(a->fields.contains(replicas));
+  EXPECT_TRUE(a->fields.contains({"f:metadata", "f:labels", "f:app"}));
+  ASSERT_NE(entry(back, "l"), nullptr);
+  EXPECT_EQ(entry(back, "l")->fields, labels.fields);
+  const ManagerEntry* s = entry(back, "s");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->operation, "Apply");
+  EXPECT_EQ(s->subresource, "scale");
+  EXPECT_EQ(s->api_version, "apps/v1");
+  EXPECT_EQ(s->fields.toFieldsV1(), R"({"f:spec":{"f:replicas":{}}})");
+  // A second manager applying the same value shares the field; both keep their entries.
+  Writer t = applier("t");
+  t.subresource = "scale";
+  ApplyResult shared =
+      applyConfiguration(&forced.object, config, scale_type, FieldScope::kMainResource,
+                         scaleManagers(back, replicas), t, false);
+  ManagedFields both = parentManagers(back, shared.managed, replicas, "apps/v1");
+  EXPECT_EQ(both.size(), 4U);
+  ASSERT_NE(entry(both, "s"), nullptr);
+  EXPECT_TRUE(entry(both, "s")->fields.contains(replicas));
+  ASSERT_NE(entry(both, "t"), nullptr);
+  EXPECT_TRUE(entry(both, "t")->fields.contains(replicas));
 }
 
 }  // namespace
