@@ -398,6 +398,35 @@ MessagePtr ResourceStorage::replace(std::string_view ns, std::string_view name, 
   return applyUpdate(ns, name, current, kv.mod_revision, std::move(object), dry_run);
 }
 
+MessagePtr ResourceStorage::updateWith(std::string_view ns, std::string_view name,
+                                       const std::function<void(Message&)>& mutate, bool dry_run,
+                                       const Message* suggestion) {
+  // Conflicts come from writers racing on the same object; a handful of rounds settles them.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0;; ++attempt) {
+    MessagePtr current;
+    int64_t revision = 0;
+    const bool suggested = attempt == 0 && suggestion != nullptr;
+    if (suggested) {
+      current.reset(suggestion->New());
+      current->CopyFrom(*suggestion);
+      revision = std::stoll(meta(*current).resource_version());
+    } else {
+      store::KeyValue kv = read(ns, name);
+      current = decode(kv);
+      revision = kv.mod_revision;
+    }
+    MessagePtr next(current->New());
+    next->CopyFrom(*current);
+    mutate(*next);
+    try {
+      return applyUpdate(ns, name, current, revision, std::move(next), dry_run);
+    } catch (const ApiError& e) {
+      if (e.code() != 409 || (!suggested && attempt + 1 >= kAttempts)) throw;
+    }
+  }
+}
+
 MessagePtr ResourceStorage::finalize(std::string_view name, MessagePtr object, bool dry_run) {
   if (type_.kind != "Namespace") {
     throw ApiError(404, "NotFound", "the server could not find the requested resource");

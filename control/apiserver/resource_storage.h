@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,13 @@ class ResourceStorage {
                     bool dry_run);
   // Replaces the whole object, spec and status together (pods/binding writes both).
   MessagePtr replace(std::string_view ns, std::string_view name, MessagePtr object, bool dry_run);
+  // Kubernetes' GuaranteedUpdate: `mutate` changes a copy of the current object (it may throw to
+  // refuse), which is written with a compare-and-swap on its revision; on a conflict the object is
+  // read again and mutated again. `suggestion` (the watch cache's copy, possibly stale) saves the
+  // store read of the first try.
+  MessagePtr updateWith(std::string_view ns, std::string_view name,
+                        const std::function<void(google::protobuf::Message&)>& mutate, bool dry_run,
+                        const google::protobuf::Message* suggestion = nullptr);
   // namespaces/{name}/finalize: only spec.finalizers change; a terminating namespace left with no
   // finalizers of either kind is removed.
   MessagePtr finalize(std::string_view name, MessagePtr object, bool dry_run);

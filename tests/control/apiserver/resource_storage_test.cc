@@ -148,6 +148,42 @@ TEST_F(ResourceStorageTest, StatusIsKeptApartFromSpec) {
   EXPECT_EQ(d2.spec().replicas(), 2);
 }
 
+TEST_F(ResourceStorageTest, UpdateWithRetriesAStaleSuggestionOnTheCurrentObject) {
+  deployments_->create("web", deployment("metadata: {name: d}\nspec: {replicas: 1}"), false);
+  MessagePtr stale = deployments_->get("web", "d");
+  // Someone else writes after the copy was taken: the copy is now a revision behind.
+  auto labelled = deployments_->get("web", "d");
+  (*mutableMeta(*labelled).mutable_labels())["tier"] = "front";
+  deployments_->update("web", "d", std::move(labelled), false, false);
+
+  int calls = 0;
+  auto scaled = deployments_->updateWith(
+      "web", "d",
+      [&](google::protobuf::Message& object) {
+        ++calls;
+        dynamic_cast<Deployment&>(object).mutable_spec()->set_replicas(5);
+      },
+      false, stale.get());
+  EXPECT_EQ(calls, 2);  // the stale copy, then the object read again
+  auto now = deployments_->get("web", "d");
+  auto& d = dynamic_cast<Deployment&>(*now);
+  EXPECT_EQ(d.spec().replicas(), 5);
+  EXPECT_EQ(meta(d).labels().at("tier"), "front");  // the other write is kept
+  EXPECT_EQ(meta(d).resource_version(), meta(*scaled).resource_version());
+
+  // A refusal from the mutation is not retried, and nothing is written.
+  EXPECT_EQ(apiCode([&] {
+              deployments_->updateWith(
+                  "web", "d",
+                  [&](google::protobuf::Message&) {
+                    throw conflict({"apps", "deployments"}, "d", "refused");
+                  },
+                  false, nullptr);
+            }),
+            409);
+  EXPECT_EQ(meta(*deployments_->get("web", "d")).resource_version(), meta(d).resource_version());
+}
+
 TEST_F(ResourceStorageTest, FinalizersHoldDeletionUntilRemoved) {
   deployments_->create("web", deployment("metadata: {name: d, finalizers: [example.com/hold]}"),
                        false);
