@@ -28,6 +28,10 @@ struct BenchStoreOptions {
   int runs = 0;  // 0: 5, or 3 with --quick
   std::string etcd_endpoints;
   size_t etcd_members = 1;
+  // TLS to the members of --etcd-endpoints (https://), as the apiserver's flags of these names.
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
   std::string data_dir;
 };
 
@@ -95,13 +99,15 @@ Backend openBackend(const BenchStoreOptions& options) {
   }
   // Its own keys, apart from anything else in a cluster that was given.
   const std::string key_prefix = "/skiff-bench-" + std::to_string(::getpid());
-  backend.store = store::EtcdStore::open({.endpoints = endpoints,
-                                          .key_prefix = key_prefix,
-                                          .request_timeout = std::chrono::seconds(30)});
-  backend.stream_per_watch = store::EtcdStore::open({.endpoints = endpoints,
-                                                     .key_prefix = key_prefix,
-                                                     .request_timeout = std::chrono::seconds(30),
-                                                     .watch_multiplex = false});
+  store::EtcdOptions etcd{.endpoints = endpoints,
+                          .ca_file = options.etcd_ca_file,
+                          .cert_file = options.etcd_cert_file,
+                          .key_file = options.etcd_key_file,
+                          .key_prefix = key_prefix,
+                          .request_timeout = std::chrono::seconds(30)};
+  backend.store = store::EtcdStore::open(etcd);
+  etcd.watch_multiplex = false;
+  backend.stream_per_watch = store::EtcdStore::open(etcd);
   return backend;
 }
 
@@ -136,6 +142,13 @@ int runBenchStore(const BenchStoreOptions& options) {
   if (options.backend == "sqlite" &&
       (!options.etcd_endpoints.empty() || options.etcd_members != 1)) {
     std::cerr << "error: --etcd-endpoints and --etcd-members need --backend etcd\n";
+    return 1;
+  }
+  const bool etcd_tls = !options.etcd_ca_file.empty() || !options.etcd_cert_file.empty() ||
+                        !options.etcd_key_file.empty();
+  if (etcd_tls && (options.backend != "etcd" || options.etcd_endpoints.empty())) {
+    std::cerr << "error: --etcd-cafile, --etcd-certfile and --etcd-keyfile need --backend etcd "
+                 "with --etcd-endpoints (the local etcd the benchmark starts serves plain HTTP)\n";
     return 1;
   }
   if (options.etcd_members != 1 && options.etcd_members != 3 && options.etcd_members != 5) {
@@ -288,6 +301,11 @@ void addBenchStoreCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--etcd-members", options->etcd_members,
                   "Members of the local etcd cluster the benchmark starts (1 or 3)")
       ->capture_default_str();
+  cmd->add_option("--etcd-cafile", options->etcd_ca_file,
+                  "CA (PEM) of the etcd members' serving certificates (https:// endpoints)");
+  cmd->add_option("--etcd-certfile", options->etcd_cert_file,
+                  "Client certificate (PEM) for etcd's --client-cert-auth");
+  cmd->add_option("--etcd-keyfile", options->etcd_key_file, "Key (PEM) of --etcd-certfile");
   cmd->add_option("--data-dir", options->data_dir,
                   "Where the store's files go (default: a temporary directory under /tmp)");
   cmd->callback([options, &exit_code] {
