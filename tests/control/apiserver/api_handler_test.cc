@@ -668,5 +668,32 @@ TEST_F(ApiHandlerTest, ServerSideApplyToScaleOwnsParentReplicasWithConflictsAndF
     EXPECT_NE(e.find("manager")->text(), "b");  // it owned only the replicas
 }
 
+TEST_F(ApiHandlerTest, MoreThanTenUpdateManagersMergeIntoAncientChanges) {
+  const std::string path = "/api/v1/namespaces/default/configmaps/m";
+  ASSERT_EQ(call(http::verb::post, "/api/v1/namespaces/default/configmaps?fieldManager=creator",
+                 R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m"}})")
+                .status,
+            201);
+  for (int i = 0; i < 11; ++i) {
+    std::string n = std::to_string(i);
+    Reply r = call(http::verb::patch, path + "?fieldManager=u" + n,
+                   R"({"data":{"k)" + n + R"(":"v"}})", "application/merge-patch+json");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  api::Value object = call(http::verb::get, path).json();
+  const api::Value* managed = object.find("metadata")->find("managedFields");
+  ASSERT_NE(managed, nullptr);
+  // u0..u10 are 11 Update entries (the creator owns nothing): the two oldest merged into one.
+  EXPECT_EQ(managed->items().size(), 10u) << api::writeJson(*managed);
+  size_t ancient = 0;
+  for (const auto& e : managed->items()) {
+    EXPECT_EQ(e.find("operation")->text(), "Update");
+    if (e.find("manager")->text() != "ancient-changes") continue;
+    ++ancient;
+    EXPECT_EQ(api::writeJson(*e.find("fieldsV1")), R"({"f:data":{".":{},"f:k0":{},"f:k1":{}}})");
+  }
+  EXPECT_EQ(ancient, 1u);
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
