@@ -40,8 +40,9 @@ void raisePriority(int nice) {
 }
 
 constexpr int64_t kApplicationId = 0x536b6966;  // "Skif"
-// 1: kv and meta; 2: leases (the lease table, kv.lease).
-constexpr int64_t kSchemaVersion = 2;
+// 1: kv and meta; 2: leases (the lease table, kv.lease); 3: rows apart from revisions (kv.row), so
+// that the keys of a revoked lease are deleted at one revision.
+constexpr int64_t kSchemaVersion = 3;
 // The writer looks for expired leases when the first one is due, at most this often (etcd's
 // lessor checks every 500 ms).
 constexpr auto kLeaseSweepInterval = std::chrono::milliseconds(100);
@@ -50,11 +51,12 @@ constexpr int64_t kVacuumStepPages = 2048;  // pages released per compaction ste
 // start over) once it is at most this many frames: a stall of a millisecond or two.
 constexpr int64_t kCatchUpFrames = 256;
 
-// kine's layout: one row per revision. A key's state at revision R is its newest row with
-// id <= R, absent when that row is a delete. Unlike kine, a row keeps no copy of the value it
-// replaced (old_value): an event's previous value is the row at prev_revision, which compaction
-// never removes while the row pointing at it is above the compaction point. An update writes half
-// the bytes, a delete almost none.
+// kine's layout: one row per write, `id` its revision (since schema version 3 `row` names the row:
+// a lease's deletes share one revision, every other revision has one row). A key's state at
+// revision R is its newest row with id <= R, absent when that row is a delete. Unlike kine, a row
+// keeps no copy of the value it replaced (old_value): an event's previous value is the key's row at
+// prev_revision, which compaction never removes while the row pointing at it is above the
+// compaction point. An update writes half the bytes, a delete almost none.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE kv (
   id INTEGER PRIMARY KEY,
@@ -81,6 +83,31 @@ CREATE INDEX kv_lease ON kv (lease) WHERE lease != 0;
 CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, expiry INTEGER NOT NULL);
 )sql";
 
+// Version 2 to 3: a row is no longer named by its revision. `id` stays the revision of the write
+// (a key has at most one row per revision), `row` names the row and orders the rows of one
+// revision: a lease's revoke or expiry deletes all its keys at one revision, as etcd does. The
+// table is copied (every row keeps its id as its row).
+constexpr const char* kMigrationTo3 = R"sql(
+CREATE TABLE kv3 (
+  row INTEGER PRIMARY KEY,
+  id INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  created INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  create_revision INTEGER NOT NULL,
+  prev_revision INTEGER NOT NULL,
+  value BLOB NOT NULL,
+  lease INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO kv3 (row, id, name, created, deleted, create_revision, prev_revision, value, lease)
+  SELECT id, id, name, created, deleted, create_revision, prev_revision, value, lease FROM kv;
+DROP TABLE kv;
+ALTER TABLE kv3 RENAME TO kv;
+CREATE INDEX kv_name_id ON kv (name, id, deleted);
+CREATE INDEX kv_id ON kv (id);
+CREATE INDEX kv_lease ON kv (lease) WHERE lease != 0;
+)sql";
+
 // The keys attached to lease ?1: those whose newest row (at or below revision ?2) carries it.
 constexpr const char* kLeaseKeys =
     "SELECT name FROM kv AS k WHERE lease = ?1 AND deleted = 0 AND id <= ?2 AND id = "
@@ -91,12 +118,13 @@ StoreError leaseNotFound(int64_t lease) {
                     "requested lease not found: lease " + std::to_string(lease));
 }
 
-// History rows with their previous value, in revision order: a range of the primary key (unary +
-// keeps the planner off the name index, which would need a sort).
+// History rows with their previous value, in revision order (the rows of one revision in the order
+// they were written): a range of the revision index (unary + keeps the planner off the name index,
+// which would need a sort).
 constexpr const char* kReplay =
     "SELECT kv.id, kv.name, kv.created, kv.deleted, kv.create_revision, kv.prev_revision, "
-    "kv.value, prev.value FROM kv LEFT JOIN kv AS prev ON prev.id = kv.prev_revision "
-    "WHERE kv.id > ?1 AND kv.id <= ?2 AND +kv.name >= ?3 ";
+    "kv.value, prev.value FROM kv LEFT JOIN kv AS prev ON prev.name = kv.name AND "
+    "prev.id = kv.prev_revision WHERE kv.id > ?1 AND kv.id <= ?2 AND +kv.name >= ?3 ";
 
 // A copy of `error` that shares nothing with it. std::runtime_error keeps its message in a
 // reference-counted string: copies handed to several threads would share (and free) one buffer
@@ -178,9 +206,10 @@ struct Reader {
         "ORDER BY name, id");
     scan_open = db.prepare(
         "SELECT name, id, deleted FROM kv WHERE name >= ?1 AND id <= ?2 ORDER BY name, id");
-    fetch = db.prepare("SELECT value, create_revision FROM kv WHERE id = ?1");
-    replay = db.prepare(std::string(kReplay) + "AND +kv.name < ?4 ORDER BY kv.id LIMIT ?5");
-    replay_open = db.prepare(std::string(kReplay) + "ORDER BY kv.id LIMIT ?4");
+    fetch = db.prepare("SELECT value, create_revision FROM kv WHERE name = ?1 AND id = ?2");
+    // No LIMIT: a page ends between two revisions, never inside one (readEvents).
+    replay = db.prepare(std::string(kReplay) + "AND +kv.name < ?4 ORDER BY kv.id, kv.row");
+    replay_open = db.prepare(std::string(kReplay) + "ORDER BY kv.id, kv.row");
   }
 
   // The revision and compaction point of the transaction's snapshot.
@@ -304,14 +333,15 @@ class ReaderPool final : public sqlite::EventHistory {
     statement.bindInt(1, after_revision);
     statement.bindInt(2, revision);
     statement.bindBlob(3, range.low);
-    int next = 4;
-    if (range.high) statement.bindBlob(next++, *range.high);
-    statement.bindInt(next, static_cast<int64_t>(limit));
+    if (range.high) statement.bindBlob(4, *range.high);
+    // `limit` events, and the rest of the last one's revision (a lease's deletes share one).
     while (statement.step()) {
+      if (page.events.size() >= limit &&
+          statement.columnInt(0) != page.events.back().kv.mod_revision) {
+        page.through_revision = page.events.back().kv.mod_revision;
+        break;
+      }
       page.events.push_back(eventFromRow(statement));
-    }
-    if (page.events.size() >= limit && !page.events.empty()) {
-      page.through_revision = page.events.back().kv.mod_revision;
     }
     return page;
   }
@@ -400,9 +430,11 @@ struct WriterStatements {
                           "prev_revision, value, lease) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")),
         set_meta(db.prepare("UPDATE meta SET value = ?2 WHERE name = ?1")),
         // A row whose successor is at or below the compaction point is never read again.
-        delete_superseded(
-            db.prepare("DELETE FROM kv WHERE id IN (SELECT prev_revision FROM kv WHERE id > ?1 AND "
-                       "id <= ?2 AND prev_revision > 0)")),
+        // (Unary +: the key's row at prev_revision is an equality lookup, not a range of its rows.)
+        delete_superseded(db.prepare(
+            "DELETE FROM kv WHERE row IN (SELECT prev.row FROM kv JOIN kv AS prev ON prev.name = "
+            "kv.name AND prev.id = kv.prev_revision WHERE kv.id > ?1 AND kv.id <= ?2 AND "
+            "+kv.prev_revision > 0)")),
         delete_markers(db.prepare("DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1")),
         vacuum_step(
             db.prepare("PRAGMA incremental_vacuum(" + std::to_string(kVacuumStepPages) + ")")),
@@ -824,6 +856,19 @@ void SqliteStore::Impl::open() {
       throw;
     }
   }
+  if (db.queryInt("PRAGMA user_version") == 2) {
+    // Copies the history table (a new database's is empty; an old one's is bounded by
+    // compaction).
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(kMigrationTo3);
+      db.exec("PRAGMA user_version=3");
+      db.exec("COMMIT");
+    } catch (...) {
+      if (db.inTransaction()) db.exec("ROLLBACK");
+      throw;
+    }
+  }
   incremental_vacuum_ = db.queryInt("PRAGMA auto_vacuum") == 2;
 
   {
@@ -961,7 +1006,8 @@ ListResult SqliteStore::Impl::list(std::string_view prefix, const ListOptions& o
   Statement& fetch = reader->fetch;
   for (auto& [key, id] : page) {
     StatementScope scope(fetch);
-    fetch.bindInt(1, id);
+    fetch.bindBlob(1, key);
+    fetch.bindInt(2, id);
     if (!fetch.step()) {
       throw StoreError(ErrorCode::kInternal, "store " + inQuotes(options_.path) + ": row " +
                                                  std::to_string(id) + " vanished during a list");
@@ -1296,12 +1342,14 @@ void SqliteStore::Impl::applyLease(WriteRequest& request, int64_t& revision,
       keys.emplace_back(w.lease_keys.columnBlob(0));
     }
   }
-  // One delete (and revision) per key, all in this transaction: watchers see them together, with
-  // nothing in between.
+  // One delete per key, all at the next revision, in this transaction (as etcd's revoke): watchers
+  // see them together, in key order, with nothing in between.
+  const int64_t base = revision;
   for (const std::string& key : keys) {
     WriteRequest remove;
     remove.op = Op::kRemove;
     remove.key = key;
+    revision = base;
     apply(remove, revision, events);
     if (remove.error) throw *remove.error;  // cannot happen: the key is live in this transaction
   }

@@ -52,7 +52,7 @@ struct SqliteOptions {
 struct SqliteStats {
   int64_t revision = 0;
   int64_t compacted_revision = 0;
-  int64_t rows = 0;  // history rows kept (one per revision)
+  int64_t rows = 0;  // history rows kept (one per write; a lease's deletes share a revision)
   int64_t page_size = 0;
   int64_t page_count = 0;      // the database's size in pages
   int64_t freelist_count = 0;  // pages in it that are unused
@@ -65,7 +65,7 @@ struct SqliteStats {
   size_t watches = 0;           // open watches
 };
 
-// The embedded store: one SQLite database in WAL mode, kine's one-row-per-revision layout.
+// The embedded store: one SQLite database in WAL mode, kine's one-row-per-write layout.
 //
 // Writes are queued to one writer thread, which applies everything queued as one transaction
 // (group commit: each write's precondition checked in order, each success taking the next
@@ -99,9 +99,9 @@ class SqliteStore final : public Store {
   int64_t compactedRevision() override;
 
   // Leases live in the database (a lease table; each history row names the lease its write
-  // attached the key to). The writer deletes the keys of an expired lease in one transaction, one
-  // revision per key (the one-row-per-revision layout cannot give them one revision as etcd does),
-  // at most ~100 ms after the expiry. Keep-alives are not written: when the store opens again,
+  // attached the key to). A revoke, or the writer at most ~100 ms after an expiry, deletes every
+  // key of the lease in one transaction at one revision, as etcd does (one DELETE event per key, in
+  // key order, all with that revision). Keep-alives are not written: when the store opens again,
   // every lease starts over with its full TTL (as etcd does on a leader change).
   int64_t grantLease(int64_t ttl_seconds) override;
   void revokeLease(int64_t lease) override;

@@ -22,7 +22,6 @@ std::atomic<int> prefix_counter{0};
 
 template <bool kMultiplex>
 struct EtcdBackendOf {
-  static constexpr bool kRevokeInOneRevision = true;
   std::string prefix;
 
   EtcdBackendOf() {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -230,18 +231,82 @@ TEST_F(SqliteStoreTest, LeaseExpiryUnderConcurrentWritesKeepsWatchOrder) {
     watch->next(events, 1s);
     ASSERT_GT(events.size(), before) << "the watch stopped before revision " << last;
   }
-  int deletes = 0;
+  // Every revision once, in order, but the expiry's: its 50 deletes share one revision (as etcd's),
+  // one after the other with nothing in between.
   for (size_t i = 1; i < events.size(); ++i) {
-    EXPECT_EQ(events[i].kv.mod_revision, events[i - 1].kv.mod_revision + 1);
+    if (events[i].kv.mod_revision == events[i - 1].kv.mod_revision) {
+      EXPECT_EQ(events[i].type, Event::Type::kDelete) << events[i].kv.key;
+      EXPECT_EQ(events[i - 1].type, Event::Type::kDelete) << events[i - 1].kv.key;
+    } else {
+      EXPECT_EQ(events[i].kv.mod_revision, events[i - 1].kv.mod_revision + 1);
+    }
   }
+  int deletes = 0;
+  int64_t delete_revision = 0;
   for (const Event& event : events) {
     if (event.type == Event::Type::kDelete) {
       ++deletes;
       EXPECT_TRUE(event.kv.key.starts_with("/x/leased-")) << event.kv.key;
+      if (delete_revision == 0) delete_revision = event.kv.mod_revision;
+      EXPECT_EQ(event.kv.mod_revision, delete_revision) << event.kv.key;
     }
   }
   EXPECT_EQ(deletes, 50);
   EXPECT_EQ(store->list("/x/leased-").count, 0);
+}
+
+// A revoke deletes all of a lease's keys at one revision, more of them than a page of replayed
+// history: a watch replaying from the database gets every delete, in key order, at that revision
+// (a page never ends inside a revision). Compaction past it forgets the deleted keys and keeps a
+// key created again after the revoke.
+TEST_F(SqliteStoreTest, RevokeOfManyKeysIsOneRevisionInReplayAndCompaction) {
+  SqliteOptions options = this->options();
+  options.watch_window_events = 64;  // older events come from the database
+  auto store = SqliteStore::open(options);
+  constexpr int kKeys = 1500;  // above the watch's replay page of 1000
+  const int64_t lease = store->grantLease(60);
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "/m/%05d", i);
+    keys.emplace_back(name);
+    store->createWithLease(keys.back(), "v" + std::to_string(i), lease);
+  }
+  store->create("/m/plain", "p");
+  const int64_t before = store->currentRevision();
+  store->revokeLease(lease);
+  EXPECT_EQ(store->currentRevision(), before + 1);
+  const int64_t again = store->create(keys[0], "again");
+  EXPECT_EQ(again, before + 2);
+  for (int i = 0; i < 100; ++i) {
+    store->create("/other/" + std::to_string(i), "x");  // pushes the revoke out of the window
+  }
+
+  WatchPtr watch = store->watch("/m/", before);
+  std::vector<Event> events = readEvents(*watch, kKeys + 1, 30s);
+  ASSERT_EQ(events.size(), static_cast<size_t>(kKeys + 1))
+      << (watch->error() ? watch->error()->what() : "");
+  for (int i = 0; i < kKeys; ++i) {
+    const Event& event = events[static_cast<size_t>(i)];
+    EXPECT_EQ(event.type, Event::Type::kDelete);
+    EXPECT_EQ(event.kv.key, keys[static_cast<size_t>(i)]);
+    EXPECT_EQ(event.kv.mod_revision, before + 1);
+    ASSERT_TRUE(event.prev.has_value());
+    EXPECT_EQ(event.prev->value, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(events.back().type, Event::Type::kCreate);
+  EXPECT_EQ(events.back().kv.key, keys[0]);
+  EXPECT_EQ(events.back().kv.mod_revision, again);
+  EXPECT_EQ(store->list("/m/", {.revision = before + 1}).count, 1);
+
+  store->compact(again);
+  EXPECT_EQ(store->list("/m/").count, 2);
+  EXPECT_EQ(store->get(keys[0])->value, "again");
+  EXPECT_FALSE(store->get(keys[1]).has_value());
+  EXPECT_FALSE(store->get(keys.back()).has_value());
+  // What is left: /m/plain, the key created again, the 100 others.
+  EXPECT_EQ(store->stats().rows, 102);
+  EXPECT_TRUE(store->integrityCheck().empty());
 }
 
 TEST_F(SqliteStoreTest, GroupCommitPutsConcurrentWritesInOneTransaction) {

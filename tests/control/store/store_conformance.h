@@ -11,9 +11,8 @@
 //   INSTANTIATE_TYPED_TEST_SUITE_P(My, StoreConformance, ::testing::Types<MyBackend>);
 //
 // Tests never assume where revisions start, only that every successful write makes the next one.
-// A backend whose revoke deletes every key of a lease in one revision (etcd) says so with
-// `static constexpr bool kRevokeInOneRevision = true;`; otherwise they take one revision each,
-// in a row. Lease tests end with no lease left that could expire during a later test.
+// A lease's revoke or expiry deletes every key of it at one revision, as etcd does. Lease tests end
+// with no lease left that could expire during a later test.
 
 #include <gtest/gtest.h>
 
@@ -32,15 +31,6 @@
 #include "tests/control/store/store_test_util.h"
 
 namespace skiff::store::testing {
-
-template <typename Backend>
-constexpr bool revokesInOneRevision() {
-  if constexpr (requires { Backend::kRevokeInOneRevision; }) {
-    return Backend::kRevokeInOneRevision;
-  } else {
-    return false;
-  }
-}
 
 // Waits up to `timeout` for `key` to be gone.
 inline bool waitGone(Store& store, std::string_view key, std::chrono::milliseconds timeout) {
@@ -687,19 +677,26 @@ TYPED_TEST_P(StoreConformance, RevokeDeletesEveryAttachedKeyAtOnce) {
   std::vector<Event> events = readEvents(*watch, 3);
   ASSERT_EQ(events.size(), 3u);
   std::set<std::string> keys;
-  for (size_t i = 0; i < events.size(); ++i) {
-    const Event& event = events[i];
+  // One revision for all three deletes (etcd's revoke is one transaction), and no more.
+  for (const Event& event : events) {
     EXPECT_EQ(event.type, Event::Type::kDelete) << describe(event);
     ASSERT_TRUE(event.prev.has_value());
     EXPECT_EQ(event.prev->value,
               std::string(1, static_cast<char>('1' + (event.kv.key.back() - 'a'))));
-    const int64_t expected =
-        revokesInOneRevision<TypeParam>() ? before + 1 : before + 1 + static_cast<int64_t>(i);
-    EXPECT_EQ(event.kv.mod_revision, expected) << describe(event);
+    EXPECT_EQ(event.kv.mod_revision, before + 1) << describe(event);
     keys.insert(event.kv.key);
   }
   EXPECT_EQ(keys, (std::set<std::string>{"/rv/a", "/rv/b", "/rv/c"}));
-  EXPECT_EQ(store.currentRevision(), revokesInOneRevision<TypeParam>() ? before + 1 : before + 3);
+  EXPECT_EQ(store.currentRevision(), before + 1);
+  // A watch from before the revoke replays the same deletes at the same revision.
+  WatchPtr replay = store.watch("/rv/", before);
+  std::vector<Event> replayed = readEvents(*replay, 3);
+  ASSERT_EQ(replayed.size(), 3u);
+  for (size_t i = 0; i < replayed.size(); ++i) {
+    EXPECT_EQ(replayed[i].type, Event::Type::kDelete) << describe(replayed[i]);
+    EXPECT_EQ(replayed[i].kv.key, events[i].kv.key);
+    EXPECT_EQ(replayed[i].kv.mod_revision, before + 1) << describe(replayed[i]);
+  }
   EXPECT_EQ(store.list("/rv/").kvs.size(), 1u);
   EXPECT_TRUE(store.get("/rv/other").has_value());
   // Gone: every lease call on it fails the same way.
@@ -733,12 +730,16 @@ TYPED_TEST_P(StoreConformance, ExpiredLeaseDeletesItsKeysWithDeleteEvents) {
   store.createWithLease("/e/a", "1", lease);
   store.createWithLease("/e/b", "2", lease);
   store.create("/e/kept", "3");
-  WatchPtr watch = store.watch("/e/", store.currentRevision());
+  const int64_t before = store.currentRevision();
+  WatchPtr watch = store.watch("/e/", before);
   std::vector<Event> events = readEvents(*watch, 2, std::chrono::seconds(15));
   ASSERT_EQ(events.size(), 2u);
+  // Both keys go at one revision, the one after `before` (nothing else writes under /e/).
   for (const Event& event : events) {
     EXPECT_EQ(event.type, Event::Type::kDelete) << describe(event);
     ASSERT_TRUE(event.prev.has_value());
+    EXPECT_GT(event.kv.mod_revision, before) << describe(event);
+    EXPECT_EQ(event.kv.mod_revision, events[0].kv.mod_revision) << describe(event);
   }
   EXPECT_FALSE(store.get("/e/a").has_value());
   EXPECT_FALSE(store.get("/e/b").has_value());
