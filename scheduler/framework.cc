@@ -375,19 +375,24 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
   const std::vector<const FilterPlugin*> filters = activeFilters(state);
   // Per node (in evaluation order): kept as feasible or not. Rejections are rare next to the
   // nodes looked at, so their statuses go to a list instead of a Status slot per node.
-  std::vector<uint8_t> kept(all, 0);
+  // 0: not looked at, 1: kept, 2: looked at (rejected, or feasible beyond `want`).
+  enum : uint8_t { kUnseen = 0, kKept = 1, kSeen = 2 };
+  std::vector<uint8_t> verdict(all, kUnseen);
   std::vector<std::pair<size_t, Status>> rejected;
   std::mutex rejected_mu;
-  std::atomic<size_t> found{0};
-  std::atomic<size_t> processed{0};
+  // The one counter the filtering threads write, on a cache line of its own: next to the
+  // closure's captures it made every node's reads of them miss on the other core.
+  struct alignas(64) Counter {
+    std::atomic<size_t> value{0};
+  } found;
   const size_t start = next_start_index_ % all;
   parallelizer_.until(all, [&](size_t i) {
-    if (found.load(std::memory_order_relaxed) >= want) return;
+    if (found.value.load(std::memory_order_relaxed) >= want) return;
     const size_t idx = (start + i) % all;
-    processed.fetch_add(1, std::memory_order_relaxed);
     Status s = runFilterWithNominatedPods(state, pod, *nodes[idx], &nominated, &filters);
+    verdict[i] = kSeen;
     if (s.ok()) {
-      if (found.fetch_add(1, std::memory_order_relaxed) < want) kept[i] = 1;
+      if (found.value.fetch_add(1, std::memory_order_relaxed) < want) verdict[i] = kKept;
     } else {
       std::lock_guard lock(rejected_mu);
       rejected.emplace_back(i, std::move(s));
@@ -407,10 +412,11 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
   }
   std::vector<NodeInfoPtr> feasible;
   feasible.reserve(std::min(want, all));
+  result.evaluated_nodes = 0;
   for (size_t i = 0; i < all; ++i) {
-    if (kept[i]) feasible.push_back(nodes[(start + i) % all]);
+    if (verdict[i] == kKept) feasible.push_back(nodes[(start + i) % all]);
+    if (verdict[i] != kUnseen) ++result.evaluated_nodes;
   }
-  result.evaluated_nodes = processed.load();
   next_start_index_ = (start + result.evaluated_nodes) % all;
   result.feasible_nodes = feasible.size();
   if (feasible.empty()) {
