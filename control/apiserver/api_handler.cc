@@ -273,6 +273,52 @@ ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type)
                                       "\" cannot be handled as a " + type.kind + ": " + message);
 }
 
+// What every server-side apply request carries: its manager (required), force, and the applied
+// configuration, an object of the apiVersion and kind the path serves.
+struct ApplyRequest {
+  Writer writer;
+  bool force = false;
+  api::Value config;
+};
+
+ApplyRequest readApplyRequest(const HttpRequest& request, const api::ResourceType& type,
+                              std::string_view subresource, const std::string& api_version,
+                              const std::string& kind) {
+  if (queryValue(request, "fieldManager").empty()) {
+    throw invalid(
+        "PatchOptions", "meta.k8s.io", "",
+        {{"FieldValueRequired", "fieldManager", "Required value: is required for apply patch"}});
+  }
+  ApplyRequest out;
+  out.writer = writerFor(request, type, "Apply", std::string(subresource));
+  std::string force = queryValue(request, "force");
+  if (!force.empty() && force != "true" && force != "false") {
+    throw badRequest("force: invalid value \"" + force + "\": must be true or false");
+  }
+  out.force = force == "true";
+  try {
+    out.config = api::parseDocuments(request.body).at(0);
+  } catch (const api::DecodeError& e) {
+    throw badRequest(std::string("error decoding YAML: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw badRequest("the apply patch is empty");
+  }
+  if (!out.config.isObject()) throw badRequest("the apply patch must be an object");
+  auto text = [&](std::string_view field) {
+    const api::Value* v = out.config.find(field);
+    return v != nullptr && v->isString() ? v->text() : std::string();
+  };
+  if (text("apiVersion") != api_version) {
+    throw badRequest("Incorrect version specified in apply patch. Specified patch version: " +
+                     text("apiVersion") + ", expected: " + api_version);
+  }
+  if (text("kind") != kind) {
+    throw badRequest("apply patch kind \"" + text("kind") + "\" does not match the " + kind +
+                     " at this path");
+  }
+  return out;
+}
+
 // Server-side apply to the scale subresource, as Kubernetes' ScaleHandler: the applied Scale's
 // spec.replicas is the parent's, the parent's managers owning .spec.replicas are the Scale's
 // (conflicts and force as for the main resource), and the applier's entry lands in the parent's
@@ -280,37 +326,8 @@ ApiError decodeFailure(const api::DecodeError& e, const api::ResourceType& type)
 MessagePtr applyScale(const HttpRequest& request, ResourceStorage& storage, const std::string& ns,
                       const std::string& name, HttpResponse& response) {
   const api::ResourceType& type = storage.type();
-  if (queryValue(request, "fieldManager").empty()) {
-    throw invalid(
-        "PatchOptions", "meta.k8s.io", "",
-        {{"FieldValueRequired", "fieldManager", "Required value: is required for apply patch"}});
-  }
-  Writer writer = writerFor(request, type, "Apply", "scale");
-  std::string force = queryValue(request, "force");
-  if (!force.empty() && force != "true" && force != "false") {
-    throw badRequest("force: invalid value \"" + force + "\": must be true or false");
-  }
-  api::Value config;
-  try {
-    config = api::parseDocuments(request.body).at(0);
-  } catch (const api::DecodeError& e) {
-    throw badRequest(std::string("error decoding YAML: ") + e.what());
-  } catch (const std::out_of_range&) {
-    throw badRequest("the apply patch is empty");
-  }
-  if (!config.isObject()) throw badRequest("the apply patch must be an object");
-  auto text = [&](std::string_view field) {
-    const api::Value* v = config.find(field);
-    return v != nullptr && v->isString() ? v->text() : std::string();
-  };
-  if (text("apiVersion") != "autoscaling/v1") {
-    throw badRequest("Incorrect version specified in apply patch. Specified patch version: " +
-                     text("apiVersion") + ", expected: autoscaling/v1");
-  }
-  if (text("kind") != "Scale") {
-    throw badRequest("apply patch kind \"" + text("kind") +
-                     "\" does not match the Scale at this path");
-  }
+  auto [writer, force, config] =
+      readApplyRequest(request, type, "scale", "autoscaling/v1", "Scale");
   api::autoscaling::v1::Scale typed;
   std::vector<api::Diagnostic> warnings;
   try {
@@ -344,7 +361,7 @@ MessagePtr applyScale(const HttpRequest& request, ResourceStorage& storage, cons
     const ManagedFields parent = managersOf(*object);
     ApplyResult result =
         applyConfiguration(&live, normalized, scale_fields, FieldScope::kMainResource,
-                           scaleManagers(parent, parent_replicas), writer, force == "true");
+                           scaleManagers(parent, parent_replicas), writer, force);
     api::autoscaling::v1::Scale applied;
     try {
       api::decode(result.object, applied, {.unknown_fields = api::UnknownFields::kIgnore});
@@ -1004,37 +1021,8 @@ void ApiHandler::applyPatch(const HttpRequest& request, const RequestInfo& info,
   std::string ns = type.namespaced ? info.namespace_ : "";
   bool status_only = info.subresource == "status";
   bool dry = dryRun(request);
-  if (queryValue(request, "fieldManager").empty()) {
-    throw invalid(
-        "PatchOptions", "meta.k8s.io", "",
-        {{"FieldValueRequired", "fieldManager", "Required value: is required for apply patch"}});
-  }
-  Writer writer = writerFor(request, type, "Apply", status_only ? "status" : "");
-  std::string force = queryValue(request, "force");
-  if (!force.empty() && force != "true" && force != "false") {
-    throw badRequest("force: invalid value \"" + force + "\": must be true or false");
-  }
-  api::Value config;
-  try {
-    config = api::parseDocuments(request.body).at(0);
-  } catch (const api::DecodeError& e) {
-    throw badRequest(std::string("error decoding YAML: ") + e.what());
-  } catch (const std::out_of_range&) {
-    throw badRequest("the apply patch is empty");
-  }
-  if (!config.isObject()) throw badRequest("the apply patch must be an object");
-  auto text = [&](std::string_view field) {
-    const api::Value* v = config.find(field);
-    return v != nullptr && v->isString() ? v->text() : std::string();
-  };
-  if (text("apiVersion") != type.apiVersion()) {
-    throw badRequest("Incorrect version specified in apply patch. Specified patch version: " +
-                     text("apiVersion") + ", expected: " + type.apiVersion());
-  }
-  if (text("kind") != type.kind) {
-    throw badRequest("apply patch kind \"" + text("kind") + "\" does not match the " + type.kind +
-                     " at this path");
-  }
+  auto [writer, force, config] =
+      readApplyRequest(request, type, status_only ? "status" : "", type.apiVersion(), type.kind);
   // The configuration is typed (and checked, by fieldValidation) before it is merged.
   MessagePtr typed = type.newMessage();
   std::vector<api::Diagnostic> warnings;
@@ -1063,9 +1051,9 @@ void ApiHandler::applyPatch(const HttpRequest& request, const RequestInfo& info,
       if (e.code() != 404 || status_only) throw;
     }
     api::Value live = current ? api::encode(*current) : api::Value();
-    ApplyResult result = applyConfiguration(current ? &live : nullptr, normalized, field_type,
-                                            scope, current ? managersOf(*current) : ManagedFields{},
-                                            writer, force == "true");
+    ApplyResult result =
+        applyConfiguration(current ? &live : nullptr, normalized, field_type, scope,
+                           current ? managersOf(*current) : ManagedFields{}, writer, force);
     MessagePtr next = type.newMessage();
     try {
       api::decode(result.object, *next, {.unknown_fields = api::UnknownFields::kIgnore});
