@@ -136,19 +136,29 @@ GcResult reconcileGarbage(const GcInput& input) {
   del.name = meta.name();
   del.precondition_uid = meta.uid();
   if (!waiting.empty() && !input.dependents.empty()) {
-    // Let the waiting owners go once this one's own dependents are gone, without blocking on
-    // this object's references to them (Kubernetes unblocks them the same way).
-    bool blocking = false;
-    auto copy = copyOf(object);
-    for (auto& r : *mutableMetaOf(*copy).mutable_owner_references()) {
-      for (const auto* o : waiting) {
-        if (r.uid() == o->ref.uid() && r.block_owner_deletion()) {
-          r.set_block_owner_deletion(false);
-          blocking = true;
+    // The chain goes in order: this object waits in the foreground for its own dependents, and its
+    // waiting owners wait for it. Only when a dependent is itself waiting in the foreground could
+    // that be a cycle (it may own one of this object's owners); then, as Kubernetes does, this
+    // object stops blocking the waiting owners. Unblocking always would let an owner go while its
+    // dependents' dependents still run.
+    const bool dependent_waits =
+        std::any_of(input.dependents.begin(), input.dependents.end(), [](const GcDependent& d) {
+          const ObjectMeta& dm = metaOf(*d.object);
+          return dm.has_deletion_timestamp() && hasFinalizer(dm, kForegroundFinalizer);
+        });
+    if (dependent_waits) {
+      bool blocking = false;
+      auto copy = copyOf(object);
+      for (auto& r : *mutableMetaOf(*copy).mutable_owner_references()) {
+        for (const auto* o : waiting) {
+          if (r.uid() == o->ref.uid() && r.block_owner_deletion()) {
+            r.set_block_owner_deletion(false);
+            blocking = true;
+          }
         }
       }
+      if (blocking) result.actions.push_back(updateOf(input.type, std::move(copy)));
     }
-    if (blocking) result.actions.push_back(updateOf(input.type, std::move(copy)));
     del.propagation_policy = "Foreground";
   } else if (hasFinalizer(meta, kOrphanFinalizer)) {
     del.propagation_policy = "Orphan";

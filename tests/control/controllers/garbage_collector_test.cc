@@ -67,54 +67,61 @@ TEST(GarbageCollector, TableOfOwnerStates) {
     std::string name;
     std::vector<std::pair<std::string, State>> owners;
     std::vector<std::string> finalizers;
-    bool has_dependents;
+    enum Dependents { kNone, kOne, kOneWaiting } dependents;
     std::vector<Action::Verb> verbs;
     std::string policy;                  // of the delete
     std::vector<std::string> refs_left;  // on the update
   };
   const Case cases[] = {
-      {"no owners", {}, {}, false, {}, "", {}},
-      {"owner present", {{"a", State::kPresent}}, {}, false, {}, "", {}},
-      {"owner kind unknown", {{"a", State::kUnknown}}, {}, false, {}, "", {}},
+      {"no owners", {}, {}, Case::kNone, {}, "", {}},
+      {"owner present", {{"a", State::kPresent}}, {}, Case::kNone, {}, "", {}},
+      {"owner kind unknown", {{"a", State::kUnknown}}, {}, Case::kNone, {}, "", {}},
       {"one of two gone",
        {{"a", State::kPresent}, {"b", State::kAbsent}},
        {},
-       false,
+       Case::kNone,
        {Action::Verb::kUpdate},
        "",
        {"a"}},
       {"one gone, one waiting, one present",
        {{"a", State::kAbsent}, {"b", State::kDeletingForeground}, {"c", State::kPresent}},
        {},
-       false,
+       Case::kNone,
        {Action::Verb::kUpdate},
        "",
        {"c"}},
       {"all gone",
        {{"a", State::kAbsent}, {"b", State::kAbsent}},
        {},
-       false,
+       Case::kNone,
        {Action::Verb::kDelete},
        "Background",
        {}},
       {"owner waits, no dependents of its own",
        {{"a", State::kDeletingForeground}},
        {},
-       false,
+       Case::kNone,
        {Action::Verb::kDelete},
        "Background",
        {}},
-      {"owner waits, has dependents: unblock, then foreground",
+      {"owner waits, has dependents: foreground, still blocking the owner",
        {{"a", State::kDeletingForeground}},
        {},
-       true,
+       Case::kOne,
+       {Action::Verb::kDelete},
+       "Foreground",
+       {}},
+      {"owner waits, a dependent waits too (a possible cycle): unblock, then foreground",
+       {{"a", State::kDeletingForeground}},
+       {},
+       Case::kOneWaiting,
        {Action::Verb::kUpdate, Action::Verb::kDelete},
        "Foreground",
        {"a"}},
       {"own orphan finalizer kept",
        {{"a", State::kAbsent}},
        {"orphan"},
-       false,
+       Case::kNone,
        {Action::Verb::kDelete},
        "Orphan",
        {}},
@@ -131,8 +138,12 @@ TEST(GarbageCollector, TableOfOwnerStates) {
     for (const auto& f : c.finalizers)
       pod.mutable_metadata()->add_finalizers(f);
     Pod child = podOwnedBy("child", {});
+    if (c.dependents == Case::kOneWaiting) {
+      setTime(*child.mutable_metadata()->mutable_deletion_timestamp(), kNow);
+      child.mutable_metadata()->add_finalizers("foregroundDeletion");
+    }
     std::vector<const Pod*> deps;
-    if (c.has_dependents) deps.push_back(&child);
+    if (c.dependents != Case::kNone) deps.push_back(&child);
     auto r = run(pod, owners, deps);
     ASSERT_EQ(r.actions.size(), c.verbs.size());
     for (size_t i = 0; i < c.verbs.size(); ++i) {
