@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -410,6 +411,14 @@ std::string staleReason(const CertKeyPem& ca, const CertKeyPem& leaf, CertPurpos
   return {};
 }
 
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  return std::string(s);
+}
+
 }  // namespace
 
 // --------------------------------------------------------------------------------- certificates
@@ -746,7 +755,9 @@ PkiPaths pkiPaths(std::string_view data_dir) {
           dir + "/ca.key",
           dir + "/apiserver.crt",
           dir + "/apiserver.key",
-          dir + "/tokens.csv"};
+          dir + "/tokens.csv",
+          dir + "/kubelet-client.token",
+          dir + "/nodes"};
 }
 
 SubjectAltNames requiredServingSans(const PkiOptions& options) {
@@ -881,16 +892,26 @@ PkiState ensurePki(const PkiOptions& options) {
       tokens.save(paths.tokens);
     }
   }
+  // Not in tokens.csv: the kubelets accept it, the apiserver does not.
+  auto kubelet_token = readFileIfExists(paths.kubelet_client_token);
+  if (kubelet_token) {
+    state.kubelet_client_token = trimmed(*kubelet_token);
+    if (state.kubelet_client_token.empty()) {
+      throw PkiError(paths.kubelet_client_token + ": empty (delete it to make a new token)");
+    }
+  } else {
+    state.kubelet_client_token = generateToken();
+    writeFileAtomic(paths.kubelet_client_token, state.kubelet_client_token + "\n", 0600);
+  }
   return state;
 }
 
-CertKeyPem ensureClientCertificate(std::string_view data_dir, std::string_view name,
-                                   std::string_view user, const std::vector<std::string>& groups) {
-  PkiPaths paths = pkiPaths(data_dir);
-  if (name.empty() || name.find('/') != std::string_view::npos || name == "ca" ||
-      name == "apiserver") {
-    throw PkiError("invalid client certificate name \"" + std::string(name) + "\"");
-  }
+namespace {
+
+// BASE.crt and BASE.key: a client certificate for CN=user, O=groups from the CA of `paths`,
+// reissued when missing, for another subject, not chaining to the CA or expiring soon.
+CertKeyPem ensureClientPair(const PkiPaths& paths, const std::string& base, std::string_view user,
+                            const std::vector<std::string>& groups) {
   auto ca_cert = readFileIfExists(paths.ca_cert);
   auto ca_key = readFileIfExists(paths.ca_key);
   if (!ca_cert || !ca_key) {
@@ -899,8 +920,8 @@ CertKeyPem ensureClientCertificate(std::string_view data_dir, std::string_view n
   CertKeyPem ca{*ca_cert, *ca_key};
   parseKey(ca.key_pem, paths.ca_key);
   parseCert(ca.cert_pem, paths.ca_cert);
-  std::string cert_path = paths.dir + "/" + std::string(name) + ".crt";
-  std::string key_path = paths.dir + "/" + std::string(name) + ".key";
+  std::string cert_path = base + ".crt";
+  std::string key_path = base + ".key";
   auto cert = readFileIfExists(cert_path);
   auto key = readFileIfExists(key_path);
   if (cert && key) {
@@ -914,6 +935,49 @@ CertKeyPem ensureClientCertificate(std::string_view data_dir, std::string_view n
   CertKeyPem issued = issueClientCertificate(ca, user, groups);
   writePair(cert_path, key_path, issued);
   return issued;
+}
+
+}  // namespace
+
+CertKeyPem ensureClientCertificate(std::string_view data_dir, std::string_view name,
+                                   std::string_view user, const std::vector<std::string>& groups) {
+  PkiPaths paths = pkiPaths(data_dir);
+  if (name.empty() || name.find('/') != std::string_view::npos || name == "ca" ||
+      name == "apiserver") {
+    throw PkiError("invalid client certificate name \"" + std::string(name) + "\"");
+  }
+  return ensureClientPair(paths, paths.dir + "/" + std::string(name), user, groups);
+}
+
+bool validNodeName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (alnum(c) || c == '-') continue;
+    // Each dot-separated label starts and ends alphanumeric.
+    if (c == '.' && alnum(name[i - 1]) && alnum(name[i + 1])) continue;
+    return false;
+  }
+  return true;
+}
+
+NodeCertificate ensureNodeCertificate(std::string_view data_dir, std::string_view node) {
+  if (!validNodeName(node)) {
+    throw PkiError("invalid node name \"" + std::string(node) +
+                   "\": a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.') is expected");
+  }
+  PkiPaths paths = pkiPaths(data_dir);
+  makeDir(paths.nodes_dir);
+  NodeCertificate out;
+  const std::string base = paths.nodes_dir + "/" + std::string(node);
+  out.cert_file = base + ".crt";
+  out.key_file = base + ".key";
+  out.pem = ensureClientPair(paths, base, std::string(kNodeUserPrefix) + std::string(node),
+                             {std::string(kNodesGroup)});
+  out.ca_cert_pem = *readFileIfExists(paths.ca_cert);
+  return out;
 }
 
 }  // namespace skiff::apiserver

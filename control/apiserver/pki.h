@@ -16,7 +16,12 @@
 //                                         no longer cover what is asked or it expires within 30
 //                                         days)
 //   DIR/pki/<name>.crt, <name>.key        client certificates (ensureClientCertificate)
+//   DIR/pki/nodes/<node>.crt, <node>.key  kubelets' client certificates, CN=system:node:<node>,
+//                                         O=system:nodes (ensureNodeCertificate)
 //   DIR/pki/tokens.csv                    `token,user,uid,"group1,group2"`
+//   DIR/pki/kubelet-client.token          what the apiserver presents to kubelets' APIs (logs,
+//                                         exec) as a bearer token; it grants nothing at the
+//                                         apiserver itself
 //
 // Key files and tokens.csv are written with mode 0600, certificates 0644, every file atomically
 // (a temporary file renamed into place).
@@ -138,6 +143,8 @@ struct PkiPaths {
   std::string serving_cert;
   std::string serving_key;
   std::string tokens;
+  std::string kubelet_client_token;
+  std::string nodes_dir;  // DIR/pki/nodes
 };
 PkiPaths pkiPaths(std::string_view data_dir);
 
@@ -165,6 +172,9 @@ struct PkiState {
   bool serving_issued = false;  // this call (re)issued the serving certificate
   std::string serving_reason;   // why: "missing", "does not cover IP 10.0.0.5", "expires ..."
   std::string admin_token;      // the admin user's token (empty without admin_user)
+  // DIR/pki/kubelet-client.token's token (made on first start): the apiserver's credential at
+  // kubelets' APIs, which agents are given with --kubelet-api-token-file.
+  std::string kubelet_client_token;
 };
 
 // The names the serving certificate must cover for `options` (sorted, without duplicates).
@@ -182,5 +192,27 @@ PkiState ensurePki(const PkiOptions& options);
 // or expiring within kRenewBefore. Returns the PEMs.
 CertKeyPem ensureClientCertificate(std::string_view data_dir, std::string_view name,
                                    std::string_view user, const std::vector<std::string>& groups);
+
+// ----------------------------------------------------------------------------------- nodes
+
+// A kubelet's identity for the Node authorizer and NodeRestriction.
+inline constexpr std::string_view kNodeUserPrefix = "system:node:";
+inline constexpr std::string_view kNodesGroup = "system:nodes";
+
+// Whether `name` may name a Node: a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.',
+// starting and ending alphanumeric, at most 253 characters).
+bool validNodeName(std::string_view name);
+
+struct NodeCertificate {
+  std::string cert_file;  // DIR/pki/nodes/<node>.crt
+  std::string key_file;   // DIR/pki/nodes/<node>.key
+  CertKeyPem pem;
+  std::string ca_cert_pem;  // the cluster CA that signed it (and the apiserver's serving cert)
+};
+
+// DIR/pki/nodes/<node>.crt and <node>.key: the kubelet client certificate of `node` (CN
+// system:node:<node>, O system:nodes), issued by the CA of ensurePki (which must have run) under
+// the same rules as ensureClientCertificate. Throws PkiError for a name that is not a Node name.
+NodeCertificate ensureNodeCertificate(std::string_view data_dir, std::string_view node);
 
 }  // namespace skiff::apiserver

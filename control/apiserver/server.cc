@@ -164,11 +164,11 @@ void ApiServer::start() {
   handler_options.token_subresource = true;
   handler_options.service_account_admission = options_.service_account_admission;
   // pods/log goes to the node's kubelet over HTTPS verified against the cluster CA, which signs
-  // kubelets' serving certificates; the apiserver presents the admin token, which the agents of a
-  // single-token cluster (skiff up, the tests) are configured with. Client certificates for
-  // apiserver-to-kubelet calls come with [HA-SECURITY].
+  // kubelets' serving certificates; the apiserver presents DIR/pki/kubelet-client.token, which
+  // agents are given with --kubelet-api-token-file (it grants nothing here: agents authenticate
+  // with their node certificates).
   if (!options_.plain_http) {
-    handler_options.node_proxy.kubelet_token = pki.admin_token;
+    handler_options.node_proxy.kubelet_token = pki.kubelet_client_token;
     handler_options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
   } else {
     handler_options.node_proxy.kubelet_tls = false;

@@ -7,11 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -21,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "control/apiserver/pki.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/failover_client.h"
 #include "control/client/informer.h"
@@ -81,12 +85,36 @@ struct AgentFlags {
   int kubelet_port = 10250;
   std::string kubelet_cert_file;
   std::string kubelet_key_file;
+  // The bearer token the apiserver presents to the kubelet API (the server's
+  // DATA_DIR/pki/kubelet-client.token); empty: the kubeconfig's token.
+  std::string kubelet_api_token_file;
 };
 
 std::string hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
+}
+
+std::string readTrimmed(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.pop_back();
+  return text;
+}
+
+// NAME when the kubeconfig's client certificate is a node's (CN system:node:NAME, O
+// system:nodes), else "".
+std::string certificateNode(const client::ClientConfig& config) {
+  if (config.client_cert_pem.empty()) return "";
+  apiserver::CertificateInfo info =
+      apiserver::inspectCertificate(config.client_cert_pem, config.source + ": client certificate");
+  if (!info.common_name.starts_with(apiserver::kNodeUserPrefix)) return "";
+  const auto& o = info.organizations;
+  if (std::find(o.begin(), o.end(), apiserver::kNodesGroup) == o.end()) return "";
+  return info.common_name.substr(apiserver::kNodeUserPrefix.size());
 }
 
 // "0" and "" turn a proxier server off.
@@ -393,10 +421,38 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
 
   const client::ClientConfig client_config =
       client::loadClientConfig({.kubeconfig = flags.kubeconfig});
+  // A node's certificate (skiff node-kubeconfig, skiff up) names the node: the Node authorizer
+  // lets system:node:NAME write only NAME's Node, Lease and pods.
+  std::string node_name = flags.node_name;
+  if (std::string cert_node = certificateNode(client_config); !cert_node.empty()) {
+    if (flags.hollow_nodes > 1) {
+      std::cerr << "error: --hollow-nodes " << flags.hollow_nodes << ": the kubeconfig's client "
+                << "certificate is node " << cert_node << "'s alone; hollow nodes need a "
+                << "kubeconfig that may act for every node\n";
+      return 1;
+    }
+    if (node_name.empty()) {
+      node_name = cert_node;
+    } else if (node_name != cert_node) {
+      std::cerr << "error: --node-name " << node_name << ": the kubeconfig's client certificate "
+                << "is for node " << cert_node << " (system:node:" << cert_node
+                << "), which may not act as another node\n";
+      return 1;
+    }
+  }
+  std::string kubelet_api_token = client_config.token;
+  if (!flags.kubelet_api_token_file.empty()) {
+    kubelet_api_token = readTrimmed(flags.kubelet_api_token_file);
+    if (kubelet_api_token.empty()) {
+      std::cerr << "error: --kubelet-api-token-file " << flags.kubelet_api_token_file
+                << ": empty\n";
+      return 1;
+    }
+  }
   client::ClientPtr client = client::makeClientForServers(client_config, flags.server);
 
   kubelet::AgentOptions options;
-  options.node_name = flags.node_name;
+  options.node_name = node_name;
   options.pod_cidr = flags.pod_cidr;
   options.data_dir = flags.data_dir;
   options.node_ip_override = flags.node_ip;
@@ -408,10 +464,11 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     return 1;
   }
   int kubelet_port = hollow ? 0 : flags.kubelet_port;
-  if (kubelet_port > 0 && client_config.token.empty()) {
-    // The kubelet API admits the bearer token the agent itself uses; without one it stays off.
-    std::cerr << "skiff agent: warning: the kubeconfig has no token, so the kubelet API (logs) "
-                 "is off\n";
+  if (kubelet_port > 0 && kubelet_api_token.empty()) {
+    // The kubelet API admits only the apiserver's bearer token; without one it stays off.
+    std::cerr << "skiff agent: warning: no --kubelet-api-token-file (the server's "
+                 "DATA_DIR/pki/kubelet-client.token) and no token in the kubeconfig, so the "
+                 "kubelet API (logs, exec) is off\n";
     kubelet_port = 0;
   }
   options.kubelet_port = kubelet_port;
@@ -445,8 +502,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       hollow_options.agent.pod_cidr.clear();
       hollow_options.agent.pod_workers = 2;
       int count = std::max(1, flags.hollow_nodes);
-      if (!flags.node_name.empty()) hollow_options.name_prefix = flags.node_name + "-";
-      if (flags.hollow && flags.hollow_nodes == 0 && flags.node_name.empty()) {
+      if (!node_name.empty()) hollow_options.name_prefix = node_name + "-";
+      if (flags.hollow && flags.hollow_nodes == 0 && node_name.empty()) {
         hollow_options.agent.node_name = hostname();
       }
       if (!flags.pod_cidr.empty()) hollow_options.pod_cidr_range = flags.pod_cidr;
@@ -463,14 +520,14 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     std::unique_ptr<KubeletApi> kubelet_api;
     if (real && kubelet_port > 0) {
       const bool tls = !flags.kubelet_cert_file.empty();
-      // The apiserver presents the agent's own kubeconfig token (the node's credential).
+      // The apiserver presents its kubelet-client token (--kubelet-api-token-file).
       kubelet_api = std::make_unique<KubeletApi>(kubelet::KubeletServerOptions{
           .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
           .port = static_cast<uint16_t>(kubelet_port),
           .log_dir = flags.log_dir,
           .cert_file = flags.kubelet_cert_file,
           .key_file = flags.kubelet_key_file,
-          .bearer_token = client_config.token,
+          .bearer_token = kubelet_api_token,
           .runtime = &real->runtime,
       });
     }
@@ -516,10 +573,14 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
 void addAgentCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<AgentFlags>();
   auto* cmd = app.add_subcommand("agent", "Run the node agent: kubelet and node proxier");
-  cmd->add_option("--kubeconfig", flags->kubeconfig, "The apiserver to reach (a kubeconfig file)")
+  cmd->add_option("--kubeconfig", flags->kubeconfig,
+                  "The apiserver to reach and the node's credential (a kubeconfig file; `skiff "
+                  "node-kubeconfig NODE` writes one with the node's client certificate, whose "
+                  "node is then the default --node-name)")
       ->required();
   cmd->add_option("--server", flags->server,
-                  "Apiservers to use instead of the kubeconfig's server, comma-separated: a call moves to the next one when its server is unreachable or answers 5xx");
+                  "Apiservers to use instead of the kubeconfig's server, comma-separated: a call "
+                  "moves to the next one when its server is unreachable or answers 5xx");
   cmd->add_option("--node-name", flags->node_name,
                   "This node's name (default: the hostname; with --hollow-nodes N the prefix of "
                   "NAME-0 .. NAME-N-1, default hollow-node-)");
@@ -566,6 +627,10 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--kubelet-cert-file", flags->kubelet_cert_file,
                   "The kubelet API's serving certificate (PEM); without it, loopback HTTP only");
   cmd->add_option("--kubelet-key-file", flags->kubelet_key_file, "Its private key (PEM)");
+  cmd->add_option("--kubelet-api-token-file", flags->kubelet_api_token_file,
+                  "The bearer token the kubelet API accepts: the one the apiserver presents, the "
+                  "server's DATA_DIR/pki/kubelet-client.token (default: the kubeconfig's token)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();
   cmd->add_option("--run-dir", flags->run_dir,
@@ -581,6 +646,67 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
     sigset_t signals = blockStopSignals();
     try {
       exit_code = runAgent(*flags, signals);
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      exit_code = 1;
+    }
+  });
+}
+
+std::string writeNodeKubeconfig(const std::string& data_dir, const std::string& node,
+                                const std::string& server, std::string path) {
+  apiserver::NodeCertificate cert = apiserver::ensureNodeCertificate(data_dir, node);
+  if (path.empty()) path = apiserver::pkiPaths(data_dir).nodes_dir + "/" + node + ".kubeconfig";
+  client::writeKubeconfig(path, {.user_name = std::string(apiserver::kNodeUserPrefix) + node,
+                                 .server = server,
+                                 .ca_pem = cert.ca_cert_pem,
+                                 .client_cert_pem = cert.pem.cert_pem,
+                                 .client_key_pem = cert.pem.key_pem});
+  return path;
+}
+
+void addNodeKubeconfigCommand(CLI::App& app, int& exit_code) {
+  struct Flags {
+    std::string node;
+    std::string data_dir = "/var/lib/skiff";
+    std::string server;
+    std::string output;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand(
+      "node-kubeconfig",
+      "On the server's machine: issue a node's client certificate (CN system:node:NODE, O "
+      "system:nodes) from the cluster CA and write the kubeconfig `skiff agent` joins with");
+  cmd->add_option("node", flags->node, "The node's name (its Node object)")->required();
+  cmd->add_option("--data-dir", flags->data_dir, "The server's data directory (its pki/)")
+      ->capture_default_str();
+  cmd->add_option("--server", flags->server,
+                  "The apiserver URL the node reaches (default: DATA_DIR/admin.kubeconfig's)");
+  cmd->add_option("-o,--output", flags->output,
+                  "Where to write it (default: DATA_DIR/pki/nodes/NODE.kubeconfig)");
+  cmd->callback([flags, &exit_code] {
+    try {
+      std::string server = flags->server;
+      const std::string admin = flags->data_dir + "/admin.kubeconfig";
+      if (server.empty()) {
+        if (!std::filesystem::exists(admin)) {
+          throw std::runtime_error("no " + admin + " (has skiff server run on --data-dir " +
+                                   flags->data_dir + "?): give --server URL");
+        }
+        server = client::loadClientConfig({.kubeconfig = admin}).server;
+      }
+      const auto paths = apiserver::pkiPaths(flags->data_dir);
+      if (!std::filesystem::exists(paths.ca_key)) {
+        throw std::runtime_error(paths.ca_key +
+                                 ": missing: run this where skiff server keeps its --data-dir");
+      }
+      std::string path = writeNodeKubeconfig(flags->data_dir, flags->node, server, flags->output);
+      std::cout << "node " << flags->node << ": kubeconfig " << path
+                << " (user system:node:" << flags->node << ", group system:nodes, server " << server
+                << ")\n"
+                << "  skiff agent --kubeconfig " << path << " --kubelet-api-token-file "
+                << paths.kubelet_client_token << "\n";
+      exit_code = 0;
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       exit_code = 1;

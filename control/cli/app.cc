@@ -45,6 +45,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addServerCommand(app_, exit_code_);
   addSchedulerCommand(app_, exit_code_);
   addAgentCommand(app_, exit_code_);
+  addNodeKubeconfigCommand(app_, exit_code_);
   addUpCommand(app_, exit_code_);
   addCleanupCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "control/apiserver/pki.h"
+#include "control/cli/agent_command.h"
 #include "control/cli/cleanup.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
@@ -345,26 +346,41 @@ int runUp(const UpFlags& flags) {
   std::cout << "[2/4] control loops: controller manager, scheduler, EndpointSlice controller"
             << std::endl;
 
-  std::vector<std::string> agent_args = {"skiff",           "agent",
-                                         "--kubeconfig",    plane->adminKubeconfig(),
-                                         "--node-name",     node,
-                                         "--data-dir",      agent_dir,
-                                         "--pod-cidr",      flags.pod_cidr,
-                                         "--proxy-mode",    flags.proxy_mode,
-                                         "--image-root",    flags.image_root,
-                                         "--bridge",        flags.bridge,
+  // The agent is a kubelet with its own identity, as in Kubernetes: a client certificate for
+  // system:node:NODE (group system:nodes) from the cluster CA, so the Node authorizer and
+  // NodeRestriction decide what it may read and write; the admin token stays with the user.
+  std::string node_kubeconfig;
+  try {
+    node_kubeconfig = writeNodeKubeconfig(flags.data_dir, node, url);
+  } catch (const std::exception& e) {
+    std::cerr << "error: node " << node << "'s credentials: " << e.what() << "\n";
+    return 1;
+  }
+  // clang-format off
+  std::vector<std::string> agent_args = {"skiff", "agent",
+                                         "--kubeconfig", node_kubeconfig,
+                                         "--node-name", node,
+                                         "--data-dir", agent_dir,
+                                         "--pod-cidr", flags.pod_cidr,
+                                         "--proxy-mode", flags.proxy_mode,
+                                         "--image-root", flags.image_root,
+                                         "--bridge", flags.bridge,
                                          "--cgroup-parent", flags.cgroup_parent,
-                                         "--run-dir",       flags.run_dir,
-                                         "--bpf-pin-dir",   flags.bpf_pin_dir};
+                                         "--run-dir", flags.run_dir,
+                                         "--bpf-pin-dir", flags.bpf_pin_dir};
+  // clang-format on
   if (flags.kubelet_port > 0) {
     std::string node_ip = kubelet::readMachineInfo(agent_dir).internal_ip;
     auto [cert, key] = issueKubeletCertificate(flags.data_dir, agent_dir, node, node_ip);
-    agent_args.insert(agent_args.end(), {"--kubelet-port", std::to_string(flags.kubelet_port),
-                                         "--kubelet-cert-file", cert, "--kubelet-key-file", key});
+    agent_args.insert(agent_args.end(),
+                      {"--kubelet-port", std::to_string(flags.kubelet_port), "--kubelet-cert-file",
+                       cert, "--kubelet-key-file", key, "--kubelet-api-token-file",
+                       apiserver::pkiPaths(flags.data_dir).kubelet_client_token});
   } else {
     agent_args.insert(agent_args.end(), {"--kubelet-port", "0"});
   }
-  std::cout << "[3/4] node " << node << ": kubelet (runc), pods on " << flags.pod_cidr
+  std::cout << "[3/4] node " << node << ": kubelet (runc) as system:node:" << node << " ("
+            << node_kubeconfig << "), pods on " << flags.pod_cidr
             << (flags.proxy_mode == "ebpf" ? ", eBPF service load balancer" : "") << std::endl;
   AgentProcess agent(agent_args);
   agent.start();

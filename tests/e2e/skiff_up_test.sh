@@ -47,6 +47,32 @@ echo "skiff up ready after $(( ($(date +%s%N) - start) / 1000000 )) ms"
 export KUBECONFIG=$work/data/admin.kubeconfig
 [[ -f $KUBECONFIG ]] || fail "no admin kubeconfig at $KUBECONFIG"
 
+# The node agent is a kubelet with an identity of its own: its only credential is the node
+# kubeconfig skiff up wrote, a client certificate for system:node:up-e2e (group system:nodes) from
+# the cluster CA and no token, so everything the agent does below (registration, Lease, pod
+# status, volumes, tokens, events, the proxier's watches) passes the Node authorizer and
+# NodeRestriction. Another node's objects and unrelated secrets are refused with Kubernetes' 403.
+node_kc=$work/data/pki/nodes/up-e2e.kubeconfig
+agent_cmd=
+for child in $(pgrep -P "$up_pid"); do
+  cmd=$(tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null || true)
+  [[ $cmd == *" agent "* ]] && agent_cmd=$cmd
+done
+[[ $agent_cmd == *" --kubeconfig $node_kc "* ]] || fail "the agent does not run with $node_kc: '$agent_cmd'"
+grep -q 'token' "$node_kc" && fail "the node kubeconfig holds a token"
+subject=$(kubectl config view --kubeconfig "$node_kc" --raw -o jsonpath='{.users[0].user.client-certificate-data}' |
+  base64 -d | openssl x509 -noout -subject -nameopt RFC2253)
+[[ $subject == "subject=CN=system:node:up-e2e,O=system:nodes" ]] || fail "node certificate subject '$subject'"
+whoami=$(kubectl --kubeconfig "$node_kc" auth whoami -o jsonpath='{.status.userInfo.username} {.status.userInfo.groups}')
+[[ $whoami == 'system:node:up-e2e ["system:nodes","system:authenticated"]' ]] || fail "node whoami: '$whoami'"
+kubectl create secret generic unrelated --from-literal=k=v >/dev/null
+got=$(kubectl --kubeconfig "$node_kc" get secret unrelated 2>&1) && fail "the node read an unrelated secret"
+[[ $got == *'secrets "unrelated" is forbidden: User "system:node:up-e2e" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node '"'up-e2e'"' and this object'* ]] ||
+  fail "the node's get of an unrelated secret: '$got'"
+got=$(kubectl --kubeconfig "$node_kc" create -f - <<<'{"apiVersion":"v1","kind":"Node","metadata":{"name":"other-node"}}' 2>&1) &&
+  fail "the node created another Node"
+[[ $got == *"node 'up-e2e' cannot modify node 'other-node'"* ]] || fail "the node creating another Node: '$got'"
+
 # Bad input: a second skiff up on the same data dir says who holds it, and changes nothing.
 set +e
 second=$("$skiff" up "${up_args[@]}" 2>&1)
@@ -240,6 +266,12 @@ for _ in $(seq 150); do "$skiff" get pod "$pod" >/dev/null 2>&1 || break; sleep 
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pod-ca.crt" -H "Authorization: Bearer $token" \
   "$server/api/v1/namespaces/default/secrets")
 [[ $code == 401 ]] || fail "the token of the deleted pod $pod: HTTP $code (want 401)"
+
+# Nothing the agent asked for was refused (only the two refusals above name its user; the
+# apiserver logs each refusal).
+grep -F '403 ' "$work/up.log" | grep -qF '/secrets/unrelated' || fail "the node's refusal was not logged"
+denied=$(grep -F '403 ' "$work/up.log" | grep -E "system:node:up-e2e|node 'up-e2e'" | grep -vF '/secrets/unrelated' | grep -vF 'other-node' || true)
+[[ -z $denied ]] || fail "the node agent was refused: $denied"
 
 # Shutdown: every pod, namespace, veth, bridge, cgroup and pin goes.
 kill -INT "$up_pid"

@@ -268,6 +268,35 @@ TEST_F(PkiTest, ClientCertificates) {
   EXPECT_THROW(ensureClientCertificate(dir_, "../x", "u", {}), PkiError);
 }
 
+TEST_F(PkiTest, NodeCertificatesAndTheKubeletClientToken) {
+  PkiState state = ensurePki(options_);
+  EXPECT_EQ(state.kubelet_client_token.size(), 64u);
+  EXPECT_EQ(mode(state.paths.kubelet_client_token), 0600u);
+  // Not a credential at the apiserver.
+  EXPECT_EQ(TokenFile::load(state.paths.tokens).authenticate(state.kubelet_client_token), nullptr);
+  EXPECT_EQ(ensurePki(options_).kubelet_client_token, state.kubelet_client_token);
+
+  NodeCertificate node = ensureNodeCertificate(dir_, "node-1.example");
+  EXPECT_EQ(node.cert_file, state.paths.dir + "/nodes/node-1.example.crt");
+  EXPECT_EQ(node.key_file, state.paths.dir + "/nodes/node-1.example.key");
+  EXPECT_EQ(mode(node.key_file), 0600u);
+  EXPECT_EQ(node.ca_cert_pem, state.ca_cert_pem);
+  CertificateInfo info = inspectCertificate(node.pem.cert_pem);
+  EXPECT_EQ(info.common_name, "system:node:node-1.example");
+  EXPECT_THAT(info.organizations, UnorderedElementsAre("system:nodes"));
+  EXPECT_EQ(verifyCertificate(state.ca_cert_pem, node.pem.cert_pem, CertPurpose::kClient), "");
+  EXPECT_EQ(ensureNodeCertificate(dir_, "node-1.example").pem.cert_pem, node.pem.cert_pem);
+  EXPECT_NE(ensureNodeCertificate(dir_, "node-2").pem.cert_pem, node.pem.cert_pem);
+
+  for (const char* bad : {"", "Node-1", "-a", "a-", "a..b", "a/b", "../x", "a_b", ".a", "a."}) {
+    EXPECT_FALSE(validNodeName(bad)) << bad;
+    EXPECT_THROW(ensureNodeCertificate(dir_, bad), PkiError) << bad;
+  }
+  EXPECT_TRUE(validNodeName("a"));
+  EXPECT_TRUE(validNodeName("ip-10-0-0-1.ec2.internal"));
+  EXPECT_FALSE(validNodeName(std::string(254, 'a')));
+}
+
 TEST(Pki, FirstServiceIps) {
   EXPECT_THAT(firstServiceIps("10.96.0.0/12"), UnorderedElementsAre("10.96.0.1"));
   EXPECT_THAT(firstServiceIps("10.100.7.9/12"), UnorderedElementsAre("10.96.0.1"));

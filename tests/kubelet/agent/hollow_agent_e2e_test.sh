@@ -3,15 +3,17 @@
 # Leases renewed; a Deployment of 6 replicas is scheduled over the three nodes and every pod
 # becomes Running and Ready with an address from its node's podCIDR (hollow: no containers); the
 # kubelet's Events are recorded; deleting the Deployment deletes the pods (the agents confirm the
-# graceful deletions); SIGTERM stops the agent cleanly.
+# graceful deletions); SIGTERM stops the agent cleanly. Before that, a hollow node that joins with
+# its own certificate from `skiff node-kubeconfig`.
 # Usage: hollow_agent_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
 skiff=$1
 work=$(mktemp -d /tmp/skiff-e2e-agent.XXXXXX)
 server_pid=
 agent_pid=
+joined_pid=
 cleanup() {
-  for pid in $agent_pid $server_pid; do
+  for pid in $joined_pid $agent_pid $server_pid; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -55,6 +57,33 @@ if "$skiff" agent --kubeconfig "$work/missing.kubeconfig" --hollow >"$work/bad.l
   fail "a missing kubeconfig was accepted"
 fi
 grep -q "missing.kubeconfig" "$work/bad.log" || fail "missing kubeconfig: $(cat "$work/bad.log")"
+
+# A node that joins with a credential of its own: `skiff node-kubeconfig NODE` on the server's
+# machine issues DATA/pki/nodes/NODE.{crt,key} (system:node:NODE, group system:nodes) and a
+# kubeconfig; the agent takes its node name from the certificate, refuses to act as another node,
+# and under the Node authorizer registers, renews its Lease and runs the pod bound to it.
+out=$("$skiff" node-kubeconfig joined --data-dir "$work/data") || fail "skiff node-kubeconfig: $out"
+node_kc=$work/data/pki/nodes/joined.kubeconfig
+[[ $out == *"kubeconfig $node_kc"* && -f $work/data/pki/nodes/joined.crt ]] || fail "skiff node-kubeconfig: $out"
+if "$skiff" node-kubeconfig Not_A_Node --data-dir "$work/data" >"$work/bad.log" 2>&1; then
+  fail "node-kubeconfig took an invalid node name"
+fi
+grep -q 'invalid node name "Not_A_Node"' "$work/bad.log" || fail "invalid node name: $(cat "$work/bad.log")"
+if "$skiff" agent --kubeconfig "$node_kc" --hollow --node-name other >"$work/bad.log" 2>&1; then
+  fail "an agent with node joined's certificate ran as node other"
+fi
+grep -q "the kubeconfig's client certificate is for node joined" "$work/bad.log" ||
+  fail "--node-name other with joined's certificate: $(cat "$work/bad.log")"
+"$skiff" agent --kubeconfig "$node_kc" --hollow --node-lease-renew-interval 1 >"$work/joined.log" 2>&1 &
+joined_pid=$!
+kubectl run on-joined --image=busybox --restart=Never --overrides='{"spec":{"nodeName":"joined"}}' >/dev/null
+wait_eq "Running" "the pod on node joined" kubectl get pod on-joined -o jsonpath='{.status.phase}'
+wait_eq "joined" "node joined's Lease" kubectl get lease -n kube-node-lease joined -o jsonpath='{.spec.holderIdentity}'
+kill -TERM "$joined_pid"
+wait "$joined_pid" || fail "the joined agent did not exit cleanly: $(cat "$work/joined.log")"
+grep -E "403 .*(system:node:joined|node 'joined')" "$work/server.log" && fail "node joined was refused"
+kubectl delete pod on-joined --grace-period=0 --force >/dev/null 2>&1 || true
+kubectl delete node joined >/dev/null
 
 "$skiff" agent --kubeconfig "$KUBECONFIG" --hollow-nodes 3 --node-lease-renew-interval 1 \
   >"$work/agent.log" 2>&1 &
