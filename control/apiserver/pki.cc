@@ -980,4 +980,37 @@ NodeCertificate ensureNodeCertificate(std::string_view data_dir, std::string_vie
   return out;
 }
 
+NodeCertificate issueKubeletServingCertificate(std::string_view data_dir, std::string_view node,
+                                               const std::vector<std::string>& ips) {
+  if (!validNodeName(node)) {
+    throw PkiError("invalid node name \"" + std::string(node) +
+                   "\": a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.') is expected");
+  }
+  PkiPaths paths = pkiPaths(data_dir);
+  auto ca_cert = readFileIfExists(paths.ca_cert);
+  auto ca_key = readFileIfExists(paths.ca_key);
+  if (!ca_cert || !ca_key) {
+    throw PkiError((ca_cert ? paths.ca_key : paths.ca_cert) + ": missing (run ensurePki first)");
+  }
+  SubjectAltNames sans{.dns_names = {std::string(node), "localhost"}, .ip_addresses = {}};
+  for (const auto& ip : ips) {
+    auto canonical = canonicalIp(ip);
+    if (!canonical) throw PkiError("invalid node IP \"" + ip + "\"");
+    sans.ip_addresses.push_back(*canonical);
+  }
+  sans.ip_addresses.push_back("127.0.0.1");
+  sortUnique(sans.dns_names);
+  sortUnique(sans.ip_addresses);
+  makeDir(paths.nodes_dir);
+  NodeCertificate out;
+  const std::string base = paths.nodes_dir + "/" + std::string(node) + "-kubelet";
+  out.cert_file = base + ".crt";
+  out.key_file = base + ".key";
+  out.pem = issueServingCertificate({*ca_cert, *ca_key},
+                                    std::string(kNodeUserPrefix) + std::string(node), sans);
+  writePair(out.cert_file, out.key_file, out.pem);
+  out.ca_cert_pem = *ca_cert;
+  return out;
+}
+
 }  // namespace skiff::apiserver

@@ -215,4 +215,10 @@ struct NodeCertificate {
 // the same rules as ensureClientCertificate. Throws PkiError for a name that is not a Node name.
 NodeCertificate ensureNodeCertificate(std::string_view data_dir, std::string_view node);
 
+// DIR/pki/nodes/<node>-kubelet.crt and .key: the serving certificate of the node's kubelet API
+// (serverAuth; DNS <node> and localhost, IPs `ips` and 127.0.0.1), which the apiserver verifies
+// against the cluster CA when it proxies logs and exec. Issued afresh on every call.
+NodeCertificate issueKubeletServingCertificate(std::string_view data_dir, std::string_view node,
+                                               const std::vector<std::string>& ips);
+
 }  // namespace skiff::apiserver

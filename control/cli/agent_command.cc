@@ -671,6 +671,7 @@ void addNodeKubeconfigCommand(CLI::App& app, int& exit_code) {
     std::string data_dir = "/var/lib/skiff";
     std::string server;
     std::string output;
+    std::vector<std::string> node_ips;
   };
   auto flags = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand(
@@ -684,6 +685,10 @@ void addNodeKubeconfigCommand(CLI::App& app, int& exit_code) {
                   "The apiserver URL the node reaches (default: DATA_DIR/admin.kubeconfig's)");
   cmd->add_option("-o,--output", flags->output,
                   "Where to write it (default: DATA_DIR/pki/nodes/NODE.kubeconfig)");
+  cmd->add_option("--node-ip", flags->node_ips,
+                  "Also issue the kubelet API's serving certificate "
+                  "(DATA_DIR/pki/nodes/NODE-kubelet.{crt,key}) for these addresses of the node, "
+                  "for logs and exec through the apiserver");
   cmd->callback([flags, &exit_code] {
     try {
       std::string server = flags->server;
@@ -703,9 +708,17 @@ void addNodeKubeconfigCommand(CLI::App& app, int& exit_code) {
       std::string path = writeNodeKubeconfig(flags->data_dir, flags->node, server, flags->output);
       std::cout << "node " << flags->node << ": kubeconfig " << path
                 << " (user system:node:" << flags->node << ", group system:nodes, server " << server
-                << ")\n"
-                << "  skiff agent --kubeconfig " << path << " --kubelet-api-token-file "
-                << paths.kubelet_client_token << "\n";
+                << ")\n";
+      std::string serving;
+      if (!flags->node_ips.empty()) {
+        auto cert = apiserver::issueKubeletServingCertificate(flags->data_dir, flags->node,
+                                                              flags->node_ips);
+        std::cout << "node " << flags->node << ": kubelet API certificate " << cert.cert_file
+                  << "\n";
+        serving = " --kubelet-cert-file " + cert.cert_file + " --kubelet-key-file " + cert.key_file;
+      }
+      std::cout << "  skiff agent --kubeconfig " << path << " --kubelet-api-token-file "
+                << paths.kubelet_client_token << serving << "\n";
       exit_code = 0;
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";

@@ -292,6 +292,13 @@ TEST_F(PkiTest, NodeCertificatesAndTheKubeletClientToken) {
     EXPECT_FALSE(validNodeName(bad)) << bad;
     EXPECT_THROW(ensureNodeCertificate(dir_, bad), PkiError) << bad;
   }
+  NodeCertificate serving = issueKubeletServingCertificate(dir_, "node-2", {"10.0.0.7"});
+  EXPECT_EQ(serving.cert_file, state.paths.dir + "/nodes/node-2-kubelet.crt");
+  EXPECT_EQ(verifyCertificate(state.ca_cert_pem, serving.pem.cert_pem, CertPurpose::kServer), "");
+  CertificateInfo served = inspectCertificate(serving.pem.cert_pem);
+  EXPECT_THAT(served.sans.ip_addresses, UnorderedElementsAre("10.0.0.7", "127.0.0.1"));
+  EXPECT_THAT(served.sans.dns_names, UnorderedElementsAre("node-2", "localhost"));
+  EXPECT_THROW(issueKubeletServingCertificate(dir_, "node-2", {"not-an-ip"}), PkiError);
   EXPECT_TRUE(validNodeName("a"));
   EXPECT_TRUE(validNodeName("ip-10-0-0-1.ec2.internal"));
   EXPECT_FALSE(validNodeName(std::string(254, 'a')));

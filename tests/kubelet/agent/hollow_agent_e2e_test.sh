@@ -62,9 +62,14 @@ grep -q "missing.kubeconfig" "$work/bad.log" || fail "missing kubeconfig: $(cat 
 # machine issues DATA/pki/nodes/NODE.{crt,key} (system:node:NODE, group system:nodes) and a
 # kubeconfig; the agent takes its node name from the certificate, refuses to act as another node,
 # and under the Node authorizer registers, renews its Lease and runs the pod bound to it.
-out=$("$skiff" node-kubeconfig joined --data-dir "$work/data") || fail "skiff node-kubeconfig: $out"
+out=$("$skiff" node-kubeconfig joined --data-dir "$work/data" --node-ip 192.0.2.9) || fail "skiff node-kubeconfig: $out"
 node_kc=$work/data/pki/nodes/joined.kubeconfig
 [[ $out == *"kubeconfig $node_kc"* && -f $work/data/pki/nodes/joined.crt ]] || fail "skiff node-kubeconfig: $out"
+[[ $out == *"--kubelet-cert-file $work/data/pki/nodes/joined-kubelet.crt"* ]] || fail "no kubelet API certificate: $out"
+openssl verify -CAfile "$work/data/pki/ca.crt" -purpose sslserver "$work/data/pki/nodes/joined-kubelet.crt" >/dev/null ||
+  fail "the kubelet API certificate does not verify against the cluster CA"
+openssl x509 -in "$work/data/pki/nodes/joined-kubelet.crt" -noout -ext subjectAltName | grep -q "IP Address:192.0.2.9" ||
+  fail "the kubelet API certificate does not cover 192.0.2.9"
 if "$skiff" node-kubeconfig Not_A_Node --data-dir "$work/data" >"$work/bad.log" 2>&1; then
   fail "node-kubeconfig took an invalid node name"
 fi
