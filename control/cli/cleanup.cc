@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -71,15 +72,19 @@ std::vector<std::string> cleanupNode(const CleanupOptions& options, std::ostream
     o.log_dir = options.log_dir;
     o.cgroup_parent = options.cgroup_parent;
     kubelet::RuntimePodSyncer syncer(o, store, runtime, network, nullptr);
-    auto uids = syncer.knownPodUids();
-    for (const auto& uid : uids) {
-      try {
-        syncer.cleanupOrphan(uid);
-      } catch (const std::exception& e) {
-        problems.push_back("pod " + uid + ": " + e.what());
-      }
-    }
-    progress << "  pods removed: " << uids.size() << "\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t pods = syncer.knownPodUids().size();
+    auto failed = syncer.shutdown(options.shutdown_grace, options.concurrency);
+    problems.insert(problems.end(), failed.begin(), failed.end());
+    progress << "  pods removed: " << pods - failed.size() << " in "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count()
+             << " ms"
+             << (options.shutdown_grace.count() > 0
+                     ? " (grace " + std::to_string(options.shutdown_grace.count()) + " ms)"
+                     : std::string(" (killed)"))
+             << "\n";
     // Containers no pod state names any more (a crash between creating and recording one).
     for (const auto& id : runtime.list()) {
       try {

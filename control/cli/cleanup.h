@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -23,9 +24,17 @@ struct CleanupOptions {
   std::string log_dir = "/var/log/pods";
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   std::string run_dir = "/run/skiff";  // runc state and network namespaces
+  // 0: every container is killed at once (SIGKILL), for what a crash left. `skiff up` on its way
+  // out gives its shutdown grace (kubelet's shutdownGracePeriod): each container gets SIGTERM
+  // and min(its pod's terminationGracePeriodSeconds, this) before SIGKILL.
+  std::chrono::milliseconds shutdown_grace{0};
+  // How many pods release (runc delete, unmounts, network, cgroups) at once; every pod's
+  // containers get their signal at the same moment whatever this is.
+  int concurrency = 8;
 };
 
-// Best effort: every step runs even when an earlier one failed. Returns the problems (empty when
+// Pods go in parallel (RuntimePodSyncer::shutdown). Best effort: every step runs even when an
+// earlier one failed. Returns the problems (empty when
 // everything is gone); progress lines go to `progress`.
 std::vector<std::string> cleanupNode(const CleanupOptions& options, std::ostream& progress);
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <semaphore>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -121,6 +122,9 @@ struct RuntimePodSyncer::PodEntry {
   std::string ip, netns_path;
   int64_t start_ns = 0;
   std::string phase;
+  // The pod's terminationGracePeriodSeconds as of its last sync, for a shutdown that knows the pod
+  // only by its state (0: not recorded, the syncer's default_grace).
+  int64_t grace_ms = 0;
   std::map<std::string, ContainerRecord> containers;                  // by name
   std::map<std::string, std::pair<std::string, int64_t>> conditions;  // type -> status, since
   std::optional<PodSyncResult> final_result;                          // after terminate()
@@ -136,7 +140,9 @@ class PodWorker {
   static bool load(RuntimePodSyncer& s, PodEntry& e);
   void save();
   PodSyncResult sync();
-  PodSyncResult terminate(Ms grace);
+  // `release_slots` (optional) bounds how many pods release at once, after their containers
+  // stopped (runc, ip and umount are where the CPU goes; waiting out grace periods is not).
+  PodSyncResult terminate(Ms grace, std::counting_semaphore<>* release_slots = nullptr);
 
  private:
   const std::string& key() const { return e_.uid; }
@@ -208,6 +214,7 @@ void PodWorker::save() {
   doc.set("netns", Value::string(e_.netns_path));
   doc.set("startNs", Value::integer(e_.start_ns));
   doc.set("phase", Value::string(e_.phase));
+  if (e_.grace_ms > 0) doc.set("terminationGraceMs", Value::integer(e_.grace_ms));
   Value containers = Value::array();
   for (const auto& [name, rec] : e_.containers) {
     Value c = Value::object();
@@ -256,6 +263,7 @@ bool PodWorker::load(RuntimePodSyncer& s, PodEntry& e) {
   e.netns_path = str(doc, "netns");
   e.start_ns = num(doc, "startNs");
   e.phase = str(doc, "phase");
+  e.grace_ms = num(doc, "terminationGraceMs");
   if (const Value* cs = doc.find("containers"); cs != nullptr && cs->isArray()) {
     for (const Value& c : cs->items()) {
       ContainerRecord rec;
@@ -727,7 +735,8 @@ void PodWorker::stopContainer(const core::Container* c, ContainerRecord& rec, Ms
                   : used.count() > 0               ? Ms(2000)
                                                    : grace;
   try {
-    s_.runtime_.stop(rec.id, left, SIGTERM);
+    // No grace at all (a forced delete, a crashed node's leftovers): SIGKILL, no SIGTERM first.
+    s_.runtime_.stop(rec.id, left, left.count() > 0 ? SIGTERM : SIGKILL);
   } catch (const std::exception& ex) {
     event("Warning", "FailedKillPod", std::string("error killing container: ") + ex.what(),
           rec.name, rec.init);
@@ -965,6 +974,7 @@ PodSyncResult PodWorker::sync() {
   e_.ns = pod_->metadata().namespace_();
   e_.name = pod_->metadata().name();
   if (e_.start_ns == 0) e_.start_ns = toNs(now_);
+  e_.grace_ms = grace().count();
   const auto& spec = pod_->spec();
   for (const auto& c : spec.init_containers()) {
     e_.containers[c.name()].name = c.name();
@@ -1002,7 +1012,7 @@ PodSyncResult PodWorker::sync() {
 
 // ---- terminate
 
-PodSyncResult PodWorker::terminate(Ms grace) {
+PodSyncResult PodWorker::terminate(Ms grace, std::counting_semaphore<>* release_slots) {
   if (pod_ != nullptr) {
     if (e_.ns.empty()) e_.ns = pod_->metadata().namespace_();
     if (e_.name.empty()) e_.name = pod_->metadata().name();
@@ -1038,7 +1048,18 @@ PodSyncResult PodWorker::terminate(Ms grace) {
   }
   if (pod_ != nullptr) fillStatus(result_.status, true);
   if (pod_ == nullptr) result_.status.set_phase(e_.phase.empty() ? "Failed" : e_.phase);
-  release();
+  if (release_slots != nullptr) {
+    release_slots->acquire();
+    try {
+      release();
+    } catch (...) {
+      release_slots->release();
+      throw;
+    }
+    release_slots->release();
+  } else {
+    release();
+  }
   return std::move(result_);
 }
 
@@ -1185,6 +1206,39 @@ std::vector<std::string> RuntimePodSyncer::knownPodUids() {
   }
   std::sort(uids.begin(), uids.end());
   return uids;
+}
+
+std::vector<std::string> RuntimePodSyncer::shutdown(std::chrono::milliseconds max_grace,
+                                                    int concurrency) {
+  const std::vector<std::string> uids = knownPodUids();
+  std::counting_semaphore<> release_slots(std::max(1, concurrency));
+  std::mutex problems_mu;
+  std::vector<std::string> problems;
+  // A thread per pod: every container gets its signal at once and the grace periods run side by
+  // side; only the releases queue for a slot.
+  std::vector<std::thread> threads;
+  threads.reserve(uids.size());
+  for (const auto& uid : uids) {
+    threads.emplace_back([&, uid] {
+      try {
+        std::shared_ptr<PodEntry> entry = entryFor(uid, true);
+        {
+          std::lock_guard<std::mutex> lock(entry->mu);
+          const Ms recorded = entry->grace_ms > 0 ? Ms(entry->grace_ms) : options_.default_grace;
+          PodWorker worker(*this, *entry, nullptr);
+          worker.terminate(std::min(recorded, max_grace), &release_slots);
+        }
+        forget(uid);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(problems_mu);
+        problems.push_back("pod " + uid + ": " + e.what());
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  std::sort(problems.begin(), problems.end());
+  return problems;
 }
 
 void RuntimePodSyncer::cleanupOrphan(const std::string& pod_uid) {

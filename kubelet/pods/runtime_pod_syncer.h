@@ -84,6 +84,14 @@ class RuntimePodSyncer final : public PodSyncer {
   PodSyncResult terminate(const api::core::v1::Pod& pod, std::chrono::milliseconds grace) override;
   std::vector<std::string> knownPodUids() override;
   void cleanupOrphan(const std::string& pod_uid) override;
+  // Node shutdown: stops and releases every pod this syncer's state knows (knownPodUids()), all
+  // at once, as kubelet's graceful node shutdown does. Each container gets SIGTERM (its preStop
+  // hook does not run: the pod is known only by its state), then SIGKILL after
+  // min(terminationGracePeriodSeconds as the pod's last sync recorded it, max_grace); a
+  // max_grace of 0 kills at once (`skiff cleanup` after a crash). A container that exits ends
+  // its wait then. At most `concurrency` pods release (runc delete, mounts, network, cgroups) at
+  // a time. Returns the problems, one per pod that could not be released (its state is kept).
+  std::vector<std::string> shutdown(std::chrono::milliseconds max_grace, int concurrency);
 
   // The directory of a pod's state; exists while the pod has local state.
   std::string podDir(const std::string& pod_uid) const;

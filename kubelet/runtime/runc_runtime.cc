@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -60,6 +61,31 @@ bool processRunning(int pid) {
   if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
   const char state = stat[paren + 2];
   return state != 'Z' && state != 'X' && state != 'x';
+}
+
+// Waits until `pid` has exited (a zombie counts: the shim reaps its container, and whoever
+// inherited the detached shim reaps it when it will) or `timeout` passed; true when it exited. A
+// pidfd wakes at the exit itself; without one (an old kernel), /proc is looked at every 10 ms.
+bool waitExited(int pid, std::chrono::milliseconds timeout) {
+  if (!processRunning(pid)) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd >= 0) {
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+      if (n < 0 && errno == EINTR) continue;
+      ::close(fd);
+      return n > 0 || !processRunning(pid);
+    }
+  }
+  while (processRunning(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 std::string selfDir() {
@@ -394,18 +420,32 @@ void RuncRuntime::kill(const std::string& id, int signal) {
 
 ContainerStatus RuncRuntime::stop(const std::string& id, std::chrono::milliseconds grace,
                                   int signal) {
+  // The container's end is seen as it happens (its init's exit wakes a pidfd), then the shim's
+  // exit record is read: nothing here sleeps out a period once the process is gone.
   auto waitStopped = [&](std::chrono::milliseconds limit) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
+    // The shim writes the exit record right after it reaps the container; it exits once the
+    // output is drained, so its exit is the record's moment.
+    const std::string shim_text = readSmallFile(stateDir(id) + "/shim.pid");
+    const int shim = shim_text.empty() ? 0 : std::atoi(shim_text.c_str());
     while (true) {
       ContainerStatus s = status(id);
       if (s.state == ContainerState::kStopped || s.state == ContainerState::kUnknown) return s;
-      if (std::chrono::steady_clock::now() >= deadline) return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return s;
+      if (s.pid > 0 && processRunning(s.pid)) {
+        waitExited(s.pid, left);
+      } else if (shim > 0 && processRunning(shim)) {
+        waitExited(shim, std::min(left, std::chrono::milliseconds(100)));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
     }
   };
   ContainerStatus s = status(id);
   if (s.state == ContainerState::kStopped || s.state == ContainerState::kUnknown) return s;
-  if (s.state == ContainerState::kRunning) {
+  if (s.state == ContainerState::kRunning && signal != SIGKILL) {
     kill(id, signal);
     s = waitStopped(grace);
     if (s.state == ContainerState::kStopped) return s;
@@ -425,14 +465,12 @@ void RuncRuntime::remove(const std::string& id) {
   if (!r.ok() && fs::exists(options_.root + "/" + id)) {
     throw RuntimeError(describeFailure(argv, r));
   }
-  // The shim exits once the output is drained; wait a little so nothing outlives remove().
+  // The shim exits once the output is drained; wait a little so nothing outlives remove(). Its
+  // exit, not its reaping: the detached shim's parent is whoever inherited it (init), which may
+  // leave it a zombie for a while, and kill(pid, 0) succeeded on the zombie, which made every
+  // remove() wait out 3 s.
   const std::string shim_pid = readSmallFile(stateDir(id) + "/shim.pid");
-  if (!shim_pid.empty()) {
-    const pid_t pid = std::stoi(shim_pid);
-    for (int i = 0; i < 150 && ::kill(pid, 0) == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+  if (!shim_pid.empty()) waitExited(std::atoi(shim_pid.c_str()), std::chrono::seconds(3));
   std::error_code ec;
   fs::remove_all(stateDir(id), ec);
 }
