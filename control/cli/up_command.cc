@@ -53,6 +53,7 @@ struct UpFlags {
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   int kubelet_port = 10250;
   bool keep_pods = false;
+  int shutdown_grace_s = 10;
   std::string event_ttl = "1h";
   std::string encryption_provider_config;
 };
@@ -440,6 +441,7 @@ int runUp(const UpFlags& flags) {
     cleanup.cgroup_parent = flags.cgroup_parent;
     cleanup.run_dir = flags.run_dir;
     cleanup.bpf_pin_dir = flags.bpf_pin_dir;
+    cleanup.shutdown_grace = std::chrono::seconds(flags.shutdown_grace_s);
     for (const auto& problem : cleanupNode(cleanup, std::cout))
       std::cerr << "skiff up: cleanup: " << problem << std::endl;
   }
@@ -500,6 +502,12 @@ void addUpCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "
                 "them with their network");
+  cmd->add_option("--shutdown-grace-period", flags->shutdown_grace_s,
+                  "On exit every container gets SIGTERM, then SIGKILL after its pod's "
+                  "terminationGracePeriodSeconds capped by this many seconds (all pods at once; "
+                  "0: SIGKILL at once)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([flags, &exit_code] {
     try {
       exit_code = runUp(*flags);
