@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -234,40 +233,6 @@ bool waitNodeReady(client::Client& client, const std::string& node, Clock::time_
   return false;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void writeFile(const std::string& path, const std::string& text, std::filesystem::perms perms) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out.flush()) throw std::runtime_error("cannot write " + path);
-  std::filesystem::permissions(path, perms);
-}
-
-// The kubelet API serves HTTPS on the node's address with a certificate from the cluster CA, which
-// the apiserver verifies when it proxies `logs` to it. Issued afresh on every start (it costs a
-// millisecond), for the node's current address. Returns {cert file, key file}.
-std::pair<std::string, std::string> issueKubeletCertificate(const std::string& data_dir,
-                                                            const std::string& agent_dir,
-                                                            const std::string& node,
-                                                            const std::string& node_ip) {
-  auto paths = apiserver::pkiPaths(data_dir);
-  apiserver::CertKeyPem ca{readFile(paths.ca_cert), readFile(paths.ca_key)};
-  apiserver::SubjectAltNames sans{.dns_names = {node, "localhost"}, .ip_addresses = {node_ip}};
-  if (node_ip != "127.0.0.1") sans.ip_addresses.push_back("127.0.0.1");
-  auto issued = apiserver::issueServingCertificate(ca, "system:node:" + node, sans);
-  std::string dir = agent_dir + "/pki";
-  std::filesystem::create_directories(dir);
-  using std::filesystem::perms;
-  writeFile(dir + "/kubelet.crt", issued.cert_pem,
-            perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
-  writeFile(dir + "/kubelet.key", issued.key_pem, perms::owner_read | perms::owner_write);
-  return {dir + "/kubelet.crt", dir + "/kubelet.key"};
-}
-
 int runUp(const UpFlags& flags) {
   sigset_t signals = blockStopSignals();
   if (flags.proxy_mode != "ebpf" && flags.proxy_mode != "none") {
@@ -372,7 +337,14 @@ int runUp(const UpFlags& flags) {
   // clang-format on
   if (flags.kubelet_port > 0) {
     std::string node_ip = kubelet::readMachineInfo(agent_dir).internal_ip;
-    auto [cert, key] = issueKubeletCertificate(flags.data_dir, agent_dir, node, node_ip);
+    // The kubelet API serves HTTPS on the node's address with a certificate from the cluster CA,
+    // which the apiserver verifies when it proxies logs and exec to it: issued afresh on every
+    // start (a millisecond), for the node's current address.
+    std::vector<std::string> ips;
+    if (!node_ip.empty()) ips.push_back(node_ip);
+    auto serving = apiserver::issueKubeletServingCertificate(flags.data_dir, node, ips);
+    const std::string& cert = serving.cert_file;
+    const std::string& key = serving.key_file;
     agent_args.insert(agent_args.end(),
                       {"--kubelet-port", std::to_string(flags.kubelet_port), "--kubelet-cert-file",
                        cert, "--kubelet-key-file", key, "--kubelet-api-token-file",
