@@ -479,6 +479,26 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
     response.body = ok ? "ok" : "not ready";
     return true;
   }
+  if (path == "/openapi/v2") {
+    // client-go asks for the protobuf form first; JSON otherwise. One ETag names both.
+    const OpenApi& openapi = OpenApi::instance();
+    response.headers.emplace_back("ETag", openapi.v2ETag());
+    response.headers.emplace_back("Vary", "Accept");
+    if (request.header("if-none-match") == openapi.v2ETag()) {
+      response.status = 304;
+      return true;
+    }
+    const std::string_view accept = request.header("accept");
+    if (accept.find("application/com.github.proto-openapi.spec.v2") != std::string_view::npos &&
+        accept.find("protobuf") != std::string_view::npos) {
+      response.content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+      response.body = openapi.v2Protobuf();
+    } else {
+      response.content_type = "application/json";
+      response.body = openapi.v2Json();
+    }
+    return true;
+  }
   if (path == "/openapi/v3" || path == "/openapi/v3/") {
     response.content_type = "application/json";
     response.body = OpenApi::instance().index();

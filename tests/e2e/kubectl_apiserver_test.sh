@@ -103,6 +103,20 @@ k apply -f "$work/typo.yaml" 2>"$work/err" && fail "apply of a typo succeeded"
 grep -q 'strict decoding error: unknown field "spec.template.spec.containers\[0\].imagePullPolcy"' "$work/err" ||
   fail "typo: $(cat "$work/err")"
 grep -q "FIELD: replicas <integer>" <<<"$(k explain deployment.spec.replicas)" || fail "explain"
+# A kind with no PATCH path in its own v3 document (autoscaling/v1 Scale) is checked through
+# OpenAPI v2, which kubectl reads in protobuf: validation passes and the kind is then unmapped,
+# as against kube-apiserver (there is no "scales" resource).
+printf 'apiVersion: autoscaling/v1\nkind: Scale\nmetadata: {name: web, namespace: default}\nspec: {replicas: 3}\n' >"$work/scale.yaml"
+k apply --server-side --subresource=scale -f "$work/scale.yaml" 2>"$work/err" && fail "apply of a Scale succeeded"
+grep -q 'no matches for kind "Scale" in version "autoscaling/v1"' "$work/err" ||
+  fail "Scale apply did not get past validation: $(cat "$work/err")"
+k get --raw /openapi/v2 | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+op = d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"]
+assert op["x-kubernetes-group-version-kind"]["kind"] == "Scale", op
+assert "fieldValidation" in [p["name"] for p in op["parameters"]], op
+' || fail "openapi v2 JSON"
 
 # Delete, and errors as kubectl reports them.
 k delete -f "$source_dir/examples/web.yaml" >/dev/null
