@@ -174,10 +174,16 @@ export KUBECONFIG=$work/server/admin.kubeconfig
 server_url=$(sed -n 's/^ *server: *//p' "$KUBECONFIG" | head -1)
 [[ $server_url == "https://10.90.0.1:$port" ]] || fail "admin kubeconfig server '$server_url'"
 
+# Each agent joins as a kubelet with its own identity (system:node:node$i, group system:nodes),
+# from the node kubeconfig `skiff node-kubeconfig` issues on the server's machine: everything the
+# agents do below, through node loss and return, passes the Node authorizer and NodeRestriction.
+for i in "${nodes[@]}"; do
+  "$skiff" node-kubeconfig "node$i" --data-dir "$work/server" >/dev/null || fail "skiff node-kubeconfig node$i"
+done
 start_agent() {
   local i=$1
   mkdir -p "$work/node$i"
-  nsenter --net="/run/netns/$(netns "$i")" "$skiff" agent --kubeconfig "$KUBECONFIG" --node-name "node$i" \
+  nsenter --net="/run/netns/$(netns "$i")" "$skiff" agent --kubeconfig "$work/server/pki/nodes/node$i.kubeconfig" \
     --node-ip "10.90.0.1$i" --pod-cidr "10.91.$i.0/24" --bridge "skmn$i" \
     --run-dir "$work/node$i/run" --data-dir "$work/node$i/agent" --cgroup-parent "$(cgroup "$i")" \
     --bpf-pin-dir "$(pins "$i")" --image-root "$work/images" --pod-log-dir "$work/node$i/logs" \
@@ -722,6 +728,10 @@ for driver in "${drivers[@]}"; do
   scenario
   echo "[$driver] scenario passed in $(( $(now_ms) - t_driver )) ms"
 done
+
+# No request of the node agents was refused by the Node authorizer or NodeRestriction.
+denied=$(grep -E "403 .*(system:node:node|node 'node)" "$work/server.log" || true)
+[[ -z $denied ]] || fail "node agents were refused: $denied"
 
 # Shutdown: the agents stop on SIGTERM, then skiff cleanup leaves no container, pod namespace,
 # bridge, cgroup or pin behind on any node.
