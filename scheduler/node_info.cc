@@ -7,6 +7,10 @@
 namespace skiff::scheduler {
 namespace {
 
+// In the order of NodeInfo::TopologyLabel.
+constexpr std::array<std::string_view, 3> kTopologyLabelKeys = {
+    "kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region"};
+
 using QuantityMap = google::protobuf::Map<std::string, api::runtime::Quantity>;
 
 void addEntry(Resource& r, std::string_view name, const api::runtime::Quantity& proto) {
@@ -227,6 +231,10 @@ void NodeInfo::setNode(NodePtr node) {
   node_ = std::move(node);
   name_ = node_->metadata().name();
   unschedulable_ = node_->spec().unschedulable();
+  for (auto which : {TopologyLabel::kHostname, TopologyLabel::kZone, TopologyLabel::kRegion}) {
+    topology_labels_[static_cast<size_t>(which)] =
+        label(kTopologyLabelKeys[static_cast<size_t>(which)]);
+  }
   allocatable_ = Resource::fromMap(node_->status().allocatable());
   image_sizes_.clear();
   for (const auto& image : node_->status().images()) {
@@ -282,10 +290,19 @@ bool NodeInfo::portConflicts(const HostPort& port) const {
   return false;
 }
 
+std::optional<NodeInfo::TopologyLabel> NodeInfo::topologyLabelOf(std::string_view key) {
+  for (size_t i = 0; i < kTopologyLabelKeys.size(); ++i) {
+    if (kTopologyLabelKeys[i] == key) return static_cast<TopologyLabel>(i);
+  }
+  return std::nullopt;
+}
+
 const std::string* NodeInfo::label(std::string_view key) const {
   if (!node_) return nullptr;
   const auto& labels = node_->metadata().labels();
-  auto it = labels.find(std::string(key));
+  // Protobuf's Map looks a std::string key up by string_view without building one (a key such as
+  // topology.kubernetes.io/zone is past the small-string size: one allocation per lookup).
+  auto it = labels.find(key);
   return it == labels.end() ? nullptr : &it->second;
 }
 

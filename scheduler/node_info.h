@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -117,7 +118,10 @@ class NodeInfo {
 
   // Replaces the Node object and recomputes allocatable and the image table.
   void setNode(NodePtr node);
-  void clearNode() { node_.reset(); }
+  void clearNode() {
+    node_.reset();
+    topology_labels_ = {};
+  }
   const Node* node() const { return node_.get(); }
   const NodePtr& nodePtr() const { return node_; }
   const std::string& name() const { return name_; }
@@ -147,6 +151,14 @@ class NodeInfo {
   const std::unordered_map<std::string, int64_t>& imageSizes() const { return image_sizes_; }
   // Label value, or nullptr.
   const std::string* label(std::string_view key) const;
+  // The well-known topology labels, looked up once per Node object (PodTopologySpread asks for
+  // them on every node of every cycle).
+  enum class TopologyLabel : uint8_t { kHostname, kZone, kRegion };
+  static std::optional<TopologyLabel> topologyLabelOf(std::string_view key);
+  // The value of `which`, or nullptr: the same as label() of its key.
+  const std::string* topologyLabel(TopologyLabel which) const {
+    return topology_labels_[static_cast<size_t>(which)];
+  }
 
   // Bumped on every change; the cache uses it to refresh snapshots incrementally.
   uint64_t generation() const { return generation_; }
@@ -154,6 +166,7 @@ class NodeInfo {
 
  private:
   NodePtr node_;
+  std::array<const std::string*, 3> topology_labels_{};  // values in node_'s labels
   std::string name_;
   bool unschedulable_ = false;
   std::vector<PodInfoPtr> pods_;

@@ -1,7 +1,8 @@
 // Scheduling throughput of the pure framework (no apiserver): hollow nodes in the cache, pods
 // scheduled one after another with the default plugins, each assumed on its node as the
-// scheduler does. Counter pods_per_second; the Spread variant adds a zone topology spread
-// constraint (kube-scheduler's scheduler_perf SchedulingBasic / TopologySpreading shapes).
+// scheduler does. Counter pods_per_second. BM_SchedulingTopologySpread/N/1 adds a zone topology
+// spread constraint; /N/2 spreads on zone and on hostname, both maxSkew 1 and DoNotSchedule
+// (kube-scheduler's scheduler_perf SchedulingBasic / TopologySpreading shapes).
 #include <benchmark/benchmark.h>
 
 #include "control/api/quantity.h"
@@ -31,7 +32,8 @@ NodePtr hollowNode(int i) {
   return node;
 }
 
-PodPtr pod(int i, bool spread) {
+// spread: 0 none, 1 zone, 2 zone and hostname.
+PodPtr pod(int i, int spread) {
   auto p = std::make_shared<Pod>();
   p->mutable_metadata()->set_name("pod-" + std::to_string(i));
   p->mutable_metadata()->set_namespace_("default");
@@ -40,17 +42,17 @@ PodPtr pod(int i, bool spread) {
   c->set_name("c");
   (*c->mutable_resources()->mutable_requests())["cpu"] = q("10m");
   (*c->mutable_resources()->mutable_requests())["memory"] = q("50Mi");
-  if (spread) {
+  for (int k = 0; k < spread; ++k) {
     auto* s = p->mutable_spec()->add_topology_spread_constraints();
     s->set_max_skew(1);
-    s->set_topology_key("topology.kubernetes.io/zone");
+    s->set_topology_key(k == 0 ? "topology.kubernetes.io/zone" : "kubernetes.io/hostname");
     s->set_when_unsatisfiable("DoNotSchedule");
     (*s->mutable_label_selector()->mutable_match_labels())["app"] = "bench";
   }
   return p;
 }
 
-void scheduleLoop(benchmark::State& state, bool spread) {
+void scheduleLoop(benchmark::State& state, int spread) {
   const int nodes = static_cast<int>(state.range(0));
   Cache cache;
   for (int i = 0; i < nodes; ++i)
@@ -84,14 +86,19 @@ void scheduleLoop(benchmark::State& state, bool spread) {
 }
 
 void BM_SchedulingBasic(benchmark::State& state) {
-  scheduleLoop(state, false);
+  scheduleLoop(state, 0);
 }
 void BM_SchedulingTopologySpread(benchmark::State& state) {
-  scheduleLoop(state, true);
+  scheduleLoop(state, static_cast<int>(state.range(1)));
 }
 
 BENCHMARK(BM_SchedulingBasic)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_SchedulingTopologySpread)->Arg(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_SchedulingTopologySpread)
+    ->Args({1000, 1})
+    ->Args({5000, 1})
+    ->Args({5000, 2})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace skiff::scheduler

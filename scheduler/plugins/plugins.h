@@ -120,6 +120,17 @@ class PodTopologySpread : public PreFilterPlugin,
                int64_t& score) const override;
   Status normalizeScore(const CycleState& state, const PodInfo& pod,
                         std::vector<int64_t>& scores) const override;
+
+  PodTopologySpread();
+  ~PodTopologySpread() override;
+
+  // Kept across cycles (PreFilter and PreScore only, on the scheduling thread): each node's
+  // domain per topology key and its count of matching pods per selector, valid while the
+  // snapshot's NodeInfo is the same object at the same generation.
+  struct Memo;
+
+ private:
+  std::unique_ptr<Memo> memo_;
 };
 
 // Required pod affinity and anti-affinity (both ways: the pod's terms and existing pods'

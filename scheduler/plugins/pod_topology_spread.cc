@@ -1,7 +1,20 @@
 // PodTopologySpread: maxSkew over topology domains, DoNotSchedule (filter) and ScheduleAnyway
-// (score), with labelSelector, matchLabelKeys, minDomains and the node inclusion policies.
+// (score), with labelSelector, matchLabelKeys, minDomains and the node inclusion policies, as
+// kube-scheduler's plugins/podtopologyspread.
+//
+// PreFilter counts the matching pods per domain once per cycle (TpValueToMatchNum) with the
+// minimum per constraint (the critical paths), so that Filter is two lookups per constraint and
+// node. Each domain value is a small integer id (a DomainTable per topology key, kept across
+// cycles), and what PreFilter needs of a node (its domain per key, its count of matching pods
+// per selector) is kept across cycles too, per snapshot position, while the snapshot holds the
+// same NodeInfo at the same generation: a cycle recounts only the nodes that changed since the
+// last one (the node the previous pod was assumed on), not every pod in the cluster.
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "scheduler/plugins/plugins.h"
@@ -9,10 +22,34 @@
 namespace skiff::scheduler::plugins {
 namespace {
 
+constexpr std::string_view kLabelHostname = "kubernetes.io/hostname";
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// The values one topology key takes, as ids 0, 1, ... Shared by the cycle states that use it
+// (immutable once shared: PreFilter copies it before adding a value to a shared one).
+struct DomainTable {
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids;
+
+  int32_t idOf(std::string_view value) const {
+    auto it = ids.find(value);
+    return it == ids.end() ? -1 : it->second;
+  }
+};
+
 struct Constraint {
   int32_t max_skew = 1;
   std::string key;
+  std::optional<NodeInfo::TopologyLabel> well_known;  // key is one NodeInfo keeps at hand
+  bool hostname = false;
   api::labels::Selector selector;
+  // The pod's namespace and the selector's text: which cached counts apply.
+  std::string selector_id;
+  // Kubernetes' countPodsMatchSelector counts nothing for an empty (or nothing) selector.
+  bool counts_nothing = false;
   int32_t min_domains = 1;
   bool honor_affinity = true;
   bool honor_taints = false;
@@ -28,6 +65,8 @@ std::vector<Constraint> constraintsOf(const Pod& pod, std::string_view when) {
     Constraint x;
     x.max_skew = c.max_skew();
     x.key = c.topology_key();
+    x.hostname = x.key == kLabelHostname;
+    x.well_known = NodeInfo::topologyLabelOf(x.key);
     x.selector =
         api::labels::Selector::fromProto(c.has_label_selector() ? &c.label_selector() : nullptr);
     for (const std::string& k : c.match_label_keys()) {
@@ -36,6 +75,8 @@ std::vector<Constraint> constraintsOf(const Pod& pod, std::string_view when) {
       x.selector = x.selector.add(
           api::labels::Requirement::make(k, api::labels::Operator::kIn, {it->second}));
     }
+    x.counts_nothing = x.selector.empty() || x.selector.matchesNothing();
+    x.selector_id = pod.metadata().namespace_() + '\x1f' + x.selector.toString();
     x.min_domains = c.has_min_domains() ? c.min_domains() : 1;
     x.honor_affinity = c.node_affinity_policy() != "Ignore";
     x.honor_taints = c.node_taints_policy() == "Honor";
@@ -45,16 +86,25 @@ std::vector<Constraint> constraintsOf(const Pod& pod, std::string_view when) {
   return out;
 }
 
-// Whether the node's pods count toward the constraints (it carries every topology key and
-// passes the inclusion policies).
-bool eligible(const Pod& pod, const NodeInfo& node, const std::vector<Constraint>& constraints) {
-  for (const Constraint& c : constraints) {
-    if (!node.label(c.key)) return false;
+// The node's value of the constraint's topology key, or nullptr.
+const std::string* valueOf(const Constraint& c, const NodeInfo& node) {
+  return c.well_known ? node.topologyLabel(*c.well_known) : node.label(c.key);
+}
+
+bool hasRequiredNodeAffinity(const Pod& pod) {
+  const auto& spec = pod.spec();
+  return !spec.node_selector().empty() ||
+         (spec.has_affinity() && spec.affinity().has_node_affinity() &&
+          spec.affinity()
+              .node_affinity()
+              .has_required_during_scheduling_ignored_during_execution());
+}
+
+// Kubernetes' matchNodeInclusionPolicies: whether the node's pods count toward `c`.
+bool includes(const Constraint& c, const Pod& pod, bool pod_has_affinity, const NodeInfo& node) {
+  if (c.honor_affinity && pod_has_affinity && !matchesRequiredNodeAffinity(pod, node)) {
+    return false;
   }
-  if (constraints.empty()) return true;
-  // The policies are per constraint in Kubernetes; the common case has them equal.
-  const Constraint& c = constraints.front();
-  if (c.honor_affinity && !matchesRequiredNodeAffinity(pod, node)) return false;
   if (c.honor_taints) {
     for (const auto& taint : node.node()->spec().taints()) {
       if (taint.effect() != "NoSchedule" && taint.effect() != "NoExecute") continue;
@@ -67,56 +117,169 @@ bool eligible(const Pod& pod, const NodeInfo& node, const std::vector<Constraint
   return true;
 }
 
-int countMatching(const Pod& pod, const NodeInfo& node, const Constraint& c) {
+// Kubernetes' countPodsMatchSelector: pods of the namespace, not terminating, matching.
+int countMatching(const std::string& ns, const NodeInfo& node, const Constraint& c) {
+  if (c.counts_nothing) return 0;
   int n = 0;
   for (const PodInfoPtr& p : node.pods()) {
-    if (p->pod->metadata().namespace_() != pod.metadata().namespace_()) continue;
+    if (p->pod->metadata().namespace_() != ns) continue;
     if (p->pod->metadata().has_deletion_timestamp()) continue;
     if (c.selector.matches(p->pod->metadata().labels())) ++n;
   }
   return n;
 }
 
+// One int per snapshot position, valid while that position holds the same NodeInfo object (the
+// weak_ptr keeps its control block, so no other object can look the same) at the same
+// generation (the cache changes a NodeInfo in place when no snapshot shares it).
+class PerNode {
+ public:
+  template <typename Compute>
+  int32_t get(size_t i, const NodeInfoPtr& node, const Compute& compute) {
+    if (slots_.size() <= i) slots_.resize(i + 1);
+    Slot& s = slots_[i];
+    if (s.set && s.generation == node->generation() && !s.node.owner_before(node) &&
+        !node.owner_before(s.node)) {
+      return s.value;
+    }
+    s.value = compute();
+    s.node = node;
+    s.generation = node->generation();
+    s.set = true;
+    return s.value;
+  }
+  void clear() { slots_.clear(); }
+
+ private:
+  struct Slot {
+    std::weak_ptr<const NodeInfo> node;
+    uint64_t generation = 0;
+    int32_t value = 0;
+    bool set = false;
+  };
+  std::vector<Slot> slots_;
+};
+
+struct KeyMemo {
+  std::shared_ptr<DomainTable> table = std::make_shared<DomainTable>();
+  PerNode ids;  // the node's id for this key's value, -1 without the label
+};
+
+}  // namespace
+
+struct PodTopologySpread::Memo {
+  std::mutex mu;
+  std::unordered_map<std::string, KeyMemo> keys;
+  std::unordered_map<std::string, PerNode> counts;  // by Constraint::selector_id
+
+  // Bounds the memo (a selector per workload, a value per node ever seen): starts over when it
+  // holds much more than the cluster needs now.
+  void trim(size_t nodes) {
+    if (counts.size() > 64) counts.clear();
+    if (keys.size() > 32) keys.clear();
+    for (auto& [key, m] : keys) {
+      if (m.table->ids.size() > 2 * nodes + 64) {
+        m.table = std::make_shared<DomainTable>();
+        m.ids.clear();
+      }
+    }
+  }
+
+  // The node's id for `key` (interning its value), -1 when it has no such label.
+  int32_t domainOf(KeyMemo& m, const Constraint& c, size_t i, const NodeInfoPtr& node) {
+    return m.ids.get(i, node, [&]() -> int32_t {
+      const std::string* v = valueOf(c, *node);
+      if (!v) return -1;
+      return intern(m, *v);
+    });
+  }
+
+  static int32_t intern(KeyMemo& m, std::string_view value) {
+    int32_t id = m.table->idOf(value);
+    if (id >= 0) return id;
+    if (m.table.use_count() > 1) m.table = std::make_shared<DomainTable>(*m.table);
+    id = static_cast<int32_t>(m.table->ids.size());
+    m.table->ids.emplace(std::string(value), id);
+    return id;
+  }
+};
+
+PodTopologySpread::PodTopologySpread() : memo_(std::make_unique<Memo>()) {}
+PodTopologySpread::~PodTopologySpread() = default;
+
+namespace {
+
+// The smallest count over the constraint's domains. Kubernetes keeps the two smallest (critical
+// paths) and updates them in place on AddPod/RemovePod, which can miss a third domain when a
+// critical one grows; here a change recomputes the minimum from the counts instead.
+int smallest(const std::vector<int>& counts, const std::vector<char>& present) {
+  int m = std::numeric_limits<int>::max();
+  for (size_t d = 0; d < counts.size(); ++d) {
+    if (present[d]) m = std::min(m, counts[d]);
+  }
+  return m;
+}
+
 struct FilterState : StateData {
   std::vector<Constraint> constraints;
-  std::vector<std::unordered_map<std::string, int>> counts;  // per constraint: domain -> pods
-  std::vector<int> min_match;
+  std::vector<std::shared_ptr<const DomainTable>> tables;  // per constraint
+  std::vector<std::vector<int>> counts;    // per constraint: domain id -> matching pods
+  std::vector<std::vector<char>> present;  // per constraint: domain id -> counted
+  std::vector<int> domains;                // per constraint: how many domains (TpKeyToDomainsNum)
+  std::vector<int> min_match;              // per constraint: the critical path's count
+  bool pod_has_affinity = false;
 
-  void recomputeMin() {
-    min_match.assign(constraints.size(), 0);
-    for (size_t i = 0; i < constraints.size(); ++i) {
-      int m = std::numeric_limits<int>::max();
-      for (const auto& [d, n] : counts[i])
-        m = std::min(m, n);
-      if (counts[i].empty()) m = 0;
-      if (static_cast<int32_t>(counts[i].size()) < constraints[i].min_domains) m = 0;
-      min_match[i] = m;
-    }
+  int minMatch(size_t i) const {
+    return domains[i] < constraints[i].min_domains ? 0 : min_match[i];
+  }
+  int count(size_t i, int32_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < counts[i].size() ? counts[i][id] : 0;
   }
   std::unique_ptr<StateData> clone() const override { return std::make_unique<FilterState>(*this); }
 };
 
 struct ScoreState : StateData {
   std::vector<Constraint> constraints;
-  std::vector<std::unordered_map<std::string, int>> counts;
+  std::vector<std::shared_ptr<const DomainTable>> tables;
+  std::vector<std::vector<int>> counts;  // per constraint (not hostname): domain id -> pods
   std::vector<double> weights;
+  std::string ns;
   std::unique_ptr<StateData> clone() const override { return std::make_unique<ScoreState>(*this); }
 };
 
 const std::string kFilterKey = "PreFilterPodTopologySpread";
 const std::string kScoreKey = "PreScorePodTopologySpread";
 
+// Kubernetes' preFilterState.updateWithPod.
 Status updateWithPod(CycleState& state, const PodInfo& pod, const PodInfo& other,
                      const NodeInfo& node, int delta) {
   auto* s = state.read<FilterState>(kFilterKey);
   if (!s) return {};
   if (other.pod->metadata().namespace_() != pod.pod->metadata().namespace_()) return {};
-  if (!eligible(*pod.pod, node, s->constraints)) return {};
-  for (size_t i = 0; i < s->constraints.size(); ++i) {
-    if (!s->constraints[i].selector.matches(other.pod->metadata().labels())) continue;
-    s->counts[i][*node.label(s->constraints[i].key)] += delta;
+  if (!node.node()) return {};
+  for (const Constraint& c : s->constraints) {
+    if (!valueOf(c, node)) return {};
   }
-  s->recomputeMin();
+  for (size_t i = 0; i < s->constraints.size(); ++i) {
+    const Constraint& c = s->constraints[i];
+    if (!c.selector.matches(other.pod->metadata().labels())) continue;
+    if (!includes(c, *pod.pod, s->pod_has_affinity, node)) continue;
+    const std::string& value = *valueOf(c, node);
+    int32_t id = s->tables[i]->idOf(value);
+    if (id < 0) {  // a value no node of the snapshot has: this state's own copy of the table
+      auto table = std::make_shared<DomainTable>(*s->tables[i]);
+      id = static_cast<int32_t>(table->ids.size());
+      table->ids.emplace(value, id);
+      s->tables[i] = std::move(table);
+    }
+    if (static_cast<size_t>(id) >= s->counts[i].size()) {
+      s->counts[i].resize(id + 1, 0);
+      s->present[i].resize(id + 1, 0);
+    }
+    s->counts[i][id] += delta;
+    s->present[i][id] = 1;
+    s->min_match[i] = smallest(s->counts[i], s->present[i]);
+  }
   return {};
 }
 
@@ -131,17 +294,56 @@ Status PodTopologySpread::preFilter(CycleState& state, const PodInfo& pod,
     return Status::unresolvable(std::string("invalid topologySpreadConstraints: ") + e.what());
   }
   if (constraints.empty()) return Status::skip();
+  const size_t nc = constraints.size();
+  const std::string& ns = pod.pod->metadata().namespace_();
   auto s = std::make_unique<FilterState>();
-  s->counts.resize(constraints.size());
-  for (const NodeInfoPtr& node : snapshot.nodes()) {
-    if (!eligible(*pod.pod, *node, constraints)) continue;
-    for (size_t i = 0; i < constraints.size(); ++i) {
-      s->counts[i][*node->label(constraints[i].key)] +=
-          countMatching(*pod.pod, *node, constraints[i]);
+  s->pod_has_affinity = hasRequiredNodeAffinity(*pod.pod);
+  s->counts.resize(nc);
+  s->present.resize(nc);
+
+  std::lock_guard lock(memo_->mu);
+  const auto& nodes = snapshot.nodes();
+  memo_->trim(nodes.size());
+  std::vector<KeyMemo*> keys(nc);
+  std::vector<PerNode*> counts(nc, nullptr);
+  for (size_t i = 0; i < nc; ++i) {
+    keys[i] = &memo_->keys[constraints[i].key];
+    if (!constraints[i].counts_nothing) counts[i] = &memo_->counts[constraints[i].selector_id];
+  }
+  std::vector<int32_t> ids(nc);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const NodeInfoPtr& node = nodes[n];
+    // Only nodes with every constraint's key count (nodeLabelsMatchSpreadConstraints).
+    bool all = true;
+    for (size_t i = 0; i < nc && all; ++i) {
+      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node);
+      all = ids[i] >= 0;
+    }
+    if (!all) continue;
+    for (size_t i = 0; i < nc; ++i) {
+      const Constraint& c = constraints[i];
+      if (!includes(c, *pod.pod, s->pod_has_affinity, *node)) continue;
+      const int count =
+          counts[i] ? counts[i]->get(n, node, [&] { return countMatching(ns, *node, c); }) : 0;
+      const auto id = static_cast<size_t>(ids[i]);
+      if (id >= s->counts[i].size()) {
+        s->counts[i].resize(id + 1, 0);
+        s->present[i].resize(id + 1, 0);
+      }
+      s->counts[i][id] += count;
+      s->present[i][id] = 1;
     }
   }
+  s->tables.resize(nc);
+  s->domains.resize(nc);
+  s->min_match.resize(nc);
+  for (size_t i = 0; i < nc; ++i) {
+    s->tables[i] = keys[i]->table;
+    s->domains[i] =
+        static_cast<int>(std::count(s->present[i].begin(), s->present[i].end(), char{1}));
+    s->min_match[i] = smallest(s->counts[i], s->present[i]);
+  }
   s->constraints = std::move(constraints);
-  s->recomputeMin();
   state.write(kFilterKey, std::move(s));
   return {};
 }
@@ -162,11 +364,10 @@ Status PodTopologySpread::filter(const CycleState& state, const PodInfo&,
   if (!s) return {};
   for (size_t i = 0; i < s->constraints.size(); ++i) {
     const Constraint& c = s->constraints[i];
-    const std::string* value = node.label(c.key);
+    const std::string* value = valueOf(c, node);
     if (!value) return Status::unresolvable(std::string(kReasonMissingLabel));
-    auto it = s->counts[i].find(*value);
-    const int match = it == s->counts[i].end() ? 0 : it->second;
-    const int skew = match + (c.self_match ? 1 : 0) - s->min_match[i];
+    const int match = s->count(i, s->tables[i]->idOf(*value));
+    const int skew = match + (c.self_match ? 1 : 0) - s->minMatch(i);
     if (skew > c.max_skew) return Status::unschedulable(std::string(kReason));
   }
   return {};
@@ -181,28 +382,74 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
   } catch (const api::SelectorError& e) {
     return Status::error(std::string("invalid topologySpreadConstraints: ") + e.what());
   }
-  if (constraints.empty()) return Status::skip();
+  if (constraints.empty() || feasible.empty()) return Status::skip();
+  const size_t nc = constraints.size();
   auto s = std::make_unique<ScoreState>();
-  s->counts.resize(constraints.size());
-  s->weights.resize(constraints.size());
-  // Domains are those of the feasible nodes; pods are counted on every eligible node.
-  std::vector<std::unordered_map<std::string, int>> domains(constraints.size());
+  s->ns = pod.pod->metadata().namespace_();
+  s->counts.resize(nc);
+  s->weights.resize(nc);
+  const bool pod_has_affinity = hasRequiredNodeAffinity(*pod.pod);
+
+  std::lock_guard lock(memo_->mu);
+  const auto& nodes = snapshot.nodes();
+  memo_->trim(nodes.size());
+  std::vector<KeyMemo*> keys(nc);
+  std::vector<PerNode*> counts(nc, nullptr);
+  for (size_t i = 0; i < nc; ++i) {
+    keys[i] = &memo_->keys[constraints[i].key];
+    if (!constraints[i].counts_nothing) counts[i] = &memo_->counts[constraints[i].selector_id];
+  }
+  // Domains are those of the feasible nodes that have every key (the others are ignored when
+  // scoring); hostname domains are the node itself, counted in Score.
+  std::vector<std::vector<char>> domain(nc);
+  std::vector<int> sizes(nc, 0);
+  size_t ignored = 0;
   for (const NodeInfoPtr& node : feasible) {
-    for (size_t i = 0; i < constraints.size(); ++i) {
-      if (const std::string* v = node->label(constraints[i].key)) domains[i][*v] = 0;
+    bool all = true;
+    for (const Constraint& c : constraints)
+      all = all && valueOf(c, *node) != nullptr;
+    if (!all) {
+      ++ignored;
+      continue;
+    }
+    for (size_t i = 0; i < nc; ++i) {
+      if (constraints[i].hostname) continue;
+      const auto id = static_cast<size_t>(Memo::intern(*keys[i], *valueOf(constraints[i], *node)));
+      if (id >= domain[i].size()) domain[i].resize(id + 1, 0);
+      if (!domain[i][id]) {
+        domain[i][id] = 1;
+        ++sizes[i];
+      }
     }
   }
-  for (const NodeInfoPtr& node : snapshot.nodes()) {
-    if (!eligible(*pod.pod, *node, constraints)) continue;
-    for (size_t i = 0; i < constraints.size(); ++i) {
-      const std::string& v = *node->label(constraints[i].key);
-      if (!domains[i].contains(v)) continue;
-      s->counts[i][v] += countMatching(*pod.pod, *node, constraints[i]);
+  for (size_t i = 0; i < nc; ++i) {
+    s->counts[i].assign(domain[i].size(), 0);
+    const size_t size = constraints[i].hostname ? feasible.size() - ignored : sizes[i];
+    s->weights[i] = std::log(static_cast<double>(size) + 2);
+  }
+  // Pods are counted on every node with every key that passes the inclusion policies.
+  std::vector<int32_t> ids(nc);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const NodeInfoPtr& node = nodes[n];
+    bool all = true;
+    for (size_t i = 0; i < nc && all; ++i) {
+      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node);
+      all = ids[i] >= 0;
+    }
+    if (!all) continue;
+    for (size_t i = 0; i < nc; ++i) {
+      const Constraint& c = constraints[i];
+      const auto id = static_cast<size_t>(ids[i]);
+      if (c.hostname || id >= domain[i].size() || !domain[i][id]) continue;
+      if (!includes(c, *pod.pod, pod_has_affinity, *node)) continue;
+      if (counts[i]) {
+        s->counts[i][id] += counts[i]->get(n, node, [&] { return countMatching(s->ns, *node, c); });
+      }
     }
   }
-  for (size_t i = 0; i < constraints.size(); ++i) {
-    s->weights[i] = std::log(static_cast<double>(domains[i].size()) + 2);
-  }
+  s->tables.resize(nc);
+  for (size_t i = 0; i < nc; ++i)
+    s->tables[i] = keys[i]->table;
   s->constraints = std::move(constraints);
   state.write(kScoreKey, std::move(s));
   return {};
@@ -215,14 +462,20 @@ Status PodTopologySpread::score(const CycleState& state, const PodInfo&, const N
   if (!s) return {};
   double total = 0;
   for (size_t i = 0; i < s->constraints.size(); ++i) {
-    const std::string* v = node.label(s->constraints[i].key);
+    const Constraint& c = s->constraints[i];
+    const std::string* v = valueOf(c, node);
     if (!v) {
       score = -1;  // ignored: scored 0 after normalizing
       return {};
     }
-    auto it = s->counts[i].find(*v);
-    const int count = it == s->counts[i].end() ? 0 : it->second;
-    total += count * s->weights[i] + (s->constraints[i].max_skew - 1);
+    int count = 0;
+    if (c.hostname) {
+      count = countMatching(s->ns, node, c);
+    } else {
+      const int32_t id = s->tables[i]->idOf(*v);
+      if (id >= 0 && static_cast<size_t>(id) < s->counts[i].size()) count = s->counts[i][id];
+    }
+    total += count * s->weights[i] + (c.max_skew - 1);
   }
   score = static_cast<int64_t>(std::llround(total));
   return {};

@@ -554,6 +554,177 @@ TEST(PodTopologySpread, ScheduleAnywayScoresEmptierDomainsHigher) {
   EXPECT_EQ(scores[2], 100);
 }
 
+// Per constraint node inclusion policies, an empty selector, AddPod/RemovePod and the minimum.
+TEST(PodTopologySpread, InclusionPoliciesAndUpdatesTable) {
+  const std::string zone = "topology.kubernetes.io/zone";
+  // Zones a (n0: 1 web pod, tainted, disk=ssd), b (n1: no pods, disk=hdd), c (n2: 0 pods,
+  // disk=ssd). The pod selects disk=ssd.
+  auto nodes = [] {
+    std::vector<NodeInfoPtr> out;
+    const char* zones[] = {"a", "b", "c"};
+    const char* disks[] = {"ssd", "hdd", "ssd"};
+    for (int i = 0; i < 3; ++i) {
+      const std::string name = "n" + std::to_string(i);
+      NodeBuilder b(name);
+      b.label("topology.kubernetes.io/zone", zones[i]).label("disk", disks[i]);
+      if (i == 0) b.taint("dedicated", "x", "NoSchedule");
+      auto info = std::make_shared<NodeInfo>(b.ptr());
+      if (i == 0) {
+        info->addPod(PodInfo::make(PodBuilder("w0").label("app", "web").node(name).ptr()));
+      }
+      out.push_back(info);
+    }
+    return out;
+  }();
+  auto web = [&](const char* affinity_policy, const char* taints_policy) {
+    PodBuilder p =
+        PodBuilder("p").label("app", "web").spread(1, zone, "DoNotSchedule", "app", "web");
+    auto* c = p.mut().mutable_spec()->mutable_topology_spread_constraints(0);
+    if (*affinity_policy) c->set_node_affinity_policy(affinity_policy);
+    if (*taints_policy) c->set_node_taints_policy(taints_policy);
+    p.nodeSelector("disk", "ssd");
+    return PodInfo::make(p.ptr());
+  };
+  struct Case {
+    const char* name;
+    PodInfoPtr pod;
+    size_t target;
+    Code code;
+  };
+  const Case cases[] = {
+      // Honor (default): zone b does not match the nodeSelector, so domains are a (1) and c (0).
+      {"affinity honored: a is 1 over c", web("", ""), 0, kUnsched},
+      {"affinity honored: c is the minimum", web("", ""), 2, kOk},
+      // Ignore: zone b counts too; a stays 1 over the minimum 0.
+      {"affinity ignored: a still 1 over", web("Ignore", ""), 0, kUnsched},
+      // Taints honored: n0 is tainted and not tolerated, so zone a drops out: domain c alone,
+      // minimum 0, and n0 itself (count 0 in the table) fits.
+      {"taints honored: a does not count", web("", "Honor"), 0, kOk},
+      {"taints ignored (default): a counts", web("", "Ignore"), 0, kUnsched},
+  };
+  for (const Case& c : cases) {
+    PodTopologySpread plugin;
+    Status s = filterOn(plugin, *c.pod, nodes, c.target);
+    EXPECT_EQ(s.code(), c.code) << c.name << ": " << s.message();
+  }
+
+  // An empty labelSelector counts no pods (countPodsMatchSelector), so every zone is at 0.
+  {
+    PodBuilder p("p");
+    p.label("app", "web");
+    auto* c = p.mut().mutable_spec()->add_topology_spread_constraints();
+    c->set_max_skew(1);
+    c->set_topology_key(zone);
+    c->set_when_unsatisfiable("DoNotSchedule");
+    c->mutable_label_selector();
+    PodTopologySpread plugin;
+    EXPECT_TRUE(
+        filterOn(plugin, *PodInfo::make(p.ptr()), zonedNodes({{"a", 3}, {"b", 0}}), 0).ok());
+  }
+
+  // AddPod / RemovePod (preemption's what-ifs): zones a, b, c at 0; a pod added to a makes a 1
+  // over the minimum; one added to b too leaves c at 0, the minimum (Kubernetes' two critical
+  // paths would both be a and b at 1 here); removing a's pod in a copy lets a fit again there.
+  {
+    PodTopologySpread plugin;
+    auto pod = PodInfo::make(
+        PodBuilder("p").label("app", "web").spread(1, zone, "DoNotSchedule", "app", "web").ptr());
+    auto zoned = zonedNodes({{"a", 0}, {"b", 0}, {"c", 0}});
+    Snapshot snap = Snapshot::fromNodes(zoned);
+    CycleState state;
+    ASSERT_TRUE(plugin.preFilter(state, *pod, snap).ok());
+    auto other = PodInfo::make(PodBuilder("o").label("app", "web").ptr());
+    auto stranger = PodInfo::make(PodBuilder("s", "elsewhere").label("app", "web").ptr());
+    const NodeInfo& a = *snap.get("n0");
+    const NodeInfo& b = *snap.get("n1");
+    EXPECT_TRUE(plugin.filter(state, *pod, a).ok());
+    ASSERT_TRUE(plugin.addPod(state, *pod, *other, a).ok());
+    EXPECT_FALSE(plugin.filter(state, *pod, a).ok()) << "a at 1, b and c at 0: skew 2";
+    EXPECT_TRUE(plugin.filter(state, *pod, b).ok());
+    ASSERT_TRUE(plugin.addPod(state, *pod, *other, b).ok());
+    ASSERT_TRUE(plugin.addPod(state, *pod, *stranger, b).ok());  // another namespace: ignored
+    EXPECT_FALSE(plugin.filter(state, *pod, a).ok());
+    EXPECT_FALSE(plugin.filter(state, *pod, b).ok());
+    EXPECT_TRUE(plugin.filter(state, *pod, *snap.get("n2")).ok());
+    CycleState copy = state.clone();
+    ASSERT_TRUE(plugin.removePod(copy, *pod, *other, a).ok());
+    EXPECT_TRUE(plugin.filter(copy, *pod, a).ok());
+    EXPECT_FALSE(plugin.filter(state, *pod, a).ok()) << "the clone is a copy";
+  }
+}
+
+// The plugin keeps each node's domain and matching count across cycles; as the cache changes
+// (pods assumed and forgotten, nodes added, relabelled and removed) one long-lived plugin must
+// decide exactly as a fresh one does on every node, for Filter and for Score.
+TEST(PodTopologySpread, CountsKeptAcrossCyclesFollowTheCache) {
+  Cache cache;
+  auto node = [](int i, const std::string& zone) {
+    return NodeBuilder("n" + std::to_string(i)).label("topology.kubernetes.io/zone", zone).ptr();
+  };
+  for (int i = 0; i < 6; ++i)
+    cache.addNode(node(i, i % 2 ? "b" : "a"));
+  PodTopologySpread kept;
+  auto filterPod =
+      PodInfo::make(PodBuilder("p")
+                        .label("app", "web")
+                        .spread(1, "topology.kubernetes.io/zone", "DoNotSchedule", "app", "web")
+                        .spread(1, "kubernetes.io/hostname", "DoNotSchedule", "app", "web")
+                        .ptr());
+  auto scorePod =
+      PodInfo::make(PodBuilder("q")
+                        .label("app", "web")
+                        .spread(1, "topology.kubernetes.io/zone", "ScheduleAnyway", "app", "web")
+                        .spread(2, "kubernetes.io/hostname", "ScheduleAnyway", "app", "web")
+                        .ptr());
+  int step = 0;
+  // A new snapshot each time: with the last one gone, the cache changes its NodeInfos in place
+  // (same object, new generation).
+  auto check = [&](const std::string& what) {
+    Snapshot snap;
+    cache.updateSnapshot(snap);
+    PodTopologySpread fresh;
+    CycleState a, b;
+    ASSERT_TRUE(kept.preFilter(a, *filterPod, snap).ok()) << what;
+    ASSERT_TRUE(fresh.preFilter(b, *filterPod, snap).ok()) << what;
+    for (const NodeInfoPtr& n : snap.nodes()) {
+      EXPECT_EQ(kept.filter(a, *filterPod, *n).code(), fresh.filter(b, *filterPod, *n).code())
+          << what << ": " << n->name();
+    }
+    CycleState c, d;
+    ASSERT_TRUE(kept.preScore(c, *scorePod, snap.nodes(), snap).ok()) << what;
+    ASSERT_TRUE(fresh.preScore(d, *scorePod, snap.nodes(), snap).ok()) << what;
+    for (const NodeInfoPtr& n : snap.nodes()) {
+      int64_t x = 0, y = 0;
+      ASSERT_TRUE(kept.score(c, *scorePod, *n, x).ok());
+      ASSERT_TRUE(fresh.score(d, *scorePod, *n, y).ok());
+      EXPECT_EQ(x, y) << what << ": " << n->name();
+    }
+    ++step;
+  };
+  auto assume = [&](const std::string& name, const std::string& on, const std::string& app) {
+    auto p = PodBuilder(name).label("app", app).node(on).ptr();
+    cache.assumePod(p);
+  };
+  check("empty");
+  assume("w1", "n0", "web");
+  check("one pod on n0");
+  assume("w2", "n1", "web");
+  assume("x1", "n2", "db");
+  check("pods on n1 and n2");
+  assume("w3", "n3", "web");
+  check("pod on n3");
+  cache.forgetPod("default/w1");
+  check("n0's pod forgotten");
+  cache.addNode(node(10, "c"));  // a new position in the middle of the order
+  assume("w4", "n10", "web");
+  check("node n10 in zone c");
+  cache.updateNode(node(3, "c"));  // relabelled: n3 moves to zone c
+  check("n3 relabelled");
+  cache.removeNode("n1");
+  check("n1 removed");
+  EXPECT_EQ(step, 8);
+}
+
 TEST(InterPodAffinity, FilterTable) {
   InterPodAffinity plugin;
   const std::string zone = "topology.kubernetes.io/zone";
