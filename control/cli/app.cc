@@ -10,6 +10,7 @@
 #include "control/cli/bench_controllers_command.h"
 #include "control/cli/bench_endpoints_command.h"
 #include "control/cli/bench_pod_startup_command.h"
+#include "control/cli/bench_soak_command.h"
 #include "control/cli/bench_scheduler_command.h"
 #include "control/cli/bench_socklb_command.h"
 #include "control/cli/bench_store_command.h"
@@ -52,6 +53,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addLbCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
   addBenchPodStartupCommand(app_, exit_code_);
+  addBenchSoakCommand(app_, exit_code_);
   addBenchSchedulerCommand(app_, exit_code_);
   addBenchControllersCommand(app_, exit_code_);
   addBenchApiserverCommand(app_, exit_code_);

@@ -1,9 +1,6 @@
 #include "control/cli/bench_pod_startup_command.h"
 
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +22,7 @@
 #include "control/cli/bench_store_command.h"
 #include "control/cli/cli_context.h"
 #include "control/cli/control_plane.h"
+#include "control/cli/skiff_child.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
 
@@ -73,98 +71,6 @@ std::string waitingReason(const api::Value& pod) {
   }
   return {};
 }
-
-// A `skiff` child (this binary); its stdout goes to our stderr, or to a pipe we read, so that our
-// stdout carries only the figures. Stopped with SIGTERM (then SIGKILL) when destroyed.
-class SkiffChild {
- public:
-  SkiffChild(std::vector<std::string> args, bool pipe_stdout) {
-    int fds[2] = {-1, -1};
-    if (pipe_stdout && ::pipe(fds) != 0) {
-      throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-    }
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid_ == 0) {
-      // Killed with the benchmark, the cluster still stops (and `skiff up` removes its pods).
-      // And its output to a closed pipe must not kill it (SIGPIPE) before it has cleaned up.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      ::signal(SIGPIPE, SIG_IGN);
-      ::dup2(pipe_stdout ? fds[1] : 2, 1);
-      if (pipe_stdout) {
-        ::close(fds[0]);
-        ::close(fds[1]);
-      }
-      ::execv("/proc/self/exe", argv.data());
-      std::fprintf(stderr, "skiff bench: cannot run skiff %s: %s\n", args[1].c_str(),
-                   std::strerror(errno));
-      ::_exit(127);
-    }
-    if (pipe_stdout) {
-      ::close(fds[1]);
-      out_ = ::fdopen(fds[0], "r");
-    }
-  }
-  ~SkiffChild() {
-    stop();
-    if (out_) std::fclose(out_);
-  }
-
-  // Reads the child's stdout (copying it to stderr) until a line contains `marker`. False when the
-  // child closed its stdout first.
-  bool waitForLine(std::string_view marker) {
-    char line[4096];
-    while (out_ && std::fgets(line, sizeof(line), out_)) {
-      std::cerr << "  | " << line << std::flush;
-      if (std::string_view(line).find(marker) != std::string_view::npos) {
-        // Keep draining, so the child never blocks on a full pipe.
-        FILE* out = out_;
-        out_ = nullptr;
-        drain_ = std::thread([out] {
-          char rest[4096];
-          while (std::fgets(rest, sizeof(rest), out))
-            std::cerr << "  | " << rest << std::flush;
-          std::fclose(out);
-        });
-        return true;
-      }
-    }
-    return false;
-  }
-
-  std::optional<int> poll() {
-    if (pid_ <= 0) return std::nullopt;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
-    pid_ = -1;
-    return status;
-  }
-
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      // skiff up removes its pods before it exits: minutes for 100 pods on a loaded machine.
-      const auto deadline = Clock::now() + std::chrono::seconds(600);
-      while (pid_ > 0 && Clock::now() < deadline && !poll())
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (pid_ > 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-      }
-    }
-    if (drain_.joinable()) drain_.join();
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  std::thread drain_;
-};
 
 // The cluster under test, and whatever this command started for it.
 struct Cluster {
