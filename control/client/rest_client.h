@@ -33,7 +33,10 @@ struct RestClientOptions {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
   std::chrono::milliseconds request_timeout{30000};
-  size_t max_idle_connections = 16;  // kept-alive connections reused across calls and threads
+  // Kept-alive connections reused across calls and threads. A connection given back to a full
+  // pool is closed, and the next call pays a TCP and TLS handshake: room for as many as a
+  // controller's parallel creates (16) and its informers' and workers' calls use at once.
+  size_t max_idle_connections = 64;
 };
 
 // Throws std::invalid_argument for a server URL that cannot be used or TLS material OpenSSL
