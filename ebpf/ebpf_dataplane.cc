@@ -574,11 +574,9 @@ Status EbpfDataplane::program(const Service& service, Tables& tables,
         continue;
       }
       if (!table.status.ok()) return fail(id, table.status.message());
-      dataplane::MaglevTable& t = table.table;
-      for (uint32_t& entry : t) {
-        if (entry != dataplane::kMaglevEmpty) entry = idOf[entry];
-      }
-      auto start = writer_.putRing(ring.start, t);
+      const dataplane::MaglevTable& t = table.table;
+      // The table names backends by index: the ring gets their ids as it is copied.
+      auto start = writer_.putRing(ring.start, t, idOf);
       if (!start.ok()) return fail(id, start.message());
       if (ring.start != SKIFF_ID_NONE && *start != ring.start) unusedRings.push_back(ring.start);
       ring.start = *start;

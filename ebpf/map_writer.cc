@@ -64,6 +64,9 @@ uint32_t aligned(uint32_t size) {
 // The kernel's internal ENOTSUPP (no batch operation for this map type); not in <errno.h>.
 constexpr int kKernelEnotsupp = 524;
 
+// dataplane::kMaglevEmpty: a ring entry that names no backend, never translated.
+constexpr uint32_t kEmptyRingEntry = UINT32_MAX;
+
 bool batchUnsupported(int err) {
   return err == EINVAL || err == kKernelEnotsupp || err == EOPNOTSUPP;
 }
@@ -339,19 +342,48 @@ uint32_t MapWriter::allocate(uint32_t size) {
 }
 
 Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> table) {
+  return putRing(start, table, {});
+}
+
+Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> table,
+                                    std::span<const uint32_t> ids) {
   if (table.empty() || table.size() > SKIFF_MAX_RING_SIZE) {
     return Status::failure("Maglev ring of " + std::to_string(table.size()) + " entries");
   }
   if (rings_ == nullptr) return Status::failure(ringsError_);
   const auto size = static_cast<uint32_t>(table.size());
+  // Entry `pos` as the ring must hold it.
+  auto entry = [&](uint32_t pos) -> uint32_t {
+    const uint32_t v = table[pos];
+    return ids.empty() || v == kEmptyRingEntry ? v : ids[v];
+  };
+  for (uint32_t v : table) {
+    if (!ids.empty() && v != kEmptyRingEntry && v >= ids.size()) {
+      return Status::failure("Maglev ring names index " + std::to_string(v) + " of " +
+                             std::to_string(ids.size()) + " backends");
+    }
+  }
   auto old = extents_.find(start);
   const bool sameSize = old != extents_.end() && old->second == size;
-  if (sameSize && std::memcmp(rings_ + start, table.data(), size * sizeof(uint32_t)) == 0) {
-    return start;
+  if (sameSize) {
+    bool same = true;
+    if (ids.empty()) {
+      same = std::memcmp(rings_ + start, table.data(), size * sizeof(uint32_t)) == 0;
+    } else {
+      for (uint32_t pos = 0; pos < size && same; ++pos)
+        same = rings_[start + pos] == entry(pos);
+    }
+    if (same) return start;
   }
   const uint32_t fresh = allocate(size);
   if (fresh != 0) {
-    std::memcpy(rings_ + fresh, table.data(), size * sizeof(uint32_t));
+    if (ids.empty()) {
+      std::memcpy(rings_ + fresh, table.data(), size * sizeof(uint32_t));
+    } else {
+      uint32_t* out = rings_ + fresh;
+      for (uint32_t pos = 0; pos < size; ++pos)
+        out[pos] = entry(pos);
+    }
     extents_[fresh] = size;
     ++calls_;
     return fresh;
@@ -365,8 +397,9 @@ Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> ta
   }
   // In place, position by position: each entry names the old or the new backend, both listed.
   for (uint32_t pos = 0; pos < size; ++pos) {
-    if (rings_[start + pos] != table[pos]) {
-      std::atomic_ref<uint32_t>(rings_[start + pos]).store(table[pos], std::memory_order_relaxed);
+    const uint32_t v = entry(pos);
+    if (rings_[start + pos] != v) {
+      std::atomic_ref<uint32_t>(rings_[start + pos]).store(v, std::memory_order_relaxed);
     }
   }
   ++inPlaceRingWrites_;

@@ -46,6 +46,10 @@ class MapWriter {
   // the memory has no room for a second copy is a ring of the same size rewritten in place, one
   // changed position at a time (each 4-byte store atomic).
   dataplane::Result<uint32_t> putRing(uint32_t start, std::span<const uint32_t> table);
+  // The same for a table of indices: the ring holds ids[table[i]] (kMaglevEmpty entries, which no
+  // index names, stay as they are), translated while it is copied (no pass over the table first).
+  dataplane::Result<uint32_t> putRing(uint32_t start, std::span<const uint32_t> table,
+                                      std::span<const uint32_t> ids);
   // Maps the ring memory far enough for `entries` more entries (whole blocks) past the extents
   // handed out so far (capped at its size), so that a large batch of new rings maps it once instead
   // of growing the mapping ring by ring. Only a hint: putRing() maps what it needs either way.
