@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "control/api/json.h"
@@ -765,6 +769,44 @@ TEST(RestClientRequests, ConnectionsAreSharedAcrossThreads) {
   for (auto& t : threads)
     t.join();
   EXPECT_LE(server.http().openConnections(), 4u);
+}
+
+// 32 calls at once (a controller's 16 parallel creates and its other callers), round after round:
+// the default pool keeps every connection they used, so no round after the first opens one.
+TEST(RestClientRequests, TheDefaultPoolKeepsTheConnectionsOfConcurrentCalls) {
+  constexpr int kThreads = 32;
+  constexpr int kRounds = 4;
+  std::mutex mutex;
+  std::condition_variable all_in;
+  int arrivals = 0;
+  std::set<std::string> peers;  // address:port, one per connection
+  ScriptedServer server(
+      [&](const apiserver::HttpRequest& req, apiserver::HttpResponse& res, const auto&) {
+        std::unique_lock lock(mutex);
+        peers.insert(req.remote_address);
+        const int group_end = (arrivals / kThreads + 1) * kThreads;
+        ++arrivals;
+        all_in.notify_all();
+        // Held until the whole round is in flight, so the round needs kThreads connections.
+        all_in.wait_for(lock, 5s, [&] { return arrivals >= group_end; });
+        res.body = "{}";
+      });
+  ClientPtr client = makeRestClient({.server = server.url()});
+  std::barrier round_done(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        client->get(configMaps(), "default", "x");
+        round_done.arrive_and_wait();
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(arrivals, kThreads * kRounds);
+  EXPECT_EQ(peers.size(), static_cast<size_t>(kThreads));
 }
 
 TEST(RestClientRequests, EncodeQuery) {
