@@ -198,6 +198,9 @@ SyncResult Proxier::sync() {
   // The delta: dataplane services whose state differs from what is programmed.
   dataplane::ServiceDelta delta;
   delta.replaceAll = full;
+  // A full delta takes the new states of `next` by move (from delta.upserted[firstNext] on, in
+  // the order of `next`) and gives them back once applied: no copy of every service.
+  size_t firstNext = 0;
   {
     std::lock_guard lock(mutex_);
     if (full) {
@@ -206,9 +209,10 @@ SyncResult Proxier::sync() {
         for (const auto& s : services)
           delta.upserted.push_back(s);
       }
-      for (const auto& [key, services] : next) {
-        for (const auto& s : services)
-          delta.upserted.push_back(s);
+      firstNext = delta.upserted.size();
+      for (auto& [key, services] : next) {
+        for (auto& s : services)
+          delta.upserted.push_back(std::move(s));
       }
     } else {
       for (const auto& [key, services] : next) {
@@ -242,7 +246,14 @@ SyncResult Proxier::sync() {
       return result;
     }
   }
-  if (full) result.upserted = delta.upserted.size();
+  if (full) {
+    result.upserted = delta.upserted.size();
+    size_t i = firstNext;
+    for (auto& [key, services] : next) {
+      for (auto& s : services)
+        s = std::move(delta.upserted[i++]);
+    }
+  }
 
   {
     std::lock_guard lock(mutex_);
