@@ -1,5 +1,7 @@
 #include "kubelet/agent/pod_workers.h"
 
+#include <algorithm>
+#include <atomic>
 #include <iostream>
 #include <set>
 
@@ -81,21 +83,42 @@ std::vector<std::string> PodWorkers::cleanupOrphans() {
               << std::endl;
     return orphans;
   }
-  for (const std::string& uid : known) {
-    {
-      std::lock_guard lock(mu_);
-      if (pods_.contains(uid)) continue;
-    }
-    try {
-      syncer_.cleanupOrphan(uid);
-      orphans.push_back(uid);
-      std::cerr << "skiff agent: node " << options_.node_name << ": cleaned up pod " << uid
-                << ", deleted while the agent was away" << std::endl;
-    } catch (const std::exception& e) {
-      std::cerr << "skiff agent: node " << options_.node_name << ": cleaning up pod " << uid << ": "
-                << e.what() << std::endl;
+  std::vector<std::string> candidates;
+  {
+    std::lock_guard lock(mu_);
+    for (const std::string& uid : known) {
+      if (!pods_.contains(uid)) candidates.push_back(uid);
     }
   }
+  // Side by side, as many as the workers' threads and at least a few: each may wait out its
+  // containers' grace; one after another, a node with many orphans took as many grace periods.
+  std::mutex out_mu;
+  std::atomic<size_t> next{0};
+  auto cleanOne = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < candidates.size();) {
+      const std::string& uid = candidates[i];
+      try {
+        syncer_.cleanupOrphan(uid);
+        std::lock_guard lock(out_mu);
+        orphans.push_back(uid);
+        std::cerr << "skiff agent: node " << options_.node_name << ": cleaned up pod " << uid
+                  << ", deleted while the agent was away" << std::endl;
+      } catch (const std::exception& e) {
+        std::lock_guard lock(out_mu);
+        std::cerr << "skiff agent: node " << options_.node_name << ": cleaning up pod " << uid
+                  << ": " << e.what() << std::endl;
+      }
+    }
+  };
+  const size_t threads =
+      std::min(candidates.size(), static_cast<size_t>(std::max(8, options_.workers)));
+  std::vector<std::thread> cleaners;
+  for (size_t i = 1; i < threads; ++i)
+    cleaners.emplace_back(cleanOne);
+  cleanOne();
+  for (auto& t : cleaners)
+    t.join();
+  std::sort(orphans.begin(), orphans.end());
   return orphans;
 }
 

@@ -65,7 +65,8 @@ class PodWorkers {
   void requestSync(const std::string& pod_uid);
 
   // After the informer's first list was delivered: PodSyncer::cleanupOrphan() for every UID the
-  // syncer knows that no pod bound here has. Returns those UIDs.
+  // syncer knows that no pod bound here has, several at once (max(8, workers)). Returns those
+  // UIDs, sorted.
   std::vector<std::string> cleanupOrphans();
 
   void start();

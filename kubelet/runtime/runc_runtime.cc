@@ -428,19 +428,23 @@ ContainerStatus RuncRuntime::stop(const std::string& id, std::chrono::millisecon
     // output is drained, so its exit is the record's moment.
     const std::string shim_text = readSmallFile(stateDir(id) + "/shim.pid");
     const int shim = shim_text.empty() ? 0 : std::atoi(shim_text.c_str());
+    auto shimAlive = [&] { return shim > 0 && processRunning(shim); };
     while (true) {
       ContainerStatus s = status(id);
-      if (s.state == ContainerState::kStopped || s.state == ContainerState::kUnknown) return s;
+      if (s.state == ContainerState::kStopped) return s;
+      // Unknown while the shim lives is the moment between the exit and its record.
+      if (s.state == ContainerState::kUnknown && !shimAlive()) return s;
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return s;
-      if (s.pid > 0 && processRunning(s.pid)) {
-        waitExited(s.pid, left);
-      } else if (shim > 0 && processRunning(shim)) {
-        waitExited(shim, std::min(left, std::chrono::milliseconds(100)));
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
+      if (s.pid > 0 && processRunning(s.pid)) waitExited(s.pid, left);
+      // The init is gone: the shim (woken by SIGCHLD) records the exit in a moment; read it
+      // rather than ask runc.
+      const bool gone = s.pid <= 0 || !processRunning(s.pid);
+      for (int i = 0;
+           gone && i < 20 && shimAlive() && readSmallFile(stateDir(id) + "/exit").empty(); ++i)
+        waitExited(shim, std::chrono::milliseconds(10));
+      if (!shimAlive()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   };
   ContainerStatus s = status(id);

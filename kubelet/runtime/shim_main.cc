@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -167,8 +168,16 @@ int runShim(const Args& a, int ready_fd) {
     return 1;
   }
   const std::string pid_file = a.state + "/pid";
+  // SIGCHLD as a descriptor beside the output pipes: the container's exit is recorded as it
+  // happens, not at the next poll timeout (the pipes may stay open a moment after it).
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
+  const int chld_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   const pid_t runc = fork();
   if (runc == 0) {
+    sigprocmask(SIG_UNBLOCK, &chld, nullptr);
     const int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
     dup2(out[1], 1);
@@ -209,7 +218,7 @@ int runShim(const Args& a, int ready_fd) {
   close(ready_fd);
 
   LogWriter log(a.log);
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {chld_fd, POLLIN, 0}};
   int open_fds = 2;
   bool exited = false;
   int64_t exited_at = 0;
@@ -236,9 +245,14 @@ int runShim(const Args& a, int ready_fd) {
     // After the container exits, the pipes close when its last process does; give stragglers
     // that inherited them a moment, not forever.
     if (exited && nowNs() - exited_at > 2'000'000'000LL) break;
-    const int n = poll(fds, 2, 200);
+    const int n = poll(fds, chld_fd >= 0 ? 3 : 2, 200);
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
+    if (chld_fd >= 0 && (fds[2].revents & POLLIN)) {
+      signalfd_siginfo info;
+      while (read(chld_fd, &info, sizeof info) > 0) {
+      }
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       const ssize_t r = read(fds[i].fd, buf, sizeof buf);
