@@ -519,22 +519,22 @@ void toParameter(const Value& p, v2::ParametersItem& out) {
     b->set_required(flag("required"));
     b->set_description(text("description"));
     if (const Value* schema = p.find("schema")) toSchema(*schema, *b->mutable_schema());
-  } else if (in == "query") {
-    auto* q = param->mutable_non_body_parameter()->mutable_query_parameter_sub_schema();
-    q->set_name(text("name"));
-    q->set_in(in);
-    q->set_required(flag("required"));
-    q->set_description(text("description"));
-    q->set_type(text("type"));
-    q->set_unique_items(flag("uniqueItems"));
-  } else if (in == "path") {
-    auto* q = param->mutable_non_body_parameter()->mutable_path_parameter_sub_schema();
-    q->set_name(text("name"));
-    q->set_in(in);
-    q->set_required(flag("required"));
-    q->set_description(text("description"));
-    q->set_type(text("type"));
-    q->set_unique_items(flag("uniqueItems"));
+  } else if (in == "query" || in == "path") {
+    // The two sub-schemas have the same fields under different numbers.
+    auto fill = [&](auto* q) {
+      q->set_name(text("name"));
+      q->set_in(in);
+      q->set_required(flag("required"));
+      q->set_description(text("description"));
+      q->set_type(text("type"));
+      q->set_unique_items(flag("uniqueItems"));
+    };
+    auto* non_body = param->mutable_non_body_parameter();
+    if (in == "query") {
+      fill(non_body->mutable_query_parameter_sub_schema());
+    } else {
+      fill(non_body->mutable_path_parameter_sub_schema());
+    }
   }
 }
 
