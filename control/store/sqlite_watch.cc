@@ -25,17 +25,42 @@ void WatchHub::publish(EventBatchPtr batch) {
     bytes_ += batch->bytes;
     last_ = batch->last_revision;
     log_.push_back(std::move(batch));
-    // The newest batch always stays, so a watcher that keeps up can read it whatever its size.
-    while (log_.size() > 1 && (events_ > limits_.max_events || bytes_ > limits_.max_bytes)) {
-      events_ -= log_.front()->events.size();
-      bytes_ -= log_.front()->bytes;
-      base_ = log_.front()->last_revision;
-      dropped.push_back(std::move(log_.front()));
-      log_.pop_front();
-    }
+    trimLocked(dropped);
     notify = waiters_ > 0;
   }
   if (notify) cv_.notify_all();
+}
+
+void WatchHub::trimLocked(std::vector<EventBatchPtr>& dropped) {
+  auto drop = [&] {
+    events_ -= log_.front()->events.size();
+    bytes_ -= log_.front()->bytes;
+    base_ = log_.front()->last_revision;
+    dropped.push_back(std::move(log_.front()));
+    log_.pop_front();
+  };
+  // The newest batch always stays, so a watcher that keeps up can read it whatever its size.
+  while (log_.size() > 1 && (events_ > limits_.max_events || bytes_ > limits_.max_bytes))
+    drop();
+  if (events_ <= limits_.read_events && bytes_ <= limits_.read_bytes) return;
+  // Everything up to the slowest joined watcher's cursor has been read by all of them.
+  int64_t read = last_;
+  for (const std::atomic<int64_t>* cursor : joined_)
+    read = std::min(read, cursor->load(std::memory_order_acquire));
+  while (log_.size() > 1 && log_.front()->last_revision <= read &&
+         (events_ > limits_.read_events || bytes_ > limits_.read_bytes)) {
+    drop();
+  }
+}
+
+size_t WatchHub::loggedEvents() const {
+  std::lock_guard lock(mu_);
+  return events_;
+}
+
+size_t WatchHub::loggedBytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
 }
 
 void WatchHub::close() {
@@ -64,7 +89,10 @@ class HubWatch final : public Watch {
     hub_->watches_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  ~HubWatch() override { hub_->watches_.fetch_sub(1, std::memory_order_relaxed); }
+  ~HubWatch() override {
+    leave();
+    hub_->watches_.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   bool next(std::vector<Event>& out, std::chrono::milliseconds timeout) override {
     if (ended_) return false;
@@ -80,6 +108,9 @@ class HubWatch final : public Watch {
         closed = hub_->closed_;
         behind = cursor < hub_->base_;
         if (!closed && !behind) {
+          // Registered under the lock that saw the log cover the cursor, so no batch after it is
+          // dropped as read before this watch has read it.
+          if (!joined_) hub_->joined_.insert(&cursor_);
           // Batches are in revision order: take every one that ends after the cursor.
           auto first = std::upper_bound(
               hub_->log_.begin(), hub_->log_.end(), cursor,
@@ -133,8 +164,12 @@ class HubWatch final : public Watch {
 
   void cancel() override {
     cancelled_.store(true, std::memory_order_release);
-    // Taking the lock orders this with a waiter's predicate check, so the wake-up is not lost.
-    { std::lock_guard lock(hub_->mu_); }
+    // Taking the lock orders this with a waiter's predicate check, so the wake-up is not lost;
+    // a cancelled watch reads nothing more, so it no longer holds batches in the log.
+    {
+      std::lock_guard lock(hub_->mu_);
+      hub_->joined_.erase(&cursor_);
+    }
     hub_->cv_.notify_all();
   }
 
@@ -167,9 +202,16 @@ class HubWatch final : public Watch {
     return true;
   }
 
+  // No longer counted among the log's readers.
+  void leave() {
+    std::lock_guard lock(hub_->mu_);
+    hub_->joined_.erase(&cursor_);
+  }
+
   bool end(std::optional<StoreError> error) {
     ended_ = true;
     pending_.clear();
+    leave();
     std::lock_guard lock(error_mu_);
     if (error) error_.emplace(error->code(), std::string(error->what()));
     return false;

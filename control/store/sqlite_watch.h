@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "control/store/store.h"
@@ -52,8 +53,15 @@ class EventHistory {
 class WatchHub {
  public:
   struct Limits {
+    // What the log may hold for a joined watcher that is behind; one that falls further behind
+    // is ended with kCompacted.
     size_t max_events = 20000;
     size_t max_bytes = 128u << 20;
+    // Of the batches every joined watcher has read, at most this much stays, for watches that
+    // start at a recent revision; older ones read the database instead (as etcd's unsynced
+    // watchers do). Nothing else is kept that no watcher still has to read.
+    size_t read_events = 1024;
+    size_t read_bytes = 4u << 20;
   };
 
   // `revision`: the store's revision when the hub starts (nothing before it is in the log).
@@ -61,6 +69,9 @@ class WatchHub {
 
   // Appends a batch; called by the writer only, in revision order, right after its commit.
   void publish(EventBatchPtr batch);
+  // Events and bytes in the log now.
+  size_t loggedEvents() const;
+  size_t loggedBytes() const;
   // Ends every watch with kUnavailable.
   void close();
   // The last revision published.
@@ -73,6 +84,9 @@ class WatchHub {
 
  private:
   friend class HubWatch;
+  // Drops the oldest batches while over the hard limits, or while every joined watcher has read
+  // them and more than the read_* allowance is left. Called with mu_ held.
+  void trimLocked(std::vector<EventBatchPtr>& dropped);
 
   const Limits limits_;
   mutable std::mutex mu_;
@@ -83,6 +97,8 @@ class WatchHub {
   size_t events_ = 0;
   size_t bytes_ = 0;
   size_t waiters_ = 0;
+  // The cursors of the watches reading the live log (registered when they join).
+  std::unordered_set<const std::atomic<int64_t>*> joined_;
   bool closed_ = false;
   std::atomic<size_t> watches_{0};
 };
