@@ -187,6 +187,7 @@ bool WatchCache::initialize() {
     triggered_.clear();
     untriggered_.clear();
     ring_.clear();
+    ring_bytes_ = 0;
     oldest_ = listed.revision;
     revision_.store(listed.revision, std::memory_order_release);
     {
@@ -355,23 +356,37 @@ CachedEventPtr WatchCache::applyOne(const store::Event& e, std::shared_ptr<const
     }
     indexInsert(it->first, *event->object);
   }
+  // What the ring keeps alive through this event: its object once newer ones replaced it in
+  // objects_ (a prev is the previous event's object), decoded, plus about one encoding of it.
+  const store::KeyValue& stored = e.type == store::Event::Type::kDelete && e.prev ? *e.prev : e.kv;
+  event->bytes = sizeof(CachedEvent) + sizeof(CachedObject) + event->object->ns.size() +
+                 event->object->index_value.size() + event->object->object->SpaceUsedLong() +
+                 stored.value.size();
   record(event);
   return event;
 }
 
 void WatchCache::record(const CachedEventPtr& event) {
   resize(event->recorded);
-  if (ring_.size() >= capacity_) {
-    oldest_ = ring_.front()->revision;
-    ring_.pop_front();
-  }
+  if (ring_.size() >= capacity_) popOldest();
   ring_.push_back(event);
+  ring_bytes_ += event->bytes;
+  while (ring_.size() > 1 && ring_bytes_ > options_.max_bytes)
+    popOldest();
+}
+
+void WatchCache::popOldest() {
+  oldest_ = ring_.front()->revision;
+  ring_bytes_ -= ring_.front()->bytes;
+  ring_.pop_front();
 }
 
 void WatchCache::resize(Clock::time_point now) {
   if (ring_.size() < capacity_) return;
-  // Full and the oldest event is still fresh: grow, so watchers can resume across a burst.
+  // Full and the oldest event is still fresh: grow, so watchers can resume across a burst (not
+  // past the byte budget, which record() keeps anyway).
   if (now - ring_.front()->recorded < options_.event_fresh_duration) {
+    if (ring_bytes_ >= options_.max_bytes) return;
     capacity_ = std::min(capacity_ * 2, std::max(options_.max_capacity, capacity_));
     return;
   }
@@ -379,10 +394,8 @@ void WatchCache::resize(Clock::time_point now) {
   const auto& quarter = ring_[ring_.size() - std::max<size_t>(capacity_ / 4, 1)];
   if (now - quarter->recorded > options_.event_fresh_duration) {
     size_t smaller = std::max(capacity_ / 2, std::max<size_t>(options_.min_capacity, 1));
-    while (ring_.size() > smaller) {
-      oldest_ = ring_.front()->revision;
-      ring_.pop_front();
-    }
+    while (ring_.size() > smaller)
+      popOldest();
     capacity_ = smaller;
   }
 }
@@ -395,6 +408,16 @@ int64_t WatchCache::oldestRevision() const {
 size_t WatchCache::capacity() const {
   std::shared_lock lock(mu_);
   return capacity_;
+}
+
+size_t WatchCache::ringSize() const {
+  std::shared_lock lock(mu_);
+  return ring_.size();
+}
+
+size_t WatchCache::ringBytes() const {
+  std::shared_lock lock(mu_);
+  return ring_bytes_;
 }
 
 size_t WatchCache::watcherCount() const {

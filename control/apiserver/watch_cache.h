@@ -32,6 +32,10 @@ struct WatchCacheOptions {
   size_t min_capacity = 100;
   size_t max_capacity = 100 * 1024;
   std::chrono::seconds event_fresh_duration{75};
+  // And the ring holds at most about this many bytes (the objects its events alone keep: decoded,
+  // plus an encoding), oldest events out first: a busy kind with large objects would otherwise
+  // keep max_capacity of them, far more than the fresh duration's worth watchers resume from.
+  size_t max_bytes = 24u << 20;
   // Events a watcher may have waiting beyond its replay; one that falls further behind is
   // dropped (its stream ends, the client watches again) so it never holds back the others.
   size_t watcher_queue = 1024;
@@ -65,6 +69,7 @@ struct CachedEvent {
   CachedObjectPtr object;  // deletes: the last state, at the delete's revision
   CachedObjectPtr prev;    // updates and deletes: the state before
   std::chrono::steady_clock::time_point recorded;
+  size_t bytes = 0;  // what the ring accounts for it (see WatchCacheOptions::max_bytes)
 };
 using CachedEventPtr = std::shared_ptr<const CachedEvent>;
 
@@ -142,6 +147,9 @@ class WatchCache {
   // Changes after this revision are all in the ring.
   int64_t oldestRevision() const;
   size_t capacity() const;
+  // Events in the ring and the bytes accounted for them.
+  size_t ringSize() const;
+  size_t ringBytes() const;
   size_t watcherCount() const;
   size_t objectCount() const;
   const ResourceStorage& storage() const { return storage_; }
@@ -189,6 +197,7 @@ class WatchCache {
                           std::chrono::steady_clock::time_point now);
   void record(const CachedEventPtr& event);
   void resize(std::chrono::steady_clock::time_point now);
+  void popOldest();
   CachedObjectPtr makeObject(std::shared_ptr<const google::protobuf::Message> object) const;
   void indexInsert(const std::string& key, const CachedObject& object);
   void indexErase(const std::string& key, const CachedObject& object);
@@ -205,6 +214,7 @@ class WatchCache {
   std::unordered_map<std::string, std::set<std::string>> index_;  // index value -> keys
   std::deque<CachedEventPtr> ring_;
   size_t capacity_;
+  size_t ring_bytes_ = 0;
   int64_t oldest_ = 0;  // changes after it are in ring_
   std::unordered_map<CacheWatcher*, CacheWatcherPtr> watchers_;
   std::unordered_map<std::string, std::unordered_set<CacheWatcher*>> triggered_;

@@ -212,6 +212,37 @@ TEST_F(WatchCacheTest, RingGrowsWhileItsEventsAreFresh) {
   EXPECT_EQ(drain(*w).size(), 20u);
 }
 
+TEST_F(WatchCacheTest, RingIsBoundedByBytesAsWellAsByCount) {
+  // Room for 1024 events by count, but objects of about 4 KiB each and a 64 KiB budget.
+  WatchCache& cache = start({.min_capacity = 1024, .max_capacity = 1024, .max_bytes = 64 << 10});
+  auto pod = [&](const std::string& name) {
+    auto p = std::make_unique<Pod>();
+    p->mutable_metadata()->set_name(name);
+    (*p->mutable_metadata()->mutable_annotations())["payload"] = std::string(4096, 'x');
+    p->mutable_spec()->add_containers()->set_name("c");
+    return p;
+  };
+  const int64_t first =
+      std::stoll(meta(*pods_->create("default", pod("p0"), false)).resource_version());
+  for (int i = 1; i < 100; ++i)
+    pods_->create("default", pod("p" + std::to_string(i)), false);
+  caughtUp();
+  EXPECT_LE(cache.ringBytes(), size_t{64} << 10);
+  EXPECT_GT(cache.ringSize(), 4u);   // it still holds what fits
+  EXPECT_LT(cache.ringSize(), 20u);  // not 100 events of 4 KiB
+  EXPECT_EQ(cache.capacity(), 1024u);
+  EXPECT_EQ(cache.objectCount(), 100u);  // the objects themselves all stay
+  try {
+    cache.watch("default", {}, first);
+    FAIL() << "expected 410";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 410);
+  }
+  // Every event still in the ring replays.
+  auto w = cache.watch("default", {}, cache.oldestRevision());
+  EXPECT_EQ(drain(*w).size(), cache.ringSize());
+}
+
 TEST_F(WatchCacheTest, FansOutToAThousandWatchersOnOneStoreWatch) {
   WatchCache& cache = start();
   EXPECT_EQ(store_->totalWatches(), 1);
