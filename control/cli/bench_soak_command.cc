@@ -41,6 +41,9 @@ struct BenchSoakOptions {
   bool hollow = false;
   bool check = false;
   bool json = false;
+  // Driver mode: drive a server already running (say under heaptrack) instead of starting one.
+  std::string kubeconfig;
+  int server_pid = -1;
 };
 
 struct Sample {
@@ -223,6 +226,10 @@ int runBenchSoak(const BenchSoakOptions& options) {
     std::cerr << "error: --duration " << options.duration_s << ": want 10 seconds or more\n";
     return 1;
   }
+  if (!options.kubeconfig.empty() && options.server_pid <= 0) {
+    std::cerr << "error: --kubeconfig wants --server-pid (the server whose memory is sampled)\n";
+    return 1;
+  }
   if (!(options.api_rate > 0) || options.replicas < 0) {
     std::cerr << "error: --api-rate wants a positive rate and --replicas 0 or more\n";
     return 1;
@@ -242,7 +249,17 @@ int runBenchSoak(const BenchSoakOptions& options) {
   std::string kubeconfig = dir + "/admin.kubeconfig";
   std::string image = "skiff.local/busybox-httpd:1.35";
   pid_t agent_pid = -1;
-  if (options.hollow) {
+  const bool attached = !options.kubeconfig.empty();
+  if (attached) {
+    // The server is someone else's: only the hollow agent is ours.
+    kubeconfig = options.kubeconfig;
+    agent = std::make_unique<SkiffChild>(
+        std::vector<std::string>{"skiff", "agent", "--hollow", "--kubeconfig", kubeconfig,
+                                 "--data-dir", dir + "/agent"},
+        false);
+    agent_pid = agent->pid();
+    image = "busybox:1";
+  } else if (options.hollow) {
     server = std::make_unique<SkiffChild>(
         std::vector<std::string>{"skiff", "server", "--data-dir", dir, "--secure-port", "0"}, true);
     if (!server->waitForLine("control loops running")) {
@@ -263,7 +280,7 @@ int runBenchSoak(const BenchSoakOptions& options) {
     agent_pid = findAgent(server->pid());
     if (agent_pid < 0) throw std::runtime_error("skiff up runs no skiff agent child");
   }
-  const pid_t server_pid = server->pid();
+  const pid_t server_pid = attached ? options.server_pid : server->pid();
 
   client::LoadOptions load;
   load.kubeconfig = kubeconfig;
@@ -280,7 +297,10 @@ int runBenchSoak(const BenchSoakOptions& options) {
   client->create(resolveType("deployments"), ns, api::parseJson(deployment(image, 0)));
 
   std::ostream& progress = std::cerr;
-  progress << "skiff bench soak: " << (options.hollow ? "skiff server + hollow agent" : "skiff up")
+  progress << "skiff bench soak: "
+           << (attached         ? "server pid " + std::to_string(server_pid) + " + hollow agent"
+               : options.hollow ? std::string("skiff server + hollow agent")
+                                : std::string("skiff up"))
            << " in " << dir << ", " << options.duration_s << " s, " << options.api_rate
            << " API requests/s, 0-" << options.replicas << " replicas\n";
 
@@ -354,7 +374,10 @@ int runBenchSoak(const BenchSoakOptions& options) {
     std::ostringstream out;
     out << "{\"suite\":\"soak\",\"params\":{\"duration_s\":" << benchNumber(options.duration_s)
         << ",\"api_rate\":" << benchNumber(options.api_rate) << ",\"replicas\":" << options.replicas
-        << ",\"cluster\":\"" << (options.hollow ? "hollow" : "up")
+        << ",\"cluster\":\""
+        << (attached         ? "attached"
+            : options.hollow ? "hollow"
+                             : "up")
         << "\"},\"metrics\":{\"server_rss_mb\":" << benchNumber(server_rss)
         << ",\"agent_rss_mb\":" << benchNumber(agent_rss)
         << ",\"server_rss_growth_mb\":" << benchNumber(server_growth)
@@ -369,7 +392,8 @@ int runBenchSoak(const BenchSoakOptions& options) {
     std::cout << out.str() << std::endl;
   } else {
     std::printf("soak: %g s on %s, %ld API requests (%ld failed), %ld scale changes\n",
-                options.duration_s, options.hollow ? "skiff server + hollow agent" : "skiff up",
+                options.duration_s,
+                attached || options.hollow ? "skiff server + hollow agent" : "skiff up",
                 counters.requests.load(), counters.errors.load(), counters.scale_changes.load());
     std::printf("%-8s %10s %14s %6s %12s\n", "process", "RSS MB", "RSS growth MB", "fds",
                 "fds growth");
@@ -398,6 +422,11 @@ void addBenchSoakCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("--hollow", options->hollow,
                 "skiff server and a hollow agent instead of skiff up (no root, no containers)");
+  cmd->add_option("--kubeconfig", options->kubeconfig,
+                  "Drive the server this kubeconfig names (already running, say under heaptrack) "
+                  "with a hollow agent, instead of starting one; needs --server-pid");
+  cmd->add_option("--server-pid", options->server_pid,
+                  "With --kubeconfig: the pid of that server, whose memory is sampled");
   cmd->add_flag("--check", options->check,
                 "Exit 1 unless memory and descriptors stayed flat and no request failed");
   cmd->add_flag("--json", options->json, "One JSON object on stdout");
