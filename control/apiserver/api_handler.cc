@@ -227,6 +227,46 @@ bool servedSubresource(std::string_view s) {
   return s == "status" || s == "scale" || s == "binding" || s == "finalize";
 }
 
+// The aggregated discovery version (apidiscovery.k8s.io "v2" or "v2beta1") the Accept header asks
+// for in JSON, in the client's order; empty when it asks for the legacy documents only.
+std::string aggregatedDiscoveryVersion(std::string_view accept) {
+  size_t start = 0;
+  while (start <= accept.size()) {
+    size_t comma = accept.find(',', start);
+    std::string_view entry = accept.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    start = comma == std::string_view::npos ? accept.size() + 1 : comma + 1;
+    std::string media, g, v, as;
+    size_t pos = 0;
+    for (int i = 0; pos <= entry.size(); ++i) {
+      size_t semi = entry.find(';', pos);
+      std::string_view part =
+          entry.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+      pos = semi == std::string_view::npos ? entry.size() + 1 : semi + 1;
+      while (!part.empty() && part.front() == ' ')
+        part.remove_prefix(1);
+      while (!part.empty() && part.back() == ' ')
+        part.remove_suffix(1);
+      if (i == 0) {
+        media = std::string(part);
+        continue;
+      }
+      size_t eq = part.find('=');
+      if (eq == std::string_view::npos) continue;
+      std::string_view key = part.substr(0, eq);
+      std::string value(part.substr(eq + 1));
+      if (key == "g") g = value;
+      if (key == "v") v = value;
+      if (key == "as") as = value;
+    }
+    if (media == "application/json" && g == "apidiscovery.k8s.io" &&
+        as == "APIGroupDiscoveryList" && (v == "v2" || v == "v2beta1")) {
+      return v;
+    }
+  }
+  return {};
+}
+
 // Applies a PATCH body to an object's JSON form by its content type.
 api::Value patchValue(const HttpRequest& request, const api::Value& current,
                       const google::protobuf::Descriptor* type) {
@@ -469,6 +509,73 @@ void ApiHandler::handle(const HttpRequest& request, HttpResponse& response,
   handleResource(request, info, response, start_stream);
 }
 
+api::Value ApiHandler::aggregatedDiscovery(bool named_groups, const std::string& version) const {
+  using api::Value;
+  const auto& types = api::Registry::builtin().types();
+  std::vector<std::string> groups;  // in the order /apis lists them
+  for (const auto& t : types) {
+    if (t.served() && t.group.empty() != named_groups &&
+        std::find(groups.begin(), groups.end(), t.group) == groups.end()) {
+      groups.push_back(t.group);
+    }
+  }
+  auto kindOf = [](const Value& entry, const api::ResourceType& t) {
+    Value k = Value::object();
+    const Value* g = entry.find("group");
+    const Value* v = entry.find("version");
+    k.append("group", Value::string(g != nullptr ? g->text() : t.group));
+    k.append("version", Value::string(v != nullptr ? v->text() : t.version));
+    k.append("kind", Value::string(entry.find("kind")->text()));
+    return k;
+  };
+  Value items = Value::array();
+  for (const auto& group : groups) {
+    Value resources = Value::array();
+    for (const auto& t : types) {
+      if (!t.served() || t.group != group) continue;
+      Value main = resourceEntry(t, "");
+      Value r = Value::object();
+      r.append("resource", Value::string(t.plural));
+      r.append("responseKind", kindOf(main, t));
+      r.append("scope", Value::string(t.namespaced ? "Namespaced" : "Cluster"));
+      r.append("singularResource", Value::string(t.singular));
+      r.append("verbs", *main.find("verbs"));
+      if (const Value* shorts = main.find("shortNames")) r.append("shortNames", *shorts);
+      if (const Value* cats = main.find("categories")) r.append("categories", *cats);
+      Value subresources = Value::array();
+      for (const auto& sub : t.subresources) {
+        if (!servedSubresource(sub) && !(sub == "token" && options_.token_subresource)) continue;
+        Value entry = resourceEntry(t, sub);
+        Value s = Value::object();
+        s.append("subresource", Value::string(sub));
+        s.append("responseKind", kindOf(entry, t));
+        s.append("verbs", *entry.find("verbs"));
+        subresources.push(std::move(s));
+      }
+      if (!subresources.items().empty()) r.append("subresources", std::move(subresources));
+      resources.push(std::move(r));
+    }
+    Value v1 = Value::object();
+    v1.append("version", Value::string("v1"));
+    v1.append("resources", std::move(resources));
+    v1.append("freshness", Value::string("Current"));
+    Value versions = Value::array();
+    versions.push(std::move(v1));
+    Value meta = Value::object();
+    if (!group.empty()) meta.append("name", Value::string(group));
+    Value item = Value::object();
+    item.append("metadata", std::move(meta));
+    item.append("versions", std::move(versions));
+    items.push(std::move(item));
+  }
+  Value list = Value::object();
+  list.append("kind", Value::string("APIGroupDiscoveryList"));
+  list.append("apiVersion", Value::string("apidiscovery.k8s.io/" + version));
+  list.append("metadata", Value::object());
+  list.append("items", std::move(items));
+  return list;
+}
+
 bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo& info,
                                    HttpResponse& response) {
   const std::string& path = request.path;
@@ -529,6 +636,18 @@ bool ApiHandler::handleNonResource(const HttpRequest& request, const RequestInfo
     return true;
   }
   const auto& types = api::Registry::builtin().types();
+  if (path == "/api" || path == "/api/" || path == "/apis" || path == "/apis/") {
+    // kubectl and client-go ask for aggregated discovery first: every group's resources in one
+    // answer, instead of one more request per group version.
+    if (std::string version = aggregatedDiscoveryVersion(request.header("accept"));
+        !version.empty()) {
+      respondJson(response, 200, aggregatedDiscovery(path.starts_with("/apis"), version));
+      response.content_type =
+          "application/json;g=apidiscovery.k8s.io;v=" + version + ";as=APIGroupDiscoveryList";
+      response.headers.emplace_back("Vary", "Accept");
+      return true;
+    }
+  }
   if (path == "/api" || path == "/api/") {
     api::Value v = api::Value::object();
     v.append("kind", api::Value::string("APIVersions"));

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "control/api/value.h"
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/metrics.h"
 #include "control/apiserver/node_proxy.h"
@@ -68,6 +69,9 @@ class ApiHandler {
   ResourceStorage& storageFor(const RequestInfo& info);
   void handleResource(const HttpRequest& request, const RequestInfo& info, HttpResponse& response,
                       const std::function<ResponseStream&(const HttpResponse&)>& start_stream);
+  // GET /api or /apis as one apidiscovery.k8s.io APIGroupDiscoveryList (`version` "v2" or
+  // "v2beta1"): the core group, or every named group, with their resources and subresources.
+  api::Value aggregatedDiscovery(bool named_groups, const std::string& version) const;
   bool handleNonResource(const HttpRequest& request, const RequestInfo& info,
                          HttpResponse& response);
   MessagePtr decodeBody(const HttpRequest& request, const ResourceStorage& storage,

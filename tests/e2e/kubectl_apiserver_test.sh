@@ -34,6 +34,13 @@ expect_eq "$(curl -s --cacert "$work/data/pki/ca.crt" "$url/healthz")" "ok" "ano
 expect_eq "$(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["major"])')" \
   "1" "server version"
 # Output is captured before grep reads it: grep -q would close the pipe early (SIGPIPE).
+# Aggregated discovery: with an empty cache kubectl learns every group from /api and /apis alone,
+# no request per group version.
+discovery=$(k get deploy --cache-dir "$work/cache" -v=6 2>&1)
+grep -q 'GET https://127.0.0.1:[0-9]*/apis?timeout' <<<"$discovery" || fail "no /apis request: $discovery"
+if grep -E 'GET https://127.0.0.1:[0-9]*/apis?/[a-z0-9.]*/?v1\?timeout' <<<"$discovery"; then
+  fail "kubectl fetched group versions one by one (no aggregated discovery)"
+fi
 resources=$(k api-resources -o name)
 grep -qx "deployments.apps" <<<"$resources" || fail "api-resources lacks deployments.apps"
 grep -qx "endpointslices.discovery.k8s.io" <<<"$resources" || fail "api-resources lacks endpointslices"
@@ -62,14 +69,18 @@ k replace -f "$work/web.json" >/dev/null
 expect_eq "$(k get deploy web -o jsonpath='{.spec.replicas} {.metadata.generation}')" "4 2" "replace"
 
 # A watch sees a change made by another client.
-timeout 5 kubectl --kubeconfig "$kubeconfig" get deploy web -w -o jsonpath='{.spec.replicas}{"\n"}' >"$work/watch" 2>&1 &
+# The change is made once the watcher has printed the current state, and the watcher is given
+# until a deadline to print the change (a fixed sleep raced a slow start on a loaded machine).
+timeout 30 kubectl --kubeconfig "$kubeconfig" get deploy web -w -o jsonpath='{.spec.replicas}{"\n"}' >"$work/watch" 2>&1 &
 watcher=$!
-sleep 1
+for _ in $(seq 200); do grep -qx 4 "$work/watch" && break; sleep 0.1; done
 python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1])); d["spec"]["replicas"] = 6; del d["metadata"]["resourceVersion"]
 json.dump(d, open(sys.argv[2], "w"))' "$work/web.json" "$work/web6.json"
 k replace -f "$work/web6.json" >/dev/null
+for _ in $(seq 200); do grep -qx 6 "$work/watch" && break; sleep 0.1; done
+kill "$watcher" 2>/dev/null || true
 wait "$watcher" || true
 grep -qx 6 "$work/watch" || fail "the watch did not see replicas 6: $(cat "$work/watch")"
 

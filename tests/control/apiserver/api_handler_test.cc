@@ -23,6 +23,7 @@ struct Reply {
   int status = 0;
   std::string body;
   std::vector<std::string> warnings;
+  std::string content_type;
   api::Value json() const { return api::parseJson(body); }
 };
 
@@ -52,20 +53,24 @@ class ApiHandlerTest : public ::testing::Test {
   }
 
   Reply call(http::verb method, const std::string& target, const std::string& body = "",
-             const std::string& content_type = "application/json") {
+             const std::string& content_type = "application/json", const std::string& accept = "") {
     asio::io_context io;
     tcp::socket socket(io);
     socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, "localhost");
     if (!body.empty()) req.set(http::field::content_type, content_type);
+    if (!accept.empty()) req.set(http::field::accept, accept);
     req.body() = body;
     req.prepare_payload();
     http::write(socket, req);
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
     http::read(socket, buffer, res);
-    Reply r{static_cast<int>(res.result_int()), res.body(), {}};
+    Reply r{static_cast<int>(res.result_int()),
+            res.body(),
+            {},
+            std::string(res[http::field::content_type])};
     for (const auto& f : res) {
       if (f.name_string() == "Warning") r.warnings.emplace_back(f.value());
     }
@@ -182,6 +187,75 @@ TEST_F(ApiHandlerTest, DiscoveryVersionAndHealth) {
   EXPECT_EQ(call(http::verb::get, "/version").json().find("major")->text(), "1");
   EXPECT_EQ(call(http::verb::get, "/healthz").body, "ok");
   EXPECT_EQ(call(http::verb::get, "/api/v1/namespaces/kube-system").status, 200);
+}
+
+TEST_F(ApiHandlerTest, AggregatedDiscoveryAnswersEveryGroupAtOnce) {
+  // kubectl v1.32's Accept header for /api and /apis.
+  const std::string kubectl_accept =
+      "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+      "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+      "application/json";
+  auto resourceOf = [](const api::Value& group, const std::string& name) -> const api::Value* {
+    for (const auto& r : group.find("versions")->items()[0].find("resources")->items()) {
+      if (r.find("resource")->text() == name) return &r;
+    }
+    return nullptr;
+  };
+  auto subresourceOf = [](const api::Value& r, const std::string& name) -> const api::Value* {
+    if (r.find("subresources") == nullptr) return nullptr;
+    for (const auto& s : r.find("subresources")->items()) {
+      if (s.find("subresource")->text() == name) return &s;
+    }
+    return nullptr;
+  };
+
+  Reply apis = call(http::verb::get, "/apis", "", "", kubectl_accept);
+  ASSERT_EQ(apis.status, 200);
+  EXPECT_EQ(apis.content_type,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+  api::Value list = apis.json();
+  EXPECT_EQ(list.find("kind")->text(), "APIGroupDiscoveryList");
+  EXPECT_EQ(list.find("apiVersion")->text(), "apidiscovery.k8s.io/v2");
+  const api::Value* apps = nullptr;
+  for (const auto& item : list.find("items")->items()) {
+    ASSERT_NE(item.find("metadata")->find("name"), nullptr) << "the core group is /api's";
+    if (item.find("metadata")->find("name")->text() == "apps") apps = &item;
+  }
+  ASSERT_NE(apps, nullptr);
+  const api::Value* deployments = resourceOf(*apps, "deployments");
+  ASSERT_NE(deployments, nullptr);
+  EXPECT_EQ(deployments->find("scope")->text(), "Namespaced");
+  EXPECT_EQ(deployments->find("responseKind")->find("kind")->text(), "Deployment");
+  EXPECT_EQ(deployments->find("shortNames")->items()[0].text(), "deploy");
+  const api::Value* scale = subresourceOf(*deployments, "scale");
+  ASSERT_NE(scale, nullptr);
+  EXPECT_EQ(scale->find("responseKind")->find("group")->text(), "autoscaling");
+  EXPECT_EQ(scale->find("responseKind")->find("kind")->text(), "Scale");
+
+  Reply core = call(http::verb::get, "/api", "", "", kubectl_accept);
+  api::Value core_list = core.json();
+  ASSERT_EQ(core_list.find("items")->items().size(), 1u);
+  const api::Value& v1 = core_list.find("items")->items()[0];
+  EXPECT_EQ(v1.find("metadata")->find("name"), nullptr);
+  ASSERT_NE(resourceOf(v1, "nodes"), nullptr);
+  EXPECT_EQ(resourceOf(v1, "nodes")->find("scope")->text(), "Cluster");
+  ASSERT_NE(resourceOf(v1, "pods"), nullptr);
+  EXPECT_NE(subresourceOf(*resourceOf(v1, "pods"), "binding"), nullptr);
+
+  // Only v2beta1 accepted: the same document under that version. Plain JSON, or aggregated
+  // discovery in protobuf only: the legacy lists.
+  Reply beta = call(http::verb::get, "/apis", "", "",
+                    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList");
+  EXPECT_EQ(beta.json().find("apiVersion")->text(), "apidiscovery.k8s.io/v2beta1");
+  EXPECT_EQ(call(http::verb::get, "/apis", "", "", "application/json").json().find("kind")->text(),
+            "APIGroupList");
+  EXPECT_EQ(call(http::verb::get, "/apis", "", "",
+                 "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;"
+                 "as=APIGroupDiscoveryList,application/json")
+                .json()
+                .find("kind")
+                ->text(),
+            "APIGroupList");
 }
 
 TEST_F(ApiHandlerTest, BindingAssignsANodeOnce) {
