@@ -33,7 +33,7 @@ struct WatchCacheOptions {
   size_t max_capacity = 100 * 1024;
   std::chrono::seconds event_fresh_duration{75};
   // And the ring holds at most about this many bytes (the objects its events alone keep: decoded,
-  // plus an encoding), oldest events out first: a busy kind with large objects would otherwise
+  // plus their encodings), oldest events out first: a busy kind with large objects would otherwise
   // keep max_capacity of them, far more than the fresh duration's worth watchers resume from.
   size_t max_bytes = 24u << 20;
   // Events a watcher may have waiting beyond its replay; one that falls further behind is

@@ -213,8 +213,8 @@ TEST_F(WatchCacheTest, RingGrowsWhileItsEventsAreFresh) {
 }
 
 TEST_F(WatchCacheTest, RingIsBoundedByBytesAsWellAsByCount) {
-  // Room for 1024 events by count, but objects of about 4 KiB each and a 64 KiB budget.
-  WatchCache& cache = start({.min_capacity = 1024, .max_capacity = 1024, .max_bytes = 64 << 10});
+  // Room for 1024 events by count, but objects of over 4 KiB each and a 128 KiB budget.
+  WatchCache& cache = start({.min_capacity = 1024, .max_capacity = 1024, .max_bytes = 128 << 10});
   auto pod = [&](const std::string& name) {
     auto p = std::make_unique<Pod>();
     p->mutable_metadata()->set_name(name);
@@ -227,7 +227,7 @@ TEST_F(WatchCacheTest, RingIsBoundedByBytesAsWellAsByCount) {
   for (int i = 1; i < 100; ++i)
     pods_->create("default", pod("p" + std::to_string(i)), false);
   caughtUp();
-  EXPECT_LE(cache.ringBytes(), size_t{64} << 10);
+  EXPECT_LE(cache.ringBytes(), size_t{128} << 10);
   EXPECT_GT(cache.ringSize(), 4u);   // it still holds what fits
   EXPECT_LT(cache.ringSize(), 20u);  // not 100 events of 4 KiB
   EXPECT_EQ(cache.capacity(), 1024u);
