@@ -37,7 +37,9 @@ static_assert(offsetof(skiff_ct_key, sport) == 32);
 static_assert(offsetof(skiff_ct_key, dir) == 38);
 static_assert(sizeof(skiff_ct_entry) == 56);
 static_assert(offsetof(skiff_ct_entry, frontend_addr) == 32);
-static_assert(offsetof(skiff_ct_entry, created_ns) == 16);
+static_assert(offsetof(skiff_ct_entry, created_ns) == 24);
+static_assert(sizeof(skiff_ct_slot) == 128 && offsetof(skiff_ct_slot, entry) == 40);
+static_assert(SKIFF_CT_WAYS > 0);
 static_assert(sizeof(skiff_sock_revnat_key) == 32);
 static_assert(offsetof(skiff_sock_revnat_key, addr) == 8);
 static_assert(sizeof(skiff_affinity_key) == 24);
@@ -54,7 +56,7 @@ static_assert(SKIFF_AF_INET == static_cast<int>(dataplane::AddressFamily::kIPv4)
 static_assert(SKIFF_AF_INET6 == static_cast<int>(dataplane::AddressFamily::kIPv6));
 static_assert(SKIFF_MAX_RING_SIZE == 65537);
 static_assert(SKIFF_RING_ALIGN > 0 && (SKIFF_RING_ALIGN & (SKIFF_RING_ALIGN - 1)) == 0);
-static_assert(SKIFF_ABI_VERSION == 2);
+static_assert(SKIFF_ABI_VERSION == 3);
 static_assert(sizeof(skiff_ring_block) == 4 * SKIFF_RING_ALIGN &&
               sizeof(skiff_ring_block) % 8 == 0);
 static_assert(SKIFF_FLOW_HASH_SEED == dataplane::kFlowHashSeed);

@@ -15,9 +15,10 @@
  *   skiff_backends   ARRAY      backend id -> backend (addr, port, owning service, flags)
  *   skiff_rings      ARRAY (mmapable) ring memory in blocks of 16 backend ids: every Maglev ring
  *                               is an extent of ring_size entries from the service's ring_start
- *   skiff_ct         LRU_HASH   packet 5-tuple + direction -> conntrack entry (XDP path); the
- *                               entry keeps the frontend the client addressed, which reverse
- *                               NAT restores (a wildcard NodePort has no address of its own)
+ *   skiff_ct         ARRAY      conntrack of the XDP path: slots of (packet 5-tuple + direction,
+ *                               conntrack entry) in buckets of SKIFF_CT_WAYS, an LRU per bucket
+ *                               (see below); the entry keeps the frontend the client addressed,
+ *                               which reverse NAT restores (a wildcard NodePort has no address)
  *   skiff_sock_revnat LRU_HASH  (socket cookie, backend addr, port) -> frontend (socket LB)
  *   skiff_affinity   LRU_HASH   (service id, client) -> backend id + last use (ClientIP affinity)
  *   skiff_src_ranges LPM_TRIE   (service id, family, prefix) -> allowed (loadBalancerSourceRanges)
@@ -47,6 +48,23 @@
  * Rings exist per (service, family, scope), scope being dataplane::backendScope() (cluster or
  * node-local): each frontend points each origin (external = XDP, in-cluster = socket LB) at the
  * ring of its family and of the scope its kind and the traffic policies give that origin.
+ *
+ * Conntrack (skiff_ct): a set-associative table the program manages itself, because a kernel
+ * LRU_HASH insert takes a bucket lock whose cache line is cold for a new flow, and a lock
+ * operation on a cold line costs more than the rest of the packet (about 130 ns each here, and a
+ * flow makes two). Slot i of the map (an ARRAY of struct skiff_ct_slot, max_entries slots) holds
+ * a key and its entry; a key lives in bucket b, the slots [b * SKIFF_CT_WAYS, (b + 1) *
+ * SKIFF_CT_WAYS), b a hash of the key's client side (the source of a forward key, the
+ * destination of a reply key): both entries of a flow share a bucket, so a new flow touches one
+ * bucket's memory, not two. A new entry takes a free or expired slot of its bucket, else the
+ * least recently seen one (LRU per bucket). Slots are written with plain stores: two CPUs
+ * inserting into one bucket at once may lose one entry (its flow is re-picked by Maglev, the
+ * same backend while the ring is unchanged), and a reader that races a writer may see a mixed
+ * slot, which the backend's service check rejects. family 0 marks a free slot. As a HASH of
+ * slot index -> slot (LoadOptions::conntrackWithoutLru) a slot exists only once written, the
+ * table holds at most max_entries slots and a full bucket refuses new entries (no eviction).
+ * Times in entries are the monotonic clock at tick granularity (a bpf_ktime_get_ns() cached per
+ * jiffy), so a lifetime check accepts a last_seen slightly ahead of now.
  *
  * Reverse NAT: the XDP path keeps the frontend in the conntrack entry (no frontend-indexed
  * reverse-NAT table: a wildcard NodePort has no address of its own, and the entry is looked up
@@ -88,8 +106,9 @@ typedef __be16 skiff_be16;
 
 /* The layout version of the maps. A loader that finds pinned maps of another version (or none,
  * as before version 2) unpins them and starts with fresh maps (flows reset); its programs still
- * replace the old ones in the pinned links. 2: flat ring memory (skiff_rings ARRAY, ring_start). */
-#define SKIFF_ABI_VERSION 2
+ * replace the old ones in the pinned links. 2: flat ring memory (skiff_rings ARRAY, ring_start).
+ * 3: conntrack as slots of an ARRAY (skiff_ct_slot) instead of an LRU_HASH. */
+#define SKIFF_ABI_VERSION 3
 #define SKIFF_CT_SIZE 524288
 #define SKIFF_SOCK_REVNAT_SIZE 262144
 #define SKIFF_AFFINITY_SIZE 65536
@@ -234,16 +253,26 @@ struct skiff_ct_key {
 
 /* 56 bytes. */
 struct skiff_ct_entry {
+	skiff_u64 last_seen_ns; /* monotonic ns (tick granularity) */
+	skiff_u32 flags;       /* SKIFF_CT_F_* */
 	skiff_u32 backend_id;
 	skiff_u32 svc_id;
-	skiff_u32 flags;       /* SKIFF_CT_F_* */
 	skiff_u32 pad;
-	skiff_u64 created_ns;  /* bpf_ktime_get_ns() */
-	skiff_u64 last_seen_ns;
+	skiff_u64 created_ns;
 	skiff_u8 frontend_addr[16]; /* what the client addressed: replies come from here */
 	skiff_be16 frontend_port;
 	skiff_u16 pad1;
 	skiff_u32 pad2;
+};
+
+/* A slot of skiff_ct: the key (family 0: free) and its entry. 128 bytes, so that a bucket is
+ * 512 bytes within one page and what a lookup reads of a slot (key, last_seen, flags, backend
+ * and service ids) is its first cache line. */
+#define SKIFF_CT_WAYS 4
+struct skiff_ct_slot {
+	struct skiff_ct_key key;
+	struct skiff_ct_entry entry;
+	skiff_u8 pad[32];
 };
 
 /* Socket LB reverse NAT: a connect()/sendmsg() to a frontend recorded the backend it chose for

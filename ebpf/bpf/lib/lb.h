@@ -97,7 +97,10 @@ static __always_inline __u32 skiff_affinity_get(const struct skiff_service *svc,
 	e = bpf_map_lookup_elem(&skiff_affinity, key);
 	if (!e)
 		return SKIFF_ID_NONE;
-	if (now - e->last_used_ns >= (__u64)svc->affinity_timeout_s * NSEC_PER_SEC)
+	/* Signed: the XDP clock is cached per CPU and tick (skiff_now), so another CPU's stamp may
+	 * be a little ahead of this one's now. */
+	if ((__s64)(now - e->last_used_ns) >=
+	    (__s64)((__u64)svc->affinity_timeout_s * NSEC_PER_SEC))
 		return SKIFF_ID_NONE;
 	be = skiff_listed_backend(e->backend_id, svc->svc_id, key->family);
 	if (!be || !(be->flags & skiff_eligible_flag(svc, origin)))

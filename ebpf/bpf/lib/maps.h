@@ -31,13 +31,13 @@ struct {
 	__type(value, struct skiff_ring_block);
 } skiff_rings SEC(".maps");
 
-/* One shared LRU: the reply direction of a flow may arrive on another CPU than its forward
- * direction, so per-CPU LRU lists (BPF_F_NO_COMMON_LRU) would evict one side alone. */
+/* Conntrack slots in buckets of SKIFF_CT_WAYS (lb_abi.h; conntrack.h manages them). One table
+ * for all CPUs: the reply direction of a flow may arrive on another CPU than its forward one. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SKIFF_CT_SIZE);
-	__type(key, struct skiff_ct_key);
-	__type(value, struct skiff_ct_entry);
+	__type(key, __u32);
+	__type(value, struct skiff_ct_slot);
 } skiff_ct SEC(".maps");
 
 struct {

@@ -44,20 +44,28 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 	struct skiff_affinity_key akey = {};
 	const __u32 origin = SKIFF_ORIGIN_EXTERNAL;
 	struct skiff_service *svc;
+	struct skiff_ct_slot *slot;
 	struct skiff_ct_entry *ct;
+	struct skiff_ct_pos pos = {};
 	struct skiff_backend *be = NULL;
-	__u64 now = bpf_ktime_get_ns();
-	__u32 backend_id = SKIFF_ID_NONE;
+	__u64 now = skiff_now();
+	__u32 backend_id = SKIFF_ID_NONE, first;
 	bool new_flow = false;
 	int code;
 
 	skiff_memcpy(fe.addr, key->daddr, 16);
+	key->dir = SKIFF_CT_FORWARD;
+	first = skiff_ct_bucket(key);
+	skiff_ct_prefetch(first);
 	svc = skiff_lookup_service(&fe, true);
 	if (!svc) {
 		/* A reply from a backend to a client of a tracked flow? */
 		key->dir = SKIFF_CT_REPLY;
-		ct = bpf_map_lookup_elem(&skiff_ct, key);
-		if (!ct || !skiff_ct_alive(ct, key->proto, now))
+		slot = skiff_ct_lookup(key);
+		if (!slot)
+			return SKIFF_ACT_PASS;
+		ct = &slot->entry;
+		if (!skiff_ct_alive(ct, key->proto, now))
 			return SKIFF_ACT_PASS;
 		skiff_ct_touch(ct, key->proto, tcp_flags, now, SKIFF_CT_F_SEEN_REPLY);
 		skiff_memcpy(nat->addr, ct->frontend_addr, 16);
@@ -72,7 +80,8 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		return skiff_count_drop(svc->svc_id, SKIFF_DROP_SOURCE_RANGE);
 
 	key->dir = SKIFF_CT_FORWARD;
-	ct = bpf_map_lookup_elem(&skiff_ct, key);
+	slot = skiff_ct_find_in(key, first, now, &pos, SKIFF_CT_NO_SLOT);
+	ct = slot ? &slot->entry : NULL;
 	if (ct && ct->svc_id == svc->svc_id && skiff_ct_alive(ct, key->proto, now) &&
 	    !skiff_ct_reopened(ct, key->proto, tcp_flags)) {
 		/* Established: keep the backend while it is listed (terminating ones drain); UDP
@@ -103,7 +112,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		be = skiff_listed_backend(backend_id, svc->svc_id, key->family);
 		if (!be)
 			return skiff_count_drop(svc->svc_id, SKIFF_DROP_NO_BACKEND);
-		if (skiff_ct_create(key, be, backend_id, svc->svc_id, now))
+		if (skiff_ct_create(key, slot, &pos, be, backend_id, svc->svc_id, now))
 			skiff_count_global(SKIFF_GLOBAL_CT_INSERT_FAILED);
 		skiff_affinity_put(svc, &akey, backend_id, now);
 		new_flow = true;
@@ -290,7 +299,8 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 	struct skiff_icmphdr *icmp = data + l4_off;
 	struct iphdr *inner = (void *)(icmp + 1);
 	__u8 *ports = (__u8 *)(inner + 1);
-	struct skiff_ct_key key = { .family = SKIFF_AF_INET };
+	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET };
+	struct skiff_ct_slot *slot;
 	struct skiff_ct_entry *ct;
 	struct skiff_nat nat = {};
 	__u8 *in_addr, *in_port, *out_addr;
@@ -314,7 +324,8 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 	skiff_memcpy(&key.sport, ports + 2, 2);
 	skiff_memcpy(&key.dport, ports, 2);
 	key.dir = SKIFF_CT_REPLY;
-	ct = bpf_map_lookup_elem(&skiff_ct, &key);
+	slot = skiff_ct_lookup(&key);
+	ct = slot ? &slot->entry : NULL;
 	if (ct) {
 		skiff_memcpy(nat.addr, ct->frontend_addr, 16);
 		nat.port = ct->frontend_port;
@@ -324,9 +335,10 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 	} else {
 		/* Case 2: the forward entry is the embedded packet turned around. */
 		key.dir = SKIFF_CT_FORWARD;
-		ct = bpf_map_lookup_elem(&skiff_ct, &key);
-		if (!ct)
+		slot = skiff_ct_lookup(&key);
+		if (!slot)
 			return XDP_PASS;
+		ct = &slot->entry;
 		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
 								 SKIFF_AF_INET);
 		if (!be)
@@ -367,7 +379,8 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 	struct skiff_icmphdr *icmp = data + l4_off;
 	struct ipv6hdr *inner = (void *)(icmp + 1);
 	__u8 *ports = (__u8 *)(inner + 1);
-	struct skiff_ct_key key = { .family = SKIFF_AF_INET6 };
+	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET6 };
+	struct skiff_ct_slot *slot;
 	struct skiff_ct_entry *ct;
 	struct skiff_nat nat = {};
 	__u8 *in_addr, *in_port, *out_addr;
@@ -388,7 +401,8 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 	skiff_memcpy(&key.sport, ports + 2, 2);
 	skiff_memcpy(&key.dport, ports, 2);
 	key.dir = SKIFF_CT_REPLY;
-	ct = bpf_map_lookup_elem(&skiff_ct, &key);
+	slot = skiff_ct_lookup(&key);
+	ct = slot ? &slot->entry : NULL;
 	if (ct) {
 		skiff_memcpy(nat.addr, ct->frontend_addr, 16);
 		nat.port = ct->frontend_port;
@@ -397,9 +411,10 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 		out_addr = (__u8 *)&outer->saddr;
 	} else {
 		key.dir = SKIFF_CT_FORWARD;
-		ct = bpf_map_lookup_elem(&skiff_ct, &key);
-		if (!ct)
+		slot = skiff_ct_lookup(&key);
+		if (!slot)
 			return XDP_PASS;
+		ct = &slot->entry;
 		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
 								 SKIFF_AF_INET6);
 		if (!be)
@@ -506,7 +521,7 @@ static __always_inline int skiff_xdp_ipv4(struct xdp_md *ctx, __u32 l3_off)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *iph = data + l3_off;
-	struct skiff_ct_key key = { .family = SKIFF_AF_INET };
+	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET };
 	struct skiff_nat nat = {};
 	__u32 hlen, tot_len, l4_off;
 	__u8 tcp_flags = 0;
@@ -632,7 +647,7 @@ static __always_inline int skiff_xdp_ipv6(struct xdp_md *ctx, __u32 l3_off)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6h = data + l3_off;
-	struct skiff_ct_key key = { .family = SKIFF_AF_INET6 };
+	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET6 };
 	struct skiff_nat nat = {};
 	__u32 l4_off = l3_off + sizeof(struct ipv6hdr);
 	__u32 payload;
