@@ -16,19 +16,55 @@ size_t eventBytes(const Event& event) {
 WatchHub::WatchHub(int64_t revision, Limits limits)
     : limits_(limits), base_(revision), last_(revision) {}
 
+namespace {
+
+bool hasEventUnder(const EventBatch& batch, const std::string& prefix) {
+  return std::any_of(batch.events.begin(), batch.events.end(),
+                     [&](const Event& e) { return e.kv.key.starts_with(prefix); });
+}
+
+}  // namespace
+
 void WatchHub::publish(EventBatchPtr batch) {
   std::vector<EventBatchPtr> dropped;  // freed outside the lock
-  bool notify = false;
+  std::vector<std::shared_ptr<Waiters>> wake;
   {
     std::lock_guard lock(mu_);
     events_ += batch->events.size();
     bytes_ += batch->bytes;
     last_ = batch->last_revision;
+    for (auto& [prefix, waiters] : waiters_) {
+      if (waiters->cursors.empty()) continue;
+      if (hasEventUnder(*batch, prefix)) {
+        ++waiters->generation;
+        waiters->cursors.clear();
+        wake.push_back(waiters);
+      } else {
+        // Nothing here for them: they have still read everything, so this batch is not kept
+        // for them either.
+        for (std::atomic<int64_t>* cursor : waiters->cursors)
+          cursor->store(batch->last_revision, std::memory_order_release);
+      }
+    }
     log_.push_back(std::move(batch));
     trimLocked(dropped);
-    notify = waiters_ > 0;
   }
-  if (notify) cv_.notify_all();
+  for (const auto& waiters : wake)
+    waiters->cv.notify_all();
+}
+
+std::shared_ptr<WatchHub::Waiters> WatchHub::joinWaiters(const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  auto& waiters = waiters_[prefix];
+  if (!waiters) waiters = std::make_shared<Waiters>();
+  ++waiters->watches;
+  return waiters;
+}
+
+void WatchHub::leaveWaiters(const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  auto it = waiters_.find(prefix);
+  if (it != waiters_.end() && --it->second->watches == 0) waiters_.erase(it);
 }
 
 void WatchHub::trimLocked(std::vector<EventBatchPtr>& dropped) {
@@ -65,12 +101,16 @@ size_t WatchHub::loggedBytes() const {
 
 void WatchHub::close() {
   std::deque<EventBatchPtr> dropped;
+  std::vector<std::shared_ptr<Waiters>> wake;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
     dropped.swap(log_);
+    for (auto& [prefix, waiters] : waiters_)
+      wake.push_back(waiters);
   }
-  cv_.notify_all();
+  for (const auto& waiters : wake)
+    waiters->cv.notify_all();
 }
 
 int64_t WatchHub::lastRevision() const {
@@ -85,12 +125,14 @@ class HubWatch final : public Watch {
       : hub_(std::move(hub)),
         history_(std::move(history)),
         prefix_(std::move(prefix)),
-        cursor_(start_revision) {
+        cursor_(start_revision),
+        waiters_(hub_->joinWaiters(prefix_)) {
     hub_->watches_.fetch_add(1, std::memory_order_relaxed);
   }
 
   ~HubWatch() override {
     leave();
+    hub_->leaveWaiters(prefix_);
     hub_->watches_.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -149,13 +191,21 @@ class HubWatch final : public Watch {
       }
       if (out.size() > before) return true;
 
-      const int64_t seen = cursor_.load(std::memory_order_relaxed);
       std::unique_lock lock(hub_->mu_);
-      ++hub_->waiters_;
-      const bool woken = hub_->cv_.wait_until(lock, deadline, [&] {
-        return hub_->last_ > seen || hub_->closed_ || cancelled_.load(std::memory_order_acquire);
+      if (hub_->last_ > cursor_.load(std::memory_order_relaxed) || hub_->closed_ ||
+          cancelled_.load(std::memory_order_acquire)) {
+        continue;  // published meanwhile: read it first
+      }
+      // Caught up: wait among the prefix's watchers until a batch has an event under it (the
+      // hub moves this cursor past the batches that have none).
+      WatchHub::Waiters& waiters = *waiters_;
+      const uint64_t generation = waiters.generation;
+      waiters.cursors.push_back(&cursor_);
+      const bool woken = waiters.cv.wait_until(lock, deadline, [&] {
+        return waiters.generation != generation || hub_->closed_ ||
+               cancelled_.load(std::memory_order_acquire);
       });
-      --hub_->waiters_;
+      if (waiters.generation == generation) std::erase(waiters.cursors, &cursor_);
       if (!woken) return true;  // timed out: the watch goes on
     }
   }
@@ -166,11 +216,9 @@ class HubWatch final : public Watch {
     cancelled_.store(true, std::memory_order_release);
     // Taking the lock orders this with a waiter's predicate check, so the wake-up is not lost;
     // a cancelled watch reads nothing more, so it no longer holds batches in the log.
-    {
-      std::lock_guard lock(hub_->mu_);
-      hub_->joined_.erase(&cursor_);
-    }
-    hub_->cv_.notify_all();
+    std::lock_guard lock(hub_->mu_);
+    hub_->joined_.erase(&cursor_);
+    waiters_->cv.notify_all();
   }
 
   std::optional<StoreError> error() const override {
@@ -224,6 +272,7 @@ class HubWatch final : public Watch {
   const std::string prefix_;
   std::atomic<int64_t> cursor_;
   std::atomic<bool> cancelled_{false};
+  const std::shared_ptr<WatchHub::Waiters> waiters_;
   bool ended_ = false;
   bool joined_ = false;  // read from the live log at least once
   std::vector<EventBatchPtr> pending_;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -84,19 +85,30 @@ class WatchHub {
 
  private:
   friend class HubWatch;
+
+  // The watches of one prefix; the entry lives while any of them does.
+  struct Waiters {
+    std::condition_variable cv;
+    // Bumped when a batch has an event under the prefix: the waiting watches have to read it.
+    uint64_t generation = 0;
+    // The cursors of the watches waiting now; each has read everything up to last_.
+    std::vector<std::atomic<int64_t>*> cursors;
+    size_t watches = 0;
+  };
+  std::shared_ptr<Waiters> joinWaiters(const std::string& prefix);
+  void leaveWaiters(const std::string& prefix);
   // Drops the oldest batches while over the hard limits, or while every joined watcher has read
   // them and more than the read_* allowance is left. Called with mu_ held.
   void trimLocked(std::vector<EventBatchPtr>& dropped);
 
   const Limits limits_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<EventBatchPtr> log_;
   int64_t base_;  // revisions up to base_ are not (or no longer) in log_
   int64_t last_;
   size_t events_ = 0;
   size_t bytes_ = 0;
-  size_t waiters_ = 0;
+  std::unordered_map<std::string, std::shared_ptr<Waiters>> waiters_;
   // The cursors of the watches reading the live log (registered when they join).
   std::unordered_set<const std::atomic<int64_t>*> joined_;
   bool closed_ = false;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace skiff::store::sqlite {
@@ -21,11 +22,11 @@ class NoHistory : public EventHistory {
   }
 };
 
-EventBatchPtr batch(int64_t revision) {
+EventBatchPtr batch(int64_t revision, const std::string& prefix = "/r/") {
   auto b = std::make_shared<EventBatch>();
   b->first_revision = b->last_revision = revision;
   Event e;
-  e.kv.key = "/r/k" + std::to_string(revision);
+  e.kv.key = prefix + "k" + std::to_string(revision);
   e.kv.value = std::string(100, 'v');
   e.kv.create_revision = e.kv.mod_revision = revision;
   b->bytes = eventBytes(e);
@@ -93,6 +94,65 @@ TEST(WatchHubTest, WithoutWatchersOnlyTheReadAllowanceStays) {
     hub->publish(batch(r));
   EXPECT_EQ(hub->loggedEvents(), 3u);
   EXPECT_EQ(hub->lastRevision(), 20);
+}
+
+// A watch waiting on a quiet prefix is not woken by other prefixes' batches, yet its cursor moves
+// past them: it neither holds them in the log nor lags in its progress. A batch under its prefix
+// wakes it at once.
+TEST(WatchHubTest, AWaitingWatchOfAQuietPrefixMovesOnWithoutHoldingTheLog) {
+  auto hub = std::make_shared<WatchHub>(
+      0, WatchHub::Limits{.max_events = 1000, .read_events = 5, .read_bytes = 1 << 20});
+  auto history = std::make_shared<NoHistory>();
+  WatchPtr quiet = WatchHub::watch(hub, history, "/q/", 0);
+  std::vector<Event> out;
+  EXPECT_TRUE(quiet->next(out, 1ms));  // joins the log
+  std::thread waiter([&] {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(quiet->next(out, 10s));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  });
+  std::this_thread::sleep_for(50ms);  // the waiter waits by now (if not, it reads the log)
+  for (int64_t r = 1; r <= 50; ++r)
+    hub->publish(batch(r));
+  EXPECT_EQ(hub->loggedEvents(), 5u);
+  EXPECT_EQ(quiet->progressRevision(), 50);
+  hub->publish(batch(51, "/q/"));
+  waiter.join();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kv.key, "/q/k51");
+  EXPECT_EQ(quiet->progressRevision(), 51);
+}
+
+// Cancel and close end a wait at once, whichever prefix waits.
+TEST(WatchHubTest, CancelAndCloseWakeAWaitingWatch) {
+  auto hub = std::make_shared<WatchHub>(0, WatchHub::Limits{});
+  auto history = std::make_shared<NoHistory>();
+  WatchPtr a = WatchHub::watch(hub, history, "/a/", 0);
+  WatchPtr b = WatchHub::watch(hub, history, "/b/", 0);
+  WatchPtr b2 = WatchHub::watch(hub, history, "/b/", 0);
+  auto waitFor = [](Watch& w, bool& ended) {
+    return std::thread([&w, &ended] {
+      const auto start = std::chrono::steady_clock::now();
+      std::vector<Event> events;
+      ended = !w.next(events, 10s);
+      EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    });
+  };
+  bool a_ended = false, b_ended = false, b2_ended = false;
+  std::thread ta = waitFor(*a, a_ended);
+  std::thread tb = waitFor(*b, b_ended);
+  std::thread tb2 = waitFor(*b2, b2_ended);
+  std::this_thread::sleep_for(50ms);
+  b->cancel();
+  tb.join();
+  EXPECT_TRUE(b_ended);
+  hub->close();
+  ta.join();
+  tb2.join();
+  EXPECT_TRUE(a_ended);
+  EXPECT_TRUE(b2_ended);
+  ASSERT_TRUE(a->error().has_value());
+  EXPECT_EQ(a->error()->code(), ErrorCode::kUnavailable);
 }
 
 }  // namespace
