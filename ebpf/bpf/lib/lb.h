@@ -63,24 +63,49 @@ static __always_inline __u8 skiff_eligible_flag(const struct skiff_service *svc,
 	return (svc->flags & local) ? SKIFF_BE_F_ELIGIBLE_LOCAL : SKIFF_BE_F_ELIGIBLE_CLUSTER;
 }
 
-/* Maglev: the backend id at hash % ring_size of the origin's ring (the extent of skiff_rings at
- * ring_start), or SKIFF_ID_NONE. */
+/* Maglev: the ring block holding position hash % ring_size of the origin's ring (the extent of
+ * skiff_rings at ring_start) and the entry's index in it, or NULL. */
+static __always_inline struct skiff_ring_block *
+skiff_maglev_block(const struct skiff_service *svc, __u32 origin, __u64 hash, __u32 *slot)
+{
+	__u32 start, size, pos, index;
+
+	if (origin >= SKIFF_ORIGIN_COUNT)
+		return NULL;
+	start = svc->ring_start[origin];
+	size = svc->ring_size[origin];
+	if (size == 0 || start == SKIFF_ID_NONE)
+		return NULL;
+	pos = start + (__u32)(hash % size);
+	index = pos / SKIFF_RING_ALIGN;
+	*slot = pos & (SKIFF_RING_ALIGN - 1);
+	return bpf_map_lookup_elem(&skiff_rings, &index);
+}
+
+/* Maglev: the backend id at hash % ring_size of the origin's ring, or SKIFF_ID_NONE. */
 static __always_inline __u32 skiff_maglev_pick(const struct skiff_service *svc, __u32 origin,
 					       __u64 hash)
 {
 	struct skiff_ring_block *block;
-	__u32 start, size, pos, index;
+	__u32 slot = 0;
 
-	if (origin >= SKIFF_ORIGIN_COUNT)
-		return SKIFF_ID_NONE;
-	start = svc->ring_start[origin];
-	size = svc->ring_size[origin];
-	if (size == 0 || start == SKIFF_ID_NONE)
-		return SKIFF_ID_NONE;
-	pos = start + (__u32)(hash % size);
-	index = pos / SKIFF_RING_ALIGN;
-	block = bpf_map_lookup_elem(&skiff_rings, &index);
-	return block ? block->backend_id[pos & (SKIFF_RING_ALIGN - 1)] : SKIFF_ID_NONE;
+	block = skiff_maglev_block(svc, origin, hash, &slot);
+	return block ? block->backend_id[slot & (SKIFF_RING_ALIGN - 1)] : SKIFF_ID_NONE;
+}
+
+/* Starts loading the ring entry skiff_maglev_pick would read (a load not waited for), so that
+ * its cache miss overlaps the conntrack lookup. */
+static __always_inline void skiff_maglev_prefetch(const struct skiff_service *svc, __u32 origin,
+						  __u64 hash)
+{
+	struct skiff_ring_block *block;
+	__u32 slot = 0, id;
+
+	block = skiff_maglev_block(svc, origin, hash, &slot);
+	if (block) {
+		id = block->backend_id[slot & (SKIFF_RING_ALIGN - 1)];
+		asm volatile("" : : "r"(id));
+	}
 }
 
 /* ClientIP affinity: the backend of the client's last new flow if it is recent and still

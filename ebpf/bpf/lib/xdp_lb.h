@@ -50,6 +50,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 	struct skiff_backend *be = NULL;
 	__u64 now = skiff_now();
 	__u32 backend_id = SKIFF_ID_NONE, first;
+	__u64 hash = 0;
 	bool new_flow = false;
 	int code;
 
@@ -78,6 +79,14 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 
 	if (!skiff_source_allowed(svc, key->family, key->saddr))
 		return skiff_count_drop(svc->svc_id, SKIFF_DROP_SOURCE_RANGE);
+	/* A TCP SYN is nearly always a new flow: start loading its ring entry now, while the
+	 * conntrack bucket is still on its way, instead of after the lookup missed (two cold misses
+	 * one after the other). Other packets are mostly established and do not touch the ring. */
+	if (key->proto == IPPROTO_TCP &&
+	    (tcp_flags & (SKIFF_TCP_SYN | SKIFF_TCP_ACK)) == SKIFF_TCP_SYN) {
+		hash = skiff_flow_hash(key);
+		skiff_maglev_prefetch(svc, origin, hash);
+	}
 
 	key->dir = SKIFF_CT_FORWARD;
 	slot = skiff_ct_find_in(key, first, now, &pos, SKIFF_CT_NO_SLOT);
@@ -108,7 +117,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		skiff_memcpy(akey.client, key->saddr, 16);
 		backend_id = skiff_affinity_get(svc, &akey, origin, now);
 		if (backend_id == SKIFF_ID_NONE)
-			backend_id = skiff_maglev_pick(svc, origin, skiff_flow_hash(key));
+			backend_id = skiff_maglev_pick(svc, origin, hash ? hash : skiff_flow_hash(key));
 		be = skiff_listed_backend(backend_id, svc->svc_id, key->family);
 		if (!be)
 			return skiff_count_drop(svc->svc_id, SKIFF_DROP_NO_BACKEND);
