@@ -84,7 +84,8 @@ double median(std::vector<double> values) {
   return *mid;
 }
 
-std::vector<uint8_t> tcpFrame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport) {
+std::vector<uint8_t> tcpFrame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+                              uint8_t flags) {
   std::vector<uint8_t> f(14 + 20 + 20, 0);
   const uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 0x02};
   const uint8_t smac[6] = {0x02, 0, 0, 0, 0, 0x01};
@@ -104,7 +105,7 @@ std::vector<uint8_t> tcpFrame(uint32_t src, uint16_t sport, uint32_t dst, uint16
   put16(tcp + 2, dport);
   put32(tcp + 4, 1);
   tcp[12] = 5 << 4;
-  tcp[13] = 0x02;  // SYN
+  tcp[13] = flags;
   put16(tcp + 14, 65535);
   uint64_t pseudo = sum16(ip + 12, 8) + IPPROTO_TCP + 20;
   put16(tcp + 16, foldSum(pseudo + sum16(tcp, 20)));
@@ -169,8 +170,9 @@ double XdpRig::runOnce(int prog, std::span<const uint8_t> frame, uint32_t* verdi
   return opts.duration;
 }
 
-std::vector<uint8_t> XdpRig::frameTo(uint32_t index, uint32_t client, uint16_t sport) const {
-  return tcpFrame(client, sport, kFrontendBase + index + 1, 80);
+std::vector<uint8_t> XdpRig::frameTo(uint32_t index, uint32_t client, uint16_t sport,
+                                     uint8_t flags) const {
+  return tcpFrame(client, sport, kFrontendBase + index + 1, 80, flags);
 }
 
 Result<double> XdpRig::programOneChange(uint32_t index, uint32_t generation) {
@@ -189,14 +191,18 @@ Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs) {
   if (runs < 1) return Status::failure("runs must be >= 1");
   const uint32_t n = rig.services();
   std::vector<double> established, fresh, floor;
-  // Established: one flow per service touched, its entry made by a first run.
+  // Established: one flow per service touched, its entry made by a first run of its SYN; the
+  // measured packets are ACKs of it (a repeated SYN is a retransmitted connection attempt, which
+  // the program treats as a likely new flow).
   std::vector<std::vector<uint8_t>> flows;
   const uint32_t flowCount = std::min<uint32_t>(n, 64);
   for (uint32_t f = 0; f < flowCount; ++f) {
     const uint32_t service = static_cast<uint32_t>((static_cast<uint64_t>(f) * 7919) % n);
-    flows.push_back(rig.frameTo(service, 0xc0000200u + f, 40000));  // 192.0.2.x
+    const uint32_t client = 0xc0000200u + f;  // 192.0.2.x
+    flows.push_back(rig.frameTo(service, client, 40000, kTcpAck));
     uint32_t verdict = 0;
-    if (rig.runOnce(rig.lbProgram(), flows.back(), &verdict) < 0 || verdict != XDP_TX) {
+    if (rig.runOnce(rig.lbProgram(), rig.frameTo(service, client, 40000), &verdict) < 0 ||
+        verdict != XDP_TX) {
       return Status::failure("the XDP program did not forward a packet to service " +
                              std::to_string(service) + " (verdict " + std::to_string(verdict) +
                              ")");
@@ -204,7 +210,8 @@ Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs) {
   }
   for (uint32_t r = 0; r < runs; ++r) {
     const auto& frame = flows[r % flows.size()];
-    const double e = rig.runOnce(rig.lbProgram(), frame);
+    uint32_t establishedVerdict = 0;
+    const double e = rig.runOnce(rig.lbProgram(), frame, &establishedVerdict);
     // A new flow: a client address and port never seen, to service r % N.
     const auto newFrame =
         rig.frameTo(static_cast<uint32_t>((static_cast<uint64_t>(r) * 7919) % n),
@@ -213,9 +220,10 @@ Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs) {
     const double nf = rig.runOnce(rig.lbProgram(), newFrame, &verdict);
     const double fl = rig.runOnce(rig.floorProgram(), frame);
     if (e < 0 || nf < 0 || fl < 0) return Status::failure("BPF_PROG_TEST_RUN failed");
-    if (verdict != XDP_TX) {
-      return Status::failure("a new flow was not forwarded (verdict " + std::to_string(verdict) +
-                             ")");
+    if (verdict != XDP_TX || establishedVerdict != XDP_TX) {
+      return Status::failure("a packet was not forwarded (verdicts " +
+                             std::to_string(establishedVerdict) + " established, " +
+                             std::to_string(verdict) + " new)");
     }
     established.push_back(e);
     fresh.push_back(nf);

@@ -24,9 +24,14 @@ namespace skiff::ebpf::bench {
 // The median of `values` (0 if empty).
 double median(std::vector<double> values);
 
-// An Ethernet + IPv4 + TCP SYN frame from `src`:`sport` to `dst`:`dport` (host order), with
-// valid checksums.
-std::vector<uint8_t> tcpFrame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport);
+// TCP flags of the frames below.
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+// An Ethernet + IPv4 + TCP frame (a SYN unless `flags` says otherwise) from `src`:`sport` to
+// `dst`:`dport` (host order), with valid checksums.
+std::vector<uint8_t> tcpFrame(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+                              uint8_t flags = kTcpSyn);
 
 // N services of B backends each programmed into a fresh (unpinned, unattached) eBPF data path in
 // SKIFF_FWD_TX mode, plus the XDP_TX floor program. Service i has the external IP
@@ -45,8 +50,9 @@ class XdpRig {
   int floorProgram() const { return floorFd_; }
   // In-kernel ns of one run of `frame`, or -1 (the verdict goes to `verdict` if given).
   double runOnce(int prog, std::span<const uint8_t> frame, uint32_t* verdict = nullptr);
-  // A SYN from a client to service `index`'s frontend.
-  std::vector<uint8_t> frameTo(uint32_t index, uint32_t client, uint16_t sport) const;
+  // A SYN (or a segment with `flags`) from a client to service `index`'s frontend.
+  std::vector<uint8_t> frameTo(uint32_t index, uint32_t client, uint16_t sport,
+                               uint8_t flags = kTcpSyn) const;
 
   double programAllMs() const { return programAllMs_; }
   // Replaces the first backend of service `index` by a new address (`generation` > 0 makes each
@@ -68,9 +74,10 @@ struct XdpFigures {
   double newFlowNs = 0;
   double floorNs = 0;
 };
-// Medians over `runs` one-packet runs each: an established flow (the same SYN again after its
-// first run made the conntrack entry), new flows (a new source port and address each run), the
-// floor. Spread over the rig's services (run i goes to service i % N).
+// Medians over `runs` one-packet runs each: an established flow (an ACK of a flow whose SYN, run
+// first, made the conntrack entry: what an established TCP flow sends), new flows (a SYN from a
+// new source port and address each run), the floor. Spread over the rig's services (run i goes
+// to service i * 7919 % N).
 dataplane::Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs);
 
 struct SocklbFigures {
