@@ -777,16 +777,39 @@ MessagePtr ApiHandler::decodeBody(const HttpRequest& request, const ResourceStor
   return object;
 }
 
+ObjectPtr ApiHandler::lookupForAdmission(const ResourceStorage& storage, const std::string& ns,
+                                         const std::string& name, bool live) const {
+  if (!live) {
+    if (WatchCache* cache = cacheFor(storage); cache != nullptr && cache->ready()) {
+      if (ObjectPtr cached = cache->get(ns, name)) return cached;
+    }
+  }
+  try {
+    return ObjectPtr(storage.get(ns, name));
+  } catch (const ApiError& e) {
+    if (e.code() == 404) return nullptr;
+    throw;
+  }
+}
+
+void ApiHandler::noteNamespaceDeleted(const std::string& name) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(deleted_namespaces_mu_);
+  std::erase_if(deleted_namespaces_, [&](const auto& entry) { return entry.second <= now; });
+  deleted_namespaces_[name] = now + kNamespaceLiveLookup;
+}
+
+bool ApiHandler::namespaceDeletedRecently(const std::string& name) const {
+  std::lock_guard lock(deleted_namespaces_mu_);
+  auto it = deleted_namespaces_.find(name);
+  return it != deleted_namespaces_.end() && it->second > std::chrono::steady_clock::now();
+}
+
 void ApiHandler::checkNamespaceWritable(const std::string& ns, const GroupResource& gr,
                                         const std::string& name) {
   auto& namespaces = *storages_.at(storageKey("", "v1", "namespaces"));
-  MessagePtr object;
-  try {
-    object = namespaces.get("", ns);
-  } catch (const ApiError& e) {
-    if (e.code() == 404) throw notFound({"", "namespaces"}, ns);
-    throw;
-  }
+  ObjectPtr object = lookupForAdmission(namespaces, "", ns, namespaceDeletedRecently(ns));
+  if (object == nullptr) throw notFound({"", "namespaces"}, ns);
   const auto& namespace_ = dynamic_cast<const api::core::v1::Namespace&>(*object);
   if (namespace_.metadata().has_deletion_timestamp() ||
       namespace_.status().phase() == "Terminating") {
@@ -985,6 +1008,9 @@ void ApiHandler::handleResource(
     std::string policy = queryValue(request, "propagationPolicy");
     if (!policy.empty()) options.set_propagation_policy(policy);
     MessagePtr result = storage.remove(ns, info.name, options, dryRun(request));
+    if (type.group.empty() && type.plural == "namespaces" && !dryRun(request)) {
+      noteNamespaceDeleted(info.name);
+    }
     if (const auto* service = dynamic_cast<const api::core::v1::Service*>(result.get());
         service != nullptr && !dryRun(request) && !meta(*result).has_deletion_timestamp()) {
       services_.release(*service);
@@ -1125,14 +1151,11 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
       ServiceAccountAdmissionOptions admission;
       auto& accounts = *storages_.at(storageKey("", "v1", "serviceaccounts"));
       admission.lookup =
-          [&accounts](const std::string& sa_ns,
-                      const std::string& name) -> std::optional<api::core::v1::ServiceAccount> {
-        try {
-          return dynamic_cast<const api::core::v1::ServiceAccount&>(*accounts.get(sa_ns, name));
-        } catch (const ApiError& e) {
-          if (e.code() == 404) return std::nullopt;
-          throw;
-        }
+          [&](const std::string& sa_ns,
+              const std::string& name) -> std::optional<api::core::v1::ServiceAccount> {
+        ObjectPtr account = lookupForAdmission(accounts, sa_ns, name, false);
+        if (account == nullptr) return std::nullopt;
+        return dynamic_cast<const api::core::v1::ServiceAccount&>(*account);
       };
       admitServiceAccount(*pod, ns, admission);
     }

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "control/api/value.h"
 #include "control/apiserver/http_server.h"
@@ -76,6 +79,17 @@ class ApiHandler {
                          HttpResponse& response);
   MessagePtr decodeBody(const HttpRequest& request, const ResourceStorage& storage,
                         HttpResponse& response);
+  // The object an admission check reads (nullptr: not found): from the kind's watch cache, as
+  // Kubernetes' admission plugins read their informers, else (not there yet, or `live`) from the
+  // store.
+  ObjectPtr lookupForAdmission(const ResourceStorage& storage, const std::string& ns,
+                               const std::string& name, bool live) const;
+  // A namespace deleted through this server is read from the store by the NamespaceLifecycle
+  // check for a while (Kubernetes' forceLiveLookupCache), so creates right after the delete see
+  // it terminating even before the cache does.
+  void noteNamespaceDeleted(const std::string& name);
+  bool namespaceDeletedRecently(const std::string& name) const;
+  static constexpr std::chrono::seconds kNamespaceLiveLookup{30};
   // 404 when `ns` does not exist, 403 while it is terminating (NamespaceLifecycle admission).
   void checkNamespaceWritable(const std::string& ns, const GroupResource& gr,
                               const std::string& name);
@@ -117,6 +131,8 @@ class ApiHandler {
   std::map<const ResourceStorage*, std::unique_ptr<WatchCache>> caches_;
   std::atomic<bool> ready_{true};
   ServiceAdmission services_;
+  mutable std::mutex deleted_namespaces_mu_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> deleted_namespaces_;
 };
 
 }  // namespace skiff::apiserver
