@@ -41,7 +41,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		.family = key->family,
 		.proto = key->proto,
 	};
-	struct skiff_affinity_key akey = {};
+	struct skiff_affinity_key akey;
 	const __u32 origin = SKIFF_ORIGIN_EXTERNAL;
 	struct skiff_service *svc;
 	struct skiff_ct_slot *slot;
@@ -111,6 +111,8 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		code = skiff_no_backend_code(svc, origin);
 		if (code)
 			return skiff_count_drop(svc->svc_id, code);
+		/* Made here, not at the top: established packets do not need it. */
+		skiff_memset(&akey, 0, sizeof(akey));
 		akey.svc_id = svc->svc_id;
 		akey.client_kind = SKIFF_AFF_CLIENT_ADDR;
 		akey.family = key->family;
@@ -204,7 +206,6 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
-	__u8 tmp[ETH_ALEN];
 	long rc;
 
 	if (skiff_cfg_fwd_mode == SKIFF_FWD_PASS)
@@ -212,9 +213,15 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 	if ((void *)(eth + 1) > data_end)
 		return XDP_DROP;
 	if (skiff_cfg_fwd_mode == SKIFF_FWD_TX) {
-		skiff_memcpy(tmp, eth->h_source, ETH_ALEN);
-		skiff_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
-		skiff_memcpy(eth->h_dest, tmp, ETH_ALEN);
+		/* Two 32-bit and two 16-bit moves per address rather than bytes (the frame starts
+		 * 2-aligned at worst; x86 and arm64 load unaligned words). */
+		__u32 d4 = *(__u32 *)eth->h_dest, s4 = *(__u32 *)eth->h_source;
+		__u16 d2 = *(__u16 *)(eth->h_dest + 4), s2 = *(__u16 *)(eth->h_source + 4);
+
+		*(__u32 *)eth->h_dest = s4;
+		*(__u16 *)(eth->h_dest + 4) = s2;
+		*(__u32 *)eth->h_source = d4;
+		*(__u16 *)(eth->h_source + 4) = d2;
 		return XDP_TX;
 	}
 	if (l3_off != sizeof(struct ethhdr))
