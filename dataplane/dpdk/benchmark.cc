@@ -73,6 +73,13 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// One loop iteration (one RX burst): its cycles, the part inside processBurst, its packets.
+struct Iteration {
+  uint32_t cycles;
+  uint32_t pipelineCycles;
+  uint32_t packets;
+};
+
 struct Loop {
   Pipeline* pipeline = nullptr;  // null: the io floor
   const Tables* tables = nullptr;
@@ -82,21 +89,37 @@ struct Loop {
   uint64_t tuple = 0;
   uint64_t notTranslated = 0;
   bool generate = true;  // false: RX -> TX alone (the io floor without the generator)
-  // rdtsc around the generator (floor loops) or around processBurst (pipeline loops), per run.
+  // rdtsc around the generator (floor loops) or around processBurst (pipeline loops), per run,
+  // over the iterations that count (see runLoop).
   bool timeGenerator = false;
   uint64_t generatorCycles = 0;
   uint64_t pipelineCycles = 0;
+  // Of the last run: packets in the iterations that count, and the share of its cycles left out.
+  uint64_t countedPackets = 0;
+  double descheduledShare = 0;
+  std::vector<Iteration> iterations;  // reused from run to run (no allocation while timed)
 };
 
+// An iteration that took more than this many times the run's median was not running all along:
+// the thread was descheduled or the vCPU stolen (a loaded 2-core VM does that every few ms, and
+// a time slice is a thousand bursts). Interrupts and cache misses cost far less than 3 extra
+// bursts, so they stay counted.
+constexpr uint32_t kDescheduledFactor = 4;
+
 // Runs `packets` packets through RX (port 0) -> generator -> [pipeline] -> TX (port 1); returns
-// cycles per packet.
+// cycles per packet of the iterations that count: rdtsc per iteration, those longer than
+// kDescheduledFactor times the median left out (their cycles and their packets).
 double runLoop(Loop& loop, uint64_t packets, uint32_t& cursor) {
   rte_mbuf* mbufs[kBenchBurst];
   PacketRef refs[kBenchBurst];
   Verdict verdicts[kBenchBurst];
   uint64_t done = 0;
-  const uint64_t start = rte_rdtsc();
   uint64_t ns = 1;
+  loop.iterations.clear();
+  loop.iterations.reserve(packets / kBenchBurst + 1024);
+  std::vector<uint32_t> generatorCycles;  // per iteration, when timed
+  if (loop.timeGenerator) generatorCycles.reserve(packets / kBenchBurst + 1024);
+  uint64_t last = rte_rdtsc();
   while (done < packets) {
     const uint16_t n = rte_eth_rx_burst(0, 0, mbufs, kBenchBurst);
     const uint64_t genStart = loop.timeGenerator ? rte_rdtsc() : 0;
@@ -124,13 +147,15 @@ double runLoop(Loop& loop, uint64_t packets, uint32_t& cursor) {
       mbufs[i]->pkt_len = kFrameLen;
       if (++cursor == loop.frameCount) cursor = 0;
     }
-    if (loop.timeGenerator) loop.generatorCycles += rte_rdtsc() - genStart;
+    if (loop.timeGenerator)
+      generatorCycles.push_back(static_cast<uint32_t>(rte_rdtsc() - genStart));
+    uint64_t pipe = 0;
     if (loop.pipeline != nullptr && n > 0) {
       for (uint16_t i = 0; i < n; ++i)
         refs[i] = {rte_pktmbuf_mtod(mbufs[i], uint8_t*), kFrameLen, kFrameLen};
       const uint64_t t0 = rte_rdtsc();
       loop.pipeline->processBurst(*loop.tables, refs, verdicts, n, ns);
-      loop.pipelineCycles += rte_rdtsc() - t0;
+      pipe = rte_rdtsc() - t0;
       ns += 1000;
       for (uint16_t i = 0; i < n; ++i)
         loop.notTranslated += verdicts[i] != Verdict::kTx;
@@ -138,8 +163,34 @@ double runLoop(Loop& loop, uint64_t packets, uint32_t& cursor) {
     uint16_t sent = rte_eth_tx_burst(1, 0, mbufs, n);
     if (sent < n) rte_pktmbuf_free_bulk(mbufs + sent, n - sent);
     done += n;
+    const uint64_t now = rte_rdtsc();
+    const uint64_t cycles = now - last;
+    last = now;
+    loop.iterations.push_back({static_cast<uint32_t>(std::min<uint64_t>(cycles, UINT32_MAX)),
+                               static_cast<uint32_t>(std::min<uint64_t>(pipe, UINT32_MAX)), n});
   }
-  return static_cast<double>(rte_rdtsc() - start) / static_cast<double>(done);
+  std::vector<uint32_t> sorted;
+  sorted.reserve(loop.iterations.size());
+  for (const Iteration& it : loop.iterations)
+    if (it.packets != 0) sorted.push_back(it.cycles);
+  if (sorted.empty()) return 0;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
+                   sorted.end());
+  const uint64_t limit = uint64_t{sorted[sorted.size() / 2]} * kDescheduledFactor;
+  uint64_t counted = 0, countedPackets = 0, all = 0;
+  for (size_t k = 0; k < loop.iterations.size(); ++k) {
+    const Iteration& it = loop.iterations[k];
+    all += it.cycles;
+    if (it.cycles > limit) continue;
+    counted += it.cycles;
+    countedPackets += it.packets;
+    loop.pipelineCycles += it.pipelineCycles;
+    if (loop.timeGenerator) loop.generatorCycles += generatorCycles[k];
+  }
+  loop.countedPackets = countedPackets;
+  loop.descheduledShare =
+      all == 0 ? 0 : static_cast<double>(all - counted) / static_cast<double>(all);
+  return static_cast<double>(counted) / static_cast<double>(countedPackets);
 }
 
 }  // namespace
@@ -209,7 +260,10 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     timed.timeGenerator = true;
     cursor = 0;
     runLoop(timed, packets, cursor);
-    gen.push_back(static_cast<double>(timed.generatorCycles) / static_cast<double>(packets));
+    gen.push_back(static_cast<double>(timed.generatorCycles) /
+                  static_cast<double>(timed.countedPackets));
+    r.descheduledShare = std::max(
+        {r.descheduledShare, io.descheduledShare, bare.descheduledShare, timed.descheduledShare});
 
     Pipeline pipeline(cfg);
     Loop lb = io;
@@ -220,7 +274,9 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     lb.notTranslated = 0;
     lb.pipelineCycles = 0;
     est.push_back(runLoop(lb, packets, cursor));
-    estPipe.push_back(static_cast<double>(lb.pipelineCycles) / static_cast<double>(packets));
+    estPipe.push_back(static_cast<double>(lb.pipelineCycles) /
+                      static_cast<double>(lb.countedPackets));
+    r.descheduledShare = std::max(r.descheduledShare, lb.descheduledShare);
     r.lostPackets += lb.notTranslated;
 
     Pipeline freshPipeline(cfg);
@@ -232,7 +288,9 @@ Result<BenchmarkResult> runBenchmark(const BenchmarkOptions& o) {
     cursor = 0;
     const uint64_t freshPackets = std::min<uint64_t>(packets, cfg.conntrackCapacity / 2);
     fresh.push_back(runLoop(nf, freshPackets, cursor));
-    freshPipe.push_back(static_cast<double>(nf.pipelineCycles) / static_cast<double>(freshPackets));
+    freshPipe.push_back(static_cast<double>(nf.pipelineCycles) /
+                        static_cast<double>(nf.countedPackets));
+    r.descheduledShare = std::max(r.descheduledShare, nf.descheduledShare);
   }
   for (uint16_t p : {uint16_t{0}, uint16_t{1}})
     (void)rte_eth_dev_stop(p);

@@ -9,7 +9,11 @@
 // rte_eth_tx_burst to net_null1. The pipeline loop processes the burst between generator and TX;
 // the floor loop does not. Established flows: `flows` tuples over `services` services of 10
 // backends, conntrack warmed first. New flows: every packet a tuple not seen before.
-// Figures are rdtsc cycles per packet, medians of `repetitions` runs. Besides the whole loop's
+// Figures are rdtsc cycles per packet, medians of `repetitions` runs. Each run times every loop
+// iteration (one burst) and leaves out those that took over 4 times the run's median: there the
+// thread was descheduled (on a shared 2-core VM under a build, a quarter to three quarters of
+// the wall time; cycles per packet then measured the other processes). `descheduledShare` says
+// how much was left out; interrupts and misses cost far less and stay in. Besides the whole loop's
 // cycles, the run reports the floor's parts (RX -> TX without the generator; the generator alone)
 // and the pipeline's own cycles (rdtsc around processBurst), i.e. the per-packet cost net of the
 // generator and the I/O.
@@ -44,6 +48,8 @@ struct BenchmarkResult {
   double establishedPipelineCycles = 0;
   double newFlowPipelineCycles = 0;
   uint64_t lostPackets = 0;  // not translated in the established runs (must be 0)
+  // The largest share of a run's cycles left out as descheduled (0 on an idle machine).
+  double descheduledShare = 0;
 };
 
 // EAL must be initialised with two net_null ports (0 and 1) and this thread on an lcore.
