@@ -79,6 +79,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 
 	if (!skiff_source_allowed(svc, key->family, key->saddr))
 		return skiff_count_drop(svc->svc_id, SKIFF_DROP_SOURCE_RANGE);
+	skiff_prefetch_svc_stats(svc->svc_id);
 	/* A TCP SYN is nearly always a new flow: start loading its ring entry now, while the
 	 * conntrack bucket is still on its way, instead of after the lookup missed (two cold misses
 	 * one after the other). Other packets are mostly established and do not touch the ring. */
@@ -95,6 +96,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 	    !skiff_ct_reopened(ct, key->proto, tcp_flags)) {
 		/* Established: keep the backend while it is listed (terminating ones drain); UDP
 		 * leaves a backend that stopped serving (dataplane::establishedFlow). */
+		skiff_prefetch_be_stats(ct->backend_id);
 		be = skiff_listed_backend(ct->backend_id, svc->svc_id, key->family);
 		if (be && key->proto == IPPROTO_UDP &&
 		    !(be->flags & (SKIFF_BE_F_READY | SKIFF_BE_F_SERVING)))
@@ -120,6 +122,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 		backend_id = skiff_affinity_get(svc, &akey, origin, now);
 		if (backend_id == SKIFF_ID_NONE)
 			backend_id = skiff_maglev_pick(svc, origin, hash ? hash : skiff_flow_hash(key));
+		skiff_prefetch_be_stats(backend_id);
 		be = skiff_listed_backend(backend_id, svc->svc_id, key->family);
 		if (!be)
 			return skiff_count_drop(svc->svc_id, SKIFF_DROP_NO_BACKEND);
