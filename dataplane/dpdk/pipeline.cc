@@ -59,7 +59,8 @@ uint16_t csumFold(uint64_t sum) {
   return static_cast<uint16_t>(sum);
 }
 
-uint64_t csumDiffWords(const uint8_t* from, const uint8_t* to, int n) {
+[[gnu::always_inline]] inline uint64_t csumDiffWords(const uint8_t* from, const uint8_t* to,
+                                                     int n) {
   uint64_t sum = 0;
   for (int i = 0; i < n; ++i) {
     sum += static_cast<uint16_t>(~load16(from + 2 * i));
@@ -166,8 +167,9 @@ inline void storeWord(uint8_t* p, uint64_t w) {
 }
 
 template <class P>
-void setKey(P& s, uint64_t sa0, uint64_t sa1, uint64_t da0, uint64_t da1, uint32_t ports,
-            uint8_t proto, uint8_t family) {
+[[gnu::always_inline]] inline void setKey(P& s, uint64_t sa0, uint64_t sa1, uint64_t da0,
+                                          uint64_t da1, uint32_t ports, uint8_t proto,
+                                          uint8_t family) {
   const uint64_t w4 = uint64_t{ports} | uint64_t{proto} << 32 | uint64_t{family} << 40;
   auto* k = reinterpret_cast<uint8_t*>(&s.key);
   storeWord(k, sa0);
@@ -206,7 +208,10 @@ Verdict Pipeline::drop(uint32_t svcId, DropReason reason) {
   return Verdict::kDrop;
 }
 
-void Pipeline::countForward(uint32_t svcId, uint32_t backendId, uint64_t bytes, bool newFlow) {
+// Inlined into the burst loop (called once a packet; a call, its spills and reloads cost more
+// than its body).
+[[gnu::always_inline]] inline void Pipeline::countForward(uint32_t svcId, uint32_t backendId,
+                                                          uint64_t bytes, bool newFlow) {
   if (svcId < counters_.serviceCount) {
     ServiceCounters& s = counters_.services[svcId];
     s.packets.add();
@@ -221,13 +226,18 @@ void Pipeline::countForward(uint32_t svcId, uint32_t backendId, uint64_t bytes, 
   }
 }
 
-bool Pipeline::alive(const CtEntry& e, uint8_t proto, uint64_t now) const {
+// Inlined into the burst loop (called once a packet; a call, its spills and reloads cost more
+// than its body).
+[[gnu::always_inline]] inline bool Pipeline::alive(const CtEntry& e, uint8_t proto,
+                                                   uint64_t now) const {
   uint64_t life = proto == kProtoTcp ? config_.ctTcpNs : config_.ctOtherNs;
   if (e.flags & kCtClosing) life = config_.ctClosingNs;
   return now - e.lastUsedNs < life;
 }
 
-Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
+// Inlined into the burst loop (called once a packet; a call, its spills and reloads cost more
+// than its body).
+[[gnu::always_inline]] inline Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
   const uint8_t* p = pkt.data;
   const uint32_t len = pkt.len;
   s.step = Parsed::kDone;
@@ -312,7 +322,9 @@ Verdict Pipeline::parse(PacketRef& pkt, Parsed& s) {
   return Verdict::kPass;
 }
 
-Verdict Pipeline::forward(PacketRef& pkt) {
+// Inlined into the burst loop (called once a packet; a call, its spills and reloads cost more
+// than its body).
+[[gnu::always_inline]] inline Verdict Pipeline::forward(PacketRef& pkt) {
   if (config_.forward == ForwardMode::kSwapMacs) {
     uint8_t tmp[6];
     std::memcpy(tmp, pkt.data, 6);
@@ -433,11 +445,17 @@ Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, uint64_t no
   uint8_t* p = pkt.data;
   uint8_t* l4 = p + s.l4;
   uint8_t* portp = l4 + (nat.rewriteSrc ? 0 : 2);
-  const int addrWords = key.family == 4 ? 2 : 8;
   uint8_t* addrp = key.family == 4 ? p + s.l3 + (nat.rewriteSrc ? 12 : 16)
                                    : p + s.l3 + (nat.rewriteSrc ? 8 : 24);
-  const uint64_t addrDiff = csumDiffWords(addrp, nat.addr, addrWords);
-  if (key.family == 4) store16(p + s.l3 + 10, csumApply(load16(p + s.l3 + 10), addrDiff));
+  // Word counts and sizes constant in each branch: unrolled sums and inline copies (a length
+  // chosen at run time made both a loop and a call to memmove).
+  uint64_t addrDiff;
+  if (key.family == 4) {
+    addrDiff = csumDiffWords(addrp, nat.addr, 2);
+    store16(p + s.l3 + 10, csumApply(load16(p + s.l3 + 10), addrDiff));
+  } else {
+    addrDiff = csumDiffWords(addrp, nat.addr, 8);
+  }
   const uint64_t diff =
       addrDiff + csumDiffWords(portp, reinterpret_cast<const uint8_t*>(&nat.port), 1);
   if (key.proto == kProtoTcp) {
@@ -450,7 +468,11 @@ Verdict Pipeline::finish(const Tables& t, PacketRef& pkt, Parsed& s, uint64_t no
     }
   }
   std::memcpy(portp, &nat.port, 2);
-  std::memcpy(addrp, nat.addr, key.family == 4 ? 4 : 16);
+  if (key.family == 4) {
+    std::memcpy(addrp, nat.addr, 4);
+  } else {
+    std::memcpy(addrp, nat.addr, 16);
+  }
   return forward(pkt);
 }
 
