@@ -11,7 +11,7 @@ packages=(
   libboost-all-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev nlohmann-json3-dev
   libsqlite3-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   # eBPF data path
   libbpf-dev bpftool libxdp-dev xdp-tools libelf-dev zlib1g-dev
   # DPDK data path
