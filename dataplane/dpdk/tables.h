@@ -44,7 +44,8 @@ inline constexpr uint8_t kBackendLocal = 1u << 3;
 inline constexpr uint8_t kBackendEligibleCluster = 1u << 4;
 inline constexpr uint8_t kBackendEligibleLocal = 1u << 5;
 
-struct BackendEntry {
+// 32-byte aligned: an entry never spans two cache lines (an established packet reads one line).
+struct alignas(32) BackendEntry {
   uint8_t addr[16];
   uint16_t port;   // network order
   uint8_t family;  // 0: this id is not in use
