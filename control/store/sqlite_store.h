@@ -62,19 +62,21 @@ struct SqliteStats {
   uint64_t syncs = 0;           // fsyncs of the log (one covers every commit before it)
   uint64_t writes = 0;          // writes acknowledged as applied
   uint64_t failed_batches = 0;  // transactions rolled back on an I/O or database error
+  uint64_t wal_frames = 0;      // pages appended to the write-ahead log by commits
   size_t watches = 0;           // open watches
 };
 
 // The embedded store: one SQLite database in WAL mode, kine's one-row-per-write layout.
 //
-// Writes are queued to one writer thread, which applies everything queued as one transaction
-// (group commit: each write's precondition checked in order, each success taking the next
-// revision). A sync thread makes committed transactions durable with one fdatasync of the log for
-// all of them (meanwhile the writer commits the next ones), then publishes their events to the
-// watches and has them acknowledged. A failed transaction is rolled back whole and every write in
-// it fails. Reads use a small pool of read connections and never see past the last durable
-// revision. A background thread copies the log into the database file (checkpoints); the writer
-// compacts history in small steps between batches.
+// Writes are queued to one writer thread, which applies them as they come into one open
+// transaction (group commit: each write's precondition checked in order, each success taking the
+// next revision) and commits it when the log's last fsync is done, or, large enough, while one
+// fsync runs: then a second sync thread fsyncs it alongside. An fdatasync of the log makes every
+// transaction committed before it durable; the sync threads then publish their events to the
+// watches and have them acknowledged, in revision order. A failed transaction is rolled back whole
+// and every write in it fails. Reads use a small pool of read connections and never see past the
+// last durable revision. A background thread copies the log into the database file
+// (checkpoints); the writer compacts history in small steps between transactions.
 class SqliteStore final : public Store {
  public:
   // Opens the database at `options.path`, creating it when missing. Throws StoreError:

@@ -75,6 +75,9 @@ void BM_AckedWrites(benchmark::State& state) {
       per(after.writes - before.writes, after.commits - before.commits);
   state.counters["writes_per_fsync"] =
       per(after.writes - before.writes, after.syncs - before.syncs);
+  // Pages written to the log per write (each is written again by a checkpoint).
+  state.counters["wal_pages_per_write"] =
+      per(after.wal_frames - before.wal_frames, after.writes - before.writes);
   state.SetLabel("fsync on, 1 KiB values");
 }
 BENCHMARK(BM_AckedWrites)

@@ -88,7 +88,7 @@ TEST_F(SqliteStoreTest, CommitThreadsRunAtTheirNiceValue) {
   o.commit_thread_nice = caller_nice + 3;
   auto store = SqliteStore::open(o);
   store->create("/k", "v");  // every thread of the pipeline has run
-  for (const char* name : {"store-writer", "store-sync", "store-ack"}) {
+  for (const char* name : {"store-writer", "store-sync", "store-sync2", "store-ack"}) {
     EXPECT_EQ(niceOfThreads(name), std::vector<int>{caller_nice + 3}) << name;
   }
   EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), caller_nice);
