@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -191,6 +192,10 @@ int bench(const BenchOptions& o) {
   const dp::BenchmarkResult& head = results.front();
   const dp::BenchmarkResult& last = results.back();
   const double flat = last.establishedCycles / head.establishedCycles;
+  // The largest share of any run's cycles left out because the thread was not running.
+  double descheduled = 0;
+  for (const auto& r : results)
+    descheduled = std::max(descheduled, r.descheduledShare);
   if (o.json) {
     std::printf(
         "{\"suite\": \"dpdk\", \"params\": {\"services\": [%u%s], \"flows\": %u, "
@@ -207,7 +212,7 @@ int bench(const BenchOptions& o) {
         "\"new_flow_pipeline_cycles_per_packet\": %.1f, "
         "\"established_pipeline_cycles_per_packet_at_max_services\": %.1f, "
         "\"new_flow_pipeline_cycles_per_packet_at_max_services\": %.1f, "
-        "\"established_pipeline_max_services_to_one_ratio\": %.3f}}\n",
+        "\"established_pipeline_max_services_to_one_ratio\": %.3f, \"descheduled_share\": %.3f}}\n",
         serviceCounts.front(),
         serviceCounts.size() > 1 ? (", " + std::to_string(serviceCounts.back())).c_str() : "",
         bo.flows, bo.packetsPerRun, bo.repetitions, bo.maglevTableSize, head.tscHz,
@@ -216,7 +221,7 @@ int bench(const BenchOptions& o) {
         static_cast<unsigned long>(head.lostPackets + last.lostPackets), head.ioOnlyCycles,
         head.generatorCycles, head.establishedPipelineCycles, head.newFlowPipelineCycles,
         last.establishedPipelineCycles, last.newFlowPipelineCycles,
-        last.establishedPipelineCycles / head.establishedPipelineCycles);
+        last.establishedPipelineCycles / head.establishedPipelineCycles, descheduled);
     return 0;
   }
   std::printf(
@@ -236,6 +241,10 @@ int bench(const BenchOptions& o) {
   std::printf(
       "(PIPE: cycles in processBurst alone, net of generator and I/O; FLOOR: RX, generator "
       "and TX; GEN, IO: its parts)\n");
+  std::printf(
+      "(at most %.1f%% of a run's cycles left out as descheduled: loop iterations over 4x the "
+      "median)\n",
+      100 * descheduled);
   return 0;
 }
 #endif
