@@ -26,7 +26,9 @@ void Snapshot::rebuildLists() {
             [](const NodeInfoPtr& a, const NodeInfoPtr& b) { return a->name() < b->name(); });
   with_affinity_.clear();
   with_required_anti_affinity_.clear();
+  generations_.resize(nodes_.size());
   for (size_t i = 0; i < nodes_.size(); ++i) {
+    generations_[i] = nodes_[i]->generation();
     index_[nodes_[i]->name()] = i;
     if (!nodes_[i]->podsWithAffinity().empty()) with_affinity_.push_back(nodes_[i]);
     if (!nodes_[i]->podsWithRequiredAntiAffinity().empty()) {
@@ -208,6 +210,7 @@ void Cache::updateSnapshot(Snapshot& snapshot) {
     const bool had = !slot->podsWithAffinity().empty();
     const bool had_anti = !slot->podsWithRequiredAntiAffinity().empty();
     slot = entry.info;
+    snapshot.generations_[pos->second] = entry.info->generation();
     snapshot.by_name_[name] = entry.info;
     if (had || had_anti || !entry.info->podsWithAffinity().empty()) lists_changed = true;
   }

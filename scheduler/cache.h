@@ -42,6 +42,9 @@ class Snapshot {
   // nullptr when the node is not in the snapshot.
   const NodeInfo* get(std::string_view name) const;
   size_t size() const { return nodes_.size(); }
+  // nodes()[i]->generation(), from a dense array: plugins that keep per-node results across
+  // cycles check them against it without touching every NodeInfo.
+  uint64_t generationAt(size_t i) const { return generations_[i]; }
   uint64_t generation() const { return generation_; }
 
   // A snapshot of exactly these nodes (tests and benchmarks).
@@ -54,6 +57,7 @@ class Snapshot {
   uint64_t generation_ = 0;
   std::unordered_map<std::string, NodeInfoPtr> by_name_;
   std::vector<NodeInfoPtr> nodes_;
+  std::vector<uint64_t> generations_;  // of nodes_[i]
   std::unordered_map<std::string, size_t> index_;
   std::vector<NodeInfoPtr> with_affinity_;
   std::vector<NodeInfoPtr> with_required_anti_affinity_;

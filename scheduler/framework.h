@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -93,12 +94,26 @@ class CycleState {
   CycleState& operator=(CycleState&&) = default;
 
   void write(const std::string& key, std::unique_ptr<StateData> data) {
-    data_[key] = std::move(data);
+    for (auto& [k, d] : data_) {
+      if (k == key) {
+        d = std::move(data);
+        return;
+      }
+    }
+    data_.emplace_back(key, std::move(data));
   }
+  // Filter and Score read their plugin's entry on every node: a handful of entries, looked up by
+  // a linear scan (no hashing), and the exact type checked with typeid before dynamic_cast.
   template <typename T>
   T* read(const std::string& key) const {
-    auto it = data_.find(key);
-    return it == data_.end() ? nullptr : dynamic_cast<T*>(it->second.get());
+    for (const auto& [k, d] : data_) {
+      if (k.size() != key.size() || k != key) continue;
+      StateData* p = d.get();
+      if (p == nullptr) return nullptr;
+      if (typeid(*p) == typeid(T)) return static_cast<T*>(p);
+      return dynamic_cast<T*>(p);
+    }
+    return nullptr;
   }
   // A deep copy (preemption evaluates what-ifs on copies).
   CycleState clone() const;
@@ -108,7 +123,7 @@ class CycleState {
   std::set<std::string, std::less<>> skip_score;
 
  private:
-  std::unordered_map<std::string, std::unique_ptr<StateData>> data_;
+  std::vector<std::pair<std::string, std::unique_ptr<StateData>>> data_;
 };
 
 class Framework;
@@ -212,17 +227,25 @@ class Parallelizer {
 
   // Runs fn(i) for i in [0, n), in chunks, and returns when all are done. One call at a time.
   void until(size_t n, const std::function<void(size_t)>& fn);
+  // Runs fn(begin, end) over [0, n) in chunks of `chunk` indexes (the last may be shorter),
+  // taken in increasing order by the caller and the workers; returns when all are done. With
+  // fewer than `min_parallel` indexes everything runs on the caller: waking a worker costs more
+  // than cheap work on a few hundred nodes, above all on a 2-core machine shared with the
+  // apiserver. fn may return false to stop: chunks not yet taken are then skipped.
+  using ChunkFn = std::function<bool(size_t begin, size_t end)>;
+  void forChunks(size_t n, size_t chunk, size_t min_parallel, const ChunkFn& fn);
   int parallelism() const { return static_cast<int>(workers_.size()) + 1; }
 
  private:
   void work();
-  void runChunks(const std::function<void(size_t)>& fn, size_t n, size_t chunk);
+  void runChunks(const ChunkFn& fn, size_t n, size_t chunk);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  const std::function<void(size_t)>* fn_ = nullptr;
+  const ChunkFn* fn_ = nullptr;
+  std::atomic<bool> stopped_{false};
   size_t n_ = 0;
   size_t chunk_ = 1;
   std::atomic<size_t> next_{0};
@@ -264,6 +287,10 @@ class PodNominator {
 struct FrameworkOptions {
   int32_t percentage_of_nodes_to_score = 0;  // 0: adaptive; 100: every node
   int parallelism = 2;
+  // Filter and Score run on the scheduling thread alone for up to this many nodes (Filter: the
+  // first this many it looks at); beyond, the workers join. A hand-off costs a futex wake and a
+  // context switch, more than cheap plugins spend on hundreds of nodes.
+  size_t min_parallel_nodes = 1024;
   std::string profile_name = "default-scheduler";
 };
 

@@ -231,11 +231,15 @@ void NodeInfo::setNode(NodePtr node) {
   node_ = std::move(node);
   name_ = node_->metadata().name();
   unschedulable_ = node_->spec().unschedulable();
-  for (auto which : {TopologyLabel::kHostname, TopologyLabel::kZone, TopologyLabel::kRegion}) {
-    topology_labels_[static_cast<size_t>(which)] =
-        label(kTopologyLabelKeys[static_cast<size_t>(which)]);
+  has_taints_ = !node_->spec().taints().empty();
+  topology_present_ = 0;
+  for (size_t i = 0; i < kTopologyLabelKeys.size(); ++i) {
+    const std::string* v = label(kTopologyLabelKeys[i]);
+    topology_values_[i] = v ? *v : std::string();
+    if (v) topology_present_ |= static_cast<uint8_t>(1u << i);
   }
   allocatable_ = Resource::fromMap(node_->status().allocatable());
+  refreshAmounts();
   image_sizes_.clear();
   for (const auto& image : node_->status().images()) {
     for (const std::string& name : image.names())
@@ -255,7 +259,15 @@ void NodeInfo::addPod(PodInfoPtr pod) {
   }
   if (!pod->required_anti_affinity.empty()) pods_with_required_anti_affinity_.push_back(pod);
   pods_.push_back(std::move(pod));
+  refreshAmounts();
   ++generation_;
+}
+
+void NodeInfo::refreshAmounts() {
+  amounts_ = Amounts{
+      allocatable_.milli_cpu,       allocatable_.memory,           allocatable_.ephemeral_storage,
+      allocatable_.allowed_pods,    requested_.milli_cpu,          requested_.memory,
+      requested_.ephemeral_storage, non_zero_requested_.milli_cpu, non_zero_requested_.memory};
 }
 
 bool NodeInfo::removePod(std::string_view key) {
@@ -274,6 +286,7 @@ bool NodeInfo::removePod(std::string_view key) {
     auto pit = used_ports_.find(hp);
     if (pit != used_ports_.end() && --pit->second <= 0) used_ports_.erase(pit);
   }
+  refreshAmounts();
   ++generation_;
   return true;
 }

@@ -120,7 +120,9 @@ class NodeInfo {
   void setNode(NodePtr node);
   void clearNode() {
     node_.reset();
-    topology_labels_ = {};
+    has_taints_ = false;
+    topology_values_ = {};
+    topology_present_ = 0;
   }
   const Node* node() const { return node_.get(); }
   const NodePtr& nodePtr() const { return node_; }
@@ -128,6 +130,8 @@ class NodeInfo {
   // spec.unschedulable, kept beside the name: Filter asks on every node it looks at, and the
   // Node object is a cache miss away.
   bool unschedulable() const { return unschedulable_; }
+  // Whether spec.taints is not empty (TaintToleration skips the Node object when it is).
+  bool hasTaints() const { return has_taints_; }
 
   void addPod(PodInfoPtr pod);
   // False when the pod (by key) is not on this node.
@@ -139,6 +143,21 @@ class NodeInfo {
   const std::vector<PodInfoPtr>& podsWithRequiredAntiAffinity() const {
     return pods_with_required_anti_affinity_;
   }
+  // The amounts Filter and Score read on every node, packed beside the node pointer (the
+  // Resources, with their maps, span three more cache lines): the same values as
+  // allocatable(), requested() and nonZeroRequested().
+  struct Amounts {
+    int64_t allocatable_milli_cpu = 0;
+    int64_t allocatable_memory = 0;
+    int64_t allocatable_ephemeral_storage = 0;
+    int64_t allocatable_pods = 0;
+    int64_t requested_milli_cpu = 0;
+    int64_t requested_memory = 0;
+    int64_t requested_ephemeral_storage = 0;
+    int64_t non_zero_milli_cpu = 0;
+    int64_t non_zero_memory = 0;
+  };
+  const Amounts& amounts() const { return amounts_; }
   const Resource& allocatable() const { return allocatable_; }
   const Resource& requested() const { return requested_; }
   const Resource& nonZeroRequested() const { return non_zero_requested_; }
@@ -151,13 +170,14 @@ class NodeInfo {
   const std::unordered_map<std::string, int64_t>& imageSizes() const { return image_sizes_; }
   // Label value, or nullptr.
   const std::string* label(std::string_view key) const;
-  // The well-known topology labels, looked up once per Node object (PodTopologySpread asks for
+  // The well-known topology labels, copied once per Node object (PodTopologySpread asks for
   // them on every node of every cycle).
   enum class TopologyLabel : uint8_t { kHostname, kZone, kRegion };
   static std::optional<TopologyLabel> topologyLabelOf(std::string_view key);
   // The value of `which`, or nullptr: the same as label() of its key.
   const std::string* topologyLabel(TopologyLabel which) const {
-    return topology_labels_[static_cast<size_t>(which)];
+    const auto i = static_cast<size_t>(which);
+    return (topology_present_ >> i) & 1 ? &topology_values_[i] : nullptr;
   }
 
   // Bumped on every change; the cache uses it to refresh snapshots incrementally.
@@ -165,16 +185,25 @@ class NodeInfo {
   void setGeneration(uint64_t generation) { generation_ = generation; }
 
  private:
+  void refreshAmounts();
+
+  // What Filter and Score read on every node comes first (the first cache lines of the
+  // object, which the framework prefetches): the node, its flags, the pods and resources.
   NodePtr node_;
-  std::array<const std::string*, 3> topology_labels_{};  // values in node_'s labels
-  std::string name_;
   bool unschedulable_ = false;
+  bool has_taints_ = false;
   std::vector<PodInfoPtr> pods_;
-  std::vector<PodInfoPtr> pods_with_affinity_;
-  std::vector<PodInfoPtr> pods_with_required_anti_affinity_;
+  Amounts amounts_;
+  // Copies of the well-known topology labels' values (PodTopologySpread's Filter reads one on
+  // every node; in the Node object's label map it was a cache miss each); bit i: present.
+  uint8_t topology_present_ = 0;
+  std::array<std::string, 3> topology_values_;
   Resource allocatable_;
   Resource requested_;
   Resource non_zero_requested_;
+  std::string name_;
+  std::vector<PodInfoPtr> pods_with_affinity_;
+  std::vector<PodInfoPtr> pods_with_required_anti_affinity_;
   std::map<HostPort, int> used_ports_;
   std::unordered_map<std::string, int64_t> image_sizes_;
   uint64_t generation_ = 0;

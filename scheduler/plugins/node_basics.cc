@@ -116,6 +116,7 @@ Status NodePorts::filter(const CycleState& state, const PodInfo& pod, const Node
 
 Status TaintToleration::filter(const CycleState&, const PodInfo& pod, const NodeInfo& node) const {
   if (!node.node()) return Status::unresolvable("invalid nodeInfo");
+  if (!node.hasTaints()) return {};
   for (const Taint& taint : node.node()->spec().taints()) {
     if (taint.effect() != "NoSchedule" && taint.effect() != "NoExecute") continue;
     if (toleratedBy(pod.pod->spec().tolerations(), taint)) continue;
@@ -128,6 +129,7 @@ Status TaintToleration::filter(const CycleState&, const PodInfo& pod, const Node
 Status TaintToleration::score(const CycleState&, const PodInfo& pod, const NodeInfo& node,
                               int64_t& score) const {
   score = 0;
+  if (!node.hasTaints()) return {};
   for (const Taint& taint : node.node()->spec().taints()) {
     if (taint.effect() != "PreferNoSchedule") continue;
     bool tolerated = false;
@@ -175,6 +177,19 @@ Status NodeAffinity::preFilter(CycleState&, const PodInfo& pod, const Snapshot&)
 Status NodeAffinity::filter(const CycleState&, const PodInfo& pod, const NodeInfo& node) const {
   if (matchesRequiredNodeAffinity(*pod.pod, node)) return {};
   return Status::unresolvable(std::string(kReason));
+}
+
+Status NodeAffinity::preScore(CycleState&, const PodInfo& pod, std::span<const NodeInfoPtr>,
+                              const Snapshot&) {
+  const auto& spec = pod.pod->spec();
+  if (!spec.has_affinity() || !spec.affinity().has_node_affinity() ||
+      spec.affinity()
+          .node_affinity()
+          .preferred_during_scheduling_ignored_during_execution()
+          .empty()) {
+    return Status::skip();
+  }
+  return {};
 }
 
 Status NodeAffinity::score(const CycleState&, const PodInfo& pod, const NodeInfo& node,

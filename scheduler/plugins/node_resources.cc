@@ -19,23 +19,24 @@ Status NodeResourcesFit::preFilter(CycleState&, const PodInfo&, const Snapshot&)
 }
 
 Status NodeResourcesFit::filter(const CycleState&, const PodInfo& pod, const NodeInfo& node) const {
+  // The common case (fits) reads only NodeInfo::amounts(); reasons are built on a rejection.
+  const NodeInfo::Amounts& a = node.amounts();
+  const Resource& want = pod.requests;
+  const bool too_many = static_cast<int64_t>(node.pods().size()) + 1 > a.allocatable_pods;
+  const bool cpu =
+      want.milli_cpu > 0 && want.milli_cpu > a.allocatable_milli_cpu - a.requested_milli_cpu;
+  const bool memory = want.memory > 0 && want.memory > a.allocatable_memory - a.requested_memory;
+  const bool storage =
+      want.ephemeral_storage > 0 &&
+      want.ephemeral_storage > a.allocatable_ephemeral_storage - a.requested_ephemeral_storage;
+  if (!too_many && !cpu && !memory && !storage && want.scalar.empty()) return {};
   std::vector<std::string> reasons;
+  if (too_many) reasons.emplace_back("Too many pods");
+  if (cpu) reasons.emplace_back("Insufficient cpu");
+  if (memory) reasons.emplace_back("Insufficient memory");
+  if (storage) reasons.emplace_back("Insufficient ephemeral-storage");
   const Resource& alloc = node.allocatable();
   const Resource& used = node.requested();
-  const Resource& want = pod.requests;
-  if (static_cast<int64_t>(node.pods().size()) + 1 > alloc.allowed_pods) {
-    reasons.emplace_back("Too many pods");
-  }
-  if (want.milli_cpu > 0 && want.milli_cpu > alloc.milli_cpu - used.milli_cpu) {
-    reasons.emplace_back("Insufficient cpu");
-  }
-  if (want.memory > 0 && want.memory > alloc.memory - used.memory) {
-    reasons.emplace_back("Insufficient memory");
-  }
-  if (want.ephemeral_storage > 0 &&
-      want.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage) {
-    reasons.emplace_back("Insufficient ephemeral-storage");
-  }
   for (const auto& [name, amount] : want.scalar) {
     if (amount > 0 && amount > alloc.get(name) - used.get(name)) {
       reasons.push_back("Insufficient " + name);
@@ -47,22 +48,25 @@ Status NodeResourcesFit::filter(const CycleState&, const PodInfo& pod, const Nod
 
 Status NodeResourcesFit::score(const CycleState&, const PodInfo& pod, const NodeInfo& node,
                                int64_t& score) const {
-  const Resource& alloc = node.allocatable();
-  const int64_t cpu = node.nonZeroRequested().milli_cpu + pod.non_zero_requests.milli_cpu;
-  const int64_t mem = node.nonZeroRequested().memory + pod.non_zero_requests.memory;
-  score = (leastRequestedScore(cpu, alloc.milli_cpu) + leastRequestedScore(mem, alloc.memory)) / 2;
+  const NodeInfo::Amounts& a = node.amounts();
+  const int64_t cpu = a.non_zero_milli_cpu + pod.non_zero_requests.milli_cpu;
+  const int64_t mem = a.non_zero_memory + pod.non_zero_requests.memory;
+  score = (leastRequestedScore(cpu, a.allocatable_milli_cpu) +
+           leastRequestedScore(mem, a.allocatable_memory)) /
+          2;
   return {};
 }
 
 Status NodeResourcesBalancedAllocation::score(const CycleState&, const PodInfo& pod,
                                               const NodeInfo& node, int64_t& score) const {
-  const Resource& alloc = node.allocatable();
+  const NodeInfo::Amounts& a = node.amounts();
   auto fraction = [](int64_t requested, int64_t capacity) {
     if (capacity <= 0) return 1.0;
     return std::min(1.0, static_cast<double>(requested) / static_cast<double>(capacity));
   };
-  const double cpu = fraction(node.requested().milli_cpu + pod.requests.milli_cpu, alloc.milli_cpu);
-  const double mem = fraction(node.requested().memory + pod.requests.memory, alloc.memory);
+  const double cpu =
+      fraction(a.requested_milli_cpu + pod.requests.milli_cpu, a.allocatable_milli_cpu);
+  const double mem = fraction(a.requested_memory + pod.requests.memory, a.allocatable_memory);
   // The standard deviation of the two fractions.
   const double std_dev = std::abs(cpu - mem) / 2;
   score = static_cast<int64_t>((1 - std_dev) * static_cast<double>(kMaxNodeScore));

@@ -64,13 +64,20 @@ class NodeResourcesBalancedAllocation : public ScorePlugin {
 };
 
 // spec.nodeSelector and nodeAffinity's required terms (filter) and preferred terms (score).
-class NodeAffinity : public PreFilterPlugin, public FilterPlugin, public ScorePlugin {
+class NodeAffinity : public PreFilterPlugin,
+                     public FilterPlugin,
+                     public PreScorePlugin,
+                     public ScorePlugin {
  public:
   static constexpr std::string_view kName = "NodeAffinity";
   static constexpr std::string_view kReason = "node(s) didn't match Pod's node affinity/selector";
   std::string_view name() const override { return kName; }
   Status preFilter(CycleState& state, const PodInfo& pod, const Snapshot& snapshot) override;
   Status filter(const CycleState& state, const PodInfo& pod, const NodeInfo& node) const override;
+  // Skip when the pod has no preferred node affinity terms (kube-scheduler's PreScore): every
+  // node would score 0.
+  Status preScore(CycleState& state, const PodInfo& pod, std::span<const NodeInfoPtr> feasible,
+                  const Snapshot& snapshot) override;
   Status score(const CycleState& state, const PodInfo& pod, const NodeInfo& node,
                int64_t& score) const override;
   Status normalizeScore(const CycleState& state, const PodInfo& pod,

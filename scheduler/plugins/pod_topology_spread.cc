@@ -134,17 +134,19 @@ int countMatching(const std::string& ns, const NodeInfo& node, const Constraint&
 // generation (the cache changes a NodeInfo in place when no snapshot shares it).
 class PerNode {
  public:
+  // `generation`: node->generation(), from Snapshot::generationAt (a dense array: checking a
+  // slot then touches no NodeInfo, which would be a cache miss on every node of every cycle).
   template <typename Compute>
-  int32_t get(size_t i, const NodeInfoPtr& node, const Compute& compute) {
+  int32_t get(size_t i, const NodeInfoPtr& node, uint64_t generation, const Compute& compute) {
     if (slots_.size() <= i) slots_.resize(i + 1);
     Slot& s = slots_[i];
-    if (s.set && s.generation == node->generation() && !s.node.owner_before(node) &&
+    if (s.set && s.generation == generation && !s.node.owner_before(node) &&
         !node.owner_before(s.node)) {
       return s.value;
     }
     s.value = compute();
     s.node = node;
-    s.generation = node->generation();
+    s.generation = generation;
     s.set = true;
     return s.value;
   }
@@ -186,8 +188,9 @@ struct PodTopologySpread::Memo {
   }
 
   // The node's id for `key` (interning its value), -1 when it has no such label.
-  int32_t domainOf(KeyMemo& m, const Constraint& c, size_t i, const NodeInfoPtr& node) {
-    return m.ids.get(i, node, [&]() -> int32_t {
+  int32_t domainOf(KeyMemo& m, const Constraint& c, size_t i, const NodeInfoPtr& node,
+                   uint64_t generation) {
+    return m.ids.get(i, node, generation, [&]() -> int32_t {
       const std::string* v = valueOf(c, *node);
       if (!v) return -1;
       return intern(m, *v);
@@ -313,18 +316,20 @@ Status PodTopologySpread::preFilter(CycleState& state, const PodInfo& pod,
   std::vector<int32_t> ids(nc);
   for (size_t n = 0; n < nodes.size(); ++n) {
     const NodeInfoPtr& node = nodes[n];
+    const uint64_t generation = snapshot.generationAt(n);
     // Only nodes with every constraint's key count (nodeLabelsMatchSpreadConstraints).
     bool all = true;
     for (size_t i = 0; i < nc && all; ++i) {
-      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node);
+      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node, generation);
       all = ids[i] >= 0;
     }
     if (!all) continue;
     for (size_t i = 0; i < nc; ++i) {
       const Constraint& c = constraints[i];
       if (!includes(c, *pod.pod, s->pod_has_affinity, *node)) continue;
-      const int count =
-          counts[i] ? counts[i]->get(n, node, [&] { return countMatching(ns, *node, c); }) : 0;
+      const int count = counts[i] ? counts[i]->get(n, node, generation,
+                                                   [&] { return countMatching(ns, *node, c); })
+                                  : 0;
       const auto id = static_cast<size_t>(ids[i]);
       if (id >= s->counts[i].size()) {
         s->counts[i].resize(id + 1, 0);
@@ -431,9 +436,10 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
   std::vector<int32_t> ids(nc);
   for (size_t n = 0; n < nodes.size(); ++n) {
     const NodeInfoPtr& node = nodes[n];
+    const uint64_t generation = snapshot.generationAt(n);
     bool all = true;
     for (size_t i = 0; i < nc && all; ++i) {
-      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node);
+      ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node, generation);
       all = ids[i] >= 0;
     }
     if (!all) continue;
@@ -443,7 +449,8 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
       if (c.hostname || id >= domain[i].size() || !domain[i][id]) continue;
       if (!includes(c, *pod.pod, pod_has_affinity, *node)) continue;
       if (counts[i]) {
-        s->counts[i][id] += counts[i]->get(n, node, [&] { return countMatching(s->ns, *node, c); });
+        s->counts[i][id] +=
+            counts[i]->get(n, node, generation, [&] { return countMatching(s->ns, *node, c); });
       }
     }
   }
