@@ -166,7 +166,12 @@ bool SchedulingQueue::popLocked(QueuedPodInfo& out) {
   entries_.erase(it);
   ++out.attempts;
   if (out.attempts == 1) out.initial_attempt = clock_();
-  in_flight_[key] = event_seq_;
+  auto [flight, added] = in_flight_.try_emplace(key, event_seq_);
+  if (!added) {
+    releaseSeqLocked(flight->second);
+    flight->second = event_seq_;
+  }
+  ++in_flight_seqs_[event_seq_];
   return true;
 }
 
@@ -191,15 +196,21 @@ void SchedulingQueue::close() {
 
 void SchedulingQueue::done(std::string_view key) {
   std::lock_guard lock(mu_);
-  in_flight_.erase(std::string(key));
+  if (auto it = in_flight_.find(std::string(key)); it != in_flight_.end()) {
+    releaseSeqLocked(it->second);
+    in_flight_.erase(it);
+  }
   if (in_flight_.empty()) {
     events_.clear();
   } else {
-    uint64_t oldest = event_seq_;
-    for (const auto& [k, seq] : in_flight_)
-      oldest = std::min(oldest, seq);
+    const uint64_t oldest = std::min(event_seq_, in_flight_seqs_.begin()->first);
     events_.erase(events_.begin(), events_.upper_bound(oldest));
   }
+}
+
+void SchedulingQueue::releaseSeqLocked(uint64_t seq) {
+  auto it = in_flight_seqs_.find(seq);
+  if (it != in_flight_seqs_.end() && --it->second == 0) in_flight_seqs_.erase(it);
 }
 
 void SchedulingQueue::addUnschedulable(QueuedPodInfo info, bool unschedulable) {

@@ -118,6 +118,7 @@ class SchedulingQueue {
   void unlinkLocked(const std::string& key);
   Clock::time_point backoffExpiry(const QueuedPodInfo& info) const;
   void moveToActiveOrBackoffLocked(const std::string& key);
+  void releaseSeqLocked(uint64_t seq);
   bool popLocked(QueuedPodInfo& out);
 
   const QueueOptions options_;
@@ -135,6 +136,9 @@ class SchedulingQueue {
   std::unordered_set<std::string> unschedulable_;
   // Pods popped and not yet returned, with the event count when they were popped.
   std::unordered_map<std::string, uint64_t> in_flight_;
+  // The same pops' event counts -> how many: the oldest in-flight pop without a scan of every
+  // pod in flight (hundreds while their bindings are written) on each done().
+  std::map<uint64_t, size_t> in_flight_seqs_;
   // Event sequence -> the plugins interested in it (static sets of interestedPlugins()).
   std::map<uint64_t, const std::set<std::string>*> events_;
   uint64_t event_seq_ = 0;
