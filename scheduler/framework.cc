@@ -28,7 +28,7 @@ std::string_view codeName(Code code) {
 
 std::string Status::message() const {
   std::string out;
-  for (const std::string& r : reasons_) {
+  for (const std::string& r : reasons()) {
     if (!out.empty()) out += ", ";
     out += r;
   }
@@ -397,7 +397,7 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
     result.status = pre;
     if (pre.isRejected()) {
       result.diagnosis.pre_filter_msg = pre.message();
-      result.diagnosis.unschedulable_plugins.insert(pre.plugin());
+      result.diagnosis.unschedulable_plugins.insert(std::string(pre.plugin()));
       for (const auto& n : nodes)
         result.diagnosis.node_statuses[n->name()] = pre;
     }
@@ -481,7 +481,7 @@ ScheduleResult Framework::schedulePod(CycleState& state, const PodInfo& pod,
   }
   result.diagnosis.node_statuses.reserve(rejected.size());
   for (auto& [i, status] : rejected) {
-    result.diagnosis.unschedulable_plugins.insert(status.plugin());
+    result.diagnosis.unschedulable_plugins.insert(std::string(status.plugin()));
     result.diagnosis.node_statuses[nodes[(start + i) % all]->name()] = std::move(status);
   }
   std::vector<NodeInfoPtr> feasible;

@@ -43,7 +43,11 @@ std::string_view codeName(Code code);
 class Status {
  public:
   Status() = default;
-  Status(Code code, std::vector<std::string> reasons) : code_(code), reasons_(std::move(reasons)) {}
+  Status(Code code, std::vector<std::string> reasons)
+      : code_(code),
+        reasons_(reasons.empty()
+                     ? nullptr
+                     : std::make_shared<const std::vector<std::string>>(std::move(reasons))) {}
 
   static Status success() { return {}; }
   static Status error(std::string message) { return {Code::kError, {std::move(message)}}; }
@@ -62,20 +66,25 @@ class Status {
   bool isRejected() const {
     return code_ == Code::kUnschedulable || code_ == Code::kUnschedulableAndUnresolvable;
   }
-  const std::vector<std::string>& reasons() const { return reasons_; }
+  const std::vector<std::string>& reasons() const {
+    static const std::vector<std::string> kNone;
+    return reasons_ ? *reasons_ : kNone;
+  }
   // The reasons joined with ", ".
   std::string message() const;
-  // The plugin that returned this status.
-  const std::string& plugin() const { return plugin_; }
+  // The plugin that returned this status (its name(), which outlives the status).
+  std::string_view plugin() const { return plugin_; }
   Status& withPlugin(std::string_view plugin) {
     plugin_ = plugin;
     return *this;
   }
 
  private:
+  // Shared and immutable: a plugin returns the same rejection for many nodes of a cycle as a
+  // copy of one static Status, without building its strings again for each node.
   Code code_ = Code::kSuccess;
-  std::vector<std::string> reasons_;
-  std::string plugin_;
+  std::shared_ptr<const std::vector<std::string>> reasons_;
+  std::string_view plugin_;
 };
 
 // Per-plugin data of one scheduling cycle (written in PreFilter/PreScore, read in Filter/Score).

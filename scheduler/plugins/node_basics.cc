@@ -88,13 +88,15 @@ Status NodeUnschedulable::filter(const CycleState&, const PodInfo& pod,
   taint.set_key(std::string(kTaintNodeUnschedulable));
   taint.set_effect("NoSchedule");
   if (toleratedBy(pod.pod->spec().tolerations(), taint)) return {};
-  return Status::unresolvable(std::string(kReason));
+  static const Status kRejected = Status::unresolvable(std::string(kReason));
+  return kRejected;
 }
 
 Status NodeName::filter(const CycleState&, const PodInfo& pod, const NodeInfo& node) const {
   const std::string& want = pod.pod->spec().node_name();
   if (want.empty() || want == node.name()) return {};
-  return Status::unresolvable(std::string(kReason));
+  static const Status kRejected = Status::unresolvable(std::string(kReason));
+  return kRejected;
 }
 
 Status NodePorts::preFilter(CycleState& state, const PodInfo& pod, const Snapshot&) {
@@ -109,7 +111,10 @@ Status NodePorts::filter(const CycleState& state, const PodInfo& pod, const Node
   const auto* s = state.read<PortsState>(kPortsKey);
   const std::vector<HostPort>& ports = s ? s->ports : pod.host_ports;
   for (const HostPort& p : ports) {
-    if (node.portConflicts(p)) return Status::unschedulable(std::string(kReason));
+    if (node.portConflicts(p)) {
+      static const Status kConflict = Status::unschedulable(std::string(kReason));
+      return kConflict;
+    }
   }
   return {};
 }
@@ -176,7 +181,8 @@ Status NodeAffinity::preFilter(CycleState&, const PodInfo& pod, const Snapshot&)
 
 Status NodeAffinity::filter(const CycleState&, const PodInfo& pod, const NodeInfo& node) const {
   if (matchesRequiredNodeAffinity(*pod.pod, node)) return {};
-  return Status::unresolvable(std::string(kReason));
+  static const Status kRejected = Status::unresolvable(std::string(kReason));
+  return kRejected;
 }
 
 Status NodeAffinity::preScore(CycleState&, const PodInfo& pod, std::span<const NodeInfoPtr>,

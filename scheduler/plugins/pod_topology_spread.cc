@@ -370,10 +370,16 @@ Status PodTopologySpread::filter(const CycleState& state, const PodInfo&,
   for (size_t i = 0; i < s->constraints.size(); ++i) {
     const Constraint& c = s->constraints[i];
     const std::string* value = valueOf(c, node);
-    if (!value) return Status::unresolvable(std::string(kReasonMissingLabel));
+    if (!value) {
+      static const Status kMissing = Status::unresolvable(std::string(kReasonMissingLabel));
+      return kMissing;
+    }
     const int match = s->count(i, s->tables[i]->idOf(*value));
     const int skew = match + (c.self_match ? 1 : 0) - s->minMatch(i);
-    if (skew > c.max_skew) return Status::unschedulable(std::string(kReason));
+    if (skew > c.max_skew) {
+      static const Status kSkew = Status::unschedulable(std::string(kReason));
+      return kSkew;
+    }
   }
   return {};
 }
