@@ -1214,7 +1214,9 @@ void SqliteStore::Impl::applyOpen(std::vector<WriteRequest*>& requests) {
         open_revision_ = committed_;
         open_bytes_ = 0;
         open_events_ = std::make_shared<sqlite::EventBatch>();
-        open_events_->events.reserve(open_batch_.capacity());
+        // Only what is applied now: a batch stays in the watch hub's log after its commit,
+        // and a reserve of max_batch_writes events there (~200 KiB) outweighs its few events.
+        open_events_->events.reserve(open_batch_.size() - first);
       }
       for (size_t i = first; i < open_batch_.size(); ++i) {
         apply(*open_batch_[i], open_revision_, *open_events_);
