@@ -731,6 +731,8 @@ class SqliteStore::Impl {
   std::atomic<uint64_t> writes_{0};
   std::atomic<uint64_t> failed_batches_{0};
   std::atomic<uint64_t> wal_frames_written_{0};
+  std::atomic<uint64_t> catch_ups_{0};
+  std::atomic<uint64_t> catch_up_us_{0};
 
   // The queue the writer takes its batches from.
   std::mutex queue_mu_;
@@ -1115,6 +1117,8 @@ SqliteStats SqliteStore::Impl::stats() {
   stats.writes = writes_.load();
   stats.failed_batches = failed_batches_.load();
   stats.wal_frames = wal_frames_written_.load();
+  stats.catch_ups = catch_ups_.load();
+  stats.catch_up_us = catch_up_us_.load();
   stats.watches = hub_->watchCount();
   return stats;
 }
@@ -1803,12 +1807,19 @@ void SqliteStore::Impl::maybeCheckpoint() {
       return;
     }
   }
+  // No write is applied meanwhile: it syncs the log and the database file.
+  const auto start = Clock::now();
   int frames = 0;
   int done = 0;
   if (sqlite3_wal_checkpoint_v2(writer_db_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
                                 &done) == SQLITE_OK) {
     checkpointed_frames_.store(done, std::memory_order_release);
   }
+  catch_ups_.fetch_add(1, std::memory_order_relaxed);
+  catch_up_us_.fetch_add(
+      static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()),
+      std::memory_order_relaxed);
 }
 
 void SqliteStore::Impl::checkpointLoop() {

@@ -63,7 +63,11 @@ struct SqliteStats {
   uint64_t writes = 0;          // writes acknowledged as applied
   uint64_t failed_batches = 0;  // transactions rolled back on an I/O or database error
   uint64_t wal_frames = 0;      // pages appended to the write-ahead log by commits
-  size_t watches = 0;           // open watches
+  // The writer's catch-up checkpoints (the log can start over after one), and the time they held
+  // the writer (it applies no write meanwhile: an fsync of the log and one of the database file).
+  uint64_t catch_ups = 0;
+  uint64_t catch_up_us = 0;
+  size_t watches = 0;  // open watches
 };
 
 // The embedded store: one SQLite database in WAL mode, kine's one-row-per-write layout.

@@ -78,6 +78,11 @@ void BM_AckedWrites(benchmark::State& state) {
   // Pages written to the log per write (each is written again by a checkpoint).
   state.counters["wal_pages_per_write"] =
       per(after.wal_frames - before.wal_frames, after.writes - before.writes);
+  // The writer's catch-up checkpoints (the log starting over) and the ms it spent on them
+  // applying no write, per second of the run.
+  state.counters["catch_ups"] = static_cast<double>(after.catch_ups - before.catch_ups);
+  state.counters["catch_up_ms_per_s"] =
+      static_cast<double>(after.catch_up_us - before.catch_up_us) / 1e3 / total_seconds;
   state.SetLabel("fsync on, 1 KiB values");
 }
 BENCHMARK(BM_AckedWrites)
