@@ -141,6 +141,20 @@ std::vector<fs::path> microBenchmarks() {
   return out;
 }
 
+// The arguments of a benchmark in bench/ that is a program of its own rather than a Google
+// Benchmark binary (one JSON object in the suites' shape on stdout); empty for the others.
+std::vector<std::string> standaloneBenchmarkArgs(const std::string& name, bool quick) {
+  if (name == "watch_cache_bench") {
+    if (quick) return {"--watchers", "100", "--events", "200", "--json"};
+    return {"--json"};
+  }
+  if (name == "auth_index_bench") {
+    if (quick) return {"--pods", "200", "--rounds", "1", "--json"};
+    return {"--json"};
+  }
+  return {};
+}
+
 // ---- running one child -------------------------------------------------------------------------
 
 Outcome runPoint(const Point& point, const std::string& dir, double timeoutSeconds,
@@ -272,8 +286,16 @@ Outcome runPoint(const Point& point, const std::string& dir, double timeoutSecon
   return outcome;
 }
 
-// Google Benchmark's JSON for one binary as {"suite":"micro",...} metrics: real time in ns.
+// Google Benchmark's JSON for one binary as {"suite":"micro",...} metrics: real time in ns (a
+// standalone benchmark's metrics as they are).
 void addMicro(const api::Value& doc, const std::string& binary, api::Value& metrics) {
+  // A standalone benchmark's own metrics, under its name.
+  if (const api::Value* own = doc.find("metrics"); own != nullptr && own->isObject()) {
+    for (const auto& member : own->members()) {
+      metrics.set(binary + ":" + member.key, member.value);
+    }
+    return;
+  }
   const api::Value* list = doc.find("benchmarks");
   if (list == nullptr || !list->isArray()) return;
   for (const api::Value& b : list->items()) {
@@ -809,11 +831,13 @@ std::vector<Suite> plan(CLI::App& root, const AllOptions& o) {
       s.skip = "not built (no *_bench binaries in the build's bench/ folder; SKIFF_BUILD_BENCH=ON)";
     }
     for (const fs::path& p : binaries) {
-      s.points.push_back(Point{"micro-" + p.filename().string(),
-                               p.filename().string(),
-                               p.string(),
-                               {quick ? "--benchmark_min_time=0.001" : "--benchmark_min_time=0.2",
-                                "--benchmark_format=json"}});
+      const std::string name = p.filename().string();
+      std::vector<std::string> args = standaloneBenchmarkArgs(name, quick);
+      if (args.empty()) {
+        args = {quick ? "--benchmark_min_time=0.001" : "--benchmark_min_time=0.2",
+                "--benchmark_format=json"};
+      }
+      s.points.push_back(Point{"micro-" + name, name, p.string(), std::move(args)});
     }
     suites.push_back(std::move(s));
   }
