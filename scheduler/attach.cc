@@ -1,6 +1,8 @@
-// The wiring of a SharedInformerFactory's Node and Pod informers to the scheduler's handlers.
+// The wiring of a SharedInformerFactory's Node and Pod informers to the scheduler's handlers, and
+// of its Service, ReplicaSet and StatefulSet caches to the default spread constraints.
 #include "control/client/informer.h"
 #include "scheduler/scheduler.h"
+#include "skiff/api/apps_v1.pb.h"
 
 namespace skiff::scheduler {
 
@@ -23,6 +25,11 @@ void Scheduler::attach(client::SharedInformerFactory& factory) {
                        const client::ObjectPtr& b) { onPodUpdate(pod_ptr(a), pod_ptr(b)); },
       .on_delete = [this, pod_ptr](const client::ObjectPtr& o) { onPodDelete(pod_ptr(o)); },
   });
+  if (options_.default_spread_constraints) {
+    spread_selector_->setCaches(&factory.informerFor<api::core::v1::Service>().cache(),
+                                &factory.informerFor<api::apps::v1::ReplicaSet>().cache(),
+                                &factory.informerFor<api::apps::v1::StatefulSet>().cache());
+  }
 }
 
 }  // namespace skiff::scheduler

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "control/client/informer.h"
+#include "scheduler/plugins/volume_binding.h"
 
 namespace skiff::scheduler {
 namespace {
@@ -28,10 +29,11 @@ void runLeading(client::Client& client, const RunnerOptions& options, std::stop_
   client::SharedInformerFactory factory(client);
   Scheduler scheduler(client, options.scheduler);
   scheduler.attach(factory);
+  plugins::attachVolumeBinding(scheduler, factory);
   factory.start();
   if (!factory.waitForCacheSync(options.cache_sync_timeout)) {
     if (stop.stop_requested()) return;
-    throw std::runtime_error("scheduler: the Node and Pod informers did not sync within " +
+    throw std::runtime_error("scheduler: the informers did not sync within " +
                              std::to_string(options.cache_sync_timeout.count()) + " ms");
   }
   std::cerr << "skiff scheduler: caches synced, " << scheduler.cache().nodeCount()

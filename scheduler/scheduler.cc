@@ -124,7 +124,8 @@ Scheduler::Scheduler(client::Client& client, SchedulerOptions options)
                                            .instance = options_.instance}),
       pool_(options_.bind_workers) {
   framework_.setPodNominator(&nominator_);
-  plugins::registerDefaultPlugins(framework_);
+  plugins::registerDefaultPlugins(framework_,
+                                  options_.default_spread_constraints ? spread_selector_ : nullptr);
   framework_.addPlugin(std::make_shared<DefaultBinder>(client_));
 }
 

@@ -15,6 +15,7 @@
 #include "control/client/client.h"
 #include "control/client/event_recorder.h"
 #include "scheduler/cache.h"
+#include "scheduler/default_spread_selector.h"
 #include "scheduler/framework.h"
 #include "scheduler/nominator.h"
 #include "scheduler/queue.h"
@@ -45,6 +46,10 @@ struct SchedulerOptions {
   bool emit_scheduled_events = true;
   // The reporting instance of Events (hostname_id).
   std::string instance = "skiff-scheduler";
+  // kube-scheduler's system default topology spread (hostname maxSkew 3, zone maxSkew 5,
+  // ScheduleAnyway) for pods without constraints of their own, selecting the pods of their
+  // Services and controller; attach() then also watches Services, ReplicaSets and StatefulSets.
+  bool default_spread_constraints = true;
 };
 
 // A small pool of threads for binding cycles and event writes.
@@ -81,7 +86,9 @@ class Scheduler {
   void onPodUpdate(const PodPtr& old_pod, const PodPtr& pod);
   void onPodDelete(const PodPtr& pod);
 
-  // Registers the handlers on the factory's Pod and Node informers (call before its start()).
+  // Registers the handlers on the factory's Pod and Node informers, and reads Services,
+  // ReplicaSets and StatefulSets from it for the default spread constraints (call before its
+  // start()).
   void attach(client::SharedInformerFactory& factory);
 
   // One scheduling cycle. `block`: wait for a pod; false when none was there (or closed).
@@ -121,6 +128,9 @@ class Scheduler {
   Cache cache_;
   SchedulingQueue queue_;
   Nominator nominator_;  // before framework_, which reads it
+  // PodTopologySpread's default constraints read it; its caches come with attach().
+  std::shared_ptr<ClusterSpreadSelector> spread_selector_ =
+      std::make_shared<ClusterSpreadSelector>();
   Framework framework_;
   Snapshot snapshot_;
   // Declared before pool_, so that it outlives the binding cycles that record into it.

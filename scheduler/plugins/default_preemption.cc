@@ -95,14 +95,17 @@ Status DefaultPreemption::postFilter(CycleState& state, const PodInfo& pod,
   return {};
 }
 
-void registerDefaultPlugins(Framework& framework) {
+void registerDefaultPlugins(Framework& framework,
+                            std::shared_ptr<const DefaultSpreadSelector> spread_selector) {
   framework.addPlugin(std::make_shared<NodeUnschedulable>());
   framework.addPlugin(std::make_shared<NodeName>());
   framework.addPlugin(std::make_shared<TaintToleration>(), kWeightTaintToleration);
   framework.addPlugin(std::make_shared<NodeAffinity>(), kWeightNodeAffinity);
   framework.addPlugin(std::make_shared<NodePorts>());
   framework.addPlugin(std::make_shared<NodeResourcesFit>(), kWeightNodeResourcesFit);
-  framework.addPlugin(std::make_shared<PodTopologySpread>(), kWeightPodTopologySpread);
+  framework.addPlugin(
+      std::make_shared<PodTopologySpread>(SpreadDefaults{.selector = std::move(spread_selector)}),
+      kWeightPodTopologySpread);
   framework.addPlugin(std::make_shared<InterPodAffinity>(), kWeightInterPodAffinity);
   framework.addPlugin(std::make_shared<DefaultPreemption>());
   framework.addPlugin(std::make_shared<NodeResourcesBalancedAllocation>(),

@@ -3,7 +3,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "control/api/selector.h"
 #include "scheduler/framework.h"
 
 // The in-tree plugins, with kube-scheduler's names, semantics and failure reasons.
@@ -103,7 +105,33 @@ class TaintToleration : public FilterPlugin, public ScorePlugin {
 
 bool tolerates(const api::core::v1::Toleration& toleration, const api::core::v1::Taint& taint);
 
-// topologySpreadConstraints: DoNotSchedule constraints filter, ScheduleAnyway ones score.
+// Where PodTopologySpread's default constraints get their selector (kube-scheduler's
+// helper.DefaultSelector): the selectors of the Services that select the pod, and of its
+// controlling ReplicaSet or StatefulSet, merged.
+class DefaultSpreadSelector {
+ public:
+  virtual ~DefaultSpreadSelector() = default;
+  // The pods `pod` should spread away from; empty(): no default constraint applies to it.
+  virtual api::labels::Selector selectorFor(const Pod& pod) const = 0;
+};
+
+// The constraints applied to pods that have none of their own (kube-scheduler's
+// PodTopologySpreadArgs defaultConstraints and defaultingType).
+struct SpreadDefaults {
+  // kube-scheduler's system defaults: kubernetes.io/hostname with maxSkew 3 and
+  // topology.kubernetes.io/zone with maxSkew 5, both ScheduleAnyway.
+  static std::vector<api::core::v1::TopologySpreadConstraint> systemConstraints();
+
+  std::vector<api::core::v1::TopologySpreadConstraint> constraints = systemConstraints();
+  // defaultingType System: nodes without every key still score on the keys they have (a node
+  // without a zone label keeps hostname spreading); List: as the pod's own constraints.
+  bool system = true;
+  // null: no default constraints at all (nothing to build their selector from).
+  std::shared_ptr<const DefaultSpreadSelector> selector;
+};
+
+// topologySpreadConstraints: DoNotSchedule constraints filter, ScheduleAnyway ones score. A pod
+// without any gets the default constraints, selecting the pods of its Services and controller.
 class PodTopologySpread : public PreFilterPlugin,
                           public FilterPlugin,
                           public PreScorePlugin,
@@ -128,7 +156,7 @@ class PodTopologySpread : public PreFilterPlugin,
   Status normalizeScore(const CycleState& state, const PodInfo& pod,
                         std::vector<int64_t>& scores) const override;
 
-  PodTopologySpread();
+  explicit PodTopologySpread(SpreadDefaults defaults = {});
   ~PodTopologySpread() override;
 
   // Kept across cycles (PreFilter and PreScore only, on the scheduling thread): each node's
@@ -137,6 +165,7 @@ class PodTopologySpread : public PreFilterPlugin,
   struct Memo;
 
  private:
+  const SpreadDefaults defaults_;
   std::unique_ptr<Memo> memo_;
 };
 
@@ -190,7 +219,9 @@ inline constexpr int32_t kWeightNodeResourcesFit = 1;
 inline constexpr int32_t kWeightNodeResourcesBalancedAllocation = 1;
 
 // Registers the default plugins (all of the above) in kube-scheduler's order, with its weights.
-// The bind plugin comes from the caller (it needs the client).
-void registerDefaultPlugins(Framework& framework);
+// The bind plugin comes from the caller (it needs the client). `spread_selector`: where the
+// default topology spread constraints get their selector (null: no default constraints).
+void registerDefaultPlugins(Framework& framework,
+                            std::shared_ptr<const DefaultSpreadSelector> spread_selector = nullptr);
 
 }  // namespace skiff::scheduler::plugins

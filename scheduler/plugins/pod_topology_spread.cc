@@ -56,33 +56,60 @@ struct Constraint {
   bool self_match = false;
 };
 
-std::vector<Constraint> constraintsOf(const Pod& pod, std::string_view when) {
-  std::vector<Constraint> out;
-  for (const auto& c : pod.spec().topology_spread_constraints()) {
-    const std::string& w =
-        c.when_unsatisfiable().empty() ? "DoNotSchedule" : c.when_unsatisfiable();
-    if (w != when) continue;
-    Constraint x;
-    x.max_skew = c.max_skew();
-    x.key = c.topology_key();
-    x.hostname = x.key == kLabelHostname;
-    x.well_known = NodeInfo::topologyLabelOf(x.key);
+Constraint makeConstraint(const Pod& pod, const api::core::v1::TopologySpreadConstraint& c,
+                          const api::labels::Selector* selector) {
+  Constraint x;
+  x.max_skew = c.max_skew();
+  x.key = c.topology_key();
+  x.hostname = x.key == kLabelHostname;
+  x.well_known = NodeInfo::topologyLabelOf(x.key);
+  x.selector = selector ? *selector
+                        : api::labels::Selector::fromProto(
+                              c.has_label_selector() ? &c.label_selector() : nullptr);
+  for (const std::string& k : c.match_label_keys()) {
+    auto it = pod.metadata().labels().find(k);
+    if (it == pod.metadata().labels().end()) continue;
     x.selector =
-        api::labels::Selector::fromProto(c.has_label_selector() ? &c.label_selector() : nullptr);
-    for (const std::string& k : c.match_label_keys()) {
-      auto it = pod.metadata().labels().find(k);
-      if (it == pod.metadata().labels().end()) continue;
-      x.selector = x.selector.add(
-          api::labels::Requirement::make(k, api::labels::Operator::kIn, {it->second}));
-    }
-    x.counts_nothing = x.selector.empty() || x.selector.matchesNothing();
-    x.selector_id = pod.metadata().namespace_() + '\x1f' + x.selector.toString();
-    x.min_domains = c.has_min_domains() ? c.min_domains() : 1;
-    x.honor_affinity = c.node_affinity_policy() != "Ignore";
-    x.honor_taints = c.node_taints_policy() == "Honor";
-    x.self_match = x.selector.matches(pod.metadata().labels());
-    out.push_back(std::move(x));
+        x.selector.add(api::labels::Requirement::make(k, api::labels::Operator::kIn, {it->second}));
   }
+  x.counts_nothing = x.selector.empty() || x.selector.matchesNothing();
+  x.selector_id = pod.metadata().namespace_() + '\x1f' + x.selector.toString();
+  x.min_domains = c.has_min_domains() ? c.min_domains() : 1;
+  x.honor_affinity = c.node_affinity_policy() != "Ignore";
+  x.honor_taints = c.node_taints_policy() == "Honor";
+  x.self_match = x.selector.matches(pod.metadata().labels());
+  return x;
+}
+
+bool isWhen(const api::core::v1::TopologySpreadConstraint& c, std::string_view when) {
+  return (c.when_unsatisfiable().empty() ? "DoNotSchedule" : c.when_unsatisfiable()) == when;
+}
+
+// The pod's constraints of kind `when` (DoNotSchedule or ScheduleAnyway); a pod without any of
+// its own gets the default ones (kube-scheduler's buildDefaultConstraints), all selecting what
+// the DefaultSpreadSelector says, or none when it selects nothing in particular. `defaulted`:
+// whether the defaults apply.
+std::vector<Constraint> constraintsOf(const Pod& pod, std::string_view when,
+                                      const SpreadDefaults& defaults, bool* defaulted = nullptr) {
+  std::vector<Constraint> out;
+  if (defaulted) *defaulted = false;
+  if (pod.spec().topology_spread_constraints_size() > 0) {
+    for (const auto& c : pod.spec().topology_spread_constraints()) {
+      if (isWhen(c, when)) out.push_back(makeConstraint(pod, c, nullptr));
+    }
+    return out;
+  }
+  if (!defaults.selector) return out;
+  bool any = false;
+  for (const auto& c : defaults.constraints)
+    any = any || isWhen(c, when);
+  if (!any) return out;
+  const api::labels::Selector selector = defaults.selector->selectorFor(pod);
+  if (selector.empty()) return out;
+  for (const auto& c : defaults.constraints) {
+    if (isWhen(c, when)) out.push_back(makeConstraint(pod, c, &selector));
+  }
+  if (defaulted) *defaulted = true;
   return out;
 }
 
@@ -207,7 +234,19 @@ struct PodTopologySpread::Memo {
   }
 };
 
-PodTopologySpread::PodTopologySpread() : memo_(std::make_unique<Memo>()) {}
+std::vector<api::core::v1::TopologySpreadConstraint> SpreadDefaults::systemConstraints() {
+  std::vector<api::core::v1::TopologySpreadConstraint> out(2);
+  out[0].set_topology_key(std::string(kLabelHostname));
+  out[0].set_max_skew(3);
+  out[0].set_when_unsatisfiable("ScheduleAnyway");
+  out[1].set_topology_key("topology.kubernetes.io/zone");
+  out[1].set_max_skew(5);
+  out[1].set_when_unsatisfiable("ScheduleAnyway");
+  return out;
+}
+
+PodTopologySpread::PodTopologySpread(SpreadDefaults defaults)
+    : defaults_(std::move(defaults)), memo_(std::make_unique<Memo>()) {}
 PodTopologySpread::~PodTopologySpread() = default;
 
 namespace {
@@ -247,6 +286,7 @@ struct ScoreState : StateData {
   std::vector<std::vector<int>> counts;  // per constraint (not hostname): domain id -> pods
   std::vector<double> weights;
   std::string ns;
+  bool require_all = true;
   std::unique_ptr<StateData> clone() const override { return std::make_unique<ScoreState>(*this); }
 };
 
@@ -292,7 +332,7 @@ Status PodTopologySpread::preFilter(CycleState& state, const PodInfo& pod,
                                     const Snapshot& snapshot) {
   std::vector<Constraint> constraints;
   try {
-    constraints = constraintsOf(*pod.pod, "DoNotSchedule");
+    constraints = constraintsOf(*pod.pod, "DoNotSchedule", defaults_);
   } catch (const api::SelectorError& e) {
     return Status::unresolvable(std::string("invalid topologySpreadConstraints: ") + e.what());
   }
@@ -388,8 +428,9 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
                                    std::span<const NodeInfoPtr> feasible,
                                    const Snapshot& snapshot) {
   std::vector<Constraint> constraints;
+  bool defaulted = false;
   try {
-    constraints = constraintsOf(*pod.pod, "ScheduleAnyway");
+    constraints = constraintsOf(*pod.pod, "ScheduleAnyway", defaults_, &defaulted);
   } catch (const api::SelectorError& e) {
     return Status::error(std::string("invalid topologySpreadConstraints: ") + e.what());
   }
@@ -399,6 +440,10 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
   s->ns = pod.pod->metadata().namespace_();
   s->counts.resize(nc);
   s->weights.resize(nc);
+  // Only the pod's own constraints (or listed defaults) need every key on a node; with the
+  // system defaults a node without a zone label still spreads by hostname (kube-scheduler's
+  // requireAllTopologies). A node then missing a key is in that key's "" domain, as there.
+  s->require_all = !(defaulted && defaults_.system);
   const bool pod_has_affinity = hasRequiredNodeAffinity(*pod.pod);
 
   std::lock_guard lock(memo_->mu);
@@ -410,22 +455,30 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
     keys[i] = &memo_->keys[constraints[i].key];
     if (!constraints[i].counts_nothing) counts[i] = &memo_->counts[constraints[i].selector_id];
   }
-  // Domains are those of the feasible nodes that have every key (the others are ignored when
-  // scoring); hostname domains are the node itself, counted in Score.
+  // The id of the node's value of constraint i's key; -1 without one when every key is needed,
+  // else the "" domain's.
+  auto valueId = [&](size_t i, const std::string* value) -> int32_t {
+    if (value) return Memo::intern(*keys[i], *value);
+    return s->require_all ? -1 : Memo::intern(*keys[i], "");
+  };
+  // Domains are those of the feasible nodes (that have every key, when that is needed: the
+  // others are ignored when scoring); hostname domains are the node itself, counted in Score.
   std::vector<std::vector<char>> domain(nc);
   std::vector<int> sizes(nc, 0);
   size_t ignored = 0;
   for (const NodeInfoPtr& node : feasible) {
-    bool all = true;
-    for (const Constraint& c : constraints)
-      all = all && valueOf(c, *node) != nullptr;
-    if (!all) {
-      ++ignored;
-      continue;
+    if (s->require_all) {
+      bool all = true;
+      for (const Constraint& c : constraints)
+        all = all && valueOf(c, *node) != nullptr;
+      if (!all) {
+        ++ignored;
+        continue;
+      }
     }
     for (size_t i = 0; i < nc; ++i) {
       if (constraints[i].hostname) continue;
-      const auto id = static_cast<size_t>(Memo::intern(*keys[i], *valueOf(constraints[i], *node)));
+      const auto id = static_cast<size_t>(valueId(i, valueOf(constraints[i], *node)));
       if (id >= domain[i].size()) domain[i].resize(id + 1, 0);
       if (!domain[i][id]) {
         domain[i][id] = 1;
@@ -438,7 +491,8 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
     const size_t size = constraints[i].hostname ? feasible.size() - ignored : sizes[i];
     s->weights[i] = std::log(static_cast<double>(size) + 2);
   }
-  // Pods are counted on every node with every key that passes the inclusion policies.
+  // Pods are counted on every node (with every key, when needed) that passes the inclusion
+  // policies.
   std::vector<int32_t> ids(nc);
   for (size_t n = 0; n < nodes.size(); ++n) {
     const NodeInfoPtr& node = nodes[n];
@@ -446,6 +500,7 @@ Status PodTopologySpread::preScore(CycleState& state, const PodInfo& pod,
     bool all = true;
     for (size_t i = 0; i < nc && all; ++i) {
       ids[i] = memo_->domainOf(*keys[i], constraints[i], n, node, generation);
+      if (ids[i] < 0 && !s->require_all) ids[i] = Memo::intern(*keys[i], "");
       all = ids[i] >= 0;
     }
     if (!all) continue;
@@ -478,7 +533,8 @@ Status PodTopologySpread::score(const CycleState& state, const PodInfo&, const N
     const Constraint& c = s->constraints[i];
     const std::string* v = valueOf(c, node);
     if (!v) {
-      score = -1;  // ignored: scored 0 after normalizing
+      if (!s->require_all) continue;  // this key does not score the node
+      score = -1;                     // ignored: scored 0 after normalizing
       return {};
     }
     int count = 0;

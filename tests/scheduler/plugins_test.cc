@@ -725,6 +725,104 @@ TEST(PodTopologySpread, CountsKeptAcrossCyclesFollowTheCache) {
   EXPECT_EQ(step, 8);
 }
 
+// A DefaultSpreadSelector that selects app=<the pod's app label>, or nothing in particular.
+class AppSelector : public DefaultSpreadSelector {
+ public:
+  api::labels::Selector selectorFor(const Pod& pod) const override {
+    auto it = pod.metadata().labels().find("app");
+    if (it == pod.metadata().labels().end()) return {};
+    return api::labels::Selector::fromSet(std::map<std::string, std::string>{{"app", it->second}});
+  }
+};
+
+// PreScore, Score and NormalizeScore over every node; empty when PreScore skips.
+std::vector<int64_t> spreadScores(PodTopologySpread& plugin, const PodInfo& pod,
+                                  const std::vector<NodeInfoPtr>& nodes) {
+  Snapshot snap = Snapshot::fromNodes(nodes);
+  CycleState state;
+  Status pre = plugin.preScore(state, pod, snap.nodes(), snap);
+  if (pre.isSkip()) return {};
+  EXPECT_TRUE(pre.ok()) << pre.message();
+  std::vector<int64_t> scores;
+  for (const auto& n : snap.nodes()) {
+    int64_t s = 0;
+    EXPECT_TRUE(plugin.score(state, pod, *n, s).ok());
+    scores.push_back(s);
+  }
+  EXPECT_TRUE(plugin.normalizeScore(state, pod, scores).ok());
+  return scores;
+}
+
+// Nodes with hostname labels only (no zone), each with `pods` app=web pods.
+std::vector<NodeInfoPtr> hostNodes(const std::vector<int>& pods) {
+  std::vector<NodeInfoPtr> out;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    const std::string name = "h" + std::to_string(i);
+    auto info = std::make_shared<NodeInfo>(NodeBuilder(name).ptr());
+    for (int k = 0; k < pods[i]; ++k) {
+      info->addPod(PodInfo::make(
+          PodBuilder(name + "-w" + std::to_string(k)).label("app", "web").node(name).ptr()));
+    }
+    out.push_back(info);
+  }
+  return out;
+}
+
+TEST(PodTopologySpread, SystemDefaultsSpreadByHostnameWithoutZoneLabels) {
+  PodTopologySpread plugin(SpreadDefaults{.selector = std::make_shared<AppSelector>()});
+  auto web = PodInfo::make(PodBuilder("p").label("app", "web").ptr());
+  // hostname maxSkew 3: 3 web pods on h0, 1 on h1, none on h2; no node has a zone label, yet
+  // hostname spreading applies (requireAllTopologies is false for system defaults).
+  std::vector<int64_t> scores = spreadScores(plugin, *web, hostNodes({3, 1, 0}));
+  ASSERT_EQ(scores.size(), 3u);
+  EXPECT_EQ(scores[2], 100);
+  EXPECT_GT(scores[1], scores[0]);
+  EXPECT_GT(scores[2], scores[1]);
+  // Other pods' labels do not count: a db pod scores every node alike.
+  auto db = PodInfo::make(PodBuilder("p").label("app", "db").ptr());
+  EXPECT_EQ(spreadScores(plugin, *db, hostNodes({3, 1, 0})), (std::vector<int64_t>{100, 100, 100}));
+  // Nothing to select by: no default constraints.
+  auto plain = PodInfo::make(PodBuilder("p").ptr());
+  EXPECT_TRUE(spreadScores(plugin, *plain, hostNodes({3, 1, 0})).empty());
+}
+
+TEST(PodTopologySpread, DefaultsNeedASelectorSourceAndGiveWayToOwnConstraints) {
+  auto web = PodInfo::make(PodBuilder("p").label("app", "web").ptr());
+  PodTopologySpread without;  // no DefaultSpreadSelector: no defaults
+  EXPECT_TRUE(spreadScores(without, *web, hostNodes({3, 0})).empty());
+
+  PodTopologySpread plugin(SpreadDefaults{.selector = std::make_shared<AppSelector>()});
+  // A pod with a constraint of its own (even DoNotSchedule only) gets no default ones.
+  auto own =
+      PodInfo::make(PodBuilder("p")
+                        .label("app", "web")
+                        .spread(1, "topology.kubernetes.io/zone", "DoNotSchedule", "app", "web")
+                        .ptr());
+  EXPECT_TRUE(spreadScores(plugin, *own, hostNodes({3, 0})).empty());
+  // The defaults are ScheduleAnyway: they never filter.
+  EXPECT_TRUE(filterOn(plugin, *web, hostNodes({9, 0}), 0).ok());
+}
+
+TEST(PodTopologySpread, SystemDefaultsKeepNodesMissingAKeyListedDefaultsIgnoreThem) {
+  // n0 in zone a, n1 without a zone label; no pods anywhere.
+  auto nodes = [] {
+    std::vector<NodeInfoPtr> out;
+    out.push_back(std::make_shared<NodeInfo>(
+        NodeBuilder("n0").label("topology.kubernetes.io/zone", "a").ptr()));
+    out.push_back(std::make_shared<NodeInfo>(NodeBuilder("n1").ptr()));
+    return out;
+  };
+  auto web = PodInfo::make(PodBuilder("p").label("app", "web").ptr());
+  PodTopologySpread system(SpreadDefaults{.selector = std::make_shared<AppSelector>()});
+  // n1 scores on hostname alone (0 pods + maxSkew 3 - 1 = 2), n0 on both keys (2 + 5 - 1 = 6):
+  // kube-scheduler's raw scores, normalized 100 * (6 + 2 - s) / 6.
+  EXPECT_EQ(spreadScores(system, *web, nodes()), (std::vector<int64_t>{33, 100}));
+  // The same constraints as defaultingType List behave as the pod's own: n1 is ignored.
+  PodTopologySpread listed(
+      SpreadDefaults{.system = false, .selector = std::make_shared<AppSelector>()});
+  EXPECT_EQ(spreadScores(listed, *web, nodes()), (std::vector<int64_t>{100, 0}));
+}
+
 TEST(InterPodAffinity, FilterTable) {
   InterPodAffinity plugin;
   const std::string zone = "topology.kubernetes.io/zone";
