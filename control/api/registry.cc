@@ -8,6 +8,7 @@
 #include "skiff/api/authorization_v1.pb.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/certificates_v1.pb.h"
 #include "skiff/api/coordination_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/discovery_v1.pb.h"
@@ -31,6 +32,7 @@ std::vector<const google::protobuf::FileDescriptor*> apiFiles() {
       rbac::v1::Role::descriptor()->file(),
       authorization::v1::SubjectAccessReview::descriptor()->file(),
       authentication::v1::TokenRequest::descriptor()->file(),
+      certificates::v1::CertificateSigningRequest::descriptor()->file(),
   };
 }
 

@@ -6,6 +6,7 @@
 #include "control/api/kube_protobuf.h"
 #include "control/api/time.h"
 #include "control/api/yaml.h"
+#include "control/apiserver/csr_strategy.h"
 #include "control/apiserver/defaults.h"
 #include "control/apiserver/job_validation.h"
 #include "control/apiserver/object_meta.h"
@@ -195,7 +196,7 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
     names = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
   } else if (subresource == "token") {
     names = {"create"};
-  } else if (subresource == "status" || subresource == "scale") {
+  } else if (subresource == "status" || subresource == "scale" || subresource == "approval") {
     names = {"get", "patch", "update"};
   } else if (subresource == "finalize") {
     names = {"update"};
@@ -224,7 +225,7 @@ api::Value resourceEntry(const api::ResourceType& t, std::string_view subresourc
 
 // The subresources Skiff serves today.
 bool servedSubresource(std::string_view s) {
-  return s == "status" || s == "scale" || s == "binding" || s == "finalize";
+  return s == "status" || s == "scale" || s == "binding" || s == "finalize" || s == "approval";
 }
 
 // The aggregated discovery version (apidiscovery.k8s.io "v2" or "v2beta1") the Accept header asks
@@ -989,11 +990,11 @@ void ApiHandler::handleResource(
     respondObject(request, response, 201, *created);
   } else if (verb == "update") {
     MessagePtr object = decodeBody(request, storage, response);
-    bool status_only = info.subresource == "status";
+    bool status_only = info.subresource == "status" || info.subresource == "approval";
     if (!status_only) admitWrite(request, storage, ns, info.name, *object, true);
     respondObject(request, response, 200,
                   *admitAndUpdate(storage, ns, info.name, std::move(object), status_only,
-                                  dryRun(request), &request));
+                                  dryRun(request), &request, info.subresource));
   } else if (verb == "delete") {
     api::meta::v1::DeleteOptions options;
     if (!request.body.empty()) {
@@ -1069,7 +1070,7 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
         {{"FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch"}});
   }
   std::string ns = storage.type().namespaced ? info.namespace_ : "";
-  bool status_only = info.subresource == "status";
+  bool status_only = info.subresource == "status" || info.subresource == "approval";
   bool dry = dryRun(request);
   // Without a resourceVersion in the patch a conflict means someone else wrote in between:
   // apply the patch again to the new object, as Kubernetes does.
@@ -1089,7 +1090,8 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
     if (!status_only) admitWrite(request, storage, ns, info.name, *next, true);
     try {
       MessagePtr updated =
-          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry, &request);
+          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry, &request,
+                         info.subresource);
       for (const auto& w : warnings)
         response.headers.emplace_back("Warning", warningHeader(w));
       respondObject(request, response, 200, *updated);
@@ -1102,8 +1104,18 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
 
 MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::string& ns,
                                       const std::string& name, MessagePtr next, bool status_only,
-                                      bool dry, const HttpRequest* track_fields) {
+                                      bool dry, const HttpRequest* track_fields,
+                                      std::string_view subresource) {
   applyDefaults(*next);  // Kubernetes defaults every decoded object, updates and patches too
+  if (auto* csr = dynamic_cast<CertificateSigningRequest*>(next.get())) {
+    CsrWrite what = subresource == "approval" ? CsrWrite::kApproval
+                    : status_only             ? CsrWrite::kStatus
+                                              : CsrWrite::kMain;
+    MessagePtr stored = storage.get(ns, name);
+    const auto& old = dynamic_cast<const CertificateSigningRequest&>(*stored);
+    prepareCsrUpdate(old, *csr, what, api::now().seconds);
+    validateCsrUpdate(old, *csr, what);
+  }
   if (track_fields != nullptr) {
     MessagePtr live = storage.get(ns, name);
     trackUpdate(live.get(), *next, fieldScope(storage.type(), status_only),
@@ -1142,6 +1154,10 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
     trackUpdate(nullptr, *object, fieldScope(type, false), writerFor(request, type, "Update", ""));
   }
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
+  if (auto* csr = dynamic_cast<CertificateSigningRequest*>(object.get())) {
+    prepareCsrCreate(*csr, options_.requester ? options_.requester(request) : Requester{});
+    validateCsrCreate(*csr);
+  }
   if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
   admitWrite(request, storage, ns, meta(*object).name(), *object, false);
   bool dry = dryRun(request);

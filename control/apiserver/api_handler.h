@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "control/api/value.h"
+#include "control/apiserver/csr_strategy.h"
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/metrics.h"
 #include "control/apiserver/node_proxy.h"
@@ -46,6 +47,9 @@ struct ApiHandlerOptions {
   std::function<void(const HttpRequest&, const std::string& ns, const google::protobuf::Message&,
                      const std::function<MessagePtr()>& current)>
       admit_write;
+  // The user a request comes from (CertificateSigningRequests record their requester); unset:
+  // an empty user.
+  std::function<Requester(const HttpRequest&)> requester;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,
@@ -110,9 +114,10 @@ class ApiHandler {
              HttpResponse& response);
   // Updates an object after the admission its kind needs (Service addresses); with
   // `track_fields`, the request's manager gets an Update entry in managedFields for what changed.
+  // `subresource` tells the status subresource from approval (CertificateSigningRequests).
   MessagePtr admitAndUpdate(ResourceStorage& storage, const std::string& ns,
                             const std::string& name, MessagePtr next, bool status_only, bool dry,
-                            const HttpRequest* track_fields);
+                            const HttpRequest* track_fields, std::string_view subresource = "");
   // Creates an object after defaulting and the admission of creates (namespace lifecycle, RBAC
   // escalation, ServiceAccounts, Service addresses); `track_fields` as for admitAndUpdate.
   MessagePtr admitAndCreate(const HttpRequest& request, ResourceStorage& storage,

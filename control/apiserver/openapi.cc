@@ -265,6 +265,13 @@ std::vector<PathSpec> pathsOf(const api::ResourceType& t, const std::string& pre
           {"put", "put", "replace" + kind + "Status", &t, t.descriptor, item_params, true},
           {"patch", "patch", "patch" + kind + "Status", &t, t.descriptor, item_params, true}}});
   }
+  if (has("approval")) {  // CertificateSigningRequests
+    out.push_back(
+        {base + "/{name}/approval",
+         {{"get", "get", "read" + kind + "Approval", &t, t.descriptor, item_params, false},
+          {"put", "put", "replace" + kind + "Approval", &t, t.descriptor, item_params, true},
+          {"patch", "patch", "patch" + kind + "Approval", &t, t.descriptor, item_params, true}}});
+  }
   if (t.namespaced) {
     out.push_back({prefix + t.plural,
                    {{"get", "list", "list" + kind + "ForAllNamespaces", &t, nullptr, {}, false}}});

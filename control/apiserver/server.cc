@@ -179,6 +179,11 @@ void ApiServer::start() {
                                        const std::function<MessagePtr()>& current) {
     auth_->admitWrite(request, ns, object, current);
   };
+  // CertificateSigningRequests record who asked (spec.username, uid, groups).
+  handler_options.requester = [this](const HttpRequest& request) {
+    auth::UserInfo user = auth_->authenticate(request);
+    return Requester{user.name, user.uid, user.groups};
+  };
   handler_ = std::make_unique<ApiHandler>(*timed_store_, handler_options);
   handler_->ensureSystemNamespaces();
   // The auth indexes read the handler's watch caches: one store watch per resource.

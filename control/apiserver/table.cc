@@ -7,6 +7,7 @@
 #include "control/apiserver/object_meta.h"
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/certificates_v1.pb.h"
 #include "skiff/api/coordination_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/discovery_v1.pb.h"
@@ -428,6 +429,39 @@ std::vector<Column> columnsFor(const std::string& kind) {
           }},
          {"Message", "string", 0,
           [](const Message& m, int64_t) { return str(as<core::Event>(m).message()); }}};
+  } else if (kind == "CertificateSigningRequest") {
+    using api::certificates::v1::CertificateSigningRequest;
+    c = {nameColumn(),
+         ageColumn(),
+         {"SignerName", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(orNone(as<CertificateSigningRequest>(m).spec().signer_name()));
+          }},
+         {"Requestor", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<CertificateSigningRequest>(m).spec().username());
+          }},
+         {"RequestedDuration", "string", 0,
+          [](const Message& m, int64_t) {
+            const auto& spec = as<CertificateSigningRequest>(m).spec();
+            return str(spec.has_expiration_seconds() ? humanDuration(spec.expiration_seconds())
+                                                     : "<none>");
+          }},
+         {"Condition", "string", 0, [](const Message& m, int64_t) {
+            // kubectl's order of precedence: Denied, else Approved, else Pending; then Failed
+            // and Issued.
+            const auto& csr = as<CertificateSigningRequest>(m);
+            bool approved = false, denied = false, failed = false;
+            for (const auto& cond : csr.status().conditions()) {
+              approved = approved || cond.type() == "Approved";
+              denied = denied || cond.type() == "Denied";
+              failed = failed || cond.type() == "Failed";
+            }
+            std::string status = denied ? "Denied" : approved ? "Approved" : "Pending";
+            if (failed) status += ",Failed";
+            if (!csr.status().certificate().empty()) status += ",Issued";
+            return str(status);
+          }}};
   } else if (kind == "EndpointSlice") {
     c = {nameColumn(),
          {"AddressType", "string", 0,
