@@ -29,6 +29,7 @@
 #include "control/cli/rollout_command.h"
 #include "control/cli/scheduler_command.h"
 #include "control/cli/server_command.h"
+#include "control/cli/token_command.h"
 #include "control/cli/up_command.h"
 #include "control/cli/validate.h"
 #include "skiff/version.h"
@@ -47,6 +48,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addSchedulerCommand(app_, exit_code_);
   addAgentCommand(app_, exit_code_);
   addNodeKubeconfigCommand(app_, exit_code_);
+  addTokenCommands(app_, exit_code_);
   addUpCommand(app_, exit_code_);
   addCleanupCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);

@@ -12,6 +12,7 @@
 #include "control/api/codec.h"
 #include "control/api/time.h"
 #include "control/apiserver/auth/bootstrap_policy.h"
+#include "control/apiserver/auth/bootstrap_token_authenticator.h"
 #include "control/apiserver/auth/escalation.h"
 #include "control/apiserver/auth/service_account_authenticator.h"
 #include "control/apiserver/auth/token_authenticator.h"
@@ -178,6 +179,10 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
   if (!options_.token_file.empty()) {
     chain_->add(std::make_unique<TokenFileAuthenticator>(TokenFile::load(options_.token_file)));
   }
+  chain_->add(std::make_unique<BootstrapTokenAuthenticator>(
+      [this](std::string_view ns, std::string_view name) {
+        return lookup(nullptr, "secrets", ns, name);
+      }));
   chain_->add(std::make_unique<ServiceAccountAuthenticator>(
       tokens_,
       [this](std::string_view ns, std::string_view name) {

@@ -250,6 +250,9 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
       {rule(kReadVerbs, {""},
             {"nodes", "pods", "services", "endpoints", "configmaps", "secrets",
              "persistentvolumeclaims", "serviceaccounts", "namespaces"}),
+       // Client certificate rotation: a kubelet asks for its next certificate itself.
+       rule({"create", "get", "list", "watch"}, {"certificates.k8s.io"},
+            {"certificatesigningrequests"}),
        rule({"create", "update", "patch", "delete"}, {""}, {"nodes", "nodes/status"}),
        rule({"create", "delete", "update", "patch"}, {""}, {"pods", "pods/status"}),
        rule({"create", "update", "patch"}, {""}, {"events"}),
@@ -278,7 +281,25 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
        rule({"escalate", "get", "list", "patch", "update", "watch"}, {"rbac.authorization.k8s.io"},
             {"clusterroles"}),
        rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
-       rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
+       rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"}),
+       // The CSR approver and signer (Kubernetes' csrapproving and csrsigning controllers).
+       rule({"get", "list", "watch"}, {"certificates.k8s.io"}, {"certificatesigningrequests"}),
+       rule({"update"}, {"certificates.k8s.io"},
+            {"certificatesigningrequests/approval", "certificatesigningrequests/status"}),
+       rule({"approve", "sign"}, {"certificates.k8s.io"}, {"signers"})}));
+  // Kubelet TLS bootstrap, as Kubernetes' bootstrap policy: a bootstrap token's user may create
+  // and read CSRs (system:node-bootstrapper); a CSR for a node client certificate is approved
+  // automatically when its requester may create certificatesigningrequests/nodeclient (a new
+  // node) or, for its own name, certificatesigningrequests/selfnodeclient (a renewal).
+  roles.push_back(role("system:node-bootstrapper",
+                       {rule({"create", "get", "list", "watch"}, {"certificates.k8s.io"},
+                             {"certificatesigningrequests"})}));
+  roles.push_back(
+      role("system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+           {rule({"create"}, {"certificates.k8s.io"}, {"certificatesigningrequests/nodeclient"})}));
+  roles.push_back(role(
+      "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+      {rule({"create"}, {"certificates.k8s.io"}, {"certificatesigningrequests/selfnodeclient"})}));
   return roles;
 }
 
@@ -294,6 +315,17 @@ std::vector<ClusterRoleBinding> bootstrapClusterRoleBindings() {
               {{"User", "system:kube-scheduler"}}),
       binding("system:kube-controller-manager", "system:kube-controller-manager",
               {{"User", "system:kube-controller-manager"}}),
+      // kubeadm's bindings for TLS bootstrap (kubeadm:kubelet-bootstrap,
+      // kubeadm:node-autoapprove-bootstrap, kubeadm:node-autoapprove-certificate-rotation), for
+      // every bootstrap token's group.
+      binding("skiff:kubelet-bootstrap", "system:node-bootstrapper",
+              {{"Group", "system:bootstrappers"}}),
+      binding("skiff:node-autoapprove-bootstrap",
+              "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+              {{"Group", "system:bootstrappers"}}),
+      binding("skiff:node-autoapprove-certificate-rotation",
+              "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+              {{"Group", "system:nodes"}}),
   };
 }
 
