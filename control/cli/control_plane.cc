@@ -9,6 +9,7 @@
 #include "control/api/time.h"
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
+#include "control/apiserver/pki.h"
 #include "control/client/rest_client.h"
 #include "control/controllers/controller_manager.h"
 #include "control/store/etcd_store.h"
@@ -100,6 +101,13 @@ ControlPlane::ControlPlane(ControlPlaneOptions options) {
       client::ClientConfig config = client::loadClientConfig(load);
       // kube-controller-manager publishes its kubeconfig's CA when --root-ca-file is not given.
       if (options.controllers.root_ca_pem.empty()) options.controllers.root_ca_pem = config.ca_pem;
+      // csrsigning signs with the cluster CA of DATA_DIR/pki (kubelet TLS bootstrap).
+      if (options.controllers.cluster_signing_cert_file.empty() &&
+          !options.apiserver.plain_http && !options.apiserver.data_dir.empty()) {
+        auto paths = apiserver::pkiPaths(options.apiserver.data_dir);
+        options.controllers.cluster_signing_cert_file = paths.ca_cert;
+        options.controllers.cluster_signing_key_file = paths.ca_key;
+      }
       loops_ = std::make_unique<Loops>(client::makeRestClient(config), options);
     } catch (...) {
       server_->stop();

@@ -50,6 +50,10 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--leader-elect-retry-period", flags->retry_period_s, "Seconds")
       ->capture_default_str();
+  cmd->add_option("--cluster-signing-cert-file", flags->options.cluster_signing_cert_file,
+                  "The CA certificate (PEM) csrsigning signs approved CSRs with");
+  cmd->add_option("--cluster-signing-key-file", flags->options.cluster_signing_key_file,
+                  "The CA's private key (PEM)");
   cmd->add_option("--workers", flags->options.workers, "Worker threads per controller")
       ->capture_default_str();
   cmd->add_option("--node-monitor-grace-period", flags->node_monitor_grace_period_s,

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
@@ -15,6 +17,8 @@
 #include "control/client/informer.h"
 #include "control/client/leader_election.h"
 #include "control/controllers/clusterrole_aggregation_controller.h"
+#include "control/controllers/csr_approving.h"
+#include "control/controllers/csr_signing.h"
 #include "control/controllers/daemonset_controller.h"
 #include "control/controllers/deployment_controller.h"
 #include "control/controllers/garbage_collector_controller.h"
@@ -40,9 +44,18 @@ const std::vector<std::string>& knownControllers() {
                                                   "namespace",
                                                   "serviceaccount",
                                                   "nodelifecycle",
+                                                  "csrapproving",
+                                                  "csrsigning",
                                                   "root-ca-cert-publisher",
                                                   "clusterrole-aggregation"};
   return kKnown;
+}
+
+// A signing CA file, whole; std::runtime_error naming it when it cannot be read.
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("controller-manager: cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::string defaultIdentity() {
@@ -181,6 +194,23 @@ struct ControllerManager::Impl {
     if (on("clusterrole-aggregation")) {
       controllers.push_back(std::make_unique<ClusterRoleAggregationController>(
           client, factory.informerFor<api::rbac::v1::ClusterRole>()));
+    }
+    if (on("csrapproving")) {
+      controllers.push_back(std::make_unique<CsrApprovingController>(
+          client, factory.informerFor<CertificateSigningRequest>()));
+    }
+    if (on("csrsigning")) {
+      if (options.cluster_signing_cert_file.empty() || options.cluster_signing_key_file.empty()) {
+        std::fprintf(stderr,
+                     "controller-manager: csrsigning: no --cluster-signing-cert-file and "
+                     "--cluster-signing-key-file, not started\n");
+      } else {
+        CsrSigningOptions signing{.ca_cert_pem = readFile(options.cluster_signing_cert_file),
+                                  .ca_key_pem = readFile(options.cluster_signing_key_file),
+                                  .duration = options.cluster_signing_duration};
+        controllers.push_back(std::make_unique<CsrSigningController>(
+            client, factory.informerFor<CertificateSigningRequest>(), std::move(signing)));
+      }
     }
     if (on("nodelifecycle")) {
       NodeLifecycleOptions node_options;

@@ -38,6 +38,12 @@ struct ControllerManagerOptions {
   std::chrono::milliseconds node_monitor_period{5000};
   bool enable_taint_eviction = true;
   double node_eviction_rate = 0;  // nodes a second newly tainted NoExecute; 0: no limit
+  // csrsigning (kube-controller-manager's --cluster-signing-cert-file, --cluster-signing-key-file,
+  // --cluster-signing-duration): the CA that signs approved CertificateSigningRequests; without
+  // both files csrsigning does not run. csrapproving approves kubelets' client certificates.
+  std::string cluster_signing_cert_file;
+  std::string cluster_signing_key_file;
+  std::chrono::seconds cluster_signing_duration{365 * 24 * 3600};
   // The CA bundle (PEM) root-ca-cert-publisher puts in every namespace's kube-root-ca.crt
   // (kube-controller-manager's --root-ca-file, else its kubeconfig's CA); empty: it does not run.
   std::string root_ca_pem;
