@@ -34,6 +34,7 @@
 #include "endpoints/node_proxier.h"
 #include "kubelet/agent/agent.h"
 #include "kubelet/agent/lazy_pod_syncer.h"
+#include "kubelet/agent/tls_bootstrap.h"
 #include "kubelet/images/image_store.h"
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
@@ -55,7 +56,8 @@ namespace {
 
 struct AgentFlags {
   std::string kubeconfig;
-  std::string server;  // --server URL1,URL2: failover between apiservers
+  std::string bootstrap_kubeconfig;  // kubelet TLS bootstrap (kubelet/agent/tls_bootstrap.h)
+  std::string server;                // --server URL1,URL2: failover between apiservers
   std::string node_name;
   std::string data_dir = "/var/lib/skiff/agent";
   std::string pod_cidr;
@@ -419,6 +421,17 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   bool hollow = flags.hollow || flags.hollow_nodes > 0;
   std::string proxy_mode = flags.proxy_mode.empty() ? (hollow ? "none" : "ebpf") : flags.proxy_mode;
 
+  if (!flags.bootstrap_kubeconfig.empty()) {
+    // TLS bootstrap: a node certificate from a CSR when --kubeconfig has none that is valid.
+    auto result = kubelet::ensureNodeKubeconfig(
+        {.bootstrap_kubeconfig = flags.bootstrap_kubeconfig,
+         .kubeconfig = flags.kubeconfig,
+         .node_name = flags.node_name.empty() ? hostname() : flags.node_name});
+    if (result.action != kubelet::TlsBootstrapResult::Action::kKept) {
+      std::cerr << "agent: wrote " << flags.kubeconfig << " with the certificate of "
+                << result.csr_name << "\n";
+    }
+  }
   const client::ClientConfig client_config =
       client::loadClientConfig({.kubeconfig = flags.kubeconfig});
   // A node's certificate (skiff node-kubeconfig, skiff up) names the node: the Node authorizer
@@ -578,6 +591,10 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "node-kubeconfig NODE` writes one with the node's client certificate, whose "
                   "node is then the default --node-name)")
       ->required();
+  cmd->add_option("--bootstrap-kubeconfig", flags->bootstrap_kubeconfig,
+                  "TLS bootstrap: when --kubeconfig is missing or its certificate expired, get a "
+                  "node certificate through a CSR made with this kubeconfig's bootstrap token "
+                  "(skiff bootstrap-kubeconfig) and write --kubeconfig");
   cmd->add_option("--server", flags->server,
                   "Apiservers to use instead of the kubeconfig's server, comma-separated: a call "
                   "moves to the next one when its server is unreachable or answers 5xx");

@@ -1,0 +1,306 @@
+// Kubelet TLS bootstrap end to end, on the real apiserver over HTTPS and the real controller
+// manager (csrapproving, csrsigning with the cluster CA of DATA_DIR/pki):
+//   - a bootstrap token (a Secret in kube-system) authenticates as system:bootstrap:<id>; an
+//     expired one gets 401;
+//   - the CertificateSigningRequest API: the requester recorded by the apiserver, approval only
+//     through /approval, Approved and Denied exclusive, a denied CSR never signed;
+//   - kubelet::ensureNodeKubeconfig with a bootstrap kubeconfig: a CSR auto-approved through
+//     nodeclient and signed, a node kubeconfig whose requests the Node authorizer and
+//     NodeRestriction treat as the node's; a kept certificate; a renewal through selfnodeclient.
+#include "kubelet/agent/tls_bootstrap.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "control/api/codec.h"
+#include "control/api/json.h"
+#include "control/api/time.h"
+#include "control/apiserver/pki.h"
+#include "control/apiserver/server.h"
+#include "control/certificates/x509.h"
+#include "control/client/kubeconfig.h"
+#include "control/client/rest_client.h"
+#include "control/client/typed.h"
+#include "control/controllers/controller_manager.h"
+#include "skiff/api/certificates_v1.pb.h"
+#include "skiff/api/core_v1.pb.h"
+
+namespace skiff::kubelet {
+namespace {
+
+using namespace std::chrono_literals;
+using api::certificates::v1::CertificateSigningRequest;
+namespace core = api::core::v1;
+
+template <typename F>
+int status(F&& call) {
+  try {
+    call();
+    return 200;
+  } catch (const client::ApiError& e) {
+    return e.code();
+  }
+}
+
+core::Secret bootstrapSecret(const std::string& id, const std::string& secret, int64_t expires_at) {
+  core::Secret s;
+  s.mutable_metadata()->set_name("bootstrap-token-" + id);
+  s.mutable_metadata()->set_namespace_("kube-system");
+  s.set_type("bootstrap.kubernetes.io/token");
+  auto& d = *s.mutable_data();
+  d["token-id"] = id;
+  d["token-secret"] = secret;
+  d["usage-bootstrap-authentication"] = "true";
+  d["usage-bootstrap-signing"] = "true";
+  d["expiration"] = api::formatRfc3339({.seconds = expires_at, .nanos = 0});
+  d["auth-extra-groups"] = "system:bootstrappers:skiff:default-node-token";
+  return s;
+}
+
+client::RawResponse put(client::Client& c, const std::string& path, const std::string& body) {
+  return c.raw({.method = "PUT", .path = path, .body = body, .content_type = "application/json"});
+}
+
+class TlsBootstrapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("skiff-tls-bootstrap-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    server_ = std::make_unique<apiserver::ApiServer>(
+        apiserver::ApiServerOptions{.data_dir = dir_.string(), .port = 0, .fsync = false});
+    server_->start();
+    admin_config_ = client::loadClientConfig({.kubeconfig = server_->adminKubeconfig()});
+    admin_ = client::makeRestClient(admin_config_);
+  }
+  void TearDown() override {
+    manager_.reset();
+    if (server_) server_->stop();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void startControllers() {
+    controllers::ControllerManagerOptions options;
+    options.controllers = {"csrapproving", "csrsigning"};
+    options.cluster_signing_cert_file = (dir_ / "pki" / "ca.crt").string();
+    options.cluster_signing_key_file = (dir_ / "pki" / "ca.key").string();
+    options.record_events = false;
+    manager_ = std::make_unique<controllers::ControllerManager>(*admin_, options);
+    manager_->start();
+  }
+  // A client that presents nothing but `token`.
+  client::ClientPtr tokenClient(const std::string& token) {
+    client::ClientConfig c = admin_config_;
+    c.client_cert_pem.clear();
+    c.client_key_pem.clear();
+    c.token = token;
+    return client::makeRestClient(c, {.max_retries = 0});
+  }
+  std::string writeBootstrapKubeconfig(const std::string& token) {
+    std::string path = (dir_ / "bootstrap.kubeconfig").string();
+    client::writeKubeconfig(path, {.user_name = "tls-bootstrap-token-user",
+                                   .server = admin_config_.server,
+                                   .ca_pem = admin_config_.ca_pem,
+                                   .token = token});
+    return path;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<apiserver::ApiServer> server_;
+  client::ClientConfig admin_config_;
+  client::ClientPtr admin_;
+  std::unique_ptr<controllers::ControllerManager> manager_;
+};
+
+TEST_F(TlsBootstrapTest, ABootstrapTokenGetsANodeCertificateThatTheNodeAuthorizerAccepts) {
+  const int64_t now = api::now().seconds;
+  client::create(*admin_, bootstrapSecret("abcdef", "0123456789abcdef", now + 3600));
+  client::create(*admin_, bootstrapSecret("zzzzzz", "0123456789abcdef", now - 1));
+  const std::string token = "abcdef.0123456789abcdef";
+  auto bootstrap = tokenClient(token);
+
+  // Who the token is.
+  client::RawResponse who = bootstrap->raw(
+      {.method = "POST",
+       .path = "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+       .body = R"({"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"})",
+       .content_type = "application/json"});
+  ASSERT_EQ(who.status, 201) << who.body;
+  EXPECT_NE(who.body.find(R"("username":"system:bootstrap:abcdef")"), std::string::npos);
+  EXPECT_NE(who.body.find(R"("system:bootstrappers:skiff:default-node-token")"), std::string::npos);
+  // Expired, or a wrong secret: 401. Nothing else for a bootstrap token: 403.
+  EXPECT_EQ(status([&] {
+              tokenClient("zzzzzz.0123456789abcdef")
+                  ->get(client::resourceTypeOf<CertificateSigningRequest>(), "", "x");
+            }),
+            401);
+  EXPECT_EQ(status([&] {
+              tokenClient("abcdef.0123456789abcdee")
+                  ->get(client::resourceTypeOf<CertificateSigningRequest>(), "", "x");
+            }),
+            401);
+  EXPECT_EQ(status([&] { client::list<core::Secret>(*bootstrap, "kube-system"); }), 403);
+
+  // A CSR before any controller runs: the requester is the token's user, whatever was sent.
+  auto key = certificates::generateKeyAndRequest("system:node:denied", {"system:nodes"});
+  CertificateSigningRequest csr;
+  csr.mutable_metadata()->set_name("to-deny");
+  csr.mutable_spec()->set_request(key.request_pem);
+  csr.mutable_spec()->set_signer_name("kubernetes.io/kube-apiserver-client-kubelet");
+  csr.mutable_spec()->add_usages("digital signature");
+  csr.mutable_spec()->add_usages("client auth");
+  csr.mutable_spec()->set_username("system:admin");
+  auto created = client::create(*bootstrap, csr);
+  EXPECT_EQ(created.spec().username(), "system:bootstrap:abcdef");
+  ASSERT_GE(created.spec().groups_size(), 1);
+  EXPECT_EQ(created.spec().groups(0), "system:bootstrappers");
+  // The bootstrapper may not approve its own CSR.
+  CertificateSigningRequest approve = created;
+  auto* c = approve.mutable_status()->add_conditions();
+  c->set_type("Approved");
+  c->set_status("True");
+  const std::string approval_path =
+      "/apis/certificates.k8s.io/v1/certificatesigningrequests/to-deny/approval";
+  EXPECT_EQ(put(*bootstrap, approval_path, api::encodeJson(approve)).status, 403);
+  // Conditions written through the object or /status do not approve.
+  approve.mutable_metadata()->clear_resource_version();
+  client::update(*admin_, approve);
+  client::updateStatus(*admin_, approve);
+  auto stored = client::get<CertificateSigningRequest>(*admin_, "", "to-deny");
+  EXPECT_EQ(stored.status().conditions_size(), 0);
+  // Denied through /approval; then Approved is refused.
+  CertificateSigningRequest deny = stored;
+  c = deny.mutable_status()->add_conditions();
+  c->set_type("Denied");
+  c->set_status("True");
+  c->set_reason("NotThisOne");
+  auto answer = put(*admin_, approval_path, api::encodeJson(deny));
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  auto denied = client::get<CertificateSigningRequest>(*admin_, "", "to-deny");
+  ASSERT_EQ(denied.status().conditions_size(), 1);
+  EXPECT_GT(denied.status().conditions(0).last_transition_time().seconds(), 0);
+  CertificateSigningRequest both = denied;
+  c = both.mutable_status()->add_conditions();
+  c->set_type("Approved");
+  c->set_status("True");
+  answer = put(*admin_, approval_path, api::encodeJson(both));
+  EXPECT_EQ(answer.status, 422) << answer.body;
+  EXPECT_NE(answer.body.find("Approved and Denied conditions are mutually exclusive"),
+            std::string::npos);
+
+  startControllers();
+
+  // The node bootstraps.
+  const std::string kubeconfig = (dir_ / "node" / "kubelet.kubeconfig").string();
+  TlsBootstrapOptions options{.bootstrap_kubeconfig = writeBootstrapKubeconfig(token),
+                              .kubeconfig = kubeconfig,
+                              .node_name = "n1",
+                              .timeout = 20s,
+                              .expiration_seconds = 3600};
+  TlsBootstrapResult result = ensureNodeKubeconfig(options);
+  EXPECT_EQ(result.action, TlsBootstrapResult::Action::kBootstrapped);
+  EXPECT_EQ(result.certificate.subject_common_name, "system:node:n1");
+  EXPECT_EQ(result.certificate.subject_organizations, std::vector<std::string>{"system:nodes"});
+  EXPECT_EQ(result.certificate.usages, (std::set<std::string>{"digital signature", "client auth"}));
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(result.certificate.not_after -
+                                                             result.certificate.not_before),
+            3900s);
+  EXPECT_EQ(std::filesystem::status(kubeconfig).permissions() & std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
+  auto issued = client::get<CertificateSigningRequest>(*admin_, "", result.csr_name);
+  ASSERT_GE(issued.status().conditions_size(), 1);
+  EXPECT_EQ(issued.status().conditions(0).type(), "Approved");
+  EXPECT_EQ(issued.status().conditions(0).reason(), "AutoApproved");
+  EXPECT_EQ(issued.status().conditions(0).message(),
+            "Auto approving kubelet client certificate after SubjectAccessReview.");
+  client::ClientConfig node_config = client::loadClientConfig({.kubeconfig = kubeconfig});
+  EXPECT_TRUE(certificates::signedBy(node_config.client_cert_pem, admin_config_.ca_pem));
+  EXPECT_TRUE(node_config.token.empty());
+
+  // The kubeconfig is the node's: its own Node may be made, another's not.
+  auto node = client::makeRestClient(node_config, {.max_retries = 0});
+  core::Node n1;
+  n1.mutable_metadata()->set_name("n1");
+  EXPECT_EQ(status([&] { client::create(*node, n1); }), 200);
+  core::Node n2;
+  n2.mutable_metadata()->set_name("n2");
+  EXPECT_EQ(status([&] { client::create(*node, n2); }), 403);
+
+  // The denied CSR was never signed.
+  EXPECT_TRUE(client::get<CertificateSigningRequest>(*admin_, "", "to-deny")
+                  .status()
+                  .certificate()
+                  .empty());
+
+  // Valid and young: kept. Past 80% of its life: renewed by the node itself (selfnodeclient).
+  options.bootstrap_kubeconfig.clear();
+  EXPECT_EQ(ensureNodeKubeconfig(options).action, TlsBootstrapResult::Action::kKept);
+  options.now = result.certificate.not_before +
+                (result.certificate.not_after - result.certificate.not_before) * 9 / 10;
+  TlsBootstrapResult renewed = ensureNodeKubeconfig(options);
+  EXPECT_EQ(renewed.action, TlsBootstrapResult::Action::kRenewed);
+  auto renewal = client::get<CertificateSigningRequest>(*admin_, "", renewed.csr_name);
+  EXPECT_EQ(renewal.spec().username(), "system:node:n1");
+  EXPECT_EQ(renewal.status().conditions(0).message(),
+            "Auto approving self kubelet client certificate after SubjectAccessReview.");
+  EXPECT_NE(client::loadClientConfig({.kubeconfig = kubeconfig}).client_cert_pem,
+            node_config.client_cert_pem);
+
+  // An expired certificate and no bootstrap kubeconfig: a clear error.
+  options.now = renewed.certificate.not_after + 1h;
+  try {
+    ensureNodeKubeconfig(options);
+    ADD_FAILURE() << "an expired certificate was kept";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("its client certificate expired, and there is no "
+                                         "--bootstrap-kubeconfig"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(TlsBootstrapTest, ADeniedRequestEndsTheWait) {
+  client::create(*admin_, bootstrapSecret("abcdef", "0123456789abcdef", api::now().seconds + 600));
+  auto bootstrap = tokenClient("abcdef.0123456789abcdef");
+  // No approver runs: an administrator denies whatever comes.
+  std::atomic<bool> done{false};
+  std::thread denier([&] {
+    while (!done) {
+      for (auto& csr : client::list<CertificateSigningRequest>(*admin_, "")) {
+        if (csr.status().conditions_size() > 0) continue;
+        auto* c = csr.mutable_status()->add_conditions();
+        c->set_type("Denied");
+        c->set_status("True");
+        c->set_reason("Nope");
+        c->set_message("not today");
+        put(*admin_,
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests/" + csr.metadata().name() +
+                "/approval",
+            api::encodeJson(csr));
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  std::string name;
+  std::string error;
+  try {
+    requestNodeClientCertificate(
+        *bootstrap,
+        certificates::generateKeyAndRequest("system:node:n1", {"system:nodes"}).request_pem,
+        std::nullopt, 10s, &name);
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  done = true;
+  denier.join();
+  EXPECT_EQ(error, "certificate signing request " + name + " is denied (Nope): not today");
+  EXPECT_TRUE(
+      client::get<CertificateSigningRequest>(*admin_, "", name).status().certificate().empty());
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
