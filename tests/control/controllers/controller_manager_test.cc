@@ -313,12 +313,13 @@ TEST(EnabledControllers, StarNamesAndExclusions) {
   using V = std::vector<std::string>;
   EXPECT_EQ(enabledControllers({"*"}),
             (V{"deployment", "replicaset", "garbagecollector", "job", "daemonset", "statefulset",
-               "namespace", "serviceaccount", "nodelifecycle", "root-ca-cert-publisher",
-               "clusterrole-aggregation"}));
+               "namespace", "serviceaccount", "nodelifecycle", "csrapproving", "csrsigning",
+               "root-ca-cert-publisher", "clusterrole-aggregation"}));
   EXPECT_EQ(
       enabledControllers({"*,-garbagecollector"}),
       (V{"deployment", "replicaset", "job", "daemonset", "statefulset", "namespace",
-         "serviceaccount", "nodelifecycle", "root-ca-cert-publisher", "clusterrole-aggregation"}));
+         "serviceaccount", "nodelifecycle", "csrapproving", "csrsigning",
+         "root-ca-cert-publisher", "clusterrole-aggregation"}));
   EXPECT_EQ(enabledControllers({"replicaset"}), (V{"replicaset"}));
   EXPECT_THROW(enabledControllers({"*,bogus"}), std::invalid_argument);
 }
