@@ -97,6 +97,7 @@ void exchange(Stream& stream, const http::request<http::empty_body>& req,
     const std::string reason = status == 404   ? "NotFound"
                                : status == 400 ? "BadRequest"
                                : status == 401 ? "Unauthorized"
+                               : status == 403 ? "Forbidden"
                                                : "InternalError";
     throw ApiError(status == 401 ? 500 : status, reason, text);
   }
@@ -143,6 +144,31 @@ KubeletAddress kubeletOf(const api::core::v1::Pod& pod,
   return out;
 }
 
+// TLS to a kubelet: its serving certificate verified against the CA (and its address), our
+// client certificate presented.
+void setUpKubeletTls(asio::ssl::context& ctx, const std::string& address,
+                     const NodeProxyOptions& options) {
+  beast::error_code ec;
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  if (options.kubelet_ca_file.empty()) {
+    ctx.set_default_verify_paths();
+  } else {
+    ctx.load_verify_file(options.kubelet_ca_file, ec);
+    if (ec)
+      throw ApiError(500, "InternalError",
+                     "kubelet CA " + options.kubelet_ca_file + ": " + ec.message());
+  }
+  if (!options.kubelet_client_cert_file.empty()) {
+    ctx.use_certificate_chain_file(options.kubelet_client_cert_file, ec);
+    if (!ec) ctx.use_private_key_file(options.kubelet_client_key_file, asio::ssl::context::pem, ec);
+    if (ec)
+      throw ApiError(
+          500, "InternalError",
+          "kubelet client certificate " + options.kubelet_client_cert_file + ": " + ec.message());
+  }
+  ctx.set_verify_callback(asio::ssl::host_name_verification(address));
+}
+
 // A connection to a kubelet, TLS verified against the cluster CA unless options say plain HTTP;
 // its own io_context, so an upgraded exec stream can run it.
 struct KubeletConnection {
@@ -158,16 +184,7 @@ struct KubeletConnection {
       throw ApiError(503, "ServiceUnavailable", "kubelet " + kubelet.where + ": " + ec.message());
     if (!options.kubelet_tls) return;
     ctx.emplace(asio::ssl::context::tls_client);
-    ctx->set_verify_mode(asio::ssl::verify_peer);
-    if (options.kubelet_ca_file.empty()) {
-      ctx->set_default_verify_paths();
-    } else {
-      ctx->load_verify_file(options.kubelet_ca_file, ec);
-      if (ec)
-        throw ApiError(500, "InternalError",
-                       "kubelet CA " + options.kubelet_ca_file + ": " + ec.message());
-    }
-    ctx->set_verify_callback(asio::ssl::host_name_verification(kubelet.address));
+    setUpKubeletTls(*ctx, kubelet.address, options);
     tls.emplace(socket, *ctx);
     tls->handshake(asio::ssl::stream_base::client, ec);
     if (ec)
@@ -183,6 +200,7 @@ struct KubeletConnection {
   const std::string reason = status == 404   ? "NotFound"
                              : status == 400 ? "BadRequest"
                              : status == 401 ? "Unauthorized"
+                             : status == 403 ? "Forbidden"
                                              : "InternalError";
   throw ApiError(status == 401 ? 500 : status, reason, text);
 }
@@ -243,7 +261,6 @@ void proxyPodExec(const api::core::v1::Pod& pod,
   const KubeletAddress kubelet = kubeletOf(pod, getNode);
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, kubelet.where);
-  req.set(http::field::authorization, "Bearer " + options.kubelet_token);
   req.set(http::field::user_agent, "skiff-apiserver");
   // The client's handshake goes through unchanged, so the kubelet's Sec-WebSocket-Accept
   // answers the client's key; extensions (compression) are not offered to the kubelet.
@@ -317,7 +334,6 @@ void proxyPodLog(const api::core::v1::Pod& pod,
   const std::string where = address + ":" + std::to_string(port);
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, where);
-  req.set(http::field::authorization, "Bearer " + options.kubelet_token);
   req.set(http::field::user_agent, "skiff-apiserver");
 
   asio::io_context io;
@@ -330,16 +346,7 @@ void proxyPodLog(const api::core::v1::Pod& pod,
   if (!options.kubelet_tls) return exchange(socket, req, start_stream, where);
 
   asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.set_verify_mode(asio::ssl::verify_peer);
-  if (options.kubelet_ca_file.empty()) {
-    ctx.set_default_verify_paths();
-  } else {
-    ctx.load_verify_file(options.kubelet_ca_file, ec);
-    if (ec)
-      throw ApiError(500, "InternalError",
-                     "kubelet CA " + options.kubelet_ca_file + ": " + ec.message());
-  }
-  ctx.set_verify_callback(asio::ssl::host_name_verification(address));
+  setUpKubeletTls(ctx, address, options);
   asio::ssl::stream<tcp::socket> tls(std::move(socket), ctx);
   tls.handshake(asio::ssl::stream_base::client, ec);
   if (ec) throw ApiError(503, "ServiceUnavailable", "kubelet " + where + " TLS: " + ec.message());

@@ -10,8 +10,12 @@ namespace skiff::apiserver {
 
 // How the apiserver reaches kubelets (Node InternalIP : daemonEndpoints.kubeletEndpoint.Port).
 struct NodeProxyOptions {
-  // Presented as `Authorization: Bearer` to the kubelet, which accepts only its configured token.
-  std::string kubelet_token;
+  // The client certificate and key (PEM files) presented to kubelets over TLS, which they
+  // authenticate against their client CA and authorize with a SubjectAccessReview
+  // (kube-apiserver's --kubelet-client-certificate/--kubelet-client-key; the server's
+  // DIR/pki/kubelet-client.{crt,key}). Empty: none (the kubelet answers 401).
+  std::string kubelet_client_cert_file;
+  std::string kubelet_client_key_file;
   // HTTPS to the kubelet, verified against this CA (the cluster CA that signs the kubelet's
   // serving certificate); false: plain HTTP, which kubelets allow only on loopback (tests).
   bool kubelet_tls = true;

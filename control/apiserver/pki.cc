@@ -411,14 +411,6 @@ std::string staleReason(const CertKeyPem& ca, const CertKeyPem& leaf, CertPurpos
   return {};
 }
 
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  return std::string(s);
-}
-
 }  // namespace
 
 // --------------------------------------------------------------------------------- certificates
@@ -756,7 +748,8 @@ PkiPaths pkiPaths(std::string_view data_dir) {
           dir + "/apiserver.crt",
           dir + "/apiserver.key",
           dir + "/tokens.csv",
-          dir + "/kubelet-client.token",
+          dir + "/kubelet-client.crt",
+          dir + "/kubelet-client.key",
           dir + "/nodes"};
 }
 
@@ -841,6 +834,11 @@ bool covers(const std::vector<std::string>& have, const std::vector<std::string>
 
 }  // namespace
 
+namespace {
+CertKeyPem ensureClientPair(const PkiPaths& paths, const std::string& base, std::string_view user,
+                            const std::vector<std::string>& groups);
+}  // namespace
+
 PkiState ensurePki(const PkiOptions& options) {
   if (options.data_dir.empty()) throw PkiError("no data directory given for the PKI");
   PkiState state;
@@ -892,17 +890,10 @@ PkiState ensurePki(const PkiOptions& options) {
       tokens.save(paths.tokens);
     }
   }
-  // Not in tokens.csv: the kubelets accept it, the apiserver does not.
-  auto kubelet_token = readFileIfExists(paths.kubelet_client_token);
-  if (kubelet_token) {
-    state.kubelet_client_token = trimmed(*kubelet_token);
-    if (state.kubelet_client_token.empty()) {
-      throw PkiError(paths.kubelet_client_token + ": empty (delete it to make a new token)");
-    }
-  } else {
-    state.kubelet_client_token = generateToken();
-    writeFileAtomic(paths.kubelet_client_token, state.kubelet_client_token + "\n", 0600);
-  }
+  // The apiserver's identity at kubelets: no groups (system:masters would make it an admin
+  // here too), RBAC grants it system:kubelet-api-admin. A DIR/pki/kubelet-client.token of an
+  // older version is no longer read.
+  ensureClientPair(paths, paths.dir + "/kubelet-client", kKubeletClientUser, {});
   return state;
 }
 

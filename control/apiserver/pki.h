@@ -19,9 +19,11 @@
 //   DIR/pki/nodes/<node>.crt, <node>.key  kubelets' client certificates, CN=system:node:<node>,
 //                                         O=system:nodes (ensureNodeCertificate)
 //   DIR/pki/tokens.csv                    `token,user,uid,"group1,group2"`
-//   DIR/pki/kubelet-client.token          what the apiserver presents to kubelets' APIs (logs,
-//                                         exec) as a bearer token; it grants nothing at the
-//                                         apiserver itself
+//   DIR/pki/kubelet-client.crt, .key      the apiserver's client certificate at kubelets' APIs
+//                                         (logs, exec; kube-apiserver's
+//                                         --kubelet-client-certificate): CN
+//                                         kube-apiserver-kubelet-client, no groups, bound to the
+//                                         ClusterRole system:kubelet-api-admin
 //
 // Key files and tokens.csv are written with mode 0600, certificates 0644, every file atomically
 // (a temporary file renamed into place).
@@ -39,6 +41,8 @@ inline constexpr std::chrono::hours kServingValidity{24 * 365};
 inline constexpr std::chrono::hours kClientValidity{24 * 365};
 // Certificates that expire sooner than this are reissued by ensurePki/ensureClientCertificate.
 inline constexpr std::chrono::hours kRenewBefore{24 * 30};
+// The user of DIR/pki/kubelet-client.crt (kubeadm's name for the apiserver's kubelet client).
+inline constexpr std::string_view kKubeletClientUser = "kube-apiserver-kubelet-client";
 
 // A certificate and its private key, both PEM (the key in PKCS#8).
 struct CertKeyPem {
@@ -143,7 +147,10 @@ struct PkiPaths {
   std::string serving_cert;
   std::string serving_key;
   std::string tokens;
-  std::string kubelet_client_token;
+  // The apiserver's client certificate at kubelets, ensured by every ensurePki (a data dir from
+  // before it gets it on upgrade).
+  std::string kubelet_client_cert;
+  std::string kubelet_client_key;
   std::string nodes_dir;  // DIR/pki/nodes
 };
 PkiPaths pkiPaths(std::string_view data_dir);
@@ -172,19 +179,16 @@ struct PkiState {
   bool serving_issued = false;  // this call (re)issued the serving certificate
   std::string serving_reason;   // why: "missing", "does not cover IP 10.0.0.5", "expires ..."
   std::string admin_token;      // the admin user's token (empty without admin_user)
-  // DIR/pki/kubelet-client.token's token (made on first start): the apiserver's credential at
-  // kubelets' APIs, which agents are given with --kubelet-api-token-file.
-  std::string kubelet_client_token;
 };
 
 // The names the serving certificate must cover for `options` (sorted, without duplicates).
 SubjectAltNames requiredServingSans(const PkiOptions& options);
 
-// Makes what is missing and reuses what is there: creates DIR/pki and the CA on first start, and
-// (re)issues the serving certificate when it is missing, does not chain to the CA, lacks a
-// required SAN, or expires within `renew_before`. A file that exists but cannot be read or parsed,
-// a CA key that does not match its certificate, or half a CA is a PkiError naming the file: the CA
-// key is never overwritten.
+// Makes what is missing and reuses what is there: creates DIR/pki and the CA on first start,
+// ensures the kubelet client certificate, and (re)issues the serving certificate when it is
+// missing, does not chain to the CA, lacks a required SAN, or expires within `renew_before`. A file
+// that exists but cannot be read or parsed, a CA key that does not match its certificate, or half a
+// CA is a PkiError naming the file: the CA key is never overwritten.
 PkiState ensurePki(const PkiOptions& options);
 
 // DIR/pki/<name>.crt and <name>.key: a client certificate for CN=user, O=groups, issued by the CA

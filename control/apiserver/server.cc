@@ -163,12 +163,13 @@ void ApiServer::start() {
                                     .metrics = &metrics_};
   handler_options.token_subresource = true;
   handler_options.service_account_admission = options_.service_account_admission;
-  // pods/log goes to the node's kubelet over HTTPS verified against the cluster CA, which signs
-  // kubelets' serving certificates; the apiserver presents DIR/pki/kubelet-client.token, which
-  // agents are given with --kubelet-api-token-file (it grants nothing here: agents authenticate
-  // with their node certificates).
+  // pods/log and exec go to the node's kubelet over HTTPS verified against the cluster CA, which
+  // signs kubelets' serving certificates; the apiserver presents DIR/pki/kubelet-client.crt
+  // (kube-apiserver-kubelet-client), which kubelets verify against their client CA and authorize
+  // with a SubjectAccessReview (RBAC: system:kubelet-api-admin).
   if (!options_.plain_http) {
-    handler_options.node_proxy.kubelet_token = pki.kubelet_client_token;
+    handler_options.node_proxy.kubelet_client_cert_file = pki.paths.kubelet_client_cert;
+    handler_options.node_proxy.kubelet_client_key_file = pki.paths.kubelet_client_key;
     handler_options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
   } else {
     handler_options.node_proxy.kubelet_tls = false;

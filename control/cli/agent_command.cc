@@ -87,9 +87,10 @@ struct AgentFlags {
   int kubelet_port = 10250;
   std::string kubelet_cert_file;
   std::string kubelet_key_file;
-  // The bearer token the apiserver presents to the kubelet API (the server's
-  // DATA_DIR/pki/kubelet-client.token); empty: the kubeconfig's token.
-  std::string kubelet_api_token_file;
+  // The CA bundle whose client certificates the kubelet API accepts (the kubelet's
+  // --client-ca-file); empty: the kubeconfig's cluster CA. Bearer tokens go to the apiserver.
+  std::string client_ca_file;
+  std::string kubelet_api_token_file;  // deprecated, ignored
 };
 
 std::string hostname() {
@@ -98,13 +99,21 @@ std::string hostname() {
   return buf;
 }
 
-std::string readTrimmed(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.pop_back();
-  return text;
+// The kubelet API's client CA file: --client-ca-file, else the kubeconfig's CA written to
+// DATA_DIR/client-ca.crt; "" when there is neither (client certificates are then not accepted).
+std::string clientCaFile(const AgentFlags& flags, const client::ClientConfig& config) {
+  if (!flags.client_ca_file.empty()) return flags.client_ca_file;
+  if (config.ca_pem.empty()) return "";
+  std::filesystem::create_directories(flags.data_dir);
+  const std::string path = flags.data_dir + "/client-ca.crt";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << config.ca_pem;
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+  return path;
 }
 
 // NAME when the kubeconfig's client certificate is a node's (CN system:node:NAME, O
@@ -453,14 +462,10 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       return 1;
     }
   }
-  std::string kubelet_api_token = client_config.token;
   if (!flags.kubelet_api_token_file.empty()) {
-    kubelet_api_token = readTrimmed(flags.kubelet_api_token_file);
-    if (kubelet_api_token.empty()) {
-      std::cerr << "error: --kubelet-api-token-file " << flags.kubelet_api_token_file
-                << ": empty\n";
-      return 1;
-    }
+    std::cerr << "skiff agent: warning: --kubelet-api-token-file is ignored: the kubelet API "
+                 "authenticates the apiserver by its client certificate, and other clients by "
+                 "theirs or by a TokenReview of their bearer token\n";
   }
   client::ClientPtr client = client::makeClientForServers(client_config, flags.server);
 
@@ -477,13 +482,6 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     return 1;
   }
   int kubelet_port = hollow ? 0 : flags.kubelet_port;
-  if (kubelet_port > 0 && kubelet_api_token.empty()) {
-    // The kubelet API admits only the apiserver's bearer token; without one it stays off.
-    std::cerr << "skiff agent: warning: no --kubelet-api-token-file (the server's "
-                 "DATA_DIR/pki/kubelet-client.token) and no token in the kubeconfig, so the "
-                 "kubelet API (logs, exec) is off\n";
-    kubelet_port = 0;
-  }
   options.kubelet_port = kubelet_port;
 
   // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
@@ -533,14 +531,23 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     std::unique_ptr<KubeletApi> kubelet_api;
     if (real && kubelet_port > 0) {
       const bool tls = !flags.kubelet_cert_file.empty();
-      // The apiserver presents its kubelet-client token (--kubelet-api-token-file).
+      // Client certificates of the client CA (the apiserver's kubelet-client) and bearer tokens
+      // the apiserver reviews; every request authorized by a SubjectAccessReview of this node.
+      const std::string client_ca = tls ? clientCaFile(flags, client_config) : "";
+      if (tls && client_ca.empty()) {
+        std::cerr << "skiff agent: warning: no --client-ca-file and no CA in the kubeconfig: the "
+                     "kubelet API accepts bearer tokens only, not the apiserver's client "
+                     "certificate\n";
+      }
       kubelet_api = std::make_unique<KubeletApi>(kubelet::KubeletServerOptions{
           .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
           .port = static_cast<uint16_t>(kubelet_port),
           .log_dir = flags.log_dir,
           .cert_file = flags.kubelet_cert_file,
           .key_file = flags.kubelet_key_file,
-          .bearer_token = kubelet_api_token,
+          .client_ca_file = client_ca,
+          .node_name = first_node,
+          .reviewer = std::make_shared<kubelet::ApiserverAuthReviewer>(*client),
           .runtime = &real->runtime,
       });
     }
@@ -644,10 +651,13 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--kubelet-cert-file", flags->kubelet_cert_file,
                   "The kubelet API's serving certificate (PEM); without it, loopback HTTP only");
   cmd->add_option("--kubelet-key-file", flags->kubelet_key_file, "Its private key (PEM)");
-  cmd->add_option("--kubelet-api-token-file", flags->kubelet_api_token_file,
-                  "The bearer token the kubelet API accepts: the one the apiserver presents, the "
-                  "server's DATA_DIR/pki/kubelet-client.token (default: the kubeconfig's token)")
+  cmd->add_option("--client-ca-file", flags->client_ca_file,
+                  "CA bundle (PEM) whose client certificates the kubelet API accepts, CN the "
+                  "user and O the groups (default: the kubeconfig's cluster CA)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--kubelet-api-token-file", flags->kubelet_api_token_file,
+                  "Deprecated and ignored: the apiserver authenticates with its client "
+                  "certificate (DATA_DIR/pki/kubelet-client.crt)");
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();
   cmd->add_option("--run-dir", flags->run_dir,
@@ -734,8 +744,7 @@ void addNodeKubeconfigCommand(CLI::App& app, int& exit_code) {
                   << "\n";
         serving = " --kubelet-cert-file " + cert.cert_file + " --kubelet-key-file " + cert.key_file;
       }
-      std::cout << "  skiff agent --kubeconfig " << path << " --kubelet-api-token-file "
-                << paths.kubelet_client_token << serving << "\n";
+      std::cout << "  skiff agent --kubeconfig " << path << serving << "\n";
       exit_code = 0;
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";

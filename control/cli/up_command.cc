@@ -339,16 +339,15 @@ int runUp(const UpFlags& flags) {
     std::string node_ip = kubelet::readMachineInfo(agent_dir).internal_ip;
     // The kubelet API serves HTTPS on the node's address with a certificate from the cluster CA,
     // which the apiserver verifies when it proxies logs and exec to it: issued afresh on every
-    // start (a millisecond), for the node's current address.
+    // start (a millisecond), for the node's current address. The apiserver presents
+    // DATA_DIR/pki/kubelet-client.crt, which the agent checks against the node kubeconfig's CA.
     std::vector<std::string> ips;
     if (!node_ip.empty()) ips.push_back(node_ip);
     auto serving = apiserver::issueKubeletServingCertificate(flags.data_dir, node, ips);
     const std::string& cert = serving.cert_file;
     const std::string& key = serving.key_file;
-    agent_args.insert(agent_args.end(),
-                      {"--kubelet-port", std::to_string(flags.kubelet_port), "--kubelet-cert-file",
-                       cert, "--kubelet-key-file", key, "--kubelet-api-token-file",
-                       apiserver::pkiPaths(flags.data_dir).kubelet_client_token});
+    agent_args.insert(agent_args.end(), {"--kubelet-port", std::to_string(flags.kubelet_port),
+                                         "--kubelet-cert-file", cert, "--kubelet-key-file", key});
   } else {
     agent_args.insert(agent_args.end(), {"--kubelet-port", "0"});
   }

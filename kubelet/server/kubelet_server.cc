@@ -1,11 +1,11 @@
 #include "kubelet/server/kubelet_server.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -83,12 +83,13 @@ bool headerHasToken(std::string_view header, std::string_view token) {
   return false;
 }
 
-bool tokenMatches(std::string_view header, const std::string& token) {
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.substr(0, kBearer.size()) != kBearer) return false;
-  const std::string_view given = header.substr(kBearer.size());
-  return given.size() == token.size() &&
-         CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;
+std::string readFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw std::runtime_error(std::string("kubelet server: cannot read ") + what + " " + path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 }  // namespace
@@ -100,13 +101,22 @@ KubeletServer::~KubeletServer() {
 }
 
 void KubeletServer::start() {
-  if (options_.bearer_token.empty())
-    throw std::runtime_error("kubelet server: no bearer token configured; refusing to serve open");
+  if (!options_.reviewer)
+    throw std::runtime_error(
+        "kubelet server: no TokenReview/SubjectAccessReview client configured; refusing to serve "
+        "open");
+  KubeletAuthOptions auth = options_.auth;
+  auth.node_name = options_.node_name;
+  const bool tls = !options_.cert_file.empty();
+  if (tls && !options_.client_ca_file.empty())
+    auth.client_ca_pem = readFile(options_.client_ca_file, "client CA");
+  auth_ = std::make_unique<KubeletAuth>(std::move(auth), options_.reviewer);
   apiserver::HttpServerOptions http;
   http.bind_address = options_.bind_address;
   http.port = options_.port;
   http.cert_file = options_.cert_file;
   http.key_file = options_.key_file;
+  if (tls) http.client_ca_file = options_.client_ca_file;  // optional: tokens are served too
   http.idle_timeout_seconds = 3600;  // a follow may be idle for long between lines
   server_ = std::make_unique<apiserver::HttpServer>(
       http, [this](const HttpRequest& request, HttpResponse& response, const auto& start_stream) {
@@ -126,14 +136,16 @@ uint16_t KubeletServer::port() const {
 void KubeletServer::handle(
     const HttpRequest& request, HttpResponse& response,
     const std::function<apiserver::ResponseStream&(const HttpResponse&)>& start_stream) const {
-  if (!tokenMatches(request.header("authorization"), options_.bearer_token))
-    return textError(response, 401, "Unauthorized");
   const auto parts = splitPath(request.path);
   if (parts.size() == 1 && parts[0] == "healthz") {
+    // Open, as the kubelet's healthz port (10248) is.
     response.content_type = "text/plain";
     response.body = "ok";
     return;
   }
+  if (!auth_) return textError(response, 500, "kubelet server: not started");
+  const KubeletAuth::Result allowed = auth_->check(request);
+  if (allowed.status != 200) return textError(response, allowed.status, allowed.message);
   if (!parts.empty() && parts[0] == "exec") return handleExec(request, parts, response);
   if (parts.empty() || parts[0] != "containerLogs")
     return textError(response, 404, "404 page not found: " + request.path);

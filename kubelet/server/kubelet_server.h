@@ -7,6 +7,7 @@
 
 #include "control/apiserver/http_server.h"
 #include "kubelet/runtime/runtime.h"
+#include "kubelet/server/kubelet_auth.h"
 
 namespace skiff::kubelet {
 
@@ -17,9 +18,16 @@ struct KubeletServerOptions {
   // PEM serving certificate and key; both empty means plain HTTP, allowed only on loopback.
   std::string cert_file;
   std::string key_file;
-  // Requests must carry `Authorization: Bearer <token>`: the agent's kubeconfig token, which the
-  // apiserver presents when it proxies pods/log. Empty refuses to start: the API is never open.
-  std::string bearer_token;
+  // Authentication and authorization (kubelet_auth.h): client certificates that chain to this CA
+  // bundle (PEM file; the kubelet's --client-ca-file, needs TLS), bearer tokens through the
+  // reviewer's TokenReview, then a SubjectAccessReview for nodes/<subresource> named `node_name`.
+  // No reviewer refuses to start: the API is never open. Only /healthz answers anyone.
+  std::string client_ca_file;
+  std::string node_name;
+  std::shared_ptr<AuthReviewer> reviewer;
+  // TTLs of the authentication and authorization caches (node_name and client_ca_pem are filled
+  // from the fields above).
+  KubeletAuthOptions auth;
   // Runs exec's commands; the pod's containers are found by their ids ("<uid>_<name>_<n>", the
   // uid from the pod's log directory). Null: exec answers 501.
   ContainerRuntime* runtime = nullptr;
@@ -31,7 +39,7 @@ struct KubeletServerOptions {
 //   GET|POST /exec/{ns}/{pod}/{container}?command=...&stdin=&stdout=&stderr=&tty=
 //       (a WebSocket upgrade, subprotocol v5.channel.k8s.io or v4.channel.k8s.io; see
 //       exec_session.h)
-//   GET /healthz
+//   GET /healthz (without credentials: the kubelet's healthz port's answer)
 class KubeletServer {
  public:
   explicit KubeletServer(KubeletServerOptions options);
@@ -39,7 +47,8 @@ class KubeletServer {
   KubeletServer(const KubeletServer&) = delete;
   KubeletServer& operator=(const KubeletServer&) = delete;
 
-  // Binds and serves; throws std::runtime_error naming the address or the missing token.
+  // Binds and serves; throws std::runtime_error naming the address, an unreadable client CA or
+  // the missing reviewer.
   void start();
   void stop();
   uint16_t port() const;
@@ -57,6 +66,7 @@ class KubeletServer {
                                const std::string& container, std::string& why) const;
 
   KubeletServerOptions options_;
+  std::unique_ptr<KubeletAuth> auth_;
   std::unique_ptr<apiserver::HttpServer> server_;
 };
 

@@ -261,6 +261,13 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
        rule(kReadVerbs, {"discovery.k8s.io"}, {"endpointslices"}),
        rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
        rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
+  // Full access to kubelets' APIs (Kubernetes' system:kubelet-api-admin), which the apiserver's
+  // own kubelet client (DIR/pki/kubelet-client.crt) holds: kubelets ask with a
+  // SubjectAccessReview of nodes/proxy, nodes/log, nodes/stats or nodes/metrics.
+  roles.push_back(
+      role("system:kubelet-api-admin",
+           {rule({"get", "list", "watch"}, {""}, {"nodes"}), rule({"proxy"}, {""}, {"nodes"}),
+            rule({"*"}, {""}, {"nodes/proxy", "nodes/metrics", "nodes/stats", "nodes/log"})}));
   roles.push_back(
       role("system:kube-scheduler",
            {rule(kReadVerbs, {""},
@@ -311,6 +318,8 @@ std::vector<ClusterRoleBinding> bootstrapClusterRoleBindings() {
       binding("system:public-info-viewer", "system:public-info-viewer",
               {{"Group", "system:authenticated"}, {"Group", "system:unauthenticated"}}),
       binding("system:node", "system:node", {{"Group", "system:nodes"}}),
+      binding("kube-apiserver-kubelet-admin", "system:kubelet-api-admin",
+              {{"User", "kube-apiserver-kubelet-client"}}),
       binding("system:kube-scheduler", "system:kube-scheduler",
               {{"User", "system:kube-scheduler"}}),
       binding("system:kube-controller-manager", "system:kube-controller-manager",

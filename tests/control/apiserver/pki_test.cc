@@ -268,13 +268,30 @@ TEST_F(PkiTest, ClientCertificates) {
   EXPECT_THROW(ensureClientCertificate(dir_, "../x", "u", {}), PkiError);
 }
 
-TEST_F(PkiTest, NodeCertificatesAndTheKubeletClientToken) {
+TEST_F(PkiTest, NodeCertificatesAndTheKubeletClientCertificate) {
   PkiState state = ensurePki(options_);
-  EXPECT_EQ(state.kubelet_client_token.size(), 64u);
-  EXPECT_EQ(mode(state.paths.kubelet_client_token), 0600u);
-  // Not a credential at the apiserver.
-  EXPECT_EQ(TokenFile::load(state.paths.tokens).authenticate(state.kubelet_client_token), nullptr);
-  EXPECT_EQ(ensurePki(options_).kubelet_client_token, state.kubelet_client_token);
+  // The apiserver's client certificate at kubelets: CN kube-apiserver-kubelet-client, no groups
+  // (not system:masters), clientAuth, from the cluster CA; kept across starts.
+  EXPECT_EQ(state.paths.kubelet_client_cert, state.paths.dir + "/kubelet-client.crt");
+  EXPECT_EQ(mode(state.paths.kubelet_client_key), 0600u);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string client_pem = read(state.paths.kubelet_client_cert);
+  CertificateInfo client = inspectCertificate(client_pem);
+  EXPECT_EQ(client.common_name, "kube-apiserver-kubelet-client");
+  EXPECT_TRUE(client.organizations.empty());
+  EXPECT_TRUE(client.client_auth);
+  EXPECT_EQ(verifyCertificate(state.ca_cert_pem, client_pem, CertPurpose::kClient), "");
+  EXPECT_EQ(read(ensurePki(options_).paths.kubelet_client_cert), client_pem);
+  // A data dir from before the certificate (only kubelet-client.token) gets it on upgrade.
+  fs::remove(state.paths.kubelet_client_cert);
+  fs::remove(state.paths.kubelet_client_key);
+  std::ofstream(state.paths.dir + "/kubelet-client.token") << "old-token\n";
+  ensurePki(options_);
+  EXPECT_EQ(inspectCertificate(read(state.paths.kubelet_client_cert)).common_name,
+            "kube-apiserver-kubelet-client");
 
   NodeCertificate node = ensureNodeCertificate(dir_, "node-1.example");
   EXPECT_EQ(node.cert_file, state.paths.dir + "/nodes/node-1.example.crt");

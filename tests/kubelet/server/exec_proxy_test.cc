@@ -13,14 +13,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "control/apiserver/api_handler.h"
 #include "control/apiserver/pki.h"
 #include "control/cli/exec_command.h"
-#include "control/store/sqlite_store.h"
 #include "kubelet/images/image_store.h"
 #include "kubelet/runtime/runc_runtime.h"
 #include "kubelet/server/kubelet_server.h"
 #include "kubelet/server/websocket_channel.h"
+#include "tests/kubelet/server/kubelet_api_cluster.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -110,54 +109,24 @@ class ExecProxyTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (runc)";
     work_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::create_directories(work_);
-    const apiserver::PkiState pki = apiserver::ensurePki({.data_dir = work_});
-    kubelet_ = std::make_unique<KubeletServer>(KubeletServerOptions{
-        .bind_address = "127.0.0.1",
-        .port = 0,
-        .log_dir = dir_ + "/logs",
-        .cert_file = pki.paths.serving_cert,
-        .key_file = pki.paths.serving_key,
-        .bearer_token = "node-token",
-        .runtime = runtime_,
-    });
+    // A real apiserver; the kubelet authenticates its client certificate and authorizes it with
+    // a SubjectAccessReview, as skiff agent's does.
+    cluster_ = std::make_unique<testutil::KubeletApiCluster>(work_ + "/server");
+    KubeletServerOptions kubelet_options = cluster_->kubeletOptions(dir_ + "/logs");
+    kubelet_options.runtime = runtime_;
+    kubelet_ = std::make_unique<KubeletServer>(kubelet_options);
     kubelet_->start();
-
-    store_db_ = store::SqliteStore::open({.path = work_ + "/db", .fsync = false});
-    apiserver::ApiHandlerOptions options;
-    options.server_address = "127.0.0.1:0";
-    options.node_proxy.kubelet_token = "node-token";
-    options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
-    handler_ = std::make_unique<apiserver::ApiHandler>(*store_db_, options);
-    handler_->ensureSystemNamespaces();
-    api_ = std::make_unique<apiserver::HttpServer>(
-        apiserver::HttpServerOptions{}, [this](const auto& req, auto& res, const auto& stream) {
-          handler_->handle(req, res, stream);
-        });
-    api_->start();
-    ASSERT_EQ(
-        call(api_->port(), http::verb::post, "/api/v1/nodes", R"({"metadata":{"name":"n1"}})"),
-        201);
-    ASSERT_EQ(call(api_->port(), http::verb::put, "/api/v1/nodes/n1/status",
-                   R"({"metadata":{"name":"n1"},"status":{"addresses":[)"
-                   R"({"type":"InternalIP","address":"127.0.0.1"}],)"
-                   R"("daemonEndpoints":{"kubeletEndpoint":{"Port":)" +
-                       std::to_string(kubelet_->port()) + "}}}}"),
-              200);
-    ASSERT_EQ(call(api_->port(), http::verb::post, "/api/v1/namespaces/default/pods",
-                   R"({"metadata":{"name":"web"},"spec":{"nodeName":"n1","containers":[)"
-                   R"({"name":"app","image":"busybox"}]}})"),
-              201);
-    kubeconfig_ = work_ + "/kubeconfig";
-    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
-                               << "    server: http://127.0.0.1:" << api_->port()
-                               << "\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: x\n"
-                               << "  context: {cluster: c, user: u}\ncurrent-context: x\n";
+    cluster_->registerNode(kubelet_->port());
+    const testutil::Reply pod =
+        cluster_->api(http::verb::post, "/api/v1/namespaces/default/pods",
+                      R"({"metadata":{"name":"web"},"spec":{"nodeName":"n1","containers":[)"
+                      R"({"name":"app","image":"busybox"}]}})");
+    ASSERT_EQ(pod.status, 201) << pod.body;
+    kubeconfig_ = cluster_->adminKubeconfig();
   }
   void TearDown() override {
-    api_.reset();
-    handler_.reset();
-    store_db_.reset();
     kubelet_.reset();
+    cluster_.reset();
   }
 
   struct Result {
@@ -187,10 +156,8 @@ class ExecProxyTest : public ::testing::Test {
   static inline RuncRuntime* runtime_ = nullptr;
   std::string work_;
   std::string kubeconfig_;
+  std::unique_ptr<testutil::KubeletApiCluster> cluster_;
   std::unique_ptr<KubeletServer> kubelet_;
-  std::unique_ptr<store::SqliteStore> store_db_;
-  std::unique_ptr<apiserver::ApiHandler> handler_;
-  std::unique_ptr<apiserver::HttpServer> api_;
 };
 
 TEST_F(ExecProxyTest, OutputStderrAndExitCodes) {
@@ -243,18 +210,17 @@ TEST_F(ExecProxyTest, BadInput) {
 TEST_F(ExecProxyTest, KubeletChecksTokenUpgradeAndContainer) {
   const std::string target = "/exec/default/web/app?command=true&stdout=true";
   const std::vector<std::pair<std::string, std::string>> upgrade = {
-      {"authorization", "Bearer node-token"},
+      {"authorization", "Bearer " + cluster_->adminToken()},
       {"upgrade", "websocket"},
       {"connection", "Upgrade"},
       {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
       {"sec-websocket-version", "13"},
       {"sec-websocket-protocol", "v4.channel.k8s.io"}};
-  // The kubelet serves TLS only: use it through a plain-HTTP kubelet on loopback.
-  KubeletServer plain(KubeletServerOptions{.bind_address = "127.0.0.1",
-                                           .port = 0,
-                                           .log_dir = dir_ + "/logs",
-                                           .bearer_token = "node-token",
-                                           .runtime = runtime_});
+  // The kubelet serves TLS only: use it through a plain-HTTP kubelet on loopback, which takes
+  // bearer tokens (TokenReview) alone.
+  KubeletServerOptions plain_options = cluster_->kubeletOptions(dir_ + "/logs", /*tls=*/false);
+  plain_options.runtime = runtime_;
+  KubeletServer plain(plain_options);
   plain.start();
   std::string answer;
   EXPECT_EQ(call(plain.port(), http::verb::get, target, "", &answer,

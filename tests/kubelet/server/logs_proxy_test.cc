@@ -1,55 +1,27 @@
 // The kubelet server and the apiserver's pods/log proxy end to end: real CRI log files in a temp
-// dir, a Node at 127.0.0.1 with the kubelet server's port, requests over HTTP to the apiserver.
+// dir, a real apiserver (HTTPS, RBAC) with a Node at 127.0.0.1 and the kubelet server's port; the
+// apiserver reaches the kubelet over HTTPS with its client certificate, which the kubelet checks
+// against the cluster CA and authorizes with a SubjectAccessReview.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "control/api/json.h"
-#include "control/apiserver/api_handler.h"
-#include "control/apiserver/pki.h"
 #include "control/cli/logs_command.h"
-#include "control/store/sqlite_store.h"
 #include "kubelet/server/kubelet_server.h"
+#include "tests/kubelet/server/kubelet_api_cluster.h"
 
 namespace skiff::kubelet {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace fs = std::filesystem;
-using tcp = asio::ip::tcp;
-
-struct Reply {
-  int status = 0;
-  std::string body;
-};
-
-Reply call(uint16_t port, http::verb method, const std::string& target,
-           const std::string& body = "", const std::string& token = "") {
-  asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"), port});
-  http::request<http::string_body> req{method, target, 11};
-  req.set(http::field::host, "localhost");
-  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-  if (!body.empty()) req.set(http::field::content_type, "application/json");
-  req.body() = body;
-  req.prepare_payload();
-  http::write(socket, req);
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(boost::none);
-  http::read(socket, buffer, parser);
-  return {static_cast<int>(parser.get().result_int()), parser.get().body()};
-}
+namespace http = boost::beast::http;
+using testutil::KubeletApiCluster;
+using testutil::Reply;
 
 class LogsProxyTest : public ::testing::Test {
  protected:
@@ -60,59 +32,22 @@ class LogsProxyTest : public ::testing::Test {
     app_dir_ = dir_ / "logs" / "default_web_1234-abcd" / "app";
     fs::create_directories(app_dir_);
     fs::create_directories(dir_ / "logs" / "default_web_1234-abcd" / "sidecar");
-    KubeletServerOptions kubelet_options{
-        .bind_address = "127.0.0.1",
-        .port = 0,
-        .log_dir = (dir_ / "logs").string(),
-        .bearer_token = "node-token",
-    };
-    apiserver::PkiState pki;
-    if (tls_) {
-      // A serving certificate the cluster CA signed, covering 127.0.0.1 (the apiserver's own).
-      pki = apiserver::ensurePki({.data_dir = dir_.string()});
-      kubelet_options.cert_file = pki.paths.serving_cert;
-      kubelet_options.key_file = pki.paths.serving_key;
-    }
-    kubelet_ = std::make_unique<KubeletServer>(kubelet_options);
+    cluster_ = std::make_unique<KubeletApiCluster>(dir_ / "server");
+    kubelet_ = std::make_unique<KubeletServer>(cluster_->kubeletOptions((dir_ / "logs").string()));
     kubelet_->start();
-
-    store_ = store::SqliteStore::open({.path = (dir_ / "db").string(), .fsync = false});
-    apiserver::ApiHandlerOptions options;
-    options.server_address = "127.0.0.1:0";
-    options.node_proxy.kubelet_token = "node-token";
-    options.node_proxy.kubelet_tls = tls_;  // else plain HTTP, which the kubelet allows on loopback
-    if (tls_) options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
-    handler_ = std::make_unique<apiserver::ApiHandler>(*store_, options);
-    handler_->ensureSystemNamespaces();
-    api_ = std::make_unique<apiserver::HttpServer>(
-        apiserver::HttpServerOptions{}, [this](const auto& req, auto& res, const auto& stream) {
-          handler_->handle(req, res, stream);
-        });
-    api_->start();
-
-    const std::string port = std::to_string(kubelet_->port());
-    ASSERT_EQ(apiCall(http::verb::post, "/api/v1/nodes", R"({"metadata":{"name":"n1"}})").status,
-              201);
-    Reply status = apiCall(http::verb::put, "/api/v1/nodes/n1/status",
-                           R"({"metadata":{"name":"n1"},"status":{"addresses":[)"
-                           R"({"type":"InternalIP","address":"127.0.0.1"}],)"
-                           R"("daemonEndpoints":{"kubeletEndpoint":{"Port":)" +
-                               port + "}}}}");
-    ASSERT_EQ(status.status, 200) << status.body;
+    cluster_->registerNode(kubelet_->port());
     createPod("web", "n1", {"app", "sidecar"});
     createPod("single", "n1", {"app"});
     createPod("pending", "", {"app"});
   }
   void TearDown() override {
-    api_.reset();
-    handler_.reset();
-    store_.reset();
     kubelet_.reset();
+    cluster_.reset();
     fs::remove_all(dir_);
   }
 
   Reply apiCall(http::verb method, const std::string& target, const std::string& body = "") {
-    return call(api_->port(), method, target, body);
+    return cluster_->api(method, target, body);
   }
   void createPod(const std::string& name, const std::string& node,
                  const std::vector<std::string>& containers) {
@@ -130,44 +65,26 @@ class LogsProxyTest : public ::testing::Test {
     out << text;
   }
 
-  bool tls_ = false;
   fs::path dir_;
   fs::path app_dir_;
+  std::unique_ptr<KubeletApiCluster> cluster_;
   std::unique_ptr<KubeletServer> kubelet_;
-  std::unique_ptr<store::SqliteStore> store_;
-  std::unique_ptr<apiserver::ApiHandler> handler_;
-  std::unique_ptr<apiserver::HttpServer> api_;
 };
 
-class LogsProxyTlsTest : public LogsProxyTest {
- protected:
-  LogsProxyTlsTest() { tls_ = true; }
-};
-
-TEST_F(LogsProxyTlsTest, PodLogOverHttpsVerifiedAgainstTheClusterCa) {
+TEST_F(LogsProxyTest, PodLogOverHttpsVerifiedAgainstTheClusterCa) {
   append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F over tls\n");
   Reply r = apiCall(http::verb::get, "/api/v1/namespaces/default/pods/web/log?container=app");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "over tls\n");
   // Plain HTTP to a TLS port fails; the kubelet never answers in the clear.
   EXPECT_THROW(
-      call(kubelet_->port(), http::verb::get, "/containerLogs/default/web/app", "", "node-token"),
+      testutil::httpCall(kubelet_->port(), http::verb::get, "/containerLogs/default/web/app",
+                         {.tls = false, .token = cluster_->adminToken()}),
       std::exception);
-}
-
-TEST_F(LogsProxyTest, KubeletRequiresItsToken) {
-  append(app_dir_ / "0.log", "2026-01-01T00:00:01.000000000Z stdout F hello\n");
-  const std::string target = "/containerLogs/default/web/app";
-  EXPECT_EQ(call(kubelet_->port(), http::verb::get, target).status, 401);
-  EXPECT_EQ(call(kubelet_->port(), http::verb::get, target, "", "wrong-token").status, 401);
-  Reply ok = call(kubelet_->port(), http::verb::get, target, "", "node-token");
-  EXPECT_EQ(ok.status, 200);
-  EXPECT_EQ(ok.body, "hello\n");
-  Reply missing =
-      call(kubelet_->port(), http::verb::get, "/containerLogs/default/nope/app", "", "node-token");
-  EXPECT_EQ(missing.status, 404);
-  EXPECT_NE(missing.body.find("default/nope"), std::string::npos) << missing.body;
-  EXPECT_THROW(KubeletServer(KubeletServerOptions{.port = 0}).start(), std::runtime_error);
+  // Without a reviewer the kubelet API does not start: it is never open.
+  KubeletServerOptions open = cluster_->kubeletOptions((dir_ / "logs").string());
+  open.reviewer = nullptr;
+  EXPECT_THROW(KubeletServer(open).start(), std::runtime_error);
 }
 
 TEST_F(LogsProxyTest, PodLogThroughTheApiserver) {
@@ -229,15 +146,7 @@ TEST_F(LogsProxyTest, SkiffLogs) {
   append(app_dir_ / "1.log",
          "2026-01-01T00:00:05.000000000Z stdout F one\n"
          "2026-01-01T00:00:06.000000000Z stderr F two\n");
-  const std::string kubeconfig = (dir_ / "kubeconfig").string();
-  {
-    std::ofstream out(kubeconfig);
-    out << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-           "clusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:"
-        << api_->port()
-        << "\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
-           "users:\n- name: u\n  user:\n    token: t\n";
-  }
+  const std::string kubeconfig = cluster_->adminKubeconfig();
   auto run = [&](cli::LogsOptions options, std::string& err) {
     cli::CliContext context(cli::GlobalOptions{.kubeconfig = kubeconfig, .ns = "default"});
     std::ostringstream out, error;

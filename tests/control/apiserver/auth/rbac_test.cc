@@ -180,6 +180,19 @@ class RbacAuthorizerTest : public ::testing::Test {
                     {"system:serviceaccounts", "system:serviceaccounts:y", "system:authenticated"}};
 };
 
+TEST_F(RbacAuthorizerTest, TheApiserversKubeletClientHoldsKubeletApiAdmin) {
+  // DIR/pki/kubelet-client.crt's user: every kubelet API subresource of any node, nothing else.
+  UserInfo client{"kube-apiserver-kubelet-client", "", {"system:authenticated"}};
+  for (const char* sub : {"proxy", "log", "stats", "metrics"}) {
+    for (const char* verb : {"get", "create"})
+      EXPECT_TRUE(as(client, resource(verb, "", "nodes", sub, "n1", "")).allowed) << sub << verb;
+  }
+  EXPECT_TRUE(as(client, resource("list", "", "nodes", "", "", "")).allowed);
+  EXPECT_FALSE(as(client, resource("delete", "", "nodes", "", "n1", "")).allowed);
+  EXPECT_FALSE(as(client, resource("get", "", "pods", "", "web", "default")).allowed);
+  EXPECT_FALSE(as(builder_, resource("get", "", "nodes", "proxy", "n1", "")).allowed);
+}
+
 TEST_F(RbacAuthorizerTest, RoleBindingGrantsOnlyInItsNamespace) {
   Decision d = as(builder_, resource("list", "", "pods", "", "", "y"));
   EXPECT_TRUE(d.allowed);
