@@ -15,6 +15,7 @@
 #include "skiff/api/meta_v1.pb.h"
 #include "skiff/api/options.pb.h"
 #include "skiff/api/rbac_v1.pb.h"
+#include "skiff/api/storage_v1.pb.h"
 
 namespace skiff::api {
 namespace {
@@ -33,6 +34,7 @@ std::vector<const google::protobuf::FileDescriptor*> apiFiles() {
       authorization::v1::SubjectAccessReview::descriptor()->file(),
       authentication::v1::TokenRequest::descriptor()->file(),
       certificates::v1::CertificateSigningRequest::descriptor()->file(),
+      storage::v1::StorageClass::descriptor()->file(),
   };
 }
 

@@ -17,6 +17,7 @@
 #include "control/apiserver/response_encoding.h"
 #include "control/apiserver/server_side_apply.h"
 #include "control/apiserver/table.h"
+#include "control/apiserver/storage_admission.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/version.h"
@@ -794,6 +795,20 @@ ObjectPtr ApiHandler::lookupForAdmission(const ResourceStorage& storage, const s
 }
 
 void ApiHandler::noteNamespaceDeleted(const std::string& name) {
+void ApiHandler::admitDefaultStorageClass(api::core::v1::PersistentVolumeClaim& pvc) const {
+  auto it = storages_.find(storageKey("storage.k8s.io", "v1", "storageclasses"));
+  if (it == storages_.end()) return;
+  const ResourceStorage& classes = *it->second;
+  std::optional<ListResponse> listed;
+  if (WatchCache* cache = cacheFor(classes); cache != nullptr && cache->ready())
+    listed = cache->list("", ListRequest{});
+  if (!listed) listed = classes.list("", ListRequest{});
+  std::vector<const api::storage::v1::StorageClass*> found;
+  for (const auto& item : listed->items)
+    found.push_back(dynamic_cast<const api::storage::v1::StorageClass*>(item.get()));
+  apiserver::admitDefaultStorageClass(pvc, found);
+}
+
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(deleted_namespaces_mu_);
   std::erase_if(deleted_namespaces_, [&](const auto& entry) { return entry.second <= now; });
@@ -1175,6 +1190,10 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
       };
       admitServiceAccount(*pod, ns, admission);
     }
+  }
+  if (auto* pvc = dynamic_cast<api::core::v1::PersistentVolumeClaim*>(object.get());
+      pvc != nullptr && !pvc->spec().has_storage_class_name()) {
+    admitDefaultStorageClass(*pvc);
   }
   auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
   if (service != nullptr) {

@@ -108,6 +108,8 @@ class ApiHandler {
   ListResponse listObjects(ResourceStorage& storage, const std::string& ns,
                            const ListRequest& list);
   WatchCache* cacheFor(const ResourceStorage& storage) const;
+  // The DefaultStorageClass admission plugin (storage_admission.h) on a claim being created.
+  void admitDefaultStorageClass(api::core::v1::PersistentVolumeClaim& pvc) const;
   void admitWrite(const HttpRequest& request, ResourceStorage& storage, const std::string& ns,
                   const std::string& name, const google::protobuf::Message& next, bool update);
   void patch(const HttpRequest& request, const RequestInfo& info, ResourceStorage& storage,

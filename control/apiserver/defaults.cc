@@ -1,5 +1,6 @@
 #include "control/apiserver/defaults.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -10,6 +11,7 @@
 #include "skiff/api/batch_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/discovery_v1.pb.h"
+#include "skiff/api/storage_v1.pb.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -337,6 +339,17 @@ void applyDefaults(google::protobuf::Message& object) {
     }
   } else if (auto* pvc = dynamic_cast<core::PersistentVolumeClaim*>(&object)) {
     defaultPvc(*pvc);
+  } else if (auto* pv = dynamic_cast<core::PersistentVolume*>(&object)) {
+    // SetDefaults_PersistentVolume.
+    auto* spec = pv->mutable_spec();
+    if (!spec->has_persistent_volume_reclaim_policy())
+      spec->set_persistent_volume_reclaim_policy("Retain");
+    if (!spec->has_volume_mode()) spec->set_volume_mode("Filesystem");
+    if (!pv->status().has_phase()) pv->mutable_status()->set_phase("Pending");
+  } else if (auto* sc = dynamic_cast<api::storage::v1::StorageClass*>(&object)) {
+    // SetDefaults_StorageClass.
+    if (!sc->has_reclaim_policy()) sc->set_reclaim_policy("Delete");
+    if (!sc->has_volume_binding_mode()) sc->set_volume_binding_mode("Immediate");
   } else if (auto* d = dynamic_cast<apps::Deployment*>(&object)) {
     defaultDeployment(*d);
   } else if (auto* rs = dynamic_cast<apps::ReplicaSet*>(&object)) {
@@ -377,8 +390,21 @@ void prepareForCreate(google::protobuf::Message& object) {
     if (!spec->has_preemption_policy()) spec->set_preemption_policy("PreemptLowerPriority");
     return;
   }
+  // The StorageObjectInUseProtection admission: claims and volumes carry the protection
+  // finalizers that the pvc-protection and pv-protection controllers remove once they are unused.
+  auto protect = [](api::meta::v1::ObjectMeta& meta, const char* finalizer) {
+    const auto& list = meta.finalizers();
+    if (std::find(list.begin(), list.end(), finalizer) == list.end())
+      meta.add_finalizers(finalizer);
+  };
   if (auto* pvc = dynamic_cast<core::PersistentVolumeClaim*>(&object)) {
     pvc->mutable_status()->set_phase("Pending");
+    protect(*pvc->mutable_metadata(), "kubernetes.io/pvc-protection");
+    return;
+  }
+  if (auto* pv = dynamic_cast<core::PersistentVolume*>(&object)) {
+    pv->mutable_status()->set_phase("Pending");
+    protect(*pv->mutable_metadata(), "kubernetes.io/pv-protection");
     return;
   }
   auto* job = dynamic_cast<batch::Job*>(&object);

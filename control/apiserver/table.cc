@@ -1,5 +1,6 @@
 #include "control/apiserver/table.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "control/api/codec.h"
@@ -11,6 +12,7 @@
 #include "skiff/api/coordination_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/discovery_v1.pb.h"
+#include "skiff/api/storage_v1.pb.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -98,6 +100,26 @@ std::string podStatus(const core::Pod& pod) {
   }
   if (pod.metadata().has_deletion_timestamp()) reason = "Terminating";
   return reason.empty() ? "Pending" : reason;
+}
+
+// kubectl's access-mode abbreviations (helper.GetAccessModesAsString), in Kubernetes' order.
+std::string accessModes(const google::protobuf::RepeatedPtrField<std::string>& modes) {
+  std::vector<std::string> out;
+  auto has = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
+  if (has("ReadWriteOnce")) out.emplace_back("RWO");
+  if (has("ReadOnlyMany")) out.emplace_back("ROX");
+  if (has("ReadWriteMany")) out.emplace_back("RWX");
+  if (has("ReadWriteOncePod")) out.emplace_back("RWOP");
+  return join(out);
+}
+
+std::string storageOf(const google::protobuf::Map<std::string, api::runtime::Quantity>& m) {
+  auto it = m.find("storage");
+  return it == m.end() ? "" : it->second.string();
+}
+
+std::string volumeModeOf(const std::string& mode) {
+  return mode.empty() ? "<unset>" : mode;
 }
 
 std::vector<Column> columnsFor(const std::string& kind) {
@@ -495,6 +517,112 @@ std::vector<Column> columnsFor(const std::string& kind) {
          {"Holder", "string", 0,
           [](const Message& m, int64_t) {
             return str(as<api::coordination::v1::Lease>(m).spec().holder_identity());
+          }},
+         ageColumn()};
+  } else if (kind == "PersistentVolume") {
+    c = {
+        nameColumn(),
+        {"Capacity", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(storageOf(as<core::PersistentVolume>(m).spec().capacity()));
+         }},
+        {"Access Modes", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(accessModes(as<core::PersistentVolume>(m).spec().access_modes()));
+         }},
+        {"Reclaim Policy", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(as<core::PersistentVolume>(m).spec().persistent_volume_reclaim_policy());
+         }},
+        {"Status", "string", 0,
+         [](const Message& m, int64_t) {
+           const auto& pv = as<core::PersistentVolume>(m);
+           return str(pv.metadata().has_deletion_timestamp() ? "Terminating" : pv.status().phase());
+         }},
+        {"Claim", "string", 0,
+         [](const Message& m, int64_t) {
+           const auto& ref = as<core::PersistentVolume>(m).spec().claim_ref();
+           return str(ref.name().empty() ? "" : ref.namespace_() + "/" + ref.name());
+         }},
+        {"StorageClass", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(as<core::PersistentVolume>(m).spec().storage_class_name());
+         }},
+        {"VolumeAttributesClass", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(
+               volumeModeOf(as<core::PersistentVolume>(m).spec().volume_attributes_class_name()));
+         }},
+        {"Reason", "string", 0,
+         [](const Message& m, int64_t) {
+           return str(as<core::PersistentVolume>(m).status().reason());
+         }},
+        ageColumn(),
+        {"VolumeMode", "string", 1, [](const Message& m, int64_t) {
+           return str(volumeModeOf(as<core::PersistentVolume>(m).spec().volume_mode()));
+         }}};
+  } else if (kind == "PersistentVolumeClaim") {
+    c = {nameColumn(),
+         {"Status", "string", 0,
+          [](const Message& m, int64_t) {
+            const auto& pvc = as<core::PersistentVolumeClaim>(m);
+            return str(pvc.metadata().has_deletion_timestamp() ? "Terminating"
+                                                               : pvc.status().phase());
+          }},
+         {"Volume", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<core::PersistentVolumeClaim>(m).spec().volume_name());
+          }},
+         {"Capacity", "string", 0,
+          [](const Message& m, int64_t) {
+            const auto& pvc = as<core::PersistentVolumeClaim>(m);
+            return str(pvc.spec().volume_name().empty() ? "" : storageOf(pvc.status().capacity()));
+          }},
+         {"Access Modes", "string", 0,
+          [](const Message& m, int64_t) {
+            const auto& pvc = as<core::PersistentVolumeClaim>(m);
+            return str(pvc.spec().volume_name().empty() ? ""
+                                                        : accessModes(pvc.status().access_modes()));
+          }},
+         {"StorageClass", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<core::PersistentVolumeClaim>(m).spec().storage_class_name());
+          }},
+         {"VolumeAttributesClass", "string", 0,
+          [](const Message&, int64_t) { return str("<unset>"); }},
+         ageColumn(),
+         {"VolumeMode", "string", 1, [](const Message& m, int64_t) {
+            return str(volumeModeOf(as<core::PersistentVolumeClaim>(m).spec().volume_mode()));
+          }}};
+  } else if (kind == "StorageClass") {
+    c = {{"Name", "string", 0,
+          [](const Message& m, int64_t) {
+            const auto& sc = as<api::storage::v1::StorageClass>(m);
+            const auto& annotations = sc.metadata().annotations();
+            bool is_default = false;
+            for (const char* key : {"storageclass.kubernetes.io/is-default-class",
+                                    "storageclass.beta.kubernetes.io/is-default-class"}) {
+              auto it = annotations.find(key);
+              if (it != annotations.end() && it->second == "true") is_default = true;
+            }
+            return str(sc.metadata().name() + (is_default ? " (default)" : ""));
+          }},
+         {"Provisioner", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<api::storage::v1::StorageClass>(m).provisioner());
+          }},
+         {"ReclaimPolicy", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<api::storage::v1::StorageClass>(m).reclaim_policy());
+          }},
+         {"VolumeBindingMode", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<api::storage::v1::StorageClass>(m).volume_binding_mode());
+          }},
+         {"AllowVolumeExpansion", "string", 0,
+          [](const Message& m, int64_t) {
+            return str(as<api::storage::v1::StorageClass>(m).allow_volume_expansion() ? "true"
+                                                                                      : "false");
           }},
          ageColumn()};
   } else {
