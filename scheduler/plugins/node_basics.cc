@@ -2,6 +2,7 @@
 #include <charconv>
 
 #include "scheduler/plugins/plugins.h"
+#include "scheduler/plugins/volume_binding.h"
 
 namespace skiff::scheduler::plugins {
 namespace {
@@ -215,6 +216,13 @@ Status NodeAffinity::normalizeScore(const CycleState&, const PodInfo&,
                                     std::vector<int64_t>& scores) const {
   defaultNormalizeScore(kMaxNodeScore, false, scores);
   return {};
+}
+
+bool matchesNodeSelector(const api::core::v1::NodeSelector& selector, const NodeInfo& node) {
+  for (const auto& term : selector.node_selector_terms()) {
+    if (matchTerm(term, node)) return true;
+  }
+  return false;
 }
 
 }  // namespace skiff::scheduler::plugins
