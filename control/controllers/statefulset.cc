@@ -13,6 +13,7 @@ namespace skiff::controllers {
 using api::Timestamp;
 using api::apps::v1::ControllerRevision;
 using api::apps::v1::StatefulSet;
+using api::core::v1::PersistentVolumeClaim;
 using api::core::v1::Pod;
 
 namespace {
@@ -71,10 +72,47 @@ Pod statefulPodFor(const StatefulSet& set, int ordinal, const std::string& revis
   m->set_namespace_(sm.namespace_());
   *m->add_owner_references() = makeControllerRef(sm, typeOf<StatefulSet>());
   *pod.mutable_spec() = tmpl.spec();
+  // updateStorage: each claim template's volume points at the pod's claim.
+  for (const auto& claim_tmpl : set.spec().volume_claim_templates()) {
+    auto* volumes = pod.mutable_spec()->mutable_volumes();
+    api::core::v1::Volume* volume = nullptr;
+    for (auto& v : *volumes) {
+      if (v.name() == claim_tmpl.metadata().name()) volume = &v;
+    }
+    if (volume == nullptr) volume = volumes->Add();
+    volume->Clear();
+    volume->set_name(claim_tmpl.metadata().name());
+    volume->mutable_persistent_volume_claim()->set_claim_name(
+        statefulClaimName(set, claim_tmpl, ordinal));
+  }
   pod.mutable_spec()->set_hostname(name);
   if (!set.spec().service_name().empty())
     pod.mutable_spec()->set_subdomain(set.spec().service_name());
   return pod;
+}
+
+std::string statefulClaimName(const StatefulSet& set, const PersistentVolumeClaim& tmpl,
+                              int ordinal) {
+  return tmpl.metadata().name() + "-" + set.metadata().name() + "-" + std::to_string(ordinal);
+}
+
+PersistentVolumeClaim statefulClaimFor(const StatefulSet& set, const PersistentVolumeClaim& tmpl,
+                                       int ordinal) {
+  PersistentVolumeClaim claim;
+  auto* m = claim.mutable_metadata();
+  *m->mutable_labels() = tmpl.metadata().labels();
+  *m->mutable_annotations() = tmpl.metadata().annotations();
+  for (const auto& [k, v] : set.spec().selector().match_labels())
+    (*m->mutable_labels())[k] = v;
+  m->set_name(statefulClaimName(set, tmpl, ordinal));
+  m->set_namespace_(set.metadata().namespace_());
+  *claim.mutable_spec() = tmpl.spec();
+  if (set.spec().persistent_volume_claim_retention_policy().when_deleted() == "Delete") {
+    auto ref = makeControllerRef(set.metadata(), typeOf<StatefulSet>());
+    ref.clear_controller();
+    *m->add_owner_references() = ref;
+  }
+  return claim;
 }
 
 ControllerRevision revisionFor(const StatefulSet& set, int64_t number) {
@@ -108,12 +146,6 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
     return result;
   }
   if (meta.has_deletion_timestamp()) return result;
-  if (spec.volume_claim_templates_size() > 0 &&
-      meta.generation() != set.status().observed_generation()) {
-    result.event("Warning", "VolumeClaimTemplatesIgnored",
-                 "spec.volumeClaimTemplates are not supported by this cluster (no "
-                 "PersistentVolumes): pods are created without their claims");
-  }
 
   const int32_t replicas = spec.has_replicas() ? std::max(0, spec.replicas()) : 1;
   const int32_t start = spec.has_ordinals() ? std::max(0, spec.ordinals().start()) : 0;
@@ -214,6 +246,68 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
     return statefulPodFor(set, ordinal, update_revision, spec.template_());
   };
 
+  // Claims (createPersistentVolumeClaims and the retention policy's owner references).
+  std::map<std::string, const PersistentVolumeClaim*> claims;
+  for (const PersistentVolumeClaim* c : input.claims)
+    claims[c->metadata().name()] = c;
+  const auto& retention = spec.persistent_volume_claim_retention_policy();
+  auto claimAction = [&](Action::Verb verb, const PersistentVolumeClaim& claim) {
+    Action a;
+    a.verb = verb;
+    a.type = &typeOf<PersistentVolumeClaim>();
+    a.ns = claim.metadata().namespace_();
+    a.name = claim.metadata().name();
+    a.object = std::make_shared<PersistentVolumeClaim>(claim);
+    result.actions.push_back(std::move(a));
+  };
+  // The claims of `ordinal` the cache lacks are created (before its pod).
+  auto createClaims = [&](int ordinal) {
+    for (const auto& tmpl : spec.volume_claim_templates()) {
+      const std::string name = statefulClaimName(set, tmpl, ordinal);
+      if (claims.contains(name)) continue;
+      claimAction(Action::Verb::kCreate, statefulClaimFor(set, tmpl, ordinal));
+      result.actions.back().event_reason = "SuccessfulCreate";
+      result.actions.back().event_message = "create Claim " + name + " Pod " + meta.name() + "-" +
+                                            std::to_string(ordinal) + " in StatefulSet " +
+                                            meta.name() + " success";
+    }
+  };
+  // Sets (or clears) one owner reference on an existing claim; true when it wrote. A claim
+  // written twice in one sync carries both changes in the second write.
+  std::map<std::string, PersistentVolumeClaim> written;
+  auto ownClaim = [&](const PersistentVolumeClaim& cached, const std::string& uid,
+                      const api::meta::v1::OwnerReference* wanted) {
+    PersistentVolumeClaim& copy =
+        written.try_emplace(cached.metadata().name(), cached).first->second;
+    const auto& refs = copy.metadata().owner_references();
+    bool has = std::any_of(refs.begin(), refs.end(), [&](const auto& r) { return r.uid() == uid; });
+    if (has == (wanted != nullptr)) return false;
+    auto* out = copy.mutable_metadata()->mutable_owner_references();
+    if (wanted != nullptr) {
+      *out->Add() = *wanted;
+    } else {
+      for (int i = out->size() - 1; i >= 0; --i) {
+        if (out->Get(i).uid() == uid) out->DeleteSubrange(i, 1);
+      }
+    }
+    claimAction(Action::Verb::kUpdate, copy);
+    return true;
+  };
+  // whenDeleted: the set owns every claim of its templates (or none of them).
+  {
+    api::meta::v1::OwnerReference set_ref = makeControllerRef(meta, typeOf<StatefulSet>());
+    set_ref.clear_controller();
+    const bool delete_with_set = retention.when_deleted() == "Delete";
+    for (const PersistentVolumeClaim* c : input.claims) {
+      for (const auto& tmpl : spec.volume_claim_templates()) {
+        if (ordinalOf(tmpl.metadata().name() + "-" + meta.name(), c->metadata().name()) < 0)
+          continue;
+        ownClaim(*c, meta.uid(), delete_with_set ? &set_ref : nullptr);
+        break;
+      }
+    }
+  }
+
   if (!input.expectations_satisfied) {
     writeStatus();
     return result;
@@ -233,6 +327,7 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
       continue;
     }
     if (pod == nullptr) {
+      createClaims(ordinal);
       addPodCreate(result, podFor(ordinal));
       result.actions.back().event_message = "create Pod " + meta.name() + "-" +
                                             std::to_string(ordinal) + " in StatefulSet " +
@@ -240,6 +335,7 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
       blocked = monotonic;
       continue;
     }
+    createClaims(ordinal);  // a pod whose claims went missing gets them again
     if (monotonic && !isHealthy(*pod)) blocked = true;  // wait for it to be Running and Ready
   }
   // 2. Scale down from the highest ordinal.
@@ -248,6 +344,18 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
     if (isTerminating(*pod)) {
       blocked = monotonic;
       continue;
+    }
+    // whenScaled Delete: the condemned pod owns its claims, which go with it.
+    if (retention.when_scaled() == "Delete") {
+      api::meta::v1::OwnerReference pod_ref;
+      pod_ref.set_api_version("v1");
+      pod_ref.set_kind("Pod");
+      pod_ref.set_name(pod->metadata().name());
+      pod_ref.set_uid(pod->metadata().uid());
+      for (const auto& tmpl : spec.volume_claim_templates()) {
+        auto it = claims.find(statefulClaimName(set, tmpl, ordinal));
+        if (it != claims.end()) ownClaim(*it->second, pod->metadata().uid(), &pod_ref);
+      }
     }
     addPodDelete(result, *pod);
     result.actions.back().event_message =

@@ -28,9 +28,17 @@
 //   updatedReplicas, currentRevision (becomes updateRevision once every pod is updated),
 //   updateRevision, observedGeneration.
 //
-// Differences from Kubernetes: volumeClaimTemplates are ignored (no PersistentVolumes here) with a
-// Warning event; maxUnavailable for rolling updates is not implemented (one pod at a time); hash
-// collisions with a revision the set does not own are reported, not resolved by collisionCount.
+// - volumeClaimTemplates: before a pod is created (and for a pod whose claims went missing), each
+//   template's claim <template>-<set>-<ordinal> is created when the cache lacks it, with the
+//   template's labels and the set's selector matchLabels; the pod's volume of the template's name
+//   points at it. Claims are kept when pods go. persistentVolumeClaimRetentionPolicy, through
+//   ownerReferences as Kubernetes does: whenDeleted Delete makes the set an owner of its claims
+//   (the garbage collector deletes them with the set); whenScaled Delete makes a condemned pod an
+//   owner of its claims before it is deleted (they go with it); Retain takes those references off.
+//
+// Differences from Kubernetes: maxUnavailable for rolling updates is not implemented (one pod at a
+// time); hash collisions with a revision the set does not own are reported, not resolved by
+// collisionCount.
 
 namespace skiff::controllers {
 
@@ -42,6 +50,8 @@ struct StatefulSetInput {
   std::vector<const api::core::v1::Pod*> pods;  // every cached pod of the set's namespace
   // Every cached ControllerRevision of the set's namespace.
   std::vector<const api::apps::v1::ControllerRevision*> revisions;
+  // Every cached PersistentVolumeClaim of the set's namespace.
+  std::vector<const api::core::v1::PersistentVolumeClaim*> claims;
   api::Timestamp now;
   bool expectations_satisfied = true;
 };
@@ -54,6 +64,12 @@ std::string statefulSetRevision(const api::apps::v1::StatefulSet& set);
 api::core::v1::Pod statefulPodFor(const api::apps::v1::StatefulSet& set, int ordinal,
                                   const std::string& revision,
                                   const api::core::v1::PodTemplateSpec& tmpl);
+// The claim of template `tmpl` for ordinal `ordinal` ("<template>-<set>-<ordinal>").
+std::string statefulClaimName(const api::apps::v1::StatefulSet& set,
+                              const api::core::v1::PersistentVolumeClaim& tmpl, int ordinal);
+api::core::v1::PersistentVolumeClaim statefulClaimFor(
+    const api::apps::v1::StatefulSet& set, const api::core::v1::PersistentVolumeClaim& tmpl,
+    int ordinal);
 // The ControllerRevision of the set's current template, numbered `number`.
 api::apps::v1::ControllerRevision revisionFor(const api::apps::v1::StatefulSet& set,
                                               int64_t number);

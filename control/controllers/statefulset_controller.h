@@ -5,13 +5,15 @@
 
 namespace skiff::controllers {
 
-// The StatefulSet controller: reconcileStatefulSet on StatefulSet, Pod and ControllerRevision
-// informers.
+// The StatefulSet controller: reconcileStatefulSet on StatefulSet, Pod, ControllerRevision and
+// (for volumeClaimTemplates) PersistentVolumeClaim informers. Without a claims informer every
+// claim looks missing and its create is answered AlreadyExists.
 class StatefulSetController : public PodOwnerController {
  public:
   StatefulSetController(client::Client& client, client::SharedInformer& stateful_sets,
                         client::SharedInformer& pods, client::SharedInformer& revisions,
-                        client::EventRecorder* events = nullptr);
+                        client::EventRecorder* events = nullptr,
+                        client::SharedInformer* claims = nullptr);
   ~StatefulSetController() override;
 
  protected:
@@ -21,6 +23,7 @@ class StatefulSetController : public PodOwnerController {
 
  private:
   client::SharedInformer& revisions_;
+  client::SharedInformer* claims_;
 };
 
 }  // namespace skiff::controllers

@@ -339,5 +339,136 @@ TEST(StatefulSet, SelectorNotMatchingTheTemplateIsReported) {
   EXPECT_TRUE(r.actions.empty());
 }
 
+// ------------------------------------------------------------ volumeClaimTemplates
+
+StatefulSet withClaims(int replicas) {
+  auto set = makeSet(replicas);
+  set.mutable_spec()->set_pod_management_policy("Parallel");
+  auto* tmpl = set.mutable_spec()->add_volume_claim_templates();
+  tmpl->mutable_metadata()->set_name("www");
+  (*tmpl->mutable_metadata()->mutable_labels())["disk"] = "ssd";
+  tmpl->mutable_spec()->add_access_modes("ReadWriteOnce");
+  (*tmpl->mutable_spec()->mutable_resources()->mutable_requests())["storage"].set_string("1Gi");
+  // The template's own volume of the same name is replaced by the claim.
+  auto* v = set.mutable_spec()->mutable_template_()->mutable_spec()->add_volumes();
+  v->set_name("www");
+  v->mutable_empty_dir();
+  return set;
+}
+
+api::core::v1::PersistentVolumeClaim claimNamed(const std::string& name) {
+  api::core::v1::PersistentVolumeClaim c;
+  c.mutable_metadata()->set_name(name);
+  c.mutable_metadata()->set_namespace_("default");
+  c.mutable_metadata()->set_uid("uid-" + name);
+  return c;
+}
+
+TEST(StatefulSetClaims, ClaimsAreCreatedBeforeTheirPodsAndMounted) {
+  auto set = withClaims(2);
+  auto result = reconcileStatefulSet({.set = &set, .now = kNow});
+  std::vector<std::string> order;
+  for (const auto& a : result.actions) {
+    if (a.verb == Action::Verb::kCreate && a.type->kind != "ControllerRevision")
+      order.push_back(a.type->kind + "/" + a.name);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"PersistentVolumeClaim/www-web-0", "Pod/web-0",
+                                             "PersistentVolumeClaim/www-web-1", "Pod/web-1"}));
+  for (const auto& a : result.actions) {
+    if (a.verb != Action::Verb::kCreate) continue;
+    if (a.type->kind == "PersistentVolumeClaim") {
+      const auto& c = static_cast<const api::core::v1::PersistentVolumeClaim&>(*a.object);
+      EXPECT_EQ(c.metadata().namespace_(), "default");
+      EXPECT_EQ(c.metadata().labels().at("app"), "web");  // the set's selector
+      EXPECT_EQ(c.metadata().labels().at("disk"), "ssd");
+      EXPECT_EQ(c.spec().resources().requests().at("storage").string(), "1Gi");
+      EXPECT_EQ(c.metadata().owner_references_size(), 0);  // whenDeleted Retain (default)
+    } else if (a.type->kind == "Pod") {
+      const auto& p = static_cast<const Pod&>(*a.object);
+      ASSERT_EQ(p.spec().volumes_size(), 1);
+      EXPECT_EQ(p.spec().volumes(0).name(), "www");
+      EXPECT_FALSE(p.spec().volumes(0).has_empty_dir());
+      EXPECT_EQ(p.spec().volumes(0).persistent_volume_claim().claim_name(),
+                "www-" + p.metadata().name());
+    }
+  }
+}
+
+TEST(StatefulSetClaims, ExistingClaimsAreKeptAndReused) {
+  auto set = withClaims(2);
+  auto c0 = claimNamed("www-web-0");
+  auto c1 = claimNamed("www-web-1");
+  Pod pod1 = setPod(1);
+  StatefulSetInput in{.set = &set, .pods = {&pod1}, .claims = {&c0, &c1}, .now = kNow};
+  auto result = reconcileStatefulSet(in);
+  auto s = split(result);
+  ASSERT_EQ(s.creates.size(), 1u);  // web-0, with its claim already there
+  EXPECT_EQ(s.creates[0]->spec().volumes(0).persistent_volume_claim().claim_name(), "www-web-0");
+  for (const auto& name : s.other_creates)
+    EXPECT_EQ(name.rfind("PersistentVolumeClaim/", 0), std::string::npos) << name;
+  // A pod whose claim went missing gets it again; scaling down keeps the claims.
+  in.claims = {&c0};
+  s = split(reconcileStatefulSet(in));
+  EXPECT_NE(
+      std::find(s.other_creates.begin(), s.other_creates.end(), "PersistentVolumeClaim/www-web-1"),
+      s.other_creates.end());
+  set.mutable_spec()->set_replicas(1);
+  Pod pod0 = setPod(0);
+  in.pods = {&pod0, &pod1};
+  in.claims = {&c0, &c1};
+  s = split(reconcileStatefulSet(in));
+  EXPECT_EQ(s.deletes, std::vector<std::string>{"web-1"});
+  EXPECT_TRUE(s.other_deletes.empty());
+  EXPECT_TRUE(s.updates.empty());
+}
+
+TEST(StatefulSetClaims, RetentionPolicyDeleteSetsOwnerReferences) {
+  auto set = withClaims(1);
+  auto* retention = set.mutable_spec()->mutable_persistent_volume_claim_retention_policy();
+  retention->set_when_deleted("Delete");
+  retention->set_when_scaled("Delete");
+  // New claims are owned by the set.
+  auto created = reconcileStatefulSet({.set = &set, .now = kNow});
+  bool owned = false;
+  for (const auto& a : created.actions) {
+    if (a.verb == Action::Verb::kCreate && a.type->kind == "PersistentVolumeClaim") {
+      const auto& c = static_cast<const api::core::v1::PersistentVolumeClaim&>(*a.object);
+      ASSERT_EQ(c.metadata().owner_references_size(), 1);
+      EXPECT_EQ(c.metadata().owner_references(0).uid(), "sts-uid");
+      EXPECT_EQ(c.metadata().owner_references(0).kind(), "StatefulSet");
+      EXPECT_FALSE(c.metadata().owner_references(0).controller());
+      owned = true;
+    }
+  }
+  EXPECT_TRUE(owned);
+  // Existing claims get the set's reference; the condemned pod's claim also gets the pod's,
+  // written before the pod is deleted.
+  auto c0 = claimNamed("www-web-0");
+  auto c1 = claimNamed("www-web-1");
+  Pod pod0 = setPod(0);
+  Pod pod1 = setPod(1);
+  StatefulSetInput in{.set = &set, .pods = {&pod0, &pod1}, .claims = {&c0, &c1}, .now = kNow};
+  auto result = reconcileStatefulSet(in);
+  std::vector<std::string> order;
+  for (const auto& a : result.actions) {
+    if (a.verb == Action::Verb::kUpdate || a.verb == Action::Verb::kDelete)
+      order.push_back(std::string(toString(a.verb)) + " " + a.type->kind + "/" + a.name);
+  }
+  EXPECT_EQ(order,
+            (std::vector<std::string>{
+                "update PersistentVolumeClaim/www-web-0", "update PersistentVolumeClaim/www-web-1",
+                "update PersistentVolumeClaim/www-web-1", "delete Pod/web-1"}));
+  const google::protobuf::Message* last_update = nullptr;
+  for (const auto& a : result.actions) {
+    if (a.verb == Action::Verb::kUpdate) last_update = a.object.get();
+  }
+  ASSERT_NE(last_update, nullptr);
+  const auto& last = static_cast<const api::core::v1::PersistentVolumeClaim&>(*last_update);
+  ASSERT_EQ(last.metadata().owner_references_size(), 2);  // the set's, kept, and the pod's
+  EXPECT_EQ(last.metadata().owner_references(0).uid(), "sts-uid");
+  EXPECT_EQ(last.metadata().owner_references(1).kind(), "Pod");
+  EXPECT_EQ(last.metadata().owner_references(1).uid(), "uid-web-1");
+}
+
 }  // namespace
 }  // namespace skiff::controllers
