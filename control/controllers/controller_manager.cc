@@ -23,8 +23,10 @@
 #include "control/controllers/deployment_controller.h"
 #include "control/controllers/garbage_collector_controller.h"
 #include "control/controllers/job_controller.h"
+#include "control/controllers/local_path_provisioner.h"
 #include "control/controllers/namespace_controller.h"
 #include "control/controllers/node_lifecycle_controller.h"
+#include "control/controllers/persistent_volume_controller.h"
 #include "control/controllers/replicaset_controller.h"
 #include "control/controllers/root_ca_publisher.h"
 #include "control/controllers/serviceaccount_controller.h"
@@ -47,7 +49,9 @@ const std::vector<std::string>& knownControllers() {
                                                   "csrapproving",
                                                   "csrsigning",
                                                   "root-ca-cert-publisher",
-                                                  "clusterrole-aggregation"};
+                                                  "clusterrole-aggregation",
+                                                  "persistentvolume-binder",
+                                                  "local-path-provisioner"};
   return kKnown;
 }
 
@@ -164,7 +168,8 @@ struct ControllerManager::Impl {
       auto& sets = factory.informerFor<api::apps::v1::StatefulSet>();
       auto& revisions = factory.informerFor<api::apps::v1::ControllerRevision>();
       controllers.push_back(std::make_unique<StatefulSetController>(
-          client, sets, pods, revisions, recorder("statefulset-controller")));
+          client, sets, pods, revisions, recorder("statefulset-controller"),
+          &factory.informerFor<api::core::v1::PersistentVolumeClaim>()));
     }
     if (on("namespace")) {
       controllers.push_back(std::make_unique<NamespaceController>(
@@ -224,6 +229,22 @@ struct ControllerManager::Impl {
       controllers.push_back(std::make_unique<NodeLifecycleController>(
           client, factory.informerFor<api::core::v1::Node>(), leases, pods,
           recorder("node-controller"), node_options));
+    }
+    if (on("persistentvolume-binder")) {
+      controllers.push_back(std::make_unique<PersistentVolumeController>(
+          client, factory.informerFor<api::core::v1::PersistentVolume>(),
+          factory.informerFor<api::core::v1::PersistentVolumeClaim>(),
+          factory.informerFor<api::storage::v1::StorageClass>(),
+          factory.informerFor<api::core::v1::Node>(), pods,
+          recorder("persistentvolume-controller")));
+    }
+    if (on("local-path-provisioner")) {
+      controllers.push_back(std::make_unique<LocalPathProvisioner>(
+          client, factory.informerFor<api::core::v1::PersistentVolumeClaim>(),
+          factory.informerFor<api::core::v1::PersistentVolume>(),
+          factory.informerFor<api::storage::v1::StorageClass>(),
+          factory.informerFor<api::core::v1::Node>(), recorder("local-path-provisioner"),
+          options.default_storage_class));
     }
     if (on("garbagecollector")) {
       std::vector<client::SharedInformer*> informers;

@@ -17,7 +17,8 @@ namespace skiff::controllers {
 struct ControllerManagerOptions {
   // Which controllers run: "*" (all on by default), "name" or "-name" (kube-controller-manager's
   // --controllers). Known: deployment, replicaset, garbagecollector, job, daemonset, statefulset,
-  // namespace, serviceaccount, nodelifecycle, root-ca-cert-publisher.
+  // namespace, serviceaccount, nodelifecycle, root-ca-cert-publisher, clusterrole-aggregation,
+  // persistentvolume-binder (with pvc-protection and pv-protection), local-path-provisioner.
   std::vector<std::string> controllers = {"*"};
   int workers = 4;  // per controller
   bool leader_elect = false;
@@ -47,6 +48,8 @@ struct ControllerManagerOptions {
   // The CA bundle (PEM) root-ca-cert-publisher puts in every namespace's kube-root-ca.crt
   // (kube-controller-manager's --root-ca-file, else its kubeconfig's CA); empty: it does not run.
   std::string root_ca_pem;
+  // local-path-provisioner creates the default StorageClass local-path on start.
+  bool default_storage_class = true;
 };
 
 // The controller names `controllers` selects; throws std::invalid_argument for a name that is not

@@ -1,5 +1,6 @@
 #include "control/controllers/controller_utils.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -191,6 +192,61 @@ bool equalIgnoreHash(const api::core::v1::PodTemplateSpec& a,
   if (ca.metadata().labels().empty() && ca.metadata().ByteSizeLong() == 0) ca.clear_metadata();
   if (cb.metadata().labels().empty() && cb.metadata().ByteSizeLong() == 0) cb.clear_metadata();
   return google::protobuf::util::MessageDifferencer::Equals(ca, cb);
+}
+
+namespace {
+
+bool requirementMatches(const api::core::v1::NodeSelectorRequirement& r,
+                        const std::optional<std::string>& value) {
+  const std::string& op = r.operator_();
+  auto in = [&] {
+    return value && std::find(r.values().begin(), r.values().end(), *value) != r.values().end();
+  };
+  if (op == "In") return in();
+  if (op == "NotIn") return !in();
+  if (op == "Exists") return value.has_value();
+  if (op == "DoesNotExist") return !value.has_value();
+  if (op == "Gt" || op == "Lt") {
+    if (!value || r.values_size() != 1) return false;
+    try {
+      size_t used_a = 0, used_b = 0;
+      long long have = std::stoll(*value, &used_a);
+      long long want = std::stoll(r.values(0), &used_b);
+      if (used_a != value->size() || used_b != r.values(0).size()) return false;
+      return op == "Gt" ? have > want : have < want;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool nodeSelectorTermMatches(const api::core::v1::NodeSelectorTerm& term,
+                             const api::core::v1::Node& node) {
+  if (term.match_expressions_size() == 0 && term.match_fields_size() == 0) return false;
+  const auto& labels = node.metadata().labels();
+  for (const auto& r : term.match_expressions()) {
+    auto it = labels.find(r.key());
+    std::optional<std::string> value;
+    if (it != labels.end()) value = it->second;
+    if (!requirementMatches(r, value)) return false;
+  }
+  for (const auto& r : term.match_fields()) {
+    std::optional<std::string> value;
+    if (r.key() == "metadata.name") value = node.metadata().name();
+    if (!requirementMatches(r, value)) return false;
+  }
+  return true;
+}
+
+bool nodeMatchesNodeSelector(const api::core::v1::NodeSelector& selector,
+                             const api::core::v1::Node& node) {
+  for (const auto& term : selector.node_selector_terms()) {
+    if (nodeSelectorTermMatches(term, node)) return true;
+  }
+  return false;
 }
 
 }  // namespace skiff::controllers

@@ -97,6 +97,13 @@ bool isPodAvailable(const api::core::v1::Pod& pod, int32_t min_ready_seconds,
 // otherwise).
 bool toleratesTaint(const api::core::v1::Toleration& toleration, const api::core::v1::Taint& taint);
 
+// v1.NodeSelectorTerm against a Node (labels for matchExpressions, metadata.name for matchFields;
+// a term without requirements matches nothing), and a NodeSelector (any of its terms).
+bool nodeSelectorTermMatches(const api::core::v1::NodeSelectorTerm& term,
+                             const api::core::v1::Node& node);
+bool nodeMatchesNodeSelector(const api::core::v1::NodeSelector& selector,
+                             const api::core::v1::Node& node);
+
 // The pod-template hash of a Deployment's ReplicaSets (controller.ComputeHash): FNV-32a over the
 // template's deterministic serialization, then the collision count as 4 little-endian bytes when
 // set, rendered with rand.SafeEncodeString of the decimal value (Kubernetes' alphabet

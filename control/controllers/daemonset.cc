@@ -19,48 +19,6 @@ using api::core::v1::Toleration;
 
 namespace {
 
-bool requirementMatches(const api::core::v1::NodeSelectorRequirement& r,
-                        const std::optional<std::string>& value) {
-  const std::string& op = r.operator_();
-  auto in = [&] {
-    return value && std::find(r.values().begin(), r.values().end(), *value) != r.values().end();
-  };
-  if (op == "In") return in();
-  if (op == "NotIn") return !in();
-  if (op == "Exists") return value.has_value();
-  if (op == "DoesNotExist") return !value.has_value();
-  if (op == "Gt" || op == "Lt") {
-    if (!value || r.values_size() != 1) return false;
-    try {
-      size_t used_a = 0, used_b = 0;
-      long long have = std::stoll(*value, &used_a);
-      long long want = std::stoll(r.values(0), &used_b);
-      if (used_a != value->size() || used_b != r.values(0).size()) return false;
-      return op == "Gt" ? have > want : have < want;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
-  return false;
-}
-
-bool termMatches(const api::core::v1::NodeSelectorTerm& term, const Node& node) {
-  if (term.match_expressions_size() == 0 && term.match_fields_size() == 0) return false;
-  const auto& labels = node.metadata().labels();
-  for (const auto& r : term.match_expressions()) {
-    auto it = labels.find(r.key());
-    std::optional<std::string> value;
-    if (it != labels.end()) value = it->second;
-    if (!requirementMatches(r, value)) return false;
-  }
-  for (const auto& r : term.match_fields()) {
-    std::optional<std::string> value;
-    if (r.key() == "metadata.name") value = node.metadata().name();
-    if (!requirementMatches(r, value)) return false;
-  }
-  return true;
-}
-
 Toleration toleration(std::string key, std::string effect) {
   Toleration t;
   t.set_key(std::move(key));
@@ -136,7 +94,7 @@ bool podMatchesNode(const api::core::v1::PodSpec& spec, const Node& node) {
                             .required_during_scheduling_ignored_during_execution()
                             .node_selector_terms();
     if (std::none_of(terms.begin(), terms.end(),
-                     [&](const auto& term) { return termMatches(term, node); })) {
+                     [&](const auto& term) { return nodeSelectorTermMatches(term, node); })) {
       return false;
     }
   }

@@ -272,7 +272,8 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
       role("system:kube-scheduler",
            {rule(kReadVerbs, {""},
                  {"nodes", "pods", "namespaces", "services", "persistentvolumeclaims",
-                  "replicationcontrollers"}),
+                  "persistentvolumes", "replicationcontrollers"}),
+            rule(kReadVerbs, {"storage.k8s.io"}, {"storageclasses"}),
             rule({"create"}, {""}, {"pods/binding", "bindings"}),
             rule({"patch", "update"}, {""}, {"pods/status"}), rule({"delete"}, {""}, {"pods"}),
             rule({"create", "patch", "update"}, {""}, {"events"}),
@@ -283,7 +284,9 @@ std::vector<ClusterRole> bootstrapClusterRoles() {
   roles.push_back(role(
       "system:kube-controller-manager",
       {rule(kAllVerbs,
-            {"", "apps", "batch", "discovery.k8s.io", "autoscaling", "coordination.k8s.io"}, {"*"}),
+            {"", "apps", "batch", "discovery.k8s.io", "autoscaling", "coordination.k8s.io",
+             "storage.k8s.io"},
+            {"*"}),
        // The ClusterRole aggregation controller's (Kubernetes' clusterrole-aggregation-controller).
        rule({"escalate", "get", "list", "patch", "update", "watch"}, {"rbac.authorization.k8s.io"},
             {"clusterroles"}),

@@ -314,12 +314,13 @@ TEST(EnabledControllers, StarNamesAndExclusions) {
   EXPECT_EQ(enabledControllers({"*"}),
             (V{"deployment", "replicaset", "garbagecollector", "job", "daemonset", "statefulset",
                "namespace", "serviceaccount", "nodelifecycle", "csrapproving", "csrsigning",
-               "root-ca-cert-publisher", "clusterrole-aggregation"}));
-  EXPECT_EQ(
-      enabledControllers({"*,-garbagecollector"}),
-      (V{"deployment", "replicaset", "job", "daemonset", "statefulset", "namespace",
-         "serviceaccount", "nodelifecycle", "csrapproving", "csrsigning",
-         "root-ca-cert-publisher", "clusterrole-aggregation"}));
+               "root-ca-cert-publisher", "clusterrole-aggregation", "persistentvolume-binder",
+               "local-path-provisioner"}));
+  EXPECT_EQ(enabledControllers({"*,-garbagecollector"}),
+            (V{"deployment", "replicaset", "job", "daemonset", "statefulset", "namespace",
+               "serviceaccount", "nodelifecycle", "csrapproving", "csrsigning",
+               "root-ca-cert-publisher", "clusterrole-aggregation", "persistentvolume-binder",
+               "local-path-provisioner"}));
   EXPECT_EQ(enabledControllers({"replicaset"}), (V{"replicaset"}));
   EXPECT_THROW(enabledControllers({"*,bogus"}), std::invalid_argument);
 }
