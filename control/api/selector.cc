@@ -24,6 +24,15 @@ constexpr std::string_view kDns1123SubdomainFmt =
 constexpr std::string_view kDns1123SubdomainErrMsg =
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
     "'.', and must start and end with an alphanumeric character";
+constexpr std::string_view kDns1123LabelFmt = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+constexpr std::string_view kDns1123LabelErrMsg =
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character";
+constexpr std::string_view kDns1035LabelFmt = "[a-z]([-a-z0-9]*[a-z0-9])?";
+constexpr std::string_view kDns1035LabelErrMsg =
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character";
+constexpr size_t kDns1123LabelMaxLength = 63;
 constexpr size_t kQualifiedNameMaxLength = 63;
 constexpr size_t kLabelValueMaxLength = 63;
 constexpr size_t kDns1123SubdomainMaxLength = 253;
@@ -1076,3 +1085,50 @@ std::string Selector::toString() const {
 
 }  // namespace fields
 }  // namespace skiff::api
+
+namespace skiff::api::labels {
+namespace {
+
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+// ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, or with a letter first for DNS-1035.
+bool isDnsLabel(std::string_view s, bool letter_first) {
+  if (s.empty() || !isLowerAlnum(s.front()) || !isLowerAlnum(s.back())) return false;
+  if (letter_first && !(s.front() >= 'a' && s.front() <= 'z')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
+}
+
+}  // namespace
+
+std::vector<std::string> dns1123SubdomainErrors(std::string_view value) {
+  std::vector<std::string> errs;
+  if (value.size() > kDns1123SubdomainMaxLength) {
+    errs.push_back(maxLenError(kDns1123SubdomainMaxLength));
+  }
+  if (!isDns1123Subdomain(value)) {
+    errs.push_back(regexError(kDns1123SubdomainErrMsg, kDns1123SubdomainFmt, {"example.com"}));
+  }
+  return errs;
+}
+
+std::vector<std::string> dns1123LabelErrors(std::string_view value) {
+  std::vector<std::string> errs;
+  if (value.size() > kDns1123LabelMaxLength) errs.push_back(maxLenError(kDns1123LabelMaxLength));
+  if (!isDnsLabel(value, false)) {
+    errs.push_back(regexError(kDns1123LabelErrMsg, kDns1123LabelFmt, {"my-name", "123-abc"}));
+  }
+  return errs;
+}
+
+std::vector<std::string> dns1035LabelErrors(std::string_view value) {
+  std::vector<std::string> errs;
+  if (value.size() > kDns1123LabelMaxLength) errs.push_back(maxLenError(kDns1123LabelMaxLength));
+  if (!isDnsLabel(value, true)) {
+    errs.push_back(regexError(kDns1035LabelErrMsg, kDns1035LabelFmt, {"my-name", "abc-123"}));
+  }
+  return errs;
+}
+
+}  // namespace skiff::api::labels

@@ -55,8 +55,14 @@ std::string_view toString(Operator op);
 //   qualifiedNameErrors: IsQualifiedName (label keys: optional DNS-1123 subdomain prefix of at most
 //                        253 characters and "/", then a name of at most 63 characters).
 //   labelValueErrors:    IsValidLabelValue (at most 63 characters, may be empty).
+//   dns1123SubdomainErrors: IsDNS1123Subdomain (most object names; at most 253 characters).
+//   dns1123LabelErrors:     IsDNS1123Label (namespaces, container and volume names; at most 63).
+//   dns1035LabelErrors:     IsDNS1035Label (Service names: a letter first; at most 63).
 std::vector<std::string> qualifiedNameErrors(std::string_view key);
 std::vector<std::string> labelValueErrors(std::string_view value);
+std::vector<std::string> dns1123SubdomainErrors(std::string_view value);
+std::vector<std::string> dns1123LabelErrors(std::string_view value);
+std::vector<std::string> dns1035LabelErrors(std::string_view value);
 
 // One term of a selector: a key, an operator and (for In/NotIn/=/==/!=/>/<) values.
 class Requirement {

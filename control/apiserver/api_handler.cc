@@ -10,14 +10,15 @@
 #include "control/apiserver/defaults.h"
 #include "control/apiserver/job_validation.h"
 #include "control/apiserver/object_meta.h"
+#include "control/apiserver/object_validation.h"
 #include "control/apiserver/openapi.h"
 #include "control/apiserver/patch.h"
 #include "control/apiserver/pod_admission.h"
 #include "control/apiserver/pod_validation.h"
 #include "control/apiserver/response_encoding.h"
 #include "control/apiserver/server_side_apply.h"
-#include "control/apiserver/table.h"
 #include "control/apiserver/storage_admission.h"
+#include "control/apiserver/table.h"
 #include "skiff/api/autoscaling_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/version.h"
@@ -794,7 +795,6 @@ ObjectPtr ApiHandler::lookupForAdmission(const ResourceStorage& storage, const s
   }
 }
 
-void ApiHandler::noteNamespaceDeleted(const std::string& name) {
 void ApiHandler::admitDefaultStorageClass(api::core::v1::PersistentVolumeClaim& pvc) const {
   auto it = storages_.find(storageKey("storage.k8s.io", "v1", "storageclasses"));
   if (it == storages_.end()) return;
@@ -809,6 +809,7 @@ void ApiHandler::admitDefaultStorageClass(api::core::v1::PersistentVolumeClaim& 
   apiserver::admitDefaultStorageClass(pvc, found);
 }
 
+void ApiHandler::noteNamespaceDeleted(const std::string& name) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(deleted_namespaces_mu_);
   std::erase_if(deleted_namespaces_, [&](const auto& entry) { return entry.second <= now; });
@@ -1104,9 +1105,8 @@ void ApiHandler::patch(const HttpRequest& request, const RequestInfo& info,
                   request.body.find("resourceVersion") != std::string::npos;
     if (!status_only) admitWrite(request, storage, ns, info.name, *next, true);
     try {
-      MessagePtr updated =
-          admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry, &request,
-                         info.subresource);
+      MessagePtr updated = admitAndUpdate(storage, ns, info.name, std::move(next), status_only, dry,
+                                          &request, info.subresource);
       for (const auto& w : warnings)
         response.headers.emplace_back("Warning", warningHeader(w));
       respondObject(request, response, 200, *updated);
@@ -1135,6 +1135,20 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
     MessagePtr live = storage.get(ns, name);
     trackUpdate(live.get(), *next, fieldScope(storage.type(), status_only),
                 writerFor(*track_fields, storage.type(), "Update", status_only ? "status" : ""));
+  }
+  if (!status_only) {
+    // Only apps/v1 kinds compare against what is stored (their immutable selectors).
+    const api::ResourceType& type = storage.type();
+    MessagePtr stored = type.group == "apps" ? storage.get(ns, name) : nullptr;
+    try {
+      validateUpdate(stored ? *stored : *next, *next, type);
+    } catch (const ApiError&) {
+      // Kubernetes checks the resourceVersion precondition first: a stale write is a 409, which
+      // the storage's compare-and-swap below answers.
+      if (!stored) stored = storage.get(ns, name);
+      const std::string& rv = meta(*next).resource_version();
+      if (rv.empty() || rv == meta(*stored).resource_version()) throw;
+    }
   }
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(next.get());
       job != nullptr && !status_only) {
@@ -1168,6 +1182,7 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
   if (track_fields) {
     trackUpdate(nullptr, *object, fieldScope(type, false), writerFor(request, type, "Update", ""));
   }
+  validateCreate(*object, type);
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(object.get())) validateJob(*job);
   if (auto* csr = dynamic_cast<CertificateSigningRequest*>(object.get())) {
     prepareCsrCreate(*csr, options_.requester ? options_.requester(request) : Requester{});
@@ -1176,6 +1191,10 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
   if (type.namespaced) checkNamespaceWritable(ns, storage.groupResource(), meta(*object).name());
   admitWrite(request, storage, ns, meta(*object).name(), *object, false);
   bool dry = dryRun(request);
+  if (auto* pvc = dynamic_cast<api::core::v1::PersistentVolumeClaim*>(object.get());
+      pvc != nullptr && !pvc->spec().has_storage_class_name()) {
+    admitDefaultStorageClass(*pvc);
+  }
   if (auto* pod = dynamic_cast<api::core::v1::Pod*>(object.get())) {
     addDefaultTolerationSeconds(*pod);
     if (options_.service_account_admission) {
@@ -1190,10 +1209,6 @@ MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorag
       };
       admitServiceAccount(*pod, ns, admission);
     }
-  }
-  if (auto* pvc = dynamic_cast<api::core::v1::PersistentVolumeClaim*>(object.get());
-      pvc != nullptr && !pvc->spec().has_storage_class_name()) {
-    admitDefaultStorageClass(*pvc);
   }
   auto* service = dynamic_cast<api::core::v1::Service*>(object.get());
   if (service != nullptr) {

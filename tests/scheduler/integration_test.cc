@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "control/client/typed.h"
@@ -128,6 +129,43 @@ TEST_F(SchedulerIntegrationTest, UnschedulablePodWaitsForAFittingNode) {
 
   addNode(NodeBuilder("huge-node").capacity("128", "256Gi"));
   EXPECT_EQ(waitBound("huge"), "huge-node");
+}
+
+// kube-scheduler's system default spreading: pods without constraints of their own spread by
+// hostname among the pods of their Service. Without a Service the same pods all go to the
+// emptiest node (NodeResourcesFit's LeastAllocated prefers the big one every time).
+TEST_F(SchedulerIntegrationTest, PodsOfAServiceSpreadByDefault) {
+  addNode(NodeBuilder("big").capacity("64", "256Gi"));
+  addNode(NodeBuilder("small-a").capacity("4", "8Gi"));
+  addNode(NodeBuilder("small-b").capacity("4", "8Gi"));
+  api::core::v1::Service svc;
+  svc.mutable_metadata()->set_name("web");
+  svc.mutable_metadata()->set_namespace_("default");
+  (*svc.mutable_spec()->mutable_selector())["app"] = "web";
+  auto* port = svc.mutable_spec()->add_ports();
+  port->set_port(80);
+  client::create(*client_, svc);
+  startScheduler();
+
+  std::map<std::string, int> web;
+  std::map<std::string, int> batch;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "web-" + std::to_string(i);
+    addPod(PodBuilder(name).label("app", "web").req("500m", "512Mi"));
+    const std::string node = waitBound(name);
+    ASSERT_FALSE(node.empty()) << name;
+    ++web[node];
+  }
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "batch-" + std::to_string(i);
+    addPod(PodBuilder(name).label("app", "batch").req("500m", "512Mi"));
+    const std::string node = waitBound(name);
+    ASSERT_FALSE(node.empty()) << name;
+    ++batch[node];
+  }
+  EXPECT_EQ(web.size(), 3u) << "every node got a pod of the Service";
+  EXPECT_LE(web["big"], 3);
+  EXPECT_EQ(batch["big"], 6) << "pods of no Service or controller are not spread";
 }
 
 }  // namespace

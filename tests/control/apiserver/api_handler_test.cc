@@ -107,7 +107,10 @@ TEST_F(ApiHandlerTest, CrudOverHttp) {
   Reply yaml = call(http::verb::put, "/apis/apps/v1/namespaces/default/deployments/web",
                     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
                     "  resourceVersion: \"" +
-                        rv + "\"\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n",
+                        rv +
+                        "\"\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n"
+                        "  template:\n    metadata: {labels: {app: web}}\n"
+                        "    spec: {containers: [{name: c, image: i}]}\n",
                     "application/yaml");
   EXPECT_EQ(yaml.status, 200) << yaml.body;
   EXPECT_EQ(yaml.json().find("metadata")->find("generation")->asInt(), 2);

@@ -53,6 +53,10 @@ const char* kTemplate =
 const std::string kDefaultedTemplate =
     R"("template":{"metadata":{"labels":{"app":"a"}},)" + defaultedPodSpec("Always") + "}";
 const char* kSelector = R"("selector":{"matchLabels":{"app":"a"}})";
+// A Job's pods restart OnFailure or Never (ValidateJobSpec).
+const char* kJobTemplate =
+    R"("template":{"metadata":{"labels":{"app":"a"}},"spec":{"restartPolicy":"Never",)"
+    R"("containers":[{"name":"c","image":"i"}]}})";
 
 std::vector<Case> cases() {
   return {
@@ -380,7 +384,7 @@ TEST_F(DefaultsApiTest, JobsGetTheirSelectorAndPodsStartPending) {
   auto [status, job] = call(
       http::verb::post, "/apis/batch/v1/namespaces/default/jobs",
       std::string(R"({"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"pi"},"spec":{)") +
-          kTemplate + "}}");
+          kJobTemplate + "}}");
   ASSERT_EQ(status, 201) << api::writeJson(job);
   std::string uid = job.find("metadata")->find("uid")->text();
   ASSERT_FALSE(uid.empty());

@@ -44,7 +44,7 @@ core::Pod pod(const std::string& name, const std::string& node, const std::strin
     ref->set_name("rs");
     ref->set_uid(owner_uid);
   }
-  (*p.mutable_metadata()->mutable_labels())["app"] = name.substr(0, 3);
+  (*p.mutable_metadata()->mutable_labels())["app"] = name.substr(0, name.find('-'));
   p.mutable_spec()->set_node_name(node);
   auto* c = p.mutable_spec()->add_containers();
   c->set_name("c");

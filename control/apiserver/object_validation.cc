@@ -1,0 +1,719 @@
+#include "control/apiserver/object_validation.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string_view>
+
+#include "control/api/quantity.h"
+#include "control/api/selector.h"
+#include "control/apiserver/object_meta.h"
+#include "skiff/api/apps_v1.pb.h"
+#include "skiff/api/batch_v1.pb.h"
+
+namespace skiff::apiserver {
+namespace {
+
+using api::core::v1::Container;
+using api::core::v1::PodSpec;
+using api::core::v1::PodTemplateSpec;
+using api::meta::v1::LabelSelector;
+using api::meta::v1::ObjectMeta;
+using Causes = std::vector<FieldCause>;
+
+constexpr size_t kTotalAnnotationSizeLimit =
+    256 * 1024;  // apimachinery's TotalAnnotationSizeLimitB
+
+// Go's %q of the strings users type.
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string join(const std::vector<std::string>& messages) {
+  std::string out;
+  for (const std::string& m : messages) {
+    if (!out.empty()) out += "; ";
+    out += m;
+  }
+  return out;
+}
+
+void required(Causes& causes, const std::string& field, const std::string& detail = "") {
+  causes.push_back({"FieldValueRequired", field,
+                    detail.empty() ? "Required value" : "Required value: " + detail});
+}
+
+void invalid(Causes& causes, const std::string& field, const std::string& value,
+             const std::string& detail) {
+  causes.push_back({"FieldValueInvalid", field, "Invalid value: " + value + ": " + detail});
+}
+
+void duplicate(Causes& causes, const std::string& field, const std::string& value) {
+  causes.push_back({"FieldValueDuplicate", field, "Duplicate value: " + quote(value)});
+}
+
+void forbidden(Causes& causes, const std::string& field, const std::string& detail) {
+  causes.push_back({"FieldValueForbidden", field, "Forbidden: " + detail});
+}
+
+// field.NotSupported: `Unsupported value: "x": supported values: "a", "b"`.
+void notSupported(Causes& causes, const std::string& field, const std::string& value,
+                  std::initializer_list<std::string_view> supported) {
+  std::string list;
+  for (std::string_view s : supported) {
+    if (!list.empty()) list += ", ";
+    list += quote(s);
+  }
+  causes.push_back({"FieldValueNotSupported", field,
+                    "Unsupported value: " + quote(value) + ": supported values: " + list});
+}
+
+// The value must be one of `supported` (an empty value is left to defaulting, which runs first).
+void oneOf(Causes& causes, const std::string& field, const std::string& value,
+           std::initializer_list<std::string_view> supported) {
+  if (value.empty()) return;
+  if (std::find(supported.begin(), supported.end(), value) != supported.end()) return;
+  notSupported(causes, field, value, supported);
+}
+
+void nonNegative(Causes& causes, const std::string& field, int64_t value) {
+  if (value < 0) {
+    invalid(causes, field, std::to_string(value), "must be greater than or equal to 0");
+  }
+}
+
+void nameErrors(Causes& causes, const std::string& field, const std::string& value,
+                const std::vector<std::string>& errs) {
+  if (!errs.empty()) invalid(causes, field, quote(value), join(errs));
+}
+
+// ---------------------------------------------------------------- names and metadata
+
+// path.IsValidPathSegmentName: what any name must be to sit in a URL path.
+std::vector<std::string> pathSegmentErrors(std::string_view name) {
+  std::vector<std::string> errs;
+  if (name == "." || name == "..") {
+    errs.push_back("may not be '" + std::string(name) + "'");
+    return errs;
+  }
+  if (name.find('/') != std::string_view::npos) errs.emplace_back("may not contain '/'");
+  if (name.find('%') != std::string_view::npos) errs.emplace_back("may not contain '%'");
+  return errs;
+}
+
+// The name rule of each kind (the ValidateXName functions of pkg/apis/*/validation).
+std::vector<std::string> nameRuleErrors(const api::ResourceType& type, std::string_view name) {
+  static const std::set<std::string, std::less<>> kSubdomainKinds = {"Pod",
+                                                                     "Node",
+                                                                     "ConfigMap",
+                                                                     "Secret",
+                                                                     "ServiceAccount",
+                                                                     "Event",
+                                                                     "Deployment",
+                                                                     "ReplicaSet",
+                                                                     "DaemonSet",
+                                                                     "StatefulSet",
+                                                                     "ControllerRevision",
+                                                                     "Job",
+                                                                     "EndpointSlice",
+                                                                     "Lease",
+                                                                     "PersistentVolumeClaim",
+                                                                     "PersistentVolume",
+                                                                     "StorageClass",
+                                                                     "CertificateSigningRequest"};
+  if (type.kind == "Namespace") return api::labels::dns1123LabelErrors(name);
+  if (type.kind == "Service") return api::labels::dns1035LabelErrors(name);
+  if (kSubdomainKinds.contains(type.kind)) return api::labels::dns1123SubdomainErrors(name);
+  return pathSegmentErrors(name);
+}
+
+void appendLabelCauses(const google::protobuf::Map<std::string, std::string>& labels,
+                       const std::string& field, Causes& causes) {
+  // Sorted, as Go's map iteration in Kubernetes' tests is not: the same input, the same message.
+  std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  for (const auto& [k, v] : sorted) {
+    nameErrors(causes, field, k, api::labels::qualifiedNameErrors(k));
+    nameErrors(causes, field, v, api::labels::labelValueErrors(v));
+  }
+}
+
+void appendAnnotationCauses(const google::protobuf::Map<std::string, std::string>& annotations,
+                            const std::string& field, Causes& causes) {
+  std::map<std::string, std::string> sorted(annotations.begin(), annotations.end());
+  size_t total = 0;
+  for (const auto& [k, v] : sorted) {
+    std::string lower = k;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    nameErrors(causes, field, k, api::labels::qualifiedNameErrors(lower));
+    total += k.size() + v.size();
+  }
+  if (total > kTotalAnnotationSizeLimit) {
+    causes.push_back(
+        {"FieldValueTooLong", field,
+         "Too long: must have at most " + std::to_string(kTotalAnnotationSizeLimit) + " bytes"});
+  }
+}
+
+void appendOwnerReferenceCauses(const ObjectMeta& meta, Causes& causes) {
+  const std::string field = "metadata.ownerReferences";
+  std::vector<std::string> controllers;
+  for (const auto& ref : meta.owner_references()) {
+    if (ref.api_version().empty()) {
+      invalid(causes, field + ".apiVersion", "\"\"", "version must not be empty");
+    }
+    if (ref.kind().empty()) invalid(causes, field + ".kind", "\"\"", "kind must not be empty");
+    if (ref.name().empty()) invalid(causes, field + ".name", "\"\"", "name must not be empty");
+    if (ref.uid().empty()) invalid(causes, field + ".uid", "\"\"", "uid must not be empty");
+    if (ref.controller()) controllers.push_back(ref.kind() + "/" + ref.name());
+  }
+  if (controllers.size() > 1) {
+    std::string found;
+    for (const std::string& c : controllers) {
+      if (!found.empty()) found += ", ";
+      found += c;
+    }
+    invalid(causes, field, std::to_string(meta.owner_references_size()) + " references",
+            "Only one reference can have Controller set to true. Found \"true\" in references "
+            "for " +
+                found);
+  }
+}
+
+// ---------------------------------------------------------------- pod specs
+
+// validation.IsValidPortName (IANA_SVC_NAME).
+std::vector<std::string> portNameErrors(std::string_view name) {
+  std::vector<std::string> errs;
+  if (name.size() > 15) errs.emplace_back("must be no more than 15 characters");
+  bool letter = false;
+  bool ok = true;
+  for (char c : name) {
+    if (c >= 'a' && c <= 'z') letter = true;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) ok = false;
+  }
+  if (!ok)
+    errs.emplace_back("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+  if (!letter) errs.emplace_back("must contain at least one letter (a-z)");
+  if (name.find("--") != std::string_view::npos) {
+    errs.emplace_back("must not contain consecutive hyphens");
+  }
+  if (!name.empty() && (name.front() == '-' || name.back() == '-')) {
+    errs.emplace_back("must not begin or end with a hyphen");
+  }
+  return errs;
+}
+
+void portNumber(Causes& causes, const std::string& field, int32_t port) {
+  if (port < 1 || port > 65535) {
+    invalid(causes, field, std::to_string(port), "must be between 1 and 65535, inclusive");
+  }
+}
+
+void appendProbeCauses(const api::core::v1::Probe& probe, const std::string& field,
+                       Causes& causes) {
+  const int handlers = static_cast<int>(probe.has_exec()) + static_cast<int>(probe.has_http_get()) +
+                       static_cast<int>(probe.has_tcp_socket()) +
+                       static_cast<int>(probe.has_grpc());
+  if (handlers == 0) required(causes, field, "must specify a handler type");
+  if (handlers > 1) forbidden(causes, field, "may not specify more than 1 handler type");
+  nonNegative(causes, field + ".initialDelaySeconds", probe.initial_delay_seconds());
+  nonNegative(causes, field + ".timeoutSeconds", probe.timeout_seconds());
+  nonNegative(causes, field + ".periodSeconds", probe.period_seconds());
+  nonNegative(causes, field + ".successThreshold", probe.success_threshold());
+  nonNegative(causes, field + ".failureThreshold", probe.failure_threshold());
+}
+
+void appendResourceCauses(const api::core::v1::ResourceRequirements& resources,
+                          const std::string& field, Causes& causes) {
+  auto quantities = [&](const auto& map, const std::string& at) {
+    std::map<std::string, api::Quantity> out;
+    for (const auto& [name, q] : map) {
+      api::Quantity value = api::Quantity::fromProto(q);
+      if (value.sign() < 0) {
+        invalid(causes, at + "[" + name + "]", quote(q.string()),
+                "must be greater than or equal to 0");
+      }
+      out.emplace(name, value);
+    }
+    return out;
+  };
+  const auto limits = quantities(resources.limits(), field + ".limits");
+  const auto requests = quantities(resources.requests(), field + ".requests");
+  for (const auto& [name, request] : requests) {
+    auto limit = limits.find(name);
+    if (limit == limits.end() || request <= limit->second) continue;
+    invalid(causes, field + ".requests", quote(resources.requests().at(name).string()),
+            "must be less than or equal to " + name + " limit of " +
+                resources.limits().at(name).string());
+  }
+}
+
+void appendContainerCauses(const Container& c, const std::string& field,
+                           const std::set<std::string>& volumes, std::set<std::string>& names,
+                           Causes& causes) {
+  if (c.name().empty()) {
+    required(causes, field + ".name");
+  } else {
+    nameErrors(causes, field + ".name", c.name(), api::labels::dns1123LabelErrors(c.name()));
+    if (!names.insert(c.name()).second) duplicate(causes, field + ".name", c.name());
+  }
+  if (c.image().empty()) required(causes, field + ".image");
+  std::set<std::string> port_names;
+  for (int i = 0; i < c.ports_size(); ++i) {
+    const auto& p = c.ports(i);
+    const std::string at = field + ".ports[" + std::to_string(i) + "]";
+    if (!p.name().empty()) {
+      nameErrors(causes, at + ".name", p.name(), portNameErrors(p.name()));
+      if (!port_names.insert(p.name()).second) duplicate(causes, at + ".name", p.name());
+    }
+    if (p.container_port() == 0) {
+      required(causes, at + ".containerPort");
+    } else {
+      portNumber(causes, at + ".containerPort", p.container_port());
+    }
+    if (p.host_port() != 0) portNumber(causes, at + ".hostPort", p.host_port());
+    oneOf(causes, at + ".protocol", p.protocol(), {"SCTP", "TCP", "UDP"});
+  }
+  for (int i = 0; i < c.env_size(); ++i) {
+    const std::string& name = c.env(i).name();
+    const std::string at = field + ".env[" + std::to_string(i) + "].name";
+    if (name.empty()) {
+      required(causes, at);
+      continue;
+    }
+    // RelaxedEnvironmentVariableValidation (on by default since 1.32): printable ASCII but '='.
+    const bool ok = std::all_of(name.begin(), name.end(),
+                                [](char ch) { return ch >= ' ' && ch <= '~' && ch != '='; });
+    if (!ok) {
+      invalid(causes, at, quote(name),
+              "a valid environment variable name must consist only of printable ASCII "
+              "characters other than '='");
+    }
+  }
+  std::set<std::string> mount_paths;
+  for (int i = 0; i < c.volume_mounts_size(); ++i) {
+    const auto& m = c.volume_mounts(i);
+    const std::string at = field + ".volumeMounts[" + std::to_string(i) + "]";
+    if (m.name().empty()) {
+      required(causes, at + ".name");
+    } else if (!volumes.contains(m.name())) {
+      causes.push_back({"FieldValueNotFound", at + ".name", "Not found: " + quote(m.name())});
+    }
+    if (m.mount_path().empty()) {
+      required(causes, at + ".mountPath");
+    } else if (!mount_paths.insert(m.mount_path()).second) {
+      invalid(causes, at + ".mountPath", quote(m.mount_path()), "must be unique");
+    }
+  }
+  if (c.has_resources()) appendResourceCauses(c.resources(), field + ".resources", causes);
+  if (c.has_liveness_probe())
+    appendProbeCauses(c.liveness_probe(), field + ".livenessProbe", causes);
+  if (c.has_readiness_probe()) {
+    appendProbeCauses(c.readiness_probe(), field + ".readinessProbe", causes);
+  }
+  if (c.has_startup_probe()) appendProbeCauses(c.startup_probe(), field + ".startupProbe", causes);
+  oneOf(causes, field + ".imagePullPolicy", c.image_pull_policy(),
+        {"Always", "IfNotPresent", "Never"});
+}
+
+std::set<std::string> appendVolumeCauses(const PodSpec& spec, const std::string& path,
+                                         Causes& causes) {
+  std::set<std::string> names;
+  for (int i = 0; i < spec.volumes_size(); ++i) {
+    const auto& v = spec.volumes(i);
+    const std::string at = path + ".volumes[" + std::to_string(i) + "]";
+    if (v.name().empty()) {
+      required(causes, at + ".name");
+    } else {
+      nameErrors(causes, at + ".name", v.name(), api::labels::dns1123LabelErrors(v.name()));
+      if (!names.insert(v.name()).second) duplicate(causes, at + ".name", v.name());
+    }
+    // The sources set, in the order Kubernetes checks them.
+    std::vector<std::string> sources;
+    if (v.has_host_path()) sources.emplace_back("hostPath");
+    if (v.has_empty_dir()) sources.emplace_back("emptyDir");
+    if (v.has_secret()) sources.emplace_back("secret");
+    if (v.has_persistent_volume_claim()) sources.emplace_back("persistentVolumeClaim");
+    if (v.has_downward_api()) sources.emplace_back("downwardAPI");
+    if (v.has_config_map()) sources.emplace_back("configMap");
+    if (v.has_projected()) sources.emplace_back("projected");
+    if (sources.empty()) required(causes, at, "must specify a volume type");
+    for (size_t s = 1; s < sources.size(); ++s) {
+      forbidden(causes, at + "." + sources[s], "may not specify more than 1 volume type");
+    }
+  }
+  return names;
+}
+
+const LabelSelector* selectorOf(bool has, const LabelSelector& selector) {
+  return has ? &selector : nullptr;
+}
+
+// Go's %#v of a map[string]string, as Kubernetes prints template labels.
+std::string goMap(const google::protobuf::Map<std::string, std::string>& labels) {
+  std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  std::string out = "map[string]string{";
+  bool first = true;
+  for (const auto& [k, v] : sorted) {
+    if (!first) out += ", ";
+    first = false;
+    out += quote(k) + ":" + quote(v);
+  }
+  return out + "}";
+}
+
+// Go's %#v of a LabelSelector, short: the selector's text in Kubernetes' form.
+std::string selectorValue(const LabelSelector* selector) {
+  if (!selector) return "nil";
+  auto parsed = api::labels::Selector::tryFromProto(selector);
+  return "v1.LabelSelector{" + (parsed ? quote(parsed->toString()) : std::string("invalid")) + "}";
+}
+
+// ValidatePodTemplateSpecForX: labels, a selector that selects them, and the pod spec.
+void appendTemplateCauses(const PodTemplateSpec& tpl, const LabelSelector* selector,
+                          const std::string& path, Causes& causes) {
+  const std::string meta_path = path + ".metadata";
+  appendLabelCauses(tpl.metadata().labels(), meta_path + ".labels", causes);
+  appendAnnotationCauses(tpl.metadata().annotations(), meta_path + ".annotations", causes);
+  if (selector) {
+    auto parsed = api::labels::Selector::tryFromProto(selector);
+    if (parsed && !parsed->empty() && !parsed->matches(tpl.metadata().labels())) {
+      invalid(causes, meta_path + ".labels", goMap(tpl.metadata().labels()),
+              "`selector` does not match template `labels`");
+    }
+  }
+  appendPodSpecCauses(tpl.spec(), path + ".spec", causes);
+  const std::string& policy = tpl.spec().restart_policy();
+  if (!policy.empty() && policy != "Always") {
+    notSupported(causes, path + ".spec.restartPolicy", policy, {"Always"});
+  }
+}
+
+// A workload's spec.selector: required, valid, not empty.
+void appendSelectorCauses(const LabelSelector* selector, const std::string& kind_lower,
+                          Causes& causes) {
+  if (!selector) {
+    required(causes, "spec.selector");
+    return;
+  }
+  std::string error;
+  auto parsed = api::labels::Selector::tryFromProto(selector, &error, "spec.selector");
+  if (!parsed) {
+    // tryFromProto's message starts with the field path.
+    const std::string prefix = "spec.selector";
+    std::string field = prefix;
+    std::string detail = error;
+    if (size_t colon = error.find(": "); colon != std::string::npos) {
+      field = error.substr(0, colon);
+      detail = error.substr(colon + 2);
+    }
+    causes.push_back({"FieldValueInvalid", field, detail});
+    return;
+  }
+  if (parsed->empty()) {
+    invalid(causes, "spec.selector", selectorValue(selector),
+            "empty selector is invalid for " + kind_lower);
+  }
+}
+
+// maxUnavailable / maxSurge: non-negative ints, or percentages (maxUnavailable at most 100%).
+bool intOrPercentCauses(const api::runtime::IntOrString& v, const std::string& field,
+                        bool at_most_100, Causes& causes, int64_t& value) {
+  if (v.type() == api::runtime::IntOrString::STRING) {
+    const std::string& s = v.str_val();
+    bool ok = s.size() >= 2 && s.back() == '%' &&
+              std::all_of(s.begin(), s.end() - 1, [](char c) { return c >= '0' && c <= '9'; });
+    if (!ok) {
+      invalid(causes, field, quote(s),
+              "a valid percent string must be a numeric string followed "
+              "by an ending '%' (e.g. '1%',  or '93%', regex used for "
+              "validation is '[0-9]+%')");
+      return false;
+    }
+    value = std::stoll(s.substr(0, s.size() - 1));
+    if (at_most_100 && value > 100) {
+      invalid(causes, field, quote(s), "must not be greater than 100%");
+    }
+    return true;
+  }
+  value = v.int_val();
+  nonNegative(causes, field, value);
+  return true;
+}
+
+void appendRollingUpdateCauses(bool has_unavailable, const api::runtime::IntOrString& unavailable,
+                               bool has_surge, const api::runtime::IntOrString& surge,
+                               const std::string& path, Causes& causes) {
+  int64_t u = 1;
+  int64_t s = 0;
+  bool ok = true;
+  if (has_unavailable) {
+    ok = intOrPercentCauses(unavailable, path + ".maxUnavailable", true, causes, u) && ok;
+  }
+  if (has_surge) ok = intOrPercentCauses(surge, path + ".maxSurge", false, causes, s) && ok;
+  if (ok && has_unavailable && has_surge && u == 0 && s == 0) {
+    invalid(causes, path + ".maxUnavailable", "0", "may not be 0 when `maxSurge` is 0");
+  }
+}
+
+void appendDeploymentCauses(const api::apps::v1::Deployment& d, Causes& causes) {
+  const auto& spec = d.spec();
+  nonNegative(causes, "spec.replicas", spec.replicas());
+  const LabelSelector* selector = selectorOf(spec.has_selector(), spec.selector());
+  appendSelectorCauses(selector, "deployment", causes);
+  appendTemplateCauses(spec.template_(), selector, "spec.template", causes);
+  const auto& strategy = spec.strategy();
+  oneOf(causes, "spec.strategy.type", strategy.type(), {"Recreate", "RollingUpdate"});
+  if (strategy.type() == "Recreate" && strategy.has_rolling_update()) {
+    forbidden(causes, "spec.strategy.rollingUpdate",
+              "may not be specified when strategy `type` is 'Recreate'");
+  }
+  if (strategy.has_rolling_update()) {
+    const auto& ru = strategy.rolling_update();
+    appendRollingUpdateCauses(ru.has_max_unavailable(), ru.max_unavailable(), ru.has_max_surge(),
+                              ru.max_surge(), "spec.strategy.rollingUpdate", causes);
+  }
+  nonNegative(causes, "spec.minReadySeconds", spec.min_ready_seconds());
+  if (spec.has_revision_history_limit()) {
+    nonNegative(causes, "spec.revisionHistoryLimit", spec.revision_history_limit());
+  }
+  if (spec.has_progress_deadline_seconds()) {
+    nonNegative(causes, "spec.progressDeadlineSeconds", spec.progress_deadline_seconds());
+    if (spec.progress_deadline_seconds() <= spec.min_ready_seconds()) {
+      invalid(causes, "spec.progressDeadlineSeconds",
+              std::to_string(spec.progress_deadline_seconds()),
+              "must be greater than minReadySeconds");
+    }
+  }
+}
+
+void appendReplicaSetCauses(const api::apps::v1::ReplicaSet& rs, Causes& causes) {
+  const auto& spec = rs.spec();
+  nonNegative(causes, "spec.replicas", spec.replicas());
+  nonNegative(causes, "spec.minReadySeconds", spec.min_ready_seconds());
+  const LabelSelector* selector = selectorOf(spec.has_selector(), spec.selector());
+  appendSelectorCauses(selector, "deployment", causes);  // Kubernetes' wording, for ReplicaSets too
+  appendTemplateCauses(spec.template_(), selector, "spec.template", causes);
+}
+
+void appendDaemonSetCauses(const api::apps::v1::DaemonSet& ds, Causes& causes) {
+  const auto& spec = ds.spec();
+  const LabelSelector* selector = selectorOf(spec.has_selector(), spec.selector());
+  appendSelectorCauses(selector, "daemonset", causes);
+  appendTemplateCauses(spec.template_(), selector, "spec.template", causes);
+  nonNegative(causes, "spec.minReadySeconds", spec.min_ready_seconds());
+  if (spec.has_revision_history_limit()) {
+    nonNegative(causes, "spec.revisionHistoryLimit", spec.revision_history_limit());
+  }
+  const auto& strategy = spec.update_strategy();
+  oneOf(causes, "spec.updateStrategy.type", strategy.type(), {"OnDelete", "RollingUpdate"});
+  if (strategy.has_rolling_update()) {
+    const auto& ru = strategy.rolling_update();
+    appendRollingUpdateCauses(ru.has_max_unavailable(), ru.max_unavailable(), ru.has_max_surge(),
+                              ru.max_surge(), "spec.updateStrategy.rollingUpdate", causes);
+  }
+}
+
+void appendStatefulSetCauses(const api::apps::v1::StatefulSet& ss, Causes& causes) {
+  const auto& spec = ss.spec();
+  oneOf(causes, "spec.podManagementPolicy", spec.pod_management_policy(),
+        {"OrderedReady", "Parallel"});
+  const auto& strategy = spec.update_strategy();
+  oneOf(causes, "spec.updateStrategy.type", strategy.type(), {"OnDelete", "RollingUpdate"});
+  if (strategy.type() == "OnDelete" && strategy.has_rolling_update()) {
+    invalid(causes, "spec.updateStrategy.rollingUpdate", "rollingUpdate",
+            "only allowed for updateStrategy 'RollingUpdate'");
+  }
+  if (strategy.has_rolling_update()) {
+    const auto& ru = strategy.rolling_update();
+    nonNegative(causes, "spec.updateStrategy.rollingUpdate.partition", ru.partition());
+    if (ru.has_max_unavailable()) {
+      int64_t u = 0;
+      if (intOrPercentCauses(ru.max_unavailable(),
+                             "spec.updateStrategy.rollingUpdate.maxUnavailable", true, causes, u) &&
+          u == 0) {
+        invalid(causes, "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                ru.max_unavailable().type() == api::runtime::IntOrString::STRING
+                    ? quote(ru.max_unavailable().str_val())
+                    : "0",
+                "must be greater than 0");
+      }
+    }
+  }
+  const auto& retention = spec.persistent_volume_claim_retention_policy();
+  oneOf(causes, "spec.persistentVolumeClaimRetentionPolicy.whenDeleted", retention.when_deleted(),
+        {"Retain", "Delete"});
+  oneOf(causes, "spec.persistentVolumeClaimRetentionPolicy.whenScaled", retention.when_scaled(),
+        {"Retain", "Delete"});
+  nonNegative(causes, "spec.replicas", spec.replicas());
+  nonNegative(causes, "spec.minReadySeconds", spec.min_ready_seconds());
+  if (spec.has_ordinals()) nonNegative(causes, "spec.ordinals.start", spec.ordinals().start());
+  const LabelSelector* selector = selectorOf(spec.has_selector(), spec.selector());
+  appendSelectorCauses(selector, "statefulset", causes);
+  appendTemplateCauses(spec.template_(), selector, "spec.template", causes);
+  if (spec.has_revision_history_limit()) {
+    nonNegative(causes, "spec.revisionHistoryLimit", spec.revision_history_limit());
+  }
+}
+
+void appendJobTemplateCauses(const api::batch::v1::Job& job, Causes& causes) {
+  const auto& tpl = job.spec().template_();
+  appendLabelCauses(tpl.metadata().labels(), "spec.template.metadata.labels", causes);
+  appendPodSpecCauses(tpl.spec(), "spec.template.spec", causes);
+  // Defaulting made an unset restartPolicy Always: both are "Required" (ValidateJobSpec).
+  const std::string& policy = tpl.spec().restart_policy();
+  if (policy.empty() || policy == "Always") {
+    required(causes, "spec.template.spec.restartPolicy", R"(valid values: ["OnFailure" "Never"])");
+  } else if (policy != "OnFailure" && policy != "Never") {
+    notSupported(causes, "spec.template.spec.restartPolicy", policy, {"OnFailure", "Never"});
+  }
+}
+
+// Whether the two selectors are the same (apps/v1 selectors are immutable).
+bool sameSelector(bool has_a, const LabelSelector& a, bool has_b, const LabelSelector& b) {
+  if (has_a != has_b) return false;
+  return !has_a || a.SerializeAsString() == b.SerializeAsString();
+}
+
+void immutableSelector(bool has_old, const LabelSelector& old, bool has_new,
+                       const LabelSelector& next, Causes& causes) {
+  if (!sameSelector(has_old, old, has_new, next)) {
+    invalid(causes, "spec.selector", selectorValue(has_new ? &next : nullptr),
+            "field is immutable");
+  }
+}
+
+}  // namespace
+
+std::vector<FieldCause> objectMetaCauses(const ObjectMeta& meta, const api::ResourceType& type,
+                                         bool creating) {
+  Causes causes;
+  if (creating) {
+    if (!meta.name().empty()) {
+      nameErrors(causes, "metadata.name", meta.name(), nameRuleErrors(type, meta.name()));
+    } else if (!meta.generate_name().empty()) {
+      // The prefix may end in '-' (maskTrailingDash): the random suffix follows it.
+      std::string masked = meta.generate_name();
+      if (masked.size() > 1 && masked.back() == '-') masked.back() = 'a';
+      nameErrors(causes, "metadata.generateName", meta.generate_name(),
+                 nameRuleErrors(type, masked));
+    }
+  }
+  appendLabelCauses(meta.labels(), "metadata.labels", causes);
+  appendAnnotationCauses(meta.annotations(), "metadata.annotations", causes);
+  appendOwnerReferenceCauses(meta, causes);
+  for (const std::string& f : meta.finalizers()) {
+    nameErrors(causes, "metadata.finalizers", f, api::labels::qualifiedNameErrors(f));
+  }
+  return causes;
+}
+
+void appendPodSpecCauses(const PodSpec& spec, const std::string& path, Causes& causes) {
+  const std::set<std::string> volumes = appendVolumeCauses(spec, path, causes);
+  std::set<std::string> names;
+  for (int i = 0; i < spec.init_containers_size(); ++i) {
+    appendContainerCauses(spec.init_containers(i),
+                          path + ".initContainers[" + std::to_string(i) + "]", volumes, names,
+                          causes);
+  }
+  if (spec.containers_size() == 0) required(causes, path + ".containers");
+  for (int i = 0; i < spec.containers_size(); ++i) {
+    appendContainerCauses(spec.containers(i), path + ".containers[" + std::to_string(i) + "]",
+                          volumes, names, causes);
+  }
+  oneOf(causes, path + ".restartPolicy", spec.restart_policy(), {"Always", "OnFailure", "Never"});
+  oneOf(causes, path + ".dnsPolicy", spec.dns_policy(),
+        {"ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"});
+  if (spec.has_active_deadline_seconds() && spec.active_deadline_seconds() < 1) {
+    invalid(causes, path + ".activeDeadlineSeconds", std::to_string(spec.active_deadline_seconds()),
+            "must be between 1 and 2147483647, inclusive");
+  }
+}
+
+std::vector<FieldCause> createCauses(const google::protobuf::Message& object,
+                                     const api::ResourceType& type) {
+  Causes causes = objectMetaCauses(meta(object), type, true);
+  if (const auto* pod = dynamic_cast<const api::core::v1::Pod*>(&object)) {
+    appendPodSpecCauses(pod->spec(), "spec", causes);
+  } else if (const auto* d = dynamic_cast<const api::apps::v1::Deployment*>(&object)) {
+    appendDeploymentCauses(*d, causes);
+  } else if (const auto* rs = dynamic_cast<const api::apps::v1::ReplicaSet*>(&object)) {
+    appendReplicaSetCauses(*rs, causes);
+  } else if (const auto* ds = dynamic_cast<const api::apps::v1::DaemonSet*>(&object)) {
+    appendDaemonSetCauses(*ds, causes);
+  } else if (const auto* ss = dynamic_cast<const api::apps::v1::StatefulSet*>(&object)) {
+    appendStatefulSetCauses(*ss, causes);
+  } else if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(&object)) {
+    appendJobTemplateCauses(*job, causes);
+  }
+  return causes;
+}
+
+std::vector<FieldCause> updateCauses(const google::protobuf::Message& old,
+                                     const google::protobuf::Message& next,
+                                     const api::ResourceType& type) {
+  Causes causes = objectMetaCauses(meta(next), type, false);
+  if (const auto* d = dynamic_cast<const api::apps::v1::Deployment*>(&next)) {
+    const auto& o = dynamic_cast<const api::apps::v1::Deployment&>(old);
+    appendDeploymentCauses(*d, causes);
+    immutableSelector(o.spec().has_selector(), o.spec().selector(), d->spec().has_selector(),
+                      d->spec().selector(), causes);
+  } else if (const auto* rs = dynamic_cast<const api::apps::v1::ReplicaSet*>(&next)) {
+    const auto& o = dynamic_cast<const api::apps::v1::ReplicaSet&>(old);
+    appendReplicaSetCauses(*rs, causes);
+    immutableSelector(o.spec().has_selector(), o.spec().selector(), rs->spec().has_selector(),
+                      rs->spec().selector(), causes);
+  } else if (const auto* ds = dynamic_cast<const api::apps::v1::DaemonSet*>(&next)) {
+    const auto& o = dynamic_cast<const api::apps::v1::DaemonSet&>(old);
+    appendDaemonSetCauses(*ds, causes);
+    immutableSelector(o.spec().has_selector(), o.spec().selector(), ds->spec().has_selector(),
+                      ds->spec().selector(), causes);
+  } else if (const auto* ss = dynamic_cast<const api::apps::v1::StatefulSet*>(&next)) {
+    const auto& o = dynamic_cast<const api::apps::v1::StatefulSet&>(old);
+    appendStatefulSetCauses(*ss, causes);
+    // ValidateStatefulSetUpdate: only these fields of the spec may change.
+    api::apps::v1::StatefulSetSpec a = o.spec();
+    api::apps::v1::StatefulSetSpec b = ss->spec();
+    for (auto* s : {&a, &b}) {
+      s->clear_replicas();
+      s->clear_ordinals();
+      s->clear_template_();
+      s->clear_update_strategy();
+      s->clear_persistent_volume_claim_retention_policy();
+      s->clear_min_ready_seconds();
+      s->clear_revision_history_limit();  // let through here too: only the controller reads it
+    }
+    if (a.SerializeAsString() != b.SerializeAsString()) {
+      forbidden(causes, "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden");
+    }
+  }
+  return causes;
+}
+
+void validateCreate(const google::protobuf::Message& object, const api::ResourceType& type) {
+  Causes causes = createCauses(object, type);
+  if (causes.empty()) return;
+  const ObjectMeta& m = meta(object);
+  throw invalid(type.kind, type.group, m.name().empty() ? m.generate_name() : m.name(), causes);
+}
+
+void validateUpdate(const google::protobuf::Message& old, const google::protobuf::Message& next,
+                    const api::ResourceType& type) {
+  Causes causes = updateCauses(old, next, type);
+  if (!causes.empty()) throw invalid(type.kind, type.group, meta(next).name(), causes);
+}
+
+}  // namespace skiff::apiserver

@@ -1,0 +1,327 @@
+// Per-kind validation: Kubernetes' field paths and messages for metadata, pod specs and the apps
+// workloads, from the function and as a create through the handler answers them (422, nothing
+// stored).
+#include "control/apiserver/object_validation.h"
+
+#include <gtest/gtest.h>
+
+#include "control/api/codec.h"
+#include "control/api/registry.h"
+#include "skiff/api/apps_v1.pb.h"
+#include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/rbac_v1.pb.h"
+
+namespace skiff::apiserver {
+namespace {
+
+template <class T>
+T decode(const std::string& yaml) {
+  T out;
+  api::decodeYaml(yaml, out);
+  return out;
+}
+
+template <class T>
+const api::ResourceType& typeOf() {
+  return *api::Registry::builtin().byDescriptor(T::descriptor());
+}
+
+template <class T>
+std::vector<std::string> createMessages(const T& object) {
+  std::vector<std::string> out;
+  for (const auto& c : createCauses(object, typeOf<T>()))
+    out.push_back(c.field + ": " + c.detail);
+  return out;
+}
+
+template <class T>
+std::vector<std::string> updateMessages(const T& old, const T& next) {
+  std::vector<std::string> out;
+  for (const auto& c : updateCauses(old, next, typeOf<T>()))
+    out.push_back(c.field + ": " + c.detail);
+  return out;
+}
+
+using Messages = std::vector<std::string>;
+
+constexpr const char* kDeployment = R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      restartPolicy: Always
+      containers:
+      - name: web
+        image: busybox
+        ports: [{name: http, containerPort: 80, protocol: TCP}]
+        env: [{name: MODE, value: x}]
+        volumeMounts: [{name: data, mountPath: /data}]
+        resources: {requests: {cpu: 100m}, limits: {cpu: 200m}}
+        readinessProbe: {httpGet: {path: /, port: 80}}
+      volumes: [{name: data, emptyDir: {}}]
+)";
+
+TEST(ObjectValidation, ValidObjectsHaveNoCauses) {
+  EXPECT_EQ(createMessages(decode<api::apps::v1::Deployment>(kDeployment)), Messages{});
+  auto role = decode<api::rbac::v1::ClusterRole>(
+      "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+      "metadata: {name: 'system:controller:x'}\n");
+  EXPECT_EQ(createMessages(role), Messages{}) << "RBAC names are path segments";
+  auto pod = decode<api::core::v1::Pod>(
+      "apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\n"
+      "spec: {containers: [{name: c, image: busybox}]}\n");
+  EXPECT_EQ(createMessages(pod), Messages{}) << "generateName may end in '-'";
+}
+
+TEST(ObjectValidation, NamesByKind) {
+  auto pod = decode<api::core::v1::Pod>(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\n"
+      "spec: {containers: [{name: c, image: busybox}]}\n");
+  EXPECT_EQ(createMessages(pod),
+            Messages{"metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain "
+                     "must consist of lower case alphanumeric characters, '-' or '.', and must "
+                     "start and end with an alphanumeric character (e.g. 'example.com', regex "
+                     "used for validation is "
+                     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"});
+  auto ns =
+      decode<api::core::v1::Namespace>("apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\n");
+  ASSERT_EQ(createMessages(ns).size(), 1u);
+  EXPECT_EQ(createMessages(ns)[0].rfind("metadata.name: Invalid value: \"a.b\": a lowercase RFC "
+                                        "1123 label must consist of",
+                                        0),
+            0u);
+  auto svc = decode<api::core::v1::Service>(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\nspec: {ports: [{port: 80}]}\n");
+  ASSERT_EQ(createMessages(svc).size(), 1u);
+  EXPECT_NE(createMessages(svc)[0].find("a DNS-1035 label must consist of"), std::string::npos);
+  auto role = decode<api::rbac::v1::Role>(
+      "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: 'a/b'}\n");
+  EXPECT_EQ(createMessages(role), Messages{"metadata.name: Invalid value: \"a/b\": may not "
+                                           "contain '/'"});
+}
+
+TEST(ObjectValidation, MetadataLabelsAnnotationsOwnersFinalizers) {
+  auto pod = decode<api::core::v1::Pod>(R"(
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {"bad key": x, ok: "-bad"}
+  annotations: {"a/b/c": x}
+  finalizers: ["-x"]
+  ownerReferences:
+  - {apiVersion: apps/v1, kind: ReplicaSet, name: a, uid: "1", controller: true}
+  - {apiVersion: apps/v1, kind: ReplicaSet, name: b, uid: "", controller: true}
+spec: {containers: [{name: c, image: busybox}]}
+)");
+  Messages m = createMessages(pod);
+  ASSERT_EQ(m.size(), 6u) << ::testing::PrintToString(m);
+  EXPECT_EQ(m[0].rfind("metadata.labels: Invalid value: \"bad key\": name part must consist of", 0),
+            0u);
+  EXPECT_EQ(m[1].rfind("metadata.labels: Invalid value: \"-bad\": a valid label must be an empty "
+                       "string or consist of",
+                       0),
+            0u);
+  EXPECT_EQ(m[2].rfind("metadata.annotations: Invalid value: \"a/b/c\": a qualified name", 0), 0u);
+  EXPECT_EQ(m[3], "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty");
+  EXPECT_EQ(m[4],
+            "metadata.ownerReferences: Invalid value: 2 references: Only one reference can have "
+            "Controller set to true. Found \"true\" in references for ReplicaSet/a, ReplicaSet/b");
+  EXPECT_EQ(m[5].rfind("metadata.finalizers: Invalid value: \"-x\": name part must consist", 0),
+            0u);
+  pod.mutable_metadata()->clear_labels();
+  pod.mutable_metadata()->clear_annotations();
+  pod.mutable_metadata()->clear_finalizers();
+  pod.mutable_metadata()->clear_owner_references();
+  (*pod.mutable_metadata()->mutable_annotations())["big"] = std::string(256 * 1024, 'x');
+  EXPECT_EQ(createMessages(pod),
+            Messages{"metadata.annotations: Too long: must have at most 262144 bytes"});
+}
+
+TEST(ObjectValidation, PodSpecContainersVolumesAndPolicies) {
+  auto pod = decode<api::core::v1::Pod>(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  restartPolicy: Sometimes
+  dnsPolicy: Fancy
+  initContainers: [{name: web, image: busybox}]
+  containers:
+  - name: web
+    ports:
+    - {name: http, containerPort: 0}
+    - {name: http, containerPort: 70000, hostPort: -1, protocol: tcp}
+    - {name: "--", containerPort: 81}
+    env: [{name: "A=B"}, {name: ""}]
+    volumeMounts: [{name: missing, mountPath: /a}, {name: data, mountPath: /a}]
+    resources: {requests: {cpu: "2"}, limits: {cpu: "1"}}
+    livenessProbe: {initialDelaySeconds: 1}
+    imagePullPolicy: Sometimes
+  volumes: [{name: data, emptyDir: {}, configMap: {name: c}}, {name: data}]
+)");
+  EXPECT_EQ(
+      createMessages(pod),
+      (Messages{
+          "spec.volumes[0].configMap: Forbidden: may not specify more than 1 volume type",
+          "spec.volumes[1].name: Duplicate value: \"data\"",
+          "spec.volumes[1]: Required value: must specify a volume type",
+          "spec.containers[0].name: Duplicate value: \"web\"",
+          "spec.containers[0].image: Required value",
+          "spec.containers[0].ports[0].containerPort: Required value",
+          "spec.containers[0].ports[1].name: Duplicate value: \"http\"",
+          "spec.containers[0].ports[1].containerPort: Invalid value: 70000: must be between 1 "
+          "and 65535, inclusive",
+          "spec.containers[0].ports[1].hostPort: Invalid value: -1: must be between 1 and 65535, "
+          "inclusive",
+          "spec.containers[0].ports[1].protocol: Unsupported value: \"tcp\": supported values: "
+          "\"SCTP\", \"TCP\", \"UDP\"",
+          "spec.containers[0].ports[2].name: Invalid value: \"--\": must contain at least one "
+          "letter (a-z); must not contain consecutive hyphens; must not begin or end with a "
+          "hyphen",
+          "spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable "
+          "name must consist only of printable ASCII characters other than '='",
+          "spec.containers[0].env[1].name: Required value",
+          "spec.containers[0].volumeMounts[0].name: Not found: \"missing\"",
+          "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/a\": must be unique",
+          "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or "
+          "equal to cpu limit of 1",
+          "spec.containers[0].livenessProbe: Required value: must specify a handler type",
+          "spec.containers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported "
+          "values: \"Always\", \"IfNotPresent\", \"Never\"",
+          "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", "
+          "\"OnFailure\", \"Never\"",
+          "spec.dnsPolicy: Unsupported value: \"Fancy\": supported values: "
+          "\"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\""}));
+  auto empty = decode<api::core::v1::Pod>("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n");
+  EXPECT_EQ(createMessages(empty), Messages{"spec.containers: Required value"});
+}
+
+TEST(ObjectValidation, Deployments) {
+  auto d = decode<api::apps::v1::Deployment>(kDeployment);
+  d.mutable_spec()->set_replicas(-1);
+  (*d.mutable_spec()->mutable_template_()->mutable_metadata()->mutable_labels())["app"] = "other";
+  d.mutable_spec()->mutable_template_()->mutable_spec()->set_restart_policy("Never");
+  auto* ru = d.mutable_spec()->mutable_strategy()->mutable_rolling_update();
+  ru->mutable_max_unavailable()->set_int_val(0);
+  ru->mutable_max_surge()->set_int_val(0);
+  d.mutable_spec()->set_min_ready_seconds(10);
+  d.mutable_spec()->set_progress_deadline_seconds(5);
+  EXPECT_EQ(createMessages(d),
+            (Messages{"spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                      "spec.template.metadata.labels: Invalid value: "
+                      "map[string]string{\"app\":\"other\"}: `selector` does not match template "
+                      "`labels`",
+                      "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported "
+                      "values: \"Always\"",
+                      "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 "
+                      "when `maxSurge` is 0",
+                      "spec.progressDeadlineSeconds: Invalid value: 5: must be greater than "
+                      "minReadySeconds"}));
+
+  auto no_selector = decode<api::apps::v1::Deployment>(kDeployment);
+  no_selector.mutable_spec()->clear_selector();
+  EXPECT_EQ(createMessages(no_selector), Messages{"spec.selector: Required value"});
+  no_selector.mutable_spec()->mutable_selector();
+  EXPECT_EQ(createMessages(no_selector),
+            Messages{"spec.selector: Invalid value: v1.LabelSelector{\"\"}: empty selector is "
+                     "invalid for deployment"});
+  auto percent = decode<api::apps::v1::Deployment>(kDeployment);
+  auto* p = percent.mutable_spec()->mutable_strategy()->mutable_rolling_update();
+  p->mutable_max_unavailable()->set_type(api::runtime::IntOrString::STRING);
+  p->mutable_max_unavailable()->set_str_val("150%");
+  EXPECT_EQ(createMessages(percent),
+            Messages{"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must "
+                     "not be greater than 100%"});
+}
+
+TEST(ObjectValidation, SelectorsAreImmutable) {
+  auto old = decode<api::apps::v1::Deployment>(kDeployment);
+  auto next = old;
+  next.mutable_spec()->set_replicas(5);
+  EXPECT_EQ(updateMessages(old, next), Messages{});
+  (*next.mutable_spec()->mutable_selector()->mutable_match_labels())["tier"] = "x";
+  (*next.mutable_spec()->mutable_template_()->mutable_metadata()->mutable_labels())["tier"] = "x";
+  EXPECT_EQ(updateMessages(old, next),
+            Messages{"spec.selector: Invalid value: v1.LabelSelector{\"app=web,tier=x\"}: field "
+                     "is immutable"});
+}
+
+constexpr const char* kStatefulSet = R"(
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: busybox}]}
+)";
+
+TEST(ObjectValidation, StatefulSets) {
+  auto ss = decode<api::apps::v1::StatefulSet>(kStatefulSet);
+  EXPECT_EQ(createMessages(ss), Messages{});
+  ss.mutable_spec()->set_pod_management_policy("Random");
+  EXPECT_EQ(createMessages(ss),
+            Messages{"spec.podManagementPolicy: Unsupported value: \"Random\": supported values: "
+                     "\"OrderedReady\", \"Parallel\""});
+  auto old = decode<api::apps::v1::StatefulSet>(kStatefulSet);
+  auto next = old;
+  next.mutable_spec()->set_replicas(3);
+  next.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image("x");
+  EXPECT_EQ(updateMessages(old, next), Messages{});
+  next.mutable_spec()->set_service_name("other");
+  EXPECT_EQ(updateMessages(old, next),
+            Messages{"spec: Forbidden: updates to statefulset spec for fields other than "
+                     "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                     "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+                     "forbidden"});
+}
+
+TEST(ObjectValidation, JobTemplatesRestartOnFailureOrNever) {
+  auto job = decode<api::batch::v1::Job>(R"(
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pi, namespace: default}
+spec:
+  template:
+    spec: {restartPolicy: Always, containers: [{name: c, image: busybox}]}
+)");
+  EXPECT_EQ(createMessages(job), Messages{"spec.template.spec.restartPolicy: Required value: "
+                                          "valid values: [\"OnFailure\" \"Never\"]"});
+  job.mutable_spec()->mutable_template_()->mutable_spec()->set_restart_policy("Sometimes");
+  // The pod spec's own rule and the Job's, both, as Kubernetes reports them.
+  EXPECT_EQ(createMessages(job),
+            (Messages{"spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": "
+                      "supported values: \"Always\", \"OnFailure\", \"Never\"",
+                      "spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": "
+                      "supported values: \"OnFailure\", \"Never\""}));
+  job.mutable_spec()->mutable_template_()->mutable_spec()->set_restart_policy("OnFailure");
+  EXPECT_EQ(createMessages(job), Messages{});
+}
+
+TEST(ObjectValidation, ValidateCreateThrowsKubernetesInvalid) {
+  auto d = decode<api::apps::v1::Deployment>(kDeployment);
+  d.mutable_spec()->set_replicas(-1);
+  d.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->clear_image();
+  try {
+    validateCreate(d, typeOf<api::apps::v1::Deployment>());
+    FAIL() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 422);
+    EXPECT_STREQ(e.what(),
+                 "Deployment.apps \"web\" is invalid: [spec.replicas: Invalid value: -1: must be "
+                 "greater than or equal to 0, spec.template.spec.containers[0].image: Required "
+                 "value]");
+  }
+}
+
+}  // namespace
+}  // namespace skiff::apiserver
