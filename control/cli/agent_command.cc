@@ -62,6 +62,7 @@ struct AgentFlags {
   std::string data_dir = "/var/lib/skiff/agent";
   std::string pod_cidr;
   std::string node_ip;
+  std::string local_storage_dir = "/var/lib/skiff/storage";
   bool hollow = false;
   int hollow_nodes = 0;
   std::string proxy_mode;  // "ebpf", "dpdk" or "none"; empty: ebpf unless hollow
@@ -504,6 +505,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     return stop_requested;
   };
 
+  // Where the local-path provisioner puts this node's volumes (it reads the Node's annotation).
+  options.node_annotations["skiff.io/local-storage-dir"] = flags.local_storage_dir;
   int rc = 0;
   try {
     std::string first_node;
@@ -639,6 +642,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "skiff lb reads them; skiff cleanup removes them)")
       ->capture_default_str();
   cmd->add_option("--lb-ring-memory-mb", flags->lb_ring_memory_mb,
+  cmd->add_option("--local-storage-dir", flags->local_storage_dir,
+                  "Where local-path PersistentVolumes of this node live (the skiff.io/local-path "
+                  "provisioner's directory, announced in the Node annotation "
+                  "skiff.io/local-storage-dir)")
+      ->capture_default_str();
                   "Kernel memory for the eBPF data path's Maglev rings, preallocated (64 KiB per "
                   "service ring of the default size 16381; 64 MiB: about 1,000 services)")
       ->check(CLI::Range(1, 8192))

@@ -23,6 +23,7 @@ NodeStatusOptions nodeStatusOptions(const AgentOptions& o) {
   n.node_ip_override = o.node_ip_override;
   n.kubelet_port = o.kubelet_port;
   n.labels = o.node_labels;
+  n.annotations = o.node_annotations;
   n.status_update_frequency = o.node_status_update_frequency;
   n.status_report_frequency = o.node_status_report_frequency;
   n.lease_renew_interval = o.lease_renew_interval;

@@ -41,6 +41,8 @@ struct AgentOptions {
   std::string node_ip_override;
   int32_t kubelet_port = 0;  // reported in status.daemonEndpoints (0: no kubelet API)
   std::map<std::string, std::string> node_labels;
+  // Annotations the Node gets (set on registration, also on a Node that was there).
+  std::map<std::string, std::string> node_annotations;
   std::chrono::milliseconds node_status_update_frequency{10000};
   std::chrono::milliseconds node_status_report_frequency{10000};
   std::chrono::milliseconds lease_renew_interval{10000};

@@ -294,6 +294,8 @@ bool NodeStatusManager::registerNode() {
   labels["beta.kubernetes.io/arch"] = machine_.architecture;
   for (const auto& [k, v] : options_.labels)
     labels[k] = v;
+  for (const auto& [k, v] : options_.annotations)
+    (*meta->mutable_annotations())[k] = v;
   if (!options_.pod_cidr.empty()) {
     node.mutable_spec()->set_pod_cidr(options_.pod_cidr);
     node.mutable_spec()->add_pod_cidrs(options_.pod_cidr);
@@ -316,6 +318,14 @@ bool NodeStatusManager::registerNode() {
       for (const auto& [k, v] : labels) {
         if (!have.contains(k)) {
           have[k] = v;
+          changed = true;
+        }
+      }
+      auto& have_annotations = *registered.mutable_metadata()->mutable_annotations();
+      for (const auto& [k, v] : options_.annotations) {
+        auto it = have_annotations.find(k);
+        if (it == have_annotations.end() || it->second != v) {
+          have_annotations[k] = v;
           changed = true;
         }
       }

@@ -86,6 +86,8 @@ struct NodeStatusOptions {
   int32_t kubelet_port = 0;
   // Extra labels for a Node this agent creates.
   std::map<std::string, std::string> labels;
+  // Annotations for the Node, set on registration (on an existing Node too).
+  std::map<std::string, std::string> annotations;
   std::chrono::milliseconds status_update_frequency{10000};
   std::chrono::milliseconds status_report_frequency{10000};
   std::chrono::milliseconds lease_renew_interval{10000};

@@ -42,6 +42,15 @@ class CachingVolumeSourceFetcher final : public VolumeSourceFetcher {
   api::authentication::v1::TokenRequest requestServiceAccountToken(
       const std::string& ns, const std::string& name,
       const api::authentication::v1::TokenRequest& request) override;
+  // Not cached: a claim's binding is read until the VolumeManager has resolved it.
+  std::optional<api::core::v1::PersistentVolumeClaim> getPersistentVolumeClaim(
+      const std::string& ns, const std::string& name) override {
+    return inner_.getPersistentVolumeClaim(ns, name);
+  }
+  std::optional<api::core::v1::PersistentVolume> getPersistentVolume(
+      const std::string& name) override {
+    return inner_.getPersistentVolume(name);
+  }
   void registerPod(const api::core::v1::Pod& pod) override;
   void unregisterPod(const std::string& uid) override;
 

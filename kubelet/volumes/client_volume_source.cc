@@ -44,6 +44,17 @@ std::optional<api::core::v1::Secret> ClientVolumeSourceFetcher::getSecret(const 
   return getOrNothing<api::core::v1::Secret>(client_, ns, name);
 }
 
+std::optional<api::core::v1::PersistentVolumeClaim>
+ClientVolumeSourceFetcher::getPersistentVolumeClaim(const std::string& ns,
+                                                    const std::string& name) {
+  return getOrNothing<api::core::v1::PersistentVolumeClaim>(client_, ns, name);
+}
+
+std::optional<api::core::v1::PersistentVolume> ClientVolumeSourceFetcher::getPersistentVolume(
+    const std::string& name) {
+  return getOrNothing<api::core::v1::PersistentVolume>(client_, "", name);
+}
+
 api::authentication::v1::TokenRequest ClientVolumeSourceFetcher::requestServiceAccountToken(
     const std::string& ns, const std::string& name,
     const api::authentication::v1::TokenRequest& request) {

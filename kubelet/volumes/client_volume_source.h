@@ -20,6 +20,10 @@ class ClientVolumeSourceFetcher final : public VolumeSourceFetcher {
   api::authentication::v1::TokenRequest requestServiceAccountToken(
       const std::string& ns, const std::string& name,
       const api::authentication::v1::TokenRequest& request) override;
+  std::optional<api::core::v1::PersistentVolumeClaim> getPersistentVolumeClaim(
+      const std::string& ns, const std::string& name) override;
+  std::optional<api::core::v1::PersistentVolume> getPersistentVolume(
+      const std::string& name) override;
 
  private:
   client::Client& client_;

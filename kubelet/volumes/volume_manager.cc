@@ -357,6 +357,93 @@ void writeAtomically(const std::string& dir, const std::map<std::string, Project
   }
 }
 
+std::optional<core::PersistentVolumeClaim> VolumeSourceFetcher::getPersistentVolumeClaim(
+    const std::string&, const std::string&) {
+  throw std::runtime_error("this kubelet cannot read PersistentVolumeClaims");
+}
+
+std::optional<core::PersistentVolume> VolumeSourceFetcher::getPersistentVolume(const std::string&) {
+  throw std::runtime_error("this kubelet cannot read PersistentVolumes");
+}
+
+PodVolume VolumeManager::claimVolume(const core::Pod& pod, const core::Volume& volume,
+                                     const std::string& what) {
+  const std::string& uid = pod.metadata().uid();
+  const auto& source = volume.persistent_volume_claim();
+  {
+    std::lock_guard lock(claims_mu_);
+    auto it = claims_.find(uid);
+    if (it != claims_.end()) {
+      auto v = it->second.find(volume.name());
+      if (v != it->second.end()) return v->second;
+    }
+  }
+  if (fetcher_ == nullptr) throw VolumeError(what + ": this kubelet has no API access");
+  const std::string& ns = pod.metadata().namespace_();
+  const std::string claim_key = ns + "/" + source.claim_name();
+  std::optional<core::PersistentVolumeClaim> claim;
+  try {
+    claim = fetcher_->getPersistentVolumeClaim(ns, source.claim_name());
+  } catch (const std::exception& e) {
+    throw VolumeError(what + ": persistentvolumeclaim \"" + claim_key + "\": " + e.what());
+  }
+  if (!claim) throw VolumeError(what + ": persistentvolumeclaim \"" + claim_key + "\" not found");
+  if (claim->metadata().has_deletion_timestamp()) {
+    throw VolumeError(what + ": persistentvolumeclaim \"" + claim_key + "\" is being deleted");
+  }
+  const std::string& pv_name = claim->spec().volume_name();
+  if (claim->status().phase() != "Bound" || pv_name.empty()) {
+    throw VolumeError(what + ": persistentvolumeclaim \"" + claim_key + "\" is not bound (phase " +
+                      (claim->status().phase().empty() ? "Pending" : claim->status().phase()) +
+                      ")");
+  }
+  std::optional<core::PersistentVolume> pv;
+  try {
+    pv = fetcher_->getPersistentVolume(pv_name);
+  } catch (const std::exception& e) {
+    throw VolumeError(what + ": persistentvolume \"" + pv_name + "\": " + e.what());
+  }
+  if (!pv) throw VolumeError(what + ": persistentvolume \"" + pv_name + "\" not found");
+  if (pv->spec().claim_ref().uid() != claim->metadata().uid()) {
+    throw VolumeError(what + ": persistentvolume \"" + pv_name + "\" is not bound to claim \"" +
+                      claim_key + "\"");
+  }
+  if (pv->spec().volume_mode() == "Block") {
+    throw VolumeError(what + ": persistentvolume \"" + pv_name +
+                      "\": volumeMode Block is not "
+                      "supported");
+  }
+  PodVolume out;
+  out.read_only = source.read_only();
+  const std::string pv_what = what + ": persistentvolume \"" + pv_name + "\"";
+  if (pv->spec().has_host_path()) {
+    checkHostPath(pv->spec().host_path(), pv_what);
+    out.host_path = pv->spec().host_path().path();
+  } else if (pv->spec().has_local()) {
+    const std::string& path = pv->spec().local().path();
+    if (path.empty() || path[0] != '/') {
+      throw VolumeError(pv_what + ": local.path \"" + path + "\" must be absolute");
+    }
+    std::error_code ec;
+    auto provisioned = pv->metadata().annotations().find("pv.kubernetes.io/provisioned-by");
+    if (provisioned != pv->metadata().annotations().end() &&
+        provisioned->second == "skiff.io/local-path" && !fs::exists(path, ec)) {
+      fs::create_directories(path, ec);
+      if (ec) throw VolumeError(pv_what + ": cannot create " + path + ": " + ec.message());
+      ::chmod(path.c_str(), 0777);
+    }
+    if (!fs::is_directory(path, ec)) {
+      throw VolumeError(pv_what + ": local.path " + path + " is not a directory on this node");
+    }
+    out.host_path = path;
+  } else {
+    throw VolumeError(pv_what + ": only hostPath and local PersistentVolumes are supported");
+  }
+  std::lock_guard lock(claims_mu_);
+  claims_[uid][volume.name()] = out;
+  return out;
+}
+
 api::authentication::v1::TokenRequest VolumeSourceFetcher::requestServiceAccountToken(
     const std::string&, const std::string&, const api::authentication::v1::TokenRequest&) {
   throw std::runtime_error("this kubelet cannot request ServiceAccount tokens");
@@ -442,6 +529,10 @@ std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
       out[v.name()] = {v.host_path().path(), false};
       continue;
     }
+    if (v.has_persistent_volume_claim()) {
+      out[v.name()] = claimVolume(pod, v, what);
+      continue;
+    }
     if (v.has_empty_dir() || v.has_config_map() || v.has_secret() || v.has_downward_api() ||
         v.has_projected()) {
       fs::create_directories(dir, ec);
@@ -484,8 +575,8 @@ std::map<std::string, PodVolume> VolumeManager::setUp(const core::Pod& pod,
       out[v.name()] = {dir, true};
     } else {
       throw VolumeError(what +
-                        ": only emptyDir, hostPath, configMap, secret, downwardAPI and projected "
-                        "are supported");
+                        ": only emptyDir, hostPath, persistentVolumeClaim, configMap, secret, "
+                        "downwardAPI and projected are supported");
     }
   }
   return out;
@@ -503,6 +594,10 @@ void VolumeManager::tearDown(const std::string& pod_dir) {
   fs::remove_all(root, ec);
   if (ec) throw VolumeError("cannot remove " + root + ": " + ec.message());
   tokens_.forgetPod(fs::path(pod_dir).filename().string());
+  {
+    std::lock_guard lock(claims_mu_);
+    claims_.erase(fs::path(pod_dir).filename().string());
+  }
   if (fetcher_ != nullptr) fetcher_->unregisterPod(fs::path(pod_dir).filename().string());
 }
 

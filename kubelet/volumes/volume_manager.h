@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,7 +20,12 @@
 //   POD_DIR/volumes/<name>/..data     -> ..<generation>/, swapped atomically when content changes;
 //   POD_DIR/volumes/<name>/<key>      -> ..data/<key> (Kubernetes' AtomicWriter layout)
 //
-// hostPath volumes are the host's path itself (checked against `type`). Containers get bind
+// hostPath volumes are the host's path itself (checked against `type`). persistentVolumeClaim
+// volumes are the path of the PersistentVolume the claim is bound to (hostPath or local; a
+// local-path provisioned volume's directory is made here, mode 0777 as k3s makes it, other local
+// volumes must exist); until the claim is Bound to a volume that names it back, setUp fails (the
+// pod waits in ContainerCreating with a FailedMount event). A claim resolved once is kept until
+// tearDown, as a binding does not change under a running pod. Containers get bind
 // mounts at their volumeMounts (readOnly, subPath). Secrets, downwardAPI and projected volumes
 // live on a tmpfs so they never reach the disk.
 //
@@ -85,9 +91,15 @@ class VolumeManager {
       const api::core::v1::Pod& pod, const api::core::v1::ProjectedVolumeSource& source,
       const std::string& what);
 
+  PodVolume claimVolume(const api::core::v1::Pod& pod, const api::core::v1::Volume& volume,
+                        const std::string& what);
+
   VolumeSourceFetcher* fetcher_;
   VolumeManagerOptions options_;
   TokenManager tokens_;
+  std::mutex claims_mu_;
+  // Pod uid -> volume name -> its resolved claim volume.
+  std::map<std::string, std::map<std::string, PodVolume>> claims_;
 };
 
 // Writes `files` (relative paths, no "..") into `dir` the way Kubernetes' AtomicWriter does, so a

@@ -27,6 +27,12 @@ class VolumeSourceFetcher {
   virtual api::authentication::v1::TokenRequest requestServiceAccountToken(
       const std::string& ns, const std::string& name,
       const api::authentication::v1::TokenRequest& request);
+  // persistentVolumeClaim volumes: the claim, and the PersistentVolume it is bound to (nullopt
+  // when missing; throws std::runtime_error when it cannot be known). The defaults have no API.
+  virtual std::optional<api::core::v1::PersistentVolumeClaim> getPersistentVolumeClaim(
+      const std::string& ns, const std::string& name);
+  virtual std::optional<api::core::v1::PersistentVolume> getPersistentVolume(
+      const std::string& name);
   // The VolumeManager says which pods it sets up (on every setUp) and tears down, for fetchers
   // that cache per referenced object (caching_volume_source.h); the default ignores both.
   virtual void registerPod(const api::core::v1::Pod& pod) { (void)pod; }

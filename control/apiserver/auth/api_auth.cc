@@ -197,6 +197,9 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
       },
       [this](std::string_view ns, std::string_view name) {
         return lookup(pods_.get(), "pods", ns, name);
+      },
+      [this](std::string_view ns, std::string_view name) {
+        return lookup(nullptr, "persistentvolumeclaims", ns, name);
       });
 }
 

@@ -45,8 +45,28 @@ std::string podServiceAccount(const core::Pod& pod) {
 
 }  // namespace
 
-NodeAuthorizer::NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod)
-    : pods_on_node_(std::move(pods_on_node)), find_pod_(std::move(find_pod)) {}
+NodeAuthorizer::NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim)
+    : pods_on_node_(std::move(pods_on_node)),
+      find_pod_(std::move(find_pod)),
+      find_claim_(std::move(find_claim)) {}
+
+NodeAuthorizer::Result NodeAuthorizer::readVolume(const std::string& node,
+                                                  const Attributes& a) const {
+  if (a.verb != "get") return deny("a node can only get individual persistentvolumes");
+  if (a.name.empty()) return deny("no persistentvolume name given");
+  if (find_claim_ != nullptr) {
+    for (const auto& object : pods_on_node_(node)) {
+      const auto* pod = dynamic_cast<const core::Pod*>(object.get());
+      if (pod == nullptr) continue;
+      for (const auto& claim_name : references(*pod, "persistentvolumeclaims")) {
+        ObjectPtr claim = find_claim_(pod->metadata().namespace_(), claim_name);
+        const auto* pvc = dynamic_cast<const core::PersistentVolumeClaim*>(claim.get());
+        if (pvc != nullptr && pvc->spec().volume_name() == a.name) return allow();
+      }
+    }
+  }
+  return deny("no relationship found between node '" + node + "' and this object");
+}
 
 std::optional<std::string> NodeAuthorizer::nodeName(const UserInfo& user) {
   if (!user.name.starts_with(kNodeUserPrefix) || !user.inGroup(std::string(kNodesGroup))) {
@@ -177,6 +197,7 @@ Result NodeAuthorizer::authorize(const Attributes& a) const {
     }
     return readReferenced(*node, a, resource);
   }
+  if (group.empty() && resource == "persistentvolumes") return readVolume(*node, a);
   if (group.empty() && resource == "serviceaccounts" && a.subresource == "token") {
     if (a.verb != "create") return deny("a node can only create service account tokens");
     if (a.namespace_.empty() || a.name.empty()) return deny("no service account given");

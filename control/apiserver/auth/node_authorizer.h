@@ -19,6 +19,7 @@
 //     bound to the node references it (volumes, projected sources, envFrom, env valueFrom,
 //     imagePullSecrets); no list or watch across a namespace or the cluster; no writes.
 //   persistentvolumeclaims: get only when a pod bound to the node mounts it.
+//   persistentvolumes: get only of the volume such a claim is bound to (spec.volumeName).
 //   serviceaccounts/token: create only for a service account a pod bound to the node runs as
 //     (ApiAuth's TokenRequest then requires the token be bound to such a pod).
 //   nodes, nodes/status: writes only to its own Node (create: the name in the body, admit()).
@@ -47,7 +48,11 @@ class NodeAuthorizer {
   // One pod, or nullptr.
   using FindPod = std::function<ObjectPtr(std::string_view ns, std::string_view name)>;
 
-  NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod);
+  // One PersistentVolumeClaim, or nullptr.
+  using FindClaim = std::function<ObjectPtr(std::string_view ns, std::string_view name)>;
+
+  // Without `find_claim`, nodes get no PersistentVolumes.
+  NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim = nullptr);
 
   // NAME of a node identity (user system:node:NAME in group system:nodes), else nullopt.
   static std::optional<std::string> nodeName(const UserInfo& user);
@@ -72,8 +77,11 @@ class NodeAuthorizer {
   Result readReferenced(const std::string& node, const Attributes& a, std::string_view what) const;
   Result podWrite(const std::string& node, const Attributes& a) const;
 
+  Result readVolume(const std::string& node, const Attributes& a) const;
+
   PodsOnNode pods_on_node_;
   FindPod find_pod_;
+  FindClaim find_claim_;
 };
 
 }  // namespace skiff::apiserver::auth

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "control/api/codec.h"
@@ -31,6 +32,13 @@ bool sh(const std::string& command) {
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <class T>
+T fromYaml(const std::string& yaml) {
+  T out;
+  api::decodeYaml(yaml, out);
+  return out;
 }
 
 core::Pod podFromYaml(const std::string& yaml) {
@@ -63,6 +71,21 @@ class ConfigMaps final : public volumes::VolumeSourceFetcher {
   std::optional<core::Secret> getSecret(const std::string&, const std::string&) override {
     return std::nullopt;
   }
+  // One claim, "data", and its volume when the test has bound it.
+  std::optional<core::PersistentVolumeClaim> getPersistentVolumeClaim(
+      const std::string&, const std::string& name) override {
+    std::lock_guard lock(mu);
+    if (name != "data") return std::nullopt;
+    return claim;
+  }
+  std::optional<core::PersistentVolume> getPersistentVolume(const std::string& name) override {
+    std::lock_guard lock(mu);
+    if (!volume || volume->metadata().name() != name) return std::nullopt;
+    return volume;
+  }
+  std::mutex mu;
+  core::PersistentVolumeClaim claim;
+  std::optional<core::PersistentVolume> volume;
 };
 
 class RuntimePodSyncerRuncTest : public ::testing::Test {
@@ -216,6 +239,65 @@ TEST_F(RuntimePodSyncerRuncTest, TwoContainersTalkOverLocalhostAndSeeTheirVolume
   // The emptyDir is a tmpfs the kubelet mounted; the configMap is read-only in the container.
   EXPECT_EQ(readFile(syncer_->podDir("uid-talk") + "/volumes/shared/got"),
             "hello from a configmap");
+}
+
+TEST_F(RuntimePodSyncerRuncTest, AClaimsDataOutlivesThePodThatWroteIt) {
+  // The claim is Pending: the pod waits in ContainerCreating with a FailedMount event.
+  config_maps_.claim = fromYaml<core::PersistentVolumeClaim>(R"(
+metadata: {name: data, namespace: default, uid: uid-claim}
+spec: {accessModes: [ReadWriteOnce], storageClassName: local-path}
+status: {phase: Pending}
+)");
+  const std::string spec = R"(
+  restartPolicy: Never
+  volumes: [{name: store, persistentVolumeClaim: {claimName: data}}]
+  containers:
+  - name: c
+    image: example.com/test/busybox:v1
+    volumeMounts: [{name: store, mountPath: /data}]
+)";
+  const core::Pod writer =
+      pod("writer", spec + R"(    command: [/bin/sh, -c, "echo kept > /data/file"]
+)");
+  PodSyncResult r = syncer_->sync(writer);
+  EXPECT_EQ(r.status.phase(), "Pending");
+  ASSERT_NE(statusOf(r, "c"), nullptr);
+  EXPECT_EQ(statusOf(r, "c")->state().waiting().reason(), "ContainerCreating");
+  bool failed_mount = false;
+  for (const auto& e : r.events) {
+    if (e.reason == "FailedMount" && e.message.find("is not bound") != std::string::npos)
+      failed_mount = true;
+  }
+  EXPECT_TRUE(failed_mount);
+  // Bound to a local-path volume whose directory does not exist yet: the kubelet makes it.
+  const std::string dir = test_dir_ + "/storage/pvc-uid-claim_default_data";
+  {
+    std::lock_guard lock(config_maps_.mu);
+    config_maps_.claim.mutable_spec()->set_volume_name("pvc-uid-claim");
+    config_maps_.claim.mutable_status()->set_phase("Bound");
+    config_maps_.volume = fromYaml<core::PersistentVolume>(R"(
+metadata:
+  name: pvc-uid-claim
+  annotations: {pv.kubernetes.io/provisioned-by: skiff.io/local-path}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  claimRef: {kind: PersistentVolumeClaim, namespace: default, name: data, uid: uid-claim}
+  local: {path: )" + dir + R"(}
+)");
+  }
+  r = syncUntil(writer, [](const PodSyncResult& x) { return x.status.phase() == "Succeeded"; });
+  ASSERT_EQ(r.status.phase(), "Succeeded") << r.status.DebugString();
+  EXPECT_EQ(readFile(dir + "/file"), "kept\n");
+  syncer_->terminate(writer, 1s);
+  pods_.clear();
+  EXPECT_EQ(readFile(dir + "/file"), "kept\n");  // the pod went, the data stayed
+  // A new pod on the same claim reads it back.
+  const core::Pod reader = pod("reader", spec + R"(    command: [/bin/sh, -c, "cat /data/file"]
+)");
+  r = syncUntil(reader, [](const PodSyncResult& x) { return x.status.phase() == "Succeeded"; });
+  ASSERT_EQ(r.status.phase(), "Succeeded") << r.status.DebugString();
+  EXPECT_NE(logOf(reader, "c").find("stdout F kept"), std::string::npos) << logOf(reader, "c");
 }
 
 TEST_F(RuntimePodSyncerRuncTest, ACrashingContainerBacksOffWithRisingRestarts) {

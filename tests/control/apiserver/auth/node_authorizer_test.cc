@@ -58,6 +58,13 @@ class NodeAuthorizerTest : public ::testing::Test {
             [this](std::string_view ns, std::string_view name) -> ObjectPtr {
               auto it = pods_.find(std::string(ns) + "/" + std::string(name));
               return it == pods_.end() ? nullptr : it->second;
+            },
+            [](std::string_view ns, std::string_view name) -> ObjectPtr {
+              // The claim web mounts is bound to pv-data.
+              if (ns != "team" || name != "data") return nullptr;
+              auto claim = std::make_shared<core::PersistentVolumeClaim>();
+              claim->mutable_spec()->set_volume_name("pv-data");
+              return claim;
             }) {
     add(kPodA);
     add(kPodB);
@@ -130,6 +137,12 @@ TEST_F(NodeAuthorizerTest, Table) {
       {"mounted claim", "get", "", "persistentvolumeclaims", "team", "data", "", Verdict::kAllow},
       {"other claim", "get", "", "persistentvolumeclaims", "team", "logs", "", Verdict::kDeny},
       {"list claims", "list", "", "persistentvolumeclaims", "team", "", "", Verdict::kDeny},
+      // PersistentVolumes: get of the volume a mounted claim is bound to.
+      {"mounted claim's volume", "get", "", "persistentvolumes", "", "pv-data", "",
+       Verdict::kAllow},
+      {"other volume", "get", "", "persistentvolumes", "", "pv-other", "", Verdict::kDeny},
+      {"list volumes", "list", "", "persistentvolumes", "", "", "", Verdict::kDeny},
+      {"update a volume", "update", "", "persistentvolumes", "", "pv-data", "", Verdict::kDeny},
       // Service account tokens: for a service account its pods run as.
       {"token of its pod's SA", "create", "", "serviceaccounts", "team", "web-sa", "token",
        Verdict::kAllow},
