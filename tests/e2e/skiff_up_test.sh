@@ -136,6 +136,30 @@ logs=$(kubectl logs "$pod" 2>&1) || fail "kubectl logs $pod: $logs"
 [[ $("$skiff" logs "$pod" --tail 1 --timestamps 2>&1) == 20*"serving $pod on :8080" ]] ||
   fail "skiff logs --tail 1 --timestamps: '$("$skiff" logs "$pod" --tail 1 --timestamps 2>&1)'"
 
+# The kubelet API itself, as a user reaches it: no credentials 401; a ServiceAccount token goes to
+# the apiserver (TokenReview) and each request is authorized there (SubjectAccessReview of
+# nodes/proxy): 403 without RBAC, the log with a ClusterRole granting nodes/proxy.
+container=$(kubectl get pod "$pod" -o jsonpath='{.spec.containers[0].name}')
+kubelet_url="https://127.0.0.1:$kubelet_port/containerLogs/default/$pod/$container"
+kubelet_get() {  # TOKEN -> "CODE BODY"
+  local code
+  code=$(curl -s -o "$work/kubelet.out" -w '%{http_code}' --cacert "$work/data/pki/ca.crt" \
+    ${1:+-H "Authorization: Bearer $1"} "$kubelet_url") || fail "curl $kubelet_url: exit $?"
+  echo "$code $(cat "$work/kubelet.out")"
+}
+[[ $(kubelet_get "") == "401 Unauthorized" ]] || fail "kubelet API without credentials: '$(kubelet_get "")'"
+kubectl create serviceaccount kubelet-reader >/dev/null || fail "create serviceaccount kubelet-reader"
+kubectl create serviceaccount kubelet-nobody >/dev/null || fail "create serviceaccount kubelet-nobody"
+kubectl create clusterrole kubelet-proxy --verb=get --resource=nodes/proxy >/dev/null ||
+  fail "create clusterrole kubelet-proxy"
+kubectl create clusterrolebinding kubelet-reader --clusterrole=kubelet-proxy \
+  --serviceaccount=default:kubelet-reader >/dev/null || fail "create clusterrolebinding kubelet-reader"
+got=$(kubelet_get "$(kubectl create token kubelet-reader)")
+[[ $got == "200 "*"serving $pod on :8080"* ]] || fail "kubelet API with nodes/proxy: '$got'"
+got=$(kubelet_get "$(kubectl create token kubelet-nobody)")
+[[ $got == "403 Forbidden (user=system:serviceaccount:default:kubelet-nobody, verb=get, resource=nodes, subresource(s)=[proxy])" ]] ||
+  fail "kubelet API without RBAC: '$got'"
+
 # From inside a pod (the pods' cgroups are under the same subtree), with skiff exec.
 body=$(timeout 10 "$skiff" exec "$pod" -- wget -qO- "http://$cluster_ip/") ||
   fail "request from pod $pod failed: $body"
