@@ -560,7 +560,23 @@ void appendStatefulSetCauses(const api::apps::v1::StatefulSet& ss, Causes& cause
   if (spec.has_ordinals()) nonNegative(causes, "spec.ordinals.start", spec.ordinals().start());
   const LabelSelector* selector = selectorOf(spec.has_selector(), spec.selector());
   appendSelectorCauses(selector, "statefulset", causes);
-  appendTemplateCauses(spec.template_(), selector, "spec.template", causes);
+  // Its pods get a persistentVolumeClaim volume per claim template, replacing a template volume of
+  // that name (the controller's updateStorage), so containers may mount the templates' names
+  // (Kubernetes leaves a StatefulSet template's volumes unchecked for that reason).
+  PodTemplateSpec tpl = spec.template_();
+  for (const auto& claim : spec.volume_claim_templates()) {
+    if (claim.metadata().name().empty()) continue;
+    api::core::v1::Volume* volume = nullptr;
+    for (auto& v : *tpl.mutable_spec()->mutable_volumes()) {
+      if (v.name() == claim.metadata().name()) volume = &v;
+    }
+    if (volume == nullptr) volume = tpl.mutable_spec()->add_volumes();
+    volume->Clear();
+    volume->set_name(claim.metadata().name());
+    volume->mutable_persistent_volume_claim()->set_claim_name(claim.metadata().name() + "-" +
+                                                              ss.metadata().name() + "-0");
+  }
+  appendTemplateCauses(tpl, selector, "spec.template", causes);
   if (spec.has_revision_history_limit()) {
     nonNegative(causes, "spec.revisionHistoryLimit", spec.revision_history_limit());
   }

@@ -285,6 +285,18 @@ TEST(ObjectValidation, StatefulSets) {
                      "forbidden"});
 }
 
+TEST(ObjectValidation, StatefulSetContainersMountTheirClaimTemplates) {
+  auto ss = decode<api::apps::v1::StatefulSet>(kStatefulSet);
+  auto* c = ss.mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0);
+  auto* mount = c->add_volume_mounts();
+  mount->set_name("data");
+  mount->set_mount_path("/data");
+  EXPECT_EQ(createMessages(ss), Messages{"spec.template.spec.containers[0].volumeMounts[0].name: "
+                                         "Not found: \"data\""});
+  ss.mutable_spec()->add_volume_claim_templates()->mutable_metadata()->set_name("data");
+  EXPECT_EQ(createMessages(ss), Messages{});
+}
+
 TEST(ObjectValidation, JobTemplatesRestartOnFailureOrNever) {
   auto job = decode<api::batch::v1::Job>(R"(
 apiVersion: batch/v1
