@@ -133,7 +133,9 @@ Result<std::unique_ptr<EbpfDataplane>> EbpfDataplane::create(const EbpfDataplane
     dp->restored_ = true;
   }
   for (int ifindex : options.xdpIfindexes) {
-    if (Status s = dp->programs_->attachXdp(ifindex, options.xdpNative); !s.ok()) return s;
+    auto got = dp->programs_->attachNodePort(ifindex, options.nodePortMode, options.xdpNative);
+    if (!got.ok()) return got.status();
+    dp->nodePort_.emplace_back(ifindex, *got);
   }
   if (!options.cgroupPath.empty()) {
     if (Status s = dp->programs_->attachCgroup(options.cgroupPath); !s.ok()) return s;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "dataplane/dataplane.h"
@@ -30,9 +31,12 @@ struct EbpfDataplaneOptions {
   // if missing (ebpf::defaultCgroupPath() is Skiff's own subtree); the root of the cgroup v2
   // hierarchy is refused. Empty: not attached.
   std::string cgroupPath;
-  // Interfaces that get the XDP program.
+  // Interfaces that get the node-port load balancer (NodePort, externalIPs, LoadBalancer), in
+  // `nodePortMode`: XDP (native, or generic without xdpNative), tc (ingress + egress), or auto
+  // (native XDP where the driver has it, else tc).
   std::vector<int> xdpIfindexes;
   bool xdpNative = true;
+  NodePortMode nodePortMode = NodePortMode::kXdp;
   // Where to pin the maps and the attachments (SKIFF_PIN_DIR); empty: not pinned, and everything
   // is detached when the EbpfDataplane goes. Pinned, everything stays attached and programmed
   // after it goes (a restart does not drop traffic); a later create() on the same directory
@@ -78,6 +82,8 @@ class EbpfDataplane final : public dataplane::Dataplane {
   // Services adopted from pinned maps at create() and not yet claimed by an apply().
   size_t unclaimedServices() const { return recovered_.services.size(); }
   bool restoredFromPins() const { return restored_; }
+  // What each interface of EbpfDataplaneOptions::xdpIfindexes got (kXdp or kTc).
+  const std::vector<std::pair<int, NodePortMode>>& nodePortAttachments() const { return nodePort_; }
 
   Programs& programs() { return *programs_; }
   const MapWriter& writer() const { return writer_; }
@@ -158,6 +164,7 @@ class EbpfDataplane final : public dataplane::Dataplane {
   std::map<dataplane::FrontendKey, std::string> frontendOwners_;
   Recovered recovered_;
   bool restored_ = false;
+  std::vector<std::pair<int, NodePortMode>> nodePort_;
 };
 
 }  // namespace skiff::ebpf

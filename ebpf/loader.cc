@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -259,6 +260,41 @@ int Programs::xdpProgram() const {
   return bpf_program__fd(xdp_->progs.skiff_xdp_lb);
 }
 
+int Programs::tcIngressProgram() const {
+  return bpf_program__fd(xdp_->progs.skiff_tc_lb_in);
+}
+
+int Programs::tcEgressProgram() const {
+  return bpf_program__fd(xdp_->progs.skiff_tc_lb_out);
+}
+
+TcxLinkInfo tcxLinkInfo(const void* bpfLinkInfo) {
+  TcxLinkInfo out;
+  const auto* base = static_cast<const unsigned char*>(bpfLinkInfo) + offsetof(bpf_link_info, xdp);
+  std::memcpy(&out.ifindex, base, 4);
+  std::memcpy(&out.attachType, base + 4, 4);
+  return out;
+}
+
+std::optional<NodePortMode> parseNodePortMode(std::string_view text) {
+  if (text == "xdp") return NodePortMode::kXdp;
+  if (text == "tc") return NodePortMode::kTc;
+  if (text == "auto") return NodePortMode::kAuto;
+  return std::nullopt;
+}
+
+std::string_view nodePortModeName(NodePortMode mode) {
+  switch (mode) {
+    case NodePortMode::kXdp:
+      return "xdp";
+    case NodePortMode::kTc:
+      return "tc";
+    case NodePortMode::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
 int Programs::socketProgram(const std::string& name) const {
   if (sock_ == nullptr) return -1;
   const bpf_program* prog = bpf_object__find_program_by_name(sock_->obj, name.c_str());
@@ -290,6 +326,11 @@ Status Programs::attachLink(int progFd, int targetFd, int attachType, uint32_t f
     bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
     if (same && attachType == BPF_XDP) {
       same = info.type == BPF_LINK_TYPE_XDP && static_cast<int>(info.xdp.ifindex) == targetFd;
+    } else if (same && (attachType == kTcxIngress || attachType == kTcxEgress)) {
+      const TcxLinkInfo tcx = tcxLinkInfo(&info);
+      same = static_cast<int>(info.type) == kLinkTypeTcx &&
+             static_cast<int>(tcx.ifindex) == targetFd &&
+             static_cast<int>(tcx.attachType) == attachType;
     } else if (same) {
       struct stat st {};
       same = info.type == BPF_LINK_TYPE_CGROUP && ::fstat(targetFd, &st) == 0 &&
@@ -326,6 +367,58 @@ Status Programs::attachXdp(int ifindex, bool native) {
   if (err != 0) return Status::failure("attach XDP: " + errnoText(err));
   xdpIfindexes_.push_back({ifindex, flags});
   return {};
+}
+
+Status Programs::attachTc(int ifindex) {
+  // TCX links in both modes: without a pin directory they go with the process's descriptors.
+  const std::string suffix = std::to_string(ifindex);
+  const std::string where = " to interface " + suffix;
+  const std::string pinIngress = pinDir_.empty() ? std::string() : "tcx_ingress_" + suffix;
+  const std::string pinEgress = pinDir_.empty() ? std::string() : "tcx_egress_" + suffix;
+  if (Status s = attachLink(tcIngressProgram(), ifindex, kTcxIngress, 0, pinIngress,
+                            "tc ingress" + where + " (TCX, Linux 6.6 or later)");
+      !s.ok()) {
+    return s;
+  }
+  return attachLink(tcEgressProgram(), ifindex, kTcxEgress, 0, pinEgress,
+                    "tc egress" + where + " (TCX, Linux 6.6 or later)");
+}
+
+Result<NodePortMode> Programs::attachNodePort(int ifindex, NodePortMode mode, bool xdpNative) {
+  const std::string xdpPin = pinDir_ + "/" + kLinkPrefix + "xdp_" + std::to_string(ifindex);
+  const std::string tcPins[] = {
+      pinDir_ + "/" + kLinkPrefix + "tcx_ingress_" + std::to_string(ifindex),
+      pinDir_ + "/" + kLinkPrefix + "tcx_egress_" + std::to_string(ifindex)};
+  // A switch of mode across a restart: the new hook is attached first, then the previous run's
+  // other one goes, so the interface ends with one of them and is never without (while both
+  // run, the second sees the backend's address, not a frontend, and leaves the packet alone).
+  auto dropPin = [&](const std::string& pin) {
+    if (pinDir_.empty() || !exists(pin)) return;
+    const int fd = bpf_obj_get(pin.c_str());
+    if (fd >= 0) {
+      bpf_link_detach(fd);
+      ::close(fd);
+    }
+    ::unlink(pin.c_str());
+  };
+  if (mode == NodePortMode::kTc) {
+    if (Status s = attachTc(ifindex); !s.ok()) return s;
+    dropPin(xdpPin);
+    return NodePortMode::kTc;
+  }
+  const bool native = mode == NodePortMode::kAuto ? true : xdpNative;
+  Status xdp = attachXdp(ifindex, native);
+  if (xdp.ok()) {
+    for (const std::string& pin : tcPins)
+      dropPin(pin);
+    return NodePortMode::kXdp;
+  }
+  if (mode == NodePortMode::kXdp) return xdp;
+  if (Status s = attachTc(ifindex); !s.ok()) {
+    return Status::failure(xdp.message() + "; tc fallback: " + s.message());
+  }
+  dropPin(xdpPin);  // an earlier run's XDP link (this run's native attach failed)
+  return NodePortMode::kTc;
 }
 
 Status Programs::attachCgroup(const std::string& cgroupPath) {

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,28 @@ struct LoadOptions {
   // Load the socket programs too.
   bool withSocketLb = true;
 };
+
+// tc attachments are TCX links (Linux 6.6): the uapi headers of Debian 12 (6.1) and its libbpf
+// (1.1) do not name them yet, but bpf_link_create passes them through.
+inline constexpr int kTcxIngress = 46;   // BPF_TCX_INGRESS
+inline constexpr int kTcxEgress = 47;    // BPF_TCX_EGRESS
+inline constexpr int kLinkTypeTcx = 11;  // BPF_LINK_TYPE_TCX
+// The ifindex and attach type of a TCX link's bpf_link_info (the union's first two words).
+struct TcxLinkInfo {
+  uint32_t ifindex = 0;
+  uint32_t attachType = 0;
+};
+TcxLinkInfo tcxLinkInfo(const void* bpfLinkInfo);
+
+// How NodePort/externalIP/LoadBalancer traffic reaches the load balancer on an interface.
+enum class NodePortMode {
+  kXdp,  // XDP (native, or generic without EbpfDataplaneOptions::xdpNative); fail if it cannot
+  kTc,   // the same program at tc ingress, reverse NAT of replies at tc egress
+  kAuto  // native XDP where the driver has it, else tc
+};
+// "xdp", "tc", "auto"; nullopt for anything else.
+std::optional<NodePortMode> parseNodePortMode(std::string_view text);
+std::string_view nodePortModeName(NodePortMode mode);
 
 // The file descriptors of the shared maps (owned by Programs).
 // The ring entries of skiff_rings that `options` ask for (ringEntries or its default, in whole
@@ -97,6 +121,9 @@ class Programs {
 
   const MapFds& maps() const { return maps_; }
   int xdpProgram() const;
+  // The node-port program's tc entries (same object, same maps and configuration as XDP).
+  int tcIngressProgram() const;
+  int tcEgressProgram() const;
   // The socket program named `name` (SKIFF_PROG_*), or -1.
   int socketProgram(const std::string& name) const;
   // Every loaded program by name, for checks.
@@ -105,6 +132,13 @@ class Programs {
   // Attaches the XDP program to `ifindex` (native mode when `native`, else generic). With a pin
   // directory as a pinned BPF link (an existing one gets the new program).
   dataplane::Status attachXdp(int ifindex, bool native);
+  // Attaches the tc entries to `ifindex` as TCX links: ingress translates as XDP does, egress
+  // reverse-translates replies leaving toward clients. With a pin directory the links are pinned
+  // (link_tcx_ingress_<ifindex>, link_tcx_egress_<ifindex>) and an earlier run's get the new
+  // programs. Other tc programs on the interface (TCX or a clsact qdisc) stay and run after.
+  dataplane::Status attachTc(int ifindex);
+  // Native XDP if the interface's driver takes it, else tc; says which one it attached.
+  dataplane::Result<NodePortMode> attachNodePort(int ifindex, NodePortMode mode, bool xdpNative);
   // Attaches the eight socket hooks to the cgroup v2 directory `cgroupPath` as BPF links; with a
   // pin directory they are pinned, and links pinned by an earlier run get the new programs.
   dataplane::Status attachCgroup(const std::string& cgroupPath);

@@ -203,6 +203,11 @@ Result<std::vector<Attachment>> readAttachments(const std::string& pinDir) {
         a.kind = "xdp";
         a.target = info.xdp.ifindex;
         a.detached = info.xdp.ifindex == 0;
+      } else if (static_cast<int>(info.type) == kLinkTypeTcx) {
+        const TcxLinkInfo tcx = tcxLinkInfo(&info);
+        a.kind = static_cast<int>(tcx.attachType) == kTcxEgress ? "tc-egress" : "tc-ingress";
+        a.target = tcx.ifindex;
+        a.detached = tcx.ifindex == 0;
       }
     }
     ::close(fd);

@@ -55,10 +55,11 @@ dataplane::Result<std::vector<RingEntry>> readRings(int ringsFd, int servicesFd)
 dataplane::Result<std::vector<skiff_src_range_key>> readSourceRanges(int rangesFd);
 dataplane::Result<std::vector<ServiceName>> readServiceNames(int namesFd);
 
-// An attachment pinned under a pin directory (link_* files): a cgroup hook or an XDP interface.
+// An attachment pinned under a pin directory (link_* files): a cgroup hook, an XDP interface
+// or a tc hook of one.
 struct Attachment {
   std::string pin;      // file name under the pin directory
-  std::string kind;     // "cgroup", "xdp" or "unknown"
+  std::string kind;     // "cgroup", "xdp", "tc-ingress", "tc-egress" or "unknown"
   uint64_t target = 0;  // cgroup id or ifindex
   uint32_t programId = 0;
   std::string program;    // the attached program's name

@@ -1,13 +1,18 @@
 #include "control/cli/lb_command.h"
 
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "control/api/json.h"
 
@@ -152,15 +157,37 @@ int runLbStatus(const LbOptions& o, std::ostream& out, std::ostream& err) {
     return 0;
   }
   size_t cgroupHooks = 0, xdp = 0, detached = 0;
+  // The node-port load balancer per interface: "xdp", "tc-ingress", "tc-egress".
+  std::map<uint64_t, std::vector<std::string>> nodePort;
+  std::set<uint64_t> tcInterfaces;
   for (const ebpf::Attachment& a : r->attachments) {
     cgroupHooks += a.kind == "cgroup" ? 1 : 0;
     xdp += a.kind == "xdp" ? 1 : 0;
     detached += a.detached ? 1 : 0;
+    if (a.kind == "xdp" || a.kind.rfind("tc-", 0) == 0) {
+      nodePort[a.target].push_back(a.kind == "xdp"          ? "XDP"
+                                   : a.kind == "tc-ingress" ? "tc ingress"
+                                                            : "tc egress");
+    }
+    if (a.kind.rfind("tc-", 0) == 0) tcInterfaces.insert(a.target);
   }
   out << "Pin directory:  " << r->pinDir << "\n"
-      << "Attached:       " << cgroupHooks << " socket hooks (cgroup), " << xdp << " XDP interfaces"
-      << (detached > 0 ? ", " + std::to_string(detached) + " detached" : "") << "\n"
-      << "Services:       " << r->services << " (" << r->frontends.size() << " frontends, "
+      << "Attached:       " << cgroupHooks << " socket hooks (cgroup), " << xdp
+      << " XDP interfaces, " << tcInterfaces.size() << " tc interfaces"
+      << (detached > 0 ? ", " + std::to_string(detached) + " detached" : "") << "\n";
+  if (!nodePort.empty()) {
+    out << "Node ports:    ";
+    for (const auto& [ifindex, hooks] : nodePort) {
+      char name[IF_NAMESIZE] = {};
+      const bool named = ifindex != 0 && if_indextoname(static_cast<unsigned>(ifindex), name);
+      out << " " << (named ? std::string(name) : "ifindex") << " (" << ifindex << "):";
+      for (size_t i = 0; i < hooks.size(); ++i)
+        out << (i > 0 ? "," : "") << " " << hooks[i];
+      out << ";";
+    }
+    out << "\n";
+  }
+  out << "Services:       " << r->services << " (" << r->frontends.size() << " frontends, "
       << r->backends.size() << " backends, " << r->rings << " Maglev rings)\n"
       << "Drops (no service):";
   for (size_t i = 0; i < r->drops.size(); ++i) {

@@ -2,7 +2,7 @@
 
 // The DPDK data path's per-packet logic, free of EAL: it works on plain byte buffers, so unit
 // tests and micro-benchmarks run it without hugepages or ports, and the lcore loop (worker.h)
-// feeds it mbufs. It gives the same answer as the XDP program (ebpf/bpf/lib/xdp_lb.h) for the
+// feeds it mbufs. It gives the same answer as the XDP program (ebpf/bpf/lib/nodeport.h) for the
 // same packet: parse (Ethernet, up to two VLAN tags, IPv4, IPv6, TCP, UDP, ICMP errors), service
 // lookup, source ranges, conntrack, ClientIP affinity, Maglev for new flows
 // (dataplane::flowHash), DNAT and reverse NAT with incremental checksums, ICMP errors about

@@ -133,6 +133,10 @@ typedef __be16 skiff_be16;
 
 /* Program names (the C function names of the entry points). */
 #define SKIFF_PROG_XDP "skiff_xdp_lb"
+/* The node-port LB at tc (same object as XDP); short enough for BPF_OBJ_NAME_LEN (16), so that
+ * the kernel reports them whole (skiff lb status). */
+#define SKIFF_PROG_TC_INGRESS "skiff_tc_lb_in"
+#define SKIFF_PROG_TC_EGRESS "skiff_tc_lb_out"
 #define SKIFF_PROG_CONNECT4 "skiff_connect4"
 #define SKIFF_PROG_CONNECT6 "skiff_connect6"
 #define SKIFF_PROG_SENDMSG4 "skiff_sendmsg4"

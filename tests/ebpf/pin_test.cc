@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -362,6 +363,95 @@ TEST_F(PinTest, XdpLinkIsPinnedAndGetsTheNewProgramOnRestart) {
   ASSERT_TRUE((*dp)->detachAndUnpin().ok());
   EXPECT_EQ(xdpProgramOn(ifindex), 0u);
   EXPECT_EQ(std::system("ip link del skpa >/dev/null 2>&1"), 0);
+}
+
+// The program ids TCX runs on `ifindex` for `attachType` (kTcxIngress, kTcxEgress).
+std::vector<uint32_t> tcxPrograms(int ifindex, int attachType) {
+  std::vector<uint32_t> ids(8);
+  uint32_t count = static_cast<uint32_t>(ids.size());
+  if (bpf_prog_query(ifindex, static_cast<bpf_attach_type>(attachType), 0, nullptr, ids.data(),
+                     &count) != 0) {
+    return {};
+  }
+  ids.resize(count);
+  return ids;
+}
+
+// --lb-nodeport-mode tc: the two TCX links are pinned, stay attached without their loader, get
+// the new programs on restart (one program per hook, never two), show in readAttachments (what
+// `skiff lb status` prints); a restart in XDP mode replaces them (never XDP and tc at once);
+// cleanupPinDir detaches everything. In a network namespace of a child process, so the veth
+// pair is the test's own.
+TEST_F(PinTest, TcLinksArePinnedAndSwitchWithTheMode) {
+  EbpfDataplaneOptions options = options_;
+  options.cgroupPath.clear();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNET) != 0) _exit(10);
+    if (std::system("ip link add skpa type veth peer name skpb >/dev/null 2>&1") != 0) _exit(11);
+    const int ifindex = static_cast<int>(if_nametoindex("skpa"));
+    const std::string in = options.pinDir + "/link_tcx_ingress_" + std::to_string(ifindex);
+    const std::string out = options.pinDir + "/link_tcx_egress_" + std::to_string(ifindex);
+    options.xdpIfindexes = {ifindex};
+    options.nodePortMode = NodePortMode::kTc;
+    uint32_t first = 0;
+    {
+      auto dp = EbpfDataplane::create(options);
+      if (!dp.ok()) _exit(12);
+      first = programId((*dp)->programs().tcIngressProgram());
+      if (tcxPrograms(ifindex, kTcxIngress) != std::vector<uint32_t>{first}) _exit(13);
+      if (tcxPrograms(ifindex, kTcxEgress) !=
+          std::vector<uint32_t>{programId((*dp)->programs().tcEgressProgram())}) {
+        _exit(14);
+      }
+    }
+    if (tcxPrograms(ifindex, kTcxIngress) != std::vector<uint32_t>{first}) _exit(15);
+    if (!exists(in) || !exists(out)) _exit(16);
+    auto attachments = readAttachments(options.pinDir);
+    if (!attachments.ok()) _exit(17);
+    int tc = 0;
+    for (const Attachment& a : *attachments) {
+      if ((a.kind == "tc-ingress" && a.program == SKIFF_PROG_TC_INGRESS) ||
+          (a.kind == "tc-egress" && a.program == SKIFF_PROG_TC_EGRESS)) {
+        tc += static_cast<int>(a.target) == ifindex && !a.detached ? 1 : 0;
+      }
+    }
+    if (tc != 2) _exit(18);
+    {
+      auto dp = EbpfDataplane::create(options);
+      if (!dp.ok()) _exit(19);
+      const uint32_t second = programId((*dp)->programs().tcIngressProgram());
+      if (second == first || tcxPrograms(ifindex, kTcxIngress) != std::vector<uint32_t>{second}) {
+        _exit(20);
+      }
+      if (tcxPrograms(ifindex, kTcxEgress).size() != 1) _exit(21);
+    }
+    options.nodePortMode = NodePortMode::kXdp;
+    {
+      auto dp = EbpfDataplane::create(options);
+      if (!dp.ok()) _exit(22);
+      if (!tcxPrograms(ifindex, kTcxIngress).empty() || !tcxPrograms(ifindex, kTcxEgress).empty())
+        _exit(23);
+      if (exists(in) || exists(out)) _exit(24);
+      if (xdpProgramOn(ifindex) != programId((*dp)->programs().xdpProgram())) _exit(25);
+    }
+    options.nodePortMode = NodePortMode::kTc;
+    {
+      auto dp = EbpfDataplane::create(options);
+      if (!dp.ok() || xdpProgramOn(ifindex) != 0) _exit(26);
+      if (tcxPrograms(ifindex, kTcxIngress).size() != 1) _exit(27);
+    }
+    if (!Programs::cleanupPinDir(options.pinDir).ok()) _exit(28);
+    if (!tcxPrograms(ifindex, kTcxIngress).empty() || !tcxPrograms(ifindex, kTcxEgress).empty())
+      _exit(29);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  // Codes: the step that failed (see above).
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

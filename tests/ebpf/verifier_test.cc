@@ -18,7 +18,7 @@ namespace skiff::ebpf {
 namespace {
 
 void expectAllLoaded(const Programs& programs, bool withSocket) {
-  std::vector<std::string> expected = {SKIFF_PROG_XDP};
+  std::vector<std::string> expected = {SKIFF_PROG_XDP, SKIFF_PROG_TC_INGRESS, SKIFF_PROG_TC_EGRESS};
   if (withSocket) {
     expected.insert(expected.end(), {SKIFF_PROG_CONNECT4, SKIFF_PROG_CONNECT6, SKIFF_PROG_SENDMSG4,
                                      SKIFF_PROG_SENDMSG6, SKIFF_PROG_RECVMSG4, SKIFF_PROG_RECVMSG6,

@@ -1,15 +1,20 @@
-// The XDP load balancer against the shared table of packet cases (tests/dataplane/packet_cases.h,
-// which the DPDK pipeline passes too): each case sets up the maps through the MapWriter, builds a
-// frame, runs the program with BPF_PROG_TEST_RUN and checks the verdict, the output bytes (built
-// from scratch, so the program's incremental checksums are checked against full ones) and the
-// counters. Then XDP's own cases: every truncation of valid frames, and PASS mode.
+// The node-port load balancer against the shared table of packet cases
+// (tests/dataplane/packet_cases.h, which the DPDK pipeline passes too), once through the XDP entry
+// and once through the tc ingress entry (the same C code, lib/nodeport.h, over the other
+// context): each case sets up the maps through the MapWriter, builds a frame, runs the program
+// with BPF_PROG_TEST_RUN and checks the verdict, the output bytes (built from scratch, so the
+// program's incremental checksums are checked against full ones) and the counters. Then the
+// hooks' own cases: every truncation of valid frames, PASS mode, and the tc egress entry (reverse
+// NAT only).
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,12 +60,42 @@ LoadOptions loadOptions(const EnvOptions& env) {
   return o;
 }
 
+// Whether the kernel refuses `frame` as the input of an skb test run (BPF_PROG_TEST_RUN of a tc
+// program answers EINVAL for an IPv4 or IPv6 EtherType followed by less than its header: the
+// test run reads the addresses before the program runs). XDP takes any frame.
+bool skbTestRunRefuses(const Bytes& frame) {
+  if (frame.size() < 14) return true;
+  const unsigned type = (unsigned{frame[12]} << 8) | frame[13];
+  return (type == 0x0800 && frame.size() < 14 + 20) || (type == 0x86dd && frame.size() < 14 + 40);
+}
+
+// `frame` with an 802.1Q tag (VLAN 1) after the MAC addresses, and back.
+Bytes withVlanTag(const Bytes& frame) {
+  Bytes out(frame.begin(), frame.begin() + 12);
+  out.insert(out.end(), {0x81, 0x00, 0x00, 0x01});
+  out.insert(out.end(), frame.begin() + 12, frame.end());
+  return out;
+}
+Bytes withoutVlanTag(const Bytes& frame) {
+  if (frame.size() < 16) return frame;
+  Bytes out(frame.begin(), frame.begin() + 12);
+  out.insert(out.end(), frame.begin() + 16, frame.end());
+  return out;
+}
+
+// Which entry of the node-port object a test runs.
+enum class Hook { kXdp, kTcIngress, kTcEgress };
+
+const char* hookName(Hook h) {
+  return h == Hook::kXdp ? "Xdp" : h == Hook::kTcIngress ? "TcIngress" : "TcEgress";
+}
+
 // One loaded copy of the programs with its maps, programmed through the MapWriter as the
 // control plane does: backend ids are the cases' own, each service's ring an extent of the ring
-// memory.
+// memory. Packets go through the entry `hook`.
 class XdpEnv : public CaseEnv {
  public:
-  explicit XdpEnv(const LoadOptions& options) {
+  explicit XdpEnv(const LoadOptions& options, Hook hook = Hook::kXdp) : hook_(hook) {
     auto loaded = Programs::load(options);
     if (!loaded.ok()) {
       error_ = loaded.message();
@@ -72,6 +107,13 @@ class XdpEnv : public CaseEnv {
 
   const std::string& error() const { return error_; }
   const MapFds& maps() const { return programs_->maps(); }
+  Hook hook() const { return hook_; }
+
+  // The hook's own verdict codes.
+  uint32_t passCode() const { return hook_ == Hook::kXdp ? XDP_PASS : TC_ACT_OK; }
+  uint32_t dropCode() const { return hook_ == Hook::kXdp ? XDP_DROP : TC_ACT_SHOT; }
+  // Sent back out (XDP_TX; tc: bpf_redirect to the interface it came in on).
+  uint32_t txCode() const { return hook_ == Hook::kXdp ? XDP_TX : TC_ACT_REDIRECT; }
 
   struct Run {
     int err = 0;
@@ -79,25 +121,36 @@ class XdpEnv : public CaseEnv {
     Bytes out;
   };
 
-  Run runRaw(const Bytes& in) {
+  Run runRaw(const Bytes& in) { return runAs(hook_, in); }
+
+  Run runAs(Hook hook, const Bytes& in) {
     Run r;
     r.out.assign(in.size() + 512, 0);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.out.data(),
                 .data_size_in = static_cast<uint32_t>(in.size()),
                 .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
-    r.err = bpf_prog_test_run_opts(programs_->xdpProgram(), &opts);
+    const int prog = hook == Hook::kXdp         ? programs_->xdpProgram()
+                     : hook == Hook::kTcIngress ? programs_->tcIngressProgram()
+                                                : programs_->tcEgressProgram();
+    r.err = bpf_prog_test_run_opts(prog, &opts);
     r.verdict = opts.retval;
     r.out.resize(opts.data_size_out);
     return r;
   }
 
   RunResult run(const Bytes& in) override {
-    const Run r = runRaw(in);
+    // A frame the skb test run refuses (a truncated IP header, which a driver can deliver to
+    // tc) goes in behind a VLAN tag, which the test run takes and the program parses past, and
+    // comes out without it.
+    const bool tagged = hook_ != Hook::kXdp && skbTestRunRefuses(in);
+    Run r = runRaw(tagged ? withVlanTag(in) : in);
+    if (tagged) r.out = withoutVlanTag(r.out);
     RunResult out;
-    out.ok = r.err == 0 && (r.verdict == XDP_TX || r.verdict == XDP_PASS || r.verdict == XDP_DROP);
-    out.verdict = r.verdict == XDP_TX     ? Verdict::kTx
-                  : r.verdict == XDP_DROP ? Verdict::kDrop
-                                          : Verdict::kPass;
+    out.ok =
+        r.err == 0 && (r.verdict == txCode() || r.verdict == passCode() || r.verdict == dropCode());
+    out.verdict = r.verdict == txCode()     ? Verdict::kTx
+                  : r.verdict == dropCode() ? Verdict::kDrop
+                                            : Verdict::kPass;
     out.out = r.out;
     return out;
   }
@@ -225,6 +278,7 @@ class XdpEnv : public CaseEnv {
     return s.ok() ? *s : 0;
   }
 
+  Hook hook_;
   std::string error_;
   std::unique_ptr<Programs> programs_;
   std::unique_ptr<MapWriter> writer_;
@@ -251,7 +305,23 @@ INSTANTIATE_TEST_SUITE_P(Packets, XdpCaseTest, ::testing::ValuesIn(packetCases()
                            return param.param.name;
                          });
 
-class XdpRobustnessTest : public ::testing::Test {
+// The same table through the tc ingress entry: same verdicts (TX is a redirect out the ingress
+// interface), same output bytes, same counters.
+class TcCaseTest : public XdpCaseTest {};
+
+TEST_P(TcCaseTest, Run) {
+  const PacketCase& tc = GetParam();
+  XdpEnv env(tc.options ? loadOptions(tc.options()) : testOptions(), Hook::kTcIngress);
+  ASSERT_EQ(env.error(), "");
+  runCase(tc, env);
+}
+
+INSTANTIATE_TEST_SUITE_P(Packets, TcCaseTest, ::testing::ValuesIn(packetCases()),
+                         [](const ::testing::TestParamInfo<PacketCase>& param) {
+                           return param.param.name;
+                         });
+
+class XdpRobustnessTest : public ::testing::TestWithParam<Hook> {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
@@ -260,8 +330,8 @@ class XdpRobustnessTest : public ::testing::Test {
 
 // Every prefix of valid frames (IPv4/IPv6, TCP/UDP, VLAN, ICMP error) runs without an error and
 // ends in PASS or DROP, or TX only for the whole frame.
-TEST_F(XdpRobustnessTest, EveryTruncationIsHandled) {
-  XdpEnv env(testOptions());
+TEST_P(XdpRobustnessTest, EveryTruncationIsHandled) {
+  XdpEnv env(testOptions(), GetParam());
   ASSERT_EQ(env.error(), "");
   env.program({});
   env.program({.svcId = 2, .frontend = {kVip6, 443, L4Protocol::kTcp}, .backends = v6Backends()});
@@ -291,32 +361,82 @@ TEST_F(XdpRobustnessTest, EveryTruncationIsHandled) {
     for (size_t len = 14; len <= full.size(); ++len) {
       Bytes cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
       const XdpEnv::Run r = env.runRaw(cut);
+      if (env.hook() != Hook::kXdp && skbTestRunRefuses(cut)) {
+        // Not the program's: the kernel refuses the input (the VLAN frames cover these
+        // truncations behind a tag).
+        EXPECT_EQ(r.err, -EINVAL) << len;
+        continue;
+      }
       ASSERT_EQ(r.err, 0) << len;
       if (len < full.size()) {
-        EXPECT_TRUE(r.verdict == XDP_PASS || r.verdict == XDP_DROP)
+        EXPECT_TRUE(r.verdict == env.passCode() || r.verdict == env.dropCode())
             << "length " << len << " of " << full.size() << ": verdict " << r.verdict;
       } else {
-        EXPECT_EQ(r.verdict, static_cast<uint32_t>(XDP_TX));
+        EXPECT_EQ(r.verdict, env.txCode());
       }
     }
   }
 }
 
-// In the default mode the program hands translated packets to the kernel (XDP_PASS).
-TEST_F(XdpRobustnessTest, PassModeHandsTranslatedPacketsToTheKernel) {
+// In the default mode the program hands translated packets to the kernel (XDP_PASS, TC_ACT_OK).
+TEST_P(XdpRobustnessTest, PassModeHandsTranslatedPacketsToTheKernel) {
   LoadOptions o = testOptions();
   o.fwdMode = SKIFF_FWD_PASS;
-  XdpEnv env(o);
+  XdpEnv env(o, GetParam());
   ASSERT_EQ(env.error(), "");
   env.program({});
   const XdpEnv::Run r = env.runRaw(buildPacket(syn(40000)));
   ASSERT_EQ(r.err, 0);
-  EXPECT_EQ(r.verdict, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(r.verdict, env.passCode());
   PacketSpec s = syn(40000);
   const CaseBackend b = backendById(threeBackends(), env.maglevPick(1, s));
   s.dst = b.address;
   s.dport = b.port;
   EXPECT_EQ(r.out, buildPacket(s));
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, XdpRobustnessTest, ::testing::Values(Hook::kXdp, Hook::kTcIngress),
+                         [](const ::testing::TestParamInfo<Hook>& param) {
+                           return std::string(hookName(param.param));
+                         });
+
+// tc egress translates replies only: a packet the node sends to a frontend leaves as it is (the
+// socket LB balances the node's own connections), a backend's reply to a client tracked at
+// ingress leaves with the frontend as its source, byte for byte as tc ingress would write it, and
+// even in TX mode it continues on its way out (TC_ACT_OK).
+TEST(TcEgressTest, ReverseTranslatesRepliesOnly) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  // One object: the egress entry shares the ingress entry's maps (and conntrack).
+  XdpEnv env(testOptions(), Hook::kTcIngress);
+  ASSERT_EQ(env.error(), "");
+  env.program({});
+  const PacketSpec first = syn(40000);
+  const XdpEnv::Run in = env.runRaw(buildPacket(first));
+  ASSERT_EQ(in.err, 0);
+  ASSERT_EQ(in.verdict, env.txCode());
+
+  const CaseBackend b = backendById(threeBackends(), env.maglevPick(1, first));
+  PacketSpec reply = first;
+  reply.src = b.address;
+  reply.sport = b.port;
+  reply.dst = first.src;
+  reply.dport = first.sport;
+  reply.tcpFlags = 0x12;  // SYN+ACK
+  PacketSpec translated = reply;
+  translated.src = first.dst;
+  translated.sport = first.dport;
+  const XdpEnv::Run out = env.runAs(Hook::kTcEgress, buildPacket(reply));
+  ASSERT_EQ(out.err, 0);
+  EXPECT_EQ(out.verdict, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(out.out, buildPacket(translated));
+
+  // The node's own packet to the frontend: untouched, and no new flow.
+  const Bytes toFrontend = buildPacket(syn(40001));
+  const XdpEnv::Run own = env.runAs(Hook::kTcEgress, toFrontend);
+  ASSERT_EQ(own.err, 0);
+  EXPECT_EQ(own.verdict, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(own.out, toFrontend);
+  EXPECT_EQ(env.serviceStats(1).newFlows, 1u);
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The XDP load balancer for traffic arriving at the node (NodePort, externalIPs, LoadBalancer):
- * parse, service lookup, source-range check, conntrack, Maglev for new flows, DNAT with
- * incremental checksums, and reverse NAT of replies and of ICMP errors about tracked flows. */
-#ifndef SKIFF_BPF_LIB_XDP_LB_H
-#define SKIFF_BPF_LIB_XDP_LB_H
+/* The load balancer for traffic arriving at the node (NodePort, externalIPs, LoadBalancer), one
+ * code for XDP and for tc (ctx.h): parse, service lookup, source-range check, conntrack, Maglev
+ * for new flows, DNAT with incremental checksums, and reverse NAT of replies and of ICMP errors
+ * about tracked flows. The tc egress hook does only the reverse NAT. */
+#ifndef SKIFF_BPF_LIB_NODEPORT_H
+#define SKIFF_BPF_LIB_NODEPORT_H
 
 #include "conntrack.h"
 #include "csum.h"
+#include "ctx.h"
 #include "lb.h"
 
 #define SKIFF_ETH_P_8021Q 0x8100
@@ -32,9 +34,10 @@ struct skiff_vlan_hdr {
 	__be16 proto;
 };
 
-/* Decides what happens to a TCP/UDP packet whose tuple is `key` (dir ignored on entry). */
-static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_flags,
-					    __u64 bytes, struct skiff_nat *nat)
+/* Decides what happens to a TCP/UDP packet whose tuple is `key` (dir ignored on entry). With
+ * `reply_only` (tc egress) only replies of tracked flows are translated. */
+static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_flags,
+					   __u64 bytes, struct skiff_nat *nat, const bool reply_only)
 {
 	struct skiff_frontend_key fe = {
 		.port = key->dport,
@@ -58,7 +61,7 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 	key->dir = SKIFF_CT_FORWARD;
 	first = skiff_ct_bucket(key);
 	skiff_ct_prefetch(first);
-	svc = skiff_lookup_service(&fe, true);
+	svc = reply_only ? NULL : skiff_lookup_service(&fe, true);
 	if (!svc) {
 		/* A reply from a backend to a client of a tracked flow? */
 		key->dir = SKIFF_CT_REPLY;
@@ -139,82 +142,87 @@ static __always_inline int skiff_xdp_decide(struct skiff_ct_key *key, __u8 tcp_f
 	return SKIFF_ACT_NAT;
 }
 
-/* Rewrites the L4 port at `portp` and fixes the L4 checksum for a change of `addr_diff` in the
- * pseudo-header plus the port. */
-static __always_inline int skiff_nat_l4(void *l4, void *data_end, __u8 proto, __u8 family,
-					__u64 addr_diff, const struct skiff_nat *nat)
+/* Rewrites the L4 port and fixes the L4 checksum for a change of `addr_diff` in the pseudo header
+ * plus the port; the last step of a translation (for tc the checksum helper invalidates the
+ * packet pointers). */
+static __always_inline int skiff_nat_l4(void *ctx, const int hook, __u32 l4_off, __u8 proto,
+					__u8 family, __u64 addr_diff, const struct skiff_nat *nat)
 {
-	__u8 *portp = (__u8 *)l4 + (nat->rewrite_src ? 0 : 2);
-	__u64 diff;
-	__u16 c;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
+	__u8 *l4 = data + l4_off;
+	__u8 *portp = l4 + (nat->rewrite_src ? 0 : 2);
+	__u32 flags = family == SKIFF_AF_INET6 ? SKIFF_CSUM_V6 : 0;
+	__u32 check_off;
+	__u64 port_diff;
 
 	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = l4;
-
-		if ((void *)(th + 1) > data_end)
+		if ((void *)(l4 + sizeof(struct tcphdr)) > data_end)
 			return SKIFF_DROP_MALFORMED;
-		diff = addr_diff + skiff_csum_diff_words(portp, (const __u8 *)&nat->port, 1);
-		th->check = skiff_csum_apply(th->check, diff);
+		check_off = l4_off + __builtin_offsetof(struct tcphdr, check);
 	} else {
-		struct udphdr *uh = l4;
-
-		if ((void *)(uh + 1) > data_end)
+		if ((void *)(l4 + sizeof(struct udphdr)) > data_end)
 			return SKIFF_DROP_MALFORMED;
-		diff = addr_diff + skiff_csum_diff_words(portp, (const __u8 *)&nat->port, 1);
+		check_off = l4_off + __builtin_offsetof(struct udphdr, check);
 		/* IPv4 UDP without a checksum keeps none; IPv6 always has one. */
-		if (uh->check || family == SKIFF_AF_INET6) {
-			c = skiff_csum_apply(uh->check, diff);
-			uh->check = c ? c : 0xffff;
-		}
+		flags |= SKIFF_CSUM_UDP | (family == SKIFF_AF_INET ? SKIFF_CSUM_ZERO : 0);
 	}
+	port_diff = skiff_csum_diff_words(portp, (const __u8 *)&nat->port, 1);
 	skiff_memcpy(portp, &nat->port, 2);
-	return 0;
+	return skiff_ctx_l4_csum(ctx, hook, check_off, addr_diff, port_diff, flags);
 }
 
-static __always_inline int skiff_nat4(struct iphdr *iph, void *l4, void *data_end,
+static __always_inline int skiff_nat4(void *ctx, const int hook, __u32 l3_off, __u32 l4_off,
 				      const struct skiff_nat *nat)
 {
-	__u8 *addrp = nat->rewrite_src ? (__u8 *)&iph->saddr : (__u8 *)&iph->daddr;
-	__u64 diff = skiff_csum_diff_words(addrp, nat->addr, 2);
-	int err;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
+	struct iphdr *iph = data + l3_off;
+	__u8 *addrp;
+	__u64 diff;
 
+	if ((void *)(iph + 1) > data_end)
+		return SKIFF_DROP_MALFORMED;
+	addrp = nat->rewrite_src ? (__u8 *)&iph->saddr : (__u8 *)&iph->daddr;
+	diff = skiff_csum_diff_words(addrp, nat->addr, 2);
 	iph->check = skiff_csum_apply(iph->check, diff);
-	err = skiff_nat_l4(l4, data_end, iph->protocol, SKIFF_AF_INET, diff, nat);
-	if (err)
-		return err;
 	skiff_memcpy(addrp, nat->addr, 4);
-	return 0;
+	return skiff_nat_l4(ctx, hook, l4_off, iph->protocol, SKIFF_AF_INET, diff, nat);
 }
 
-static __always_inline int skiff_nat6(struct ipv6hdr *ip6h, void *l4, void *data_end,
+static __always_inline int skiff_nat6(void *ctx, const int hook, __u32 l3_off, __u32 l4_off,
 				      const struct skiff_nat *nat)
 {
-	__u8 *addrp = nat->rewrite_src ? (__u8 *)&ip6h->saddr : (__u8 *)&ip6h->daddr;
-	__u64 diff = skiff_csum_diff_words(addrp, nat->addr, 8);
-	int err;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
+	struct ipv6hdr *ip6h = data + l3_off;
+	__u8 *addrp;
+	__u64 diff;
 
-	err = skiff_nat_l4(l4, data_end, ip6h->nexthdr, SKIFF_AF_INET6, diff, nat);
-	if (err)
-		return err;
+	if ((void *)(ip6h + 1) > data_end)
+		return SKIFF_DROP_MALFORMED;
+	addrp = nat->rewrite_src ? (__u8 *)&ip6h->saddr : (__u8 *)&ip6h->daddr;
+	diff = skiff_csum_diff_words(addrp, nat->addr, 8);
 	skiff_memcpy(addrp, nat->addr, 16);
-	return 0;
+	return skiff_nat_l4(ctx, hook, l4_off, ip6h->nexthdr, SKIFF_AF_INET6, diff, nat);
 }
 
 /* Sends a translated packet on: back to the kernel (which routes it), back out the interface,
  * or straight to the egress interface the kernel's FIB names (untagged frames only; anything
  * the FIB cannot answer at once, such as an unresolved neighbour, goes to the kernel). */
-static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, __u8 family)
+static __always_inline int skiff_np_forward(void *ctx, const int hook, __u32 l3_off, __u8 family)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
 	long rc;
 
-	if (skiff_cfg_fwd_mode == SKIFF_FWD_PASS)
-		return XDP_PASS;
+	/* tc egress: the packet is on its way out already. */
+	if (skiff_cfg_fwd_mode == SKIFF_FWD_PASS || hook == SKIFF_HOOK_TC_EGRESS)
+		return skiff_ctx_pass(hook);
 	if ((void *)(eth + 1) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	if (skiff_cfg_fwd_mode == SKIFF_FWD_TX) {
 		/* Two 32-bit and two 16-bit moves per address rather than bytes (the frame starts
 		 * 2-aligned at worst; x86 and arm64 load unaligned words). */
@@ -225,18 +233,18 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 		*(__u16 *)(eth->h_dest + 4) = s2;
 		*(__u32 *)eth->h_source = d4;
 		*(__u16 *)(eth->h_source + 4) = d2;
-		return XDP_TX;
+		return skiff_ctx_tx(ctx, hook);
 	}
 	if (l3_off != sizeof(struct ethhdr))
-		return XDP_PASS;
-	fib.ifindex = ctx->ingress_ifindex;
+		return skiff_ctx_pass(hook);
+	fib.ifindex = skiff_ctx_ingress_ifindex(ctx, hook);
 	if (family == SKIFF_AF_INET) {
 		struct iphdr *iph = data + sizeof(struct ethhdr);
 
 		if ((void *)(iph + 1) > data_end)
-			return XDP_DROP;
+			return skiff_ctx_drop(hook);
 		if (iph->ttl <= 1)
-			return XDP_PASS; /* the kernel sends time exceeded */
+			return skiff_ctx_pass(hook); /* the kernel sends time exceeded */
 		fib.family = SKIFF_SYS_AF_INET;
 		fib.tos = iph->tos;
 		fib.l4_protocol = iph->protocol;
@@ -245,12 +253,12 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 		fib.ipv4_dst = iph->daddr;
 		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS;
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
+			return skiff_ctx_pass(hook);
+		data = skiff_ctx_data(ctx, hook);
+		data_end = skiff_ctx_data_end(ctx, hook);
 		iph = data + sizeof(struct ethhdr);
 		if ((void *)(iph + 1) > data_end)
-			return XDP_DROP;
+			return skiff_ctx_drop(hook);
 		/* What the kernel's forwarding would do: TTL - 1, header checksum + 0x0100. */
 		iph->ttl -= 1;
 		iph->check = skiff_csum_apply(iph->check, (__u16)~bpf_htons(0x0100));
@@ -258,9 +266,9 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
 
 		if ((void *)(ip6h + 1) > data_end)
-			return XDP_DROP;
+			return skiff_ctx_drop(hook);
 		if (ip6h->hop_limit <= 1)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		fib.family = SKIFF_SYS_AF_INET6;
 		fib.l4_protocol = ip6h->nexthdr;
 		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
@@ -268,37 +276,37 @@ static __always_inline int skiff_xdp_forward(struct xdp_md *ctx, __u32 l3_off, _
 		skiff_memcpy(fib.ipv6_dst, &ip6h->daddr, 16);
 		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS;
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
+			return skiff_ctx_pass(hook);
+		data = skiff_ctx_data(ctx, hook);
+		data_end = skiff_ctx_data_end(ctx, hook);
 		ip6h = data + sizeof(struct ethhdr);
 		if ((void *)(ip6h + 1) > data_end)
-			return XDP_DROP;
+			return skiff_ctx_drop(hook);
 		ip6h->hop_limit -= 1;
 	}
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	skiff_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	skiff_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	skiff_count_global(SKIFF_GLOBAL_FIB_REDIRECTED);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-static __always_inline int skiff_xdp_drop(__u32 svc_id, int code)
+static __always_inline int skiff_np_drop(const int hook, __u32 svc_id, int code)
 {
 	skiff_count_drop(svc_id, code);
-	return XDP_DROP;
+	return skiff_ctx_drop(hook);
 }
 
 /* The verdict of a decision that rewrote nothing. */
-static __always_inline int skiff_xdp_verdict(int act)
+static __always_inline int skiff_np_verdict(const int hook, int act)
 {
 	if (act == SKIFF_ACT_PASS)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if (act < 0)
-		return XDP_DROP; /* counted by skiff_xdp_decide */
-	return XDP_PASS;
+		return skiff_ctx_drop(hook); /* counted by skiff_np_decide */
+	return skiff_ctx_pass(hook);
 }
 
 /* An ICMP error about a tracked flow (destination unreachable, time exceeded, parameter
@@ -310,10 +318,10 @@ static __always_inline int skiff_xdp_verdict(int act)
  *    backend, and so does the outer destination if it is the frontend.
  * The IPv4 header checksums and the ICMP checksum are updated; the embedded L4 checksum is left
  * as it is (it may be cut off, and nobody checks it). Anything else passes unchanged. */
-static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u32 l4_off)
+static __always_inline int skiff_np_icmp4(void *ctx, const int hook, __u32 l3_off, __u32 l4_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct iphdr *outer = data + l3_off;
 	struct skiff_icmphdr *icmp = data + l4_off;
 	struct iphdr *inner = (void *)(icmp + 1);
@@ -327,14 +335,14 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 	__u16 old_check;
 
 	if ((void *)(outer + 1) > data_end || (void *)(icmp + 1) > data_end)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if (icmp->type != SKIFF_ICMP_DEST_UNREACH && icmp->type != SKIFF_ICMP_TIME_EXCEEDED &&
 	    icmp->type != SKIFF_ICMP_PARAMETERPROB)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if ((void *)(inner + 1) > data_end || (void *)(ports + 4) > data_end)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if (inner->ihl != 5 || (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP))
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 
 	/* Case 1: the reply entry of the flow is the embedded packet turned around. */
 	key.proto = inner->protocol;
@@ -356,12 +364,12 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 		key.dir = SKIFF_CT_FORWARD;
 		slot = skiff_ct_lookup(&key);
 		if (!slot)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		ct = &slot->entry;
 		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
 								 SKIFF_AF_INET);
 		if (!be)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		skiff_memcpy(nat.addr, be->addr, 16);
 		nat.port = be->port;
 		in_addr = (__u8 *)&inner->saddr;
@@ -384,16 +392,16 @@ static __always_inline int skiff_xdp_icmp4(struct xdp_md *ctx, __u32 l3_off, __u
 	skiff_memcpy(in_addr, nat.addr, 4);
 	skiff_memcpy(in_port, &nat.port, 2);
 	skiff_count_global(SKIFF_GLOBAL_ICMP_TRANSLATED);
-	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET);
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET);
 }
 
-/* The ICMPv6 counterpart of skiff_xdp_icmp4 (destination unreachable, packet too big, time
+/* The ICMPv6 counterpart of skiff_np_icmp4 (destination unreachable, packet too big, time
  * exceeded, parameter problem). IPv6 has no header checksum; the ICMPv6 checksum covers the
  * pseudo header, so a rewritten outer address is part of its update. */
-static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u32 l4_off)
+static __always_inline int skiff_np_icmp6(void *ctx, const int hook, __u32 l3_off, __u32 l4_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct ipv6hdr *outer = data + l3_off;
 	struct skiff_icmphdr *icmp = data + l4_off;
 	struct ipv6hdr *inner = (void *)(icmp + 1);
@@ -406,13 +414,13 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 	__u64 diff = 0;
 
 	if ((void *)(outer + 1) > data_end || (void *)(icmp + 1) > data_end)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if (icmp->type < SKIFF_ICMPV6_DEST_UNREACH || icmp->type > SKIFF_ICMPV6_PARAMPROB)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if ((void *)(inner + 1) > data_end || (void *)(ports + 4) > data_end)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	if (inner->nexthdr != IPPROTO_TCP && inner->nexthdr != IPPROTO_UDP)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 
 	key.proto = inner->nexthdr;
 	skiff_memcpy(key.saddr, &inner->daddr, 16);
@@ -432,12 +440,12 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 		key.dir = SKIFF_CT_FORWARD;
 		slot = skiff_ct_lookup(&key);
 		if (!slot)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		ct = &slot->entry;
 		struct skiff_backend *be = skiff_listed_backend(ct->backend_id, ct->svc_id,
 								 SKIFF_AF_INET6);
 		if (!be)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		skiff_memcpy(nat.addr, be->addr, 16);
 		nat.port = be->port;
 		in_addr = (__u8 *)&inner->saddr;
@@ -455,15 +463,16 @@ static __always_inline int skiff_xdp_icmp6(struct xdp_md *ctx, __u32 l3_off, __u
 	skiff_memcpy(in_addr, nat.addr, 16);
 	skiff_memcpy(in_port, &nat.port, 2);
 	skiff_count_global(SKIFF_GLOBAL_ICMP_TRANSLATED);
-	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET6);
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET6);
 }
 
 /* Turns the untagged IPv4 frame into an ICMP port unreachable from its destination to its
- * source, quoting its IP header and 8 bytes, and sends it back out (XDP_TX). */
-static __always_inline int skiff_xdp_reject4(struct xdp_md *ctx, __u32 l3_off)
+ * source, quoting its IP header and 8 bytes, and sends it back out (XDP_TX; tc: a redirect to
+ * the interface's egress). */
+static __always_inline int skiff_np_reject4(void *ctx, const int hook, __u32 l3_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct ethhdr *eth = data;
 	struct iphdr *iph = data + l3_off;
 	struct skiff_icmphdr *icmp;
@@ -475,27 +484,26 @@ static __always_inline int skiff_xdp_reject4(struct xdp_md *ctx, __u32 l3_off)
 	__u16 w;
 
 	if (l3_off != sizeof(*eth) || (void *)(iph + 1) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	quote = (__u32)iph->ihl * 4 + 8;
-	len = (__u32)(data_end - data);
+	len = skiff_ctx_len(ctx, hook);
 	if (quote > 68 || len < sizeof(*eth) + quote)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	skiff_memcpy(smac, eth->h_source, ETH_ALEN);
 	skiff_memcpy(dmac, eth->h_dest, ETH_ALEN);
 	saddr = iph->saddr;
 	daddr = iph->daddr;
 	id = iph->id;
-	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quote) - (int)len))
-		return XDP_DROP;
-	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct iphdr) + sizeof(*icmp))))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
+	if (skiff_ctx_reframe(ctx, hook, len, sizeof(*eth) + quote,
+			      sizeof(struct iphdr) + sizeof(*icmp)))
+		return skiff_ctx_drop(hook);
+	data = skiff_ctx_data(ctx, hook);
+	data_end = skiff_ctx_data_end(ctx, hook);
 	eth = data;
 	iph = (void *)(eth + 1);
 	icmp = (void *)(iph + 1);
 	if ((void *)(icmp + 1) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	skiff_memcpy(eth->h_dest, smac, ETH_ALEN);
 	skiff_memcpy(eth->h_source, dmac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
@@ -526,19 +534,19 @@ static __always_inline int skiff_xdp_reject4(struct xdp_md *ctx, __u32 l3_off)
 		sum += w;
 	}
 	/* Fresh pointers: the loop's bounds checks must not narrow the one stored through. */
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
+	data = skiff_ctx_data(ctx, hook);
+	data_end = skiff_ctx_data_end(ctx, hook);
 	icmp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	if ((void *)(icmp + 1) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	icmp->checksum = ~skiff_csum_fold(sum);
-	return XDP_TX;
+	return skiff_ctx_tx(ctx, hook);
 }
 
-static __always_inline int skiff_xdp_ipv4(struct xdp_md *ctx, __u32 l3_off)
+static __always_inline int skiff_np_ipv4(void *ctx, const int hook, __u32 l3_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct iphdr *iph = data + l3_off;
 	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET };
 	struct skiff_nat nat = {};
@@ -548,27 +556,27 @@ static __always_inline int skiff_xdp_ipv4(struct xdp_md *ctx, __u32 l3_off)
 	int act;
 
 	if ((void *)(iph + 1) > data_end)
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 	hlen = (__u32)iph->ihl * 4;
 	tot_len = bpf_ntohs(iph->tot_len);
 	if (iph->version != 4 || hlen < sizeof(*iph) || tot_len < hlen ||
-	    data + l3_off + tot_len > data_end)
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	    l3_off + tot_len > skiff_ctx_len(ctx, hook))
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 	if (iph->frag_off & bpf_htons(SKIFF_IP_MF | SKIFF_IP_OFFSET)) {
 		/* No fragment tracking: the kernel reassembles. */
 		skiff_count_global(SKIFF_GLOBAL_FRAGMENT_PASSED);
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	}
 	l4_off = l3_off + hlen;
 	l4 = data + l4_off;
 	if (iph->protocol == IPPROTO_ICMP)
-		return skiff_xdp_icmp4(ctx, l3_off, l4_off);
+		return skiff_np_icmp4(ctx, hook, l3_off, l4_off);
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
 		if ((void *)(th + 1) > data_end || th->doff < 5 ||
 		    (__u32)th->doff * 4 > tot_len - hlen)
-			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+			return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 		tcp_flags = ((__u8 *)th)[13];
 		key.sport = th->source;
 		key.dport = th->dest;
@@ -577,41 +585,35 @@ static __always_inline int skiff_xdp_ipv4(struct xdp_md *ctx, __u32 l3_off)
 
 		if ((void *)(uh + 1) > data_end || bpf_ntohs(uh->len) < sizeof(*uh) ||
 		    bpf_ntohs(uh->len) > tot_len - hlen)
-			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+			return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 		key.sport = uh->source;
 		key.dport = uh->dest;
 	} else {
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	}
 	key.proto = iph->protocol;
 	skiff_memcpy(key.saddr, &iph->saddr, 4);
 	skiff_memcpy(key.daddr, &iph->daddr, 4);
 
-	act = skiff_xdp_decide(&key, tcp_flags, (__u64)(data_end - data), &nat);
+	act = skiff_np_decide(&key, tcp_flags, skiff_ctx_len(ctx, hook), &nat,
+			      hook == SKIFF_HOOK_TC_EGRESS);
 	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
-		return skiff_xdp_reject4(ctx, l3_off);
+		return skiff_np_reject4(ctx, hook, l3_off);
 	if (act != SKIFF_ACT_NAT)
-		return skiff_xdp_verdict(act);
-
-	/* Helpers may not keep packet pointers across calls: reload and check again. */
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	iph = data + l3_off;
-	if ((void *)(iph + 1) > data_end)
-		return XDP_DROP;
-	l4 = data + l4_off;
-	if (skiff_nat4(iph, l4, data_end, &nat))
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
-	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET);
+		return skiff_np_verdict(hook, act);
+	/* Helpers may not keep packet pointers across calls: skiff_nat4 reloads them. */
+	if (skiff_nat4(ctx, hook, l3_off, l4_off, &nat))
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET);
 }
 
-/* The IPv6 counterpart of skiff_xdp_reject4: an ICMPv6 port unreachable quoting the IPv6
+/* The IPv6 counterpart of skiff_np_reject4: an ICMPv6 port unreachable quoting the IPv6
  * header and 8 bytes (extension headers are not followed, so that is the L4 header). */
 #define SKIFF_REJECT6_QUOTE (sizeof(struct ipv6hdr) + 8)
-static __always_inline int skiff_xdp_reject6(struct xdp_md *ctx, __u32 l3_off)
+static __always_inline int skiff_np_reject6(void *ctx, const int hook, __u32 l3_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6h = data + l3_off;
 	struct skiff_icmphdr *icmp;
@@ -620,25 +622,24 @@ static __always_inline int skiff_xdp_reject6(struct xdp_md *ctx, __u32 l3_off)
 	__u64 sum;
 
 	if (l3_off != sizeof(*eth) || (void *)(ip6h + 1) > data_end)
-		return XDP_DROP;
-	len = (__u32)(data_end - data);
+		return skiff_ctx_drop(hook);
+	len = skiff_ctx_len(ctx, hook);
 	if (len < sizeof(*eth) + SKIFF_REJECT6_QUOTE)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	skiff_memcpy(smac, eth->h_source, ETH_ALEN);
 	skiff_memcpy(dmac, eth->h_dest, ETH_ALEN);
 	skiff_memcpy(saddr, &ip6h->saddr, 16);
 	skiff_memcpy(daddr, &ip6h->daddr, 16);
-	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + SKIFF_REJECT6_QUOTE) - (int)len))
-		return XDP_DROP;
-	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct ipv6hdr) + sizeof(*icmp))))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
+	if (skiff_ctx_reframe(ctx, hook, len, sizeof(*eth) + SKIFF_REJECT6_QUOTE,
+			      sizeof(struct ipv6hdr) + sizeof(*icmp)))
+		return skiff_ctx_drop(hook);
+	data = skiff_ctx_data(ctx, hook);
+	data_end = skiff_ctx_data_end(ctx, hook);
 	eth = data;
 	ip6h = (void *)(eth + 1);
 	icmp = (void *)(ip6h + 1);
 	if ((void *)((__u8 *)(icmp + 1) + SKIFF_REJECT6_QUOTE) > data_end)
-		return XDP_DROP;
+		return skiff_ctx_drop(hook);
 	skiff_memcpy(eth->h_dest, smac, ETH_ALEN);
 	skiff_memcpy(eth->h_source, dmac, ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
@@ -658,13 +659,13 @@ static __always_inline int skiff_xdp_reject6(struct xdp_md *ctx, __u32 l3_off)
 	      bpf_htons((__u16)(sizeof(*icmp) + SKIFF_REJECT6_QUOTE)) + bpf_htons(IPPROTO_ICMPV6) +
 	      skiff_csum_sum(icmp, (sizeof(*icmp) + SKIFF_REJECT6_QUOTE) / 2);
 	icmp->checksum = ~skiff_csum_fold(sum);
-	return XDP_TX;
+	return skiff_ctx_tx(ctx, hook);
 }
 
-static __always_inline int skiff_xdp_ipv6(struct xdp_md *ctx, __u32 l3_off)
+static __always_inline int skiff_np_ipv6(void *ctx, const int hook, __u32 l3_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct ipv6hdr *ip6h = data + l3_off;
 	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET6 };
 	struct skiff_nat nat = {};
@@ -675,20 +676,20 @@ static __always_inline int skiff_xdp_ipv6(struct xdp_md *ctx, __u32 l3_off)
 	int act;
 
 	if ((void *)(ip6h + 1) > data_end)
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 	payload = bpf_ntohs(ip6h->payload_len);
-	if (ip6h->version != 6 || data + l4_off + payload > data_end)
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	if (ip6h->version != 6 || l4_off + payload > skiff_ctx_len(ctx, hook))
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 	l4 = data + l4_off;
 	if (ip6h->nexthdr == SKIFF_NEXTHDR_FRAGMENT) {
 		skiff_count_global(SKIFF_GLOBAL_FRAGMENT_PASSED);
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	}
 	if (ip6h->nexthdr == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
 		if ((void *)(th + 1) > data_end || th->doff < 5 || (__u32)th->doff * 4 > payload)
-			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+			return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 		tcp_flags = ((__u8 *)th)[13];
 		key.sport = th->source;
 		key.dport = th->dest;
@@ -697,47 +698,41 @@ static __always_inline int skiff_xdp_ipv6(struct xdp_md *ctx, __u32 l3_off)
 
 		if ((void *)(uh + 1) > data_end || bpf_ntohs(uh->len) < sizeof(*uh) ||
 		    bpf_ntohs(uh->len) > payload)
-			return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+			return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
 		key.sport = uh->source;
 		key.dport = uh->dest;
 	} else if (ip6h->nexthdr == IPPROTO_ICMPV6) {
-		return skiff_xdp_icmp6(ctx, l3_off, l4_off);
+		return skiff_np_icmp6(ctx, hook, l3_off, l4_off);
 	} else {
 		/* Extension headers and other protocols: left to the kernel. */
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	}
 	key.proto = ip6h->nexthdr;
 	skiff_memcpy(key.saddr, &ip6h->saddr, 16);
 	skiff_memcpy(key.daddr, &ip6h->daddr, 16);
 
-	act = skiff_xdp_decide(&key, tcp_flags, (__u64)(data_end - data), &nat);
+	act = skiff_np_decide(&key, tcp_flags, skiff_ctx_len(ctx, hook), &nat,
+			      hook == SKIFF_HOOK_TC_EGRESS);
 	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
-		return skiff_xdp_reject6(ctx, l3_off);
+		return skiff_np_reject6(ctx, hook, l3_off);
 	if (act != SKIFF_ACT_NAT)
-		return skiff_xdp_verdict(act);
-
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	ip6h = data + l3_off;
-	if ((void *)(ip6h + 1) > data_end)
-		return XDP_DROP;
-	l4 = data + l4_off;
-	if (skiff_nat6(ip6h, l4, data_end, &nat))
-		return skiff_xdp_drop(SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
-	return skiff_xdp_forward(ctx, l3_off, SKIFF_AF_INET6);
+		return skiff_np_verdict(hook, act);
+	if (skiff_nat6(ctx, hook, l3_off, l4_off, &nat))
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET6);
 }
 
-static __always_inline int skiff_xdp_handle(struct xdp_md *ctx)
+static __always_inline int skiff_np_handle(void *ctx, const int hook)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
 	__be16 proto;
 	int i;
 
 	if ((void *)(eth + 1) > data_end)
-		return XDP_PASS;
+		return skiff_ctx_pass(hook);
 	proto = eth->h_proto;
 #pragma unroll
 	for (i = 0; i < 2; i++) {
@@ -746,15 +741,15 @@ static __always_inline int skiff_xdp_handle(struct xdp_md *ctx)
 		if (proto != bpf_htons(SKIFF_ETH_P_8021Q) && proto != bpf_htons(SKIFF_ETH_P_8021AD))
 			break;
 		if ((void *)(vh + 1) > data_end)
-			return XDP_PASS;
+			return skiff_ctx_pass(hook);
 		proto = vh->proto;
 		off += sizeof(*vh);
 	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return skiff_xdp_ipv4(ctx, off);
+		return skiff_np_ipv4(ctx, hook, off);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return skiff_xdp_ipv6(ctx, off);
-	return XDP_PASS;
+		return skiff_np_ipv6(ctx, hook, off);
+	return skiff_ctx_pass(hook);
 }
 
-#endif /* SKIFF_BPF_LIB_XDP_LB_H */
+#endif /* SKIFF_BPF_LIB_NODEPORT_H */
