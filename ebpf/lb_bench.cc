@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -160,6 +161,10 @@ int XdpRig::lbProgram() const {
   return dp_->programs().xdpProgram();
 }
 
+int XdpRig::tcProgram() const {
+  return dp_->programs().tcIngressProgram();
+}
+
 double XdpRig::runOnce(int prog, std::span<const uint8_t> frame, uint32_t* verdict) {
   uint8_t out[256];
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out,
@@ -190,7 +195,7 @@ Result<double> XdpRig::programOneChange(uint32_t index, uint32_t generation) {
 Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs) {
   if (runs < 1) return Status::failure("runs must be >= 1");
   const uint32_t n = rig.services();
-  std::vector<double> established, fresh, floor;
+  std::vector<double> established, fresh, floor, tcEstablished, tcFresh;
   // Established: one flow per service touched, its entry made by a first run of its SYN; the
   // measured packets are ACKs of it (a repeated SYN is a retransmitted connection attempt, which
   // the program treats as a likely new flow).
@@ -219,17 +224,34 @@ Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs) {
     uint32_t verdict = 0;
     const double nf = rig.runOnce(rig.lbProgram(), newFrame, &verdict);
     const double fl = rig.runOnce(rig.floorProgram(), frame);
-    if (e < 0 || nf < 0 || fl < 0) return Status::failure("BPF_PROG_TEST_RUN failed");
+    // tc: the same established flow, and a new flow from clients XDP never saw, to a service
+    // half the table away (so not the one whose lines the XDP run just brought into cache).
+    uint32_t tcVerdict = 0, tcNewVerdict = 0;
+    const double te = rig.runOnce(rig.tcProgram(), frame, &tcVerdict);
+    const auto tcNewFrame =
+        rig.frameTo(static_cast<uint32_t>((static_cast<uint64_t>(r) * 7919 + n / 2) % n),
+                    0x64800000u + r / 50000, static_cast<uint16_t>(1024 + r % 50000));
+    const double tn = rig.runOnce(rig.tcProgram(), tcNewFrame, &tcNewVerdict);
+    if (e < 0 || nf < 0 || fl < 0 || te < 0 || tn < 0) {
+      return Status::failure("BPF_PROG_TEST_RUN failed");
+    }
     if (verdict != XDP_TX || establishedVerdict != XDP_TX) {
       return Status::failure("a packet was not forwarded (verdicts " +
                              std::to_string(establishedVerdict) + " established, " +
                              std::to_string(verdict) + " new)");
     }
+    if (tcVerdict != TC_ACT_REDIRECT || tcNewVerdict != TC_ACT_REDIRECT) {
+      return Status::failure("tc did not forward a packet (verdicts " + std::to_string(tcVerdict) +
+                             " established, " + std::to_string(tcNewVerdict) + " new)");
+    }
     established.push_back(e);
     fresh.push_back(nf);
     floor.push_back(fl);
+    tcEstablished.push_back(te);
+    tcFresh.push_back(tn);
   }
-  return XdpFigures{median(established), median(fresh), median(floor)};
+  return XdpFigures{median(established), median(fresh), median(floor), median(tcEstablished),
+                    median(tcFresh)};
 }
 
 namespace {

@@ -47,6 +47,8 @@ class XdpRig {
                                                            uint32_t backendsPerService);
 
   int lbProgram() const;
+  // The same load balancer's tc ingress entry (same maps).
+  int tcProgram() const;
   int floorProgram() const { return floorFd_; }
   // In-kernel ns of one run of `frame`, or -1 (the verdict goes to `verdict` if given).
   double runOnce(int prog, std::span<const uint8_t> frame, uint32_t* verdict = nullptr);
@@ -73,11 +75,16 @@ struct XdpFigures {
   double establishedNs = 0;
   double newFlowNs = 0;
   double floorNs = 0;
+  // The same established and new-flow packets through the tc ingress entry (an skb per call:
+  // the test run allocates and frees it, which XDP's floor does not include).
+  double tcEstablishedNs = 0;
+  double tcNewFlowNs = 0;
 };
 // Medians over `runs` one-packet runs each: an established flow (an ACK of a flow whose SYN, run
 // first, made the conntrack entry: what an established TCP flow sends), new flows (a SYN from a
-// new source port and address each run), the floor. Spread over the rig's services (run i goes
-// to service i * 7919 % N).
+// new source port and address each run), the floor; then the tc entry's established and new
+// flows, interleaved in the same runs. Spread over the rig's services (run i goes to service
+// i * 7919 % N).
 dataplane::Result<XdpFigures> measureXdpPackets(XdpRig& rig, uint32_t runs);
 
 struct SocklbFigures {

@@ -9,7 +9,7 @@ import sys
 
 REQUIRED = {
     "xdp": ["established_ns", "new_flow_ns", "floor_ns", "established_to_floor_ratio",
-            "program_all_ms", "program_one_change_ms"],
+            "program_all_ms", "program_one_change_ms", "tc_ns_per_packet"],
     "socklb": ["socklb_connect_us", "direct_connect_us"],
 }
 
