@@ -86,8 +86,14 @@ ApiServer::~ApiServer() {
 void ApiServer::start() {
   // A bad encryption configuration stops the start before anything is made or opened.
   std::optional<encryption::EncryptionConfig> encryption_config;
+  std::string encryption_text;  // what the reloader compares the file with
   if (!options_.encryption_provider_config.empty()) {
-    encryption_config = encryption::loadEncryptionConfig(options_.encryption_provider_config);
+    const std::string& path = options_.encryption_provider_config;
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      throw encryption::ConfigError(path + ": cannot read the encryption provider configuration");
+    encryption_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    encryption_config = encryption::parseEncryptionConfig(encryption_text, path);
   }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
@@ -130,8 +136,15 @@ void ApiServer::start() {
   if (encryption_config) {
     // Right over the backend: it holds ciphertext, everything above reads plaintext.
     raw_store_ = std::move(store_);
-    store_ =
+    auto encrypting =
         std::make_unique<encryption::EncryptingStore>(*raw_store_, std::move(*encryption_config));
+    if (options_.encryption_provider_config_automatic_reload) {
+      encryption_reloader_ = std::make_unique<encryption::ConfigReloader>(
+          options_.encryption_provider_config, std::move(encryption_text), *encrypting,
+          options_.encryption_config_reload_interval);
+      encryption_reloader_->start();
+    }
+    store_ = std::move(encrypting);
   }
   std::string sa_key = options_.service_account_key_file;
   if (sa_key.empty())
@@ -172,6 +185,21 @@ void ApiServer::start() {
     handler_options.node_proxy.kubelet_client_key_file = pki.paths.kubelet_client_key;
     handler_options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
   } else {
+  handler_options.signer_permission = [this](const HttpRequest& request, const std::string& verb,
+                                             const std::string& signer) {
+    auth::Attributes attributes;
+    attributes.user = auth_->authenticate(request);
+    attributes.verb = verb;
+    attributes.resource_request = true;
+    attributes.api_group = "certificates.k8s.io";
+    attributes.api_version = "*";
+    attributes.resource = "signers";
+    for (const auto& name : signerPermissionNames(signer)) {
+      attributes.name = name;
+      if (auth_->decide(attributes).allowed) return true;
+    }
+    return false;
+  };
     handler_options.node_proxy.kubelet_tls = false;
   }
   // RBAC's escalation check on writes of the four RBAC kinds.
@@ -289,6 +317,7 @@ void ApiServer::stop() {
   auth_.reset();
   handler_.reset();
   timed_store_.reset();
+  encryption_reloader_.reset();  // before the store it reconfigures
   store_.reset();
   raw_store_.reset();
 }

@@ -8,6 +8,7 @@
 
 #include "control/apiserver/api_handler.h"
 #include "control/apiserver/auth/api_auth.h"
+#include "control/apiserver/encryption/config_reloader.h"
 #include "control/apiserver/http_server.h"
 #include "control/apiserver/kubernetes_service.h"
 #include "control/apiserver/metrics.h"
@@ -59,6 +60,11 @@ struct ApiServerOptions {
   // kube-apiserver's --encryption-provider-config: an EncryptionConfiguration file; the resources
   // it names are stored encrypted (control/apiserver/encryption). Empty: stored as they are.
   std::string encryption_provider_config;
+  // --encryption-provider-config-automatic-reload: the file is read again every
+  // encryption_config_reload_interval and a changed, valid configuration is taken without a
+  // restart (encryption/config_reloader.h).
+  bool encryption_provider_config_automatic_reload = false;
+  std::chrono::milliseconds encryption_config_reload_interval{60000};
 };
 
 // The apiserver as a process runs it: the store (embedded in data_dir, or etcd), the REST handler,
@@ -86,6 +92,7 @@ class ApiServer {
 
   ApiServerOptions options_;
   std::unique_ptr<store::Store> raw_store_;  // the backend, under store_ when encryption is on
+  std::unique_ptr<encryption::ConfigReloader> encryption_reloader_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::Store> event_ttl_store_;  // store_ with Events on leases (event_ttl)
   Metrics metrics_;

@@ -56,6 +56,10 @@ void addApiserverFlags(CLI::App& cmd, ApiserverFlags& flags) {
                  "EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources it "
                  "names (secrets, ...) are stored encrypted with aescbc or aesgcm")
       ->check(CLI::ExistingFile);
+  cmd.add_flag("--encryption-provider-config-automatic-reload",
+               options.encryption_provider_config_automatic_reload,
+               "Read --encryption-provider-config again every minute and take a changed, valid "
+               "configuration without a restart (a bad one is logged and the one in use kept)");
   cmd.add_flag("--plain-http", options.plain_http,
                "Serve plain HTTP without authentication (loopback addresses only; for tests)");
   // kube-apiserver's plugin on by default; the flag as kube-apiserver's, for the one plugin.

@@ -55,6 +55,7 @@ struct UpFlags {
   int shutdown_grace_s = 10;
   std::string event_ttl = "1h";
   std::string encryption_provider_config;
+  bool encryption_provider_config_automatic_reload = false;
 };
 
 // Holds DIR/skiff-up.lock for the life of the process, so that a second `skiff up` on the same
@@ -290,6 +291,8 @@ int runUp(const UpFlags& flags) {
   }
   plane_options.apiserver.event_ttl = parseEventTtl(flags.event_ttl);
   plane_options.apiserver.encryption_provider_config = flags.encryption_provider_config;
+  plane_options.apiserver.encryption_provider_config_automatic_reload =
+      flags.encryption_provider_config_automatic_reload;
   plane_options.apiserver.service_account_admission = true;
   std::unique_ptr<ControlPlane> plane;
   try {
@@ -470,6 +473,10 @@ void addUpCommand(CLI::App& app, int& exit_code) {
                   "EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources it "
                   "names (secrets, ...) are stored encrypted with aescbc or aesgcm")
       ->check(CLI::ExistingFile);
+  cmd->add_flag("--encryption-provider-config-automatic-reload",
+                flags->encryption_provider_config_automatic_reload,
+                "Read --encryption-provider-config again every minute and take a changed, valid "
+                "configuration without a restart");
   cmd->add_flag("--keep-pods", flags->keep_pods,
                 "On exit leave pods running (a later skiff up adopts them) instead of removing "
                 "them with their network");

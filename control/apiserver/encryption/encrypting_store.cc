@@ -54,16 +54,22 @@ class DecryptingWatch final : public store::Watch {
 }  // namespace
 
 EncryptingStore::EncryptingStore(store::Store& inner, EncryptionConfig config)
-    : inner_(inner), config_(std::move(config)) {}
+    : inner_(inner), config_(std::make_shared<const EncryptionConfig>(std::move(config))) {}
+
+void EncryptingStore::setConfig(EncryptionConfig config) {
+  config_.store(std::make_shared<const EncryptionConfig>(std::move(config)));
+}
 
 std::string EncryptingStore::seal(std::string_view key, std::string_view value) const {
-  const Transformer* t = config_.forKey(key);
+  const std::shared_ptr<const EncryptionConfig> config = config_.load();
+  const Transformer* t = config->forKey(key);
   if (t == nullptr) return std::string(value);
   return t->toStorage(value, key);
 }
 
 void EncryptingStore::open(store::KeyValue& kv) const {
-  const Transformer* t = config_.forKey(kv.key);
+  const std::shared_ptr<const EncryptionConfig> config = config_.load();
+  const Transformer* t = config->forKey(kv.key);
   if (t == nullptr) return;
   try {
     kv.value = t->fromStorage(kv.value, kv.key);

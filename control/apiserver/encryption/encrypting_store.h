@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,7 +16,9 @@ namespace skiff::apiserver::encryption {
 // resource storage, the watch caches, the auth indexes) sees plaintext. Keys not covered by the
 // configuration pass unchanged. A value no configured provider can read (wrong key, damaged
 // data, an encrypted value with identity alone) fails the read with kInternal naming the key; a
-// watch ends with that error. Thread-safe as the inner store.
+// watch ends with that error. Thread-safe as the inner store. The configuration can be replaced
+// while it serves (setConfig: kube-apiserver's automatic reload); each operation uses the one it
+// started with.
 class EncryptingStore final : public store::Store {
  public:
   EncryptingStore(store::Store& inner, EncryptionConfig config);
@@ -41,7 +44,9 @@ class EncryptingStore final : public store::Store {
   int64_t updateWithLease(std::string_view key, std::string_view value,
                           int64_t expected_mod_revision, int64_t lease) override;
 
-  const EncryptionConfig& config() const { return config_; }
+  std::shared_ptr<const EncryptionConfig> config() const { return config_.load(); }
+  // From now on, writes are sealed and reads opened with `config`.
+  void setConfig(EncryptionConfig config);
 
   // The stored form of `value` at `key`, and back (StoreError kInternal when unreadable).
   std::string seal(std::string_view key, std::string_view value) const;
@@ -49,7 +54,7 @@ class EncryptingStore final : public store::Store {
 
  private:
   store::Store& inner_;
-  const EncryptionConfig config_;
+  std::atomic<std::shared_ptr<const EncryptionConfig>> config_;
 };
 
 }  // namespace skiff::apiserver::encryption

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "control/api/base64.h"
 #include "control/api/json.h"
@@ -148,6 +149,45 @@ TEST_F(ServerEncryption, SecretsAreCiphertextOnDiskAndPlaintextThroughTheApi) {
     }
     server.stop();
   }
+}
+
+// --encryption-provider-config-automatic-reload: the rotation above without a restart, and a
+// broken file that leaves the running server as it was.
+TEST_F(ServerEncryption, AutomaticReloadRotatesKeysWithoutARestart) {
+  writeConfig(dir_ / "enc.yaml", key("key1", kKey1));
+  const auto& secrets = client::resourceTypeOf<api::core::v1::Secret>();
+  ApiServerOptions opts = options();
+  opts.encryption_provider_config_automatic_reload = true;
+  opts.encryption_config_reload_interval = std::chrono::milliseconds(50);
+  ApiServer server(opts);
+  server.start();
+  auto client = client::makeRestClient({.server = server.url()});
+  client->create(secrets, "default", api::parseJson(secretJson("before", "one")));
+  EXPECT_TRUE(
+      rawValue(db(), "/registry/secrets/default/before").starts_with("k8s:enc:aescbc:v1:key1:"));
+
+  writeConfig(dir_ / "enc.yaml", key("key2", kKey2) + key("key1", kKey1));
+  // Secrets written from the reload on are sealed with key2.
+  std::string raw;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
+    const std::string name = "after-" + std::to_string(i);
+    client->create(secrets, "default", api::parseJson(secretJson(name, "two")));
+    raw = rawValue(db(), "/registry/secrets/default/" + name);
+    if (raw.starts_with("k8s:enc:aescbc:v1:key2:")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(raw.starts_with("k8s:enc:aescbc:v1:key2:")) << raw.substr(0, 30);
+  EXPECT_EQ(password(client->get(secrets, "default", "before")), "one");
+
+  // A file that no longer parses: the server keeps serving with key2.
+  writeConfig(dir_ / "enc.yaml", key("key3", "c2hvcnQ="));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  client->create(secrets, "default", api::parseJson(secretJson("during", "three")));
+  EXPECT_TRUE(
+      rawValue(db(), "/registry/secrets/default/during").starts_with("k8s:enc:aescbc:v1:key2:"));
+  EXPECT_EQ(password(client->get(secrets, "default", "during")), "three");
+  server.stop();
 }
 
 TEST_F(ServerEncryption, BadConfigurationStopsTheStart) {

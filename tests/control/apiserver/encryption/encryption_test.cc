@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "control/api/base64.h"
+#include "control/apiserver/encryption/config_reloader.h"
 #include "control/apiserver/encryption/encrypting_store.h"
 #include "control/apiserver/encryption/encryption_config.h"
 #include "control/apiserver/encryption/transformer.h"
@@ -338,6 +340,75 @@ TEST_F(EncryptingStoreTest, UnreadableValuesFailReadsAndEndWatches) {
   // Damaged bytes in the file itself.
   raw_->update("/registry/secrets/ns/a", "k8s:enc:aescbc:v1:key1:garbage-garbage-garbage", 0);
   EXPECT_THROW(writer.get("/registry/secrets/ns/a"), store::StoreError);
+}
+
+void writeFile(const std::filesystem::path& path, const std::string& text) {
+  // A new file renamed over the old one, as editors and config management write it.
+  const auto tmp = path.string() + ".tmp";
+  std::ofstream(tmp, std::ios::binary) << text;
+  std::filesystem::rename(tmp, path);
+}
+
+// Key rotation without a restart: the new key added first is taken by the reloader and encrypts
+// every write from then on, the old key still reads; a file that no longer parses keeps the
+// configuration in use, and the next good one is taken.
+TEST_F(EncryptingStoreTest, ReloaderTakesAChangedConfigurationAndKeepsTheOneInUseOnErrors) {
+  const auto path = dir_ / "enc.yaml";
+  const std::string first = config(aes("aescbc", "key1", kKey1));
+  writeFile(path, first);
+  EncryptingStore store(*raw_, parseEncryptionConfig(first, path.string()));
+  ConfigReloader reloader(path.string(), first, store, std::chrono::milliseconds(20));
+  EXPECT_FALSE(reloader.check()) << "the same content is not a reload";
+
+  store.create("/registry/secrets/ns/old", "old secret");
+  EXPECT_TRUE(raw_->get("/registry/secrets/ns/old")->value.starts_with("k8s:enc:aescbc:v1:key1:"));
+
+  // key2 first, key1 after it.
+  const std::string rotated = config(
+      "      - aescbc:\n          keys:\n            - name: key2\n              secret: " + kKey2 +
+      "\n            - name: key1\n              secret: " + kKey1 + "\n");
+  writeFile(path, rotated);
+  reloader.start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (reloader.status().reloads == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  reloader.stop();
+  ASSERT_EQ(reloader.status().reloads, 1u);
+  EXPECT_EQ(store.config()->summary()[0], "secrets: aescbc(key2,key1)");
+  store.create("/registry/secrets/ns/new", "new secret");
+  EXPECT_TRUE(raw_->get("/registry/secrets/ns/new")->value.starts_with("k8s:enc:aescbc:v1:key2:"));
+  EXPECT_EQ(store.get("/registry/secrets/ns/old")->value, "old secret") << "key1 still reads";
+
+  // A broken file: refused once, the configuration in use stays.
+  writeFile(path, config("      - aescbc:\n          keys:\n            - name: key3\n"
+                         "              secret: c2hvcnQ=\n"));
+  EXPECT_FALSE(reloader.check());
+  EXPECT_FALSE(reloader.check());
+  ReloadStatus status = reloader.status();
+  EXPECT_EQ(status.failures, 1u) << "the same bad content counts once";
+  EXPECT_NE(
+      status.last_error.find("enc.yaml:9:23: resources[0].providers[0].aescbc.keys[0].secret: "
+                             "must be 16, 24 or 32 bytes"),
+      std::string::npos)
+      << status.last_error;
+  store.create("/registry/secrets/ns/during", "x");
+  EXPECT_TRUE(
+      raw_->get("/registry/secrets/ns/during")->value.starts_with("k8s:enc:aescbc:v1:key2:"));
+  std::filesystem::remove(path);
+  EXPECT_FALSE(reloader.check());
+  EXPECT_EQ(reloader.status().failures, 2u);
+
+  // Turning encryption off: identity first, aescbc after it to read what is there.
+  writeFile(path,
+            config(kIdentity +
+                   "      - aescbc:\n          keys:\n            - name: key2\n"
+                   "              secret: " +
+                   kKey2 + "\n            - name: key1\n              secret: " + kKey1 + "\n"));
+  EXPECT_TRUE(reloader.check());
+  EXPECT_TRUE(reloader.status().last_error.empty());
+  store.create("/registry/secrets/ns/plain", "plain now");
+  EXPECT_EQ(raw_->get("/registry/secrets/ns/plain")->value, "plain now");
+  EXPECT_EQ(store.get("/registry/secrets/ns/new")->value, "new secret");
 }
 
 }  // namespace
