@@ -34,7 +34,8 @@
 //   points at it. Claims are kept when pods go. persistentVolumeClaimRetentionPolicy, through
 //   ownerReferences as Kubernetes does: whenDeleted Delete makes the set an owner of its claims
 //   (the garbage collector deletes them with the set); whenScaled Delete makes a condemned pod an
-//   owner of its claims before it is deleted (they go with it); Retain takes those references off.
+//   owner of its claims before it is deleted (they go with it); whenDeleted Retain takes the set's
+//   reference off again (a pod's reference on a claim of a condemned pod stays).
 //
 // Differences from Kubernetes: maxUnavailable for rolling updates is not implemented (one pod at a
 // time); hash collisions with a revision the set does not own are reported, not resolved by
