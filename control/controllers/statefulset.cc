@@ -303,6 +303,21 @@ PodOwnerResult reconcileStatefulSet(const StatefulSetInput& input) {
         if (ordinalOf(tmpl.metadata().name() + "-" + meta.name(), c->metadata().name()) < 0)
           continue;
         ownClaim(*c, meta.uid(), delete_with_set ? &set_ref : nullptr);
+        // A claim of an ordinal the set keeps loses the reference to its pod that whenScaled
+        // Delete gave it when the ordinal was condemned (the set scaled back up): it stays.
+        const int ordinal =
+            ordinalOf(tmpl.metadata().name() + "-" + meta.name(), c->metadata().name());
+        if (ordinal >= start && ordinal < start + replicas) {
+          const std::string pod_name = meta.name() + "-" + std::to_string(ordinal);
+          auto latest = written.find(c->metadata().name());
+          const auto& refs = (latest != written.end() ? latest->second : *c).metadata();
+          std::vector<std::string> pod_uids;
+          for (const auto& r : refs.owner_references()) {
+            if (r.kind() == "Pod" && r.name() == pod_name) pod_uids.push_back(r.uid());
+          }
+          for (const auto& uid : pod_uids)
+            ownClaim(*c, uid, nullptr);
+        }
         break;
       }
     }

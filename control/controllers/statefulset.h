@@ -35,7 +35,7 @@
 //   ownerReferences as Kubernetes does: whenDeleted Delete makes the set an owner of its claims
 //   (the garbage collector deletes them with the set); whenScaled Delete makes a condemned pod an
 //   owner of its claims before it is deleted (they go with it); whenDeleted Retain takes the set's
-//   reference off again (a pod's reference on a claim of a condemned pod stays).
+//   reference off again, and a claim of an ordinal the set keeps (scaled back up) loses its pod's.
 //
 // Differences from Kubernetes: maxUnavailable for rolling updates is not implemented (one pod at a
 // time); hash collisions with a revision the set does not own are reported, not resolved by

@@ -470,5 +470,33 @@ TEST(StatefulSetClaims, RetentionPolicyDeleteSetsOwnerReferences) {
   EXPECT_EQ(last.metadata().owner_references(1).uid(), "uid-web-1");
 }
 
+TEST(StatefulSetClaims, ScalingBackUpTakesTheCondemnedPodsReferenceOff) {
+  auto set = withClaims(1);
+  set.mutable_spec()->mutable_persistent_volume_claim_retention_policy()->set_when_scaled("Delete");
+  // web-0's claim still names the pod it had when the set was scaled to 0.
+  auto c0 = claimNamed("www-web-0");
+  auto* ref = c0.mutable_metadata()->add_owner_references();
+  ref->set_api_version("v1");
+  ref->set_kind("Pod");
+  ref->set_name("web-0");
+  ref->set_uid("uid-old-web-0");
+  auto result = reconcileStatefulSet({.set = &set, .claims = {&c0}, .now = kNow});
+  std::vector<std::string> order;
+  const google::protobuf::Message* update = nullptr;
+  for (const auto& a : result.actions) {
+    if (a.type->kind == "ControllerRevision" || a.verb == Action::Verb::kUpdateStatus) continue;
+    order.push_back(std::string(toString(a.verb)) + " " + a.type->kind + "/" + a.name);
+    if (a.verb == Action::Verb::kUpdate) update = a.object.get();
+  }
+  // The reference goes before the pod is created, so the claim is not collected with the old pod.
+  EXPECT_EQ(order, (std::vector<std::string>{"update PersistentVolumeClaim/www-web-0",
+                                             "create Pod/web-0"}));
+  ASSERT_NE(update, nullptr);
+  EXPECT_EQ(static_cast<const api::core::v1::PersistentVolumeClaim&>(*update)
+                .metadata()
+                .owner_references_size(),
+            0);
+}
+
 }  // namespace
 }  // namespace skiff::controllers
