@@ -3,6 +3,7 @@
 #include <net/if.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <iomanip>
@@ -157,17 +158,16 @@ int runLbStatus(const LbOptions& o, std::ostream& out, std::ostream& err) {
     return 0;
   }
   size_t cgroupHooks = 0, xdp = 0, detached = 0;
-  // The node-port load balancer per interface: "xdp", "tc-ingress", "tc-egress".
-  std::map<uint64_t, std::vector<std::string>> nodePort;
+  // The node-port load balancer's hooks per interface: XDP, tc ingress, tc egress (in this order,
+  // whatever the order of the pins).
+  std::map<uint64_t, std::array<bool, 3>> nodePort;
   std::set<uint64_t> tcInterfaces;
   for (const ebpf::Attachment& a : r->attachments) {
     cgroupHooks += a.kind == "cgroup" ? 1 : 0;
     xdp += a.kind == "xdp" ? 1 : 0;
     detached += a.detached ? 1 : 0;
-    if (a.kind == "xdp" || a.kind.rfind("tc-", 0) == 0) {
-      nodePort[a.target].push_back(a.kind == "xdp"          ? "XDP"
-                                   : a.kind == "tc-ingress" ? "tc ingress"
-                                                            : "tc egress");
+    if (a.kind == "xdp" || a.kind == "tc-ingress" || a.kind == "tc-egress") {
+      nodePort[a.target][a.kind == "xdp" ? 0 : a.kind == "tc-ingress" ? 1 : 2] = true;
     }
     if (a.kind.rfind("tc-", 0) == 0) tcInterfaces.insert(a.target);
   }
@@ -181,8 +181,13 @@ int runLbStatus(const LbOptions& o, std::ostream& out, std::ostream& err) {
       char name[IF_NAMESIZE] = {};
       const bool named = ifindex != 0 && if_indextoname(static_cast<unsigned>(ifindex), name);
       out << " " << (named ? std::string(name) : "ifindex") << " (" << ifindex << "):";
-      for (size_t i = 0; i < hooks.size(); ++i)
-        out << (i > 0 ? "," : "") << " " << hooks[i];
+      const char* names[] = {"XDP", "tc ingress", "tc egress"};
+      bool first = true;
+      for (size_t i = 0; i < hooks.size(); ++i) {
+        if (!hooks[i]) continue;
+        out << (first ? " " : ", ") << names[i];
+        first = false;
+      }
       out << ";";
     }
     out << "\n";

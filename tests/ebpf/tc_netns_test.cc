@@ -12,9 +12,11 @@
 // new connections avoid it), then leaves the service (the ring changes; the other backends'
 // established connections keep their backend). Last, auto mode on an interface without native
 // XDP (a bridge) falls back to tc, and xdp mode there is a clear error. The host's interfaces,
-// routes and sysctls are never touched.
+// routes and sysctls are never touched. The data path is pinned in a bpffs of the node process's
+// own mount namespace, and `skiff lb status` and `skiff lb cleanup` run on it at the end.
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -26,7 +28,9 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,10 +39,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "control/cli/lb_command.h"
 #include "ebpf/ebpf_dataplane.h"
+#include "ebpf/loader.h"
 #include "ebpf/map_writer.h"
 
 namespace skiff::ebpf {
@@ -267,11 +274,28 @@ EbpfDataplaneOptions smallOptions() {
   return options;
 }
 
-// The node's namespace (this process after unshare): the topology, the data path, the two peers.
+// The programs TCX runs on `ifindex` for `attachType`.
+uint32_t tcxCount(int ifindex, int attachType) {
+  uint32_t ids[8];
+  uint32_t count = 8;
+  if (bpf_prog_query(ifindex, static_cast<bpf_attach_type>(attachType), 0, nullptr, ids, &count) !=
+      0) {
+    return 0;
+  }
+  return count;
+}
+
+// The node's namespaces (this process after unshare: network, and mounts for a bpffs of its own
+// at `bpffs`): the topology, the data path (pinned there, as the agent does), the two peers.
 // Exit code 0 when everything held; otherwise the step that failed.
-[[noreturn]] void node(const std::string& cl, const std::string& be, bool partial) {
+[[noreturn]] void node(const std::string& cl, const std::string& be, bool partial,
+                       const std::string& bpffs) {
   ::alarm(90);
-  if (::unshare(CLONE_NEWNET) != 0) _exit(50);
+  if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) _exit(50);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      ::mount("bpffs", bpffs.c_str(), "bpf", 0, "mode=0700") != 0) {
+    _exit(49);
+  }
   const std::vector<std::string> setup = {
       "ip netns add " + cl,
       "ip netns add " + be,
@@ -308,6 +332,8 @@ EbpfDataplaneOptions smallOptions() {
   const int vcl = static_cast<int>(if_nametoindex("vcl"));
   options.xdpIfindexes = {vcl};
   options.nodePortMode = NodePortMode::kTc;
+  options.pinDir = bpffs + "/skiff";
+  options.mountBpffs = false;
   auto dp = EbpfDataplane::create(options);
   if (!dp.ok()) {
     std::fprintf(stderr, "create: %s\n", dp.message().c_str());
@@ -371,6 +397,22 @@ EbpfDataplaneOptions smallOptions() {
   }
   if (!replies.ok() || *replies < static_cast<uint64_t>(2 * (kFirst + kSecond))) _exit(73);
 
+  // skiff lb status says where tc is attached; skiff lb cleanup detaches it.
+  cli::LbOptions lb;
+  lb.pinDir = options.pinDir;
+  std::ostringstream status, err;
+  if (cli::runLbStatus(lb, status, err) != 0) _exit(84);
+  const std::string want = "vcl (" + std::to_string(vcl) + "): tc ingress, tc egress;";
+  if (status.str().find(want) == std::string::npos ||
+      status.str().find("0 XDP interfaces, 1 tc interfaces") == std::string::npos) {
+    std::fprintf(stderr, "skiff lb status:\n%s", status.str().c_str());
+    _exit(85);
+  }
+  if (tcxCount(vcl, kTcxIngress) != 1 || tcxCount(vcl, kTcxEgress) != 1) _exit(86);
+  std::ostringstream cleaned;
+  if (cli::runLbCleanup(lb, cleaned, err) != 0) _exit(87);
+  if (tcxCount(vcl, kTcxIngress) != 0 || tcxCount(vcl, kTcxEgress) != 0) _exit(88);
+
   // auto on an interface without native XDP (a bridge): tc; xdp there: a clear error.
   if (!sh("ip link add npbr0 type bridge") || !sh("ip link set npbr0 up")) _exit(74);
   EbpfDataplaneOptions fallback = smallOptions();
@@ -397,13 +439,17 @@ TEST_P(TcNetnsTest, NodePortThroughTcWithScaleDown) {
   const std::string pid = std::to_string(::getpid());
   const std::string cl = "skiff-tc-cl-" + pid;
   const std::string be = "skiff-tc-be-" + pid;
+  const std::string bpffs = "/tmp/skiff-tc-bpffs-" + pid;
+  ASSERT_EQ(::mkdir(bpffs.c_str(), 0700), 0) << std::strerror(errno);
   const pid_t n = ::fork();
   ASSERT_GE(n, 0);
-  if (n == 0) node(cl, be, GetParam());
+  if (n == 0) node(cl, be, GetParam(), bpffs);
   const int code = waitExit(n);
-  // The node's namespace went with its process; the two named ones are ours to delete.
+  // The node's namespaces went with its process (and the bpffs with its mount namespace); the
+  // two named network namespaces are ours to delete.
   sh("ip netns del " + cl);
   sh("ip netns del " + be);
+  EXPECT_EQ(::rmdir(bpffs.c_str()), 0);
   // Codes: 1x backends, 2x-4x client steps, 5x-8x node, 1xx topology (see node()).
   EXPECT_EQ(code, 0);
 }
