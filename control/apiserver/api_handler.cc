@@ -1130,6 +1130,14 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
     const auto& old = dynamic_cast<const CertificateSigningRequest&>(*stored);
     prepareCsrUpdate(old, *csr, what, api::now().seconds);
     validateCsrUpdate(old, *csr, what);
+    if (std::string verb = csrSignerVerb(old, *csr, what);
+        !verb.empty() && options_.signer_permission) {
+      // Server-side apply passes no request here; without one the permission cannot be checked.
+      if (track_fields == nullptr ||
+          !options_.signer_permission(*track_fields, verb, csr->spec().signer_name())) {
+        throw signerForbidden(*csr, verb);
+      }
+    }
   }
   if (track_fields != nullptr) {
     MessagePtr live = storage.get(ns, name);

@@ -50,6 +50,11 @@ struct ApiHandlerOptions {
   // The user a request comes from (CertificateSigningRequests record their requester); unset:
   // an empty user.
   std::function<Requester(const HttpRequest&)> requester;
+  // Whether the request's user holds `verb` ("approve", "sign") on certificates.k8s.io `signers`
+  // named `signer` (or its "<domain>/*"): CertificateApproval and CertificateSigning admission.
+  // Unset: allowed.
+  std::function<bool(const HttpRequest&, const std::string& verb, const std::string& signer)>
+      signer_permission;
 };
 
 // Serves Kubernetes' REST API over the store: every registered kind at its path, with get, list,

@@ -264,4 +264,26 @@ void validateCsrUpdate(const CertificateSigningRequest& old, const CertificateSi
   if (!causes.empty()) throw invalid(kKind, kGroup, next.metadata().name(), causes);
 }
 
+std::string csrSignerVerb(const CertificateSigningRequest& old,
+                          const CertificateSigningRequest& next, CsrWrite what) {
+  if (what == CsrWrite::kApproval) return "approve";
+  if (what == CsrWrite::kStatus && next.status().certificate() != old.status().certificate()) {
+    return "sign";
+  }
+  return "";
+}
+
+std::vector<std::string> signerPermissionNames(const std::string& signer_name) {
+  std::vector<std::string> names = {signer_name};
+  size_t slash = signer_name.find('/');
+  if (slash != std::string::npos) names.push_back(signer_name.substr(0, slash) + "/*");
+  return names;
+}
+
+ApiError signerForbidden(const CertificateSigningRequest& csr, const std::string& verb) {
+  return forbidden({kGroup, "certificatesigningrequests"}, csr.metadata().name(),
+                   "user not permitted to " + verb + " requests with signerName " +
+                       quoted(csr.spec().signer_name()));
+}
+
 }  // namespace skiff::apiserver

@@ -22,6 +22,7 @@
 //   approval: the conditions only.
 // Conditions: a type, status True/False/Unknown (Approved and Denied only True), no duplicate
 // types, Approved and Denied exclusive; lastUpdateTime and lastTransitionTime are filled in.
+// Approving needs `approve` and issuing `sign` on the CSR's signer (csrSignerVerb).
 
 namespace skiff::apiserver {
 
@@ -50,5 +51,15 @@ std::vector<FieldCause> csrUpdateCauses(const CertificateSigningRequest& old,
                                         const CertificateSigningRequest& next, CsrWrite what);
 void validateCsrUpdate(const CertificateSigningRequest& old, const CertificateSigningRequest& next,
                        CsrWrite what);
+
+// Kubernetes' CertificateApproval and CertificateSigning admission plugins: the permission on
+// certificates.k8s.io `signers` a write needs besides its own RBAC verb: "approve" for every
+// approval write, "sign" for a status write that changes the certificate, "" otherwise.
+std::string csrSignerVerb(const CertificateSigningRequest& old,
+                          const CertificateSigningRequest& next, CsrWrite what);
+// The `signers` names that grant it: the signer itself and "<domain>/*".
+std::vector<std::string> signerPermissionNames(const std::string& signer_name);
+// The 403 when the requester holds neither.
+ApiError signerForbidden(const CertificateSigningRequest& csr, const std::string& verb);
 
 }  // namespace skiff::apiserver

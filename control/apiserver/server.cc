@@ -185,6 +185,20 @@ void ApiServer::start() {
     handler_options.node_proxy.kubelet_client_key_file = pki.paths.kubelet_client_key;
     handler_options.node_proxy.kubelet_ca_file = pki.paths.ca_cert;
   } else {
+    handler_options.node_proxy.kubelet_tls = false;
+  }
+  // RBAC's escalation check on writes of the four RBAC kinds.
+  handler_options.admit_write = [this](const HttpRequest& request, const std::string& ns,
+                                       const google::protobuf::Message& object,
+                                       const std::function<MessagePtr()>& current) {
+    auth_->admitWrite(request, ns, object, current);
+  };
+  // CertificateSigningRequests record who asked (spec.username, uid, groups).
+  handler_options.requester = [this](const HttpRequest& request) {
+    auth::UserInfo user = auth_->authenticate(request);
+    return Requester{user.name, user.uid, user.groups};
+  };
+  // CertificateApproval and CertificateSigning admission: approve or sign on the CSR's signer.
   handler_options.signer_permission = [this](const HttpRequest& request, const std::string& verb,
                                              const std::string& signer) {
     auth::Attributes attributes;
@@ -199,19 +213,6 @@ void ApiServer::start() {
       if (auth_->decide(attributes).allowed) return true;
     }
     return false;
-  };
-    handler_options.node_proxy.kubelet_tls = false;
-  }
-  // RBAC's escalation check on writes of the four RBAC kinds.
-  handler_options.admit_write = [this](const HttpRequest& request, const std::string& ns,
-                                       const google::protobuf::Message& object,
-                                       const std::function<MessagePtr()>& current) {
-    auth_->admitWrite(request, ns, object, current);
-  };
-  // CertificateSigningRequests record who asked (spec.username, uid, groups).
-  handler_options.requester = [this](const HttpRequest& request) {
-    auth::UserInfo user = auth_->authenticate(request);
-    return Requester{user.name, user.uid, user.groups};
   };
   handler_ = std::make_unique<ApiHandler>(*timed_store_, handler_options);
   handler_->ensureSystemNamespaces();

@@ -191,5 +191,24 @@ TEST(CsrStrategy, WhatEachWriteMayChange) {
             "status.conditions[2].type: Duplicate value: \"Failed\"\n");
 }
 
+TEST(CsrStrategy, SignerPermissions) {
+  CertificateSigningRequest old = validCsr();
+  CertificateSigningRequest next = old;
+  EXPECT_EQ(csrSignerVerb(old, next, CsrWrite::kApproval), "approve");
+  EXPECT_EQ(csrSignerVerb(old, next, CsrWrite::kStatus), "");
+  EXPECT_EQ(csrSignerVerb(old, next, CsrWrite::kMain), "");
+  next.mutable_status()->set_certificate("new");
+  EXPECT_EQ(csrSignerVerb(old, next, CsrWrite::kStatus), "sign");
+  EXPECT_EQ(
+      signerPermissionNames("kubernetes.io/kube-apiserver-client-kubelet"),
+      (std::vector<std::string>{"kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/*"}));
+  ApiError e = signerForbidden(old, "approve");
+  EXPECT_EQ(e.code(), 403);
+  EXPECT_STREQ(e.what(),
+               "certificatesigningrequests.certificates.k8s.io \"node-csr-1\" is forbidden: user "
+               "not permitted to approve requests with signerName "
+               "\"kubernetes.io/kube-apiserver-client-kubelet\"");
+}
+
 }  // namespace
 }  // namespace skiff::apiserver

@@ -27,6 +27,7 @@
 #include "control/controllers/controller_manager.h"
 #include "skiff/api/certificates_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
+#include "skiff/api/rbac_v1.pb.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -261,6 +262,88 @@ TEST_F(TlsBootstrapTest, ABootstrapTokenGetsANodeCertificateThatTheNodeAuthorize
               std::string::npos)
         << e.what();
   }
+}
+
+// CertificateApproval admission: update on certificatesigningrequests/approval is not enough,
+// the approver also needs `approve` on the CSR's signer (or its domain's "*").
+TEST_F(TlsBootstrapTest, ApprovingNeedsApproveOnTheSigner) {
+  client::create(*admin_, bootstrapSecret("abcdef", "0123456789abcdef", api::now().seconds + 600));
+  auto bootstrap = tokenClient("abcdef.0123456789abcdef");
+  CertificateSigningRequest csr;
+  csr.mutable_metadata()->set_name("pending");
+  csr.mutable_spec()->set_request(
+      certificates::generateKeyAndRequest("system:node:n1", {"system:nodes"}).request_pem);
+  csr.mutable_spec()->set_signer_name("kubernetes.io/kube-apiserver-client-kubelet");
+  csr.mutable_spec()->add_usages("digital signature");
+  csr.mutable_spec()->add_usages("client auth");
+  client::create(*bootstrap, csr);
+
+  // A ServiceAccount that may update approvals, and nothing about signers yet.
+  auto json = [](const std::string& text) { return api::parseJson(text); };
+  admin_->create(
+      client::resourceTypeOf<core::ServiceAccount>(), "default",
+      json(R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"approver"}})"));
+  client::RawResponse issued = admin_->raw(
+      {.method = "POST",
+       .path = "/api/v1/namespaces/default/serviceaccounts/approver/token",
+       .body = R"({"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{}})",
+       .content_type = "application/json"});
+  ASSERT_EQ(issued.status, 201) << issued.body;
+  std::string token = api::parseJson(issued.body).find("status")->find("token")->text();
+  const auto& roles = client::resourceTypeOf<api::rbac::v1::ClusterRole>();
+  admin_->create(roles, "",
+                 json(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+      "metadata":{"name":"csr-approver"},"rules":[
+      {"apiGroups":["certificates.k8s.io"],"resources":["certificatesigningrequests"],"verbs":["get"]},
+      {"apiGroups":["certificates.k8s.io"],"resources":["certificatesigningrequests/approval"],
+       "verbs":["update"]}]})"));
+  admin_->create(client::resourceTypeOf<api::rbac::v1::ClusterRoleBinding>(), "",
+                 json(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+      "metadata":{"name":"csr-approver"},
+      "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"csr-approver"},
+      "subjects":[{"kind":"ServiceAccount","name":"approver","namespace":"default"}]})"));
+  auto approver = tokenClient(token);
+  const std::string path =
+      "/apis/certificates.k8s.io/v1/certificatesigningrequests/pending/approval";
+  auto approve = [&] {
+    auto current = client::get<CertificateSigningRequest>(*admin_, "", "pending");
+    auto* c = current.mutable_status()->add_conditions();
+    c->set_type("Approved");
+    c->set_status("True");
+    return put(*approver, path, api::encodeJson(current));
+  };
+  client::RawResponse refused;
+  for (int i = 0; i < 200; ++i) {  // until the binding reaches the RBAC index
+    refused = approve();
+    if (refused.status != 403 || refused.body.find("signerName") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find(R"(user not permitted to approve requests with signerName )"
+                              R"(\"kubernetes.io/kube-apiserver-client-kubelet\")"),
+            std::string::npos)
+      << refused.body;
+  // approve on "kubernetes.io/*" is enough.
+  admin_->create(roles, "",
+                 json(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+      "metadata":{"name":"kubernetes-signers"},"rules":[
+      {"apiGroups":["certificates.k8s.io"],"resources":["signers"],"verbs":["approve"],
+       "resourceNames":["kubernetes.io/*"]}]})"));
+  admin_->create(client::resourceTypeOf<api::rbac::v1::ClusterRoleBinding>(), "",
+                 json(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+      "metadata":{"name":"kubernetes-signers"},
+      "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"kubernetes-signers"},
+      "subjects":[{"kind":"ServiceAccount","name":"approver","namespace":"default"}]})"));
+  client::RawResponse accepted;
+  for (int i = 0; i < 200; ++i) {
+    accepted = approve();
+    if (accepted.status == 200) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(accepted.status, 200) << accepted.body;
+  EXPECT_EQ(
+      client::get<CertificateSigningRequest>(*admin_, "", "pending").status().conditions(0).type(),
+      "Approved");
 }
 
 TEST_F(TlsBootstrapTest, ADeniedRequestEndsTheWait) {
