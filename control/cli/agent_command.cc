@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "control/apiserver/pki.h"
 #include "control/cli/stop_signals.h"
@@ -77,6 +79,10 @@ struct AgentFlags {
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
   // Kernel memory for the Maglev rings (preallocated; 64 KiB per default-size ring).
   uint32_t lb_ring_memory_mb = 64;
+  // Interfaces whose NodePort/externalIP/LoadBalancer traffic the eBPF LB translates, and how:
+  // "xdp" (native), "tc" (ingress + egress) or "auto" (native XDP, else tc).
+  std::vector<std::string> lb_nodeport_devices;
+  std::string lb_nodeport_mode = "auto";
   std::string image_root = "/var/lib/skiff/kubelet/images";
   std::string log_dir = "/var/log/pods";
   std::string bridge = "skiff0";
@@ -289,10 +295,30 @@ class NodeProxy {
       options.pinDir = flags.bpf_pin_dir;
       options.load.ringEntries = static_cast<uint32_t>(
           std::min<uint64_t>(flags.lb_ring_memory_mb, 8192) * 1024 * 1024 / 4);
+      const auto nodePortMode = ebpf::parseNodePortMode(flags.lb_nodeport_mode);
+      if (!nodePortMode) {
+        throw std::runtime_error("--lb-nodeport-mode " + flags.lb_nodeport_mode +
+                                 ": expected xdp, tc or auto");
+      }
+      options.nodePortMode = *nodePortMode;
+      for (const std::string& dev : flags.lb_nodeport_devices) {
+        const unsigned ifindex = if_nametoindex(dev.c_str());
+        if (ifindex == 0) {
+          throw std::runtime_error("--lb-nodeport-devices: no interface named \"" + dev + "\"");
+        }
+        options.xdpIfindexes.push_back(static_cast<int>(ifindex));
+      }
       auto made = ebpf::EbpfDataplane::create(options);
       if (!made.ok()) {
         throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +
                                  "): " + made.message() + " (or run with --proxy-mode none)");
+      }
+      for (const auto& [ifindex, got] : (*made)->nodePortAttachments()) {
+        char name[IF_NAMESIZE] = {};
+        std::cout << "skiff agent: node ports on "
+                  << (if_indextoname(static_cast<unsigned>(ifindex), name) ? name : "?") << " ("
+                  << ifindex << ") through "
+                  << (got == ebpf::NodePortMode::kXdp ? "XDP" : "tc ingress/egress") << std::endl;
       }
       dataplane_ = std::move(made).value();
 #else
@@ -612,6 +638,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "This node's name (default: the hostname; with --hollow-nodes N the prefix of "
                   "NAME-0 .. NAME-N-1, default hollow-node-)");
   cmd->add_option("--data-dir", flags->data_dir, "The agent's state")->capture_default_str();
+  cmd->add_option("--local-storage-dir", flags->local_storage_dir,
+                  "Where local-path PersistentVolumes of this node live (the skiff.io/local-path "
+                  "provisioner's directory, announced in the Node annotation "
+                  "skiff.io/local-storage-dir)")
+      ->capture_default_str();
   cmd->add_option("--pod-cidr", flags->pod_cidr,
                   "Pod addresses when the Node has no spec.podCIDR (with --hollow-nodes: the "
                   "range each node takes a /24 of, default 10.244.0.0/16)");
@@ -642,14 +673,19 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "skiff lb reads them; skiff cleanup removes them)")
       ->capture_default_str();
   cmd->add_option("--lb-ring-memory-mb", flags->lb_ring_memory_mb,
-  cmd->add_option("--local-storage-dir", flags->local_storage_dir,
-                  "Where local-path PersistentVolumes of this node live (the skiff.io/local-path "
-                  "provisioner's directory, announced in the Node annotation "
-                  "skiff.io/local-storage-dir)")
-      ->capture_default_str();
                   "Kernel memory for the eBPF data path's Maglev rings, preallocated (64 KiB per "
                   "service ring of the default size 16381; 64 MiB: about 1,000 services)")
       ->check(CLI::Range(1, 8192))
+      ->capture_default_str();
+  cmd->add_option("--lb-nodeport-devices", flags->lb_nodeport_devices,
+                  "Interfaces whose NodePort, externalIP and LoadBalancer traffic the eBPF data "
+                  "path balances at XDP or tc (comma-separated; none: traffic arriving from "
+                  "outside is not translated by it)")
+      ->delimiter(',');
+  cmd->add_option("--lb-nodeport-mode", flags->lb_nodeport_mode,
+                  "How it attaches there: xdp (native XDP, fail if the driver lacks it), tc "
+                  "(tc ingress + egress, TCX links), auto (native XDP, else tc)")
+      ->check(CLI::IsMember({"xdp", "tc", "auto"}))
       ->capture_default_str();
   cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
       ->capture_default_str();
