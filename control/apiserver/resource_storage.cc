@@ -168,6 +168,8 @@ ResourceStorage::ResourceStorage(store::Store& store, const api::ResourceType& t
     selectable_fields_.push_back("type");
   } else if (type_.kind == "ReplicaSet" || type_.kind == "Job") {
     selectable_fields_.push_back("status.replicas");
+  } else if (type_.kind == "CertificateSigningRequest") {
+    selectable_fields_.push_back("spec.signerName");
   }
 }
 

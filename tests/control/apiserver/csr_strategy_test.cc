@@ -5,7 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "control/api/registry.h"
+#include "control/apiserver/resource_storage.h"
 #include "control/certificates/x509.h"
+#include "control/store/sqlite_store.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -208,6 +215,29 @@ TEST(CsrStrategy, SignerPermissions) {
                "certificatesigningrequests.certificates.k8s.io \"node-csr-1\" is forbidden: user "
                "not permitted to approve requests with signerName "
                "\"kubernetes.io/kube-apiserver-client-kubelet\"");
+}
+
+// kubectl get csr --field-selector spec.signerName=..., as Kubernetes' CSR field selector.
+TEST(CsrStrategy, SignerNameIsASelectableField) {
+  auto dir = std::filesystem::temp_directory_path() / ("skiff-csr-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    auto store = store::SqliteStore::open({.path = (dir / "db").string(), .fsync = false});
+    const auto* type =
+        api::Registry::builtin().byKind("certificates.k8s.io/v1", "CertificateSigningRequest");
+    ASSERT_NE(type, nullptr);
+    ResourceStorage storage(*store, *type);
+    CertificateSigningRequest csr = validCsr();
+    ListRequest kubelet{.fields = api::fields::Selector::parse(
+                            "spec.signerName=kubernetes.io/kube-apiserver-client-kubelet")};
+    ListRequest other{.fields = api::fields::Selector::parse("spec.signerName=example.com/x")};
+    EXPECT_TRUE(storage.matches(csr, kubelet));
+    EXPECT_FALSE(storage.matches(csr, other));
+    EXPECT_NE(std::find(storage.selectableFields().begin(), storage.selectableFields().end(),
+                        "spec.signerName"),
+              storage.selectableFields().end());
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
