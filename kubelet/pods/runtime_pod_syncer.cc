@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <list>
 #include <semaphore>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "control/api/codec.h"
 #include "control/api/json.h"
 #include "kubelet/pods/container_env.h"
 #include "kubelet/runtime/container_spec.h"
@@ -108,6 +110,9 @@ struct ContainerRecord {
   int64_t last_failure_ns = 0;  // a failed pull/create/start: back-off runs from here
   std::string image_name, image_id;
   bool done = false;  // an init container that exited 0
+  // The spec's preStop hook as of the last sync, so that a node shutdown (shutdown(): no pod
+  // objects, the agent already stopped) still runs it.
+  std::optional<core::LifecycleHandler> pre_stop;
   // Not persisted.
   std::string waiting_reason, waiting_message;
   std::vector<ProbeTracker> probes;
@@ -205,6 +210,20 @@ class PodWorker {
 // ---- persistence
 
 void PodWorker::save() {
+  if (pod_ != nullptr) {
+    for (auto& [name, rec] : e_.containers) {
+      const core::Container* spec_c = nullptr;
+      for (const auto& c : pod_->spec().containers())
+        if (c.name() == name) spec_c = &c;
+      for (const auto& c : pod_->spec().init_containers())
+        if (c.name() == name) spec_c = &c;
+      if (spec_c != nullptr && spec_c->has_lifecycle() && spec_c->lifecycle().has_pre_stop()) {
+        rec.pre_stop = spec_c->lifecycle().pre_stop();
+      } else {
+        rec.pre_stop.reset();
+      }
+    }
+  }
   Value doc = Value::object();
   doc.set("uid", Value::string(e_.uid));
   doc.set("namespace", Value::string(e_.ns));
@@ -228,6 +247,7 @@ void PodWorker::save() {
     c.set("image", Value::string(rec.image_name));
     c.set("imageID", Value::string(rec.image_id));
     c.set("done", Value::boolean(rec.done));
+    if (rec.pre_stop) c.set("preStop", api::encode(*rec.pre_stop));
     if (rec.last) {
       Value l = Value::object();
       l.set("exitCode", Value::integer(rec.last->exit_code));
@@ -277,6 +297,11 @@ bool PodWorker::load(RuntimePodSyncer& s, PodEntry& e) {
       rec.image_name = str(c, "image");
       rec.image_id = str(c, "imageID");
       rec.done = flag(c, "done");
+      if (const Value* hook = c.find("preStop"); hook != nullptr && hook->isObject()) {
+        core::LifecycleHandler handler;
+        api::decode(*hook, handler);
+        rec.pre_stop = std::move(handler);
+      }
       if (const Value* l = c.find("last"); l != nullptr && l->isObject()) {
         rec.last = Termination{static_cast<int>(num(*l, "exitCode")), str(*l, "reason"),
                                num(*l, "startedNs"), num(*l, "finishedNs"), str(*l, "id")};
@@ -1021,6 +1046,9 @@ PodSyncResult PodWorker::terminate(Ms grace, std::counting_semaphore<>* release_
   std::vector<std::thread> stoppers;
   std::mutex events_mu;
   std::vector<PodEvent> events;
+  // Without the pod (a node shutdown, an orphan), the hooks come from the records: stand-in
+  // containers that carry only the name and the preStop hook.
+  std::list<core::Container> stand_ins;
   for (auto& [name, rec] : e_.containers) {
     const ContainerStatus st = observe(rec);
     if (st.state != ContainerState::kRunning && st.state != ContainerState::kCreated) continue;
@@ -1030,6 +1058,11 @@ PodSyncResult PodWorker::terminate(Ms grace, std::counting_semaphore<>* release_
         if (c.name() == name) spec_c = &c;
       for (const auto& c : pod_->spec().init_containers())
         if (c.name() == name) spec_c = &c;
+    } else if (rec.pre_stop) {
+      core::Container& c = stand_ins.emplace_back();
+      c.set_name(name);
+      *c.mutable_lifecycle()->mutable_pre_stop() = *rec.pre_stop;
+      spec_c = &c;
     }
     event("Normal", "Killing", "Stopping container " + name, name, rec.init);
     stoppers.emplace_back([this, spec_c, &rec, grace, &events_mu, &events] {

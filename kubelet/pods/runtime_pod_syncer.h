@@ -85,8 +85,9 @@ class RuntimePodSyncer final : public PodSyncer {
   std::vector<std::string> knownPodUids() override;
   void cleanupOrphan(const std::string& pod_uid) override;
   // Node shutdown: stops and releases every pod this syncer's state knows (knownPodUids()), all
-  // at once, as kubelet's graceful node shutdown does. Each container gets SIGTERM (its preStop
-  // hook does not run: the pod is known only by its state), then SIGKILL after
+  // at once, as kubelet's graceful node shutdown does. Each container runs its preStop hook
+  // (exec or sleep, as its pod's last sync recorded it in the state) and gets SIGTERM, then
+  // SIGKILL after
   // min(terminationGracePeriodSeconds as the pod's last sync recorded it, max_grace); a
   // max_grace of 0 kills at once (`skiff cleanup` after a crash). A container that exits ends
   // its wait then. At most `concurrency` pods release (runc delete, mounts, network, cgroups) at

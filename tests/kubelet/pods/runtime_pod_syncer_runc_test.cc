@@ -414,6 +414,38 @@ TEST_F(RuntimePodSyncerRuncTest, TerminateLeavesNothingBehind) {
   EXPECT_TRUE(syncer_->knownPodUids().empty());
 }
 
+// Node shutdown (skiff up's exit, skiff cleanup): the agent is gone and the pods are known only by
+// their state, yet each container's preStop hook runs before its SIGTERM, with the grace period.
+TEST_F(RuntimePodSyncerRuncTest, NodeShutdownRunsPreStopHooksFromTheState) {
+  const std::string host = test_dir_ + "/host";
+  fs::create_directories(host);
+  const core::Pod p = pod("shutdown", R"(
+  terminationGracePeriodSeconds: 5
+  volumes: [{name: host, hostPath: {path: )" +
+                                          host + R"(}}]
+  containers:
+  - name: app
+    image: example.com/test/busybox:v1
+    command: [/bin/sh, -c, "trap 'echo term >> /host/order; exit 0' TERM; while :; do sleep 0.1; done"]
+    volumeMounts: [{name: host, mountPath: /host}]
+    lifecycle: {preStop: {exec: {command: [/bin/sh, -c, "echo prestop >> /host/order"]}}}
+  - {name: plain, image: example.com/test/busybox:v1, command: [/bin/busybox, sleep, "1000"]}
+)");
+  PodSyncResult r = syncer_->sync(p);
+  ASSERT_EQ(r.status.phase(), "Running") << r.status.DebugString();
+
+  makeSyncer();  // the agent stopped: a syncer with nothing but the state on disk
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(syncer_->shutdown(3s, 4), std::vector<std::string>{});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  pods_.clear();
+  EXPECT_EQ(readFile(host + "/order"), "prestop\nterm\n") << "the hook ran, then SIGTERM";
+  EXPECT_LT(took, 8s);
+  EXPECT_GE(took, 2s) << "the container without a hook waited for SIGKILL";
+  EXPECT_TRUE(runtime_->list().empty());
+  EXPECT_TRUE(syncer_->knownPodUids().empty());
+}
+
 TEST_F(RuntimePodSyncerRuncTest, ANewSyncerAdoptsARunningPodWithoutRestartingIt) {
   const core::Pod p = pod("adopt", R"(
   containers:
