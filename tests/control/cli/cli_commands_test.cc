@@ -643,9 +643,9 @@ TEST_F(CliTest, VersionApiResourcesExplainAndConfig) {
             }),
             0);
   EXPECT_TRUE(out_.starts_with("NAME ")) << out_;
-  // Columns as wide as the longest name (localsubjectaccessreviews) and group version
+  // Columns as wide as the longest name (certificatesigningrequests) and group version
   // (rbac.authorization.k8s.io/v1), plus three.
-  EXPECT_NE(out_.find("deployments" + std::string(17, ' ') + "deploy       apps/v1" +
+  EXPECT_NE(out_.find("deployments" + std::string(18, ' ') + "deploy       apps/v1" +
                       std::string(24, ' ') + "true         Deployment\n"),
             std::string::npos)
       << out_;
