@@ -533,6 +533,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
 
   // Where the local-path provisioner puts this node's volumes (it reads the Node's annotation).
   options.node_annotations["skiff.io/local-storage-dir"] = flags.local_storage_dir;
+  // ... and where the kubelet removes the data of the ones it deletes (real nodes only).
+  if (!hollow) options.local_storage_dir = flags.local_storage_dir;
   int rc = 0;
   try {
     std::string first_node;

@@ -91,6 +91,8 @@ Provisioning provisionLocalPath(const PersistentVolumeClaim& claim, const Storag
       std::string(kLocalPathProvisionerName);
   (*pv.mutable_metadata()->mutable_annotations())["local.path.provisioner/selected-node"] =
       selected;
+  // Held until the node's kubelet removed the data (kubelet/volumes/local_path_cleaner.h).
+  pv.mutable_metadata()->add_finalizers(std::string(kLocalPathDataFinalizer));
   auto* spec = pv.mutable_spec();
   api::runtime::Quantity size = requestedStorage(claim).toProto();
   (*spec->mutable_capacity())["storage"] = size;

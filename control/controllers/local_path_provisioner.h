@@ -20,8 +20,10 @@
 // the claim's uid) and marks it pv.kubernetes.io/provisioned-by; the reclaim policy is the
 // class's. A claim of a class with volumeBindingMode Immediate has no node to provision on: it
 // gets a ProvisioningFailed event (k3s's local-path refuses it the same way). A Released volume
-// of its own with policy Delete is deleted; the data directory on the node is left (k3s runs a
-// helper pod for that; Skiff does not yet).
+// of its own with policy Delete is deleted; its finalizer skiff.io/local-path-data holds it until
+// the kubelet of its node removed the directory (kubelet/volumes/local_path_cleaner.h; k3s runs a
+// helper pod for that). A volume of a node that is gone for good keeps the finalizer until an
+// administrator removes it.
 //
 // On start it creates the StorageClass local-path (WaitForFirstConsumer, reclaim Delete, the
 // default class) unless a class of that name exists.
@@ -32,6 +34,8 @@ inline constexpr std::string_view kLocalPathProvisionerName = "skiff.io/local-pa
 inline constexpr std::string_view kLocalPathClassName = "local-path";
 inline constexpr std::string_view kLocalStorageDirAnnotation = "skiff.io/local-storage-dir";
 inline constexpr std::string_view kDefaultLocalStorageDir = "/var/lib/skiff/storage";
+// On the volumes it makes, until the node's kubelet removed their data after their deletion.
+inline constexpr std::string_view kLocalPathDataFinalizer = "skiff.io/local-path-data";
 
 // The StorageClass local-path the server creates.
 api::storage::v1::StorageClass localPathStorageClass();

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "kubelet/volumes/local_path_cleaner.h"
 #include "skiff/version.h"
 
 namespace skiff::kubelet {
@@ -83,18 +84,39 @@ bool Agent::start() {
   // Every pod bound here is now known to the workers: what else the syncer holds is an orphan.
   orphans_ = workers_.cleanupOrphans();
   workers_.start();
+  if (!options_.local_storage_dir.empty()) {
+    cleaner_ = std::thread([this] {
+      volumes::LocalPathCleaner cleaner(client_, options_.node_name, options_.local_storage_dir);
+      std::unique_lock wait_lock(clean_mu_);
+      while (!stopping_) {
+        wait_lock.unlock();
+        if (int n = cleaner.cleanOnce(); n > 0) {
+          std::cerr << "skiff agent: local-path: removed the data of " << n << " deleted volume(s)"
+                    << std::endl;
+        }
+        wait_lock.lock();
+        clean_cv_.wait_for(wait_lock, options_.local_path_clean_period,
+                           [this] { return stopping_.load(); });
+      }
+    });
+  }
   std::cerr << "skiff agent: node " << options_.node_name << ": running (podCIDR "
             << node_.podCidr() << ", " << workers_.trackedPods() << " pods bound)" << std::endl;
   return true;
 }
 
 void Agent::stop() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(clean_mu_);
+    stopping_ = true;
+  }
+  clean_cv_.notify_all();
   node_.stop();  // also ends a registration start() is retrying
   std::lock_guard lock(lifecycle_mu_);
   if (informers_) informers_->stop();
   workers_.stop();
   events_.flush();
+  if (cleaner_.joinable()) cleaner_.join();
 }
 
 HollowNodes::~HollowNodes() {

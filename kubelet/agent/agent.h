@@ -2,11 +2,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/client/client.h"
@@ -43,6 +45,10 @@ struct AgentOptions {
   std::map<std::string, std::string> node_labels;
   // Annotations the Node gets (set on registration, also on a Node that was there).
   std::map<std::string, std::string> node_annotations;
+  // Where this node's skiff.io/local-path volumes are: the data of those the provisioner deletes is
+  // removed from here every local_path_clean_period (volumes/local_path_cleaner.h); "" = never.
+  std::string local_storage_dir;
+  std::chrono::milliseconds local_path_clean_period{10000};
   std::chrono::milliseconds node_status_update_frequency{10000};
   std::chrono::milliseconds node_status_report_frequency{10000};
   std::chrono::milliseconds lease_renew_interval{10000};
@@ -85,6 +91,9 @@ class Agent {
   std::vector<std::string> orphans_;
   std::mutex lifecycle_mu_;  // start() and stop() from different threads
   std::atomic<bool> stopping_{false};
+  std::mutex clean_mu_;
+  std::condition_variable clean_cv_;
+  std::thread cleaner_;
 };
 
 // `count` hollow nodes in this process (kubemark's hollow kubelets), sharing one client.

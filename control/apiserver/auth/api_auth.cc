@@ -200,7 +200,8 @@ ApiAuth::ApiAuth(store::Store& store, ApiAuthOptions options)
       },
       [this](std::string_view ns, std::string_view name) {
         return lookup(nullptr, "persistentvolumeclaims", ns, name);
-      });
+      },
+      [this](std::string_view name) { return lookup(nullptr, "persistentvolumes", "", name); });
 }
 
 ApiAuth::~ApiAuth() {

@@ -45,15 +45,35 @@ std::string podServiceAccount(const core::Pod& pod) {
 
 }  // namespace
 
-NodeAuthorizer::NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim)
+NodeAuthorizer::NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim,
+                               FindVolume find_volume)
     : pods_on_node_(std::move(pods_on_node)),
       find_pod_(std::move(find_pod)),
-      find_claim_(std::move(find_claim)) {}
+      find_claim_(std::move(find_claim)),
+      find_volume_(std::move(find_volume)) {}
+
+namespace {
+
+// A skiff.io/local-path volume made for `node`.
+bool localPathVolumeOf(const core::PersistentVolume& pv, const std::string& node) {
+  const auto& a = pv.metadata().annotations();
+  auto by = a.find("pv.kubernetes.io/provisioned-by");
+  auto on = a.find("local.path.provisioner/selected-node");
+  return by != a.end() && by->second == "skiff.io/local-path" && on != a.end() &&
+         on->second == node;
+}
+
+}  // namespace
 
 NodeAuthorizer::Result NodeAuthorizer::readVolume(const std::string& node,
                                                   const Attributes& a) const {
-  if (a.verb != "get") return deny("a node can only get individual persistentvolumes");
   if (a.name.empty()) return deny("no persistentvolume name given");
+  if (find_volume_ != nullptr && (a.verb == "get" || a.verb == "update") && a.subresource.empty()) {
+    ObjectPtr object = find_volume_(a.name);
+    const auto* pv = dynamic_cast<const core::PersistentVolume*>(object.get());
+    if (pv != nullptr && localPathVolumeOf(*pv, node)) return allow();
+  }
+  if (a.verb != "get") return deny("a node can only get individual persistentvolumes");
   if (find_claim_ != nullptr) {
     for (const auto& object : pods_on_node_(node)) {
       const auto* pod = dynamic_cast<const core::Pod*>(object.get());
@@ -233,6 +253,7 @@ Result NodeAuthorizer::authorize(const Attributes& a) const {
 bool NodeAuthorizer::admits(const google::protobuf::Message& object) {
   return dynamic_cast<const core::Node*>(&object) != nullptr ||
          dynamic_cast<const core::Pod*>(&object) != nullptr ||
+         dynamic_cast<const core::PersistentVolume*>(&object) != nullptr ||
          dynamic_cast<const api::coordination::v1::Lease*>(&object) != nullptr;
 }
 
@@ -252,6 +273,28 @@ void NodeAuthorizer::admit(const UserInfo& user, std::string_view ns,
         (before != nullptr && before->spec().node_name() != *node)) {
       throw forbidden({"", "pods"}, p->metadata().name(),
                       "node '" + *node + "' can only create or modify pods bound to it");
+    }
+  } else if (const auto* pv = dynamic_cast<const core::PersistentVolume*>(&object)) {
+    // A node changes only the finalizers of its local-path volumes.
+    const auto* before = dynamic_cast<const core::PersistentVolume*>(current);
+    bool only_finalizers = before != nullptr && localPathVolumeOf(*before, *node);
+    if (only_finalizers) {
+      core::PersistentVolume a = *pv;
+      core::PersistentVolume b = *before;
+      for (auto* m : {a.mutable_metadata(), b.mutable_metadata()}) {
+        m->clear_finalizers();
+        m->clear_resource_version();
+        m->clear_managed_fields();
+        m->clear_generation();
+      }
+      a.clear_status();
+      b.clear_status();
+      only_finalizers = a.SerializeAsString() == b.SerializeAsString();
+    }
+    if (!only_finalizers) {
+      throw forbidden(
+          {"", "persistentvolumes"}, pv->metadata().name(),
+          "node '" + *node + "' can only remove finalizers of the local-path volumes made for it");
     }
   } else if (const auto* l = dynamic_cast<const api::coordination::v1::Lease*>(&object)) {
     if (ns != kNodeLeaseNamespace || l->metadata().name() != *node) {

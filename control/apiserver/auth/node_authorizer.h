@@ -19,7 +19,10 @@
 //     bound to the node references it (volumes, projected sources, envFrom, env valueFrom,
 //     imagePullSecrets); no list or watch across a namespace or the cluster; no writes.
 //   persistentvolumeclaims: get only when a pod bound to the node mounts it.
-//   persistentvolumes: get only of the volume such a claim is bound to (spec.volumeName).
+//   persistentvolumes: get only of the volume such a claim is bound to (spec.volumeName), and
+//     get and update of a skiff.io/local-path volume made for the node (its annotation
+//     local.path.provisioner/selected-node), whose finalizers are all an update may change (the
+//     kubelet removes skiff.io/local-path-data once the data is gone).
 //   serviceaccounts/token: create only for a service account a pod bound to the node runs as
 //     (ApiAuth's TokenRequest then requires the token be bound to such a pod).
 //   nodes, nodes/status: writes only to its own Node (create: the name in the body, admit()).
@@ -51,8 +54,12 @@ class NodeAuthorizer {
   // One PersistentVolumeClaim, or nullptr.
   using FindClaim = std::function<ObjectPtr(std::string_view ns, std::string_view name)>;
 
-  // Without `find_claim`, nodes get no PersistentVolumes.
-  NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim = nullptr);
+  // One PersistentVolume, or nullptr.
+  using FindVolume = std::function<ObjectPtr(std::string_view name)>;
+  // Without `find_claim` (`find_volume`), nodes get no PersistentVolumes through claims (through
+  // their local-path volumes).
+  NodeAuthorizer(PodsOnNode pods_on_node, FindPod find_pod, FindClaim find_claim = nullptr,
+                 FindVolume find_volume = nullptr);
 
   // NAME of a node identity (user system:node:NAME in group system:nodes), else nullopt.
   static std::optional<std::string> nodeName(const UserInfo& user);
@@ -62,7 +69,7 @@ class NodeAuthorizer {
   // its own Node and Lease, pods bound to it. ApiError 403 otherwise; other users and kinds pass.
   void admit(const UserInfo& user, std::string_view ns, const google::protobuf::Message& object,
              const google::protobuf::Message* current) const;
-  // Whether admit() checks objects of this kind (Node, Pod, Lease).
+  // Whether admit() checks objects of this kind (Node, Pod, Lease, PersistentVolume).
   static bool admits(const google::protobuf::Message& object);
 
   // What a pod references, by kind: "secrets", "configmaps", "persistentvolumeclaims",
@@ -82,6 +89,7 @@ class NodeAuthorizer {
   PodsOnNode pods_on_node_;
   FindPod find_pod_;
   FindClaim find_claim_;
+  FindVolume find_volume_;
 };
 
 }  // namespace skiff::apiserver::auth

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -15,6 +18,7 @@
 #include "control/controllers/controller_utils.h"
 #include "control/controllers/local_path_provisioner.h"
 #include "control/controllers/persistent_volume.h"
+#include "kubelet/volumes/local_path_cleaner.h"
 #include "scheduler/runner.h"
 #include "skiff/api/storage_v1.pb.h"
 #include "tests/control/client/test_server.h"
@@ -50,6 +54,12 @@ T fromYaml(const std::string& yaml) {
   return out;
 }
 
+// A node's storage dir, under the test's temporary directory.
+std::filesystem::path storageDir(const std::string& node) {
+  return std::filesystem::temp_directory_path() / ("skiff-volumes-" + std::to_string(::getpid())) /
+         node;
+}
+
 Node makeNode(const std::string& name) {
   auto node = fromYaml<Node>(R"(
 apiVersion: v1
@@ -59,8 +69,8 @@ metadata:
   labels: {kubernetes.io/hostname: )" +
                              name +
                              R"(}
-  annotations: {skiff.io/local-storage-dir: /srv/)" +
-                             name + R"(}
+  annotations: {skiff.io/local-storage-dir: )" +
+                             storageDir(name).string() + R"(}
 status:
   allocatable: {cpu: "4", memory: 8Gi, pods: "110"}
   capacity: {cpu: "4", memory: 8Gi, pods: "110"}
@@ -123,6 +133,7 @@ class VolumeControllersTest : public ::testing::Test {
     });
   }
   void TearDown() override {
+    std::filesystem::remove_all(storageDir("").parent_path());
     scheduler_.request_stop();
     scheduler_.join();
     manager_->stop();
@@ -205,8 +216,9 @@ spec:
     EXPECT_EQ(pv.status().phase(), "Bound");
     EXPECT_EQ(pv.spec().claim_ref().uid(), claim.metadata().uid());
     EXPECT_EQ(nodeOfVolume(pv), node_of_claim[name]);
-    EXPECT_EQ(pv.spec().local().path(),
-              "/srv/" + node_of_claim[name] + "/" + pv.metadata().name() + "_default_" + name);
+    EXPECT_EQ(
+        pv.spec().local().path(),
+        (storageDir(node_of_claim[name]) / (pv.metadata().name() + "_default_" + name)).string());
     EXPECT_EQ(pv.spec().persistent_volume_reclaim_policy(), "Delete");
     auto pod = client::get<Pod>(*client_, "default", "db-" + std::to_string(i));
     bool mounted = false;
@@ -244,9 +256,21 @@ spec:
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(client::list<PersistentVolumeClaim>(*client_, "default").size(), 2u);
 
-  // Deleting a claim releases its volume; the class's Delete policy has the provisioner delete it.
+  // Deleting a claim releases its volume; the class's Delete policy has the provisioner delete it,
+  // which waits for the node's kubelet to remove the data (played here by its LocalPathCleaner on
+  // a directory standing in for the node's storage dir).
   const std::string pv_name = claim.spec().volume_name();
+  const std::string data = volumeOf(claim).spec().local().path();
   client::remove<PersistentVolumeClaim>(*client_, "default", "data-db-0");
+  ASSERT_TRUE(eventually([&] {
+    auto pv = client::get<PersistentVolume>(*client_, "", pv_name);
+    return pv.metadata().has_deletion_timestamp() && pv.metadata().finalizers_size() == 1 &&
+           pv.metadata().finalizers(0) == kLocalPathDataFinalizer;
+  })) << "provisioned volume not deleted";
+  std::filesystem::create_directories(data);  // what the kubelet made when it mounted it
+  kubelet::volumes::LocalPathCleaner cleaner(*client_, home, storageDir(home).string());
+  EXPECT_EQ(cleaner.cleanOnce(), 1);
+  EXPECT_FALSE(std::filesystem::exists(data));
   ASSERT_TRUE(eventually([&] {
     try {
       client::get<PersistentVolume>(*client_, "", pv_name);

@@ -43,6 +43,16 @@ const char* kPodB = R"({"metadata":{"name":"db","namespace":"team"},"spec":{"nod
   "volumes":[{"name":"v","secret":{"secretName":"b-only"}}],
   "containers":[{"name":"c","image":"busybox"}]}})";
 
+// A skiff.io/local-path volume made for node a ("pv-local-a") or b.
+core::PersistentVolume localVolume(const std::string& name) {
+  return from<core::PersistentVolume>(
+      R"({"metadata":{"name":")" + name +
+      R"(","finalizers":["skiff.io/local-path-data"],"annotations":{)"
+      R"("pv.kubernetes.io/provisioned-by":"skiff.io/local-path",)"
+      R"("local.path.provisioner/selected-node":")" +
+      name.substr(name.size() - 1) + R"("}},"spec":{"local":{"path":"/srv/)" + name + R"("}}})");
+}
+
 class NodeAuthorizerTest : public ::testing::Test {
  protected:
   NodeAuthorizerTest()
@@ -65,6 +75,10 @@ class NodeAuthorizerTest : public ::testing::Test {
               auto claim = std::make_shared<core::PersistentVolumeClaim>();
               claim->mutable_spec()->set_volume_name("pv-data");
               return claim;
+            },
+            [](std::string_view name) -> ObjectPtr {
+              if (name != "pv-local-a" && name != "pv-local-b") return nullptr;
+              return std::make_shared<core::PersistentVolume>(localVolume(std::string(name)));
             }) {
     add(kPodA);
     add(kPodB);
@@ -143,6 +157,15 @@ TEST_F(NodeAuthorizerTest, Table) {
       {"other volume", "get", "", "persistentvolumes", "", "pv-other", "", Verdict::kDeny},
       {"list volumes", "list", "", "persistentvolumes", "", "", "", Verdict::kDeny},
       {"update a volume", "update", "", "persistentvolumes", "", "pv-data", "", Verdict::kDeny},
+      // ... and its own local-path volumes: get, and update (admission: finalizers only).
+      {"own local-path volume", "get", "", "persistentvolumes", "", "pv-local-a", "",
+       Verdict::kAllow},
+      {"update own local-path volume", "update", "", "persistentvolumes", "", "pv-local-a", "",
+       Verdict::kAllow},
+      {"delete own local-path volume", "delete", "", "persistentvolumes", "", "pv-local-a", "",
+       Verdict::kDeny},
+      {"other node's local-path volume", "get", "", "persistentvolumes", "", "pv-local-b", "",
+       Verdict::kDeny},
       // Service account tokens: for a service account its pods run as.
       {"token of its pod's SA", "create", "", "serviceaccounts", "team", "web-sa", "token",
        Verdict::kAllow},
@@ -252,6 +275,18 @@ TEST_F(NodeAuthorizerTest, AdmissionOfWrittenBodies) {
     EXPECT_NE(std::string(e.what()).find("node 'a' cannot modify node 'b'"), std::string::npos)
         << e.what();
   }
+  // Of its local-path volumes a node changes only the finalizers.
+  auto local = localVolume("pv-local-a");
+  auto released = local;
+  released.mutable_metadata()->clear_finalizers();
+  EXPECT_NO_THROW(authorizer_.admit(kNodeA, "", released, &local));
+  auto moved_path = released;
+  moved_path.mutable_spec()->mutable_local()->set_path("/etc");
+  EXPECT_THROW(authorizer_.admit(kNodeA, "", moved_path, &local), ApiError);
+  auto theirs = localVolume("pv-local-b");
+  auto theirs_released = theirs;
+  theirs_released.mutable_metadata()->clear_finalizers();
+  EXPECT_THROW(authorizer_.admit(kNodeA, "", theirs_released, &theirs), ApiError);
   // Other users are not this admission's.
   EXPECT_NO_THROW(authorizer_.admit({"admin", "", {"system:masters"}}, "", node_b, nullptr));
 }
