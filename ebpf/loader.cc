@@ -208,6 +208,11 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
     if (!reused.ok()) return reused.status();
     p->reusedPinnedMaps_ = *reused;
   }
+  if (!options.withXdp) bpf_program__set_autoload(x->progs.skiff_xdp_lb, false);
+  if (!options.withTc) {
+    bpf_program__set_autoload(x->progs.skiff_tc_lb_in, false);
+    bpf_program__set_autoload(x->progs.skiff_tc_lb_out, false);
+  }
   if (const int err = skiff_xdp__load(x); err != 0) {
     return Status::failure("load skiff_xdp (see the verifier log on stderr): " + errnoText(err));
   }
@@ -356,6 +361,10 @@ Status Programs::attachLink(int progFd, int targetFd, int attachType, uint32_t f
 }
 
 Status Programs::attachXdp(int ifindex, bool native) {
+  if (xdpProgram() < 0) {
+    return Status::failure("attach XDP to interface " + std::to_string(ifindex) +
+                           ": the XDP program was not loaded (LoadOptions::withXdp)");
+  }
   // bpf_program__attach_xdp attaches in the mode the kernel picks; ask for one explicitly.
   const uint32_t flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
   if (!pinDir_.empty()) {
@@ -370,6 +379,10 @@ Status Programs::attachXdp(int ifindex, bool native) {
 }
 
 Status Programs::attachTc(int ifindex) {
+  if (tcIngressProgram() < 0 || tcEgressProgram() < 0) {
+    return Status::failure("attach tc to interface " + std::to_string(ifindex) +
+                           ": the tc programs were not loaded (LoadOptions::withTc)");
+  }
   // TCX links in both modes: without a pin directory they go with the process's descriptors.
   const std::string suffix = std::to_string(ifindex);
   const std::string where = " to interface " + suffix;

@@ -52,6 +52,10 @@ struct LoadOptions {
   bool rejectWithoutBackends = true;
   // Load the socket programs too.
   bool withSocketLb = true;
+  // Load the node-port program's XDP entry and its tc entries (off: attachXdp() or attachTc()
+  // fails; tests of one hook skip the other's verification).
+  bool withXdp = true;
+  bool withTc = true;
 };
 
 // tc attachments are TCX links (Linux 6.6): the uapi headers of Debian 12 (6.1) and its libbpf
