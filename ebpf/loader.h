@@ -139,7 +139,8 @@ class Programs {
   // Attaches the tc entries to `ifindex` as TCX links: ingress translates as XDP does, egress
   // reverse-translates replies leaving toward clients. With a pin directory the links are pinned
   // (link_tcx_ingress_<ifindex>, link_tcx_egress_<ifindex>) and an earlier run's get the new
-  // programs. Other tc programs on the interface (TCX or a clsact qdisc) stay and run after.
+  // programs. Other tc programs on the interface stay (earlier TCX links run first, clsact
+  // filters after).
   dataplane::Status attachTc(int ifindex);
   // Native XDP if the interface's driver takes it, else tc; says which one it attached.
   dataplane::Result<NodePortMode> attachNodePort(int ifindex, NodePortMode mode, bool xdpNative);
