@@ -1145,9 +1145,12 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
                 writerFor(*track_fields, storage.type(), "Update", status_only ? "status" : ""));
   }
   if (!status_only) {
-    // Only apps/v1 kinds compare against what is stored (their immutable selectors).
+    // Only some kinds compare against what is stored (immutable selectors, roleRefs, types,
+    // immutable data).
     const api::ResourceType& type = storage.type();
-    MessagePtr stored = type.group == "apps" ? storage.get(ns, name) : nullptr;
+    const bool compares = type.group == "apps" || type.group == "rbac.authorization.k8s.io" ||
+                          type.kind == "ConfigMap" || type.kind == "Secret";
+    MessagePtr stored = compares ? storage.get(ns, name) : nullptr;
     try {
       validateUpdate(stored ? *stored : *next, *next, type);
     } catch (const ApiError&) {

@@ -4,12 +4,14 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <type_traits>
 
 #include "control/api/quantity.h"
 #include "control/api/selector.h"
 #include "control/apiserver/object_meta.h"
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/rbac_v1.pb.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -595,6 +597,207 @@ void appendJobTemplateCauses(const api::batch::v1::Job& job, Causes& causes) {
   }
 }
 
+// ---------------------------------------------------------------- ConfigMaps and Secrets
+
+constexpr size_t kMaxSecretSize = 1024 * 1024;  // api.MaxSecretSize, ConfigMaps' limit too
+
+// validation.IsConfigMapKey.
+std::vector<std::string> configKeyErrors(std::string_view key) {
+  std::vector<std::string> errs;
+  if (key.size() > 253) errs.emplace_back("must be no more than 253 characters");
+  const bool ok = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
+  if (!ok) {
+    errs.emplace_back(
+        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
+        "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+        "'[-._a-zA-Z0-9]+')");
+  }
+  if (key == ".") {
+    errs.emplace_back("must not be '.'");
+  } else if (key == "..") {
+    errs.emplace_back("must not be '..'");
+  } else if (key.starts_with("..")) {
+    errs.emplace_back("must not start with '..'");
+  }
+  return errs;
+}
+
+template <class Map>
+size_t appendDataKeyCauses(const Map& data, const std::string& field, Causes& causes) {
+  std::map<std::string, size_t> sorted;
+  for (const auto& [k, v] : data)
+    sorted.emplace(k, v.size());
+  size_t total = 0;
+  for (const auto& [k, size] : sorted) {
+    nameErrors(causes, field + "[" + k + "]", k, configKeyErrors(k));
+    total += size;
+  }
+  return total;
+}
+
+void appendConfigMapCauses(const api::core::v1::ConfigMap& cm, Causes& causes) {
+  size_t total = appendDataKeyCauses(cm.data(), "data", causes);
+  total += appendDataKeyCauses(cm.binary_data(), "binaryData", causes);
+  std::map<std::string, std::string> sorted(cm.data().begin(), cm.data().end());
+  for (const auto& [k, v] : sorted) {
+    if (cm.binary_data().contains(k)) {
+      invalid(causes, "data[" + k + "]", quote(k), "duplicate of key present in binaryData");
+    }
+  }
+  if (total > kMaxSecretSize) {
+    causes.push_back(
+        {"FieldValueTooLong", "",
+         "Too long: may not be more than " + std::to_string(kMaxSecretSize) + " bytes"});
+  }
+}
+
+void appendSecretCauses(const api::core::v1::Secret& secret, Causes& causes) {
+  const size_t total = appendDataKeyCauses(secret.data(), "data", causes);
+  auto has = [&](const char* key) {
+    auto it = secret.data().find(key);
+    return it != secret.data().end() && !it->second.empty();
+  };
+  const std::string& type = secret.type();
+  if (type == "kubernetes.io/service-account-token") {
+    if (!secret.metadata().annotations().contains("kubernetes.io/service-account.name")) {
+      required(causes, "metadata.annotations[kubernetes.io/service-account.name]");
+    }
+  } else if (type == "kubernetes.io/dockercfg") {
+    if (!has(".dockercfg")) required(causes, "data[.dockercfg]");
+  } else if (type == "kubernetes.io/dockerconfigjson") {
+    if (!has(".dockerconfigjson")) required(causes, "data[.dockerconfigjson]");
+  } else if (type == "kubernetes.io/basic-auth") {
+    if (!has("username") && !has("password")) {
+      required(causes, "data[username]");
+      required(causes, "data[password]");
+    }
+  } else if (type == "kubernetes.io/ssh-auth") {
+    if (!has("ssh-privatekey")) required(causes, "data[ssh-privatekey]");
+  } else if (type == "kubernetes.io/tls") {
+    if (!has("tls.crt")) required(causes, "data[tls.crt]");
+    if (!has("tls.key")) required(causes, "data[tls.key]");
+  }
+  if (total > kMaxSecretSize) {
+    causes.push_back(
+        {"FieldValueTooLong", "data",
+         "Too long: may not be more than " + std::to_string(kMaxSecretSize) + " bytes"});
+  }
+}
+
+// An immutable ConfigMap or Secret keeps its data (ValidateConfigMapUpdate, ValidateSecretUpdate).
+template <class T>
+void appendImmutableDataCauses(const T& old, const T& next, Causes& causes) {
+  if (!old.immutable()) return;
+  if (!next.immutable())
+    forbidden(causes, "immutable", "field is immutable when `immutable` is set");
+  auto same = [](const auto& a, const auto& b) {
+    if (a.size() != b.size()) return false;
+    for (const auto& [k, v] : a) {
+      auto it = b.find(k);
+      if (it == b.end() || it->second != v) return false;
+    }
+    return true;
+  };
+  if (!same(old.data(), next.data())) {
+    forbidden(causes, "data", "field is immutable when `immutable` is set");
+  }
+  if constexpr (std::is_same_v<T, api::core::v1::ConfigMap>) {
+    if (!same(old.binary_data(), next.binary_data())) {
+      forbidden(causes, "binaryData", "field is immutable when `immutable` is set");
+    }
+  }
+}
+
+// ---------------------------------------------------------------- RBAC
+
+std::string goStrings(const google::protobuf::RepeatedPtrField<std::string>& values) {
+  std::string out = "[]string{";
+  for (int i = 0; i < values.size(); ++i)
+    out += (i ? ", " : "") + quote(values[i]);
+  return out + "}";
+}
+
+// ValidatePolicyRule.
+void appendRuleCauses(const google::protobuf::RepeatedPtrField<api::rbac::v1::PolicyRule>& rules,
+                      bool namespaced, Causes& causes) {
+  for (int i = 0; i < rules.size(); ++i) {
+    const auto& rule = rules[i];
+    const std::string at = "rules[" + std::to_string(i) + "]";
+    if (rule.verbs().empty())
+      required(causes, at + ".verbs", "verbs must contain at least one value");
+    if (!rule.non_resource_urls().empty()) {
+      if (namespaced) {
+        invalid(causes, at + ".nonResourceURLs", goStrings(rule.non_resource_urls()),
+                "namespaced rules cannot apply to non-resource URLs");
+      }
+      if (!rule.api_groups().empty() || !rule.resources().empty() ||
+          !rule.resource_names().empty()) {
+        invalid(causes, at + ".nonResourceURLs", goStrings(rule.non_resource_urls()),
+                "rules cannot apply to both regular resources and non-resource URLs");
+      }
+      continue;
+    }
+    if (rule.api_groups().empty()) {
+      required(causes, at + ".apiGroups", "resource rules must supply at least one api group");
+    }
+    if (rule.resources().empty()) {
+      required(causes, at + ".resources", "resource rules must supply at least one resource");
+    }
+  }
+}
+
+// ValidateRoleBinding / ValidateClusterRoleBinding: roleRef and subjects.
+template <class Binding>
+void appendBindingCauses(const Binding& b, bool namespaced, Causes& causes) {
+  const auto& ref = b.role_ref();
+  if (ref.api_group() != "rbac.authorization.k8s.io") {
+    notSupported(causes, "roleRef.apiGroup", ref.api_group(), {"rbac.authorization.k8s.io"});
+  }
+  if (namespaced) {
+    if (ref.kind() != "Role" && ref.kind() != "ClusterRole") {
+      notSupported(causes, "roleRef.kind", ref.kind(), {"Role", "ClusterRole"});
+    }
+  } else if (ref.kind() != "ClusterRole") {
+    notSupported(causes, "roleRef.kind", ref.kind(), {"ClusterRole"});
+  }
+  if (ref.name().empty()) {
+    required(causes, "roleRef.name");
+  } else {
+    nameErrors(causes, "roleRef.name", ref.name(), pathSegmentErrors(ref.name()));
+  }
+  for (int i = 0; i < b.subjects_size(); ++i) {
+    const auto& s = b.subjects(i);
+    const std::string at = "subjects[" + std::to_string(i) + "]";
+    if (s.name().empty()) required(causes, at + ".name");
+    if (s.kind() == "ServiceAccount") {
+      if (!s.name().empty()) {
+        nameErrors(causes, at + ".name", s.name(), api::labels::dns1123SubdomainErrors(s.name()));
+      }
+      if (!s.api_group().empty()) {
+        notSupported(causes, at + ".apiGroup", s.api_group(), {""});
+      }
+      if (!namespaced && s.namespace_().empty()) required(causes, at + ".namespace");
+    } else if (s.kind() == "User" || s.kind() == "Group") {
+      if (s.api_group() != "rbac.authorization.k8s.io") {
+        notSupported(causes, at + ".apiGroup", s.api_group(), {"rbac.authorization.k8s.io"});
+      }
+    } else {
+      notSupported(causes, at + ".kind", s.kind(), {"ServiceAccount", "User", "Group"});
+    }
+  }
+}
+
+template <class Binding>
+void immutableRoleRef(const Binding& old, const Binding& next, Causes& causes) {
+  if (old.role_ref().SerializeAsString() != next.role_ref().SerializeAsString()) {
+    invalid(causes, "roleRef", "{" + next.role_ref().kind() + " " + next.role_ref().name() + "}",
+            "cannot change roleRef");
+  }
+}
+
 // Whether the two selectors are the same (apps/v1 selectors are immutable).
 bool sameSelector(bool has_a, const LabelSelector& a, bool has_b, const LabelSelector& b) {
   if (has_a != has_b) return false;
@@ -671,6 +874,18 @@ std::vector<FieldCause> createCauses(const google::protobuf::Message& object,
     appendStatefulSetCauses(*ss, causes);
   } else if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(&object)) {
     appendJobTemplateCauses(*job, causes);
+  } else if (const auto* cm = dynamic_cast<const api::core::v1::ConfigMap*>(&object)) {
+    appendConfigMapCauses(*cm, causes);
+  } else if (const auto* secret = dynamic_cast<const api::core::v1::Secret*>(&object)) {
+    appendSecretCauses(*secret, causes);
+  } else if (const auto* role = dynamic_cast<const api::rbac::v1::Role*>(&object)) {
+    appendRuleCauses(role->rules(), true, causes);
+  } else if (const auto* cr = dynamic_cast<const api::rbac::v1::ClusterRole*>(&object)) {
+    appendRuleCauses(cr->rules(), false, causes);
+  } else if (const auto* rb = dynamic_cast<const api::rbac::v1::RoleBinding*>(&object)) {
+    appendBindingCauses(*rb, true, causes);
+  } else if (const auto* crb = dynamic_cast<const api::rbac::v1::ClusterRoleBinding*>(&object)) {
+    appendBindingCauses(*crb, false, causes);
   }
   return causes;
 }
@@ -679,7 +894,27 @@ std::vector<FieldCause> updateCauses(const google::protobuf::Message& old,
                                      const google::protobuf::Message& next,
                                      const api::ResourceType& type) {
   Causes causes = objectMetaCauses(meta(next), type, false);
-  if (const auto* d = dynamic_cast<const api::apps::v1::Deployment*>(&next)) {
+  if (const auto* cm = dynamic_cast<const api::core::v1::ConfigMap*>(&next)) {
+    appendConfigMapCauses(*cm, causes);
+    appendImmutableDataCauses(dynamic_cast<const api::core::v1::ConfigMap&>(old), *cm, causes);
+  } else if (const auto* secret = dynamic_cast<const api::core::v1::Secret*>(&next)) {
+    const auto& o = dynamic_cast<const api::core::v1::Secret&>(old);
+    appendSecretCauses(*secret, causes);
+    if (o.type() != secret->type()) {
+      invalid(causes, "type", quote(secret->type()), "field is immutable");
+    }
+    appendImmutableDataCauses(o, *secret, causes);
+  } else if (const auto* role = dynamic_cast<const api::rbac::v1::Role*>(&next)) {
+    appendRuleCauses(role->rules(), true, causes);
+  } else if (const auto* cr = dynamic_cast<const api::rbac::v1::ClusterRole*>(&next)) {
+    appendRuleCauses(cr->rules(), false, causes);
+  } else if (const auto* rb = dynamic_cast<const api::rbac::v1::RoleBinding*>(&next)) {
+    appendBindingCauses(*rb, true, causes);
+    immutableRoleRef(dynamic_cast<const api::rbac::v1::RoleBinding&>(old), *rb, causes);
+  } else if (const auto* crb = dynamic_cast<const api::rbac::v1::ClusterRoleBinding*>(&next)) {
+    appendBindingCauses(*crb, false, causes);
+    immutableRoleRef(dynamic_cast<const api::rbac::v1::ClusterRoleBinding&>(old), *crb, causes);
+  } else if (const auto* d = dynamic_cast<const api::apps::v1::Deployment*>(&next)) {
     const auto& o = dynamic_cast<const api::apps::v1::Deployment&>(old);
     appendDeploymentCauses(*d, causes);
     immutableSelector(o.spec().has_selector(), o.spec().selector(), d->spec().has_selector(),

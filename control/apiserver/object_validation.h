@@ -24,7 +24,12 @@
 //   - workloads (Deployment, ReplicaSet, DaemonSet, StatefulSet): replicas and counts, a non-empty
 //     selector that matches the template's labels, restartPolicy Always, the strategies; on
 //     update the selector is immutable, and a StatefulSet's spec only changes where Kubernetes
-//     lets it; Job templates restart OnFailure or Never.
+//     lets it; Job templates restart OnFailure or Never;
+//   - ConfigMaps and Secrets: data keys, 1 MiB in all, the keys each Secret type needs
+//     (kubernetes.io/tls, dockerconfigjson, basic-auth, ssh-auth, service-account-token), a
+//     Secret's type and an immutable object's data unchanged on update;
+//   - RBAC: rules with verbs and (resource rules) api groups and resources, or non-resource URLs
+//     on cluster roles only; bindings' roleRef (group, kind, name; immutable) and subjects.
 // Services, Jobs' own fields and pod updates have validators of their own (service_admission,
 // job_validation, pod_validation), which the apiserver runs beside these.
 

@@ -319,6 +319,79 @@ spec:
   EXPECT_EQ(createMessages(job), Messages{});
 }
 
+TEST(ObjectValidation, ConfigMapsAndSecrets) {
+  auto cm = decode<api::core::v1::ConfigMap>(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+      "data: {ok.key: x, 'bad key': y, '..x': z}\n");
+  Messages m = createMessages(cm);
+  ASSERT_EQ(m.size(), 2u) << ::testing::PrintToString(m);
+  EXPECT_EQ(m[0], "data[..x]: Invalid value: \"..x\": must not start with '..'");
+  EXPECT_EQ(m[1].rfind("data[bad key]: Invalid value: \"bad key\": a valid config key must "
+                       "consist of alphanumeric characters",
+                       0),
+            0u);
+  auto tls = decode<api::core::v1::Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\n"
+      "data: {tls.crt: eA==}\n");
+  EXPECT_EQ(createMessages(tls), Messages{"data[tls.key]: Required value"});
+  auto basic = decode<api::core::v1::Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/basic-auth\n");
+  EXPECT_EQ(createMessages(basic),
+            (Messages{"data[username]: Required value", "data[password]: Required value"}));
+  auto old = decode<api::core::v1::Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: true\n"
+      "data: {a: eA==}\n");
+  auto next = old;
+  EXPECT_EQ(updateMessages(old, next), Messages{});
+  (*next.mutable_data())["a"] = "y";
+  next.set_type("Other");
+  EXPECT_EQ(updateMessages(old, next),
+            (Messages{"type: Invalid value: \"Other\": field is immutable",
+                      "data: Forbidden: field is immutable when `immutable` is set"}));
+}
+
+TEST(ObjectValidation, RbacRulesAndBindings) {
+  auto role = decode<api::rbac::v1::Role>(R"(
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r, namespace: default}
+rules:
+- {verbs: [get], apiGroups: [""], resources: [pods]}
+- {resources: [pods]}
+- {verbs: [get], nonResourceURLs: [/healthz]}
+)");
+  EXPECT_EQ(createMessages(role),
+            (Messages{"rules[1].verbs: Required value: verbs must contain at least one value",
+                      "rules[1].apiGroups: Required value: resource rules must supply at least "
+                      "one api group",
+                      "rules[2].nonResourceURLs: Invalid value: []string{\"/healthz\"}: "
+                      "namespaced rules cannot apply to non-resource URLs"}));
+  auto binding = decode<api::rbac::v1::ClusterRoleBinding>(R"(
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: b}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: view}
+subjects:
+- {kind: ServiceAccount, name: default}
+- {kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}
+- {kind: Robot, name: r2}
+)");
+  EXPECT_EQ(createMessages(binding),
+            (Messages{"roleRef.kind: Unsupported value: \"Role\": supported values: "
+                      "\"ClusterRole\"",
+                      "subjects[0].namespace: Required value",
+                      "subjects[2].kind: Unsupported value: \"Robot\": supported values: "
+                      "\"ServiceAccount\", \"User\", \"Group\""}));
+  binding.mutable_role_ref()->set_kind("ClusterRole");
+  binding.mutable_subjects(0)->set_namespace_("default");
+  binding.mutable_subjects()->RemoveLast();
+  EXPECT_EQ(createMessages(binding), Messages{});
+  auto changed = binding;
+  changed.mutable_role_ref()->set_name("edit");
+  EXPECT_EQ(updateMessages(binding, changed),
+            Messages{"roleRef: Invalid value: {ClusterRole edit}: cannot change roleRef"});
+}
+
 TEST(ObjectValidation, ValidateCreateThrowsKubernetesInvalid) {
   auto d = decode<api::apps::v1::Deployment>(kDeployment);
   d.mutable_spec()->set_replicas(-1);
