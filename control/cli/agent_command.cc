@@ -100,10 +100,14 @@ struct AgentFlags {
   std::string kubelet_api_token_file;  // deprecated, ignored
 };
 
+// Lower-cased, as the kubelet's: a Node name is a DNS-1123 subdomain.
 std::string hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
-  return buf;
+  std::string name = buf;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
 }
 
 // The kubelet API's client CA file: --client-ca-file, else the kubeconfig's CA written to
