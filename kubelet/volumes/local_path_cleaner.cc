@@ -25,7 +25,40 @@ std::string annotation(const PersistentVolume& pv, const char* key) {
 
 }  // namespace
 
+bool LocalPathCleaner::releaseVolume(const std::string& name) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    PersistentVolume pv;
+    try {
+      pv = client::get<PersistentVolume>(client_, "", name);
+    } catch (const client::ApiError& e) {
+      return e.isNotFound();  // gone: nothing holds it any more
+    } catch (const std::exception&) {
+      return false;
+    }
+    if (!hasFinalizer(pv)) return true;
+    auto* f = pv.mutable_metadata()->mutable_finalizers();
+    for (int i = f->size() - 1; i >= 0; --i) {
+      if (f->Get(i) == kLocalPathDataFinalizer) f->DeleteSubrange(i, 1);
+    }
+    try {
+      client::update(client_, pv);
+      return true;
+    } catch (const client::ApiError& e) {
+      if (e.isNotFound()) return true;
+      if (!e.isConflict()) {
+        std::cerr << "skiff agent: local-path: volume " << name << ": " << e.what() << std::endl;
+        return false;
+      }
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  return false;
+}
+
 int LocalPathCleaner::cleanOnce() {
+  for (auto it = pending_.begin(); it != pending_.end();)
+    it = releaseVolume(*it) ? pending_.erase(it) : std::next(it);
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
@@ -52,24 +85,8 @@ int LocalPathCleaner::cleanOnce() {
       continue;
     }
     ++removed;
-    // The data is gone: let the volume go (a conflict is answered on the next round).
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      auto* f = pv.mutable_metadata()->mutable_finalizers();
-      for (int i = f->size() - 1; i >= 0; --i) {
-        if (f->Get(i) == kLocalPathDataFinalizer) f->DeleteSubrange(i, 1);
-      }
-      try {
-        client::update(client_, pv);
-        break;
-      } catch (const client::ApiError& e) {
-        if (!e.isConflict()) break;
-        try {
-          pv = client::get<PersistentVolume>(client_, "", pv_name);
-        } catch (const std::exception&) {
-          break;
-        }
-      }
-    }
+    // The data is gone: let the volume go (or try again next time).
+    if (!releaseVolume(pv_name)) pending_.insert(pv_name);
   }
   return removed;
 }

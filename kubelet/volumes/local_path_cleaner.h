@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "control/client/client.h"
@@ -22,13 +23,18 @@ class LocalPathCleaner {
   LocalPathCleaner(client::Client& client, std::string node_name, std::string storage_dir)
       : client_(client), node_(std::move(node_name)), dir_(std::move(storage_dir)) {}
 
-  // Returns how many volume directories it removed.
+  // Returns how many volume directories it removed. A finalizer it could not remove after the
+  // directory went is tried again on the next call.
   int cleanOnce();
 
  private:
+  // Removes the finalizer from volume `name`; false when that did not happen.
+  bool releaseVolume(const std::string& name);
+
   client::Client& client_;
   std::string node_;
   std::string dir_;
+  std::set<std::string> pending_;  // volumes whose data is gone but whose finalizer is not
 };
 
 }  // namespace skiff::kubelet::volumes

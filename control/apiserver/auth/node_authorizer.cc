@@ -1,5 +1,7 @@
 #include "control/apiserver/auth/node_authorizer.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <algorithm>
 
 #include "control/apiserver/errors.h"
@@ -289,7 +291,8 @@ void NodeAuthorizer::admit(const UserInfo& user, std::string_view ns,
       }
       a.clear_status();
       b.clear_status();
-      only_finalizers = a.SerializeAsString() == b.SerializeAsString();
+      // Compared as messages: map fields (annotations, labels) serialize in no fixed order.
+      only_finalizers = google::protobuf::util::MessageDifferencer::Equals(a, b);
     }
     if (!only_finalizers) {
       throw forbidden(
