@@ -1100,6 +1100,18 @@ bool isDnsLabel(std::string_view s, bool letter_first) {
   return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
 }
 
+// IsDNS1123Label, or IsDNS1035Label with `letter_first`.
+std::vector<std::string> dnsLabelErrors(std::string_view value, bool letter_first) {
+  std::vector<std::string> errs;
+  if (value.size() > kDns1123LabelMaxLength) errs.push_back(maxLenError(kDns1123LabelMaxLength));
+  if (!isDnsLabel(value, letter_first)) {
+    errs.push_back(letter_first
+                       ? regexError(kDns1035LabelErrMsg, kDns1035LabelFmt, {"my-name", "abc-123"})
+                       : regexError(kDns1123LabelErrMsg, kDns1123LabelFmt, {"my-name", "123-abc"}));
+  }
+  return errs;
+}
+
 }  // namespace
 
 std::vector<std::string> dns1123SubdomainErrors(std::string_view value) {
@@ -1114,21 +1126,11 @@ std::vector<std::string> dns1123SubdomainErrors(std::string_view value) {
 }
 
 std::vector<std::string> dns1123LabelErrors(std::string_view value) {
-  std::vector<std::string> errs;
-  if (value.size() > kDns1123LabelMaxLength) errs.push_back(maxLenError(kDns1123LabelMaxLength));
-  if (!isDnsLabel(value, false)) {
-    errs.push_back(regexError(kDns1123LabelErrMsg, kDns1123LabelFmt, {"my-name", "123-abc"}));
-  }
-  return errs;
+  return dnsLabelErrors(value, false);
 }
 
 std::vector<std::string> dns1035LabelErrors(std::string_view value) {
-  std::vector<std::string> errs;
-  if (value.size() > kDns1123LabelMaxLength) errs.push_back(maxLenError(kDns1123LabelMaxLength));
-  if (!isDnsLabel(value, true)) {
-    errs.push_back(regexError(kDns1035LabelErrMsg, kDns1035LabelFmt, {"my-name", "abc-123"}));
-  }
-  return errs;
+  return dnsLabelErrors(value, true);
 }
 
 }  // namespace skiff::api::labels
