@@ -542,7 +542,9 @@ TEST(Job, PerIndexNewPodsCarryTheirIndexFailureCounts) {
   // Without backoffLimitPerIndex no count is written.
   Job plain = makeJob(3, 3);
   plain.mutable_spec()->set_completion_mode("Indexed");
-  const Pod* q = createdFor(reconcileJob({.job = &plain, .now = kNow}), 0);
+  // Kept: createdFor points into the result.
+  const PodOwnerResult plain_result = reconcileJob({.job = &plain, .now = kNow});
+  const Pod* q = createdFor(plain_result, 0);
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(annotation(*q, kJobIndexFailureCount), "<none>");
 
