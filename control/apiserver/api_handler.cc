@@ -1122,12 +1122,17 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
                                       bool dry, const HttpRequest* track_fields,
                                       std::string_view subresource) {
   applyDefaults(*next);  // Kubernetes defaults every decoded object, updates and patches too
+  // What is stored, read once for every check below that compares against it.
+  MessagePtr stored_object;
+  auto stored = [&]() -> const Message& {
+    if (!stored_object) stored_object = storage.get(ns, name);
+    return *stored_object;
+  };
   if (auto* csr = dynamic_cast<CertificateSigningRequest*>(next.get())) {
     CsrWrite what = subresource == "approval" ? CsrWrite::kApproval
                     : status_only             ? CsrWrite::kStatus
                                               : CsrWrite::kMain;
-    MessagePtr stored = storage.get(ns, name);
-    const auto& old = dynamic_cast<const CertificateSigningRequest&>(*stored);
+    const auto& old = dynamic_cast<const CertificateSigningRequest&>(stored());
     prepareCsrUpdate(old, *csr, what, api::now().seconds);
     validateCsrUpdate(old, *csr, what);
     if (std::string verb = csrSignerVerb(old, *csr, what);
@@ -1140,25 +1145,22 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
     }
   }
   if (track_fields != nullptr) {
-    MessagePtr live = storage.get(ns, name);
-    trackUpdate(live.get(), *next, fieldScope(storage.type(), status_only),
+    trackUpdate(&stored(), *next, fieldScope(storage.type(), status_only),
                 writerFor(*track_fields, storage.type(), "Update", status_only ? "status" : ""));
   }
   if (!status_only) {
     // Only some kinds compare against what is stored (immutable selectors, roleRefs, types,
-    // immutable data).
+    // immutable data); the others need no read for it.
     const api::ResourceType& type = storage.type();
     const bool compares = type.group == "apps" || type.group == "rbac.authorization.k8s.io" ||
                           type.kind == "ConfigMap" || type.kind == "Secret";
-    MessagePtr stored = compares ? storage.get(ns, name) : nullptr;
     try {
-      validateUpdate(stored ? *stored : *next, *next, type);
+      validateUpdate(compares ? stored() : *next, *next, type);
     } catch (const ApiError&) {
       // Kubernetes checks the resourceVersion precondition first: a stale write is a 409, which
       // the storage's compare-and-swap below answers.
-      if (!stored) stored = storage.get(ns, name);
       const std::string& rv = meta(*next).resource_version();
-      if (rv.empty() || rv == meta(*stored).resource_version()) throw;
+      if (rv.empty() || rv == meta(stored()).resource_version()) throw;
     }
   }
   if (const auto* job = dynamic_cast<const api::batch::v1::Job*>(next.get());
@@ -1167,14 +1169,13 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
   }
   if (const auto* pod = dynamic_cast<const api::core::v1::Pod*>(next.get());
       pod != nullptr && !status_only) {
-    validatePodUpdate(dynamic_cast<const api::core::v1::Pod&>(*storage.get(ns, name)), *pod);
+    validatePodUpdate(dynamic_cast<const api::core::v1::Pod&>(stored()), *pod);
   }
   auto* service = dynamic_cast<api::core::v1::Service*>(next.get());
   if (service == nullptr || status_only) {
     return storage.update(ns, name, std::move(next), status_only, dry);
   }
-  MessagePtr current = storage.get(ns, name);
-  const auto& old = dynamic_cast<const api::core::v1::Service&>(*current);
+  const auto& old = dynamic_cast<const api::core::v1::Service&>(stored());
   service->mutable_metadata()->set_namespace_(ns);
   services_.admitUpdate(old, *service, dry);
   api::core::v1::Service attempted = *service;
