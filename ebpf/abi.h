@@ -51,7 +51,7 @@ static_assert(sizeof(skiff_svc_stats) == 80);
 static_assert(sizeof(skiff_be_stats) == 32);
 static_assert(sizeof(skiff_svc_name) == SKIFF_SVC_NAME_LEN);
 static_assert(SKIFF_DROP_REASON_COUNT == dataplane::kDropReasonCount);
-static_assert(SKIFF_GLOBAL_FIB_REDIRECTED < SKIFF_GLOBAL_COUNT);
+static_assert(SKIFF_GLOBAL_DSR_DECAP < SKIFF_GLOBAL_COUNT);
 static_assert(SKIFF_AF_INET == static_cast<int>(dataplane::AddressFamily::kIPv4));
 static_assert(SKIFF_AF_INET6 == static_cast<int>(dataplane::AddressFamily::kIPv6));
 static_assert(SKIFF_MAX_RING_SIZE == 65537);

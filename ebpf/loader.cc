@@ -176,6 +176,12 @@ Result<std::unique_ptr<Programs>> Programs::load(const LoadOptions& options,
   if (p->xdp_ == nullptr) return Status::failure("open skiff_xdp: " + errnoText(errno));
   auto* x = p->xdp_;
   x->rodata->skiff_cfg_fwd_mode = options.fwdMode;
+  if (options.lbMode != SKIFF_LB_SNAT && options.lbMode != SKIFF_LB_DSR) {
+    return Status::failure("load balancer mode " + std::to_string(options.lbMode) +
+                           ": expected SKIFF_LB_SNAT or SKIFF_LB_DSR");
+  }
+  x->rodata->skiff_cfg_lb_mode = options.lbMode;
+  x->rodata->skiff_cfg_dsr_src4 = options.dsrSourceV4;
   x->rodata->skiff_cfg_reject = options.rejectWithoutBackends ? 1 : 0;
   if (options.ctTcpNs != 0) x->rodata->skiff_cfg_ct_tcp_ns = options.ctTcpNs;
   if (options.ctOtherNs != 0) x->rodata->skiff_cfg_ct_other_ns = options.ctOtherNs;
@@ -298,6 +304,16 @@ std::string_view nodePortModeName(NodePortMode mode) {
       return "auto";
   }
   return "?";
+}
+
+std::optional<uint32_t> parseLbMode(std::string_view text) {
+  if (text == "snat") return SKIFF_LB_SNAT;
+  if (text == "dsr") return SKIFF_LB_DSR;
+  return std::nullopt;
+}
+
+std::string_view lbModeName(uint32_t mode) {
+  return mode == SKIFF_LB_DSR ? "dsr" : mode == SKIFF_LB_SNAT ? "snat" : "?";
 }
 
 int Programs::socketProgram(const std::string& name) const {

@@ -26,6 +26,13 @@ inline constexpr uint32_t kDefaultRingServices = 1024;
 struct LoadOptions {
   // SKIFF_FWD_PASS, SKIFF_FWD_TX or SKIFF_FWD_FIB.
   uint32_t fwdMode = SKIFF_FWD_PASS;
+  // SKIFF_LB_SNAT or SKIFF_LB_DSR (lb_abi.h): how node-port traffic reaches backends on other
+  // nodes (`--lb-mode snat|dsr`). With DSR the node also decapsulates IPIP packets of its
+  // services for its own backends.
+  uint32_t lbMode = SKIFF_LB_SNAT;
+  // DSR: the outer source address (IPv4, network order, as in_addr.s_addr); 0: the address the
+  // kernel's FIB gives the route to the backend (Linux 6.7).
+  uint32_t dsrSourceV4 = 0;
   // Map capacities (max_entries).
   uint32_t frontends = SKIFF_MAX_FRONTENDS;
   uint32_t services = SKIFF_MAX_SERVICES;
@@ -79,6 +86,10 @@ enum class NodePortMode {
 // "xdp", "tc", "auto"; nullopt for anything else.
 std::optional<NodePortMode> parseNodePortMode(std::string_view text);
 std::string_view nodePortModeName(NodePortMode mode);
+
+// "snat", "dsr" (SKIFF_LB_*); nullopt for anything else.
+std::optional<uint32_t> parseLbMode(std::string_view text);
+std::string_view lbModeName(uint32_t mode);
 
 // The file descriptors of the shared maps (owned by Programs).
 // The ring entries of skiff_rings that `options` ask for (ringEntries or its default, in whole

@@ -366,12 +366,31 @@ struct skiff_svc_name {
 #define SKIFF_GLOBAL_CT_RESELECTED (SKIFF_DROP_REASON_COUNT + 4)  /* stale entry: backend gone */
 #define SKIFF_GLOBAL_SOCK_TRANSLATED (SKIFF_DROP_REASON_COUNT + 5)
 #define SKIFF_GLOBAL_FIB_REDIRECTED (SKIFF_DROP_REASON_COUNT + 6) /* SKIFF_FWD_FIB */
+/* SKIFF_LB_DSR: packets sent on to a remote backend in an IPIP header (entry node), and IPIP
+ * packets of a service decapsulated for a local backend (backend node). */
+#define SKIFF_GLOBAL_DSR_ENCAP (SKIFF_DROP_REASON_COUNT + 7)
+#define SKIFF_GLOBAL_DSR_DECAP (SKIFF_DROP_REASON_COUNT + 8)
 #define SKIFF_GLOBAL_COUNT 16
 
 /* What XDP does with a packet it translated (the skiff_cfg_fwd_mode global). */
 #define SKIFF_FWD_PASS 0 /* hand to the kernel, which routes to the backend (local pod or forward) */
 #define SKIFF_FWD_TX 1   /* swap MACs and send back out the same interface (one-armed, tests) */
 #define SKIFF_FWD_FIB 2  /* kernel FIB lookup, TTL - 1, bpf_redirect to the egress interface */
+
+/* How a new flow reaches a backend on another node (the skiff_cfg_lb_mode global; Cilium's
+ * loadBalancer.mode). Node-local backends are DNATed in both modes.
+ *  SKIFF_LB_SNAT: DNAT to the backend; its replies come back through this node, which restores
+ *    the frontend (the kernel's routing decides; Skiff does not rewrite the source).
+ *  SKIFF_LB_DSR (IPv4, Cilium's dsrDispatch=ipip): the client's packet is left as it is and sent
+ *    on inside an outer IPv4 header (protocol 4) from this node's address to the backend's
+ *    address, whose identification field carries the backend's port (DF is set, so the field
+ *    has no fragmentation role: RFC 6864 atomic datagrams). The backend's node takes the outer
+ *    header off, DNATs the inner packet to the backend and records a reply entry (backend ->
+ *    client: the frontend), so that its tc egress gives the reply the frontend as source and the
+ *    reply goes straight to the client. IPv6 frontends and backends, and VLAN-tagged frames,
+ *    stay with DNAT. */
+#define SKIFF_LB_SNAT 0
+#define SKIFF_LB_DSR 1
 
 /* Flow hash: the Maglev position of a new flow is flow_hash % ring_size. Words of 64 bits are
  * folded with MurmurHash3's finalizer as skiff::dataplane::hashWords does:

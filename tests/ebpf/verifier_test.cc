@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "ebpf/loader.h"
@@ -73,6 +74,34 @@ TEST_F(VerifierTest, FibModeLoads) {
   auto programs = Programs::load(options);
   ASSERT_TRUE(programs.ok()) << programs.message();
   expectAllLoaded(**programs, false);
+}
+
+// DSR (`--lb-mode dsr`) in each forwarding mode, with the outer source configured or left to
+// the FIB lookup; an unknown mode is a clear error.
+TEST_F(VerifierTest, DsrModeLoadsInEveryForwardingMode) {
+  for (uint32_t fwd : {SKIFF_FWD_PASS, SKIFF_FWD_TX, SKIFF_FWD_FIB}) {
+    for (uint32_t source : {0u, 0x0100000au}) {
+      LoadOptions options;
+      options.lbMode = SKIFF_LB_DSR;
+      options.fwdMode = fwd;
+      options.dsrSourceV4 = source;
+      options.conntrack = 1024;
+      options.withSocketLb = false;
+      auto programs = Programs::load(options);
+      ASSERT_TRUE(programs.ok()) << "fwd " << fwd << ": " << programs.message();
+      expectAllLoaded(**programs, false);
+    }
+  }
+  LoadOptions bad;
+  bad.lbMode = 7;
+  bad.withSocketLb = false;
+  auto refused = Programs::load(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("load balancer mode"), std::string::npos);
+  EXPECT_EQ(parseLbMode("dsr"), std::optional<uint32_t>(SKIFF_LB_DSR));
+  EXPECT_EQ(parseLbMode("snat"), std::optional<uint32_t>(SKIFF_LB_SNAT));
+  EXPECT_FALSE(parseLbMode("DSR").has_value());
+  EXPECT_EQ(lbModeName(SKIFF_LB_DSR), "dsr");
 }
 
 TEST_F(VerifierTest, PlainHashConntrackLoads) {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -442,6 +443,306 @@ TEST(TcEgressTest, ReverseTranslatesRepliesOnly) {
   EXPECT_EQ(own.out, toFrontend);
   EXPECT_EQ(env.serviceStats(1).newFlows, 1u);
 }
+
+// DSR (SKIFF_LB_DSR, `--lb-mode dsr`): the entry node's side (a new flow and an established one
+// to a remote backend leave inside an IPIP header, the client's packet untouched; local backends,
+// IPv6 and SNAT mode keep DNAT) and the backend node's (an IPIP packet for a local backend is
+// decapsulated and DNATed, and tc egress gives the reply the frontend as its source).
+
+constexpr uint8_t kNodeA[4] = {192, 0, 2, 1};  // the entry node's address (outer source)
+constexpr uint8_t kNodeB[4] = {192, 0, 2, 9};  // another node's (outer source at the backend)
+
+uint32_t v4Word(const uint8_t (&a)[4]) {
+  uint32_t w = 0;
+  std::memcpy(&w, a, 4);
+  return w;
+}
+
+LoadOptions dsrOptions(Hook hook) {
+  LoadOptions o = testOptions();
+  o.lbMode = SKIFF_LB_DSR;
+  o.dsrSourceV4 = v4Word(kNodeA);
+  o.withXdp = hook == Hook::kXdp;
+  return o;
+}
+
+// `list` on other nodes, with ids from `firstId` on if given (ids are per service).
+std::vector<CaseBackend> remote(std::vector<CaseBackend> list, uint32_t firstId = 0) {
+  for (CaseBackend& b : list) {
+    b.state = BackendState::kRemote;
+    if (firstId != 0) b.id = firstId++;
+  }
+  return list;
+}
+
+// `inner` (an untagged frame) inside an outer IPv4 header from `src` to `dst`: protocol 4, the
+// identification `id`, DF, TTL 64, the inner TOS; the Ethernet header stays in front.
+Bytes ipipFrame(const uint8_t (&src)[4], const dataplane::IpAddress& dst, uint16_t id,
+                const Bytes& inner) {
+  Bytes out(inner.begin(), inner.begin() + 14);
+  const size_t innerLen = inner.size() - 14;
+  Bytes h(20, 0);
+  h[0] = 0x45;
+  h[1] = inner[15];
+  h[2] = static_cast<uint8_t>((innerLen + 20) >> 8);
+  h[3] = static_cast<uint8_t>(innerLen + 20);
+  h[4] = static_cast<uint8_t>(id >> 8);
+  h[5] = static_cast<uint8_t>(id);
+  h[6] = 0x40;
+  h[8] = 64;
+  h[9] = 4;
+  std::copy(src, src + 4, h.begin() + 12);
+  std::copy(dst.octets().begin(), dst.octets().begin() + 4, h.begin() + 16);
+  const uint16_t c = static_cast<uint16_t>(~onesComplementSum(h));
+  h[10] = static_cast<uint8_t>(c >> 8);
+  h[11] = static_cast<uint8_t>(c);
+  out.insert(out.end(), h.begin(), h.end());
+  out.insert(out.end(), inner.begin() + 14, inner.end());
+  return out;
+}
+
+// The conntrack slot holding `key` (dir included), if any.
+std::optional<skiff_ct_slot> findCt(int fd, uint32_t slots, const skiff_ct_key& key) {
+  for (uint32_t i = 0; i < slots; ++i) {
+    skiff_ct_slot s{};
+    if (bpf_map_lookup_elem(fd, &i, &s) != 0) continue;
+    if (std::memcmp(&s.key, &key, sizeof(key)) == 0) return s;
+  }
+  return std::nullopt;
+}
+
+skiff_ct_key ctKey(const dataplane::IpAddress& src, uint16_t sport, const dataplane::IpAddress& dst,
+                   uint16_t dport, uint8_t dir) {
+  skiff_ct_key k{};
+  copyAddress(src, k.saddr);
+  copyAddress(dst, k.daddr);
+  k.sport = toNetwork16(sport);
+  k.dport = toNetwork16(dport);
+  k.proto = 6;
+  k.family = SKIFF_AF_INET;
+  k.dir = dir;
+  return k;
+}
+
+class DsrTest : public ::testing::TestWithParam<Hook> {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  }
+};
+
+// A SYN to a frontend whose backends are on other nodes leaves as IPIP: outer header from the
+// node's address to the backend's, the backend's port in the identification, DF; the inner
+// frame byte for byte the client's (its checksums as they were); conntrack holds the flow.
+// The next packet of the flow goes the same way to the same backend without a new flow.
+TEST_P(DsrTest, RemoteBackendGetsTheClientPacketInIpip) {
+  const LoadOptions options = dsrOptions(GetParam());
+  XdpEnv env(options, GetParam());
+  ASSERT_EQ(env.error(), "");
+  env.program({.backends = remote(threeBackends())});
+
+  const PacketSpec first = syn(40000);
+  const CaseBackend b = backendById(threeBackends(), env.maglevPick(1, first));
+  const Bytes in = buildPacket(first);
+  const XdpEnv::Run r = env.runRaw(in);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, env.txCode());
+  EXPECT_EQ(r.out, swapMacs(ipipFrame(kNodeA, b.address, b.port, in)));
+  ASSERT_GE(r.out.size(), 34u);
+  EXPECT_EQ(onesComplementSum(std::span<const uint8_t>(r.out).subspan(14, 20)), 0xffff);
+  Bytes inner(r.out.begin(), r.out.begin() + 14);
+  inner.insert(inner.end(), r.out.begin() + 34, r.out.end());
+  EXPECT_TRUE(checksumsValid(inner));
+
+  const auto fwd = findCt(env.maps().conntrack, options.conntrack,
+                          ctKey(kClient, 40000, kVip, 80, SKIFF_CT_FORWARD));
+  ASSERT_TRUE(fwd.has_value());
+  EXPECT_EQ(fwd->entry.backend_id, b.id);
+  EXPECT_EQ(fwd->entry.svc_id, 1u);
+
+  PacketSpec ack = first;
+  ack.tcpFlags = 0x10;
+  const Bytes next = buildPacket(ack);
+  const XdpEnv::Run r2 = env.runRaw(next);
+  ASSERT_EQ(r2.err, 0);
+  EXPECT_EQ(r2.verdict, env.txCode());
+  EXPECT_EQ(r2.out, swapMacs(ipipFrame(kNodeA, b.address, b.port, next)));
+  const CaseServiceStats stats = env.serviceStats(1);
+  EXPECT_EQ(stats.packets, 2u);
+  EXPECT_EQ(stats.newFlows, 1u);
+  EXPECT_EQ(env.backendStats(b.id).newFlows, 1u);
+  auto encap = readGlobal(env.maps().global, SKIFF_GLOBAL_DSR_ENCAP);
+  ASSERT_TRUE(encap.ok());
+  EXPECT_EQ(*encap, 2u);
+}
+
+// What DSR leaves to DNAT: a backend on this node (the node-local logic as it is), an IPv6
+// service, a VLAN-tagged frame; and SNAT mode (the default) DNATs a remote backend too.
+TEST_P(DsrTest, LocalBackendsIpv6TaggedFramesAndSnatModeKeepDnat) {
+  XdpEnv env(dsrOptions(GetParam()), GetParam());
+  ASSERT_EQ(env.error(), "");
+  env.program({});  // three local backends
+  const PacketSpec first = syn(40000);
+  const CaseBackend b = backendById(threeBackends(), env.maglevPick(1, first));
+  PacketSpec dnat = first;
+  dnat.dst = b.address;
+  dnat.dport = b.port;
+  XdpEnv::Run r = env.runRaw(buildPacket(first));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, env.txCode());
+  EXPECT_EQ(r.out, swapMacs(buildPacket(dnat)));
+
+  env.program(
+      {.svcId = 2, .frontend = {kVip6, 443, L4Protocol::kTcp}, .backends = remote(v6Backends())});
+  const PacketSpec six = syn(40000, kClient6, kVip6, 443);
+  const CaseBackend b6 = backendById(v6Backends(), env.maglevPick(2, six));
+  PacketSpec dnat6 = six;
+  dnat6.dst = b6.address;
+  dnat6.dport = b6.port;
+  r = env.runRaw(buildPacket(six));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.out, swapMacs(buildPacket(dnat6)));
+
+  env.program({.svcId = 3,
+               .frontend = {kVip, 81, L4Protocol::kTcp},
+               .backends = remote(threeBackends(), 31)});
+  PacketSpec tagged = syn(40001, kClient, kVip, 81);
+  tagged.vlanTags = 1;
+  const CaseBackend bt = backendById(remote(threeBackends(), 31), env.maglevPick(3, tagged));
+  PacketSpec taggedOut = tagged;
+  taggedOut.dst = bt.address;
+  taggedOut.dport = bt.port;
+  r = env.runRaw(buildPacket(tagged));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.out, swapMacs(buildPacket(taggedOut)));
+
+  LoadOptions snat = dsrOptions(GetParam());
+  snat.lbMode = SKIFF_LB_SNAT;
+  XdpEnv plain(snat, GetParam());
+  ASSERT_EQ(plain.error(), "");
+  plain.program({.backends = remote(threeBackends())});
+  const CaseBackend bs = backendById(threeBackends(), plain.maglevPick(1, first));
+  PacketSpec dnatRemote = first;
+  dnatRemote.dst = bs.address;
+  dnatRemote.dport = bs.port;
+  r = plain.runRaw(buildPacket(first));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.out, swapMacs(buildPacket(dnatRemote)));
+}
+
+// The backend's node: an IPIP packet whose inner destination is a frontend and whose outer
+// destination is a local backend (its port in the identification) comes out without the outer
+// header, DNATed to the backend; conntrack holds (backend -> client) with the frontend, and tc
+// egress turns the backend's reply into one from the frontend. Established packets reuse the
+// entry (one new flow). IPIP packets for no frontend or without a port, and every IPIP packet in
+// SNAT mode, pass as they are.
+TEST_P(DsrTest, BackendNodeDecapsulatesAndTheReplyComesFromTheFrontend) {
+  LoadOptions options = dsrOptions(GetParam());
+  options.withTc = true;  // tc egress rewrites the replies
+  XdpEnv env(options, GetParam());
+  ASSERT_EQ(env.error(), "");
+  env.program({});  // the backends are this node's
+  const CaseBackend b = threeBackends()[1];
+  const PacketSpec first = syn(40000);
+  PacketSpec delivered = first;
+  delivered.dst = b.address;
+  delivered.dport = b.port;
+  const Bytes in = ipipFrame(kNodeB, b.address, b.port, buildPacket(first));
+  XdpEnv::Run r = env.runRaw(in);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, env.txCode());
+  EXPECT_EQ(r.out, swapMacs(buildPacket(delivered)));
+  EXPECT_TRUE(checksumsValid(r.out));
+
+  const auto rev = findCt(env.maps().conntrack, options.conntrack,
+                          ctKey(b.address, b.port, kClient, 40000, SKIFF_CT_REPLY));
+  ASSERT_TRUE(rev.has_value());
+  dataplane::IpAddress frontend = addressFromKey(rev->entry.frontend_addr, SKIFF_AF_INET);
+  EXPECT_EQ(frontend, kVip);
+  EXPECT_EQ(fromNetwork16(rev->entry.frontend_port), 80);
+  EXPECT_EQ(rev->entry.svc_id, 1u);
+
+  PacketSpec reply = delivered;
+  std::swap(reply.src, reply.dst);
+  std::swap(reply.sport, reply.dport);
+  reply.tcpFlags = 0x12;
+  PacketSpec translated = reply;
+  translated.src = kVip;
+  translated.sport = 80;
+  const XdpEnv::Run out = env.runAs(Hook::kTcEgress, buildPacket(reply));
+  ASSERT_EQ(out.err, 0);
+  EXPECT_EQ(out.verdict, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(out.out, buildPacket(translated));
+
+  PacketSpec ack = first;
+  ack.tcpFlags = 0x10;
+  PacketSpec ackDelivered = delivered;
+  ackDelivered.tcpFlags = 0x10;
+  r = env.runRaw(ipipFrame(kNodeB, b.address, b.port, buildPacket(ack)));
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.out, swapMacs(buildPacket(ackDelivered)));
+  EXPECT_EQ(env.serviceStats(1).newFlows, 1u);
+  auto decap = readGlobal(env.maps().global, SKIFF_GLOBAL_DSR_DECAP);
+  ASSERT_TRUE(decap.ok());
+  EXPECT_EQ(*decap, 2u);
+
+  const Bytes notAService =
+      ipipFrame(kNodeB, b.address, b.port, buildPacket(syn(40002, kClient, kVip, 81)));
+  r = env.runRaw(notAService);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, env.passCode());
+  EXPECT_EQ(r.out, notAService);
+  const Bytes noPort = ipipFrame(kNodeB, b.address, 0, buildPacket(syn(40003)));
+  r = env.runRaw(noPort);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, env.passCode());
+  EXPECT_EQ(r.out, noPort);
+
+  LoadOptions snat = dsrOptions(GetParam());
+  snat.lbMode = SKIFF_LB_SNAT;
+  XdpEnv plain(snat, GetParam());
+  ASSERT_EQ(plain.error(), "");
+  plain.program({});
+  r = plain.runRaw(in);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.verdict, plain.passCode());
+  EXPECT_EQ(r.out, in);
+}
+
+// Every prefix of an IPIP frame (and of a frame to a remote backend) is handled: no error,
+// PASS or DROP unless whole.
+TEST_P(DsrTest, EveryTruncationIsHandled) {
+  XdpEnv env(dsrOptions(GetParam()), GetParam());
+  ASSERT_EQ(env.error(), "");
+  env.program({});
+  env.program({.svcId = 2,
+               .frontend = {kVip, 81, L4Protocol::kTcp},
+               .backends = remote(fourBackends(), 41)});
+  const CaseBackend b = threeBackends()[0];
+  const std::vector<Bytes> frames = {
+      ipipFrame(kNodeB, b.address, b.port, buildPacket(syn(40000))),
+      buildPacket(syn(40001, kClient, kVip, 81)),
+  };
+  for (const Bytes& full : frames) {
+    for (size_t len = 14; len <= full.size(); ++len) {
+      Bytes cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
+      const XdpEnv::Run r = env.runRaw(cut);
+      if (env.hook() != Hook::kXdp && skbTestRunRefuses(cut)) continue;
+      ASSERT_EQ(r.err, 0) << len;
+      if (len < full.size()) {
+        EXPECT_TRUE(r.verdict == env.passCode() || r.verdict == env.dropCode())
+            << "length " << len << " of " << full.size() << ": verdict " << r.verdict;
+      } else {
+        EXPECT_EQ(r.verdict, env.txCode());
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, DsrTest, ::testing::Values(Hook::kXdp, Hook::kTcIngress),
+                         [](const ::testing::TestParamInfo<Hook>& param) {
+                           return std::string(hookName(param.param));
+                         });
 
 }  // namespace
 }  // namespace skiff::ebpf

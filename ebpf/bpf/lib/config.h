@@ -15,6 +15,12 @@ const volatile __u64 skiff_cfg_ct_closing_ns = 10ULL * NSEC_PER_SEC;
 /* Answer a new flow to a service without backends with an ICMP(v6) port unreachable, as
  * kube-proxy's REJECT does (the drop is counted either way). */
 const volatile __u32 skiff_cfg_reject = 1;
+/* SKIFF_LB_SNAT or SKIFF_LB_DSR (lb_abi.h): how new flows reach backends on other nodes; with
+ * DSR, IPIP packets of a service addressed to a local backend are decapsulated. */
+const volatile __u32 skiff_cfg_lb_mode = SKIFF_LB_SNAT;
+/* DSR: the outer source of encapsulated packets (IPv4, network order); 0: the source address the
+ * kernel would use on the route to the backend (bpf_fib_lookup with BPF_FIB_LOOKUP_SRC, 6.7). */
+const volatile __u32 skiff_cfg_dsr_src4 = 0;
 /* Match NodePorts on the port alone (frontends with an all-zero address). */
 const volatile __u32 skiff_cfg_nodeport_wildcard = 1;
 

@@ -45,17 +45,30 @@
 #define BPF_F_IPV6 (1ULL << 7) /* Linux 6.16: an IPv6 pseudo header is inside skb->csum */
 #endif
 
+/* A load of the skb's data or data_end field straight from the context register (as Cilium's
+ * ctx_data): written as C, clang may keep `skb + offset` in a register or a spill slot across
+ * the program and load through that later, which the verifier refuses ("dereference of modified
+ * ctx ptr"). */
+#define SKIFF_SKB_LOAD(ctx, field)                                                                \
+	({                                                                                         \
+		__u64 skiff_v_;                                                                    \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                              \
+			     : "=r"(skiff_v_)                                                      \
+			     : "r"(ctx), "i"(__builtin_offsetof(struct __sk_buff, field)));        \
+		(void *)(long)skiff_v_;                                                            \
+	})
+
 static __always_inline void *skiff_ctx_data(void *ctx, const int hook)
 {
 	if (SKIFF_IS_TC(hook))
-		return (void *)(long)((struct __sk_buff *)ctx)->data;
+		return SKIFF_SKB_LOAD(ctx, data);
 	return (void *)(long)((struct xdp_md *)ctx)->data;
 }
 
 static __always_inline void *skiff_ctx_data_end(void *ctx, const int hook)
 {
 	if (SKIFF_IS_TC(hook))
-		return (void *)(long)((struct __sk_buff *)ctx)->data_end;
+		return SKIFF_SKB_LOAD(ctx, data_end);
 	return (void *)(long)((struct xdp_md *)ctx)->data_end;
 }
 

@@ -20,6 +20,17 @@
 /* Verdict of the decision step: translate, leave alone, or a negative drop code. */
 #define SKIFF_ACT_PASS 0
 #define SKIFF_ACT_NAT 1
+/* SKIFF_LB_DSR: send the packet unchanged to the remote backend `nat` names, in an IPIP header. */
+#define SKIFF_ACT_DSR 2
+
+#define SKIFF_IPPROTO_IPIP 4
+#define SKIFF_IP_DF 0x4000
+/* uapi values of Linux 6.3 and 6.7, which Debian 12's headers may lack (by number, as the TCX
+ * attach types in loader.h). */
+#define SKIFF_ADJ_ROOM_ENCAP_L3_IPV4 (1ULL << 1)
+#define SKIFF_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define SKIFF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)
+#define SKIFF_FIB_LOOKUP_SRC (1U << 4)
 
 /* What to write into the packet: the new address and port, of the source or the destination. */
 struct skiff_nat {
@@ -139,6 +150,11 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 	nat->port = be->port;
 	nat->rewrite_src = 0;
 	skiff_count_forward(svc->svc_id, backend_id, bytes, new_flow);
+	/* DSR: a backend on another node gets the client's packet as it is (the node-local logic,
+	 * and so every local backend, stays with DNAT). */
+	if (skiff_cfg_lb_mode == SKIFF_LB_DSR && key->family == SKIFF_AF_INET &&
+	    !(be->flags & SKIFF_BE_F_LOCAL))
+		return SKIFF_ACT_DSR;
 	return SKIFF_ACT_NAT;
 }
 
@@ -543,6 +559,213 @@ static __always_inline int skiff_np_reject4(void *ctx, const int hook, __u32 l3_
 	return skiff_ctx_tx(ctx, hook);
 }
 
+/* DSR, entry node: puts an outer IPv4 header (protocol 4) in front of the untagged frame's IPv4
+ * packet, from this node's address to the backend's, the backend's port in its identification
+ * field, DF set; the inner packet is left as it is. Then forwards it as any translated packet
+ * (PASS: the kernel routes the outer packet, which needs accept_local on the interface, as its
+ * source is the node's; FIB: bpf_fib_lookup on the outer header and redirect; TX). */
+static __always_inline int skiff_np_dsr_encap4(void *ctx, const int hook, __u32 svc_id,
+					       const struct skiff_nat *nat)
+{
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
+	const __u32 l3_off = sizeof(struct ethhdr);
+	struct iphdr *inner = data + l3_off;
+	struct iphdr *outer;
+	struct ethhdr *eth;
+	__be32 src = skiff_cfg_dsr_src4, dst;
+	__be16 tot_len;
+	__u8 tos;
+
+	if ((void *)(inner + 1) > data_end)
+		return skiff_np_drop(hook, svc_id, SKIFF_DROP_MALFORMED);
+	tos = inner->tos;
+	tot_len = bpf_htons(bpf_ntohs(inner->tot_len) + sizeof(struct iphdr));
+	skiff_memcpy(&dst, nat->addr, 4);
+	if (!src) {
+		/* The node's address on the route to the backend, as the kernel would pick it (a
+		 * lookup as for forwarding from the ingress interface, as skiff_np_forward's). */
+		struct bpf_fib_lookup fib = {
+			.family = SKIFF_SYS_AF_INET,
+			.tos = tos,
+			.l4_protocol = SKIFF_IPPROTO_IPIP,
+			.ipv4_dst = dst,
+			.ifindex = skiff_ctx_ingress_ifindex(ctx, hook),
+		};
+		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib),
+					 SKIFF_FIB_LOOKUP_SKIP_NEIGH | SKIFF_FIB_LOOKUP_SRC);
+
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS || !fib.ipv4_src)
+			return skiff_np_drop(hook, svc_id, SKIFF_DROP_TX_FAILED);
+		src = fib.ipv4_src;
+	}
+	if (SKIFF_IS_TC(hook)) {
+		/* Room after the MAC header; the skb's inner headers are set, so GSO segments the
+		 * inner packet and gso_size shrinks by the outer header. */
+		if (bpf_skb_adjust_room(ctx, sizeof(struct iphdr), BPF_ADJ_ROOM_MAC,
+					SKIFF_ADJ_ROOM_ENCAP_L3_IPV4))
+			return skiff_np_drop(hook, svc_id, SKIFF_DROP_TX_FAILED);
+		data = skiff_ctx_data(ctx, hook);
+		data_end = skiff_ctx_data_end(ctx, hook);
+		if (data + l3_off + sizeof(struct iphdr) > data_end &&
+		    bpf_skb_pull_data(ctx, l3_off + sizeof(struct iphdr)))
+			return skiff_np_drop(hook, svc_id, SKIFF_DROP_TX_FAILED);
+	} else {
+		if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+			return skiff_np_drop(hook, svc_id, SKIFF_DROP_TX_FAILED);
+		data = skiff_ctx_data(ctx, hook);
+		data_end = skiff_ctx_data_end(ctx, hook);
+		eth = data;
+		if ((void *)(eth + 1) + sizeof(struct iphdr) > data_end)
+			return skiff_ctx_drop(hook);
+		/* The Ethernet header moves to the new front (the two do not overlap). */
+		skiff_memcpy(eth, (__u8 *)data + sizeof(struct iphdr), sizeof(*eth));
+	}
+	data = skiff_ctx_data(ctx, hook);
+	data_end = skiff_ctx_data_end(ctx, hook);
+	outer = data + l3_off;
+	if ((void *)(outer + 1) > data_end)
+		return skiff_ctx_drop(hook);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = tos;
+	outer->tot_len = tot_len;
+	outer->id = nat->port;
+	outer->frag_off = bpf_htons(SKIFF_IP_DF);
+	outer->ttl = 64;
+	outer->protocol = SKIFF_IPPROTO_IPIP;
+	outer->check = 0;
+	outer->saddr = src;
+	outer->daddr = dst;
+	outer->check = ~skiff_csum_fold(skiff_csum_sum(outer, 10));
+	skiff_count_global(SKIFF_GLOBAL_DSR_ENCAP);
+	/* A fresh context pointer: clang would otherwise keep &skb->data_end from above in a
+	 * register or spill slot, which the verifier refuses to dereference. */
+	asm volatile("" : "+r"(ctx));
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET);
+}
+
+/* DSR, backend node: an IPIP packet (outer header at l3_off, `hlen` bytes) whose inner packet is
+ * addressed to a frontend of this node's tables: the outer destination is the backend, the
+ * outer identification its port. Records (or refreshes) the reply entry backend -> client with
+ * the frontend, which tc egress restores as the reply's source; takes the outer header off; DNATs
+ * the inner packet to the backend; forwards it as any translated packet (PASS: the kernel
+ * delivers it to the pod). Anything else passes unchanged (another tunnel's packet). */
+static __always_inline int skiff_np_dsr_decap4(void *ctx, const int hook, __u32 l3_off,
+					       __u32 hlen)
+{
+	void *data = skiff_ctx_data(ctx, hook);
+	void *data_end = skiff_ctx_data_end(ctx, hook);
+	struct iphdr *outer = data + l3_off;
+	struct iphdr *inner = data + l3_off + sizeof(struct iphdr);
+	struct skiff_ct_key key __attribute__((aligned(8))) = { .family = SKIFF_AF_INET };
+	struct skiff_frontend_key fe = { .family = SKIFF_AF_INET };
+	struct skiff_ct_pos pos = {};
+	struct skiff_nat nat = {};
+	struct skiff_service *svc;
+	struct skiff_ct_slot *slot;
+	struct ethhdr *eth;
+	__u32 in_hlen, in_len, outer_len;
+	__u8 tcp_flags = 0;
+	__be16 sport, dport;
+	__u64 now;
+	bool new_flow = false;
+	__u8 *l4;
+
+	if (l3_off != sizeof(struct ethhdr) || hlen != sizeof(struct iphdr) ||
+	    (void *)(inner + 1) > data_end)
+		return skiff_ctx_pass(hook);
+	outer_len = bpf_ntohs(outer->tot_len);
+	in_hlen = (__u32)inner->ihl * 4;
+	in_len = bpf_ntohs(inner->tot_len);
+	if (inner->version != 4 || in_hlen < sizeof(*inner) || in_hlen > 60 || in_len < in_hlen ||
+	    in_len + sizeof(*outer) > outer_len || outer->id == 0 ||
+	    (inner->frag_off & bpf_htons(SKIFF_IP_MF | SKIFF_IP_OFFSET)))
+		return skiff_ctx_pass(hook);
+	l4 = (__u8 *)inner + in_hlen;
+	if (inner->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = (void *)l4;
+
+		if ((void *)(th + 1) > data_end)
+			return skiff_ctx_pass(hook);
+		tcp_flags = l4[13];
+		sport = th->source;
+		dport = th->dest;
+	} else if (inner->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = (void *)l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return skiff_ctx_pass(hook);
+		sport = uh->source;
+		dport = uh->dest;
+	} else {
+		return skiff_ctx_pass(hook);
+	}
+	skiff_memcpy(fe.addr, &inner->daddr, 4);
+	fe.port = dport;
+	fe.proto = inner->protocol;
+	svc = skiff_lookup_service(&fe, true);
+	if (!svc)
+		return skiff_ctx_pass(hook);
+
+	/* The reply entry: backend (outer destination, port from the identification) -> client. */
+	skiff_memcpy(key.saddr, &outer->daddr, 4);
+	skiff_memcpy(key.daddr, &inner->saddr, 4);
+	key.sport = outer->id;
+	key.dport = sport;
+	key.proto = inner->protocol;
+	key.dir = SKIFF_CT_REPLY;
+	skiff_memcpy(nat.addr, key.saddr, 16);
+	nat.port = key.sport;
+	now = skiff_now();
+	slot = skiff_ct_find(&key, now, &pos, SKIFF_CT_NO_SLOT);
+	if (slot && slot->entry.svc_id == svc->svc_id && skiff_ct_alive(&slot->entry, key.proto, now) &&
+	    skiff_addr_eq4(slot->entry.frontend_addr, fe.addr) &&
+	    slot->entry.frontend_port == fe.port && !skiff_ct_reopened(&slot->entry, key.proto,
+								      tcp_flags)) {
+		skiff_ct_touch(&slot->entry, key.proto, tcp_flags, now, 0);
+	} else {
+		struct skiff_ct_entry e = {
+			.svc_id = svc->svc_id,
+			.backend_id = SKIFF_ID_NONE, /* this node's id of it is not known here */
+			.created_ns = now,
+			.last_seen_ns = now,
+			.frontend_port = fe.port,
+		};
+
+		skiff_memcpy(e.frontend_addr, fe.addr, 16);
+		if (!slot)
+			slot = skiff_ct_claim(&pos);
+		if (slot)
+			skiff_ct_fill(slot, &key, &e);
+		else
+			skiff_count_global(SKIFF_GLOBAL_CT_INSERT_FAILED);
+		new_flow = true;
+	}
+	skiff_count_forward(svc->svc_id, SKIFF_ID_NONE, skiff_ctx_len(ctx, hook) - sizeof(*outer),
+			    new_flow);
+	skiff_count_global(SKIFF_GLOBAL_DSR_DECAP);
+
+	if (SKIFF_IS_TC(hook)) {
+		if (bpf_skb_adjust_room(ctx, -(__s32)sizeof(struct iphdr), BPF_ADJ_ROOM_MAC,
+					SKIFF_ADJ_ROOM_DECAP_L3_IPV4) &&
+		    bpf_skb_adjust_room(ctx, -(__s32)sizeof(struct iphdr), BPF_ADJ_ROOM_MAC, 0))
+			return skiff_np_drop(hook, svc->svc_id, SKIFF_DROP_MALFORMED);
+		skiff_ctx_pull(ctx, hook);
+	} else {
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return skiff_ctx_drop(hook);
+		/* The Ethernet header moves over the end of the outer header (no overlap). */
+		skiff_memcpy((__u8 *)data + sizeof(struct iphdr), eth, sizeof(*eth));
+		if (bpf_xdp_adjust_head(ctx, (int)sizeof(struct iphdr)))
+			return skiff_np_drop(hook, svc->svc_id, SKIFF_DROP_MALFORMED);
+	}
+	if (skiff_nat4(ctx, hook, l3_off, l3_off + in_hlen, &nat))
+		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
+	return skiff_np_forward(ctx, hook, l3_off, SKIFF_AF_INET);
+}
+
 static __always_inline int skiff_np_ipv4(void *ctx, const int hook, __u32 l3_off)
 {
 	void *data = skiff_ctx_data(ctx, hook);
@@ -571,6 +794,9 @@ static __always_inline int skiff_np_ipv4(void *ctx, const int hook, __u32 l3_off
 	l4 = data + l4_off;
 	if (iph->protocol == IPPROTO_ICMP)
 		return skiff_np_icmp4(ctx, hook, l3_off, l4_off);
+	if (skiff_cfg_lb_mode == SKIFF_LB_DSR && iph->protocol == SKIFF_IPPROTO_IPIP &&
+	    hook != SKIFF_HOOK_TC_EGRESS)
+		return skiff_np_dsr_decap4(ctx, hook, l3_off, hlen);
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
@@ -599,7 +825,9 @@ static __always_inline int skiff_np_ipv4(void *ctx, const int hook, __u32 l3_off
 			      hook == SKIFF_HOOK_TC_EGRESS);
 	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
 		return skiff_np_reject4(ctx, hook, l3_off);
-	if (act != SKIFF_ACT_NAT)
+	if (act == SKIFF_ACT_DSR && l3_off == sizeof(struct ethhdr))
+		return skiff_np_dsr_encap4(ctx, hook, SKIFF_ID_NONE, &nat);
+	if (act != SKIFF_ACT_NAT && act != SKIFF_ACT_DSR)
 		return skiff_np_verdict(hook, act);
 	/* Helpers may not keep packet pointers across calls: skiff_nat4 reloads them. */
 	if (skiff_nat4(ctx, hook, l3_off, l4_off, &nat))
@@ -715,7 +943,7 @@ static __always_inline int skiff_np_ipv6(void *ctx, const int hook, __u32 l3_off
 			      hook == SKIFF_HOOK_TC_EGRESS);
 	if (act == SKIFF_DROP_NO_BACKEND && skiff_cfg_reject)
 		return skiff_np_reject6(ctx, hook, l3_off);
-	if (act != SKIFF_ACT_NAT)
+	if (act != SKIFF_ACT_NAT && act != SKIFF_ACT_DSR)
 		return skiff_np_verdict(hook, act);
 	if (skiff_nat6(ctx, hook, l3_off, l4_off, &nat))
 		return skiff_np_drop(hook, SKIFF_ID_NONE, SKIFF_DROP_MALFORMED);
