@@ -83,6 +83,7 @@ struct AgentFlags {
   // "xdp" (native), "tc" (ingress + egress) or "auto" (native XDP, else tc).
   std::vector<std::string> lb_nodeport_devices;
   std::string lb_nodeport_mode = "auto";
+  std::string lb_mode = "snat";
   std::string image_root = "/var/lib/skiff/kubelet/images";
   std::string log_dir = "/var/log/pods";
   std::string bridge = "skiff0";
@@ -305,6 +306,11 @@ class NodeProxy {
                                  ": expected xdp, tc or auto");
       }
       options.nodePortMode = *nodePortMode;
+      const auto lbMode = ebpf::parseLbMode(flags.lb_mode);
+      if (!lbMode) {
+        throw std::runtime_error("--lb-mode " + flags.lb_mode + ": expected snat or dsr");
+      }
+      options.load.lbMode = *lbMode;
       for (const std::string& dev : flags.lb_nodeport_devices) {
         const unsigned ifindex = if_nametoindex(dev.c_str());
         if (ifindex == 0) {
@@ -692,6 +698,13 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "How it attaches there: xdp (native XDP, fail if the driver lacks it), tc "
                   "(tc ingress + egress, TCX links), auto (native XDP, else tc)")
       ->check(CLI::IsMember({"xdp", "tc", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--lb-mode", flags->lb_mode,
+                  "How node-port traffic reaches backends on other nodes: snat (DNAT, replies "
+                  "return through this node) or dsr (the client's packet in IPIP, the backend's "
+                  "node answers the client directly; IPv4; every node needs --lb-mode dsr and tc "
+                  "on the interfaces its replies leave by)")
+      ->check(CLI::IsMember({"snat", "dsr"}))
       ->capture_default_str();
   cmd->add_option("--image-root", flags->image_root, "The image store (as `skiff image --root`)")
       ->capture_default_str();
