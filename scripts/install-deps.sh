@@ -24,6 +24,8 @@ packages=(
   iproute2 iptables nftables wrk iperf3 curl ca-certificates openssl
   # plots
   gnuplot-nox
+  # graceful node shutdown (systemd-logind over D-Bus) and its tests' private bus and fake logind
+  libdbus-1-dev dbus-daemon python3-dbus python3-gi
 )
 
 missing=()

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "control/apiserver/pki.h"
+#include "control/cli/cli_context.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/failover_client.h"
 #include "control/client/informer.h"
@@ -99,6 +100,10 @@ struct AgentFlags {
   // --client-ca-file); empty: the kubeconfig's cluster CA. Bearer tokens go to the apiserver.
   std::string client_ca_file;
   std::string kubelet_api_token_file;  // deprecated, ignored
+  // Graceful node shutdown (kubelet/agent/shutdown_manager.h): kubelet's shutdownGracePeriod and
+  // shutdownGracePeriodCriticalPods, durations; 0: off.
+  std::string shutdown_grace_period = "0s";
+  std::string shutdown_grace_period_critical_pods = "0s";
 };
 
 // Lower-cased, as the kubelet's: a Node name is a DNS-1123 subdomain.
@@ -520,6 +525,35 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   }
   int kubelet_port = hollow ? 0 : flags.kubelet_port;
   options.kubelet_port = kubelet_port;
+  {
+    // Whole seconds, as the kubelet takes them.
+    auto total = parseDuration(flags.shutdown_grace_period);
+    auto critical = parseDuration(flags.shutdown_grace_period_critical_pods);
+    if (!total || total->count() < 0) {
+      std::cerr << "error: --shutdown-grace-period \"" << flags.shutdown_grace_period
+                << "\": want a duration such as 30s or 2m (0: off)\n";
+      return 1;
+    }
+    if (!critical || critical->count() < 0) {
+      std::cerr << "error: --shutdown-grace-period-critical-pods \""
+                << flags.shutdown_grace_period_critical_pods
+                << "\": want a duration such as 10s (0: none)\n";
+      return 1;
+    }
+    if (*critical > *total) {
+      std::cerr << "error: --shutdown-grace-period-critical-pods " << critical->count() / 1000.0
+                << "s must be at most --shutdown-grace-period " << total->count() / 1000.0
+                << "s\n";
+      return 1;
+    }
+    if (hollow && total->count() > 0) {
+      std::cerr << "skiff agent: --shutdown-grace-period is ignored for hollow nodes\n";
+    } else {
+      options.shutdown_grace_period = std::chrono::duration_cast<std::chrono::seconds>(*total);
+      options.shutdown_grace_period_critical_pods =
+          std::chrono::duration_cast<std::chrono::seconds>(*critical);
+    }
+  }
 
   // Stopping: the signal thread asks whatever runs to stop, also while it is still starting.
   std::mutex mu;
@@ -721,6 +755,16 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--kubelet-api-token-file", flags->kubelet_api_token_file,
                   "Deprecated and ignored: the apiserver authenticates with its client "
                   "certificate (DATA_DIR/pki/kubelet-client.crt)");
+  cmd->add_option("--shutdown-grace-period", flags->shutdown_grace_period,
+                  "Graceful node shutdown (the kubelet's shutdownGracePeriod): hold a "
+                  "systemd-logind delay lock and, when the node shuts down, stop its pods within "
+                  "this long, regular pods first, then critical ones (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--shutdown-grace-period-critical-pods",
+                  flags->shutdown_grace_period_critical_pods,
+                  "The part of --shutdown-grace-period kept for critical pods (priority class "
+                  "system-node-critical or system-cluster-critical)")
+      ->capture_default_str();
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();
   cmd->add_option("--run-dir", flags->run_dir,

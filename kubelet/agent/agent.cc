@@ -5,6 +5,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "kubelet/agent/logind_inhibitor.h"
 #include "kubelet/volumes/local_path_cleaner.h"
 #include "skiff/version.h"
 
@@ -42,18 +43,71 @@ PodWorkersOptions podWorkersOptions(const AgentOptions& o) {
   return w;
 }
 
+// The pods a node shutdown stops: those of the agent's workers.
+class WorkerShutdownPods final : public ShutdownPods {
+ public:
+  explicit WorkerShutdownPods(PodWorkers& workers) : workers_(workers) {}
+  std::vector<Pod> activePods() override { return workers_.activePods(); }
+  void killPod(const Pod& pod, std::chrono::milliseconds grace,
+               const std::function<void(api::core::v1::PodStatus&)>& set_status) override {
+    workers_.killPod(pod.metadata().uid(), grace, set_status);
+  }
+
+ private:
+  PodWorkers& workers_;
+};
+
 }  // namespace
 
 Agent::Agent(client::Client& client, PodSyncer& syncer, AgentOptions options)
     : client_(client),
       options_(std::move(options)),
-      node_(client, nodeStatusOptions(options_)),
+      node_(client,
+            [this] {
+              NodeStatusOptions n = nodeStatusOptions(options_);
+              n.not_ready = [this] {
+                ShutdownManager* m = shutdown_.load();
+                return m != nullptr ? m->notReadyMessage() : std::string();
+              };
+              return n;
+            }()),
       events_(client, options_.node_name),
       statuses_(client),
-      workers_(client, syncer, statuses_, events_, podWorkersOptions(options_)) {}
+      workers_(client, syncer, statuses_, events_, [this] {
+        PodWorkersOptions w = podWorkersOptions(options_);
+        w.admit = [this](const Pod& pod) {
+          ShutdownManager* m = shutdown_.load();
+          return m != nullptr ? m->admit(pod) : std::pair<std::string, std::string>();
+        };
+        return w;
+      }()) {}
 
 Agent::~Agent() {
   stop();
+}
+
+void Agent::startShutdownManager() {
+  if (options_.shutdown_grace_period.count() <= 0) return;
+  try {
+    inhibitor_ = options_.shutdown_inhibitor ? options_.shutdown_inhibitor()
+                                             : std::make_unique<LogindInhibitor>();
+    shutdown_pods_ = std::make_unique<WorkerShutdownPods>(workers_);
+    shutdown_manager_ = std::make_unique<ShutdownManager>(
+        *inhibitor_, *shutdown_pods_,
+        ShutdownManagerOptions{
+            .node_name = options_.node_name,
+            .grace_period = options_.shutdown_grace_period,
+            .grace_period_critical_pods = options_.shutdown_grace_period_critical_pods,
+            .on_change = [this] { node_.requestStatusUpdate(); }});
+    shutdown_manager_->start();
+    shutdown_ = shutdown_manager_.get();
+  } catch (const std::exception& e) {
+    std::cerr << "skiff agent: node " << options_.node_name
+              << ": graceful node shutdown is off: " << e.what() << std::endl;
+    shutdown_manager_.reset();
+    shutdown_pods_.reset();
+    inhibitor_.reset();
+  }
 }
 
 bool Agent::start() {
@@ -84,6 +138,7 @@ bool Agent::start() {
   // Every pod bound here is now known to the workers: what else the syncer holds is an orphan.
   orphans_ = workers_.cleanupOrphans();
   workers_.start();
+  startShutdownManager();
   if (!options_.local_storage_dir.empty()) {
     cleaner_ = std::thread([this] {
       volumes::LocalPathCleaner cleaner(client_, options_.node_name, options_.local_storage_dir);
@@ -113,6 +168,8 @@ void Agent::stop() {
   clean_cv_.notify_all();
   node_.stop();  // also ends a registration start() is retrying
   std::lock_guard lock(lifecycle_mu_);
+  // Releases the inhibitor lock (a shutdown being handled finishes first).
+  if (shutdown_manager_) shutdown_manager_->stop();
   if (informers_) informers_->stop();
   workers_.stop();
   events_.flush();

@@ -17,6 +17,8 @@
 #include "kubelet/agent/node_status.h"
 #include "kubelet/agent/pod_events.h"
 #include "kubelet/agent/pod_workers.h"
+#include "kubelet/agent/shutdown_inhibitor.h"
+#include "kubelet/agent/shutdown_manager.h"
 #include "kubelet/agent/status_manager.h"
 #include "kubelet/pods/pod_syncer.h"
 
@@ -55,6 +57,14 @@ struct AgentOptions {
   int32_t lease_duration_seconds = 40;
   int pod_workers = 4;
   std::chrono::milliseconds sync_frequency{10000};
+  // Graceful node shutdown (shutdown_manager.h), kubelet's shutdownGracePeriod and
+  // shutdownGracePeriodCriticalPods; a grace period of 0 turns it off.
+  std::chrono::seconds shutdown_grace_period{0};
+  std::chrono::seconds shutdown_grace_period_critical_pods{0};
+  // Makes the inhibitor the shutdown manager takes its lock from (default: systemd-logind on the
+  // system D-Bus, logind_inhibitor.h). When it throws (no bus, no logind: usual in containers)
+  // the agent logs one line and runs without graceful shutdown.
+  std::function<ShutdownInhibitorPtr()> shutdown_inhibitor;
   // For tests and hollow nodes: the machine and its pressure instead of this one's.
   std::function<MachineInfo()> machine;
   std::function<PressureSample()> pressure;
@@ -77,10 +87,15 @@ class Agent {
   PodWorkers& pods() { return workers_; }
   PodStatusManager& statuses() { return statuses_; }
   PodEventRecorder& events() { return events_; }
+  // The graceful shutdown manager once start() started it (nullptr: off or no inhibitor).
+  ShutdownManager* shutdownManager() const { return shutdown_.load(); }
   // The UIDs start() cleaned up as orphans.
   const std::vector<std::string>& orphansCleaned() const { return orphans_; }
 
  private:
+  // Graceful node shutdown when asked for; without an inhibitor, one line on stderr.
+  void startShutdownManager();
+
   client::Client& client_;
   const AgentOptions options_;
   NodeStatusManager node_;
@@ -89,6 +104,12 @@ class Agent {
   PodWorkers workers_;
   std::unique_ptr<client::SharedInformerFactory> informers_;
   std::vector<std::string> orphans_;
+  // Graceful node shutdown: the inhibitor, the pods it stops (the workers) and the manager,
+  // published through shutdown_ for the node status and admission hooks.
+  ShutdownInhibitorPtr inhibitor_;
+  std::unique_ptr<ShutdownPods> shutdown_pods_;
+  std::unique_ptr<ShutdownManager> shutdown_manager_;
+  std::atomic<ShutdownManager*> shutdown_{nullptr};
   std::mutex lifecycle_mu_;  // start() and stop() from different threads
   std::atomic<bool> stopping_{false};
   std::mutex clean_mu_;

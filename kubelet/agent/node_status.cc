@@ -522,6 +522,14 @@ bool NodeStatusManager::renewLease() {
   return false;
 }
 
+void NodeStatusManager::requestStatusUpdate() {
+  {
+    std::lock_guard lock(mu_);
+    status_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
 void NodeStatusManager::loop() {
   using Clock = std::chrono::steady_clock;
   auto next_status = Clock::now() + options_.status_update_frequency;
@@ -529,13 +537,17 @@ void NodeStatusManager::loop() {
   // The kubelet retries a failed renewal at 200 ms, doubling up to 7 s.
   std::chrono::milliseconds lease_retry{200};
   while (true) {
+    bool requested = false;
     {
       std::unique_lock lock(mu_);
-      if (cv_.wait_until(lock, std::min(next_status, next_lease), [&] { return stopping_; })) {
-        return;
-      }
+      cv_.wait_until(lock, std::min(next_status, next_lease),
+                     [&] { return stopping_ || status_requested_; });
+      if (stopping_) return;
+      requested = status_requested_;
+      status_requested_ = false;
     }
     auto now = Clock::now();
+    if (requested) next_status = now;
     if (now >= next_lease) {
       if (renewLease()) {
         lease_retry = std::chrono::milliseconds(200);

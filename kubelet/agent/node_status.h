@@ -120,6 +120,9 @@ class NodeStatusManager {
   uint64_t statusPosts() const;
   uint64_t leaseRenewals() const;
 
+  // Posts the status soon, on the update thread (something the conditions read changed).
+  void requestStatusUpdate();
+
   // One round, for tests: registration, a status update, a lease renewal. Each returns false
   // when the apiserver refused (the reason goes to stderr).
   bool registerNode();
@@ -136,6 +139,7 @@ class NodeStatusManager {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool status_requested_ = false;
   std::string pod_cidr_;
   std::string node_uid_;
   std::optional<api::core::v1::NodeStatus> last_posted_;  // without heartbeat times

@@ -10,6 +10,7 @@
 namespace skiff::kubelet {
 
 using api::core::v1::Pod;
+using api::core::v1::PodStatus;
 
 namespace {
 
@@ -137,6 +138,85 @@ void PodWorkers::stop() {
   threads_.clear();
 }
 
+std::vector<Pod> PodWorkers::activePods() const {
+  std::vector<Pod> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [uid, state] : pods_) {
+    if (state.removed || state.terminated || isTerminalPhase(state.pod.status().phase())) continue;
+    out.push_back(state.pod);
+  }
+  return out;
+}
+
+bool PodWorkers::killPod(const std::string& uid, std::chrono::milliseconds grace,
+                         const std::function<void(PodStatus&)>& set_status) {
+  Pod pod;
+  {
+    std::unique_lock lock(mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return false;
+    it->second.killing = true;  // the workers leave it alone from now on
+    idle_cv_.wait(lock, [&] {
+      auto found = pods_.find(uid);
+      return found == pods_.end() || !found->second.busy;
+    });
+    it = pods_.find(uid);
+    if (it == pods_.end()) return false;
+    if (it->second.terminated) {
+      it->second.killing = false;
+      return false;
+    }
+    it->second.busy = true;
+    pod = it->second.pod;
+  }
+  auto done = [&](bool terminated) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = pods_.find(uid); it != pods_.end()) {
+        it->second.busy = false;
+        it->second.killing = false;
+        it->second.terminated = it->second.terminated || terminated;
+      }
+    }
+    idle_cv_.notify_all();
+    queue_.add(uid);  // whatever came meanwhile (a deletion) is handled now
+  };
+  // A status the apiserver refused is tried again a few times: after the shutdown nobody will.
+  auto post = [&](const PodStatus& status) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        statuses_.setPodStatus(pod, status);
+        return;
+      } catch (const std::exception& e) {
+        if (attempt == 2) {
+          std::cerr << "skiff agent: node " << options_.node_name << ": pod " << podName(pod)
+                    << ": posting its status: " << e.what() << std::endl;
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+  };
+  try {
+    // First the status as it is with the shutdown's marks (Kubernetes posts it before the kill).
+    PodStatus before = statuses_.lastPosted(uid).value_or(pod.status());
+    set_status(before);
+    post(before);
+    PodSyncResult result = syncer_.terminate(pod, grace);
+    recordEvents(pod, result.events);
+    set_status(result.status);
+    // The kubelet never moves a pod from one terminal phase to another (its containers' exit 0
+    // after SIGTERM does not turn the shutdown's Failed into Succeeded).
+    if (isTerminalPhase(before.phase())) result.status.set_phase(before.phase());
+    post(result.status);
+  } catch (...) {
+    done(false);
+    throw;
+  }
+  done(true);
+  return true;
+}
+
 size_t PodWorkers::trackedPods() const {
   std::lock_guard lock(mu_);
   return pods_.size();
@@ -188,8 +268,23 @@ void PodWorkers::process(const std::string& uid) {
     std::lock_guard lock(mu_);
     auto it = pods_.find(uid);
     if (it == pods_.end()) return;
+    // killPod() has it, and queues it again when it is done.
+    if (it->second.busy || it->second.killing) return;
+    it->second.busy = true;
     state = it->second;
   }
+  // Not busy any more on every way out (killPod() may be waiting for that).
+  struct Idle {
+    PodWorkers& w;
+    const std::string& uid;
+    ~Idle() {
+      {
+        std::lock_guard lock(w.mu_);
+        if (auto it = w.pods_.find(uid); it != w.pods_.end()) it->second.busy = false;
+      }
+      w.idle_cv_.notify_all();
+    }
+  } idle{*this, uid};
   const Pod& pod = state.pod;
   try {
     if (state.removed) {
@@ -216,6 +311,11 @@ void PodWorkers::process(const std::string& uid) {
       queue_.forget(uid);
       return;  // the informer's delete forgets it
     }
+    // Terminated by killPod() (node shutdown), or terminal: never synced again.
+    if (state.terminated) {
+      queue_.forget(uid);
+      return;
+    }
     if (isTerminalPhase(pod.status().phase())) {
       // Never run again; release what it held once.
       if (!state.terminated) {
@@ -226,8 +326,28 @@ void PodWorkers::process(const std::string& uid) {
       queue_.forget(uid);
       return;
     }
+    if (!state.admitted && options_.admit) {
+      // A pod new to the node that may not run here now (the node shuts down): Failed at once.
+      auto [reason, message] = options_.admit(pod);
+      if (!reason.empty()) {
+        PodStatus rejected;
+        rejected.set_phase("Failed");
+        rejected.set_reason(reason);
+        rejected.set_message(message);
+        statuses_.setPodStatus(pod, rejected);
+        std::cerr << "skiff agent: node " << options_.node_name << ": pod " << podName(pod)
+                  << " not admitted: " << message << std::endl;
+        markTerminated(uid);
+        queue_.forget(uid);
+        return;
+      }
+    }
     PodSyncResult result = syncer_.sync(pod);
     ++syncs_;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = pods_.find(uid); it != pods_.end()) it->second.admitted = true;
+    }
     recordEvents(pod, result.events);
     statuses_.setPodStatus(pod, result.status);
     if (isTerminalPhase(result.status.phase())) {

@@ -2,10 +2,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "control/client/client.h"
@@ -47,6 +50,10 @@ struct PodWorkersOptions {
   std::chrono::milliseconds default_grace{30000};
   client::WorkQueueOptions queue{.base_delay = std::chrono::milliseconds(100),
                                  .max_delay = std::chrono::milliseconds(30000)};
+  // Admission of a pod the workers have not run yet: {reason, message} to fail it with (status
+  // phase Failed, nothing started), or empty reason to run it. Unset: every pod runs. (The
+  // graceful shutdown rejects new pods, shutdown_manager.h.)
+  std::function<std::pair<std::string, std::string>(const api::core::v1::Pod&)> admit;
 };
 
 class PodWorkers {
@@ -73,6 +80,16 @@ class PodWorkers {
   // Stops the workers (a sync in progress finishes); pods are left as they run.
   void stop();
 
+  // Node shutdown (shutdown_manager.h): the pods that still run (not removed, not in a terminal
+  // phase, not terminated by a worker).
+  std::vector<api::core::v1::Pod> activePods() const;
+  // Node shutdown: terminates the pod now, on the caller's thread, once the sync its worker may
+  // be running finished: its status with `set_status` applied is posted, then terminate(grace),
+  // then the final status with `set_status` applied. The pod is not synced again. False when the
+  // workers do not track it or it was terminated already. Throws when terminate() failed.
+  bool killPod(const std::string& pod_uid, std::chrono::milliseconds grace,
+               const std::function<void(api::core::v1::PodStatus&)>& set_status);
+
   // Pods the workers track (bound here and not yet confirmed gone).
   size_t trackedPods() const;
   uint64_t syncs() const { return syncs_; }
@@ -82,6 +99,9 @@ class PodWorkers {
     api::core::v1::Pod pod;
     bool removed = false;     // gone from the apiserver
     bool terminated = false;  // terminate() returned
+    bool admitted = false;    // synced at least once
+    bool busy = false;        // a worker or killPod() is working on it
+    bool killing = false;     // killPod() waits for it or runs
   };
 
   void work();
@@ -99,6 +119,7 @@ class PodWorkers {
   client::WorkQueue queue_;
   mutable std::mutex mu_;
   std::map<std::string, PodState> pods_;  // by UID
+  std::condition_variable idle_cv_;       // a pod's busy went false
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> syncs_{0};
   std::vector<std::thread> threads_;

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Graceful node shutdown with real runc containers: `skiff agent --shutdown-grace-period 12s
+# --shutdown-grace-period-critical-pods 4s` on a private dbus-daemon (DBUS_SYSTEM_BUS_ADDRESS)
+# with a fake systemd-logind (fake_logind.py) takes a delay inhibitor lock; PrepareForShutdown(true)
+# makes the node NotReady ("node is shutting down"), stops the regular pod (preStop hook, then
+# SIGTERM) before the critical one (priorityClassName system-node-critical), sets both Failed with
+# reason Terminated, and only then closes the lock's fd. A pod created afterwards is rejected
+# (NodeShutdown). Everything in a network namespace of its own.
+# Usage: runc_shutdown_e2e_test.sh SKIFF_BINARY SOURCE_DIR
+set -euo pipefail
+skiff=$1
+source_dir=$2
+if [[ -z ${SKIFF_SHUTDOWN_E2E_IN_NETNS:-} ]]; then
+  if [[ $(id -u) != 0 ]] || ! command -v runc >/dev/null || ! command -v umoci >/dev/null; then
+    echo "SKIP: needs root, runc and umoci"
+    exit 77
+  fi
+  SKIFF_SHUTDOWN_E2E_IN_NETNS=1 exec unshare --net "$0" "$@"
+fi
+ip link set lo up
+
+work=$(mktemp -d /tmp/skiff-e2e-shutdown.XXXXXX)
+cgroup_parent=/skiff-e2e-shutdown-$$
+server_pid=
+agent_pid=
+bus_pid=
+logind_pid=
+cleanup() {
+  exec 7>&- 2>/dev/null || true
+  for pid in $agent_pid $logind_pid $bus_pid $server_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  runc --root "$work/run/runc" list -q 2>/dev/null | while read -r id; do
+    runc --root "$work/run/runc" delete -f "$id" 2>/dev/null || true
+  done
+  for d in /sys/fs/cgroup/*"$cgroup_parent" /sys/fs/cgroup/*/*"$cgroup_parent" /sys/fs/cgroup"$cgroup_parent"; do
+    [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
+  echo "--- fake logind" >&2; cat "$work/logind.out" >&2 || true
+  echo "--- pod output" >&2; cat "$work/out/log" >&2 || true
+  echo "--- server log (tail)" >&2; tail -20 "$work/server.log" >&2 || true
+  exit 1
+}
+wait_eq() {
+  local want=$1 what=$2 got=
+  shift 2
+  for _ in $(seq 200); do
+    got=$("$@" 2>/dev/null || true)
+    [[ $got == "$want" ]] && return 0
+    sleep 0.1
+  done
+  fail "$what: got '$got', want '$want'"
+}
+containers() { runc --root "$work/run/runc" list -q 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//'; }
+
+# The bus and the fake logind.
+cat >"$work/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$work/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+XML
+dbus-daemon --config-file="$work/bus.conf" --print-address --nofork >"$work/bus.address" 2>/dev/null &
+bus_pid=$!
+wait_eq "1" "dbus-daemon address" bash -c "grep -c '^unix:path=' '$work/bus.address'"
+bus=$(head -1 "$work/bus.address")
+mkfifo "$work/logind.in"
+/usr/bin/python3 "$source_dir/tests/kubelet/agent/fake_logind.py" "$bus" 30000000 \
+  <"$work/logind.in" >"$work/logind.out" 2>&1 &
+logind_pid=$!
+exec 7>"$work/logind.in"
+wait_eq "ready" "fake logind" head -1 "$work/logind.out"
+
+"$source_dir/tests/fixtures/images/make-busybox-image.sh" "$work/layout" test >/dev/null 2>&1 ||
+  fail "building the busybox image"
+"$skiff" image --root "$work/images" import "$work/layout" --name busybox:test >/dev/null ||
+  fail "importing the image"
+
+"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q "control loops running" "$work/server.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "control loops running" "$work/server.log" || fail "the server did not start"
+export KUBECONFIG="$work/data/admin.kubeconfig"
+
+DBUS_SYSTEM_BUS_ADDRESS=$bus "$skiff" agent --kubeconfig "$KUBECONFIG" --node-name shut-1 \
+  --data-dir "$work/agent" --run-dir "$work/run" --image-root "$work/images" \
+  --pod-log-dir "$work/logs" --pod-cidr 10.251.0.0/24 --bridge skiffsd0 \
+  --cgroup-parent "$cgroup_parent" --proxy-mode none --kubelet-port 0 \
+  --shutdown-grace-period 12s --shutdown-grace-period-critical-pods 4s >>"$work/agent.log" 2>&1 &
+agent_pid=$!
+ready_cond() {
+  kubectl get node shut-1 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
+}
+wait_eq "True" "node Ready" ready_cond
+wait_eq "inhibit shutdown|skiff agent|Kubelet needs time to handle node shutdown|delay 1" \
+  "the agent's inhibitor lock" sed -n 2p "$work/logind.out"
+
+mkdir -p "$work/out"
+: >"$work/out/log"
+pod() {  # NAME PRIORITY_CLASS
+  local cls=
+  [[ -n $2 ]] && cls="priorityClassName: $2"
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  $cls
+  terminationGracePeriodSeconds: 30
+  volumes: [{name: out, hostPath: {path: "$work/out", type: Directory}}]
+  containers:
+  - name: main
+    image: "busybox:test"
+    imagePullPolicy: Never
+    command: [sh, -c, "trap 'echo $1 TERM >> /out/log; exit 0' TERM; while true; do sleep 0.1; done"]
+    lifecycle:
+      preStop:
+        exec: {command: [sh, -c, "echo $1 preStop >> /out/log"]}
+    volumeMounts: [{name: out, mountPath: /out}]
+YAML
+}
+pod web ""
+pod dns system-node-critical
+phase() { kubectl get pod "$1" -o jsonpath='{.status.phase}'; }
+wait_eq "Running" "web Running" phase web
+wait_eq "Running" "dns Running" phase dns
+[[ $(containers | wc -w) == 2 ]] || fail "runc containers: '$(containers)'"
+
+echo shutdown >&7
+wait_eq "1" "the lock released" bash -c "grep -c '^released 0$' '$work/logind.out'"
+# When the lock's fd was closed, both pods had run their hook and taken their SIGTERM, the
+# regular one first.
+got=$(tr '\n' ',' <"$work/out/log")
+[[ $got == "web preStop,web TERM,dns preStop,dns TERM," ]] || fail "pod output order: '$got'"
+for p in web dns; do
+  got=$(kubectl get pod "$p" -o jsonpath='{.status.phase}|{.status.reason}|{.status.message}')
+  [[ $got == "Failed|Terminated|Pod was terminated in response to imminent node shutdown." ]] ||
+    fail "pod $p status: '$got'"
+  got=$(kubectl get pod "$p" -o jsonpath='{.status.conditions[?(@.type=="DisruptionTarget")].reason}')
+  [[ $got == "TerminationByKubelet" ]] || fail "pod $p DisruptionTarget: '$got'"
+done
+wait_eq "" "containers after the shutdown" containers
+wait_eq "False|KubeletNotReady|node is shutting down" "node NotReady" kubectl get node shut-1 \
+  -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}|{.status.conditions[?(@.type=="Ready")].reason}|{.status.conditions[?(@.type=="Ready")].message}'
+grep -q "graceful shutdown: done, inhibitor lock released" "$work/agent.log" ||
+  fail "no 'done' line in the agent log"
+
+# A pod bound now (by name: the scheduler places nothing on a NotReady node) is rejected.
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  nodeName: shut-1
+  containers:
+  - {name: main, image: "busybox:test", imagePullPolicy: Never, command: [sleep, "3600"]}
+YAML
+wait_eq "Failed|NodeShutdown" "late pod rejected" kubectl get pod late \
+  -o jsonpath='{.status.phase}|{.status.reason}'
+[[ -z $(containers) ]] || fail "the late pod started: '$(containers)'"
+
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "skiff agent did not exit cleanly on SIGTERM"
+agent_pid=
+echo "PASS"
