@@ -27,6 +27,7 @@
 #include "control/apiserver/server.h"
 #include "control/cli/bench_report.h"
 #include "control/cli/bench_store_command.h"
+#include "control/cli/bench_watch_fanout.h"
 #include "control/cli/cli_context.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
@@ -37,6 +38,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kNamespace = "skiff-bench-apiserver";
+// The fan-out phase's pods, apart from the verb phases' so that its watchers see only its writes.
+constexpr const char* kFanoutNamespace = "skiff-bench-fanout";
+constexpr const char* kFanoutPrefix = "fanout-";
 
 // Kubernetes' API call latency SLOs (sig-scalability, api_call_latency.md): thresholds of their
 // definition for the 99th percentile per cluster-day, not figures measured here. The namespace
@@ -52,6 +56,11 @@ struct BenchApiserverOptions {
   double seconds = 3;
   int objects = 1000;
   int watchers = 16;
+  // The issue's headline figures: pod creates with these numbers of clients, and a watch fan-out.
+  std::string create_clients = "1,64";
+  int fanout_watchers = 1000;
+  double fanout_rate = 1000;  // pods/s written while the watchers watch
+  double fanout_seconds = 3;
 };
 
 // The verbs measured, in the order of their phases.
@@ -68,6 +77,25 @@ struct VerbFigures {
   double p50_ms = 0;
   double p99_ms = 0;
   double requestsPerSecond() const { return seconds > 0 ? requests / seconds : 0; }
+};
+
+// Pod creates at one load level.
+struct CreateFigures {
+  int clients = 0;
+  VerbFigures creates;
+};
+
+// The fan-out phase: pods written at a steady rate to many watchers of their collection.
+struct FanoutFigures {
+  int watchers = 0;
+  double target_rate = 0;
+  double written_rate = 0;     // pods created per second, as achieved
+  size_t expected = 0;         // writes x watchers
+  size_t delivered = 0;        // of them, events that arrived
+  double delivery_p50_ms = 0;  // from the write's answer to the event at a watcher (0 if before)
+  double delivery_p99_ms = 0;
+  double delivery_max_ms = 0;
+  double events_per_second = 0;  // deliveries over the time from the first write to the last event
 };
 
 struct LevelFigures {
@@ -290,16 +318,22 @@ class Watcher {
   std::string failure_;
 };
 
-api::Value pod(int i) {
+// A pod as a Deployment's template would make it (one container, a port, requests).
+api::Value pod(const std::string& name, const char* ns, int shard, const char* phase) {
   char json[1024];
   std::snprintf(
       json, sizeof(json),
-      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"pod-%d","namespace":"%s",)"
-      R"("labels":{"app":"bench","shard":"s%d"}},"spec":{"terminationGracePeriodSeconds":0,)"
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","namespace":"%s",)"
+      R"("labels":{"app":"bench","shard":"s%d","phase":"%s"}},)"
+      R"("spec":{"terminationGracePeriodSeconds":0,)"
       R"("containers":[{"name":"c","image":"registry.example/bench:1.0","ports":)"
       R"([{"containerPort":8080}],"resources":{"requests":{"cpu":"10m","memory":"50Mi"}}}]}})",
-      i, kNamespace, i % 10);
+      name.c_str(), ns, shard % 10, phase);
   return api::parseJson(json);
+}
+
+api::Value pod(int i) {
+  return pod("pod-" + std::to_string(i), kNamespace, i, "preload");
 }
 
 api::Value configMap(const std::string& name, int version) {
@@ -360,6 +394,9 @@ class Bench {
                   api::parseJson(std::string(R"({"apiVersion":"v1","kind":"Namespace",)") +
                                  R"("metadata":{"name":")" + kNamespace + R"("}})"));
     const int configmaps = std::max(1, options_.objects / 10);
+    client.create(resolveType("namespaces"), "",
+                  api::parseJson(std::string(R"({"apiVersion":"v1","kind":"Namespace",)") +
+                                 R"("metadata":{"name":")" + kFanoutNamespace + R"("}})"));
     parallel(options_.objects + configmaps, [&](int i) {
       client::Client& c = *clients_[static_cast<size_t>(i) % clients_.size()];
       if (i < options_.objects) {
@@ -489,7 +526,107 @@ class Bench {
     return level;
   }
 
+  // Pod creates by `n` clients for the phase time; the pods are deleted afterwards (not timed).
+  CreateFigures podCreates(int n) {
+    CreateFigures figures;
+    figures.clients = n;
+    parallel(n, [&](int i) { clients_[static_cast<size_t>(i)]->get(pods_, kNamespace, "pod-0"); });
+    std::vector<int> serial(static_cast<size_t>(n), 0);
+    figures.creates = runPhase(n, options_.seconds, [&](int t) {
+      const size_t i = static_cast<size_t>(t);
+      const std::string name = "create-" + std::to_string(n) + "-" + std::to_string(t) + "-" +
+                               std::to_string(serial[i]++);
+      clients_[i]->create(pods_, kNamespace, pod(name, kNamespace, t, "create"));
+      return true;
+    });
+    removePods(kNamespace, "phase=create");
+    return figures;
+  }
+
+  // `fanout_watchers` watches of kFanoutNamespace's pods while pods are created there at
+  // `fanout_rate` for `fanout_seconds` (open loop: each write has its time in a schedule, spread
+  // over writer threads, so a slow answer does not slow the rate down).
+  FanoutFigures fanout() {
+    FanoutFigures figures;
+    figures.watchers = options_.fanout_watchers;
+    figures.target_rate = options_.fanout_rate;
+    const size_t total =
+        std::max<size_t>(1, static_cast<size_t>(options_.fanout_rate * options_.fanout_seconds));
+    const api::Value current = clients_.front()->list(pods_, kFanoutNamespace);
+    const std::string path =
+        std::string("/api/v1/namespaces/") + kFanoutNamespace +
+        "/pods?watch=true&resourceVersion=" + text(current, {"metadata", "resourceVersion"}) +
+        "&timeoutSeconds=3600";
+    FanoutWatchers watchers(config_, path, options_.fanout_watchers, kFanoutPrefix, total);
+    watchers.start(std::chrono::seconds(60));
+
+    const size_t writers = std::min<size_t>(clients_.size(), 16);
+    std::vector<Clock::time_point> answered(total);
+    std::vector<std::thread> threads;
+    std::exception_ptr failure;
+    std::mutex failure_mu;
+    const auto start = Clock::now() + std::chrono::milliseconds(20);
+    const auto every = std::chrono::duration<double>(1.0 / options_.fanout_rate);
+    for (size_t w = 0; w < writers; ++w) {
+      threads.emplace_back([&, w] {
+        try {
+          for (size_t i = w; i < total; i += writers) {
+            std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
+                                                      every * static_cast<double>(i)));
+            clients_[w]->create(pods_, kFanoutNamespace,
+                                pod(kFanoutPrefix + std::to_string(i), kFanoutNamespace,
+                                    static_cast<int>(i), "fanout"));
+            answered[i] = Clock::now();
+          }
+        } catch (...) {
+          std::lock_guard lock(failure_mu);
+          if (!failure) failure = std::current_exception();
+        }
+      });
+    }
+    for (auto& thread : threads)
+      thread.join();
+    if (failure) std::rethrow_exception(failure);
+    const auto written = *std::max_element(answered.begin(), answered.end());
+    figures.written_rate = total / std::max(1e-9, msSince(start, written) / 1000);
+    figures.expected = total * static_cast<size_t>(options_.fanout_watchers);
+    // Every watcher gets every event, or 30 s pass.
+    const auto wait_until = Clock::now() + std::chrono::seconds(30);
+    while (watchers.arrivals() < figures.expected && watchers.failure().empty() &&
+           Clock::now() < wait_until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    watchers.stop();
+    if (!watchers.failure().empty()) throw std::runtime_error(watchers.failure());
+    std::vector<double> latencies;
+    latencies.reserve(figures.expected);
+    Clock::time_point last = start;
+    for (int w = 0; w < watchers.watchers(); ++w) {
+      for (size_t i = 0; i < total; ++i) {
+        const auto at = watchers.arrival(w, i);
+        if (at == Clock::time_point{}) continue;
+        latencies.push_back(std::max(0.0, msSince(answered[i], at)));
+        last = std::max(last, at);
+      }
+    }
+    figures.delivered = latencies.size();
+    figures.delivery_p50_ms = percentileMs(latencies, 0.50);
+    figures.delivery_p99_ms = percentileMs(latencies, 0.99);
+    figures.delivery_max_ms =
+        latencies.empty() ? 0 : *std::max_element(latencies.begin(), latencies.end());
+    figures.events_per_second = latencies.size() / std::max(1e-9, msSince(start, last) / 1000);
+    removePods(kFanoutNamespace, "phase=fanout");
+    return figures;
+  }
+
  private:
+  void removePods(const char* ns, const std::string& selector) {
+    client::ListOptions list;
+    list.label_selector = selector;
+    client::DeleteOptions remove;
+    remove.grace_period_seconds = 0;
+    clients_.front()->removeCollection(pods_, ns, list, remove);
+  }
+
   const BenchApiserverOptions& options_;
   const api::ResourceType& pods_;
   const api::ResourceType& configmaps_;
@@ -536,7 +673,15 @@ api::Value rounded(const api::Value& value) {
   return value;
 }
 
-int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& clients) {
+int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& clients,
+                      const std::vector<int>& create_clients) {
+  if (options.fanout_watchers < 1 || options.fanout_watchers > 10000 || options.fanout_rate <= 0 ||
+      options.fanout_seconds <= 0) {
+    std::cerr << "error: --fanout-watchers " << options.fanout_watchers << " --fanout-rate "
+              << options.fanout_rate << " --fanout-seconds " << options.fanout_seconds
+              << ": want 1 to 10000 watchers, a positive rate and a positive time\n";
+    return 1;
+  }
   if (options.objects < 1 || options.seconds <= 0 || options.watchers < 1) {
     std::cerr << "error: --objects " << options.objects << " --seconds " << options.seconds
               << " --watchers " << options.watchers << ": want 1 or more objects and watchers "
@@ -554,8 +699,11 @@ int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& cli
   progress << "skiff bench apiserver: apiserver at " << server.url()
            << " (TLS, embedded SQLite with fsync in " << dir.path << ")\n";
 
-  const int max_clients = *std::max_element(clients.begin(), clients.end());
+  const int max_clients = std::max(*std::max_element(clients.begin(), clients.end()),
+                                   *std::max_element(create_clients.begin(), create_clients.end()));
   std::vector<LevelFigures> levels;
+  std::vector<CreateFigures> creates;
+  FanoutFigures fanout;
   {
     Bench bench(options, server.adminKubeconfig(), max_clients);
     const auto preload_start = Clock::now();
@@ -573,6 +721,18 @@ int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& cli
                << "/" << l.watch_expected << " events); " << benchNumber(l.requestsPerSecond())
                << " req/s\n";
     }
+    for (int n : create_clients) {
+      creates.push_back(bench.podCreates(n));
+      const VerbFigures& c = creates.back().creates;
+      progress << "  pod creates, " << n << (n == 1 ? " client: " : " clients: ")
+               << benchNumber(c.requestsPerSecond()) << "/s, p99 " << benchNumber(c.p99_ms)
+               << " ms\n";
+    }
+    fanout = bench.fanout();
+    progress << "  watch fan-out: " << fanout.watchers << " watchers, "
+             << benchNumber(fanout.written_rate) << " pods/s written: delivery p99 "
+             << benchNumber(fanout.delivery_p99_ms) << " ms (" << fanout.delivered << "/"
+             << fanout.expected << " events)\n";
   }
   const std::string load_average = loadAverage();
   const auto highest = std::max_element(
@@ -583,10 +743,13 @@ int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& cli
     api::Value doc = api::Value::object();
     doc.set("suite", api::Value::string("apiserver"));
     api::Value params = api::Value::object();
-    api::Value levels_param = api::Value::array();
-    for (int n : clients)
-      levels_param.push(api::Value::integer(n));
-    params.set("clients", std::move(levels_param));
+    auto intArray = [](const std::vector<int>& values) {
+      api::Value out = api::Value::array();
+      for (int n : values)
+        out.push(api::Value::integer(n));
+      return out;
+    };
+    params.set("clients", intArray(clients));
     params.set("seconds_per_phase", api::Value::number(options.seconds));
     params.set("pods", api::Value::integer(options.objects));
     params.set("configmaps", api::Value::integer(std::max(1, options.objects / 10)));
@@ -595,8 +758,28 @@ int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& cli
     params.set("quick", api::Value::boolean(options.quick));
     params.set("cpus", api::Value::integer(::sysconf(_SC_NPROCESSORS_ONLN)));
     params.set("load_average", api::Value::string(load_average));
+    params.set("create_clients", intArray(create_clients));
+    params.set("fanout_watchers", api::Value::integer(options.fanout_watchers));
+    params.set("fanout_rate", api::Value::number(options.fanout_rate));
+    params.set("fanout_seconds", api::Value::number(options.fanout_seconds));
     doc.set("params", std::move(params));
     api::Value metrics = levelJson(*highest);
+    // The issue's headline keys: pod creates by N clients, and the fan-out's delivery latency.
+    for (const auto& c : creates) {
+      const std::string n = std::to_string(c.clients);
+      metrics.set("creates_per_second_" + n, api::Value::number(c.creates.requestsPerSecond()));
+      metrics.set("create_p50_ms_" + n, api::Value::number(c.creates.p50_ms));
+      metrics.set("create_p99_ms_" + n, api::Value::number(c.creates.p99_ms));
+    }
+    metrics.set("watch_delivery_p50_ms", api::Value::number(fanout.delivery_p50_ms));
+    metrics.set("watch_delivery_p99_ms", api::Value::number(fanout.delivery_p99_ms));
+    metrics.set("watch_delivery_max_ms", api::Value::number(fanout.delivery_max_ms));
+    metrics.set("watch_fanout_written_per_second", api::Value::number(fanout.written_rate));
+    metrics.set("watch_fanout_events_per_second", api::Value::number(fanout.events_per_second));
+    metrics.set("watch_fanout_delivered",
+                api::Value::integer(static_cast<int64_t>(fanout.delivered)));
+    metrics.set("watch_fanout_expected",
+                api::Value::integer(static_cast<int64_t>(fanout.expected)));
     doc.set("metrics", std::move(metrics));
     api::Value all = api::Value::array();
     for (const auto& l : levels)
@@ -641,6 +824,17 @@ int runBenchApiserver(BenchApiserverOptions options, const std::vector<int>& cli
                 "watch, from request", l.clients, l.watch_from_request_p50_ms,
                 l.watch_from_request_p99_ms, "", 100 * l.watch_before_answer_fraction);
   }
+  for (const auto& c : creates) {
+    std::printf("%-20s %7d %10.3g %10.3g %10.0f <= %.0f ms: %s\n", "CREATE pod", c.clients,
+                c.creates.p50_ms, c.creates.p99_ms, c.creates.requestsPerSecond(),
+                kSloMutatingP99Ms, c.creates.p99_ms <= kSloMutatingP99Ms ? "within" : "above");
+  }
+  std::printf(
+      "watch fan-out: %d watchers of pods, %.0f pods/s written (asked %.0f): delivery p50 %.3g ms, "
+      "p99 %.3g ms, max %.3g ms after the write's answer; %zu of %zu events, %.0f events/s\n",
+      fanout.watchers, fanout.written_rate, fanout.target_rate, fanout.delivery_p50_ms,
+      fanout.delivery_p99_ms, fanout.delivery_max_ms, fanout.delivered, fanout.expected,
+      fanout.events_per_second);
   std::printf(
       "All verbs at %d clients: %.0f requests/s. Latency is the client's: from the call to "
       "the decoded answer, TLS and JSON included.\n",
@@ -663,8 +857,20 @@ void addBenchApiserverCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--watchers", options->watchers, "ConfigMap watchers for the watch latency")
       ->capture_default_str();
+  cmd->add_option("--create-clients", options->create_clients,
+                  "Pod-create load levels (the headline creates_per_second_N figures)")
+      ->capture_default_str();
+  cmd->add_option("--fanout-watchers", options->fanout_watchers,
+                  "Watchers of pods in the fan-out phase, each on its own TLS connection")
+      ->capture_default_str();
+  cmd->add_option("--fanout-rate", options->fanout_rate,
+                  "Pods created per second while the fan-out watchers watch")
+      ->capture_default_str();
+  cmd->add_option("--fanout-seconds", options->fanout_seconds, "Length of the fan-out phase")
+      ->capture_default_str();
   cmd->add_flag("--quick", options->quick,
-                "A CI smoke run: 1, 4 and 16 clients, 0.3 s per phase, 200 pods, 4 watchers");
+                "A CI smoke run: 1, 4 and 16 clients, 0.3 s per phase, 200 pods, 4 watchers; pod "
+                "creates by 1 and 64 clients; fan-out of 50 watchers at 200 pods/s for 1 s");
   cmd->add_flag("--json", options->json, "One JSON object on stdout");
   cmd->callback([options, cmd, &exit_code] {
     try {
@@ -674,8 +880,12 @@ void addBenchApiserverCommand(CLI::App& app, int& exit_code) {
         if (cmd->count("--seconds") == 0) run.seconds = 0.3;
         if (cmd->count("--objects") == 0) run.objects = 200;
         if (cmd->count("--watchers") == 0) run.watchers = 4;
+        if (cmd->count("--fanout-watchers") == 0) run.fanout_watchers = 50;
+        if (cmd->count("--fanout-rate") == 0) run.fanout_rate = 200;
+        if (cmd->count("--fanout-seconds") == 0) run.fanout_seconds = 1;
       }
-      exit_code = runBenchApiserver(run, parseClients(run.clients));
+      exit_code =
+          runBenchApiserver(run, parseClients(run.clients), parseClients(run.create_clients));
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       exit_code = 1;

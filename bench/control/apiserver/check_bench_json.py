@@ -53,6 +53,23 @@ def main():
     positive("metrics", metrics)
     if metrics["clients"] != 16:
         sys.exit(f"metrics are of {metrics['clients']} clients, expected the highest load, 16")
+    # The headline keys: pod creates by 1 and 64 clients, the watch fan-out's delivery.
+    for key in ["creates_per_second_1", "creates_per_second_64", "create_p99_ms_1",
+                "create_p99_ms_64", "watch_delivery_p99_ms", "watch_fanout_written_per_second",
+                "watch_fanout_events_per_second"]:
+        value = metrics.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            sys.exit(f"metrics: {key} is {value!r}, expected a positive number")
+    if metrics["watch_delivery_p99_ms"] < metrics.get("watch_delivery_p50_ms", -1):
+        sys.exit("metrics: watch_delivery_p99_ms is below watch_delivery_p50_ms")
+    if params.get("create_clients") != [1, 64] or params.get("fanout_watchers") != 50:
+        sys.exit(f"params are not those of --quick (pod creates by 1 and 64 clients; 50 fan-out "
+                 f"watchers): {params!r}")
+    # Every watcher gets every event (the server drops no watcher at this load).
+    if metrics.get("watch_fanout_delivered") != metrics.get("watch_fanout_expected") or \
+            metrics.get("watch_fanout_expected") != 50 * 200:
+        sys.exit(f"fan-out delivered {metrics.get('watch_fanout_delivered')!r} of "
+                 f"{metrics.get('watch_fanout_expected')!r} events, expected all of 50 x 200")
     levels = document.get("levels")
     if not isinstance(levels, list) or [level.get("clients") for level in levels] != [1, 4, 16]:
         sys.exit(f"levels are not one per load level 1, 4, 16: {levels!r}")
