@@ -122,6 +122,23 @@ bool groOn(const char* ifname) {
   return ok;
 }
 
+// Checksum offload (and with it TSO) on send for `ifname`.
+bool setTxOffload(const char* ifname) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool ok = fd >= 0;
+  for (uint32_t cmd : {uint32_t{ETHTOOL_STXCSUM}, uint32_t{ETHTOOL_STSO}}) {
+    ethtool_value v{};
+    v.cmd = cmd;
+    v.data = 1;
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = reinterpret_cast<char*>(&v);
+    ok = ok && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
+  }
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
 bool enterNetns(const std::string& name) {
   const int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -264,6 +281,9 @@ dataplane::Service nodePortService(bool local) {
 struct EntryMode {
   NodePortMode hook = NodePortMode::kTc;
   uint32_t fwdMode = SKIFF_FWD_FIB;
+  // The client sends with checksum offload and TSO: the entry node's tc encapsulates
+  // CHECKSUM_PARTIAL GSO skbs (the inner headers set, so they are segmented as IPIP).
+  bool clientOffload = false;
 };
 
 EbpfDataplaneOptions dsrOptions(uint32_t fwdMode, std::vector<int> ifindexes,
@@ -342,7 +362,8 @@ EbpfDataplaneOptions dsrOptions(uint32_t fwdMode, std::vector<int> ifindexes,
         writeFile("/proc/sys/net/ipv4/conf/all/rp_filter", "0") && (ns == cl || groOn("vbep"));
     for (const char* ifname : ifs) {
       ok = ok && writeFile(std::string("/proc/sys/net/ipv4/conf/") + ifname + "/rp_filter", "0") &&
-           offloadOff(ifname);
+           (mode.clientOffload && std::string(ifname) == "vclp" ? setTxOffload(ifname)
+                                                                : offloadOff(ifname));
     }
     if (!ok || ::setns(home, CLONE_NEWNET) != 0) _exit(52);
   }
@@ -443,12 +464,14 @@ INSTANTIATE_TEST_SUITE_P(EntryModes, DsrNetnsTest,
                          ::testing::Values(EntryMode{NodePortMode::kTc, SKIFF_FWD_FIB},
                                            EntryMode{NodePortMode::kTc, SKIFF_FWD_PASS},
                                            EntryMode{NodePortMode::kXdp, SKIFF_FWD_FIB},
-                                           EntryMode{NodePortMode::kXdp, SKIFF_FWD_PASS}),
+                                           EntryMode{NodePortMode::kXdp, SKIFF_FWD_PASS},
+                                           EntryMode{NodePortMode::kTc, SKIFF_FWD_FIB, true}),
                          [](const ::testing::TestParamInfo<EntryMode>& param) {
                            return std::string(param.param.hook == NodePortMode::kXdp ? "Xdp"
                                                                                      : "Tc") +
                                   (param.param.fwdMode == SKIFF_FWD_FIB ? "FibRedirect"
-                                                                        : "KernelForwarding");
+                                                                        : "KernelForwarding") +
+                                  (param.param.clientOffload ? "OffloadedClient" : "");
                          });
 
 }  // namespace
