@@ -42,16 +42,21 @@ void writeNodeKubeconfig(const std::string& path, const client::ClientConfig& cl
 
 }  // namespace
 
-std::string requestNodeClientCertificate(client::Client& client, const std::string& request_pem,
-                                         std::optional<int32_t> expiration_seconds,
-                                         std::chrono::milliseconds timeout, std::string* csr_name) {
+namespace {
+
+// Creates the CSR and waits for its certificate (requestNodeClientCertificate's contract).
+std::string requestCertificate(client::Client& client, const std::string& generate_name,
+                               const std::string& request_pem, std::string_view signer,
+                               const std::vector<std::string>& usages,
+                               std::optional<int32_t> expiration_seconds,
+                               std::chrono::milliseconds timeout, std::string* csr_name) {
   CertificateSigningRequest csr;
-  csr.mutable_metadata()->set_generate_name("node-csr-");
+  csr.mutable_metadata()->set_generate_name(generate_name);
   auto* spec = csr.mutable_spec();
   spec->set_request(request_pem);
-  spec->set_signer_name(std::string(certificates::kKubeletClientSigner));
-  spec->add_usages("digital signature");
-  spec->add_usages("client auth");
+  spec->set_signer_name(std::string(signer));
+  for (const auto& u : usages)
+    spec->add_usages(u);
   if (expiration_seconds) spec->set_expiration_seconds(*expiration_seconds);
   CertificateSigningRequest created = client::create(client, csr);
   const std::string name = created.metadata().name();
@@ -95,6 +100,36 @@ std::string requestNodeClientCertificate(client::Client& client, const std::stri
                            std::to_string(timeout.count()) +
                            " ms: is it approved (kubectl certificate approve " + name +
                            ") and does the controller manager run csrsigning?");
+}
+
+}  // namespace
+
+std::string requestNodeClientCertificate(client::Client& client, const std::string& request_pem,
+                                         std::optional<int32_t> expiration_seconds,
+                                         std::chrono::milliseconds timeout, std::string* csr_name) {
+  return requestCertificate(client, "node-csr-", request_pem, certificates::kKubeletClientSigner,
+                            {"digital signature", "client auth"}, expiration_seconds, timeout,
+                            csr_name);
+}
+
+ServingCertificate requestKubeletServingCertificate(client::Client& client,
+                                                    const ServingCertificateRequest& request) {
+  if (request.node_name.empty()) throw std::runtime_error("serving certificate: no node name");
+  if (request.dns_names.empty() && request.ip_addresses.empty()) {
+    throw std::runtime_error("serving certificate of node " + request.node_name +
+                             ": no host name or address to put in it");
+  }
+  ServingCertificate out;
+  auto key = certificates::generateKeyAndRequest(
+      std::string(certificates::kNodeUserPrefix) + request.node_name,
+      {std::string(certificates::kNodesGroup)}, request.dns_names, request.ip_addresses);
+  out.key_pem = key.key_pem;
+  // An EC key: no key encipherment (the kubelet's certificate manager asks for it with RSA only).
+  out.cert_pem =
+      requestCertificate(client, "csr-", key.request_pem, certificates::kKubeletServingSigner,
+                         {"digital signature", "server auth"}, request.expiration_seconds,
+                         request.timeout, &out.csr_name);
+  return out;
 }
 
 TlsBootstrapResult ensureNodeKubeconfig(const TlsBootstrapOptions& options) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "control/certificates/x509.h"
 #include "control/client/client.h"
@@ -52,5 +53,27 @@ std::string requestNodeClientCertificate(client::Client& client, const std::stri
                                          std::optional<int32_t> expiration_seconds,
                                          std::chrono::milliseconds timeout,
                                          std::string* csr_name = nullptr);
+
+// The kubelet's serving certificate from the cluster (--rotate-server-certificates,
+// serverTLSBootstrap): a new EC P-256 key and a CSR with signerName kubernetes.io/kubelet-serving,
+// CN system:node:NAME, O system:nodes, the node's host names and addresses as SANs, usages digital
+// signature and server auth, made with the node's own credential. Kubernetes auto-approves none of
+// these (an operator runs `kubectl certificate approve`; the csrapproving controller leaves them
+// alone), so this waits up to `timeout` for an approval and the csrsigning controller's
+// certificate. Throws std::runtime_error when denied or failed, or after the timeout.
+struct ServingCertificateRequest {
+  std::string node_name;
+  std::vector<std::string> dns_names;     // the node's hostname(s)
+  std::vector<std::string> ip_addresses;  // its InternalIP/ExternalIP addresses
+  std::optional<int32_t> expiration_seconds;
+  std::chrono::milliseconds timeout{std::chrono::minutes(15)};
+};
+struct ServingCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+  std::string csr_name;
+};
+ServingCertificate requestKubeletServingCertificate(client::Client& client,
+                                                    const ServingCertificateRequest& request);
 
 }  // namespace skiff::kubelet

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "control/api/codec.h"
@@ -383,6 +385,86 @@ TEST_F(TlsBootstrapTest, ADeniedRequestEndsTheWait) {
   EXPECT_EQ(error, "certificate signing request " + name + " is denied (Nope): not today");
   EXPECT_TRUE(
       client::get<CertificateSigningRequest>(*admin_, "", name).status().certificate().empty());
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+namespace {
+
+// The kubelet's serving certificate (kubernetes.io/kubelet-serving): requested with the node's own
+// credential, left pending by csrapproving (Kubernetes auto-approves no serving CSR), issued by
+// csrsigning once an administrator approves it, with the node's names and addresses.
+TEST_F(TlsBootstrapTest, AServingCertificateWaitsForAnAdministratorsApproval) {
+  startControllers();
+  const apiserver::NodeCertificate node = apiserver::ensureNodeCertificate(dir_.string(), "node-1");
+  client::ClientConfig node_config = admin_config_;
+  node_config.token.clear();
+  node_config.client_cert_pem = node.pem.cert_pem;
+  node_config.client_key_pem = node.pem.key_pem;
+  client::ClientPtr node_client = client::makeRestClient(node_config);
+
+  ServingCertificate got;
+  std::string error;
+  std::thread requester([&] {
+    try {
+      got = requestKubeletServingCertificate(*node_client,
+                                             {.node_name = "node-1",
+                                              .dns_names = {"node-1.example"},
+                                              .ip_addresses = {"192.0.2.10", "127.0.0.1"},
+                                              .timeout = 20s});
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  std::optional<CertificateSigningRequest> pending;
+  for (int i = 0; i < 200 && !pending; ++i) {
+    for (auto& csr : client::list<CertificateSigningRequest>(*admin_, "")) {
+      if (csr.spec().signer_name() == "kubernetes.io/kubelet-serving") pending = csr;
+    }
+    if (!pending) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_EQ(pending->spec().username(), "system:node:node-1");
+  EXPECT_EQ(std::set<std::string>(pending->spec().usages().begin(), pending->spec().usages().end()),
+            (std::set<std::string>{"digital signature", "server auth"}));
+  // The approver has seen it (it approves client CSRs within milliseconds) and left it alone.
+  std::this_thread::sleep_for(1s);
+  const std::string name = pending->metadata().name();
+  auto still = client::get<CertificateSigningRequest>(*admin_, "", name);
+  EXPECT_EQ(still.status().conditions_size(), 0);
+  EXPECT_TRUE(still.status().certificate().empty());
+
+  // kubectl certificate approve NAME
+  auto* c = still.mutable_status()->add_conditions();
+  c->set_type("Approved");
+  c->set_status("True");
+  c->set_reason("KubectlApprove");
+  auto answer =
+      put(*admin_, "/apis/certificates.k8s.io/v1/certificatesigningrequests/" + name + "/approval",
+          api::encodeJson(still));
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  requester.join();
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(got.csr_name, name);
+  auto info = certificates::inspectCertificate(got.cert_pem);
+  EXPECT_EQ(info.subject_common_name, "system:node:node-1");
+  EXPECT_EQ(info.subject_organizations, (std::vector<std::string>{"system:nodes"}));
+  EXPECT_EQ(info.dns_names, (std::vector<std::string>{"node-1.example"}));
+  EXPECT_EQ(info.ip_addresses, (std::vector<std::string>{"192.0.2.10", "127.0.0.1"}));
+  EXPECT_EQ(info.usages, (std::set<std::string>{"digital signature", "server auth"}));
+  EXPECT_FALSE(info.is_ca);
+  EXPECT_NE(got.key_pem.find("PRIVATE KEY"), std::string::npos);
+}
+
+TEST(ServingCertificateTest, NeedsANameAndSomethingToServe) {
+  client::ClientConfig nowhere;
+  nowhere.server = "https://127.0.0.1:1";
+  client::ClientPtr c = client::makeRestClient(nowhere);
+  EXPECT_THROW(requestKubeletServingCertificate(*c, {.node_name = "", .dns_names = {"a"}}),
+               std::runtime_error);
+  EXPECT_THROW(requestKubeletServingCertificate(*c, {.node_name = "node-1"}), std::runtime_error);
 }
 
 }  // namespace
