@@ -13,8 +13,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <memory>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include "control/api/codec.h"
 #include "control/apiserver/errors.h"
@@ -137,6 +139,18 @@ struct HttpServer::Impl {
   std::unordered_map<uint64_t, int> open_fds;  // connection id -> socket, to unblock on stop
   uint64_t next_id = 0;
   std::atomic<size_t>* open_count = nullptr;
+  // setCertificate(): the pair each new handshake uses (cert_cb), instead of the context's.
+  struct CertifiedKey {
+    std::vector<X509*> chain;  // leaf first
+    EVP_PKEY* key = nullptr;
+    ~CertifiedKey() {
+      for (X509* c : chain)
+        X509_free(c);
+      EVP_PKEY_free(key);
+    }
+  };
+  std::mutex cert_mu;
+  std::shared_ptr<CertifiedKey> certified;
 
   template <typename Stream>
   void serve(Stream& stream, tcp::socket& socket, asio::io_context& conn_io,
@@ -307,6 +321,48 @@ HttpServer::~HttpServer() {
 
 bool HttpServer::tls() const {
   return impl_->ssl.has_value();
+}
+
+void HttpServer::setCertificate(const std::string& cert_pem, const std::string& key_pem) {
+  if (!impl_->ssl) throw std::runtime_error("setCertificate: the server has no TLS");
+  auto pair = std::make_shared<Impl::CertifiedKey>();
+  BIO* certs = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  while (X509* c = PEM_read_bio_X509(certs, nullptr, nullptr, nullptr))
+    pair->chain.push_back(c);
+  BIO_free(certs);
+  BIO* key = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  pair->key = PEM_read_bio_PrivateKey(key, nullptr, nullptr, nullptr);
+  BIO_free(key);
+  if (pair->chain.empty()) throw std::runtime_error("setCertificate: no certificate in the PEM");
+  if (pair->key == nullptr) throw std::runtime_error("setCertificate: no private key in the PEM");
+  if (X509_check_private_key(pair->chain.front(), pair->key) != 1) {
+    throw std::runtime_error("setCertificate: the key does not match the certificate");
+  }
+  std::lock_guard lock(impl_->cert_mu);
+  if (!impl_->certified) {
+    SSL_CTX_set_cert_cb(
+        impl_->ssl->native_handle(),
+        [](SSL* ssl, void* arg) -> int {
+          auto* impl = static_cast<Impl*>(arg);
+          std::shared_ptr<Impl::CertifiedKey> current;
+          {
+            std::lock_guard cert_lock(impl->cert_mu);
+            current = impl->certified;
+          }
+          if (!current) return 1;
+          if (SSL_use_certificate(ssl, current->chain.front()) != 1 ||
+              SSL_use_PrivateKey(ssl, current->key) != 1) {
+            return 0;
+          }
+          SSL_clear_chain_certs(ssl);
+          for (size_t i = 1; i < current->chain.size(); ++i) {
+            if (SSL_add1_chain_cert(ssl, current->chain[i]) != 1) return 0;
+          }
+          return 1;
+        },
+        impl_.get());
+  }
+  impl_->certified = std::move(pair);
 }
 
 void HttpServer::start() {

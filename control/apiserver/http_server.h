@@ -92,6 +92,10 @@ class HttpServer {
   void stop();
   uint16_t port() const { return port_; }
   bool tls() const;
+  // With TLS: connections from now on present this certificate (PEM, chain after the leaf) and key
+  // instead of cert_file's (the kubelet's rotated serving certificate); open ones keep theirs.
+  // Throws std::runtime_error when they do not parse or do not match; the old pair stays then.
+  void setCertificate(const std::string& cert_pem, const std::string& key_pem);
   size_t openConnections() const { return open_connections_.load(); }
 
  private:

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -20,6 +21,7 @@
 #include "control/api/codec.h"
 #include "control/api/json.h"
 #include "control/api/time.h"
+#include "control/apiserver/http_server.h"
 #include "control/apiserver/pki.h"
 #include "control/apiserver/server.h"
 #include "control/certificates/x509.h"
@@ -465,6 +467,57 @@ TEST(ServingCertificateTest, NeedsANameAndSomethingToServe) {
   EXPECT_THROW(requestKubeletServingCertificate(*c, {.node_name = "", .dns_names = {"a"}}),
                std::runtime_error);
   EXPECT_THROW(requestKubeletServingCertificate(*c, {.node_name = "node-1"}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+namespace {
+
+// The leaf certificate (PEM) a TLS server on 127.0.0.1:port presents, as openssl s_client sees it.
+std::string presentedCertificate(uint16_t port) {
+  const std::string cmd = "openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                          " </dev/null 2>/dev/null | openssl x509 2>/dev/null";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0)
+      out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+std::string firstPem(const std::string& pem) {
+  const std::string end = "-----END CERTIFICATE-----\n";
+  auto at = pem.find(end);
+  return at == std::string::npos ? pem : pem.substr(0, at + end.size());
+}
+
+// The switch the kubelet makes when its serving certificate is issued: new connections get the
+// new pair, without a restart; a pair whose key does not match is refused and the old one stays.
+TEST_F(TlsBootstrapTest, AServerTakesANewServingCertificateWithoutARestart) {
+  const auto first = apiserver::issueKubeletServingCertificate(dir_.string(), "node-1", {});
+  apiserver::HttpServer server({.bind_address = "127.0.0.1",
+                                .port = 0,
+                                .cert_file = first.cert_file,
+                                .key_file = first.key_file},
+                               [](const apiserver::HttpRequest&, apiserver::HttpResponse& response,
+                                  const auto&) { response.status = 200; });
+  server.start();
+  const std::string before = presentedCertificate(server.port());
+  ASSERT_FALSE(before.empty()) << "openssl s_client could not connect";
+  EXPECT_EQ(before, firstPem(first.pem.cert_pem));
+
+  const auto second = apiserver::issueKubeletServingCertificate(dir_.string(), "node-1", {});
+  ASSERT_NE(firstPem(second.pem.cert_pem), firstPem(first.pem.cert_pem));
+  EXPECT_THROW(server.setCertificate(second.pem.cert_pem, first.pem.key_pem), std::runtime_error);
+  EXPECT_EQ(presentedCertificate(server.port()), before);
+  server.setCertificate(second.pem.cert_pem, second.pem.key_pem);
+  EXPECT_EQ(presentedCertificate(server.port()), firstPem(second.pem.cert_pem));
+  server.stop();
 }
 
 }  // namespace
