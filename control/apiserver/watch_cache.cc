@@ -153,6 +153,7 @@ WatchCache::~WatchCache() {
   std::unique_lock lock(mu_);
   for (auto& [ptr, watcher] : watchers_)
     watcher->end(true);
+  clearRing();  // its bytes go back to the shared budget
 }
 
 bool WatchCache::initialize() {
@@ -186,8 +187,7 @@ bool WatchCache::initialize() {
     watchers_.clear();
     triggered_.clear();
     untriggered_.clear();
-    ring_.clear();
-    ring_bytes_ = 0;
+    clearRing();
     oldest_ = listed.revision;
     revision_.store(listed.revision, std::memory_order_release);
     {
@@ -373,14 +373,25 @@ void WatchCache::record(const CachedEventPtr& event) {
   if (ring_.size() >= capacity_) popOldest();
   ring_.push_back(event);
   ring_bytes_ += event->bytes;
+  if (options_.budget) options_.budget->add(event->bytes);
   while (ring_.size() > 1 && ring_bytes_ > options_.max_bytes)
+    popOldest();
+  const size_t keep = std::max<size_t>(options_.min_capacity, 1);
+  while (options_.budget && ring_.size() > keep && options_.budget->over())
     popOldest();
 }
 
 void WatchCache::popOldest() {
   oldest_ = ring_.front()->revision;
   ring_bytes_ -= ring_.front()->bytes;
+  if (options_.budget) options_.budget->remove(ring_.front()->bytes);
   ring_.pop_front();
+}
+
+void WatchCache::clearRing() {
+  if (options_.budget) options_.budget->remove(ring_bytes_);
+  ring_.clear();
+  ring_bytes_ = 0;
 }
 
 void WatchCache::resize(Clock::time_point now) {

@@ -25,6 +25,26 @@
 
 namespace skiff::apiserver {
 
+// The bytes the rings of several watch caches may hold together: the apiserver's caches of every
+// resource share one, so the total stays bounded however many kinds are busy (each cache's
+// max_bytes alone would allow that much per kind). Thread-safe.
+class WatchCacheBudget {
+ public:
+  explicit WatchCacheBudget(size_t max_bytes) : max_bytes_(max_bytes) {}
+  size_t maxBytes() const { return max_bytes_; }
+  // What the rings sharing it account now.
+  size_t usedBytes() const { return used_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class WatchCache;
+  bool over() const { return usedBytes() > max_bytes_; }
+  void add(size_t bytes) { used_.fetch_add(bytes, std::memory_order_relaxed); }
+  void remove(size_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+  const size_t max_bytes_;
+  std::atomic<size_t> used_{0};
+};
+
 struct WatchCacheOptions {
   // The ring of recent events grows from min to max while it holds less than
   // `event_fresh_duration` of history, and shrinks back when it holds more (Kubernetes' watch
@@ -35,7 +55,14 @@ struct WatchCacheOptions {
   // And the ring holds at most about this many bytes (the objects its events alone keep: decoded,
   // plus their encodings), oldest events out first: a busy kind with large objects would otherwise
   // keep max_capacity of them, far more than the fresh duration's worth watchers resume from.
-  size_t max_bytes = 24u << 20;
+  size_t max_bytes = 16u << 20;
+  // The budget this cache's ring shares with the other caches made from copies of the same
+  // options (the apiserver's caches of every resource): while the rings together hold more, a
+  // cache recording an event drops its own oldest ones, keeping at least min_capacity (the kinds
+  // that write most pay for the overflow; a quiet kind keeps its last events). Null = none. At
+  // 120 ConfigMap writes/s of 600 bytes (bench soak) an event accounts ~3.7 KB: 16 MiB are ~35 s
+  // of them, ample for a watcher resuming after a dropped connection or a watch timeout.
+  std::shared_ptr<WatchCacheBudget> budget = std::make_shared<WatchCacheBudget>(32u << 20);
   // Events a watcher may have waiting beyond its replay; one that falls further behind is
   // dropped (its stream ends, the client watches again) so it never holds back the others.
   size_t watcher_queue = 1024;
@@ -198,6 +225,7 @@ class WatchCache {
   void record(const CachedEventPtr& event);
   void resize(std::chrono::steady_clock::time_point now);
   void popOldest();
+  void clearRing();
   CachedObjectPtr makeObject(std::shared_ptr<const google::protobuf::Message> object) const;
   void indexInsert(const std::string& key, const CachedObject& object);
   void indexErase(const std::string& key, const CachedObject& object);

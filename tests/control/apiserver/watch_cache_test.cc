@@ -243,6 +243,77 @@ TEST_F(WatchCacheTest, RingIsBoundedByBytesAsWellAsByCount) {
   EXPECT_EQ(drain(*w).size(), cache.ringSize());
 }
 
+TEST_F(WatchCacheTest, RingsOfSeveralCachesShareOneByteBudget) {
+  // Each ring may hold 256 KiB alone, but the two share 192 KiB: the one that writes on while
+  // over it drops its own oldest events, keeping at least min_capacity.
+  WatchCacheOptions options{.min_capacity = 4, .max_capacity = 4096, .max_bytes = 256 << 10};
+  options.budget = std::make_shared<WatchCacheBudget>(192 << 10);
+  WatchCache& pods = start(options);
+  auto configmaps = std::make_unique<WatchCache>(*store_, *configmaps_, options);
+  const std::string payload(2048, 'x');
+  auto configMap = [&](int i) {
+    auto c = std::make_unique<api::core::v1::ConfigMap>();
+    c->mutable_metadata()->set_name("c" + std::to_string(i));
+    (*c->mutable_data())["payload"] = payload;
+    return c;
+  };
+  auto pod = [&](int i) {
+    auto p = std::make_unique<Pod>();
+    p->mutable_metadata()->set_name("p" + std::to_string(i));
+    (*p->mutable_metadata()->mutable_annotations())["payload"] = payload;
+    p->mutable_spec()->add_containers()->set_name("c");
+    return p;
+  };
+  auto bothCaughtUp = [&] {
+    caughtUp();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (configmaps->revision() < sqlite_->currentRevision() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(2ms);
+    }
+    ASSERT_GE(configmaps->revision(), sqlite_->currentRevision());
+  };
+  // The pods' ring first fills most of the budget, then ConfigMaps write on.
+  for (int i = 0; i < 15; ++i)
+    pods_->create("default", pod(i), false);
+  bothCaughtUp();
+  const size_t pods_alone = pods.ringBytes();
+  EXPECT_EQ(pods.ringSize(), 15u);
+  EXPECT_GT(pods_alone, size_t{64} << 10);
+  EXPECT_LT(pods_alone, size_t{160} << 10);
+  for (int i = 0; i < 200; ++i) {
+    configmaps_->create("default", configMap(i), false);
+    if (i % 50 == 49) {
+      bothCaughtUp();
+      EXPECT_EQ(options.budget->usedBytes(), pods.ringBytes() + configmaps->ringBytes());
+      EXPECT_LE(options.budget->usedBytes(), size_t{192} << 10);
+    }
+  }
+  // ConfigMaps paid for the overflow: the pods' ring is as it was, theirs holds what is left.
+  EXPECT_EQ(pods.ringBytes(), pods_alone);
+  EXPECT_GT(configmaps->ringSize(), 4u);
+  EXPECT_GT(configmaps->ringBytes(), (size_t{192} << 10) - pods_alone - (size_t{16} << 10));
+  // Pods written now, over the budget, drop the pods' oldest events (down to min_capacity).
+  for (int i = 15; i < 75; ++i)
+    pods_->create("default", pod(i), false);
+  bothCaughtUp();
+  EXPECT_LE(options.budget->usedBytes(), size_t{192} << 10);
+  EXPECT_GE(pods.ringSize(), 4u);
+  // What each ring holds still replays; older is 410 Gone.
+  auto w = configmaps->watch("default", {}, configmaps->oldestRevision());
+  EXPECT_EQ(drain(*w).size(), configmaps->ringSize());
+  configmaps->stopWatching(w);
+  try {
+    configmaps->watch("default", {}, configmaps->oldestRevision() - 1);
+    FAIL() << "expected 410";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 410);
+  }
+  // A cache that goes away gives its bytes back.
+  configmaps.reset();
+  EXPECT_EQ(options.budget->usedBytes(), pods.ringBytes());
+}
+
 TEST_F(WatchCacheTest, FansOutToAThousandWatchersOnOneStoreWatch) {
   WatchCache& cache = start();
   EXPECT_EQ(store_->totalWatches(), 1);
