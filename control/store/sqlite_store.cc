@@ -201,10 +201,9 @@ Event eventFromRow(const Statement& row) {
 
 // One read connection with its statements.
 struct Reader {
-  explicit Reader(const std::string& path) : db(path, false) {
-    db.exec(
-        "PRAGMA query_only=1; PRAGMA busy_timeout=5000; PRAGMA cache_size=-4096; "
-        "PRAGMA temp_store=MEMORY");
+  Reader(const std::string& path, size_t cache_bytes) : db(path, false) {
+    db.exec("PRAGMA query_only=1; PRAGMA busy_timeout=5000; PRAGMA cache_size=-" +
+            std::to_string(std::max<size_t>(cache_bytes / 1024, 1)) + "; PRAGMA temp_store=MEMORY");
     begin = db.prepare("BEGIN");
     end = db.prepare("ROLLBACK");
     meta = db.prepare(
@@ -264,8 +263,11 @@ class ReadTransaction {
 // batch is applied), and nobody may see a write that a crash could still take back.
 class ReaderPool final : public sqlite::EventHistory {
  public:
-  ReaderPool(std::string path, size_t size, int64_t visible_revision)
-      : path_(std::move(path)), size_(std::max<size_t>(size, 1)), visible_(visible_revision) {}
+  ReaderPool(std::string path, size_t size, size_t cache_bytes, int64_t visible_revision)
+      : path_(std::move(path)),
+        size_(std::max<size_t>(size, 1)),
+        cache_bytes_(cache_bytes),
+        visible_(visible_revision) {}
 
   // The newest revision that is durable (and acknowledged, published to watches).
   int64_t visibleRevision() const { return visible_.load(std::memory_order_acquire); }
@@ -308,7 +310,7 @@ class ReaderPool final : public sqlite::EventHistory {
     ++leased_;
     lock.unlock();
     try {
-      return Lease(*this, std::make_unique<Reader>(path_));
+      return Lease(*this, std::make_unique<Reader>(path_, cache_bytes_));
     } catch (...) {
       lock.lock();
       --opened_;
@@ -374,6 +376,7 @@ class ReaderPool final : public sqlite::EventHistory {
 
   const std::string path_;
   const size_t size_;
+  const size_t cache_bytes_;
   std::atomic<int64_t> visible_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -863,12 +866,11 @@ void SqliteStore::Impl::open() {
       std::string("PRAGMA synchronous=") + (options_.fsync ? "NORMAL" : "OFF");
   db.exec(synchronous);
   // Page caches are private memory that fills as the database grows (the history until the next
-  // compaction): 16 MiB here and 4 MiB per reader, the rest left to the OS page cache, as etcd
-  // leaves its reads to the kernel. 64 + 4 x 16 MiB made the server's RSS climb for minutes.
-  db.exec(
-      "PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-16384; "
-      "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=" +
-      std::to_string(options_.checkpoint_wal_bytes * 4));
+  // compaction): SqliteOptions::writer_cache_bytes here, reader_cache_bytes per reader.
+  db.exec("PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-" +
+          std::to_string(std::max<size_t>(options_.writer_cache_bytes / 1024, 1)) +
+          "; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=" +
+          std::to_string(options_.checkpoint_wal_bytes * 4));
   page_size_ = db.queryInt("PRAGMA page_size");
   if (options_.quota_bytes > 0) {
     db.exec("PRAGMA max_page_count=" +
@@ -983,7 +985,8 @@ void SqliteStore::Impl::open() {
   }
 
   statements_ = std::make_unique<WriterStatements>(db);
-  readers_ = std::make_shared<ReaderPool>(path, options_.read_connections, committed_);
+  readers_ = std::make_shared<ReaderPool>(path, options_.read_connections,
+                                          options_.reader_cache_bytes, committed_);
   hub_ = std::make_shared<sqlite::WatchHub>(
       committed_, sqlite::WatchHub::Limits{std::max<size_t>(options_.watch_window_events, 1),
                                            options_.watch_window_bytes});

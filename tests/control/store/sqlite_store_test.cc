@@ -94,6 +94,38 @@ TEST_F(SqliteStoreTest, CommitThreadsRunAtTheirNiceValue) {
   EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), caller_nice);
 }
 
+TEST_F(SqliteStoreTest, PageCachesStayWithinTheirBytes) {
+  // A database of ~6 MB of history, read through every connection: SQLite's memory stays within
+  // the writer's and the readers' cache sizes (plus schemas and statements), not the database's.
+  SqliteOptions o = options();
+  o.writer_cache_bytes = 1u << 20;
+  o.reader_cache_bytes = 512u << 10;
+  o.read_connections = 4;
+  auto store = SqliteStore::open(o);
+  const std::string value(1024, 'v');
+  for (int i = 0; i < 3000; ++i) {
+    const std::string key = "/registry/configmaps/default/c" + std::to_string(i);
+    const int64_t revision = store->create(key, value);
+    store->update(key, value + "2", revision);
+  }
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        EXPECT_EQ(store->list("/registry/configmaps/").kvs.size(), 3000u);
+        for (int i = t; i < 3000; i += 7)
+          EXPECT_TRUE(store->get("/registry/configmaps/default/c" + std::to_string(i)));
+      }
+    });
+  }
+  for (auto& r : readers)
+    r.join();
+  const SqliteStats stats = store->stats();
+  ASSERT_GT(stats.page_count * stats.page_size, int64_t{6} << 20);
+  // 1 MiB + 4 x 512 KiB of caches, and 2 MiB for the rest.
+  EXPECT_LT(sqlite3_memory_used(), int64_t{5} << 20);
+}
+
 TEST_F(SqliteStoreTest, MissingDirectoryIsAClearError) {
   SqliteOptions options = this->options();
   options.path = dir_.file("no/such/dir/store.db");
