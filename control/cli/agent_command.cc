@@ -37,6 +37,7 @@
 #include "endpoints/node_proxier.h"
 #include "kubelet/agent/agent.h"
 #include "kubelet/agent/lazy_pod_syncer.h"
+#include "kubelet/agent/serving_certificate.h"
 #include "kubelet/agent/tls_bootstrap.h"
 #include "kubelet/images/image_store.h"
 #include "kubelet/network/pod_network.h"
@@ -104,6 +105,9 @@ struct AgentFlags {
   // shutdownGracePeriodCriticalPods, durations; 0: off.
   std::string shutdown_grace_period = "0s";
   std::string shutdown_grace_period_critical_pods = "0s";
+  // The kubelet's --rotate-server-certificates: the kubelet API's certificate from a
+  // kubernetes.io/kubelet-serving CSR (kubelet/agent/serving_certificate.h).
+  bool rotate_server_certificates = false;
 };
 
 // Lower-cased, as the kubelet's: a Node name is a DNS-1123 subdomain.
@@ -260,10 +264,19 @@ class KubeletApi {
   KubeletApi(const KubeletApi&) = delete;
   KubeletApi& operator=(const KubeletApi&) = delete;
 
+  // The serving certificate from now on (--rotate-server-certificates), also once a late start
+  // binds the port.
+  void setServingCertificate(const std::string& cert_pem, const std::string& key_pem) {
+    std::lock_guard lock(mu_);
+    serving_ = {cert_pem, key_pem};
+    if (server_) server_->setServingCertificate(cert_pem, key_pem);
+  }
+
  private:
   void serve() {
     auto server = std::make_unique<kubelet::KubeletServer>(options_);
     server->start();
+    if (!serving_.first.empty()) server->setServingCertificate(serving_.first, serving_.second);
     std::cout << "skiff agent: kubelet API on "
               << (options_.cert_file.empty() ? "http://" : "https://") << options_.bind_address
               << ":" << server->port() << std::endl;
@@ -272,6 +285,7 @@ class KubeletApi {
 
   const kubelet::KubeletServerOptions options_;
   std::unique_ptr<kubelet::KubeletServer> server_;
+  std::pair<std::string, std::string> serving_;  // cert, key PEM; empty: options_' files
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
@@ -542,8 +556,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     }
     if (*critical > *total) {
       std::cerr << "error: --shutdown-grace-period-critical-pods " << critical->count() / 1000.0
-                << "s must be at most --shutdown-grace-period " << total->count() / 1000.0
-                << "s\n";
+                << "s must be at most --shutdown-grace-period " << total->count() / 1000.0 << "s\n";
       return 1;
     }
     if (hollow && total->count() > 0) {
@@ -604,8 +617,24 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       first_node = options.node_name;
     }
     std::unique_ptr<KubeletApi> kubelet_api;
+    // --rotate-server-certificates: until the cluster's certificate is issued the API serves the
+    // one it has, --kubelet-cert-file or the kept one of an earlier run.
+    std::string cert_file = flags.kubelet_cert_file;
+    std::string key_file = flags.kubelet_key_file;
+    const std::string kept_serving = flags.data_dir + "/pki/kubelet-server-current.pem";
+    if (flags.rotate_server_certificates && real && kubelet_port > 0) {
+      if (cert_file.empty() && std::filesystem::exists(kept_serving)) {
+        cert_file = kept_serving;
+        key_file = kept_serving;
+      }
+      if (cert_file.empty()) {
+        throw std::runtime_error(
+            "--rotate-server-certificates: the kubelet API needs a certificate to serve until "
+            "the cluster's is approved: give --kubelet-cert-file and --kubelet-key-file");
+      }
+    }
     if (real && kubelet_port > 0) {
-      const bool tls = !flags.kubelet_cert_file.empty();
+      const bool tls = !cert_file.empty();
       // Client certificates of the client CA (the apiserver's kubelet-client) and bearer tokens
       // the apiserver reviews; every request authorized by a SubjectAccessReview of this node.
       const std::string client_ca = tls ? clientCaFile(flags, client_config) : "";
@@ -618,8 +647,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
           .bind_address = tls ? "0.0.0.0" : "127.0.0.1",
           .port = static_cast<uint16_t>(kubelet_port),
           .log_dir = flags.log_dir,
-          .cert_file = flags.kubelet_cert_file,
-          .key_file = flags.kubelet_key_file,
+          .cert_file = cert_file,
+          .key_file = key_file,
           .client_ca_file = client_ca,
           .node_name = first_node,
           .reviewer = std::make_shared<kubelet::ApiserverAuthReviewer>(*client),
@@ -647,10 +676,28 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     if (real && !stopping() && real->agent->start()) {
       std::cout << "skiff agent: node " << first_node << " running" << std::endl;
     }
+    std::unique_ptr<kubelet::ServingCertificateManager> serving;
+    if (kubelet_api && flags.rotate_server_certificates && !stopping()) {
+      kubelet::ServingCertificateManagerOptions o;
+      o.node_name = first_node;
+      o.cert_dir = flags.data_dir + "/pki";
+      o.dns_names = [&] { return std::vector<std::string>{hostname()}; };
+      o.ip_addresses = [&] {
+        std::vector<std::string> ips;
+        if (const std::string ip = real->agent->node().nodeIp(); !ip.empty()) ips.push_back(ip);
+        return ips;
+      };
+      o.on_certificate = [&](const std::string& cert, const std::string& key) {
+        kubelet_api->setServingCertificate(cert, key);
+      };
+      serving = std::make_unique<kubelet::ServingCertificateManager>(*client, o);
+      serving->start();
+    }
     {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return stop_requested; });
     }
+    serving.reset();
     proxy.reset();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
@@ -748,6 +795,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--kubelet-cert-file", flags->kubelet_cert_file,
                   "The kubelet API's serving certificate (PEM); without it, loopback HTTP only");
   cmd->add_option("--kubelet-key-file", flags->kubelet_key_file, "Its private key (PEM)");
+  cmd->add_flag("--rotate-server-certificates", flags->rotate_server_certificates,
+                "Get the kubelet API's serving certificate from the cluster: a CSR for "
+                "kubernetes.io/kubelet-serving with this node's host name and address, which an "
+                "administrator approves (kubectl certificate approve); served without a restart "
+                "once issued, renewed at 80% of its lifetime, kept in DATA_DIR/pki");
   cmd->add_option("--client-ca-file", flags->client_ca_file,
                   "CA bundle (PEM) whose client certificates the kubelet API accepts, CN the "
                   "user and O the groups (default: the kubeconfig's cluster CA)")

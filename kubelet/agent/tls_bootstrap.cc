@@ -1,6 +1,7 @@
 #include "kubelet/agent/tls_bootstrap.h"
 
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 #include "control/api/codec.h"
@@ -49,7 +50,8 @@ std::string requestCertificate(client::Client& client, const std::string& genera
                                const std::string& request_pem, std::string_view signer,
                                const std::vector<std::string>& usages,
                                std::optional<int32_t> expiration_seconds,
-                               std::chrono::milliseconds timeout, std::string* csr_name) {
+                               std::chrono::milliseconds timeout, std::string* csr_name,
+                               const std::function<bool()>& cancelled = {}) {
   CertificateSigningRequest csr;
   csr.mutable_metadata()->set_generate_name(generate_name);
   auto* spec = csr.mutable_spec();
@@ -73,6 +75,9 @@ std::string requestCertificate(client::Client& client, const std::string& genera
                                                   .timeout_seconds = 60});
     client::WatchEvent event;
     while (std::chrono::steady_clock::now() < deadline) {
+      if (cancelled && cancelled()) {
+        throw std::runtime_error("certificate signing request " + name + ": given up waiting");
+      }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (!stream->next(event, std::min(left, std::chrono::milliseconds(1000)))) {
@@ -128,7 +133,7 @@ ServingCertificate requestKubeletServingCertificate(client::Client& client,
   out.cert_pem =
       requestCertificate(client, "csr-", key.request_pem, certificates::kKubeletServingSigner,
                          {"digital signature", "server auth"}, request.expiration_seconds,
-                         request.timeout, &out.csr_name);
+                         request.timeout, &out.csr_name, request.cancelled);
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,8 @@ struct ServingCertificateRequest {
   std::vector<std::string> ip_addresses;  // its InternalIP/ExternalIP addresses
   std::optional<int32_t> expiration_seconds;
   std::chrono::milliseconds timeout{std::chrono::minutes(15)};
+  // Asked about once a second while waiting: true ends the wait (an error).
+  std::function<bool()> cancelled;
 };
 struct ServingCertificate {
   std::string cert_pem;

@@ -129,6 +129,11 @@ void KubeletServer::stop() {
   if (server_) server_->stop();
 }
 
+void KubeletServer::setServingCertificate(const std::string& cert_pem, const std::string& key_pem) {
+  if (!server_) throw std::runtime_error("kubelet API: not started");
+  server_->setCertificate(cert_pem, key_pem);
+}
+
 uint16_t KubeletServer::port() const {
   return server_ ? server_->port() : 0;
 }

@@ -52,6 +52,9 @@ class KubeletServer {
   void start();
   void stop();
   uint16_t port() const;
+  // With TLS: new connections present this serving certificate and key (PEM) from now on (the
+  // kubelet's certificate from a kubernetes.io/kubelet-serving CSR). Throws std::runtime_error.
+  void setServingCertificate(const std::string& cert_pem, const std::string& key_pem);
 
   // The handler alone, for tests without sockets.
   void handle(const apiserver::HttpRequest& request, apiserver::HttpResponse& response,

@@ -29,6 +29,7 @@
 #include "control/client/rest_client.h"
 #include "control/client/typed.h"
 #include "control/controllers/controller_manager.h"
+#include "kubelet/agent/serving_certificate.h"
 #include "skiff/api/certificates_v1.pb.h"
 #include "skiff/api/core_v1.pb.h"
 #include "skiff/api/rbac_v1.pb.h"
@@ -518,6 +519,92 @@ TEST_F(TlsBootstrapTest, AServerTakesANewServingCertificateWithoutARestart) {
   server.setCertificate(second.pem.cert_pem, second.pem.key_pem);
   EXPECT_EQ(presentedCertificate(server.port()), firstPem(second.pem.cert_pem));
   server.stop();
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+namespace {
+
+// The manager: serves what it has, asks for a serving certificate, hands the approved one over and
+// keeps it; a manager started again on the same directory uses the kept one and asks nothing.
+TEST_F(TlsBootstrapTest, TheServingCertificateManagerHandsOverTheApprovedCertificateAndKeepsIt) {
+  startControllers();
+  const apiserver::NodeCertificate node = apiserver::ensureNodeCertificate(dir_.string(), "node-1");
+  client::ClientConfig node_config = admin_config_;
+  node_config.token.clear();
+  node_config.client_cert_pem = node.pem.cert_pem;
+  node_config.client_key_pem = node.pem.key_pem;
+  client::ClientPtr node_client = client::makeRestClient(node_config);
+
+  std::mutex mu;
+  std::vector<std::string> handed;
+  ServingCertificateManagerOptions options;
+  options.node_name = "node-1";
+  options.cert_dir = (dir_ / "node-pki").string();
+  options.dns_names = [] { return std::vector<std::string>{"node-1"}; };
+  options.ip_addresses = [] { return std::vector<std::string>{"192.0.2.10"}; };
+  options.on_certificate = [&](const std::string& cert, const std::string& key) {
+    ASSERT_NE(key.find("PRIVATE KEY"), std::string::npos);
+    std::lock_guard lock(mu);
+    handed.push_back(cert);
+  };
+  auto serving_csrs = [&] {
+    std::vector<CertificateSigningRequest> out;
+    for (auto& csr : client::list<CertificateSigningRequest>(*admin_, ""))
+      if (csr.spec().signer_name() == "kubernetes.io/kubelet-serving") out.push_back(csr);
+    return out;
+  };
+  {
+    ServingCertificateManager manager(*node_client, options);
+    manager.start();
+    std::vector<CertificateSigningRequest> csrs;
+    for (int i = 0; i < 200 && csrs.empty(); ++i) {
+      csrs = serving_csrs();
+      if (csrs.empty()) std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(csrs.size(), 1u);
+    std::this_thread::sleep_for(500ms);
+    {
+      std::lock_guard lock(mu);
+      EXPECT_TRUE(handed.empty());  // nothing until approved
+    }
+    CertificateSigningRequest csr = csrs[0];
+    auto* c = csr.mutable_status()->add_conditions();
+    c->set_type("Approved");
+    c->set_status("True");
+    c->set_reason("KubectlApprove");
+    ASSERT_EQ(put(*admin_,
+                  "/apis/certificates.k8s.io/v1/certificatesigningrequests/" +
+                      csr.metadata().name() + "/approval",
+                  api::encodeJson(csr))
+                  .status,
+              200);
+    for (int i = 0; i < 500 && manager.issued() == 0; ++i)
+      std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(manager.issued(), 1u);
+    manager.stop();
+    std::lock_guard lock(mu);
+    ASSERT_EQ(handed.size(), 1u);
+    auto info = certificates::inspectCertificate(handed[0]);
+    EXPECT_EQ(info.subject_common_name, "system:node:node-1");
+    EXPECT_EQ(info.ip_addresses, (std::vector<std::string>{"192.0.2.10"}));
+    EXPECT_EQ(
+        std::filesystem::status(manager.currentFile()).permissions() & std::filesystem::perms::all,
+        std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  {
+    ServingCertificateManager again(*node_client, options);
+    again.start();  // hands over the kept certificate at once
+    std::this_thread::sleep_for(300ms);
+    again.stop();
+    EXPECT_EQ(again.issued(), 0u);
+    std::lock_guard lock(mu);
+    ASSERT_EQ(handed.size(), 2u);
+    EXPECT_EQ(handed[1], handed[0]);
+  }
+  EXPECT_EQ(serving_csrs().size(), 1u);
 }
 
 }  // namespace
