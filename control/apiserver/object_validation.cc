@@ -1,6 +1,9 @@
 #include "control/apiserver/object_validation.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string_view>
@@ -11,6 +14,8 @@
 #include "control/apiserver/object_meta.h"
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/coordination_v1.pb.h"
+#include "skiff/api/discovery_v1.pb.h"
 #include "skiff/api/rbac_v1.pb.h"
 
 namespace skiff::apiserver {
@@ -812,6 +817,392 @@ void immutableSelector(bool has_old, const LabelSelector& old, bool has_new,
   }
 }
 
+// ---------------------------------------------------------------- addresses
+
+// An address as Go's net.ParseIP reads it: `v4` when it is IPv4 or IPv4-mapped IPv6 (To4() !=
+// nil), with its 16 bytes.
+struct ParsedIp {
+  bool ok = false;
+  bool v4 = false;
+  unsigned char bytes[16] = {};
+};
+
+ParsedIp parseIp(const std::string& s) {
+  ParsedIp ip;
+  in_addr a4{};
+  if (inet_pton(AF_INET, s.c_str(), &a4) == 1) {
+    ip.ok = ip.v4 = true;
+    ip.bytes[10] = ip.bytes[11] = 0xff;
+    std::memcpy(ip.bytes + 12, &a4, 4);
+    return ip;
+  }
+  in6_addr a6{};
+  if (s.find(':') != std::string::npos && inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
+    ip.ok = true;
+    std::memcpy(ip.bytes, &a6, 16);
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    ip.v4 = std::memcmp(ip.bytes, kMapped, 12) == 0;
+  }
+  return ip;
+}
+
+// net.ParseCIDR: an address, '/', and a prefix length of at most 32 (IPv4) or 128 bits.
+ParsedIp parseCidr(const std::string& s) {
+  const size_t slash = s.find('/');
+  if (slash == std::string::npos) return {};
+  ParsedIp ip = parseIp(s.substr(0, slash));
+  const std::string bits = s.substr(slash + 1);
+  if (!ip.ok || bits.empty() || bits.size() > 3 ||
+      !std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return {};
+  }
+  // An IPv4-mapped address is IPv6 text with 128 bits of prefix.
+  const bool v4_text = s.substr(0, slash).find(':') == std::string::npos;
+  if (std::stoi(bits) > (v4_text ? 32 : 128)) return {};
+  return ip;
+}
+
+// ValidateEndpointIP, less its loopback rule: Skiff's single-machine clusters advertise and run
+// pods on loopback addresses, which Kubernetes would refuse.
+void appendEndpointIpCauses(const std::string& address, const std::string& field, Causes& causes) {
+  const ParsedIp ip = parseIp(address);
+  if (!ip.ok) {
+    invalid(causes, field, quote(address), "must be a valid IP address");
+    return;
+  }
+  const unsigned char* b = ip.bytes;
+  const bool unspecified = ip.v4 ? (b[12] | b[13] | b[14] | b[15]) == 0
+                                 : std::all_of(b, b + 16, [](unsigned char c) { return c == 0; });
+  if (unspecified) {
+    invalid(causes, field, quote(address), "may not be unspecified (" + address + ")");
+  }
+  const bool link_local =
+      ip.v4 ? (b[12] == 169 && b[13] == 254) : (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+  if (link_local) {
+    invalid(causes, field, quote(address),
+            "may not be in the link-local range (169.254.0.0/16, fe80::/10)");
+  }
+  const bool link_local_multicast =
+      ip.v4 ? (b[12] == 224 && b[13] == 0 && b[14] == 0) : (b[0] == 0xff && (b[1] & 0x0f) == 0x02);
+  if (link_local_multicast) {
+    invalid(causes, field, quote(address),
+            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)");
+  }
+}
+
+void tooMany(Causes& causes, const std::string& field, size_t actual, size_t max) {
+  causes.push_back({"FieldValueTooMany", field,
+                    "Too many: " + std::to_string(actual) + ": must have at most " +
+                        std::to_string(max) + (max == 1 ? " item" : " items")});
+}
+
+// ---------------------------------------------------------------- Node
+
+// The podCIDRs the internal API sees: podCIDRs, or podCIDR alone (Convert_v1_NodeSpec_To_core).
+std::vector<std::string> podCidrs(const api::core::v1::NodeSpec& spec) {
+  if (!spec.pod_cidrs().empty()) return {spec.pod_cidrs().begin(), spec.pod_cidrs().end()};
+  if (!spec.pod_cidr().empty()) return {spec.pod_cidr()};
+  return {};
+}
+
+void appendPodCidrCauses(const std::vector<std::string>& cidrs, Causes& causes) {
+  const std::string field = "spec.podCIDRs";
+  bool has_v4 = false;
+  bool has_v6 = false;
+  for (size_t i = 0; i < cidrs.size(); ++i) {
+    const ParsedIp net = parseCidr(cidrs[i]);
+    if (!net.ok) {
+      invalid(causes, field + "[" + std::to_string(i) + "]", quote(cidrs[i]),
+              "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)");
+      continue;
+    }
+    (net.v4 ? has_v4 : has_v6) = true;
+  }
+  if (cidrs.size() <= 1) return;
+  if (!(has_v4 && has_v6) || cidrs.size() > 2) {
+    std::string list = "[]string{";
+    for (size_t i = 0; i < cidrs.size(); ++i)
+      list += (i ? ", " : "") + quote(cidrs[i]);
+    invalid(causes, field, list + "}", "may specify no more than one CIDR for each IP family");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < cidrs.size(); ++i) {
+    if (!seen.insert(cidrs[i]).second) {
+      duplicate(causes, field + "[" + std::to_string(i) + "]", cidrs[i]);
+    }
+  }
+}
+
+// validateNodeTaints, at Kubernetes' path: metadata.taints (ValidateNode's fldPath is metadata).
+void appendTaintCauses(const api::core::v1::NodeSpec& spec, Causes& causes) {
+  std::set<std::pair<std::string, std::string>> unique;  // (effect, key)
+  for (int i = 0; i < spec.taints_size(); ++i) {
+    const auto& t = spec.taints(i);
+    const std::string at = "metadata.taints[" + std::to_string(i) + "]";
+    nameErrors(causes, at + ".key", t.key(), api::labels::qualifiedNameErrors(t.key()));
+    if (auto errs = api::labels::labelValueErrors(t.value()); !errs.empty()) {
+      std::string joined;
+      for (const std::string& e : errs)
+        joined += (joined.empty() ? "" : ";") + e;
+      invalid(causes, at + ".value", quote(t.value()), joined);
+    }
+    if (t.effect().empty()) {
+      required(causes, at + ".effect");
+    } else {
+      oneOf(causes, at + ".effect", t.effect(), {"NoSchedule", "PreferNoSchedule", "NoExecute"});
+    }
+    if (!unique.emplace(t.effect(), t.key()).second) {
+      // field.Duplicate of the internal core.Taint, printed with %#v.
+      const std::string added = t.has_time_added()
+                                    ? "(*v1.Time)(" + std::to_string(t.time_added().seconds()) + ")"
+                                    : "<nil>";
+      causes.push_back({"FieldValueDuplicate", at,
+                        "Duplicate value: core.Taint{Key:" + quote(t.key()) +
+                            ", Value:" + quote(t.value()) + ", Effect:" + quote(t.effect()) +
+                            ", TimeAdded:" + added +
+                            "}: taints must be unique by key and effect pair"});
+    }
+  }
+}
+
+void appendNodeCauses(const api::core::v1::Node& node, Causes& causes) {
+  appendTaintCauses(node.spec(), causes);
+  appendPodCidrCauses(podCidrs(node.spec()), causes);
+}
+
+// ValidateNodeUpdate: podCIDRs and providerID may only be set once. Kubernetes checks the
+// podCIDRs' form on create only; here a first assignment is checked too, as a create would be.
+void appendNodeUpdateCauses(const api::core::v1::Node& old, const api::core::v1::Node& next,
+                            Causes& causes) {
+  const std::vector<std::string> before = podCidrs(old.spec());
+  const std::vector<std::string> after = podCidrs(next.spec());
+  if (before.empty()) {
+    appendPodCidrCauses(after, causes);
+  } else {
+    const std::string detail = "node updates may not change podCIDR except from \"\" to valid";
+    if (before.size() != after.size()) {
+      forbidden(causes, "spec.podCIDRs", detail);
+    } else {
+      for (size_t i = 0; i < before.size(); ++i) {
+        if (before[i] != after[i]) forbidden(causes, "spec.podCIDRs", detail);
+      }
+    }
+  }
+  if (!old.spec().provider_id().empty() && old.spec().provider_id() != next.spec().provider_id()) {
+    forbidden(causes, "spec.providerID",
+              "node updates may not change providerID except from \"\" to valid");
+  }
+  appendTaintCauses(next.spec(), causes);
+}
+
+// ---------------------------------------------------------------- EndpointSlice
+
+constexpr size_t kMaxEndpointAddresses = 100;
+constexpr size_t kMaxEndpoints = 1000;
+constexpr size_t kMaxEndpointPorts = 20000;
+
+// validation.IsFullyQualifiedDomainName.
+void appendFqdnCauses(std::string name, const std::string& field, Causes& causes) {
+  if (name.empty()) {
+    required(causes, field);
+    return;
+  }
+  if (name.back() == '.') name.pop_back();
+  if (auto errs = api::labels::dns1123SubdomainErrors(name); !errs.empty()) {
+    std::string joined;
+    for (const std::string& e : errs)
+      joined += (joined.empty() ? "" : ",") + e;
+    invalid(causes, field, quote(name), joined);
+    return;
+  }
+  std::vector<std::string> labels;
+  for (size_t start = 0;;) {
+    const size_t dot = name.find('.', start);
+    labels.push_back(name.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (labels.size() < 2) {
+    invalid(causes, field, quote(name),
+            "should be a domain with at least two segments separated by dots");
+    return;
+  }
+  for (const std::string& label : labels) {
+    if (auto errs = api::labels::dns1123LabelErrors(label); !errs.empty()) {
+      std::string joined;
+      for (const std::string& e : errs)
+        joined += (joined.empty() ? "" : ",") + e;
+      invalid(causes, field, quote(label), joined);
+      return;
+    }
+  }
+}
+
+// ValidateEndpointSlice (pkg/apis/discovery/validation): addressType, endpoints, ports.
+void appendEndpointSliceCauses(const api::discovery::v1::EndpointSlice& slice, Causes& causes) {
+  const std::string& type = slice.address_type();
+  if (type.empty()) {
+    required(causes, "addressType");
+  } else if (type != "IPv4" && type != "IPv6" && type != "FQDN") {
+    notSupported(causes, "addressType", type, {"FQDN", "IPv4", "IPv6"});
+  }
+  if (static_cast<size_t>(slice.endpoints_size()) > kMaxEndpoints) {
+    tooMany(causes, "endpoints", slice.endpoints_size(), kMaxEndpoints);
+  } else {
+    for (int i = 0; i < slice.endpoints_size(); ++i) {
+      const auto& e = slice.endpoints(i);
+      const std::string at = "endpoints[" + std::to_string(i) + "]";
+      const std::string addresses = at + ".addresses";
+      if (e.addresses().empty()) {
+        required(causes, addresses, "must contain at least 1 address");
+      } else if (static_cast<size_t>(e.addresses_size()) > kMaxEndpointAddresses) {
+        tooMany(causes, addresses, e.addresses_size(), kMaxEndpointAddresses);
+      }
+      for (int j = 0; j < e.addresses_size(); ++j) {
+        const std::string& a = e.addresses(j);
+        const std::string field = addresses + "[" + std::to_string(j) + "]";
+        if (type == "IPv4") {
+          const ParsedIp ip = parseIp(a);
+          if (!ip.ok || !ip.v4) {
+            invalid(causes, field, quote(a), "must be a valid IPv4 address");
+          } else {
+            appendEndpointIpCauses(a, field, causes);
+          }
+        } else if (type == "IPv6") {
+          const ParsedIp ip = parseIp(a);
+          if (!ip.ok || ip.v4) invalid(causes, field, quote(a), "must be a valid IPv6 address");
+          appendEndpointIpCauses(a, field, causes);
+        } else if (type == "FQDN") {
+          appendFqdnCauses(a, field, causes);
+        }
+      }
+      if (e.has_node_name()) {
+        nameErrors(causes, at + ".nodeName", e.node_name(),
+                   api::labels::dns1123SubdomainErrors(e.node_name()));
+      }
+      if (e.has_hostname()) {
+        nameErrors(causes, at + ".hostname", e.hostname(),
+                   api::labels::dns1123LabelErrors(e.hostname()));
+      }
+    }
+  }
+  if (static_cast<size_t>(slice.ports_size()) > kMaxEndpointPorts) {
+    tooMany(causes, "ports", slice.ports_size(), kMaxEndpointPorts);
+    return;
+  }
+  std::set<std::string> names;
+  for (int i = 0; i < slice.ports_size(); ++i) {
+    const auto& p = slice.ports(i);
+    const std::string at = "ports[" + std::to_string(i) + "]";
+    if (!p.name().empty()) {
+      nameErrors(causes, at + ".name", p.name(), api::labels::dns1123LabelErrors(p.name()));
+    }
+    if (!names.insert(p.name()).second) duplicate(causes, at + ".name", p.name());
+    if (!p.has_protocol()) {
+      required(causes, at + ".protocol");
+    } else if (p.protocol() != "TCP" && p.protocol() != "UDP" && p.protocol() != "SCTP") {
+      notSupported(causes, at + ".protocol", p.protocol(), {"SCTP", "TCP", "UDP"});
+    }
+    // The internal API's *int32 takes any value; the port is a uint16 in the data plane.
+    if (p.has_port() && (p.port() < 0 || p.port() > 65535)) {
+      invalid(causes, at + ".port", std::to_string(p.port()),
+              "must be between 0 and 65535, inclusive");
+    }
+    if (p.has_app_protocol()) {
+      nameErrors(causes, at + ".appProtocol", p.app_protocol(),
+                 api::labels::qualifiedNameErrors(p.app_protocol()));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Lease
+
+void appendLeaseCauses(const api::coordination::v1::Lease& lease, Causes& causes) {
+  const auto& spec = lease.spec();
+  if (spec.has_lease_duration_seconds() && spec.lease_duration_seconds() <= 0) {
+    invalid(causes, "spec.leaseDurationSeconds", std::to_string(spec.lease_duration_seconds()),
+            "must be greater than 0");
+  }
+  if (spec.has_lease_transitions() && spec.lease_transitions() < 0) {
+    invalid(causes, "spec.leaseTransitions", std::to_string(spec.lease_transitions()),
+            "must be greater than or equal to 0");
+  }
+  if (spec.has_strategy()) {
+    // ValidateCoordinatedLeaseStrategy, at its path (fldPath.Child("strategy") twice).
+    const std::string& s = spec.strategy();
+    if (s.find('/') == std::string::npos) {
+      if (s != "OldestEmulationVersion") {
+        notSupported(causes, "spec.strategy.strategy", s, {"OldestEmulationVersion"});
+      }
+    } else {
+      nameErrors(causes, "spec.strategy.strategy", s, api::labels::qualifiedNameErrors(s));
+    }
+  }
+  if (!spec.preferred_holder().empty() && spec.strategy().empty()) {
+    forbidden(causes, "spec.preferredHolder", "may only be specified if `strategy` is defined");
+  }
+}
+
+// ---------------------------------------------------------------- Event
+
+constexpr size_t kReportingInstanceLengthLimit = 128;
+constexpr size_t kActionLengthLimit = 128;
+constexpr size_t kReasonLengthLimit = 128;
+constexpr size_t kNoteLengthLimit = 1024;
+
+// legacyValidateEvent, what kube-apiserver checks of a core/v1 Event (the events.k8s.io rules
+// are not applied to v1 requests). The namespace rules compare with metadata.namespace only
+// when the body carries one: the handler fills it from the URL after validation.
+void appendEventCauses(const api::core::v1::Event& event, Causes& causes) {
+  const std::string& ns = event.metadata().namespace_();
+  const std::string& involved = event.involved_object().namespace_();
+  const std::string involved_field = "involvedObject.namespace";
+  if (!event.has_event_time() ||
+      (event.event_time().seconds() == 0 && event.event_time().nanos() == 0)) {
+    if (!ns.empty()) {
+      if (involved.empty() ? ns != "default" : ns != involved) {
+        invalid(causes, involved_field, quote(involved), "does not match event.namespace");
+      }
+    }
+    return;
+  }
+  if (involved.empty() && !ns.empty() && ns != "default" && ns != "kube-system") {
+    invalid(causes, involved_field, quote(involved), "does not match event.namespace");
+  }
+  const std::string& controller = event.reporting_component();
+  if (controller.empty()) required(causes, "reportingComponent");
+  nameErrors(causes, "reportingComponent", controller,
+             api::labels::qualifiedNameErrors(controller));
+  auto limit = [&](const std::string& field, const std::string& value, size_t max) {
+    if (value.empty()) required(causes, field);
+    if (value.size() > max) {
+      invalid(causes, field, "\"\"", "can have at most " + std::to_string(max) + " characters");
+    }
+  };
+  limit("reportingInstance", event.reporting_instance(), kReportingInstanceLengthLimit);
+  limit("action", event.action(), kActionLengthLimit);
+  limit("reason", event.reason(), kReasonLengthLimit);
+  if (event.message().size() > kNoteLengthLimit) {
+    invalid(causes, "message", "\"\"",
+            "can have at most " + std::to_string(kNoteLengthLimit) + " characters");
+  }
+}
+
+// ---------------------------------------------------------------- Namespace
+
+// ValidateNamespace: spec.finalizers are qualified names, and a name without '/' is one of
+// Kubernetes' own (validateKubeFinalizerName).
+void appendNamespaceCauses(const api::core::v1::Namespace& ns, Causes& causes) {
+  for (const std::string& f : ns.spec().finalizers()) {
+    nameErrors(causes, "spec.finalizers", f, api::labels::qualifiedNameErrors(f));
+    if (f.find('/') == std::string::npos && f != "kubernetes" && f != "orphan" &&
+        f != "foregroundDeletion") {
+      invalid(causes, "spec.finalizers", quote(f),
+              "name is neither a standard finalizer name nor is it fully qualified");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<FieldCause> objectMetaCauses(const ObjectMeta& meta, const api::ResourceType& type,
@@ -886,6 +1277,16 @@ std::vector<FieldCause> createCauses(const google::protobuf::Message& object,
     appendBindingCauses(*rb, true, causes);
   } else if (const auto* crb = dynamic_cast<const api::rbac::v1::ClusterRoleBinding*>(&object)) {
     appendBindingCauses(*crb, false, causes);
+  } else if (const auto* node = dynamic_cast<const api::core::v1::Node*>(&object)) {
+    appendNodeCauses(*node, causes);
+  } else if (const auto* slice = dynamic_cast<const api::discovery::v1::EndpointSlice*>(&object)) {
+    appendEndpointSliceCauses(*slice, causes);
+  } else if (const auto* lease = dynamic_cast<const api::coordination::v1::Lease*>(&object)) {
+    appendLeaseCauses(*lease, causes);
+  } else if (const auto* event = dynamic_cast<const api::core::v1::Event*>(&object)) {
+    appendEventCauses(*event, causes);
+  } else if (const auto* ns = dynamic_cast<const api::core::v1::Namespace*>(&object)) {
+    appendNamespaceCauses(*ns, causes);
   }
   return causes;
 }
@@ -894,7 +1295,21 @@ std::vector<FieldCause> updateCauses(const google::protobuf::Message& old,
                                      const google::protobuf::Message& next,
                                      const api::ResourceType& type) {
   Causes causes = objectMetaCauses(meta(next), type, false);
-  if (const auto* cm = dynamic_cast<const api::core::v1::ConfigMap*>(&next)) {
+  if (const auto* node = dynamic_cast<const api::core::v1::Node*>(&next)) {
+    appendNodeUpdateCauses(dynamic_cast<const api::core::v1::Node&>(old), *node, causes);
+  } else if (const auto* slice = dynamic_cast<const api::discovery::v1::EndpointSlice*>(&next)) {
+    const auto& o = dynamic_cast<const api::discovery::v1::EndpointSlice&>(old);
+    appendEndpointSliceCauses(*slice, causes);
+    if (o.address_type() != slice->address_type()) {
+      invalid(causes, "addressType", quote(slice->address_type()), "field is immutable");
+    }
+  } else if (const auto* lease = dynamic_cast<const api::coordination::v1::Lease*>(&next)) {
+    appendLeaseCauses(*lease, causes);
+  } else if (const auto* event = dynamic_cast<const api::core::v1::Event*>(&next)) {
+    appendEventCauses(*event, causes);
+  } else if (const auto* ns = dynamic_cast<const api::core::v1::Namespace*>(&next)) {
+    appendNamespaceCauses(*ns, causes);
+  } else if (const auto* cm = dynamic_cast<const api::core::v1::ConfigMap*>(&next)) {
     appendConfigMapCauses(*cm, causes);
     appendImmutableDataCauses(dynamic_cast<const api::core::v1::ConfigMap&>(old), *cm, causes);
   } else if (const auto* secret = dynamic_cast<const api::core::v1::Secret*>(&next)) {

@@ -29,7 +29,17 @@
 //     (kubernetes.io/tls, dockerconfigjson, basic-auth, ssh-auth, service-account-token), a
 //     Secret's type and an immutable object's data unchanged on update;
 //   - RBAC: rules with verbs and (resource rules) api groups and resources, or non-resource URLs
-//     on cluster roles only; bindings' roleRef (group, kind, name; immutable) and subjects.
+//     on cluster roles only; bindings' roleRef (group, kind, name; immutable) and subjects;
+//   - Nodes: podCIDRs (podCIDR alone as podCIDRs[0]) valid CIDRs, at most one per family, set
+//     once; providerID set once; taints (at metadata.taints, as Kubernetes reports them) with a
+//     qualified key, a label value, an effect, unique by key and effect;
+//   - EndpointSlices: addressType (immutable), at most 1000 endpoints of 1..100 addresses of
+//     that type (IPs neither unspecified nor link-local; loopback is let through for Skiff's
+//     single-machine clusters), nodeName and hostname, ports (names, protocols, 0..65535);
+//   - Leases: leaseDurationSeconds > 0, leaseTransitions >= 0, strategy and preferredHolder;
+//   - core/v1 Events: kube-apiserver's legacy rules (involvedObject's namespace, and with
+//     eventTime set reportingComponent, reportingInstance, action, reason and their lengths);
+//   - Namespaces: spec.finalizers.
 // Services, Jobs' own fields and pod updates have validators of their own (service_admission,
 // job_validation, pod_validation), which the apiserver runs beside these.
 

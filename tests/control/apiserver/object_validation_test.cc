@@ -1,6 +1,6 @@
-// Per-kind validation: Kubernetes' field paths and messages for metadata, pod specs and the apps
-// workloads, from the function and as a create through the handler answers them (422, nothing
-// stored).
+// Per-kind validation: Kubernetes' field paths and messages for metadata, pod specs, the apps
+// workloads, Nodes, EndpointSlices, Leases, Events and Namespaces, from the function and as a
+// create through the handler answers them (422, nothing stored).
 #include "control/apiserver/object_validation.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include "control/api/registry.h"
 #include "skiff/api/apps_v1.pb.h"
 #include "skiff/api/batch_v1.pb.h"
+#include "skiff/api/coordination_v1.pb.h"
+#include "skiff/api/discovery_v1.pb.h"
 #include "skiff/api/rbac_v1.pb.h"
 
 namespace skiff::apiserver {
@@ -390,6 +392,327 @@ subjects:
   changed.mutable_role_ref()->set_name("edit");
   EXPECT_EQ(updateMessages(binding, changed),
             Messages{"roleRef: Invalid value: {ClusterRole edit}: cannot change roleRef"});
+}
+
+TEST(ObjectValidation, NodePodCidrsAndTaints) {
+  auto node = decode<api::core::v1::Node>(R"(
+apiVersion: v1
+kind: Node
+metadata: {name: node-1}
+spec:
+  podCIDR: 10.244.1.0/24
+  podCIDRs: [10.244.1.0/24, fd00:1::/64]
+  unschedulable: true
+  taints:
+  - {key: node.kubernetes.io/not-ready, effect: NoSchedule}
+  - {key: node.kubernetes.io/not-ready, effect: NoExecute}
+  - {key: dedicated, value: gpu, effect: PreferNoSchedule}
+)");
+  EXPECT_EQ(createMessages(node), Messages{}) << "one CIDR per family, taints unique by effect";
+  auto single = decode<api::core::v1::Node>(
+      "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDR: 10.244.0.0/33}\n");
+  EXPECT_EQ(createMessages(single),
+            Messages{"spec.podCIDRs[0]: Invalid value: \"10.244.0.0/33\": must be a valid CIDR "
+                     "value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"})
+      << "podCIDR alone is the internal API's podCIDRs[0]";
+  auto two_v4 = decode<api::core::v1::Node>(
+      "apiVersion: v1\nkind: Node\nmetadata: {name: n}\n"
+      "spec: {podCIDRs: [10.0.0.0/24, 10.0.0.0/24, 'fd00::/64']}\n");
+  EXPECT_EQ(createMessages(two_v4),
+            (Messages{"spec.podCIDRs: Invalid value: []string{\"10.0.0.0/24\", \"10.0.0.0/24\", "
+                      "\"fd00::/64\"}: may specify no more than one CIDR for each IP family",
+                      "spec.podCIDRs[1]: Duplicate value: \"10.0.0.0/24\""}));
+  auto bad_cidr = decode<api::core::v1::Node>(
+      "apiVersion: v1\nkind: Node\nmetadata: {name: n}\n"
+      "spec: {podCIDRs: [10.0.0.0, 10.1.0.0/16]}\n");
+  EXPECT_EQ(createMessages(bad_cidr),
+            (Messages{"spec.podCIDRs[0]: Invalid value: \"10.0.0.0\": must be a valid CIDR value, "
+                      "(e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                      "spec.podCIDRs: Invalid value: []string{\"10.0.0.0\", \"10.1.0.0/16\"}: may "
+                      "specify no more than one CIDR for each IP family"}));
+  auto taints = decode<api::core::v1::Node>(R"(
+apiVersion: v1
+kind: Node
+metadata: {name: n}
+spec:
+  taints:
+  - {key: -bad, effect: NoSchedule}
+  - {key: a, value: -x, effect: Sometimes}
+  - {key: b}
+  - {key: a, value: y, effect: Sometimes}
+)");
+  EXPECT_EQ(
+      createMessages(taints),
+      (Messages{
+          "metadata.taints[0].key: Invalid value: \"-bad\": name part must consist of alphanumeric "
+          "characters, '-', '_' or '.', and must start and end with an alphanumeric character "
+          "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+          "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+          "metadata.taints[1].value: Invalid value: \"-x\": a valid label must be an empty string "
+          "or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+          "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+          "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+          "metadata.taints[1].effect: Unsupported value: \"Sometimes\": supported values: "
+          "\"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+          "metadata.taints[2].effect: Required value",
+          "metadata.taints[3].effect: Unsupported value: \"Sometimes\": supported values: "
+          "\"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+          "metadata.taints[3]: Duplicate value: core.Taint{Key:\"a\", Value:\"y\", "
+          "Effect:\"Sometimes\", TimeAdded:<nil>}: taints must be unique by key and effect "
+          "pair"}));
+}
+
+TEST(ObjectValidation, NodeUpdateKeepsPodCidrsAndProviderId) {
+  auto old =
+      decode<api::core::v1::Node>("apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {}\n");
+  auto next = old;
+  next.mutable_spec()->set_pod_cidr("10.244.3.0/24");
+  next.mutable_spec()->set_provider_id("skiff://n");
+  next.mutable_spec()->set_unschedulable(true);
+  EXPECT_EQ(updateMessages(old, next), Messages{}) << "set once, from empty";
+  auto changed = next;
+  changed.mutable_spec()->set_pod_cidr("10.244.4.0/24");
+  changed.mutable_spec()->set_provider_id("skiff://m");
+  EXPECT_EQ(updateMessages(next, changed),
+            (Messages{"spec.podCIDRs: Forbidden: node updates may not change podCIDR except "
+                      "from \"\" to valid",
+                      "spec.providerID: Forbidden: node updates may not change providerID except "
+                      "from \"\" to valid"}));
+  auto added = next;
+  added.mutable_spec()->add_pod_cidrs("10.244.3.0/24");
+  added.mutable_spec()->add_pod_cidrs("fd00:3::/64");
+  EXPECT_EQ(updateMessages(next, added),
+            Messages{"spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "
+                     "\"\" to valid"});
+  auto invalid_first = old;
+  invalid_first.mutable_spec()->set_pod_cidr("10.244.3.0");
+  EXPECT_EQ(updateMessages(old, invalid_first),
+            Messages{"spec.podCIDRs[0]: Invalid value: \"10.244.3.0\": must be a valid CIDR "
+                     "value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"});
+  auto tainted = next;
+  auto* t = tainted.mutable_spec()->add_taints();
+  t->set_key("k");
+  t->set_effect("NoExecute");
+  *tainted.mutable_spec()->add_taints() = *t;
+  EXPECT_EQ(updateMessages(next, tainted),
+            Messages{"metadata.taints[1]: Duplicate value: core.Taint{Key:\"k\", Value:\"\", "
+                     "Effect:\"NoExecute\", TimeAdded:<nil>}: taints must be unique by key and "
+                     "effect pair"});
+}
+
+TEST(ObjectValidation, EndpointSlices) {
+  auto slice = decode<api::discovery::v1::EndpointSlice>(R"(
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc, namespace: default}
+addressType: IPv4
+endpoints:
+- {addresses: [10.1.0.5], nodeName: node-1, hostname: web-0, conditions: {ready: true}}
+- {addresses: [127.0.0.1]}
+ports:
+- {name: http, protocol: TCP, port: 80}
+- {name: '', protocol: UDP, port: 53}
+)");
+  EXPECT_EQ(createMessages(slice), Messages{});
+  auto bad = decode<api::discovery::v1::EndpointSlice>(R"(
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc, namespace: default}
+addressType: IPv4
+endpoints:
+- {addresses: []}
+- {addresses: ['fd00::1', 10.0.0.300, 0.0.0.0, 169.254.1.1, 224.0.0.5], nodeName: Node_1, hostname: web.0}
+ports:
+- {name: HTTP, protocol: TCP, port: 80}
+- {name: dns, protocol: ICMP, port: 70000}
+- {name: dns}
+)");
+  EXPECT_EQ(
+      createMessages(bad),
+      (Messages{
+          "endpoints[0].addresses: Required value: must contain at least 1 address",
+          "endpoints[1].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address",
+          "endpoints[1].addresses[1]: Invalid value: \"10.0.0.300\": must be a valid IPv4 address",
+          "endpoints[1].addresses[2]: Invalid value: \"0.0.0.0\": may not be unspecified "
+          "(0.0.0.0)",
+          "endpoints[1].addresses[3]: Invalid value: \"169.254.1.1\": may not be in the "
+          "link-local range (169.254.0.0/16, fe80::/10)",
+          "endpoints[1].addresses[4]: Invalid value: \"224.0.0.5\": may not be in the link-local "
+          "multicast range (224.0.0.0/24, ff02::/10)",
+          "endpoints[1].nodeName: Invalid value: \"Node_1\": a lowercase RFC 1123 subdomain must "
+          "consist of lower case alphanumeric characters, '-' or '.', and must start and end "
+          "with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+          "endpoints[1].hostname: Invalid value: \"web.0\": a lowercase RFC 1123 label must "
+          "consist of lower case alphanumeric characters or '-', and must start and end with an "
+          "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+          "ports[0].name: Invalid value: \"HTTP\": a lowercase RFC 1123 label must consist of "
+          "lower case alphanumeric characters or '-', and must start and end with an "
+          "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+          "ports[1].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", "
+          "\"UDP\"",
+          "ports[1].port: Invalid value: 70000: must be between 0 and 65535, inclusive",
+          "ports[2].name: Duplicate value: \"dns\"", "ports[2].protocol: Required value"}));
+  auto v6 = decode<api::discovery::v1::EndpointSlice>(R"(
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s, namespace: default}
+addressType: IPv6
+endpoints: [{addresses: ['fd00::5', 10.0.0.1, 'fe80::1']}]
+)");
+  EXPECT_EQ(createMessages(v6),
+            (Messages{"endpoints[0].addresses[1]: Invalid value: \"10.0.0.1\": must be a valid "
+                      "IPv6 address",
+                      "endpoints[0].addresses[2]: Invalid value: \"fe80::1\": may not be in the "
+                      "link-local range (169.254.0.0/16, fe80::/10)"}));
+  auto fqdn = decode<api::discovery::v1::EndpointSlice>(R"(
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s, namespace: default}
+addressType: FQDN
+endpoints: [{addresses: [db.example.com., localhost, Bad.example.com]}]
+)");
+  EXPECT_EQ(createMessages(fqdn),
+            (Messages{"endpoints[0].addresses[1]: Invalid value: \"localhost\": should be a "
+                      "domain with at least two segments separated by dots",
+                      "endpoints[0].addresses[2]: Invalid value: \"Bad.example.com\": a lowercase "
+                      "RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                      "'-' or '.', and must start and end with an alphanumeric character (e.g. "
+                      "'example.com', regex used for validation is "
+                      "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"}));
+  auto untyped = decode<api::discovery::v1::EndpointSlice>(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+      "metadata: {name: s, namespace: default}\naddressType: IPv5\n"
+      "endpoints: [{addresses: [x]}]\n");
+  EXPECT_EQ(createMessages(untyped),
+            Messages{"addressType: Unsupported value: \"IPv5\": supported values: \"FQDN\", "
+                     "\"IPv4\", \"IPv6\""})
+      << "addresses of an unknown type are not checked";
+  untyped.clear_address_type();
+  EXPECT_EQ(createMessages(untyped), Messages{"addressType: Required value"});
+
+  auto many = slice;
+  many.clear_endpoints();
+  for (int i = 0; i < 1001; ++i)
+    many.add_endpoints()->add_addresses("10.1.0." + std::to_string(i % 250 + 1));
+  EXPECT_EQ(createMessages(many),
+            Messages{"endpoints: Too many: 1001: must have at most 1000 items"});
+  many.mutable_endpoints()->RemoveLast();
+  EXPECT_EQ(createMessages(many), Messages{});
+  auto* crowded = many.mutable_endpoints(0);
+  for (int i = 0; i < 100; ++i)
+    crowded->add_addresses("10.2.0." + std::to_string(i + 1));
+  EXPECT_EQ(createMessages(many),
+            Messages{"endpoints[0].addresses: Too many: 101: must have at most 100 items"});
+
+  auto moved = slice;
+  moved.set_address_type("IPv6");
+  moved.clear_endpoints();
+  moved.add_endpoints()->add_addresses("fd00::9");
+  EXPECT_EQ(updateMessages(slice, moved),
+            Messages{"addressType: Invalid value: \"IPv6\": field is immutable"});
+  EXPECT_EQ(updateMessages(slice, slice), Messages{});
+}
+
+TEST(ObjectValidation, Leases) {
+  auto lease = decode<api::coordination::v1::Lease>(R"(
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: kube-scheduler, namespace: kube-system}
+spec: {holderIdentity: 'host-1_3f2b c', leaseDurationSeconds: 15, leaseTransitions: 0}
+)");
+  EXPECT_EQ(createMessages(lease), Messages{}) << "holderIdentity is free text";
+  auto bad = lease;
+  bad.mutable_spec()->set_lease_duration_seconds(0);
+  bad.mutable_spec()->set_lease_transitions(-1);
+  bad.mutable_spec()->set_preferred_holder("host-2");
+  EXPECT_EQ(createMessages(bad),
+            (Messages{"spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
+                      "spec.leaseTransitions: Invalid value: -1: must be greater than or equal "
+                      "to 0",
+                      "spec.preferredHolder: Forbidden: may only be specified if `strategy` is "
+                      "defined"}));
+  EXPECT_EQ(updateMessages(lease, bad).size(), 3u);
+  bad.mutable_spec()->set_lease_duration_seconds(10);
+  bad.mutable_spec()->clear_lease_transitions();
+  bad.mutable_spec()->set_strategy("Newest");
+  EXPECT_EQ(createMessages(bad),
+            Messages{"spec.strategy.strategy: Unsupported value: \"Newest\": supported values: "
+                     "\"OldestEmulationVersion\""});
+  bad.mutable_spec()->set_strategy("OldestEmulationVersion");
+  EXPECT_EQ(createMessages(bad), Messages{});
+}
+
+TEST(ObjectValidation, CoreEvents) {
+  auto event = decode<api::core::v1::Event>(R"(
+apiVersion: v1
+kind: Event
+metadata: {name: web.1, namespace: default}
+involvedObject: {kind: Pod, namespace: default, name: web}
+reason: Scheduled
+type: Normal
+reportingComponent: default-scheduler
+)");
+  EXPECT_EQ(createMessages(event), Messages{});
+  auto node_event = event;
+  node_event.mutable_involved_object()->set_kind("Node");
+  node_event.mutable_involved_object()->clear_namespace_();
+  EXPECT_EQ(createMessages(node_event), Messages{}) << "cluster-scoped objects' events: default";
+  node_event.mutable_metadata()->set_namespace_("kube-system");
+  EXPECT_EQ(createMessages(node_event),
+            Messages{"involvedObject.namespace: Invalid value: \"\": does not match "
+                     "event.namespace"});
+  auto elsewhere = event;
+  elsewhere.mutable_involved_object()->set_namespace_("other");
+  EXPECT_EQ(updateMessages(event, elsewhere),
+            Messages{"involvedObject.namespace: Invalid value: \"other\": does not match "
+                     "event.namespace"});
+  // With eventTime set, the new-style fields are required (legacyValidateEvent; v1 requests
+  // name the controller reportingComponent).
+  auto timed = event;
+  timed.mutable_event_time()->set_seconds(1700000000);
+  timed.clear_reason();
+  timed.set_reporting_component("bad controller");
+  EXPECT_EQ(
+      createMessages(timed),
+      (Messages{"reportingComponent: Invalid value: \"bad controller\": name part must consist "
+                "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used "
+                "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "reportingInstance: Required value", "action: Required value",
+                "reason: Required value"}));
+  timed.set_reporting_component("skiff.io/scheduler");
+  timed.set_reporting_instance("scheduler-host-1");
+  timed.set_action("Binding");
+  timed.set_reason(std::string(129, 'r'));
+  EXPECT_EQ(createMessages(timed),
+            Messages{"reason: Invalid value: \"\": can have at most 128 characters"});
+  timed.set_reason("Scheduled");
+  timed.set_type("Unusual");
+  EXPECT_EQ(createMessages(timed), Messages{})
+      << "type is checked for events.k8s.io requests only, as in kube-apiserver";
+}
+
+TEST(ObjectValidation, NamespaceFinalizers) {
+  auto ns = decode<api::core::v1::Namespace>(
+      "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n"
+      "spec: {finalizers: [kubernetes, example.com/cleanup]}\n");
+  EXPECT_EQ(createMessages(ns), Messages{});
+  ns.mutable_spec()->add_finalizers("cleanup");
+  ns.mutable_spec()->add_finalizers("-x/y");
+  EXPECT_EQ(createMessages(ns),
+            (Messages{"spec.finalizers: Invalid value: \"cleanup\": name is neither a standard "
+                      "finalizer name nor is it fully qualified",
+                      "spec.finalizers: Invalid value: \"-x/y\": prefix part a lowercase RFC 1123 "
+                      "subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                      "and must start and end with an alphanumeric character (e.g. "
+                      "'example.com', regex used for validation is "
+                      "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"}));
+  auto old = ns;
+  old.mutable_spec()->clear_finalizers();
+  EXPECT_EQ(updateMessages(old, ns).size(), 2u);
 }
 
 TEST(ObjectValidation, ValidateCreateThrowsKubernetesInvalid) {
