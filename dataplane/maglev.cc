@@ -112,7 +112,8 @@ struct FillScratch {
   std::vector<uint64_t> credit;
   // Per backend: j * skip mod M for j = 0..7, then 8 * skip mod M.
   std::vector<uint32_t> multiples;
-  // One byte per position (0 free, 1 taken), padded to whole words.
+  // One byte per position (0 free, 1 taken), twice over (position p at p and p + tableSize: see
+  // firstFree), padded to whole words.
   std::vector<uint8_t> taken;
   std::vector<uint32_t> freePositions;
   std::vector<int32_t> rows;  // 16-byte aligned via rowBase()
@@ -125,7 +126,7 @@ struct FillScratch {
     weight.resize(n);
     credit.assign(n, 0);
     multiples.resize(n * 9);
-    taken.assign(tableSize + 8, 0);
+    taken.assign(2 * static_cast<size_t>(tableSize) + 8, 0);
   }
   void setBackend(size_t i, const MaglevPermutation& p, uint32_t backendId, uint32_t w,
                   uint32_t tableSize) {
@@ -155,7 +156,8 @@ FillScratch& fillScratch() {
 }
 
 // The first free position among `pos + multiples[j]` for j = 0..K-1, then the next K, ... (one
-// branch per K probes).
+// branch per K probes). `taken` holds every position twice (p and p + tableSize), so a probe needs
+// no reduction mod tableSize (pos and multiples[j] are both below it).
 template <int K>
 inline uint32_t firstFree(const uint8_t* taken, uint32_t pos, const uint32_t* multiples,
                           uint32_t tableSize) {
@@ -164,11 +166,10 @@ inline uint32_t firstFree(const uint8_t* taken, uint32_t pos, const uint32_t* mu
   const uint32_t stride = multiples[K];
   for (;;) {
     uint64_t word = 0;
-    for (int j = 0; j < K; ++j) {
-      uint32_t q = pos + multiples[j];
-      q = q >= tableSize ? q - tableSize : q;
-      word |= static_cast<uint64_t>(taken[q]) << (8 * j);
-    }
+    // Unrolled: constant shifts, no loop counter (GCC at -O2 keeps the loop otherwise).
+#pragma GCC unroll 8
+    for (int j = 0; j < K; ++j)
+      word |= static_cast<uint64_t>(taken[pos + multiples[j]]) << (8 * j);
     const uint64_t free = (word ^ kOnes) & kOnes;
     if (free != 0) {
       uint32_t q = pos + multiples[static_cast<uint32_t>(__builtin_ctzll(free)) >> 3];
@@ -183,6 +184,13 @@ template <bool kUniform>
 void fillTable(FillScratch& s, uint32_t tableSize, uint64_t maxWeight, uint32_t* table) {
   const auto n = static_cast<uint32_t>(s.next.size());
   uint32_t cursor = 0;
+  // Plain pointers, not the vectors: the byte stores into `taken` may alias anything, so members
+  // read through `s` (a thread_local) would be reloaded after each store.
+  uint32_t* next = s.next.data();
+  const uint32_t* skip = s.skip.data();
+  const uint32_t* id = s.id.data();
+  const uint32_t* weight = s.weight.data();
+  uint64_t* credit = s.credit.data();
   // The backend of the next turn: every backend in order, or (weighted) a backend of weight w
   // earns w credits a round and spends maxWeight per turn.
   auto nextTurn = [&]() -> uint32_t {
@@ -192,9 +200,9 @@ void fillTable(FillScratch& s, uint32_t tableSize, uint64_t maxWeight, uint32_t*
       if constexpr (kUniform) {
         return b;
       } else {
-        s.credit[b] += s.weight[b];
-        if (s.credit[b] >= maxWeight) {
-          s.credit[b] -= maxWeight;
+        credit[b] += weight[b];
+        if (credit[b] >= maxWeight) {
+          credit[b] -= maxWeight;
           return b;
         }
       }
@@ -205,20 +213,21 @@ void fillTable(FillScratch& s, uint32_t tableSize, uint64_t maxWeight, uint32_t*
   uint32_t left = tableSize;
   auto claim = [&](uint32_t b, uint32_t pos) {
     taken[pos] = 1;
-    table[pos] = s.id[b];
-    pos += s.skip[b];
-    s.next[b] = pos >= tableSize ? pos - tableSize : pos;
+    taken[pos + tableSize] = 1;
+    table[pos] = id[b];
+    pos += skip[b];
+    next[b] = pos >= tableSize ? pos - tableSize : pos;
     --left;
   };
   const uint32_t tail = tailSizeFor(n, tableSize);
   const uint32_t quarter = std::max(tail, tableSize / 4);
   while (left > quarter) {
     const uint32_t b = nextTurn();
-    claim(b, firstFree<4>(taken, s.next[b], multiples + 9 * b, tableSize));
+    claim(b, firstFree<4>(taken, next[b], multiples + 9 * b, tableSize));
   }
   while (left > tail) {
     const uint32_t b = nextTurn();
-    claim(b, firstFree<8>(taken, s.next[b], multiples + 9 * b, tableSize));
+    claim(b, firstFree<8>(taken, next[b], multiples + 9 * b, tableSize));
   }
   if (left == 0) return;
 
@@ -236,7 +245,7 @@ void fillTable(FillScratch& s, uint32_t tableSize, uint64_t maxWeight, uint32_t*
   const uint32_t width = (left + 7) & ~7u;
   int32_t* rows = s.rowBase(static_cast<size_t>(n) * width);
   for (uint32_t b = 0; b < n; ++b) {
-    const uint32_t inverse = inverseMod(s.skip[b], tableSize);
+    const uint32_t inverse = inverseMod(skip[b], tableSize);
     const uint64_t inverseShoup = (static_cast<uint64_t>(inverse) << 32) / tableSize;
     const uint32_t offset = s.offset[b];
     int32_t* row = rows + static_cast<size_t>(b) * width;
@@ -253,7 +262,7 @@ void fillTable(FillScratch& s, uint32_t tableSize, uint64_t maxWeight, uint32_t*
     const uint32_t b = nextTurn();
     const auto k = static_cast<uint32_t>(rowMinimum(rows + static_cast<size_t>(b) * width, width)) &
                    ((1u << kTailIndexBits) - 1);
-    table[freePositions[k]] = s.id[b];
+    table[freePositions[k]] = id[b];
     for (uint32_t r = 0; r < n; ++r)
       rows[static_cast<size_t>(r) * width + k] = kTailDone;
     --left;
