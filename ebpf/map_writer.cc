@@ -352,17 +352,32 @@ Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> ta
   }
   if (rings_ == nullptr) return Status::failure(ringsError_);
   const auto size = static_cast<uint32_t>(table.size());
+  // With ids: entry v goes into the ring as byIndex[v + 1], where byIndex[0] is the empty entry
+  // (kEmptyRingEntry + 1 wraps to 0), so the copy has no branch per entry.
+  const uint32_t* byIndex = nullptr;
+  if (!ids.empty()) {
+    // Every index names a backend: the largest v + 1 (0 for empty entries) is at most ids.size().
+    uint32_t top = 0;
+    for (uint32_t v : table)
+      top = std::max(top, v + 1);
+    if (top > ids.size()) {
+      for (uint32_t v : table) {
+        if (v != kEmptyRingEntry && v >= ids.size()) {
+          return Status::failure("Maglev ring names index " + std::to_string(v) + " of " +
+                                 std::to_string(ids.size()) + " backends");
+        }
+      }
+    }
+    ringIds_.resize(ids.size() + 1);
+    ringIds_[0] = kEmptyRingEntry;
+    std::copy(ids.begin(), ids.end(), ringIds_.begin() + 1);
+    byIndex = ringIds_.data();
+  }
   // Entry `pos` as the ring must hold it.
   auto entry = [&](uint32_t pos) -> uint32_t {
     const uint32_t v = table[pos];
-    return ids.empty() || v == kEmptyRingEntry ? v : ids[v];
+    return byIndex == nullptr ? v : byIndex[v + 1];
   };
-  for (uint32_t v : table) {
-    if (!ids.empty() && v != kEmptyRingEntry && v >= ids.size()) {
-      return Status::failure("Maglev ring names index " + std::to_string(v) + " of " +
-                             std::to_string(ids.size()) + " backends");
-    }
-  }
   auto old = extents_.find(start);
   const bool sameSize = old != extents_.end() && old->second == size;
   if (sameSize) {
@@ -381,8 +396,9 @@ Result<uint32_t> MapWriter::putRing(uint32_t start, std::span<const uint32_t> ta
       std::memcpy(rings_ + fresh, table.data(), size * sizeof(uint32_t));
     } else {
       uint32_t* out = rings_ + fresh;
+      const uint32_t* in = table.data();
       for (uint32_t pos = 0; pos < size; ++pos)
-        out[pos] = entry(pos);
+        out[pos] = byIndex[in[pos] + 1];
     }
     extents_[fresh] = size;
     ++calls_;

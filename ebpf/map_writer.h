@@ -141,6 +141,8 @@ class MapWriter {
   uint32_t top_ = SKIFF_RING_ALIGN;
   std::vector<Quarantined> quarantine_;
   uint64_t inPlaceRingWrites_ = 0;
+  // putRing's backend ids by table index + 1 (reused from ring to ring).
+  std::vector<uint32_t> ringIds_;
 
   bool batching_ = false;
   std::vector<uint32_t> backendKeys_;

@@ -255,6 +255,49 @@ TEST(EbpfDataplaneRingMemory, NoRoomForASecondCopyRewritesInPlace) {
   EXPECT_NE(st.message().find("no room for a Maglev ring"), std::string::npos) << st.message();
 }
 
+// putRing with backend ids: a table of indices goes into the ring as ids (empty entries stay
+// empty); an index that names no backend fails before anything is written.
+TEST(EbpfDataplaneRingMemory, TableOfIndicesIsWrittenAsIds) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  EbpfDataplaneOptions options;
+  options.load.fwdMode = SKIFF_FWD_TX;
+  options.load.frontends = 64;
+  options.load.services = 16;
+  options.load.backends = 64;
+  options.load.rings = 64;
+  options.load.conntrack = 1024;
+  options.load.withSocketLb = false;
+  options.load.ringEntries = SKIFF_RING_ALIGN + 4 * 256;
+  auto created = EbpfDataplane::create(options);
+  ASSERT_TRUE(created.ok()) << created.message();
+  // Only this writer writes these maps (the dataplane is never applied).
+  MapWriter writer((*created)->maps(), 64);
+  const std::vector<uint32_t> ids = {41, 7, 1000};
+  std::vector<uint32_t> table(251);
+  for (size_t i = 0; i < table.size(); ++i)
+    table[i] = i % 5 == 4 ? dataplane::kMaglevEmpty : static_cast<uint32_t>(i % 3);
+  auto start = writer.putRing(SKIFF_ID_NONE, table, ids);
+  ASSERT_TRUE(start.ok()) << start.message();
+  std::span<const uint32_t> ring = writer.ring(*start);
+  ASSERT_EQ(ring.size(), table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    const uint32_t want =
+        table[i] == dataplane::kMaglevEmpty ? dataplane::kMaglevEmpty : ids[table[i]];
+    ASSERT_EQ(ring[i], want) << "position " << i;
+  }
+  // The same table again: nothing written, same extent.
+  auto again = writer.putRing(*start, table, ids);
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(*again, *start);
+  EXPECT_EQ(writer.ringsInUse(), 1u);
+  // Index 3 of 3 backends.
+  table[100] = 3;
+  auto bad = writer.putRing(SKIFF_ID_NONE, table, ids);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("names index 3 of 3 backends"), std::string::npos) << bad.message();
+  EXPECT_EQ(writer.ringsInUse(), 1u);
+}
+
 // A delta of many services (computed in chunks by several threads, programmed while the next
 // chunk is computed) programs every service's ring as its own Maglev table of its backends' ids,
 // and a second full sync of the same services writes nothing.
