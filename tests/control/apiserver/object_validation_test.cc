@@ -731,5 +731,36 @@ TEST(ObjectValidation, ValidateCreateThrowsKubernetesInvalid) {
   }
 }
 
+TEST(ObjectValidation, NewKindsAnswer422WithCauses) {
+  auto lease = decode<api::coordination::v1::Lease>(
+      "apiVersion: coordination.k8s.io/v1\nkind: Lease\n"
+      "metadata: {name: node-1, namespace: kube-node-lease}\nspec: {leaseDurationSeconds: -5}\n");
+  try {
+    validateCreate(lease, typeOf<api::coordination::v1::Lease>());
+    FAIL() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 422);
+    EXPECT_STREQ(e.what(),
+                 "Lease.coordination.k8s.io \"node-1\" is invalid: spec.leaseDurationSeconds: "
+                 "Invalid value: -5: must be greater than 0");
+  }
+  auto slice = decode<api::discovery::v1::EndpointSlice>(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+      "metadata: {name: web-1, namespace: default}\naddressType: IPv4\n"
+      "endpoints: [{addresses: [10.0.0.1]}]\n");
+  auto next = slice;
+  next.set_address_type("FQDN");
+  next.mutable_endpoints(0)->set_addresses(0, "web.example.com");
+  try {
+    validateUpdate(slice, next, typeOf<api::discovery::v1::EndpointSlice>());
+    FAIL() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), 422);
+    EXPECT_STREQ(e.what(),
+                 "EndpointSlice.discovery.k8s.io \"web-1\" is invalid: addressType: Invalid "
+                 "value: \"FQDN\": field is immutable");
+  }
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
