@@ -275,6 +275,36 @@ void writeNode(const Node& n, std::string& out) {
   out += '}';
 }
 
+// compareAt(nullptr, rhs, ...) with the added paths marked in a FieldsV1 tree as they are found
+// (toFieldsV1 of the same paths builds the same tree): no path vectors, no sets.
+void markAdded(const Value& rhs, const FieldType& t, Node& node) {
+  bool leaf = t.kind == FieldType::Kind::kLeaf || !t.fits(rhs) || emptyContainer(&rhs);
+  std::optional<std::vector<std::pair<std::string, const Value*>>> right;
+  if (!leaf && (t.kind == FieldType::Kind::kAssociativeList || t.kind == FieldType::Kind::kSet)) {
+    right = keyedItems(&rhs, t);
+    leaf = !right;
+  }
+  if (!leaf) {
+    if (t.kind == FieldType::Kind::kStruct || t.kind == FieldType::Kind::kMap) {
+      for (const auto& m : rhs.members()) {
+        markAdded(m.value, t.kind == FieldType::Kind::kStruct ? t.member(m.key) : t.element(),
+                  child(node, "f:" + m.key));
+      }
+    } else {
+      FieldType item_type = t.kind == FieldType::Kind::kSet ? FieldType{} : t.element();
+      for (const auto& [e, v] : *right) {
+        Node& item = child(node, e);
+        if (t.kind == FieldType::Kind::kSet) {
+          item.member = true;
+        } else {
+          markAdded(*v, item_type, item);
+        }
+      }
+    }
+  }
+  node.member = true;
+}
+
 void readNode(const Value& v, ManagedPath& path, FieldSet& out) {
   if (!v.isObject()) {
     throw std::invalid_argument("fieldsV1 at " + pathString(path) + " is not an object");
@@ -473,6 +503,26 @@ Comparison compareObjects(const Value* lhs, const Value& rhs, const FieldType& t
   Value empty = Value::object();
   compareAt(lhs != nullptr ? lhs : &empty, &rhs, type, path, c);
   return c;
+}
+
+std::string addedFieldsV1(const Value& rhs, const FieldType& type) {
+  // compareObjects(nullptr, rhs): an empty object before, so the top level is a struct whose
+  // members are all new (and the empty path itself is never a field).
+  Value empty = Value::object();
+  bool leaf = type.kind == FieldType::Kind::kLeaf || !type.fits(empty) || !type.fits(rhs) ||
+              emptyContainer(&rhs);
+  if (leaf || (type.kind != FieldType::Kind::kStruct && type.kind != FieldType::Kind::kMap)) {
+    return "";
+  }
+  Node root;
+  for (const auto& m : rhs.members()) {
+    markAdded(m.value, type.kind == FieldType::Kind::kStruct ? type.member(m.key) : type.element(),
+              child(root, "f:" + m.key));
+  }
+  if (root.children.empty()) return "";
+  std::string out;
+  writeNode(root, out);
+  return out;
 }
 
 Value ownedPart(const Value& object, FieldScope scope) {

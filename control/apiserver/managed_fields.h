@@ -100,6 +100,10 @@ struct Comparison {
 // `lhs` may be null (nothing before).
 Comparison compareObjects(const api::Value* lhs, const api::Value& rhs, const FieldType& type);
 
+// toFieldsV1() of compareObjects(nullptr, rhs, type).added, built in one walk without the path
+// sets (a create's managed fields); "" when nothing is added.
+std::string addedFieldsV1(const api::Value& rhs, const FieldType& type);
+
 // An object's JSON form without what no manager owns: apiVersion, kind, the server's metadata
 // (name, namespace, uid, resourceVersion, generation, creationTimestamp, deletion*, selfLink,
 // managedFields) and, by scope, the status or everything but the status.

@@ -324,6 +324,22 @@ void trackUpdate(const google::protobuf::Message* live, google::protobuf::Messag
   if (!from_request && live != nullptr) managed = managersOf(*live);
   Value next_value = api::encode(next);
   FieldType type = FieldType::ofMessage(next.GetDescriptor());
+  if (live == nullptr && managed.empty()) {
+    // A create: the writer owns every field it set, the one entry updateManagedFields would make
+    // (without its path sets: they were half of a pod create's admission).
+    std::string fields = addedFieldsV1(ownedPart(next_value, scope), type);
+    m.clear_managed_fields();
+    if (fields.empty()) return;
+    auto* out = m.add_managed_fields();
+    out->set_manager(writer.manager);
+    out->set_operation(writer.operation);
+    out->set_api_version(writer.api_version);
+    *out->mutable_time() = writer.time;
+    out->set_fields_type("FieldsV1");
+    out->mutable_fields_v1()->set_raw(std::move(fields));
+    if (!writer.subresource.empty()) out->set_subresource(writer.subresource);
+    return;
+  }
   if (live == nullptr) {
     managed = updateManagedFields(nullptr, next_value, type, scope, std::move(managed), writer);
   } else {

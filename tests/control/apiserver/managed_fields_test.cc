@@ -206,5 +206,44 @@ TEST(OwnedPart, LeavesOutServerMetadataAndByScopeTheStatus) {
   EXPECT_EQ(api::writeJson(ownedPart(o, FieldScope::kStatus)), R"({"status":{"replicas":1}})");
 }
 
+// A create's managed fields come from one walk (addedFieldsV1) rather than from the path sets of
+// compareObjects: the two must write the same FieldsV1 for every shape of object.
+TEST(Compare, AddedFieldsV1IsTheComparisonOfNothingBefore) {
+  FieldType pod = FieldType::ofMessage(api::core::v1::Pod::descriptor());
+  FieldType service = FieldType::ofMessage(api::core::v1::Service::descriptor());
+  FieldType configmap = FieldType::ofMessage(api::core::v1::ConfigMap::descriptor());
+  const std::vector<std::pair<FieldType, std::string>> cases = {
+      {deployment(), R"({"metadata":{"labels":{"app":"web"},"annotations":{"a":"b"}},
+        "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+        "strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%"}},
+        "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[
+          {"name":"web","image":"busybox","args":["a","b"],"env":[{"name":"A","value":"1"}],
+           "ports":[{"containerPort":80},{"containerPort":443,"protocol":"TCP"}],
+           "resources":{"requests":{"cpu":"10m"}}},
+          {"name":"side","image":"x","volumeMounts":[{"name":"v","mountPath":"/v"}]}],
+          "volumes":[{"name":"v","emptyDir":{}}],"tolerations":[{"key":"k","operator":"Exists"}]}}}})"},
+      {pod, R"({"metadata":{"finalizers":["a/b","c/d"],"ownerReferences":[{"apiVersion":"v1",
+        "kind":"ReplicaSet","name":"rs","uid":"u1","controller":true}]},
+        "spec":{"containers":[{"name":"c","image":"i","command":[]}],"nodeSelector":{},
+        "terminationGracePeriodSeconds":0}})"},
+      // Items without their keys and duplicates: the list is one value, as compareObjects has it.
+      {pod, R"({"spec":{"containers":[{"image":"no-name"},{"name":"d"},{"name":"d"}]}})"},
+      {service, R"({"spec":{"type":"NodePort","selector":{"app":"web"},"ports":[
+        {"name":"http","port":80,"targetPort":8080,"protocol":"TCP"},
+        {"name":"udp","port":53,"protocol":"UDP"}],"externalIPs":["10.0.0.1"]}})"},
+      {configmap, R"({"data":{"k":"v","e":""},"immutable":true})"},
+      {configmap, R"({})"},
+      {configmap, R"({"metadata":{}})"},
+  };
+  for (const auto& [type, text] : cases) {
+    const api::Value object = j(text);
+    EXPECT_EQ(addedFieldsV1(object, type),
+              compareObjects(nullptr, object, type).added.empty()
+                  ? ""
+                  : compareObjects(nullptr, object, type).added.toFieldsV1())
+        << text;
+  }
+}
+
 }  // namespace
 }  // namespace skiff::apiserver
