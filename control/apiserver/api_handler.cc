@@ -1164,7 +1164,8 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
     // immutable data); the others need no read for it.
     const api::ResourceType& type = storage.type();
     const bool compares = type.group == "apps" || type.group == "rbac.authorization.k8s.io" ||
-                          type.kind == "ConfigMap" || type.kind == "Secret";
+                          type.kind == "ConfigMap" || type.kind == "Secret" ||
+                          type.kind == "Node" || type.kind == "EndpointSlice";
     try {
       validateUpdate(compares ? stored() : *next, *next, type);
     } catch (const ApiError&) {
@@ -1201,6 +1202,17 @@ MessagePtr ApiHandler::admitAndUpdate(ResourceStorage& storage, const std::strin
 MessagePtr ApiHandler::admitAndCreate(const HttpRequest& request, ResourceStorage& storage,
                                       const std::string& ns, MessagePtr object, bool track_fields) {
   const api::ResourceType& type = storage.type();
+  if (type.namespaced) {
+    // As Kubernetes' BeforeCreate: the request's namespace, before any check reads it (an
+    // Event's involvedObject must be in it).
+    auto& m = mutableMeta(*object);
+    if (m.namespace_().empty()) m.set_namespace_(ns);
+    if (m.namespace_() != ns) {
+      throw badRequest(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request");
+    }
+  }
   applyDefaults(*object);
   if (track_fields) {
     trackUpdate(nullptr, *object, fieldScope(type, false), writerFor(request, type, "Update", ""));

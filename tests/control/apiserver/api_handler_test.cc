@@ -474,6 +474,58 @@ TEST_F(ApiHandlerTest, NodeKeepsItsStatusOnCreateAndEventsKeepMicroseconds) {
   EXPECT_EQ(e.find("firstTimestamp")->text(), "2026-12-01T10:00:00Z");  // a Time: seconds
 }
 
+// Fields that are set once (a Node's podCIDRs and providerID) or immutable (an EndpointSlice's
+// addressType) are checked against what is stored, over the API as in the validation tables.
+TEST_F(ApiHandlerTest, SetOnceAndImmutableFieldsOfNodesAndEndpointSlicesHold) {
+  ASSERT_EQ(call(http::verb::post, "/api/v1/nodes",
+                 R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},)"
+                 R"("spec":{"podCIDR":"10.244.1.0/24","podCIDRs":["10.244.1.0/24"]}})")
+                .status,
+            201);
+  api::Value node = call(http::verb::get, "/api/v1/nodes/n1").json();
+  node.find("spec")->set("podCIDRs", api::parseJson(R"(["10.244.2.0/24"])"));
+  node.find("spec")->set("podCIDR", api::Value::string("10.244.2.0/24"));
+  Reply changed = call(http::verb::put, "/api/v1/nodes/n1", api::writeJson(node));
+  EXPECT_EQ(changed.status, 422) << changed.body;
+  EXPECT_NE(changed.body.find("spec.podCIDRs"), std::string::npos) << changed.body;
+  // Unchanged CIDRs, with a label added: fine.
+  node = call(http::verb::get, "/api/v1/nodes/n1").json();
+  node.find("metadata")->set("labels", api::parseJson(R"({"zone":"a"})"));
+  EXPECT_EQ(call(http::verb::put, "/api/v1/nodes/n1", api::writeJson(node)).status, 200);
+
+  ASSERT_EQ(call(http::verb::post, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+                 R"({"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
+                 R"("metadata":{"name":"s"},"addressType":"IPv4",)"
+                 R"("endpoints":[{"addresses":["10.0.0.1"]}]})")
+                .status,
+            201);
+  api::Value slice =
+      call(http::verb::get, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/s").json();
+  slice.set("addressType", api::Value::string("IPv6"));
+  slice.set("endpoints", api::parseJson(R"([{"addresses":["fd00::1"]}])"));
+  Reply retyped =
+      call(http::verb::put, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/s",
+           api::writeJson(slice));
+  EXPECT_EQ(retyped.status, 422) << retyped.body;
+  EXPECT_NE(retyped.body.find("addressType"), std::string::npos) << retyped.body;
+}
+
+// A create without metadata.namespace takes the request's before it is checked (an Event's
+// involvedObject must be in it); one naming another namespace is refused.
+TEST_F(ApiHandlerTest, CreateTakesTheRequestsNamespaceBeforeValidation) {
+  Reply event = call(http::verb::post, "/api/v1/namespaces/default/events",
+                     R"({"apiVersion":"v1","kind":"Event","metadata":{"name":"e"},)"
+                     R"("involvedObject":{"kind":"Pod","name":"p","namespace":"default"},)"
+                     R"("reason":"Started"})");
+  EXPECT_EQ(event.status, 201) << event.body;
+  Reply elsewhere = call(http::verb::post, "/api/v1/namespaces/default/configmaps",
+                         R"({"apiVersion":"v1","kind":"ConfigMap",)"
+                         R"("metadata":{"name":"c","namespace":"kube-system"}})");
+  EXPECT_EQ(elsewhere.status, 400) << elsewhere.body;
+  EXPECT_NE(elsewhere.body.find("does not match the namespace sent on the request"),
+            std::string::npos);
+}
+
 TEST_F(ApiHandlerTest, KubeletWatchOfItsNodesPodsComesFromTheCache) {
   auto pod = [](const std::string& name, const std::string& node) {
     return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
