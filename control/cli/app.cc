@@ -23,6 +23,7 @@
 #include "control/cli/get_command.h"
 #include "control/cli/image_command.h"
 #include "control/cli/info_commands.h"
+#include "control/cli/lb_apply.h"
 #include "control/cli/lb_command.h"
 #include "control/cli/logs_command.h"
 #include "control/cli/object_commands.h"
@@ -53,6 +54,7 @@ App::App() : app_("Skiff: a compact Kubernetes-compatible orchestrator for bare-
   addCleanupCommand(app_, exit_code_);
   addDataplaneCommand(app_, exit_code_);
   addLbCommand(app_, exit_code_);
+  addLbApplyCommand(app_, exit_code_);
   addBenchStoreCommand(app_, exit_code_);
   addBenchPodStartupCommand(app_, exit_code_);
   addBenchSoakCommand(app_, exit_code_);

@@ -19,6 +19,7 @@
 
 #if SKIFF_WITH_EBPF
 #include "ebpf/cgroup.h"
+#include "ebpf/ebpf_dataplane.h"
 #include "ebpf/lb_report.h"
 #include "ebpf/loader.h"
 #endif
@@ -264,6 +265,47 @@ int runLbCleanup(const LbOptions& o, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+int runLbAttach(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  ebpf::EbpfDataplaneOptions options;
+  options.pinDir = o.pinDir;
+  options.cgroupPath = o.cgroup.empty() ? ebpf::defaultCgroupPath() : o.cgroup;
+  const auto nodePortMode = ebpf::parseNodePortMode(o.nodePortMode);
+  if (!nodePortMode) {
+    err << "error: --nodeport-mode " << o.nodePortMode << ": expected xdp, tc or auto\n";
+    return 1;
+  }
+  options.nodePortMode = *nodePortMode;
+  const auto lbMode = ebpf::parseLbMode(o.lbMode);
+  if (!lbMode) {
+    err << "error: --lb-mode " << o.lbMode << ": expected snat or dsr\n";
+    return 1;
+  }
+  options.load.lbMode = *lbMode;
+  for (const std::string& dev : o.nodePortDevices) {
+    const unsigned ifindex = if_nametoindex(dev.c_str());
+    if (ifindex == 0) {
+      err << "error: --nodeport-devices: no interface named \"" << dev << "\"\n";
+      return 1;
+    }
+    options.xdpIfindexes.push_back(static_cast<int>(ifindex));
+  }
+  // Pinned, the programs stay attached and the maps programmed when this process exits.
+  auto made = ebpf::EbpfDataplane::create(options);
+  if (!made.ok()) {
+    err << "error: " << made.message() << "\n";
+    return 1;
+  }
+  out << "attached the socket load balancer to cgroup " << options.cgroupPath;
+  for (const auto& [ifindex, got] : (*made)->nodePortAttachments()) {
+    char name[IF_NAMESIZE] = {};
+    out << "; node ports on " << (if_indextoname(static_cast<unsigned>(ifindex), name) ? name : "?")
+        << " through " << (got == ebpf::NodePortMode::kXdp ? "XDP" : "tc ingress/egress");
+  }
+  out << "; pinned under " << o.pinDir
+      << ((*made)->restoredFromPins() ? " (adopted the pinned maps)" : "") << "\n";
+  return 0;
+}
+
 int runLbExec(const LbOptions& o, std::ostream& err) {
   if (o.command.empty()) {
     err << "error: skiff lb exec needs a command: skiff lb exec -- CMD ARGS...\n";
@@ -306,6 +348,9 @@ int runLbCleanup(const LbOptions&, std::ostream&, std::ostream& err) {
 int runLbExec(const LbOptions&, std::ostream& err) {
   return withoutEbpf(err);
 }
+int runLbAttach(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
 
 #endif  // SKIFF_WITH_EBPF
 
@@ -313,7 +358,7 @@ void addLbCommand(CLI::App& app, int& exit_code) {
   CLI::App* lb = app.add_subcommand(
       "lb",
       "The eBPF load balancer of this node: what it holds and counts; run a host process "
-      "with ClusterIP access");
+      "with ClusterIP access; run it without a control plane (attach, apply, detach)");
   lb->require_subcommand(1);
   auto options = std::make_shared<LbOptions>();
   options->pinDir = defaultPinDir();
@@ -342,6 +387,42 @@ void addLbCommand(CLI::App& app, int& exit_code) {
   cleanup->add_option("--pin-dir", options->pinDir, "Where the data path pinned its maps")
       ->capture_default_str();
   cleanup->callback(
+      [options, &exit_code] { exit_code = runLbCleanup(*options, std::cout, std::cerr); });
+
+  CLI::App* attach = lb->add_subcommand(
+      "attach",
+      "Load the data path, pin its maps and links and attach it (as skiff agent does), then "
+      "exit leaving it attached; program it with skiff lb apply, remove it with skiff lb detach");
+  attach->add_option("--pin-dir", options->pinDir, "Where to pin its maps and links")
+      ->capture_default_str();
+  attach->add_option("--cgroup", options->cgroup,
+                     "The cgroup v2 directory whose processes get the socket LB (default: skiff "
+                     "under the cgroup v2 mount; never the root cgroup)");
+  attach
+      ->add_option("--nodeport-devices", options->nodePortDevices,
+                   "Interfaces whose NodePort, externalIP and LoadBalancer traffic it balances "
+                   "(comma-separated)")
+      ->delimiter(',');
+  attach
+      ->add_option("--nodeport-mode", options->nodePortMode,
+                   "xdp (native XDP), tc (tc ingress + egress), auto (native XDP, else tc)")
+      ->check(CLI::IsMember({"xdp", "tc", "auto"}))
+      ->capture_default_str();
+  attach
+      ->add_option("--lb-mode", options->lbMode,
+                   "How node-port traffic reaches backends on other nodes: snat or dsr (IPIP)")
+      ->check(CLI::IsMember({"snat", "dsr"}))
+      ->capture_default_str();
+  attach->callback(
+      [options, &exit_code] { exit_code = runLbAttach(*options, std::cout, std::cerr); });
+
+  CLI::App* detach = lb->add_subcommand(
+      "detach",
+      "Detach and unpin what skiff lb attach (or a data path) pinned: the same as skiff lb "
+      "cleanup (EbpfDataplane's clean detach; resets flows)");
+  detach->add_option("--pin-dir", options->pinDir, "Where the data path pinned its maps")
+      ->capture_default_str();
+  detach->callback(
       [options, &exit_code] { exit_code = runLbCleanup(*options, std::cout, std::cerr); });
 
   CLI::App* exec = lb->add_subcommand(

@@ -12,18 +12,27 @@ namespace skiff::cli {
 // this node holds and counts, read from its pinned maps (SKIFF_PIN_DIR by default);
 // `skiff lb exec [--cgroup DIR] -- CMD ARGS...`: runs CMD in Skiff's cgroup subtree (its `host`
 // sub-cgroup), where the socket LB gives it ClusterIP access;
-// `skiff lb cleanup [--pin-dir DIR]`: detaches and unpins what a crashed data path left.
+// `skiff lb cleanup [--pin-dir DIR]`: detaches and unpins what a crashed data path left;
+// `skiff lb attach [--pin-dir DIR] [--cgroup DIR] [--nodeport-devices IF,...]
+// [--nodeport-mode xdp|tc|auto] [--lb-mode snat|dsr]`: loads the data path as `skiff agent` does
+// (EbpfDataplane::create) and leaves it pinned and attached, with no control plane (programmed by
+// `skiff lb apply`, control/cli/lb_apply.h); `skiff lb detach`: `skiff lb cleanup`.
 struct LbOptions {
   std::string pinDir;
   std::string output;  // "" (table) or "json"
-  std::string cgroup;  // exec: the socket LB's cgroup (default ebpf::defaultCgroupPath())
+  std::string cgroup;  // exec, attach: the socket LB's cgroup (default ebpf::defaultCgroupPath())
   std::vector<std::string> command;
+  // attach
+  std::vector<std::string> nodePortDevices;
+  std::string nodePortMode = "auto";
+  std::string lbMode = "snat";
 };
 
 int runLbStatus(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbServices(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbBackends(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbCleanup(const LbOptions& options, std::ostream& out, std::ostream& err);
+int runLbAttach(const LbOptions& options, std::ostream& out, std::ostream& err);
 // Returns only if CMD could not be run.
 int runLbExec(const LbOptions& options, std::ostream& err);
 
