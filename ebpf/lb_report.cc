@@ -1,6 +1,12 @@
 #include "ebpf/lb_report.h"
 
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <tuple>
 #include <unordered_map>
 
@@ -117,6 +123,8 @@ Result<LbReport> readLbReport(const std::string& pinDir) {
       {SKIFF_GLOBAL_CT_RESELECTED, "conntrackReselected"},
       {SKIFF_GLOBAL_SOCK_TRANSLATED, "socketsTranslated"},
       {SKIFF_GLOBAL_FIB_REDIRECTED, "fibRedirected"},
+      {SKIFF_GLOBAL_DSR_ENCAP, "dsrEncapsulated"},
+      {SKIFF_GLOBAL_DSR_DECAP, "dsrDecapsulated"},
   };
   for (const auto& [index, name] : events) {
     auto g = readGlobal(m.global, index);
@@ -127,6 +135,100 @@ Result<LbReport> readLbReport(const std::string& pinDir) {
   if (!attachments.ok()) return attachments.status();
   report.attachments = std::move(*attachments);
   return report;
+}
+
+namespace {
+
+std::string protocolText(uint8_t proto) {
+  switch (proto) {
+    case IPPROTO_TCP:
+      return "TCP";
+    case IPPROTO_UDP:
+      return "UDP";
+    case IPPROTO_SCTP:
+      return "SCTP";
+    case IPPROTO_ICMP:
+      return "ICMP";
+    case IPPROTO_ICMPV6:
+      return "ICMPv6";
+    default:
+      return "proto" + std::to_string(proto);
+  }
+}
+
+std::string endpointText(const uint8_t (&addr)[16], uint8_t family, uint16_t portBe) {
+  const dataplane::IpAddress address = addressFromKey(addr, family);
+  const std::string host =
+      family == SKIFF_AF_INET6 ? "[" + address.toString() + "]" : address.toString();
+  return host + ":" + std::to_string(fromNetwork16(portBe));
+}
+
+}  // namespace
+
+Result<std::vector<FlowRow>> readFlows(const std::string& pinDir) {
+  auto opened = PinnedMaps::open(pinDir);
+  if (!opened.ok()) return opened.status();
+  const MapFds& m = opened->fds();
+  auto names = readServiceNames(m.serviceNames);
+  if (!names.ok()) return names.status();
+  std::unordered_map<uint32_t, std::string> nameOf;
+  for (const ServiceName& n : *names)
+    nameOf[n.svcId] = n.name;
+  auto backends = readBackends(m.backends);
+  if (!backends.ok()) return backends.status();
+  std::unordered_map<uint32_t, std::string> backendOf;
+  for (const BackendEntry& b : *backends)
+    backendOf[b.id] = backendText(b.value);
+
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const uint64_t nowNs =
+      static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
+  auto since = [nowNs](uint64_t t) { return t != 0 && t < nowNs ? nowNs - t : 0; };
+
+  // The slots in batches (an ARRAY, or a HASH of slot index -> slot without LRU).
+  std::vector<FlowRow> flows;
+  constexpr uint32_t kBatch = 4096;
+  std::vector<uint32_t> keys(kBatch);
+  std::vector<skiff_ct_slot> slots(kBatch);
+  uint32_t in = 0, out = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t count = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int rc = bpf_map_lookup_batch(m.conntrack, first ? nullptr : &in, &out, keys.data(),
+                                        slots.data(), &count, &opts);
+    const int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT) {
+      return Status::failure("read " SKIFF_MAP_CT ": " + std::string(std::strerror(err)));
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      const skiff_ct_slot& slot = slots[i];
+      if (slot.key.family == 0 || slot.key.dir != SKIFF_CT_FORWARD) continue;
+      FlowRow row;
+      row.client = endpointText(slot.key.saddr, slot.key.family, slot.key.sport);
+      row.protocol = protocolText(slot.key.proto);
+      row.frontend =
+          endpointText(slot.entry.frontend_addr, slot.key.family, slot.entry.frontend_port) + "/" +
+          row.protocol;
+      row.backendId = slot.entry.backend_id;
+      row.svcId = slot.entry.svc_id;
+      if (auto it = backendOf.find(row.backendId); it != backendOf.end()) row.backend = it->second;
+      if (auto it = nameOf.find(row.svcId); it != nameOf.end()) row.service = it->second;
+      row.ageNs = since(slot.entry.created_ns);
+      row.idleNs = since(slot.entry.last_seen_ns);
+      row.seenReply = (slot.entry.flags & SKIFF_CT_F_SEEN_REPLY) != 0;
+      row.closing = (slot.entry.flags & SKIFF_CT_F_CLOSING) != 0;
+      flows.push_back(std::move(row));
+    }
+    if (rc < 0) break;  // ENOENT: that was the last batch
+    in = out;
+    first = false;
+  }
+  std::sort(flows.begin(), flows.end(), [](const FlowRow& a, const FlowRow& b) {
+    return std::tie(a.service, a.client, a.frontend) < std::tie(b.service, b.client, b.frontend);
+  });
+  return flows;
 }
 
 }  // namespace skiff::ebpf

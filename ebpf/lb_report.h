@@ -56,4 +56,24 @@ struct LbReport {
 
 dataplane::Result<LbReport> readLbReport(const std::string& pinDir);
 
+// A flow of the node-port load balancer (XDP, tc): a forward entry of the conntrack table. The
+// socket LB keeps no conntrack (it translates once, at connect()).
+struct FlowRow {
+  std::string client;    // "192.0.2.1:40000"
+  std::string frontend;  // what the client addressed: "10.0.0.1:30080/TCP"
+  std::string backend;   // "10.0.1.1:8080" ("" if the backend id is no longer programmed)
+  std::string service;   // "default/web:http" ("" if unnamed)
+  std::string protocol;  // "TCP", "UDP", ...
+  uint32_t backendId = 0;
+  uint32_t svcId = 0;
+  uint64_t ageNs = 0;   // since the flow's first packet
+  uint64_t idleNs = 0;  // since its last packet
+  bool seenReply = false;
+  bool closing = false;  // TCP FIN or RST seen
+};
+
+// Every forward conntrack entry pinned under `pinDir` (expired ones too, until their slot is
+// reused: idleNs tells), by service, then client.
+dataplane::Result<std::vector<FlowRow>> readFlows(const std::string& pinDir);
+
 }  // namespace skiff::ebpf

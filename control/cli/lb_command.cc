@@ -256,6 +256,109 @@ int runLbBackends(const LbOptions& o, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+std::string secondsText(uint64_t ns) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(1) << static_cast<double>(ns) / 1e9 << "s";
+  return o.str();
+}
+
+int runLbFlows(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (!validOutput(o, err)) return 1;
+  auto flows = ebpf::readFlows(o.pinDir);
+  if (!flows.ok()) {
+    err << "error: " << flows.message() << "\n";
+    return 1;
+  }
+  if (o.output == "json") {
+    out << "{\"flows\":" << jsonArray(*flows, [](const ebpf::FlowRow& f) {
+      return "{\"client\":" + jsonQuoted(f.client) + ",\"frontend\":" + jsonQuoted(f.frontend) +
+             ",\"backend\":" + jsonQuoted(f.backend) + ",\"service\":" + jsonQuoted(f.service) +
+             ",\"protocol\":" + jsonQuoted(f.protocol) +
+             ",\"backendId\":" + std::to_string(f.backendId) +
+             ",\"svcId\":" + std::to_string(f.svcId) + ",\"ageNs\":" + std::to_string(f.ageNs) +
+             ",\"idleNs\":" + std::to_string(f.idleNs) +
+             ",\"seenReply\":" + (f.seenReply ? "true" : "false") +
+             ",\"closing\":" + (f.closing ? "true" : "false") + "}";
+    }) << "}\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "CLIENT", "FRONTEND", "BACKEND", "AGE", "IDLE", "FLAGS"}};
+  for (const ebpf::FlowRow& f : *flows) {
+    std::string flags = f.seenReply ? "replied" : "";
+    if (f.closing) flags += flags.empty() ? "closing" : ",closing";
+    rows.push_back({orDash(f.service), f.client, f.frontend, orDash(f.backend),
+                    secondsText(f.ageNs), secondsText(f.idleNs), orDash(flags)});
+  }
+  printTable(out, rows);
+  return 0;
+}
+
+int runLbStats(const LbOptions& o, std::ostream& out, std::ostream& err) {
+  if (!validOutput(o, err)) return 1;
+  auto r = report(o, err);
+  if (!r) return 1;
+  // Per service: its counters are shared by its frontends, so once per service id.
+  struct ServiceTotals {
+    std::string name;
+    uint64_t newFlows = 0, packets = 0, bytes = 0, drops = 0;
+    std::vector<std::string> frontends;
+  };
+  std::map<uint32_t, ServiceTotals> services;
+  for (const ebpf::FrontendRow& f : r->frontends) {
+    ServiceTotals& t = services[f.svcId];
+    t.name = f.service;
+    t.frontends.push_back(f.frontend);
+    t.newFlows = f.newFlows;
+    t.packets = f.packets;
+    t.bytes = f.bytes;
+    t.drops = 0;
+    for (uint64_t d : f.drops)
+      t.drops += d;
+  }
+  if (o.output == "json") {
+    out << "{\"services\":[";
+    bool first = true;
+    for (const auto& [id, t] : services) {
+      out << (first ? "" : ",") << "{\"service\":" << jsonQuoted(t.name) << ",\"svcId\":" << id
+          << ",\"newFlows\":" << t.newFlows << ",\"packets\":" << t.packets
+          << ",\"bytes\":" << t.bytes << ",\"drops\":" << t.drops << "}";
+      first = false;
+    }
+    out << "],\"backends\":" << jsonArray(r->backends, backendJson)
+        << ",\"drops\":" << dropsJson(r->drops) << ",\"events\":{";
+    for (size_t i = 0; i < r->events.size(); ++i) {
+      out << (i > 0 ? "," : "") << jsonQuoted(r->events[i].first) << ":" << r->events[i].second;
+    }
+    out << "}}\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "SVC-ID", "FRONTENDS", "NEW-FLOWS", "PACKETS", "BYTES", "DROPS"}};
+  for (const auto& [id, t] : services) {
+    rows.push_back({orDash(t.name), std::to_string(id), std::to_string(t.frontends.size()),
+                    std::to_string(t.newFlows), std::to_string(t.packets), std::to_string(t.bytes),
+                    std::to_string(t.drops)});
+  }
+  printTable(out, rows);
+  out << "\n";
+  rows = {{"SERVICE", "BACKEND", "NEW-FLOWS", "PACKETS", "BYTES"}};
+  for (const ebpf::BackendRow& b : r->backends) {
+    rows.push_back({orDash(b.service), b.address, std::to_string(b.newFlows),
+                    std::to_string(b.packets), std::to_string(b.bytes)});
+  }
+  printTable(out, rows);
+  out << "\nDrops (no service):";
+  for (size_t i = 0; i < r->drops.size(); ++i) {
+    out << " " << dataplane::toString(static_cast<dataplane::DropReason>(i)) << "=" << r->drops[i];
+  }
+  out << "\nEvents:";
+  for (const auto& [name, count] : r->events)
+    out << " " << name << "=" << count;
+  out << "\n";
+  return 0;
+}
+
 int runLbCleanup(const LbOptions& o, std::ostream& out, std::ostream& err) {
   if (auto s = ebpf::Programs::cleanupPinDir(o.pinDir); !s.ok()) {
     err << "error: " << s.message() << "\n";
@@ -351,6 +454,12 @@ int runLbExec(const LbOptions&, std::ostream& err) {
 int runLbAttach(const LbOptions&, std::ostream&, std::ostream& err) {
   return withoutEbpf(err);
 }
+int runLbFlows(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
+int runLbStats(const LbOptions&, std::ostream&, std::ostream& err) {
+  return withoutEbpf(err);
+}
 
 #endif  // SKIFF_WITH_EBPF
 
@@ -379,6 +488,14 @@ void addLbCommand(CLI::App& app, int& exit_code) {
          "Backends with their conditions and counters (new connections and flows, packets, "
          "bytes; summed over CPUs)",
          runLbBackends);
+  reader("stats",
+         "Counters in one view: per service and per backend (new flows, packets, bytes; summed "
+         "over CPUs), drops no service is charged with, events (DSR encap/decap among them)",
+         runLbStats);
+  reader("flows",
+         "The node-port load balancer's flows (XDP, tc conntrack): client, frontend, backend, "
+         "age, idle time, flags; the socket LB keeps none (it translates at connect())",
+         runLbFlows);
 
   CLI::App* cleanup = lb->add_subcommand(
       "cleanup",

@@ -32,6 +32,10 @@ int runLbStatus(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbServices(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbBackends(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbCleanup(const LbOptions& options, std::ostream& out, std::ostream& err);
+// `skiff lb flows`: the node-port LB's conntrack entries; `skiff lb stats`: counters per service
+// and backend, drops and events, in one view.
+int runLbFlows(const LbOptions& options, std::ostream& out, std::ostream& err);
+int runLbStats(const LbOptions& options, std::ostream& out, std::ostream& err);
 int runLbAttach(const LbOptions& options, std::ostream& out, std::ostream& err);
 // Returns only if CMD could not be run.
 int runLbExec(const LbOptions& options, std::ostream& err);

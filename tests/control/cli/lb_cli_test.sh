@@ -3,7 +3,10 @@
 # attached to a cgroup subtree made for the test (never the root cgroup), pinned under a temporary
 # pin directory, programmed from a Service + EndpointSlice file whose endpoints are TCP servers in
 # a network namespace; a client in the subtree (and in its own network namespace) connects to the
-# ClusterIP and is answered by the backends; a re-apply without one backend moves new connections
+# ClusterIP and is answered by the backends; a client outside the subtree connects to the
+# NodePort on the backends' namespace, whose veth has the tc entries (skiff lb attach runs in that
+# network namespace), and `skiff lb flows` shows those flows, `skiff lb stats` counts both; a
+# re-apply without one backend moves new connections
 # to the other and keeps the service's id; a bad file changes nothing; detach leaves nothing.
 # Usage: lb_cli_test.sh SKIFF (as root).
 set -u
@@ -60,12 +63,16 @@ pids+=($!)
 # The client: N connections to the ClusterIP; prints who answered, one line each.
 cat >"$work/client.py" <<'PY'
 import socket, sys
+host, port = (sys.argv[2], int(sys.argv[3])) if len(sys.argv) > 3 else ("10.96.8.8", 80)
 for _ in range(int(sys.argv[1])):
-    s = socket.create_connection(("10.96.8.8", 80), timeout=2)
+    s = socket.create_connection((host, port), timeout=2)
     print(s.recv(64).decode() or "empty"); s.close()
 PY
 connect() {  # connect N: from a cgroup of the subtree and the client namespace
   "$skiff" lb exec --cgroup "$subtree" -- ip netns exec "$cli" python3 "$work/client.py" "$1"
+}
+nodeport() {  # nodeport N: from the client namespace, outside the subtree (no socket LB)
+  ip netns exec "$cli" python3 "$work/client.py" "$1" 10.201.0.11 30080
 }
 sleep 0.5
 
@@ -75,8 +82,9 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: lbtest}
 spec:
+  type: NodePort
   clusterIP: 10.96.8.8
-  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -101,9 +109,11 @@ service 10.201.0.11 >"$work/web.yaml"
 out=$("$skiff" lb apply -f "$work/web.yaml" --pin-dir "$pin" 2>&1)
 check "apply without attach fails ($out)" sh -c "test $? -ne 0 && echo '$out' | grep -q 'skiff lb attach'"
 
-check "attach" "$skiff" lb attach --cgroup "$subtree" --pin-dir "$pin"
+check "attach" nsenter --net=/run/netns/"$srv" "$skiff" lb attach --cgroup "$subtree" \
+  --pin-dir "$pin" --nodeport-devices vb --nodeport-mode tc
 check "attach pinned links" sh -c "ls '$pin' | grep -q '^link_'"
-"$skiff" lb status --pin-dir "$pin" | grep -q "8 socket hooks" && echo "ok: 8 socket hooks" ||
+"$skiff" lb status --pin-dir "$pin" | grep -q "8 socket hooks (cgroup), 0 XDP interfaces, 1 tc interfaces" &&
+  echo "ok: 8 socket hooks, tc on vb" ||
   { echo "FAIL: status"; "$skiff" lb status --pin-dir "$pin"; fail=1; }
 
 service 10.201.0.11 10.201.0.12 >"$work/web.yaml"
@@ -114,7 +124,30 @@ check "both backends answered" sh -c "echo '$answers' | grep -q 10.201.0.11 && e
 backends=$("$skiff" lb backends --pin-dir "$pin" -o json)
 flows=$(echo "$backends" | python3 -c 'import json,sys; print(sum(b["newFlows"] for b in json.load(sys.stdin)["backends"]))')
 check "lb backends counts 40 connections ($flows)" test "$flows" -eq 40
-svcid() { "$skiff" lb services --pin-dir "$pin" -o json | python3 -c 'import json,sys; s=json.load(sys.stdin)["services"]; print(",".join(str(x["svcId"]) + "/" + str(x["inCluster"]["backends"]) for x in s))'; }
+answers=$(nodeport 6)
+check "6 answers through the NodePort" test "$(echo "$answers" | grep -c '^10\.201\.0\.1[12]$')" -eq 6
+flows=$("$skiff" lb flows --pin-dir "$pin" -o json)
+nflows=$(echo "$flows" | python3 -c '
+import json, sys
+f = [x for x in json.load(sys.stdin)["flows"] if x["frontend"] == "10.201.0.11:30080/TCP"
+     and x["client"].startswith("10.201.0.1:") and x["service"] == "lbtest/web:http"
+     and x["backend"] in ("10.201.0.11:8080", "10.201.0.12:8080") and x["protocol"] == "TCP"
+     and x["closing"] and x["ageNs"] > 0 and x["ageNs"] < 60e9]
+print(len(f))')
+check "lb flows shows the 6 NodePort flows ($nflows)" test "$nflows" -eq 6
+"$skiff" lb flows --pin-dir "$pin" | grep -q "lbtest/web:http.*10.201.0.11:30080/TCP.*closing" &&
+  echo "ok: lb flows table" || { echo "FAIL: lb flows table"; "$skiff" lb flows --pin-dir "$pin"; fail=1; }
+stats=$("$skiff" lb stats --pin-dir "$pin" -o json)
+read -r snew spackets bnew <<<"$(echo "$stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+w = [x for x in s["services"] if x["service"] == "lbtest/web:http"][0]
+print(w["newFlows"], w["packets"], sum(b["newFlows"] for b in s["backends"]))')"
+check "lb stats: 46 new flows on the service and its backends, packets counted ($snew $spackets $bnew)" \
+  sh -c "test '$snew' -eq 46 && test '$bnew' -eq 46 && test '$spackets' -gt 0"
+"$skiff" lb stats --pin-dir "$pin" | grep -q "dsrEncapsulated=0" && echo "ok: lb stats table" ||
+  { echo "FAIL: lb stats table"; "$skiff" lb stats --pin-dir "$pin"; fail=1; }
+svcid() { "$skiff" lb services --pin-dir "$pin" -o json | python3 -c 'import json,sys; s=json.load(sys.stdin)["services"]; print(",".join(sorted({str(x["svcId"]) + "/" + str(x["inCluster"]["backends"]) for x in s})))'; }
 before=$(svcid)
 check "one service, two backends ($before)" sh -c "echo '$before' | grep -Eq '^[0-9]+/2$'"
 
