@@ -9,6 +9,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "control/api/quantity.h"
 #include "control/api/selector.h"
 #include "control/apiserver/object_meta.h"
@@ -797,16 +799,18 @@ void appendBindingCauses(const Binding& b, bool namespaced, Causes& causes) {
 
 template <class Binding>
 void immutableRoleRef(const Binding& old, const Binding& next, Causes& causes) {
-  if (old.role_ref().SerializeAsString() != next.role_ref().SerializeAsString()) {
+  if (!google::protobuf::util::MessageDifferencer::Equals(old.role_ref(), next.role_ref())) {
     invalid(causes, "roleRef", "{" + next.role_ref().kind() + " " + next.role_ref().name() + "}",
             "cannot change roleRef");
   }
 }
 
-// Whether the two selectors are the same (apps/v1 selectors are immutable).
+// Whether the two selectors are the same (apps/v1 selectors are immutable). Compared as
+// messages: the serialized bytes of a map (matchLabels) follow no fixed order, so equal
+// selectors could serialize differently and a rolling update be refused.
 bool sameSelector(bool has_a, const LabelSelector& a, bool has_b, const LabelSelector& b) {
   if (has_a != has_b) return false;
-  return !has_a || a.SerializeAsString() == b.SerializeAsString();
+  return !has_a || google::protobuf::util::MessageDifferencer::Equals(a, b);
 }
 
 void immutableSelector(bool has_old, const LabelSelector& old, bool has_new,
@@ -1359,7 +1363,7 @@ std::vector<FieldCause> updateCauses(const google::protobuf::Message& old,
       s->clear_min_ready_seconds();
       s->clear_revision_history_limit();  // let through here too: only the controller reads it
     }
-    if (a.SerializeAsString() != b.SerializeAsString()) {
+    if (!google::protobuf::util::MessageDifferencer::Equals(a, b)) {
       forbidden(causes, "spec",
                 "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
                 "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "

@@ -254,6 +254,46 @@ TEST(ObjectValidation, SelectorsAreImmutable) {
                      "is immutable"});
 }
 
+// Equal selectors whose labels were inserted in other orders are the same selector: a
+// serialized proto map has no fixed order, and comparing bytes refused the deployment
+// controller's updates of its ReplicaSets.
+TEST(ObjectValidation, SelectorsWithTheirLabelsInAnotherOrderAreTheSame) {
+  auto old = decode<api::apps::v1::ReplicaSet>(R"(
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web-1, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: i}]}
+)");
+  std::vector<std::pair<std::string, std::string>> labels;
+  for (int i = 0; i < 32; ++i)
+    labels.emplace_back("label-" + std::to_string(i), "v" + std::to_string(i));
+  auto fill = [&](api::apps::v1::ReplicaSet& rs, bool reversed) {
+    auto& selector = *rs.mutable_spec()->mutable_selector()->mutable_match_labels();
+    auto& template_labels =
+        *rs.mutable_spec()->mutable_template_()->mutable_metadata()->mutable_labels();
+    selector.clear();
+    template_labels.clear();
+    for (size_t n = 0; n < labels.size(); ++n) {
+      const auto& [k, v] = labels[reversed ? labels.size() - 1 - n : n];
+      selector[k] = v;
+      template_labels[k] = v;
+    }
+  };
+  fill(old, false);
+  // Through the bytes, as the store has it: a decoded map is built in the order it was written.
+  api::apps::v1::ReplicaSet stored;
+  ASSERT_TRUE(stored.ParseFromString(old.SerializeAsString()));
+  auto next = old;
+  fill(next, true);
+  next.mutable_spec()->set_replicas(3);
+  EXPECT_EQ(updateMessages(stored, next), Messages{});
+  EXPECT_EQ(updateMessages(old, next), Messages{});
+}
+
 constexpr const char* kStatefulSet = R"(
 apiVersion: apps/v1
 kind: StatefulSet
