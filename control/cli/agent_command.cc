@@ -48,6 +48,7 @@
 #include "kubelet/volumes/client_volume_source.h"
 
 #if SKIFF_WITH_EBPF
+#include "control/cli/ebpf_options.h"
 #include "ebpf/cgroup.h"
 #include "ebpf/ebpf_dataplane.h"
 #endif
@@ -314,29 +315,18 @@ class NodeProxy {
 #endif
     } else {
 #if SKIFF_WITH_EBPF
-      ebpf::EbpfDataplaneOptions options;
-      options.cgroupPath = cgroup_path;
-      options.pinDir = flags.bpf_pin_dir;
+      // The same flags as `skiff lb attach` (control/cli/ebpf_options.h).
+      auto parsed = ebpfDataplaneOptions({.cgroupPath = cgroup_path,
+                                          .pinDir = flags.bpf_pin_dir,
+                                          .nodePortDevices = flags.lb_nodeport_devices,
+                                          .nodePortMode = flags.lb_nodeport_mode,
+                                          .lbMode = flags.lb_mode,
+                                          .devicesFlag = "--lb-nodeport-devices",
+                                          .modeFlag = "--lb-nodeport-mode"});
+      if (!parsed.ok()) throw std::runtime_error(parsed.message());
+      ebpf::EbpfDataplaneOptions options = std::move(*parsed);
       options.load.ringEntries = static_cast<uint32_t>(
           std::min<uint64_t>(flags.lb_ring_memory_mb, 8192) * 1024 * 1024 / 4);
-      const auto nodePortMode = ebpf::parseNodePortMode(flags.lb_nodeport_mode);
-      if (!nodePortMode) {
-        throw std::runtime_error("--lb-nodeport-mode " + flags.lb_nodeport_mode +
-                                 ": expected xdp, tc or auto");
-      }
-      options.nodePortMode = *nodePortMode;
-      const auto lbMode = ebpf::parseLbMode(flags.lb_mode);
-      if (!lbMode) {
-        throw std::runtime_error("--lb-mode " + flags.lb_mode + ": expected snat or dsr");
-      }
-      options.load.lbMode = *lbMode;
-      for (const std::string& dev : flags.lb_nodeport_devices) {
-        const unsigned ifindex = if_nametoindex(dev.c_str());
-        if (ifindex == 0) {
-          throw std::runtime_error("--lb-nodeport-devices: no interface named \"" + dev + "\"");
-        }
-        options.xdpIfindexes.push_back(static_cast<int>(ifindex));
-      }
       auto made = ebpf::EbpfDataplane::create(options);
       if (!made.ok()) {
         throw std::runtime_error("the eBPF data path (cgroup " + cgroup_path +

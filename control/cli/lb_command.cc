@@ -18,6 +18,7 @@
 #include "control/api/json.h"
 
 #if SKIFF_WITH_EBPF
+#include "control/cli/ebpf_options.h"
 #include "ebpf/cgroup.h"
 #include "ebpf/ebpf_dataplane.h"
 #include "ebpf/lb_report.h"
@@ -369,29 +370,17 @@ int runLbCleanup(const LbOptions& o, std::ostream& out, std::ostream& err) {
 }
 
 int runLbAttach(const LbOptions& o, std::ostream& out, std::ostream& err) {
-  ebpf::EbpfDataplaneOptions options;
-  options.pinDir = o.pinDir;
-  options.cgroupPath = o.cgroup.empty() ? ebpf::defaultCgroupPath() : o.cgroup;
-  const auto nodePortMode = ebpf::parseNodePortMode(o.nodePortMode);
-  if (!nodePortMode) {
-    err << "error: --nodeport-mode " << o.nodePortMode << ": expected xdp, tc or auto\n";
+  auto parsed =
+      ebpfDataplaneOptions({.cgroupPath = o.cgroup.empty() ? ebpf::defaultCgroupPath() : o.cgroup,
+                            .pinDir = o.pinDir,
+                            .nodePortDevices = o.nodePortDevices,
+                            .nodePortMode = o.nodePortMode,
+                            .lbMode = o.lbMode});
+  if (!parsed.ok()) {
+    err << "error: " << parsed.message() << "\n";
     return 1;
   }
-  options.nodePortMode = *nodePortMode;
-  const auto lbMode = ebpf::parseLbMode(o.lbMode);
-  if (!lbMode) {
-    err << "error: --lb-mode " << o.lbMode << ": expected snat or dsr\n";
-    return 1;
-  }
-  options.load.lbMode = *lbMode;
-  for (const std::string& dev : o.nodePortDevices) {
-    const unsigned ifindex = if_nametoindex(dev.c_str());
-    if (ifindex == 0) {
-      err << "error: --nodeport-devices: no interface named \"" << dev << "\"\n";
-      return 1;
-    }
-    options.xdpIfindexes.push_back(static_cast<int>(ifindex));
-  }
+  const ebpf::EbpfDataplaneOptions& options = *parsed;
   // Pinned, the programs stay attached and the maps programmed when this process exits.
   auto made = ebpf::EbpfDataplane::create(options);
   if (!made.ok()) {
