@@ -379,11 +379,17 @@ std::chrono::milliseconds Informer::nextWait() const {
 
 // Watches from the last revision until the stream ends. True when the cache must be relisted.
 bool Informer::watchOnce() {
+  // Between the minimum and twice it, as client-go's reflector: informers started together do
+  // not all end their watches and reconnect in the same second.
+  thread_local std::minstd_rand jitter{std::random_device{}()};
+  const int timeout = std::uniform_int_distribution<int>(
+      watch_timeout_seconds_,
+      std::max(watch_timeout_seconds_, 2 * watch_timeout_seconds_ - 1))(jitter);
   WatchOptions options{.label_selector = options_.label_selector,
                        .field_selector = options_.field_selector,
                        .resource_version = lastSyncResourceVersion(),
                        .allow_bookmarks = true,
-                       .timeout_seconds = watch_timeout_seconds_};
+                       .timeout_seconds = timeout};
   WatchStreamPtr stream = client_.watch(type_, options_.ns, options);
   {
     std::lock_guard lock(stop_mutex_);

@@ -102,7 +102,7 @@ class Informer : public SharedInformer {
   const api::ResourceType& type_;
   InformerOptions options_;
   IndexedCache cache_;
-  int watch_timeout_seconds_ = 300;
+  int watch_timeout_seconds_ = 300;  // the minimum: each watch asks for up to twice it
 
   std::mutex handlers_mutex_;  // held while handlers run, so a late handler misses nothing
   std::vector<EventHandlers> handlers_;
