@@ -188,6 +188,10 @@ Result<std::vector<FlowRow>> readFlows(const std::string& pinDir) {
 
   // The slots in batches (an ARRAY, or a HASH of slot index -> slot without LRU).
   std::vector<FlowRow> flows;
+  auto replyKey = [](const std::string& client, uint8_t proto, uint32_t backendId) {
+    return client + "/" + std::to_string(proto) + "/" + std::to_string(backendId);
+  };
+  std::unordered_map<std::string, skiff_ct_entry> replies;
   constexpr uint32_t kBatch = 4096;
   std::vector<uint32_t> keys(kBatch);
   std::vector<skiff_ct_slot> slots(kBatch);
@@ -204,7 +208,14 @@ Result<std::vector<FlowRow>> readFlows(const std::string& pinDir) {
     }
     for (uint32_t i = 0; i < count; ++i) {
       const skiff_ct_slot& slot = slots[i];
-      if (slot.key.family == 0 || slot.key.dir != SKIFF_CT_FORWARD) continue;
+      if (slot.key.family == 0) continue;
+      if (slot.key.dir == SKIFF_CT_REPLY) {
+        // The reply direction's entry (backend -> client) holds what replies did.
+        replies[replyKey(endpointText(slot.key.daddr, slot.key.family, slot.key.dport),
+                         slot.key.proto, slot.entry.backend_id)] = slot.entry;
+        continue;
+      }
+      if (slot.key.dir != SKIFF_CT_FORWARD) continue;
       FlowRow row;
       row.client = endpointText(slot.key.saddr, slot.key.family, slot.key.sport);
       row.protocol = protocolText(slot.key.proto);
@@ -219,11 +230,19 @@ Result<std::vector<FlowRow>> readFlows(const std::string& pinDir) {
       row.idleNs = since(slot.entry.last_seen_ns);
       row.seenReply = (slot.entry.flags & SKIFF_CT_F_SEEN_REPLY) != 0;
       row.closing = (slot.entry.flags & SKIFF_CT_F_CLOSING) != 0;
+      row.protoCode = slot.key.proto;
       flows.push_back(std::move(row));
     }
     if (rc < 0) break;  // ENOENT: that was the last batch
     in = out;
     first = false;
+  }
+  for (FlowRow& f : flows) {
+    auto it = replies.find(replyKey(f.client, f.protoCode, f.backendId));
+    if (it == replies.end()) continue;
+    f.seenReply = f.seenReply || (it->second.flags & SKIFF_CT_F_SEEN_REPLY) != 0;
+    f.closing = f.closing || (it->second.flags & SKIFF_CT_F_CLOSING) != 0;
+    f.idleNs = std::min(f.idleNs, since(it->second.last_seen_ns));
   }
   std::sort(flows.begin(), flows.end(), [](const FlowRow& a, const FlowRow& b) {
     return std::tie(a.service, a.client, a.frontend) < std::tie(b.service, b.client, b.frontend);

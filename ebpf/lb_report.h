@@ -69,11 +69,13 @@ struct FlowRow {
   uint64_t ageNs = 0;   // since the flow's first packet
   uint64_t idleNs = 0;  // since its last packet
   bool seenReply = false;
-  bool closing = false;  // TCP FIN or RST seen
+  bool closing = false;   // TCP FIN or RST seen
+  uint8_t protoCode = 0;  // IPPROTO_*
 };
 
 // Every forward conntrack entry pinned under `pinDir` (expired ones too, until their slot is
-// reused: idleNs tells), by service, then client.
+// reused: idleNs tells), by service, then client; seenReply, closing and idleNs take the flow's
+// reply entry (backend -> client) into account.
 dataplane::Result<std::vector<FlowRow>> readFlows(const std::string& pinDir);
 
 }  // namespace skiff::ebpf

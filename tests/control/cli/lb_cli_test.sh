@@ -132,10 +132,10 @@ import json, sys
 f = [x for x in json.load(sys.stdin)["flows"] if x["frontend"] == "10.201.0.11:30080/TCP"
      and x["client"].startswith("10.201.0.1:") and x["service"] == "lbtest/web:http"
      and x["backend"] in ("10.201.0.11:8080", "10.201.0.12:8080") and x["protocol"] == "TCP"
-     and x["closing"] and x["ageNs"] > 0 and x["ageNs"] < 60e9]
+     and x["seenReply"] and x["closing"] and x["ageNs"] > 0 and x["ageNs"] < 60e9]
 print(len(f))')
 check "lb flows shows the 6 NodePort flows ($nflows)" test "$nflows" -eq 6
-"$skiff" lb flows --pin-dir "$pin" | grep -q "lbtest/web:http.*10.201.0.11:30080/TCP.*closing" &&
+"$skiff" lb flows --pin-dir "$pin" | grep -q "lbtest/web:http.*10.201.0.11:30080/TCP.*replied,closing" &&
   echo "ok: lb flows table" || { echo "FAIL: lb flows table"; "$skiff" lb flows --pin-dir "$pin"; fail=1; }
 stats=$("$skiff" lb stats --pin-dir "$pin" -o json)
 read -r snew spackets bnew <<<"$(echo "$stats" | python3 -c '
