@@ -4,8 +4,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <set>
-#include <stdexcept>
 #include <utility>
 
 #include "control/api/codec.h"

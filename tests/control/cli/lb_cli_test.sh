@@ -151,6 +151,12 @@ svcid() { "$skiff" lb services --pin-dir "$pin" -o json | python3 -c 'import jso
 before=$(svcid)
 check "one service, two backends ($before)" sh -c "echo '$before' | grep -Eq '^[0-9]+/2$'"
 
+# Re-apply the same file: nothing changes, counters and ids stay.
+check "re-apply the same file" "$skiff" lb apply -f "$work/web.yaml" --pin-dir "$pin"
+same=$("$skiff" lb backends --pin-dir "$pin" -o json | python3 -c 'import json,sys; print(sum(b["newFlows"] for b in json.load(sys.stdin)["backends"]))')
+check "same file: same service id, backend counters kept ($(svcid), $same)" \
+  sh -c "test '$(svcid)' = '$before' && test '$same' -eq 46"
+
 # Re-apply without 10.201.0.12: same service id, one backend, every new connection to .11.
 service 10.201.0.11 >"$work/web.yaml"
 check "re-apply one backend" "$skiff" lb apply -f "$work/web.yaml" --pin-dir "$pin"
