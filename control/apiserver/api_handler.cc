@@ -33,11 +33,14 @@ using google::protobuf::Message;
 // A watch writes what is queued for it in one chunk of at most this much.
 constexpr int kMaxWatchBatchEvents = 256;
 constexpr size_t kMaxWatchBatchBytes = 256 * 1024;
-// Under a stream of events a watch writes at most once per kWatchLinger, the events of that time
-// in one chunk: a thousand watchers of a busy resource would otherwise each wake and write for
-// every event (a million thread wakeups and TLS writes a second at 1,000 events/s). An event
-// after a quiet spell still goes out the moment it comes.
-constexpr auto kWatchLinger = std::chrono::milliseconds(10);
+// Under a stream of events a watch writes at most once per linger, the events of that time in one
+// chunk: a thousand watchers of a busy resource would otherwise each wake and write for every
+// event (a million thread wakeups and TLS writes a second at 1,000 events/s). The linger grows
+// with the number of open watches, kWatchLingerPerWatch each up to kMaxWatchLinger, so that all
+// of them together write at most about 100,000 times a second while a lone watch adds almost
+// nothing. An event after a quiet spell still goes out the moment it comes.
+constexpr auto kWatchLingerPerWatch = std::chrono::microseconds(10);
+constexpr auto kMaxWatchLinger = std::chrono::milliseconds(10);
 
 std::string storageKey(std::string_view group, std::string_view version, std::string_view plural) {
   return std::string(group) + "/" + std::string(version) + "/" + std::string(plural);
@@ -1455,11 +1458,14 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
     CacheWatcherPtr watcher;
     Metrics* metrics;
     std::string resource;
+    std::atomic<int>* open;
     ~Registered() {
       cache->stopWatching(watcher);
+      open->fetch_sub(1, std::memory_order_relaxed);
       if (metrics != nullptr) metrics->addWatchers(resource, -1);
     }
-  } registered{cache, watcher, options_.metrics, storage.type().plural};
+  } registered{cache, watcher, options_.metrics, storage.type().plural, &cache_watches_};
+  cache_watches_.fetch_add(1, std::memory_order_relaxed);
   if (options_.metrics != nullptr) options_.metrics->addWatchers(registered.resource, 1);
   ResponseStream& out = start_stream(head);
 
@@ -1471,9 +1477,13 @@ void ApiHandler::watch(const HttpRequest& request, const RequestInfo& info,
   while (out.alive()) {
     auto now = Clock::now();
     if (now >= deadline) return;
-    if (last_write && now - *last_write < kWatchLinger) {
-      std::this_thread::sleep_until(*last_write + kWatchLinger);
-      now = Clock::now();
+    if (last_write) {
+      const auto linger = std::min<Clock::duration>(
+          kMaxWatchLinger, kWatchLingerPerWatch * cache_watches_.load(std::memory_order_relaxed));
+      if (now - *last_write < linger) {
+        std::this_thread::sleep_until(*last_write + linger);
+        now = Clock::now();
+      }
     }
     auto wait = std::min<Clock::duration>(std::chrono::seconds(1), deadline - now);
     if (bookmarks) wait = std::max<Clock::duration>(std::min(wait, next_bookmark - now), {});

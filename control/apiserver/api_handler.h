@@ -142,6 +142,7 @@ class ApiHandler {
   // After storages_: the caches go first, as they read through them.
   std::map<const ResourceStorage*, std::unique_ptr<WatchCache>> caches_;
   std::atomic<bool> ready_{true};
+  std::atomic<int> cache_watches_{0};  // open watches served from the watch caches
   ServiceAdmission services_;
   mutable std::mutex deleted_namespaces_mu_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> deleted_namespaces_;
