@@ -49,28 +49,23 @@
 #include "ebpf/ebpf_dataplane.h"
 #include "ebpf/loader.h"
 #include "ebpf/map_writer.h"
+#include "tests/ebpf/netns_util.h"
 
 namespace skiff::ebpf {
 namespace {
 
 using dataplane::IpAddress;
+using netns::addr4;
+using netns::enterNetns;
+using netns::ip;
+using netns::setEthtool;
+using netns::sh;
+using netns::text;
+using netns::waitExit;
+using netns::writeFile;
 
 constexpr int kConnections = 20;
 constexpr size_t kBulk = 65536;
-
-IpAddress ip(const char* text) {
-  return *IpAddress::parse(text);
-}
-
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-bool writeFile(const std::string& path, const std::string& value) {
-  std::ofstream f(path);
-  f << value;
-  return static_cast<bool>(f);
-}
 
 // Packets `ifname` of the current network namespace sent (/proc/net/dev follows the reader's
 // namespace; /sys/class/net is the one sysfs was mounted in).
@@ -92,73 +87,18 @@ uint64_t txPackets(const std::string& ifname) {
 }
 
 bool offloadOff(const char* ifname) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  bool ok = fd >= 0;
-  for (uint32_t cmd : {uint32_t{ETHTOOL_STXCSUM}, uint32_t{ETHTOOL_SRXCSUM}}) {
-    ethtool_value v{};
-    v.cmd = cmd;
-    v.data = 0;
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    ifr.ifr_data = reinterpret_cast<char*>(&v);
-    ok = ok && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  }
-  if (fd >= 0) ::close(fd);
-  return ok;
+  return setEthtool(ifname, {{ETHTOOL_STXCSUM, false}, {ETHTOOL_SRXCSUM, false}});
 }
 
 // Turns GRO on for `ifname`: a veth then receives through NAPI, which XDP_REDIRECT into its peer
 // needs when it runs no XDP program of its own.
 bool groOn(const char* ifname) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ethtool_value v{};
-  v.cmd = ETHTOOL_SGRO;
-  v.data = 1;
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&v);
-  const bool ok = fd >= 0 && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  if (fd >= 0) ::close(fd);
-  return ok;
+  return setEthtool(ifname, {{ETHTOOL_SGRO, true}});
 }
 
 // Checksum offload (and with it TSO) on send for `ifname`.
 bool setTxOffload(const char* ifname) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  bool ok = fd >= 0;
-  for (uint32_t cmd : {uint32_t{ETHTOOL_STXCSUM}, uint32_t{ETHTOOL_STSO}}) {
-    ethtool_value v{};
-    v.cmd = cmd;
-    v.data = 1;
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    ifr.ifr_data = reinterpret_cast<char*>(&v);
-    ok = ok && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  }
-  if (fd >= 0) ::close(fd);
-  return ok;
-}
-
-bool enterNetns(const std::string& name) {
-  const int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
-  ::close(fd);
-  return ok;
-}
-
-sockaddr_in addr4(const char* address, uint16_t port) {
-  sockaddr_in in{};
-  in.sin_family = AF_INET;
-  in.sin_port = htons(port);
-  inet_pton(AF_INET, address, &in.sin_addr);
-  return in;
-}
-
-std::string text(const sockaddr_in& a) {
-  char buf[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
-  return std::string(buf) + ":" + std::to_string(ntohs(a.sin_port));
+  return setEthtool(ifname, {{ETHTOOL_STXCSUM, true}, {ETHTOOL_STSO, true}});
 }
 
 bool readFull(int fd, char* buf, size_t n) {
@@ -260,12 +200,6 @@ bool readFull(int fd, char* buf, size_t n) {
   for (int c : conns)
     ::close(c);
   _exit(0);
-}
-
-int waitExit(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 dataplane::Service nodePortService(bool local) {

@@ -47,61 +47,27 @@
 #include "ebpf/ebpf_dataplane.h"
 #include "ebpf/loader.h"
 #include "ebpf/map_writer.h"
+#include "tests/ebpf/netns_util.h"
 
 namespace skiff::ebpf {
 namespace {
 
 using dataplane::IpAddress;
+using netns::addr4;
+using netns::enterNetns;
+using netns::ip;
+using netns::setEthtool;
+using netns::sh;
+using netns::waitExit;
+using netns::writeFile;
 
 constexpr int kFirst = 30;   // connections before the scale-down (each backend gets some)
 constexpr int kSecond = 12;  // new connections while backend 'c' is terminating
 constexpr const char* kBackends[3] = {"10.0.2.2", "10.0.2.3", "10.0.2.4"};
 
-IpAddress ip(const char* text) {
-  return *IpAddress::parse(text);
-}
-
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-bool writeFile(const std::string& path, const std::string& value) {
-  std::ofstream f(path);
-  f << value;
-  return static_cast<bool>(f);
-}
-
 // Checksum offload on send (`tx`) and receive (`rx`) of `ifname` in the current namespace.
 bool setOffload(const char* ifname, bool tx, bool rx) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  bool ok = fd >= 0;
-  for (uint32_t cmd : {uint32_t{ETHTOOL_STXCSUM}, uint32_t{ETHTOOL_SRXCSUM}}) {
-    ethtool_value v{};
-    v.cmd = cmd;
-    v.data = (cmd == ETHTOOL_STXCSUM ? tx : rx) ? 1 : 0;
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    ifr.ifr_data = reinterpret_cast<char*>(&v);
-    ok = ok && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  }
-  if (fd >= 0) ::close(fd);
-  return ok;
-}
-
-bool enterNetns(const std::string& name) {
-  const int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
-  ::close(fd);
-  return ok;
-}
-
-sockaddr_in addr4(const char* address, uint16_t port) {
-  sockaddr_in in{};
-  in.sin_family = AF_INET;
-  in.sin_port = htons(port);
-  inet_pton(AF_INET, address, &in.sin_addr);
-  return in;
+  return setEthtool(ifname, {{ETHTOOL_STXCSUM, tx}, {ETHTOOL_SRXCSUM, rx}});
 }
 
 // The backends: a listener on each of the three addresses; every byte a connection sends is
@@ -235,12 +201,6 @@ int connectNodePort() {
   for (int c : conns)
     ::close(c);
   _exit(0);
-}
-
-int waitExit(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 dataplane::Service nodePortService(int backendCount, bool lastTerminating) {

@@ -29,54 +29,27 @@
 
 #include "ebpf/ebpf_dataplane.h"
 #include "ebpf/map_writer.h"
+#include "tests/ebpf/netns_util.h"
 
 namespace skiff::ebpf {
 namespace {
 
 using dataplane::IpAddress;
+using netns::enterNetns;
+using netns::ip;
+using netns::setEthtool;
+using netns::sh;
+using netns::waitExit;
+using netns::writeFile;
 
 constexpr int kConnections = 4;
-
-IpAddress ip(const char* text) {
-  return *IpAddress::parse(text);
-}
-
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-bool writeFile(const std::string& path, const std::string& value) {
-  std::ofstream f(path);
-  f << value;
-  return static_cast<bool>(f);
-}
 
 // Turns checksum offload off on `ifname` (in the current namespace), so the kernel computes
 // checksums on send and verifies them on receive.
 // GRO on gives the veth a NAPI context, which XDP_REDIRECT into its peer needs.
 bool noChecksumOffload(const char* ifname) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  bool ok = fd >= 0;
-  for (uint32_t cmd :
-       {uint32_t{ETHTOOL_STXCSUM}, uint32_t{ETHTOOL_SRXCSUM}, uint32_t{ETHTOOL_SGRO}}) {
-    ethtool_value v{};
-    v.cmd = cmd;
-    v.data = cmd == ETHTOOL_SGRO ? 1 : 0;
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    ifr.ifr_data = reinterpret_cast<char*>(&v);
-    ok = ok && ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  }
-  if (fd >= 0) ::close(fd);
-  return ok;
-}
-
-bool enterNetns(const std::string& name) {
-  const int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
-  ::close(fd);
-  return ok;
+  return setEthtool(ifname,
+                    {{ETHTOOL_STXCSUM, false}, {ETHTOOL_SRXCSUM, false}, {ETHTOOL_SGRO, true}});
 }
 
 // An IPv4 or IPv6 socket address.
@@ -155,12 +128,6 @@ Addr addr(const char* address, uint16_t port) {
     ::close(c);
   }
   _exit(0);
-}
-
-int waitExit(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // The load balancer's namespace (this process after unshare): the topology, the data path, the
