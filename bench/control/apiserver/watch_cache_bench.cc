@@ -37,14 +37,20 @@ long residentBytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-// A client's end of a watch stream: counts the events, never blocks.
+// A client's end of a watch stream: counts the events, never blocks. A chunk holds every event
+// that was queued for the watch when it was written, one JSON line each.
 class CountingStream : public ResponseStream {
  public:
   explicit CountingStream(const std::atomic<bool>& stop) : stop_(stop) {}
   bool write(std::string_view chunk) override {
-    if (chunk.find(R"("type":"ADDED")") != std::string_view::npos) {
+    constexpr std::string_view kAdded = R"("type":"ADDED")";
+    int added = 0;
+    for (size_t at = chunk.find(kAdded); at != std::string_view::npos;
+         at = chunk.find(kAdded, at + kAdded.size()))
+      ++added;
+    if (added > 0) {
       bytes_ += chunk.size();
-      received_.fetch_add(1, std::memory_order_release);
+      received_.fetch_add(added, std::memory_order_release);
     }
     return true;
   }
