@@ -26,6 +26,7 @@
 #include "kubelet/agent/hollow_pod_syncer.h"
 #include "kubelet/agent/logind_inhibitor.h"
 #include "tests/control/client/test_server.h"
+#include "tests/kubelet/agent/agent_options.h"
 
 #ifndef SKIFF_FAKE_LOGIND
 #error "SKIFF_FAKE_LOGIND must name tests/kubelet/agent/fake_logind.py"
@@ -251,28 +252,7 @@ TEST_F(LogindTest, AgentStopsRegularThenCriticalPodsAndThenClosesTheLock) {
   client::testing::TestApiServer server(client::testing::ServerMode::kPlain);
   client::ClientPtr client = server.client();
   RecordingSyncer syncer;
-  AgentOptions o;
-  o.node_name = "node-1";
-  o.pod_cidr = "10.244.0.0/24";
-  o.container_runtime_version = "hollow://test";
-  o.pod_workers = 2;
-  o.sync_frequency = 50ms;
-  o.machine = [] {
-    MachineInfo m;
-    m.cpus = 2;
-    m.memory_bytes = 4LL << 30;
-    m.ephemeral_bytes = 10LL << 30;
-    m.hostname = "node-1";
-    m.internal_ip = "192.0.2.10";
-    return m;
-  };
-  o.pressure = [] {
-    return PressureSample{.memory_available_bytes = 1LL << 30,
-                          .disk_available_bytes = 5LL << 30,
-                          .disk_total_bytes = 10LL << 30,
-                          .pids_used = 10,
-                          .pids_max = 1000};
-  };
+  AgentOptions o = testing::agentOptions("hollow://test", 50ms);
   o.shutdown_grace_period = 20s;
   o.shutdown_grace_period_critical_pods = 5s;
   const LogindInhibitorOptions bus = options();

@@ -13,6 +13,7 @@
 #include "kubelet/agent/agent.h"
 #include "kubelet/agent/time_util.h"
 #include "tests/control/client/test_server.h"
+#include "tests/kubelet/agent/agent_options.h"
 #include "tests/mocks/mock_client.h"
 #include "tests/mocks/mock_pod_syncer.h"
 
@@ -83,28 +84,7 @@ class PodWorkersTest : public ::testing::Test {
   }
 
   AgentOptions options() {
-    AgentOptions o;
-    o.node_name = "node-1";
-    o.pod_cidr = "10.244.0.0/24";
-    o.container_runtime_version = "runc://test";
-    o.pod_workers = 2;
-    o.sync_frequency = 20ms;
-    o.machine = [] {
-      MachineInfo m;
-      m.cpus = 2;
-      m.memory_bytes = 4LL << 30;
-      m.ephemeral_bytes = 10LL << 30;
-      m.hostname = "node-1";
-      m.internal_ip = "192.0.2.10";
-      return m;
-    };
-    o.pressure = [] {
-      return PressureSample{.memory_available_bytes = 1LL << 30,
-                            .disk_available_bytes = 5LL << 30,
-                            .disk_total_bytes = 10LL << 30,
-                            .pids_used = 10,
-                            .pids_max = 1000};
-    };
+    AgentOptions o = testing::agentOptions("runc://test", 20ms);
     return o;
   }
 

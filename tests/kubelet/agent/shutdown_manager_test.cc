@@ -17,6 +17,7 @@
 #include "kubelet/agent/agent.h"
 #include "kubelet/agent/hollow_pod_syncer.h"
 #include "tests/control/client/test_server.h"
+#include "tests/kubelet/agent/agent_options.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -415,29 +416,8 @@ class AgentShutdownTest : public ::testing::Test {
                                        .host_ip = [] { return std::string("192.0.2.10"); }}) {}
 
   AgentOptions options() {
-    AgentOptions o;
-    o.node_name = "node-1";
-    o.pod_cidr = "10.244.0.0/24";
-    o.container_runtime_version = "hollow://test";
-    o.pod_workers = 2;
-    o.sync_frequency = 50ms;
+    AgentOptions o = testing::agentOptions("hollow://test", 50ms);
     o.node_status_update_frequency = 10s;  // only the shutdown's request posts early
-    o.machine = [] {
-      MachineInfo m;
-      m.cpus = 2;
-      m.memory_bytes = 4LL << 30;
-      m.ephemeral_bytes = 10LL << 30;
-      m.hostname = "node-1";
-      m.internal_ip = "192.0.2.10";
-      return m;
-    };
-    o.pressure = [] {
-      return PressureSample{.memory_available_bytes = 1LL << 30,
-                            .disk_available_bytes = 5LL << 30,
-                            .disk_total_bytes = 10LL << 30,
-                            .pids_used = 10,
-                            .pids_max = 1000};
-    };
     o.shutdown_grace_period = 10s;
     o.shutdown_grace_period_critical_pods = 3s;
     o.shutdown_inhibitor = [this]() -> ShutdownInhibitorPtr {
