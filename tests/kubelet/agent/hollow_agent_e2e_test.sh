@@ -7,46 +7,16 @@
 # its own certificate from `skiff node-kubeconfig`.
 # Usage: hollow_agent_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
-work=$(mktemp -d /tmp/skiff-e2e-agent.XXXXXX)
-server_pid=
+e2e_workdir agent
 agent_pid=
 joined_pid=
-cleanup() {
-  for pid in $joined_pid $agent_pid $server_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+fail_log "agent log" "$work/agent.log"
+fail_log "server log (tail)" "$work/server.log" 30
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
-  echo "--- server log (tail)" >&2; tail -30 "$work/server.log" >&2 || true
-  exit 1
-}
-# Polls a command until its output equals the wanted text (20 s at most).
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 200); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
-
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
+on_exit 'stop_pids $joined_pid $agent_pid'
 
 # Bad input first: clear messages, exit 1.
 if "$skiff" agent --kubeconfig "$KUBECONFIG" --hollow --proxy-mode bogus >"$work/bad.log" 2>&1; then
