@@ -15,6 +15,8 @@
 #   on_exit 'COMMANDS'           stacked: run at exit, the last registered first; variables in
 #                                single quotes expand at exit; every entry runs, whatever fails
 #   stop_pids PID...             kill (SIGTERM) and reap each PID given; empty ones are skipped
+#   remove_cgroups PARENT        removes the (emptied) cgroup directory PARENT and those below it
+#                                in every hierarchy, v1 and v2
 # Failing and logging
 #   log MESSAGE                  a time-stamped line on standard output
 #   fail MESSAGE                 "FAIL: MESSAGE" and the diagnostics below, in order; exit 1
@@ -80,6 +82,12 @@ stop_pids() {
     [[ -n $pid ]] || continue
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+  done
+}
+remove_cgroups() {
+  local d
+  for d in /sys/fs/cgroup/*"$1" /sys/fs/cgroup/*/*"$1" /sys/fs/cgroup"$1"; do
+    if [[ -d $d ]]; then find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
   done
 }
 e2e_workdir() {

@@ -6,44 +6,15 @@
 # Node turns Ready under the Node authorizer. An expired bootstrap token gets 401.
 # Usage: tls_bootstrap_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
-work=$(mktemp -d /tmp/skiff-e2e-tls-bootstrap.XXXXXX)
-server_pid=
+e2e_workdir tls-bootstrap
 agent_pid=
-cleanup() {
-  for pid in $agent_pid $server_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+fail_log "agent log" "$work/agent.log"
+fail_log "server log (tail)" "$work/server.log" 40
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 2>/dev/null || true
-  echo "--- server log (tail)" >&2; tail -40 "$work/server.log" >&2 || true
-  exit 1
-}
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 200); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
-
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
+on_exit 'stop_pids $agent_pid'
 ca="$work/data/pki/ca.crt"
 
 # A bootstrap token, kubeadm's shape.
@@ -74,7 +45,7 @@ stringData:
   usage-bootstrap-authentication: "true"
   expiration: "2020-01-01T00:00:00Z"
 YAML
-if kubectl --kubeconfig /dev/null --server "$(kubectl config view -o jsonpath='{.clusters[0].cluster.server}')" \
+if kubectl --kubeconfig /dev/null --server "$server_url" \
   --certificate-authority "$ca" --token old000.0123456789abcdef get csr >"$work/expired.log" 2>&1; then
   fail "an expired bootstrap token was accepted"
 fi
@@ -110,7 +81,7 @@ subject=$(openssl x509 -in "$work/alice.crt" -noout -subject -nameopt compat)
 [[ $subject == "subject=/O=devs/CN=alice" ]] || fail "alice's subject: $subject"
 openssl x509 -in "$work/alice.crt" -noout -ext extendedKeyUsage | grep -q "TLS Web Client Authentication" ||
   fail "alice's certificate is not for client auth"
-who=$(kubectl --kubeconfig /dev/null --server "$(kubectl config view -o jsonpath='{.clusters[0].cluster.server}')" \
+who=$(kubectl --kubeconfig /dev/null --server "$server_url" \
   --certificate-authority "$ca" --client-certificate "$work/alice.crt" --client-key "$work/alice.key" \
   auth whoami -o jsonpath='{.status.userInfo.username}')
 [[ $who == alice ]] || fail "whoami with alice's certificate: '$who'"
