@@ -12,6 +12,9 @@
 #                                then brings its loopback up
 # Work directory and cleanup
 #   e2e_workdir NAME             work=/tmp/skiff-e2e-NAME.XXXXXX, removed at exit
+#   e2e_private_skiff            copies $skiff and the skiff-shim beside it (skiff finds it there)
+#                                to $work/bin and points skiff at the copy: a rebuild of the build
+#                                tree while the test runs swaps no binary under it
 #   on_exit 'COMMANDS'           stacked: run at exit, the last registered first; variables in
 #                                single quotes expand at exit; every entry runs, whatever fails
 #   stop_pids PID...             kill (SIGTERM) and reap each PID given; empty ones are skipped
@@ -93,6 +96,12 @@ remove_cgroups() {
 e2e_workdir() {
   work=$(mktemp -d "/tmp/skiff-e2e-$1.XXXXXX")
   on_exit 'rm -rf "$work"'
+}
+e2e_private_skiff() {
+  mkdir -p "$work/bin"
+  cp "$skiff" "$work/bin/skiff"
+  cp "$(dirname "$skiff")/skiff-shim" "$work/bin/skiff-shim"
+  skiff=$work/bin/skiff
 }
 
 log() {

@@ -14,77 +14,42 @@
 # Prints the time from the restart to the node Ready.
 # Usage: agent_restart_e2e_test.sh SKIFF_BINARY SOURCE_DIR   (root: runc, umoci, netns, BPF)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
 source_dir=$2
-if [[ -z ${SKIFF_AGENT_RESTART_IN_NETNS:-} ]]; then
-  if [[ $(id -u) != 0 ]]; then echo "SKIP: needs root"; exit 77; fi
-  for tool in runc umoci ip unshare python3; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
-  done
-  [[ -x /bin/busybox ]] || { echo "SKIP: busybox-static missing"; exit 77; }
-  SKIFF_AGENT_RESTART_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
-ip link set lo up
+e2e_require_root
+e2e_require_tools runc umoci ip unshare python3
+[[ -x /bin/busybox ]] || e2e_skip "busybox-static missing"
+e2e_in_netns "$@"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 cgroup2=/sys/fs/cgroup
 mountpoint -q /sys/fs/cgroup/unified && cgroup2=/sys/fs/cgroup/unified
 
-work=$(mktemp -d /tmp/skiff-e2e-agent-restart.XXXXXX)
-# Private copies (skiff finds skiff-shim beside itself): a rebuild must not swap them under us.
-mkdir "$work/bin"
-cp "$skiff" "$work/bin/skiff"
-cp "$(dirname "$skiff")/skiff-shim" "$work/bin/skiff-shim"
-skiff=$work/bin/skiff
+e2e_workdir agent-restart
+e2e_private_skiff
 export KUBECACHEDIR=$work/kube-cache
 cgroup_parent=/skiff-restart-$$
 pins=/sys/fs/bpf/skiff-restart-$$
 bridge=skrst$(($$ % 100000))
 grace=4
-server_pid=
 agent_pid=
 now_ms() { date +%s%3N; }
 node_cleanup() {
   "$skiff" cleanup --data-dir "$work/server" --agent-data-dir "$work/agent" --bridge "$bridge" \
     --cgroup-parent "$cgroup_parent" --run-dir "$work/run" --bpf-pin-dir "$pins"
 }
-cleanup() {
-  if [[ -n $agent_pid ]]; then kill -TERM "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; fi
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  for _ in 1 2 3; do node_cleanup >"$work/trap-cleanup.log" 2>&1 && break; sleep 1; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  kc get nodes -o wide >&2 2>/dev/null || true
-  kc get pods -o wide >&2 2>/dev/null || true
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
-  echo "--- server log (tail)" >&2; tail -20 "$work/server.log" >&2 || true
-  exit 1
-}
+on_exit 'for _ in 1 2 3; do node_cleanup >"$work/trap-cleanup.log" 2>&1 && break; sleep 1; done'
 kc() { "$skiff" "$@"; }
-wait_eq() {
-  local want=$1 what=$2 tries=$3 got=
-  shift 3
-  for _ in $(seq "$tries"); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
+on_fail 'kc get nodes -o wide 2>/dev/null'
+on_fail 'kc get pods -o wide 2>/dev/null'
+fail_log "agent log" "$work/agent.log"
+fail_log "server log (tail)" "$work/server.log" 20
 
 "$source_dir"/examples/images/make-httpd-image.sh "$skiff" "$work/images" >/dev/null ||
   fail "building the httpd image"
-"$skiff" server --data-dir "$work/server" --secure-port 0 --node-monitor-grace-period "$grace" \
-  >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 150); do
-  grep -q "control loops running" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG=$work/server/admin.kubeconfig
+e2e_server_tries=150
+start_server server "$work/server" --node-monitor-grace-period "$grace"
+on_exit 'stop_pids $agent_pid'
 
 start_agent() {
   "$skiff" agent --kubeconfig "$KUBECONFIG" --node-name restart-1 --node-ip 127.0.0.1 \
@@ -125,7 +90,7 @@ shim_sockets() {
 }
 
 start_agent
-wait_eq "True" "node Ready" 300 node_ready
+wait_eq_n 300 "True" "node Ready" node_ready
 kc apply -f - >/dev/null <<'YAML' || fail "apply"
 apiVersion: apps/v1
 kind: Deployment
@@ -166,9 +131,9 @@ spec:
   ports:
   - {port: 80, targetPort: 8080}
 YAML
-wait_eq "True True " "2 web pods Ready" 300 ready_web
+wait_eq_n 300 "True True " "2 web pods Ready" ready_web
 cluster_ip=$(kc get service web -o jsonpath='{.spec.clusterIP}')
-wait_eq "ok" "the web Service answers" 100 serves 1
+wait_eq_n 100 "ok" "the web Service answers" serves 1
 [[ $(serves 10) == ok ]] || fail "the web Service: $(serves 10)"
 before=$(web_containers)
 [[ $(wc -l <<<"$before") == 2 && $before != *" 1"* ]] || fail "web pods: $before"
@@ -179,7 +144,7 @@ wait "$agent_pid" 2>/dev/null || true  # (bash reports the job as Killed)
 agent_pid=
 [[ $(shim_sockets) == 0 ]] || fail "the shims hold $(shim_sockets) sockets of the dead agent: $(ss -ltnp | grep skiff-shim | head -3)"
 [[ $(serves 5) == ok ]] || fail "the web Service while the agent is down: $(serves 5)"
-wait_eq "Unknown" "node Ready while its agent is down" 200 node_ready
+wait_eq_n 200 "Unknown" "node Ready while its agent is down" node_ready
 kc apply -f - >/dev/null <<'YAML' || fail "apply late"
 apiVersion: v1
 kind: Pod
@@ -205,9 +170,9 @@ done
 [[ $(node_ready) == True ]] || fail "node not Ready 10 s after the agent restarted: $(node_ready)"
 ready_ms=$(( $(now_ms) - t0 ))
 kill -0 "$agent_pid" 2>/dev/null || fail "the restarted agent exited"
-wait_eq "True True " "web pods Ready after the restart" 100 ready_web
+wait_eq_n 100 "True True " "web pods Ready after the restart" ready_web
 [[ $(serves 10) == ok ]] || fail "the web Service after the restart: $(serves 10)"
-wait_eq "Running" "the pod created while the agent was down" 200 \
+wait_eq_n 200 "Running" "the pod created while the agent was down" \
   kc get pod late -o jsonpath='{.status.phase}'
 after=$(web_containers)
 [[ $after == "$before" ]] || fail "the web containers changed over the restart: '$before' -> '$after'"
@@ -224,12 +189,12 @@ print(urllib.request.urlopen(r, timeout=3).read().decode())' \
 grep -q "Address already in use" "$work/agent.log" && fail "a port of the old agent was still taken"
 # Syncing resumed: a graceful delete is confirmed by the agent.
 kc delete pod late --wait=false >/dev/null
-wait_eq "" "pod late after its delete" 100 pod_named late
+wait_eq_n 100 "" "pod late after its delete" pod_named late
 echo "node Ready $ready_ms ms after the agent restarted (2 pods adopted, no container restarted)"
 
 kc delete deployment web >/dev/null
 kc delete service web >/dev/null
-wait_eq "" "web pods after delete" 200 kc get pods -l app=web -o name
+wait_eq_n 200 "" "web pods after delete" kc get pods -l app=web -o name
 kill -TERM "$agent_pid"
 wait "$agent_pid" || fail "the agent did not exit cleanly on SIGTERM"
 agent_pid=
