@@ -12,54 +12,20 @@
 #   programs everything again.
 # Usage: proxy_dpdk_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
-if [[ $(id -u) != 0 ]]; then
-  echo "SKIP: needs root (DPDK EAL)"
-  exit 77
-fi
-work=$(mktemp -d /tmp/skiff-e2e-proxy-dpdk.XXXXXX)
-server_pid=
+e2e_require_root "DPDK EAL"
+e2e_workdir proxy-dpdk
 agent_pid=
 dp_pid=
-cleanup() {
-  for pid in $agent_pid $dp_pid $server_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+fail_log "agent log" "$work/agent.log"
+fail_log "dataplane log" "$work/dp.log"
+fail_log "server log (tail)" "$work/server.log" 30
+# Polls (wait_eq) 30 s at most.
+e2e_tries=300
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
-  echo "--- dataplane log" >&2; cat "$work/dp.log" >&2 || true
-  echo "--- server log (tail)" >&2; tail -30 "$work/server.log" >&2 || true
-  exit 1
-}
-# Polls a command until its output equals the wanted text (30 s at most).
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 300); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
+on_exit 'stop_pids $dp_pid'
 
 sock="$work/dataplane.sock"
 start_dataplane() {
@@ -67,11 +33,7 @@ start_dataplane() {
     --no-telemetry --vdev=net_null0 --file-prefix "skiff-e2e-proxy-$$" --log-level lib.eal:error \
     >"$work/dp.log" 2>&1 &
   dp_pid=$!
-  for _ in $(seq 100); do
-    grep -q "control socket" "$work/dp.log" && return 0
-    sleep 0.1
-  done
-  fail "skiff dataplane did not start"
+  wait_until 100 "skiff dataplane did not start" grep -q "control socket" "$work/dp.log"
 }
 start_dataplane
 
@@ -90,6 +52,7 @@ healthz_port=$(free_port)
   --proxy-metrics-bind-address "127.0.0.1:$metrics_port" \
   --proxy-healthz-bind-address "127.0.0.1:$healthz_port" >"$work/agent.log" 2>&1 &
 agent_pid=$!
+on_exit 'stop_pids $agent_pid'
 wait_eq "True" "node Ready" \
   kubectl get node dpdk-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
 grep -q "DPDK service load balancer through skiff dataplane at $sock" "$work/agent.log" ||
