@@ -4,28 +4,15 @@
 # would refuse it.
 # Usage: cli_apply_kubectl_test.sh SKIFF_BINARY SOURCE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 source_dir=$2
 fixtures=$source_dir/tests/fixtures/cli
-work=$(mktemp -d /tmp/skiff-e2e-cli-apply.XXXXXX)
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; tail -20 "$work/server.log" >&2; exit 1; }
+e2e_workdir cli-apply
+fail_log "server log (tail)" "$work/server.log" 20
 expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
 
-"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "admin kubeconfig" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "admin kubeconfig" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG=$work/data/admin.kubeconfig
+start_server apiserver "$work/data"
 k() { kubectl "$@"; }
 s() { "$skiff" "$@"; }
 

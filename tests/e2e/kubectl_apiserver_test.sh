@@ -2,26 +2,15 @@
 # Drives a running `skiff apiserver` with the real kubectl: what a user does first.
 # Usage: kubectl_apiserver_test.sh SKIFF_BINARY SOURCE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 source_dir=$2
-work=$(mktemp -d /tmp/skiff-e2e-kubectl.XXXXXX)
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$work/server.log" >&2; exit 1; }
+e2e_workdir kubectl
+fail_log "server log" "$work/server.log"
 expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
 
-"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "admin kubeconfig" "$work/server.log" && break
-  sleep 0.1
-done
-url=$(grep -o 'https://127.0.0.1:[0-9]*' "$work/server.log") || fail "the server did not start"
+start_server apiserver "$work/data"
+url=$server_url
 # HTTPS with the CA and admin token the server made on its first start, as a user gets them.
 kubeconfig="$work/data/admin.kubeconfig"
 [[ $(stat -c %a "$kubeconfig") == 600 ]] || fail "admin.kubeconfig is not private"

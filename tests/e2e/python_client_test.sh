@@ -2,14 +2,9 @@
 # Starts `skiff apiserver` and runs the official Python client against it (Debian's
 # python3-kubernetes, for /usr/bin/python3).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 script=$2
-work=$(mktemp -d /tmp/skiff-e2e-python.XXXXXX)
-"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  grep -q "admin kubeconfig" "$work/server.log" && break
-  sleep 0.1
-done
-/usr/bin/python3 "$script" "$work/data/admin.kubeconfig"
+e2e_workdir python
+start_server apiserver "$work/data"
+/usr/bin/python3 "$script" "$KUBECONFIG"

@@ -5,37 +5,15 @@
 # registers a hollow Node itself, so Pods stay Pending on it and the slices have no ready endpoints.
 # Usage: skiff_server_test.sh SKIFF_BINARY SOURCE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 source_dir=$2
-work=$(mktemp -d /tmp/skiff-e2e-server.XXXXXX)
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+e2e_workdir server
+fail_log "server log" "$work/server.log"
+# Polls (wait_eq) 10 s at most.
+e2e_tries=100
 
-fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$work/server.log" >&2; exit 1; }
-# Polls a command until its output equals the wanted text (10 s at most).
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 100); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
-
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
 k() { kubectl "$@"; }
 
 "$skiff" apply -f "$source_dir/examples/web.yaml" >"$work/apply.out" || fail "skiff apply"
