@@ -7,30 +7,27 @@
 # network namespace, bridge, cgroup or BPF pin behind.
 # Usage: skiff_up_test.sh SKIFF_BINARY SOURCE_DIR    (root: runc, namespaces, BPF)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 source_dir=$2
-if [[ $(id -u) != 0 ]]; then echo "SKIP: needs root"; exit 0; fi
+e2e_require_root
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-work=$(mktemp -d /tmp/skiff-e2e-up.XXXXXX)
+e2e_workdir up
 tag=$$
 bridge=skup$((tag % 100000))
 cgroup=/skiff-e2e-up-$tag
 run_dir=$work/run
 pin_dir=/sys/fs/bpf/skiff-e2e-up-$tag
 up_pid=
-kubelet_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])')
+kubelet_port=$(free_port)
 up_args=(--data-dir "$work/data" --secure-port 0 --kubelet-port "$kubelet_port" --image-root "$work/images" --pod-cidr 10.252.0.0/24
   --service-cluster-ip-range 10.98.0.0/16 --node-name up-e2e --bridge "$bridge"
   --cgroup-parent "$cgroup" --run-dir "$run_dir" --bpf-pin-dir "$pin_dir")
-cleanup() {
-  if [[ -n $up_pid ]]; then kill -INT "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
-  "$skiff" cleanup --agent-data-dir "$work/data/agent" --bridge "$bridge" --cgroup-parent "$cgroup" \
-    --run-dir "$run_dir" --bpf-pin-dir "$pin_dir" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- skiff up log" >&2; cat "$work/up.log" >&2; exit 1; }
+on_exit '"$skiff" cleanup --agent-data-dir "$work/data/agent" --bridge "$bridge" --cgroup-parent "$cgroup" \
+  --run-dir "$run_dir" --bpf-pin-dir "$pin_dir" >/dev/null 2>&1'
+on_exit 'if [[ -n $up_pid ]]; then kill -INT "$up_pid" 2>/dev/null; wait "$up_pid" 2>/dev/null; fi'
+fail_log "skiff up log" "$work/up.log"
 
 "$source_dir"/examples/images/make-httpd-image.sh "$skiff" "$work/images" >/dev/null
 

@@ -38,7 +38,7 @@
 #                                tries (100 unless set) for it to be ready, then sets server_pid,
 #                                server_url (https://127.0.0.1:PORT) and exports
 #                                KUBECONFIG=DATA_DIR/admin.kubeconfig.
-#   free_port                    prints a TCP port free on 127.0.0.1 now
+#   free_port                    prints a TCP port free now on every IPv4 address (0.0.0.0)
 
 e2e_tries=${e2e_tries:-200}
 e2e_server_tries=${e2e_server_tries:-100}
@@ -173,5 +173,5 @@ start_server() {
 }
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
 }
