@@ -28,6 +28,7 @@
 
 #include "control/apiserver/pki.h"
 #include "control/cli/cli_context.h"
+#include "control/cli/resident_code.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/failover_client.h"
 #include "control/client/informer.h"
@@ -565,7 +566,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
   std::unique_ptr<kubelet::HollowNodes> nodes;
   std::unique_ptr<RealNode> real;
   std::thread waiter([&] {
-    int sig = waitForStopSignal(signals);
+    int sig = waitForStopSignalReleasingStartupCode(signals);
     std::cerr << "skiff agent: " << stopSignalName(sig) << ", shutting down" << std::endl;
     std::lock_guard lock(mu);
     stop_requested = true;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <thread>
 
+#include "control/cli/resident_code.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/failover_client.h"
 #include "control/client/kubeconfig.h"
@@ -91,7 +92,7 @@ void addControllerManagerCommand(CLI::App& app, int& exit_code) {
                 << (o.leader_elect ? " (leader election on kube-system/" + o.lease_name + ")"
                                    : std::string())
                 << std::endl;
-      int sig = waitForStopSignal(signals);
+      int sig = waitForStopSignalReleasingStartupCode(signals);
       std::cout << "skiff controller-manager: " << stopSignalName(sig) << ", shutting down"
                 << std::endl;
       manager.stop();

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "control/cli/resident_code.h"
 #include "control/cli/stop_signals.h"
 #include "control/client/failover_client.h"
 #include "control/client/kubeconfig.h"
@@ -82,7 +83,7 @@ void addSchedulerCommand(CLI::App& app, int& exit_code) {
       options.election.retry_period = ms(flags->retry_period_s);
       std::stop_source stop;
       std::thread waiter([&] {
-        int sig = waitForStopSignal(signals);
+        int sig = waitForStopSignalReleasingStartupCode(signals);
         std::cerr << "skiff scheduler: " << stopSignalName(sig) << ", shutting down" << std::endl;
         stop.request_stop();
       });

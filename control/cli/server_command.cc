@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "control/cli/control_plane.h"
+#include "control/cli/resident_code.h"
 #include "control/cli/stop_signals.h"
 
 namespace skiff::cli {
@@ -112,7 +113,7 @@ void addApiserverCommand(CLI::App& app, int& exit_code) {
     try {
       ControlPlane plane(planeOptions(*flags, {"controllers", "scheduler", "endpointslice"}));
       printServing(plane, *flags, "skiff apiserver");
-      int sig = waitForStopSignal(signals);
+      int sig = waitForStopSignalReleasingStartupCode(signals);
       std::cout << "skiff apiserver: " << stopSignalName(sig) << ", shutting down" << std::endl;
       plane.stop();
     } catch (const std::exception& e) {
@@ -155,7 +156,7 @@ void addServerCommand(CLI::App& app, int& exit_code) {
           planeOptions(*flags, std::set<std::string>(disable->begin(), disable->end())));
       printServing(plane, *flags, "skiff server");
       std::cout << "skiff server: control loops running" << std::endl;
-      int sig = waitForStopSignal(signals);
+      int sig = waitForStopSignalReleasingStartupCode(signals);
       std::cout << "skiff server: " << stopSignalName(sig) << ", shutting down" << std::endl;
       plane.stop();
     } catch (const std::exception& e) {
