@@ -24,49 +24,21 @@
 # kube-scheduler) and is started again too. Printed: every takeover, failover and outage time.
 # Usage: ha_test.sh SKIFF_BINARY   (no root needed: loopback only)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
-for tool in etcd etcdctl kubectl python3 curl; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 0; }
-done
-work=$(mktemp -d /tmp/skiff-e2e-ha.XXXXXX)
-# A private copy: a rebuild of the build tree while this runs must not swap the binary.
-mkdir "$work/bin"
-cp "$skiff" "$work/bin/skiff"
-skiff=$work/bin/skiff
-"$skiff" --help >/dev/null 2>&1 || { echo "FAIL: $1 does not run (being linked right now?)" >&2; rm -rf "$work"; exit 1; }
+e2e_require_tools etcd etcdctl kubectl python3 curl
+e2e_workdir ha
+e2e_private_skiff
 export KUBECACHEDIR=$work/kube-cache
 lease=2        # --leader-elect-lease-duration (s)
 takeover_bound_ms=$((2 * lease * 1000 + 1000))
 declare -A pid=()
 writer_pid=
-cleanup() {
-  local name
-  [[ -n $writer_pid ]] && kill "$writer_pid" 2>/dev/null
-  for name in "${!pid[@]}"; do kill -9 "${pid[$name]}" 2>/dev/null || true; done
-  for name in "${!pid[@]}"; do wait "${pid[$name]}" 2>/dev/null || true; done
-  [[ -n $writer_pid ]] && wait "$writer_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  local f
-  for f in "$work"/*.log; do echo "--- $(basename "$f") (tail)" >&2; tail -15 "$f" >&2; done
-  exit 1
-}
+on_exit 'for name in "${!pid[@]}"; do kill -9 "${pid[$name]}" 2>/dev/null || true; done
+for name in "${!pid[@]}"; do wait "${pid[$name]}" 2>/dev/null || true; done'
+on_exit 'stop_pids $writer_pid'
+on_fail 'for f in "$work"/*.log; do echo "--- $(basename "$f") (tail)"; tail -15 "$f"; done'
 now_ms() { date +%s%3N; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Polls a command until its output equals the wanted text (at most $3 tenths of a second).
-wait_eq() {
-  local want=$1 what=$2 tries=$3 got=
-  shift 3
-  for _ in $(seq "$tries"); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
 
 # --- etcd: three members ---------------------------------------------------------------------------
 members=(0 1 2)
@@ -90,7 +62,7 @@ start_etcd() {
 ectl() { ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" --command-timeout 2s "$@"; }
 start=$(now_ms)
 for i in "${members[@]}"; do start_etcd "$i"; done
-wait_eq "3" "etcd members healthy" 200 bash -c \
+wait_eq_n 200 "3" "etcd members healthy" bash -c \
   "ETCDCTL_API=3 etcdctl --endpoints '$etcd_endpoints' endpoint health 2>&1 | grep -c 'is healthy'"
 # The member etcd elected leader (its client port), from endpoint status.
 etcd_leader() {
@@ -182,7 +154,7 @@ pid[agent]=$!
 nodes_ready() {
   k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}'
 }
-wait_eq "hollow-node-0=True hollow-node-1=True hollow-node-2=True " "nodes Ready" 300 nodes_ready
+wait_eq_n 300 "hollow-node-0=True hollow-node-1=True hollow-node-2=True " "nodes Ready" nodes_ready
 holder() { k get lease -n kube-system "$1" -o jsonpath='{.spec.holderIdentity}'; }
 # The process (sched1, cm2, ...) that logged leading as `identity`.
 process_of() {
@@ -191,8 +163,8 @@ process_of() {
     grep -q "leading as $identity\$" "$work/$prefix$i.log" && { echo "$prefix$i"; return; }
   done
 }
-wait_eq "yes" "a scheduler leads" 100 bash -c "[[ -n \$(kubectl --server '$live' get lease -n kube-system skiff-scheduler -o jsonpath='{.spec.holderIdentity}') ]] && echo yes"
-wait_eq "yes" "a controller manager leads" 100 bash -c "[[ -n \$(kubectl --server '$live' get lease -n kube-system skiff-controller-manager -o jsonpath='{.spec.holderIdentity}') ]] && echo yes"
+wait_eq_n 100 "yes" "a scheduler leads" bash -c "[[ -n \$(kubectl --server '$live' get lease -n kube-system skiff-scheduler -o jsonpath='{.spec.holderIdentity}') ]] && echo yes"
+wait_eq_n 100 "yes" "a controller manager leads" bash -c "[[ -n \$(kubectl --server '$live' get lease -n kube-system skiff-controller-manager -o jsonpath='{.spec.holderIdentity}') ]] && echo yes"
 echo "control plane up (3 etcd, 2 apiservers, 2+2 leader-elected, 3 hollow nodes) in $(( $(now_ms) - start )) ms"
 
 # --- acknowledged writes -----------------------------------------------------------------------
@@ -244,20 +216,20 @@ rollout_state() {
   k get deploy web -o jsonpath='{.status.updatedReplicas}/{.status.readyReplicas}/{.status.availableReplicas}/{.status.replicas} {.metadata.generation}={.status.observedGeneration}' |
     awk '{split($2, g, "="); print $1, (g[1] == g[2] ? "current" : "stale")}'
 }
-wait_eq "6/6/6/6 current" "first rollout" 300 rollout_state
+wait_eq_n 300 "6/6/6/6 current" "first rollout" rollout_state
 rollout=0
 start_rollout() {
   rollout=$((rollout + 1))
   k patch deploy web -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"rollout\":\"$rollout\"}}}}}" >/dev/null ||
     fail "start rollout $rollout"
   # Under way: a new ReplicaSet has pods.
-  wait_eq "yes" "rollout $rollout under way" 100 bash -c \
+  wait_eq_n 100 "yes" "rollout $rollout under way" bash -c \
     "[[ -n \$(kubectl --server '$live' get pods -o jsonpath='{.items[?(@.metadata.annotations.rollout==\"$rollout\")].metadata.name}') ]] && echo yes"
 }
 finish_rollout() {
   local t0=$1 what=$2 t
   # 6 pods of the latest template, all available, and no old pod left.
-  wait_eq "6/6/6/6 current" "$what: rollout $rollout" 600 rollout_state
+  wait_eq_n 600 "6/6/6/6 current" "$what: rollout $rollout" rollout_state
   t=$(( $(now_ms) - t0 ))
   echo "$what: rollout $rollout completed $t ms after the fault"
 }
@@ -381,7 +353,7 @@ write_ms=$(write_ok_after "$t0")
 echo "etcd member e$victim2 restarted: writes resumed after $write_ms ms"
 (( write_ms >= 0 )) || fail "no write within 30 s of quorum returning"
 start_etcd "$victim1"
-wait_eq "3" "etcd members healthy after the restarts" 200 bash -c \
+wait_eq_n 200 "3" "etcd members healthy after the restarts" bash -c \
   "ETCDCTL_API=3 etcdctl --endpoints '$etcd_endpoints' endpoint health 2>&1 | grep -c 'is healthy'"
 revive
 t0=$(now_ms)
@@ -400,7 +372,7 @@ missing=$(comm -23 <(echo "$acked") <(echo "$stored"))
 # cluster (the restarted members caught up).
 want=$(echo "$stored" | grep -c ack-)
 for i in "${members[@]}"; do
-  wait_eq "$want" "ack- ConfigMaps in etcd member e$i" 200 bash -c \
+  wait_eq_n 200 "$want" "ack- ConfigMaps in etcd member e$i" bash -c \
     "ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:${cport[$i]} get --consistency=s --prefix --keys-only /registry/configmaps/default/ack- | grep -c ack-"
 done
 gap=$(awk '$1 == "ok" { if (last && $3 - last > gap) gap = $3 - last; last = $3 } END { print gap + 0 }' "$work/writer.out")

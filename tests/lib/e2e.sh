@@ -12,9 +12,10 @@
 #                                then brings its loopback up
 # Work directory and cleanup
 #   e2e_workdir NAME             work=/tmp/skiff-e2e-NAME.XXXXXX, removed at exit
-#   e2e_private_skiff            copies $skiff and the skiff-shim beside it (skiff finds it there)
-#                                to $work/bin and points skiff at the copy: a rebuild of the build
-#                                tree while the test runs swaps no binary under it
+#   e2e_private_skiff            copies $skiff and the skiff-shim beside it (skiff finds it there;
+#                                if it is built) to $work/bin and points skiff at the copy: a
+#                                rebuild of the build tree while the test runs swaps no binary
+#                                under it; fails if the copy does not run
 #   on_exit 'COMMANDS'           stacked: run at exit, the last registered first; variables in
 #                                single quotes expand at exit; every entry runs, whatever fails
 #   stop_pids PID...             kill (SIGTERM) and reap each PID given; empty ones are skipped
@@ -98,9 +99,12 @@ e2e_workdir() {
   on_exit 'rm -rf "$work"'
 }
 e2e_private_skiff() {
+  local shim
+  shim=$(dirname "$skiff")/skiff-shim
   mkdir -p "$work/bin"
   cp "$skiff" "$work/bin/skiff"
-  cp "$(dirname "$skiff")/skiff-shim" "$work/bin/skiff-shim"
+  if [[ -e $shim ]]; then cp "$shim" "$work/bin/skiff-shim"; fi
+  "$work/bin/skiff" --help >/dev/null 2>&1 || fail "$skiff does not run (being linked right now?)"
   skiff=$work/bin/skiff
 }
 
