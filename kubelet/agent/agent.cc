@@ -98,7 +98,12 @@ void Agent::startShutdownManager() {
             .node_name = options_.node_name,
             .grace_period = options_.shutdown_grace_period,
             .grace_period_critical_pods = options_.shutdown_grace_period_critical_pods,
-            .on_change = [this] { node_.requestStatusUpdate(); }});
+            .on_change = [this] { node_.requestStatusUpdate(); },
+            .node_event =
+                [this](const std::string& reason, const std::string& message) {
+                  events_.recordNode("Normal", reason, message);
+                },
+            .logind_conf_dir = options_.logind_conf_dir});
     shutdown_manager_->start();
     shutdown_ = shutdown_manager_.get();
   } catch (const std::exception& e) {

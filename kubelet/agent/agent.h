@@ -65,6 +65,9 @@ struct AgentOptions {
   // system D-Bus, logind_inhibitor.h). When it throws (no bus, no logind: usual in containers)
   // the agent logs one line and runs without graceful shutdown.
   std::function<ShutdownInhibitorPtr()> shutdown_inhibitor;
+  // Where the shutdown manager writes logind's drop-in when InhibitDelayMaxSec is below the grace
+  // period (99-kubelet.conf; tests: a temporary directory).
+  std::string logind_conf_dir = kLogindConfDir;
   // For tests and hollow nodes: the machine and its pressure instead of this one's.
   std::function<MachineInfo()> machine;
   std::function<PressureSample()> pressure;

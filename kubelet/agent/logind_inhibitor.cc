@@ -3,6 +3,7 @@
 #include <dbus/dbus.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <stdexcept>
 
 namespace skiff::kubelet {
@@ -12,6 +13,9 @@ namespace {
 constexpr const char* kLogindService = "org.freedesktop.login1";
 constexpr const char* kLogindPath = "/org/freedesktop/login1";
 constexpr const char* kLogindInterface = "org.freedesktop.login1.Manager";
+constexpr const char* kSystemdService = "org.freedesktop.systemd1";
+constexpr const char* kSystemdPath = "/org/freedesktop/systemd1";
+constexpr const char* kSystemdInterface = "org.freedesktop.systemd1.Manager";
 constexpr const char* kShutdownMatch =
     "type='signal',interface='org.freedesktop.login1.Manager',member='PrepareForShutdown'";
 
@@ -107,6 +111,24 @@ std::chrono::microseconds LogindInhibitor::inhibitDelayMax() {
   dbus_uint64_t usec = 0;
   dbus_message_iter_get_basic(&variant, &usec);
   return std::chrono::microseconds(static_cast<int64_t>(usec));
+}
+
+void LogindInhibitor::reloadConfiguration() {
+  Message call(
+      dbus_message_new_method_call(kSystemdService, kSystemdPath, kSystemdInterface, "KillUnit"));
+  if (call.m == nullptr) throw std::runtime_error("D-Bus: out of memory");
+  const char* unit = "systemd-logind.service";
+  const char* whom = "all";
+  dbus_int32_t signal = SIGHUP;
+  dbus_message_append_args(call.m, DBUS_TYPE_STRING, &unit, DBUS_TYPE_STRING, &whom,
+                           DBUS_TYPE_INT32, &signal, DBUS_TYPE_INVALID);
+  Error err;
+  Message reply(dbus_connection_send_with_reply_and_block(
+      conn_, call.m, static_cast<int>(options_.call_timeout.count()), &err.e));
+  if (reply.m == nullptr) {
+    throw std::runtime_error("reloading logind (systemd KillUnit systemd-logind.service SIGHUP): " +
+                             err.text());
+  }
 }
 
 void LogindInhibitor::acquire(const std::string& who, const std::string& why) {

@@ -12,7 +12,9 @@
 //   release: close(fd)
 //   delay:   property org.freedesktop.login1.Manager.InhibitDelayMaxUSec
 //   signal:  org.freedesktop.login1.Manager.PrepareForShutdown(b) (a match rule added at once)
-// on the object /org/freedesktop/login1 of the bus name org.freedesktop.login1.
+// on the object /org/freedesktop/login1 of the bus name org.freedesktop.login1, and
+//   reload:  org.freedesktop.systemd1.Manager.KillUnit("systemd-logind.service", "all", SIGHUP)
+// on /org/freedesktop/systemd1 of org.freedesktop.systemd1 (the kubelet's ReloadLogindConf).
 //
 // Threading: one thread at a time (the connection is private to this object).
 
@@ -38,6 +40,7 @@ class LogindInhibitor final : public ShutdownInhibitor {
   LogindInhibitor& operator=(const LogindInhibitor&) = delete;
 
   std::chrono::microseconds inhibitDelayMax() override;
+  void reloadConfiguration() override;
   void acquire(const std::string& who, const std::string& why) override;
   void release() override;
   bool held() const override { return fd_ >= 0; }

@@ -3,7 +3,8 @@
 namespace skiff::kubelet {
 
 PodEventRecorder::PodEventRecorder(client::Client& client, std::string node_name, size_t max_queued)
-    : recorder_(
+    : node_name_(node_name),
+      recorder_(
           client,
           client::EventSource{.component = "kubelet", .host = node_name, .instance = node_name},
           client::EventRecorderOptions{.max_queued = max_queued}) {}
@@ -19,6 +20,15 @@ void PodEventRecorder::record(const api::core::v1::Pod& pod, const PodEvent& eve
   ref.set_resource_version(meta.resource_version());
   if (!event.field_path.empty()) ref.set_field_path(event.field_path);
   recorder_.record(ref, event.type.empty() ? "Normal" : event.type, event.reason, event.message);
+}
+
+void PodEventRecorder::recordNode(const std::string& type, const std::string& reason,
+                                  const std::string& message) {
+  api::core::v1::ObjectReference ref;
+  ref.set_kind("Node");
+  ref.set_name(node_name_);
+  ref.set_uid(node_name_);
+  recorder_.record(ref, type, reason, message);
 }
 
 void PodEventRecorder::flush() {

@@ -24,11 +24,15 @@ class PodEventRecorder {
   PodEventRecorder& operator=(const PodEventRecorder&) = delete;
 
   void record(const api::core::v1::Pod& pod, const PodEvent& event);
+  // An Event about this node (involvedObject: kind Node, name and uid the node's name, as the
+  // kubelet's nodeRef; namespace default), e.g. the graceful shutdown's "Shutdown".
+  void recordNode(const std::string& type, const std::string& reason, const std::string& message);
   // Waits until every queued event was sent (tests, shutdown).
   void flush();
   uint64_t dropped() const;
 
  private:
+  const std::string node_name_;
   client::EventRecorder recorder_;
 };
 

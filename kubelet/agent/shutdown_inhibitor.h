@@ -22,6 +22,13 @@ class ShutdownInhibitor {
   // std::runtime_error when it cannot be read.
   virtual std::chrono::microseconds inhibitDelayMax() = 0;
 
+  // Asks the init system to read logind's configuration again (after the shutdown manager wrote
+  // its drop-in raising InhibitDelayMaxSec), as Kubernetes' kubelet does (ReloadLogindConf:
+  // systemd's KillUnit("systemd-logind.service", "all", SIGHUP)). Logind takes it up
+  // asynchronously: inhibitDelayMax() may show the new value only a moment later. Throws
+  // std::runtime_error when the request is refused.
+  virtual void reloadConfiguration() = 0;
+
   // Takes a delay lock on shutdown (logind: Inhibit("shutdown", who, why, "delay")); a lock held
   // already is kept. Throws std::runtime_error when it is refused.
   virtual void acquire(const std::string& who, const std::string& why) = 0;

@@ -1,6 +1,10 @@
 #include "kubelet/agent/shutdown_manager.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
@@ -19,7 +23,37 @@ std::string podName(const Pod& pod) {
   return pod.metadata().namespace_() + "/" + pod.metadata().name();
 }
 
+// "5s", "1500ms".
+std::string durationText(std::chrono::microseconds d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
 }  // namespace
+
+std::string logindDropIn(std::chrono::seconds delay) {
+  return "# skiff agent: graceful node shutdown (--shutdown-grace-period), as the kubelet's "
+         "override\n[Login]\nInhibitDelayMaxSec=" +
+         std::to_string(delay.count()) + "\n";
+}
+
+std::string writeLogindDropIn(const std::string& dir, std::chrono::seconds delay) {
+  const std::filesystem::path path = std::filesystem::path(dir) / kLogindDropInName;
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot make " + dir + ": " + ec.message());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << logindDropIn(delay);
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  ::chmod(tmp.c_str(), 0644);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw std::runtime_error("cannot write " + path.string() + ": " + ec.message());
+  return path.string();
+}
 
 int64_t podPriority(const Pod& pod) {
   if (pod.spec().has_priority()) return pod.spec().priority();
@@ -102,15 +136,8 @@ void ShutdownManager::start() {
         "s) must be <= shutdownGracePeriod (" + std::to_string(total.count()) + "s)");
   }
   if (total.count() == 0) return;
-  const auto delay_max = inhibitor_.inhibitDelayMax();
-  if (delay_max < total) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay_max).count();
-    const std::string limit =
-        ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-    log("graceful shutdown: logind's InhibitDelayMaxSec is " + limit +
-        ", less than the shutdown grace period of " + std::to_string(total.count()) +
-        "s: the shutdown will go on after that (raise InhibitDelayMaxSec in "
-        "/etc/systemd/logind.conf.d/)");
+  if (const auto delay_max = inhibitor_.inhibitDelayMax(); delay_max < total) {
+    raiseInhibitDelay(delay_max);
   }
   inhibitor_.acquire(kInhibitWho, kInhibitWhy);
   log("graceful shutdown: holding a delay inhibitor lock (grace period " +
@@ -118,6 +145,30 @@ void ShutdownManager::start() {
       "s of it for critical pods)");
   stopping_ = false;
   thread_ = std::thread([this] { loop(); });
+}
+
+void ShutdownManager::raiseInhibitDelay(std::chrono::microseconds current) {
+  const auto total = options_.grace_period;
+  // As the kubelet: the drop-in, logind told to reload, the limit read again. Logind reloads on
+  // its own time after the SIGHUP, so the new value is awaited for a moment.
+  const std::string path = writeLogindDropIn(options_.logind_conf_dir, total);
+  log("graceful shutdown: logind's InhibitDelayMaxSec is " + durationText(current) +
+      ", less than the shutdown grace period of " + std::to_string(total.count()) + "s: wrote " +
+      path + " and reloading logind");
+  inhibitor_.reloadConfiguration();
+  const auto deadline = std::chrono::steady_clock::now() + options_.logind_reload_timeout;
+  auto updated = inhibitor_.inhibitDelayMax();
+  while (updated < total && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    updated = inhibitor_.inhibitDelayMax();
+  }
+  if (updated < total) {
+    throw std::runtime_error("unable to update logind's InhibitDelayMaxSec to " +
+                             std::to_string(total.count()) +
+                             "s (the shutdown grace period): it is still " + durationText(updated) +
+                             " after writing " + path + " and reloading logind");
+  }
+  log("graceful shutdown: logind's InhibitDelayMaxSec is now " + durationText(updated));
 }
 
 void ShutdownManager::stop() {
@@ -158,6 +209,11 @@ std::pair<std::string, std::string> ShutdownManager::admit(const Pod& /*pod*/) c
 void ShutdownManager::handleSignal(bool shutting_down) {
   log(std::string("graceful shutdown: ") +
       (shutting_down ? "the node is shutting down" : "the shutdown was cancelled"));
+  if (options_.node_event) {
+    options_.node_event(kNodeShutdownEventReason, shutting_down
+                                                      ? kNodeShutdownEventMessage
+                                                      : kNodeShutdownCancelledEventMessage);
+  }
   shutting_down_ = shutting_down;
   if (options_.on_change) options_.on_change();
   if (shutting_down) {

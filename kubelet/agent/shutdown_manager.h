@@ -16,8 +16,13 @@
 
 // Graceful node shutdown, as Kubernetes' kubelet (GracefulNodeShutdown,
 // pkg/kubelet/nodeshutdown): with shutdownGracePeriod > 0 the agent holds a delay lock on
-// shutdown (shutdown_inhibitor.h). When the init system announces a shutdown
-// (PrepareForShutdown(true)) the manager
+// shutdown (shutdown_inhibitor.h). At start, when logind's InhibitDelayMaxSec is below the grace
+// period, the manager writes the drop-in LOGIND_CONF_DIR/99-kubelet.conf
+// ("[Login]\nInhibitDelayMaxSec=<grace>"), has logind reload its configuration and reads the
+// limit again; a limit still too low is an error (the feature stays off), as in the kubelet. When
+// the init system announces a shutdown (PrepareForShutdown(true)) the manager
+//   0. records a Node Event: Normal, reason Shutdown, "Shutdown manager detected shutdown event"
+//      ("... detected shutdown cancellation" for PrepareForShutdown(false));
 //   1. marks the node: Ready False, reason KubeletNotReady, message "node is shutting down"
 //      (notReadyMessage(), read by the node status), and pods new to the node are rejected
 //      (admit(): Failed, reason NodeShutdown);
@@ -47,6 +52,20 @@ inline constexpr const char* kNodeShutdownNotAdmittedReason = "NodeShutdown";
 inline constexpr const char* kNodeShutdownNotAdmittedMessage =
     "Pod was rejected as the node is shutting down.";
 inline constexpr const char* kNodeShuttingDownMessage = "node is shutting down";
+// The Node Event of a shutdown signal (pkg/kubelet/events: NodeShutdown = "Shutdown").
+inline constexpr const char* kNodeShutdownEventReason = "Shutdown";
+inline constexpr const char* kNodeShutdownEventMessage = "Shutdown manager detected shutdown event";
+inline constexpr const char* kNodeShutdownCancelledEventMessage =
+    "Shutdown manager detected shutdown cancellation";
+// logind's drop-in directory and the kubelet's file in it (pkg/kubelet/nodeshutdown/systemd).
+inline constexpr const char* kLogindConfDir = "/etc/systemd/logind.conf.d";
+inline constexpr const char* kLogindDropInName = "99-kubelet.conf";
+
+// The drop-in that raises logind's InhibitDelayMaxSec to `delay` (whole seconds).
+std::string logindDropIn(std::chrono::seconds delay);
+// Writes logindDropIn(delay) to DIR/99-kubelet.conf (DIR made when missing; replaced atomically,
+// mode 0644) and returns the file's path. Throws std::runtime_error when it cannot.
+std::string writeLogindDropIn(const std::string& dir, std::chrono::seconds delay);
 // scheduling.SystemCriticalPriority: system-cluster-critical; system-node-critical is 1000 more.
 inline constexpr int64_t kSystemCriticalPriority = 2000000000;
 
@@ -94,6 +113,12 @@ struct ShutdownManagerOptions {
   std::chrono::milliseconds poll_interval{250};
   // Called when shuttingDown() changed: the node status should be posted now.
   std::function<void()> on_change;
+  // Records a Normal Event about the Node (reason, message); none when empty.
+  std::function<void(const std::string& reason, const std::string& message)> node_event;
+  // Where the drop-in raising InhibitDelayMaxSec goes (tests: a temporary directory), and how long
+  // start() waits for logind to show the raised limit after the reload.
+  std::string logind_conf_dir = kLogindConfDir;
+  std::chrono::milliseconds logind_reload_timeout{5000};
   // Where the manager reports what it does (one line each); default stderr.
   std::function<void(const std::string&)> log;
 };
@@ -107,9 +132,10 @@ class ShutdownManager {
   ShutdownManager& operator=(const ShutdownManager&) = delete;
 
   // Checks the budgets (throws std::invalid_argument: negative, or critical above the total),
-  // reads the inhibitor's delay limit (a limit below the grace period is logged: the init system
-  // ends the delay then), takes the lock and starts the thread. Throws std::runtime_error when the
-  // lock is refused. With grace_period 0 it does nothing (the feature is off).
+  // reads the inhibitor's delay limit and, when it is below the grace period, raises it (the
+  // drop-in, a reload, the limit read again), takes the lock and starts the thread. Throws
+  // std::runtime_error when the limit cannot be raised or the lock is refused. With grace_period
+  // 0 it does nothing (the feature is off).
   void start();
   // Ends the thread (a shutdown being handled finishes first) and releases the lock.
   void stop();
@@ -128,6 +154,7 @@ class ShutdownManager {
 
  private:
   void loop();
+  void raiseInhibitDelay(std::chrono::microseconds current);
   void processShutdown();
   void log(const std::string& line) const;
 

@@ -161,13 +161,19 @@ class LogindTest : public ::testing::Test {
     bus_ = std::make_unique<PrivateBus>();
     ASSERT_TRUE(bus_->address().starts_with("unix:path=")) << bus_->address();
   }
+  void TearDown() override { std::filesystem::remove_all(conf_dir_); }
+  // The fake reads its drop-ins from conf_dir_ on a reload (never /etc).
   void startLogind(const std::string& delay_usec = "5000000") {
     logind_ = std::make_unique<Child>(std::vector<std::string>{
-        "/usr/bin/python3", SKIFF_FAKE_LOGIND, bus_->address(), delay_usec});
+        "/usr/bin/python3", SKIFF_FAKE_LOGIND, bus_->address(), delay_usec, conf_dir_.string()});
     ASSERT_EQ(logind_->readLine(), "ready");
   }
   LogindInhibitorOptions options() { return {.bus_address = bus_->address()}; }
 
+  const std::filesystem::path conf_dir_ =
+      std::filesystem::temp_directory_path() /
+      ("skiff-logind-conf-" + std::to_string(::getpid()) + "-" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::unique_ptr<PrivateBus> bus_;
   std::unique_ptr<Child> logind_;
 };
@@ -195,6 +201,73 @@ TEST_F(LogindTest, InhibitorTakesTheDelayLockHearsTheSignalsAndReleases) {
   inhibitor.release();
   EXPECT_FALSE(inhibitor.held());
   EXPECT_EQ(logind_->readLine(), "released 0");  // the only copy of the fd was ours
+}
+
+TEST_F(LogindTest, ReloadIsSystemdsKillUnitSighupToLogindWhichRereadsItsDropIns) {
+  startLogind("5000000");
+  LogindInhibitor inhibitor(options());
+  inhibitor.reloadConfiguration();  // no drop-in yet: the limit stays
+  EXPECT_EQ(logind_->readLine(), "killunit systemd-logind.service all 1");
+  EXPECT_EQ(logind_->readLine(), "reloaded InhibitDelayMaxUSec=5000000");
+  EXPECT_EQ(inhibitor.inhibitDelayMax(), 5s);
+
+  writeLogindDropIn(conf_dir_.string(), 45s);
+  inhibitor.reloadConfiguration();
+  EXPECT_EQ(logind_->readLine(), "killunit systemd-logind.service all 1");
+  EXPECT_EQ(logind_->readLine(), "reloaded InhibitDelayMaxUSec=45000000");
+  EXPECT_EQ(inhibitor.inhibitDelayMax(), 45s);
+}
+
+TEST_F(LogindTest, TheManagerRaisesALowLimitBeforeItTakesTheLock) {
+  startLogind("5000000");
+  LogindInhibitor inhibitor(options());
+  struct NoPods final : ShutdownPods {
+    std::vector<Pod> activePods() override { return {}; }
+    void killPod(const Pod&, std::chrono::milliseconds,
+                 const std::function<void(api::core::v1::PodStatus&)>&) override {}
+  } pods;
+  ShutdownManager m(inhibitor, pods,
+                    {.node_name = "node-1",
+                     .grace_period = 20s,
+                     .grace_period_critical_pods = 5s,
+                     .logind_conf_dir = conf_dir_.string(),
+                     .log = [](const std::string&) {}});
+  m.start();
+  // The drop-in, the reload, and only then the lock.
+  EXPECT_EQ(logind_->readLine(), "killunit systemd-logind.service all 1");
+  EXPECT_EQ(logind_->readLine(), "reloaded InhibitDelayMaxUSec=20000000");
+  EXPECT_EQ(logind_->readLine(),
+            "inhibit shutdown|skiff agent|Kubelet needs time to handle node shutdown|delay 1");
+  EXPECT_EQ(inhibitor.inhibitDelayMax(), 20s);
+  std::ifstream in(conf_dir_ / "99-kubelet.conf");
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  EXPECT_NE(text.find("\n[Login]\nInhibitDelayMaxSec=20\n"), std::string::npos) << text;
+  m.stop();
+  EXPECT_EQ(logind_->readLine(), "released 0");
+}
+
+TEST_F(LogindTest, ALimitTheReloadDoesNotRaiseLeavesGracefulShutdownOff) {
+  startLogind("5000000");
+  // An administrator's drop-in sorts after the kubelet's and keeps the limit at 5 s.
+  std::filesystem::create_directories(conf_dir_);
+  std::ofstream(conf_dir_ / "zz-admin.conf") << "[Login]\nInhibitDelayMaxSec=5s\n";
+  LogindInhibitor inhibitor(options());
+  struct NoPods final : ShutdownPods {
+    std::vector<Pod> activePods() override { return {}; }
+    void killPod(const Pod&, std::chrono::milliseconds,
+                 const std::function<void(api::core::v1::PodStatus&)>&) override {}
+  } pods;
+  ShutdownManager m(inhibitor, pods,
+                    {.node_name = "node-1",
+                     .grace_period = 20s,
+                     .logind_conf_dir = conf_dir_.string(),
+                     .logind_reload_timeout = 500ms,
+                     .log = [](const std::string&) {}});
+  EXPECT_THROW(m.start(), std::runtime_error);
+  EXPECT_EQ(logind_->readLine(), "killunit systemd-logind.service all 1");
+  EXPECT_EQ(logind_->readLine(), "reloaded InhibitDelayMaxUSec=5000000");
+  EXPECT_FALSE(inhibitor.held());
+  EXPECT_EQ(logind_->readLine(300ms), "");  // no Inhibit call
 }
 
 TEST_F(LogindTest, NoLogindOnTheBusOrNoBusIsAClearError) {

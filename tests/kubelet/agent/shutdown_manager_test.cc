@@ -2,11 +2,15 @@
 // fake pods, and the whole agent (hollow pods) on a real in-process apiserver.
 #include "kubelet/agent/shutdown_manager.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -60,7 +64,28 @@ struct Journal {
 class FakeInhibitor final : public ShutdownInhibitor {
  public:
   explicit FakeInhibitor(Journal& journal) : journal_(journal) {}
-  std::chrono::microseconds inhibitDelayMax() override { return delay_max; }
+  std::chrono::microseconds inhibitDelayMax() override {
+    std::lock_guard lock(mu_);
+    return delay_max;
+  }
+  // As logind on SIGHUP: reads CONF_DIR/99-kubelet.conf's InhibitDelayMaxSec (when conf_dir is
+  // set), applied after reload_lag.
+  void reloadConfiguration() override {
+    journal_.add("reload");
+    if (refuse_reload) throw std::runtime_error("reload refused");
+    if (conf_dir.empty()) return;
+    std::ifstream in(conf_dir + "/99-kubelet.conf");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.starts_with("InhibitDelayMaxSec=")) continue;
+      const auto value = std::chrono::seconds(std::stoll(line.substr(19)));
+      std::thread([this, value] {
+        std::this_thread::sleep_for(reload_lag);
+        std::lock_guard lock(mu_);
+        delay_max = value;
+      }).detach();
+    }
+  }
   void acquire(const std::string& who, const std::string& why) override {
     std::lock_guard lock(mu_);
     if (refuse) throw std::runtime_error("refused");
@@ -99,8 +124,11 @@ class FakeInhibitor final : public ShutdownInhibitor {
     return who_ + ": " + why_;
   }
 
-  std::chrono::microseconds delay_max = 3600s;
+  std::chrono::microseconds delay_max = 3600s;  // under mu_ once shared
   bool refuse = false;
+  bool refuse_reload = false;
+  std::string conf_dir;  // where reloadConfiguration() reads the drop-in; "": it changes nothing
+  std::chrono::milliseconds reload_lag = 100ms;
 
  private:
   Journal& journal_;
@@ -265,6 +293,10 @@ class ShutdownManagerTest : public ::testing::Test {
     o.grace_period_critical_pods = critical;
     o.poll_interval = 20ms;
     o.on_change = [this] { ++changes_; };
+    o.node_event = [this](const std::string& reason, const std::string& message) {
+      journal_.add("event " + reason + ": " + message);
+    };
+    o.logind_conf_dir = conf_dir_.string();
     o.log = [this](const std::string& line) {
       std::lock_guard lock(log_mu_);
       log_.push_back(line);
@@ -278,6 +310,17 @@ class ShutdownManagerTest : public ::testing::Test {
     return false;
   }
 
+  void TearDown() override { std::filesystem::remove_all(conf_dir_); }
+  std::string readFile(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // A drop-in directory of the test's own (never /etc).
+  const std::filesystem::path conf_dir_ =
+      std::filesystem::temp_directory_path() /
+      ("skiff-logind-conf-" + std::to_string(::getpid()) + "-" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
   Journal journal_;
   FakeInhibitor inhibitor_{journal_};
   FakePods pods_{journal_};
@@ -322,12 +365,70 @@ TEST_F(ShutdownManagerTest, ARefusedLockIsAnError) {
   EXPECT_THROW(m.start(), std::runtime_error);
 }
 
-TEST_F(ShutdownManagerTest, ADelayLimitBelowTheGracePeriodIsLoggedAndTheLockTaken) {
-  inhibitor_.delay_max = 5s;
+TEST_F(ShutdownManagerTest, ADelayLimitAtTheGracePeriodWritesNoDropIn) {
+  inhibitor_.delay_max = 30s;
   ShutdownManager m(inhibitor_, pods_, options(30s, 10s));
   m.start();
   EXPECT_TRUE(inhibitor_.held());
+  EXPECT_FALSE(std::filesystem::exists(conf_dir_));
+  EXPECT_EQ(journal_.get(), (std::vector<std::string>{"acquire"}));
+}
+
+TEST_F(ShutdownManagerTest, ALowDelayLimitIsRaisedByADropInAndAReloadBeforeTheLock) {
+  inhibitor_.delay_max = 5s;
+  inhibitor_.conf_dir = conf_dir_.string();
+  ShutdownManager m(inhibitor_, pods_, options(30s, 10s));
+  m.start();  // waits out the reload's lag
+  EXPECT_TRUE(inhibitor_.held());
+  EXPECT_EQ(inhibitor_.inhibitDelayMax(), 30s);
+  const auto file = conf_dir_ / "99-kubelet.conf";
+  ASSERT_TRUE(std::filesystem::exists(file));
+  EXPECT_EQ(readFile(file),
+            "# skiff agent: graceful node shutdown (--shutdown-grace-period), as the kubelet's "
+            "override\n[Login]\nInhibitDelayMaxSec=30\n");
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0644));
+  EXPECT_EQ(journal_.get(), (std::vector<std::string>{"reload", "acquire"}));
   EXPECT_TRUE(logged("InhibitDelayMaxSec is 5s, less than the shutdown grace period of 30s"));
+  EXPECT_TRUE(logged("InhibitDelayMaxSec is now 30s"));
+  EXPECT_NE(logindDropIn(12s).find("\n[Login]\nInhibitDelayMaxSec=12\n"), std::string::npos);
+}
+
+TEST_F(ShutdownManagerTest, ADelayLimitLogindKeepsLowIsAnErrorAndNoLockIsTaken) {
+  inhibitor_.delay_max = 5s;  // the reload changes nothing (conf_dir unset)
+  ShutdownManagerOptions o = options(30s, 10s);
+  o.logind_reload_timeout = 300ms;
+  ShutdownManager m(inhibitor_, pods_, o);
+  try {
+    m.start();
+    FAIL() << "started with InhibitDelayMaxSec below the grace period";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "unable to update logind's InhibitDelayMaxSec to 30s (the shutdown grace "
+                  "period): it is still 5s after writing " +
+                  (conf_dir_ / "99-kubelet.conf").string()),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(inhibitor_.held());
+  EXPECT_EQ(journal_.get(), (std::vector<std::string>{"reload"}));
+}
+
+TEST_F(ShutdownManagerTest, ADropInThatCannotBeWrittenOrAReloadRefusedIsAnError) {
+  inhibitor_.delay_max = 5s;
+  // The directory's place is taken by a file.
+  std::filesystem::create_directories(conf_dir_);
+  std::ofstream(conf_dir_ / "file") << "x";
+  ShutdownManagerOptions o = options(30s, 10s);
+  o.logind_conf_dir = (conf_dir_ / "file").string();
+  ShutdownManager unwritable(inhibitor_, pods_, o);
+  EXPECT_THROW(unwritable.start(), std::runtime_error);
+  EXPECT_TRUE(journal_.get().empty());  // no reload, no lock
+
+  inhibitor_.refuse_reload = true;
+  ShutdownManager refused(inhibitor_, pods_, options(30s, 10s));
+  EXPECT_THROW(refused.start(), std::runtime_error);
+  EXPECT_FALSE(inhibitor_.held());
 }
 
 TEST_F(ShutdownManagerTest, StopsRegularPodsFirstThenCriticalOnesThenReleasesTheLock) {
@@ -354,6 +455,10 @@ TEST_F(ShutdownManagerTest, StopsRegularPodsFirstThenCriticalOnesThenReleasesThe
   ASSERT_GE(first_critical, 0);
   EXPECT_LT(last_regular, first_critical);
   EXPECT_LT(journal_.at("acquire"), journal_.at("kill web"));
+  // The Node Event came first, before any pod was stopped.
+  const int event = journal_.at("event Shutdown: Shutdown manager detected shutdown event");
+  ASSERT_GE(event, 0);
+  EXPECT_LT(event, journal_.at("kill web"));
   const int release = journal_.at("release");
   EXPECT_GT(release, journal_.at("killed dns"));
   EXPECT_GT(release, journal_.at("killed cni"));
@@ -402,7 +507,10 @@ TEST_F(ShutdownManagerTest, ACancelledShutdownTakesTheLockAgain) {
   ASSERT_TRUE(eventually([&] { return inhibitor_.held(); }));
   EXPECT_FALSE(m.shuttingDown());
   EXPECT_EQ(m.notReadyMessage(), "");
-  EXPECT_EQ(journal_.get(), (std::vector<std::string>{"acquire", "release", "acquire"}));
+  EXPECT_EQ(journal_.get(),
+            (std::vector<std::string>{
+                "acquire", "event Shutdown: Shutdown manager detected shutdown event", "release",
+                "event Shutdown: Shutdown manager detected shutdown cancellation", "acquire"}));
 }
 
 // The agent with hollow pods on a real apiserver: the Node goes NotReady, the pods Failed with
@@ -471,6 +579,20 @@ TEST_F(AgentShutdownTest, NodeNotReadyPodsFailedAndNewPodsRejected) {
     EXPECT_EQ(target->reason(), "TerminationByKubelet");
   }
   EXPECT_EQ(syncer_.runningPods(), 0u);
+  // The kubelet's Node Event.
+  agent.events().flush();
+  int shutdown_events = 0;
+  for (const auto& e : client::list<api::core::v1::Event>(*client_, "default")) {
+    if (e.involved_object().kind() != "Node" || e.reason() != "Shutdown") continue;
+    ++shutdown_events;
+    EXPECT_EQ(e.involved_object().name(), "node-1");
+    EXPECT_EQ(e.involved_object().uid(), "node-1");
+    EXPECT_EQ(e.type(), "Normal");
+    EXPECT_EQ(e.message(), "Shutdown manager detected shutdown event");
+    EXPECT_EQ(e.source().component(), "kubelet");
+    EXPECT_EQ(e.source().host(), "node-1");
+  }
+  EXPECT_EQ(shutdown_events, 1);
   // The node's Ready condition, posted at once (the update period is 10 s).
   ASSERT_TRUE(eventually(
       [&] {
