@@ -30,6 +30,7 @@
 # completion time, RSS of the server and each agent.
 # Usage: multi_node_test.sh SKIFF_BINARY SOURCE_DIR [skiff|kubectl|both]   (root: runc, netns, BPF)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 skiff=$1
 source_dir=$2
 mode=${3:-both}
@@ -39,25 +40,17 @@ case $mode in
   both) drivers=(skiff kubectl) ;;
   *) echo "multi_node_test.sh: unknown driver '$mode' (skiff, kubectl or both)" >&2; exit 2 ;;
 esac
-if [[ $(id -u) != 0 ]]; then echo "SKIP: needs root"; exit 0; fi
-for tool in runc umoci ip nsenter python3; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 0; }
-done
-if [[ " ${drivers[*]} " == *" kubectl "* ]] && ! command -v kubectl >/dev/null; then
-  echo "SKIP: kubectl missing"; exit 0
-fi
+e2e_require_root
+e2e_require_tools runc umoci ip nsenter python3
+if [[ " ${drivers[*]} " == *" kubectl "* ]]; then e2e_require_tools kubectl; fi
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 cgroup2=/sys/fs/cgroup
 mountpoint -q /sys/fs/cgroup/unified && cgroup2=/sys/fs/cgroup/unified
 
-work=$(mktemp -d /tmp/skiff-e2e-mn.XXXXXX)
-# Private copies (skiff finds skiff-shim beside itself): a rebuild of the build tree while this
-# runs must not swap the binaries under the agents or the cleanup.
-mkdir "$work/bin"
-cp "$skiff" "$work/bin/skiff"
-cp "$(dirname "$skiff")/skiff-shim" "$work/bin/skiff-shim"
-skiff=$work/bin/skiff
-"$skiff" --help >/dev/null 2>&1 || { echo "FAIL: $1 does not run (being linked right now?)" >&2; rm -rf "$work"; exit 1; }
+e2e_workdir mn
+# Private copies: a rebuild of the build tree while this runs must not swap the binaries under
+# the agents or the cleanup.
+e2e_private_skiff
 # kubectl's discovery cache of its own: another run's server at the same address is not this one.
 export KUBECACHEDIR=$work/kube-cache
 tag=$$
@@ -81,7 +74,6 @@ node_cleanup() {
   in_ns "$(netns "$1")" "$skiff" cleanup --data-dir "$work/node$1" --agent-data-dir "$work/node$1/agent" \
     --bridge "skmn$1" --cgroup-parent "$(cgroup "$1")" --run-dir "$work/node$1/run" --bpf-pin-dir "$(pins "$1")"
 }
-keep=
 bg_pids=()
 cleanup() {
   local i
@@ -98,7 +90,7 @@ cleanup() {
         if ((tries == 0)); then
           echo "skiff cleanup on node$i failed (state kept in $work):" >&2
           cut -c1-300 "$work/trap-cleanup$i.log" >&2
-          keep=1
+          e2e_keep_work=1
           break
         fi
         sleep 1
@@ -107,28 +99,13 @@ cleanup() {
     fi
   done
   ip netns del "$fabric" 2>/dev/null || true
-  [[ -n $keep ]] || rm -rf "$work"
 }
-trap cleanup EXIT
-fail() {
-  echo "FAIL [${driver:-setup}]: $*" >&2
-  sk get nodes -o wide >&2 2>/dev/null || true
-  sk get pods -o wide >&2 2>/dev/null || true
-  echo "--- server log (tail)" >&2; tail -30 "$work/server.log" >&2 || true
-  for i in "${nodes[@]}"; do echo "--- node$i agent log (tail)" >&2; tail -30 "$work/agent$i.log" >&2 || true; done
-  exit 1
-}
-# Polls a command until its output equals the wanted text (at most $3 tenths of a second).
-wait_eq() {
-  local want=$1 what=$2 tries=$3 got=
-  shift 3
-  for _ in $(seq "$tries"); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
+on_exit cleanup
+on_fail 'echo "driver: ${driver:-setup}"'
+on_fail 'sk get nodes -o wide 2>/dev/null'
+on_fail 'sk get pods -o wide 2>/dev/null'
+fail_log "server log (tail)" "$work/server.log" 30
+for i in "${nodes[@]}"; do fail_log "node$i agent log (tail)" "$work/agent$i.log" 30; done
 # One HTTP GET from node $1's namespace, in that node's load-balanced cgroup: one try, 2 s at most.
 get_from() {
   local i=$1 url=$2
@@ -194,7 +171,7 @@ for i in "${nodes[@]}"; do start_agent "$i"; done
 ready_nodes() {
   sk get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}'
 }
-wait_eq "node1=True node2=True node3=True " "nodes Ready" 300 ready_nodes
+wait_eq_n 300 "node1=True node2=True node3=True " "nodes Ready" ready_nodes
 echo "3 nodes Ready after $(( $(now_ms) - start )) ms"
 addresses=$(sk get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address} {end}')
 [[ $addresses == "10.90.0.11 10.90.0.12 10.90.0.13 " ]] || fail "node addresses '$addresses'"
@@ -465,7 +442,7 @@ scenario() {
   t0=$(now_ms)
   kc apply -f "$work/web.yaml" >"$work/apply.out" || fail "apply -f web.yaml: $(cat "$work/apply.out")"
   kc rollout status deployment/web --timeout=120s >/dev/null || fail "rollout status deployment/web"
-  wait_eq "6 6" "6 pods Ready" 600 live_ready app=web
+  wait_eq_n 600 "6 6" "6 pods Ready" live_ready app=web
   echo "[$driver] Deployment of 6 Ready $(( $(now_ms) - t0 )) ms after apply"
   # Spread: every node runs some of the six, and each pod's IP is from its node's pod CIDR; the
   # wide table names the same nodes and IPs.
@@ -507,14 +484,14 @@ scenario() {
   t0=$(now_ms)
   kc rollout restart deployment/web >/dev/null || fail "rollout restart deployment/web"
   kc rollout status deployment/web --timeout=120s >/dev/null || fail "rollout status after the restart"
-  wait_eq "6 6" "6 pods Ready after the rolling update" 300 live_ready app=web
-  wait_eq "6" "6 ready endpoints after the rolling update" 100 endpoints
+  wait_eq_n 300 "6 6" "6 pods Ready after the rolling update" live_ready app=web
+  wait_eq_n 100 "6" "6 ready endpoints after the rolling update" endpoints
   local rollout_ms=$(( $(now_ms) - t0 ))
   sleep 1
   stop_traffic
   # The rollout is complete once the new pods are available; the old ones may still be in their
   # graceful termination (preStop, SIGTERM) for a moment, and must then be gone.
-  wait_eq "" "pods from before the rolling update still there" 300 pods_among "$before"
+  wait_eq_n 300 "" "pods from before the rolling update still there" pods_among "$before"
   sent=$(check_traffic "rolling update" 30)
   local answered_by
   answered_by=$(awk '$3 == "ok" {print $4}' "$work"/traffic? | sort -u | wc -l)
@@ -536,13 +513,13 @@ scenario() {
     fail "statefulset/web: readyReplicas $(kc get statefulset web -o jsonpath='{.status.readyReplicas}')"
   [[ $driver != kubectl ]] || kc rollout status statefulset/web --timeout=30s >/dev/null ||
     fail "kubectl rollout status statefulset/web"
-  wait_eq "3 3" "3 StatefulSet pods Ready" 300 live_ready app=web-sts
+  wait_eq_n 300 "3 3" "3 StatefulSet pods Ready" live_ready app=web-sts
   local sts_ms=$(( $(now_ms) - t0 ))
   kc wait --for=jsonpath='{.status.numberReady}'=3 daemonset/node-httpd --timeout=90s >/dev/null ||
     fail "daemonset/node-httpd: numberReady $(kc get daemonset node-httpd -o jsonpath='{.status.numberReady}')"
   [[ $driver != kubectl ]] || kc rollout status daemonset/node-httpd --timeout=30s >/dev/null ||
     fail "kubectl rollout status daemonset/node-httpd"
-  wait_eq "3 3" "3 DaemonSet pods Ready" 300 live_ready app=node-httpd
+  wait_eq_n 300 "3 3" "3 DaemonSet pods Ready" live_ready app=node-httpd
   sleep 0.5
   kill "$sts_watch" "$job_watch" 2>/dev/null || true
   wait "$sts_watch" "$job_watch" 2>/dev/null || true
@@ -595,7 +572,7 @@ PY
   for label in app=web-sts app=count app=node-httpd; do wait_gone "$label"; done
 
   # 6. Node loss: node3's agent dies and its link goes down while node1 and node2 send requests.
-  wait_eq "6" "6 ready endpoints" 100 endpoints
+  wait_eq_n 100 "6" "6 ready endpoints" endpoints
   local node3_pods attempt
   # The loss must take web pods with it. Where a rolling update puts its pods is the scheduler's
   # choice (old pods still Terminating on node3 count against it while it spreads), so when none
@@ -608,8 +585,8 @@ PY
       sort | awk '{n[$1]++; p[$1]=$2} END {for (k in n) print n[k], p[k]}' | sort -rn | head -1 | cut -d' ' -f2)
     echo "[$driver] no web pod on node3 after the update; deleting $fullest (attempt $attempt)"
     kc delete pod "$fullest" --wait=false >/dev/null || fail "delete pod $fullest"
-    wait_eq "6 6" "6 live Ready web pods after deleting $fullest" 400 live_ready app=web
-    wait_eq "6" "6 ready endpoints after deleting $fullest" 100 endpoints
+    wait_eq_n 400 "6 6" "6 live Ready web pods after deleting $fullest" live_ready app=web
+    wait_eq_n 100 "6" "6 ready endpoints after deleting $fullest" endpoints
   done
   [[ -n $node3_pods ]] || fail "no web pod on node3 before the node loss"
   start_traffic 1 2
@@ -621,11 +598,11 @@ PY
   wait "${agent_pid[3]}" 2>/dev/null || true
   unset "agent_pid[3]"
   node3_ready() { kc get node node3 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'; }
-  wait_eq "Unknown" "node3's Ready after its loss" 400 node3_ready
+  wait_eq_n 400 "Unknown" "node3's Ready after its loss" node3_ready
   local notready_ms=$(( $(now_ms) - lost ))
-  wait_eq "0" "ready endpoints on node3" 100 endpoints node3
+  wait_eq_n 100 "0" "ready endpoints on node3" endpoints node3
   # Eviction after tolerationSeconds; the ReplicaSet puts 6 live pods on node1 and node2.
-  wait_eq "6 6" "6 live Ready web pods after node3's loss" 400 live_ready app=web
+  wait_eq_n 400 "6 6" "6 live Ready web pods after node3's loss" live_ready app=web
   local evicted_ms=$(( $(now_ms) - lost ))
   local live_nodes
   live_nodes=$(kc get pods -l app=web -o json | python3 -c '
@@ -636,7 +613,7 @@ print(" ".join(sorted({p["spec"]["nodeName"] for p in json.load(sys.stdin)["item
     [[ -n $(kc get pod "$name" -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null) ]] ||
       fail "pod $name on lost node3 was not evicted"
   done
-  wait_eq "6" "6 ready endpoints after the eviction" 100 endpoints
+  wait_eq_n 100 "6" "6 ready endpoints after the eviction" endpoints
   sleep 2
   stop_traffic
   python3 - "$lost" "$work"/traffic1 "$work"/traffic2 <<'PY' >"$work/recovery" || fail "traffic after node3's loss: $(cat "$work/recovery")"
@@ -676,11 +653,11 @@ PY
   local back
   back=$(now_ms)
   start_agent 3
-  wait_eq "True" "node3's Ready after its agent restarted" 150 node3_ready
+  wait_eq_n 150 "True" "node3's Ready after its agent restarted" node3_ready
   local ready_ms=$(( $(now_ms) - back ))
-  wait_eq "" "evicted pods still on node3 after its return" 200 pods_among "$node3_pods"
+  wait_eq_n 200 "" "evicted pods still on node3 after its return" pods_among "$node3_pods"
   local confirmed_ms=$(( $(now_ms) - back ))
-  wait_eq "" "taints on node3 after its return" 100 kc get node node3 -o jsonpath='{.spec.taints}'
+  wait_eq_n 100 "" "taints on node3 after its return" kc get node node3 -o jsonpath='{.spec.taints}'
   kc apply -f "$work/node-return.yaml" >"$work/apply.out" || fail "apply -f node-return.yaml: $(cat "$work/apply.out")"
   kc wait --for=jsonpath='{.status.numberReady}'=3 daemonset/node-httpd --timeout=60s >/dev/null ||
     fail "daemonset/node-httpd after node3's return: numberReady $(kc get daemonset node-httpd -o jsonpath='{.status.numberReady}')"
@@ -691,7 +668,7 @@ PY
   local ds_ready_ms=$(( $(now_ms) - back ))
   local ds_cluster_ip
   ds_cluster_ip=$(kc get service node-httpd -o jsonpath='{.spec.clusterIP}')
-  wait_eq "3" "ready endpoints of node-httpd" 100 endpoints "" node-httpd
+  wait_eq_n 100 "3" "ready endpoints of node-httpd" endpoints "" node-httpd
   for i in 1 2; do
     body=$(get_from "$i" "http://$ds_ip:8080/") || fail "node$i: no answer from $ds_pod3 ($ds_ip) on node3"
     [[ $body == "hello from $ds_pod3" ]] || fail "node$i: $ds_ip answered '$body'"

@@ -11,7 +11,8 @@
 #   e2e_in_netns "$@"            runs the test again in a network namespace of its own (once),
 #                                then brings its loopback up
 # Work directory and cleanup
-#   e2e_workdir NAME             work=/tmp/skiff-e2e-NAME.XXXXXX, removed at exit
+#   e2e_workdir NAME             work=/tmp/skiff-e2e-NAME.XXXXXX, removed at exit unless
+#                                e2e_keep_work is set (by the test, or SKIFF_E2E_KEEP=1 from outside)
 #   e2e_private_skiff            copies $skiff and the skiff-shim beside it (skiff finds it there;
 #                                if it is built) to $work/bin and points skiff at the copy: a
 #                                rebuild of the build tree while the test runs swaps no binary
@@ -42,6 +43,7 @@
 #   free_port                    prints a TCP port free now on every IPv4 address (0.0.0.0)
 
 e2e_tries=${e2e_tries:-200}
+e2e_keep_work=${SKIFF_E2E_KEEP:-}
 e2e_server_tries=${e2e_server_tries:-100}
 server_pid=
 server_url=
@@ -96,7 +98,7 @@ remove_cgroups() {
 }
 e2e_workdir() {
   work=$(mktemp -d "/tmp/skiff-e2e-$1.XXXXXX")
-  on_exit 'rm -rf "$work"'
+  on_exit 'if [[ -z $e2e_keep_work ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi'
 }
 e2e_private_skiff() {
   local shim
