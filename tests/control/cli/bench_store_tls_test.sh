@@ -5,24 +5,12 @@
 # flags without --etcd-endpoints (or with --backend sqlite) are clear errors.
 # Usage: bench_store_tls_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
-work=$(mktemp -d /tmp/skiff-bench-store-tls.XXXXXX)
+e2e_workdir bench-store-tls
 etcd_pid=
-cleanup() {
-  if [[ -n $etcd_pid ]]; then
-    kill "$etcd_pid" 2>/dev/null || true
-    wait "$etcd_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- etcd log (tail)" >&2
-  tail -20 "$work/etcd.log" >&2 || true
-  exit 1
-}
+on_exit 'stop_pids $etcd_pid'
+fail_log "etcd log (tail)" "$work/etcd.log" 20
 
 # A CA, etcd's serving certificate for 127.0.0.1 and a client certificate the CA signed. (A wrong
 # CA waits out the benchmark's 30 s request timeout: etcd_store_test's EtcdTls tests cover it.)

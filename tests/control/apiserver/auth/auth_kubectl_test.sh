@@ -6,27 +6,16 @@
 # aggregation (with `skiff controller-manager`).
 # Usage: auth_kubectl_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../../lib/e2e.sh"
 skiff=$1
-work=$(mktemp -d /tmp/skiff-auth-kubectl.XXXXXX)
-server_pid=
-cm_pid=
-cleanup() {
-  if [[ -n $cm_pid ]]; then kill "$cm_pid" 2>/dev/null || true; wait "$cm_pid" 2>/dev/null || true; fi
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$work/server.log" >&2; exit 1; }
+e2e_workdir auth-kubectl
+fail_log "server log" "$work/server.log"
 expect_eq() { [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"; }
 
-"$skiff" apiserver --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "admin kubeconfig" "$work/server.log" && break
-  sleep 0.1
-done
-url=$(grep -o 'https://127.0.0.1:[0-9]*' "$work/server.log" | head -1) || fail "the server did not start"
+start_server apiserver "$work/data"
+url=$server_url
+cm_pid=
+on_exit 'stop_pids $cm_pid'
 ca="$work/data/pki/ca.crt"
 k() { kubectl --kubeconfig "$work/data/admin.kubeconfig" "$@"; }
 # A client with nothing but a bearer token (no kubeconfig user).
