@@ -107,9 +107,14 @@ struct AgentFlags {
   // shutdownGracePeriodCriticalPods, durations; 0: off.
   std::string shutdown_grace_period = "0s";
   std::string shutdown_grace_period_critical_pods = "0s";
+  // Where graceful shutdown writes logind's drop-in raising InhibitDelayMaxSec (99-kubelet.conf).
+  std::string logind_conf_dir = kubelet::kLogindConfDir;
   // The kubelet's --rotate-server-certificates: the kubelet API's certificate from a
   // kubernetes.io/kubelet-serving CSR (kubelet/agent/serving_certificate.h).
   bool rotate_server_certificates = false;
+  // The kubelet's --cert-dir: the rotated serving certificate and the self-signed kubelet.crt /
+  // kubelet.key; empty: DATA_DIR/pki (and no self-signed pair, see --cert-dir's help).
+  std::string cert_dir;
 };
 
 // Lower-cased, as the kubelet's: a Node name is a DNS-1123 subdomain.
@@ -554,6 +559,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
       std::cerr << "skiff agent: --shutdown-grace-period is ignored for hollow nodes\n";
     } else {
       options.shutdown_grace_period = std::chrono::duration_cast<std::chrono::seconds>(*total);
+      options.logind_conf_dir = flags.logind_conf_dir;
       options.shutdown_grace_period_critical_pods =
           std::chrono::duration_cast<std::chrono::seconds>(*critical);
     }
@@ -612,7 +618,8 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     // one it has, --kubelet-cert-file or the kept one of an earlier run.
     std::string cert_file = flags.kubelet_cert_file;
     std::string key_file = flags.kubelet_key_file;
-    const std::string kept_serving = flags.data_dir + "/pki/kubelet-server-current.pem";
+    const std::string cert_dir = flags.cert_dir.empty() ? flags.data_dir + "/pki" : flags.cert_dir;
+    const std::string kept_serving = cert_dir + "/kubelet-server-current.pem";
     if (flags.rotate_server_certificates && real && kubelet_port > 0) {
       if (cert_file.empty() && std::filesystem::exists(kept_serving)) {
         cert_file = kept_serving;
@@ -623,6 +630,18 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
             "--rotate-server-certificates: the kubelet API needs a certificate to serve until "
             "the cluster's is approved: give --kubelet-cert-file and --kubelet-key-file");
       }
+    }
+    if (real && kubelet_port > 0 && cert_file.empty() && !flags.rotate_server_certificates &&
+        !flags.cert_dir.empty()) {
+      // As the kubelet without --tls-cert-file: a self-signed pair made once in --cert-dir.
+      std::vector<std::string> ips;
+      if (!flags.node_ip.empty()) ips.push_back(flags.node_ip);
+      const auto self =
+          kubelet::ensureSelfSignedServingCertificate(cert_dir, hostname(), {first_node}, ips);
+      std::cout << "skiff agent: kubelet API: self-signed serving certificate " << self.cert_file
+                << (self.generated ? " (made now)" : " (kept)") << std::endl;
+      cert_file = self.cert_file;
+      key_file = self.key_file;
     }
     if (real && kubelet_port > 0) {
       const bool tls = !cert_file.empty();
@@ -671,7 +690,7 @@ int runAgent(const AgentFlags& flags, sigset_t& signals) {
     if (kubelet_api && flags.rotate_server_certificates && !stopping()) {
       kubelet::ServingCertificateManagerOptions o;
       o.node_name = first_node;
-      o.cert_dir = flags.data_dir + "/pki";
+      o.cert_dir = cert_dir;
       o.dns_names = [&] { return std::vector<std::string>{hostname()}; };
       o.ip_addresses = [&] {
         std::vector<std::string> ips;
@@ -783,9 +802,15 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--pod-log-dir", flags->log_dir, "Container logs")->capture_default_str();
   cmd->add_option("--kubelet-port", flags->kubelet_port, "The kubelet API's port (0: off)")
       ->capture_default_str();
-  cmd->add_option("--kubelet-cert-file", flags->kubelet_cert_file,
+  cmd->add_option("--kubelet-cert-file,--tls-cert-file", flags->kubelet_cert_file,
                   "The kubelet API's serving certificate (PEM); without it, loopback HTTP only");
-  cmd->add_option("--kubelet-key-file", flags->kubelet_key_file, "Its private key (PEM)");
+  cmd->add_option("--kubelet-key-file,--tls-private-key-file", flags->kubelet_key_file,
+                  "Its private key (PEM)");
+  cmd->add_option("--cert-dir", flags->cert_dir,
+                  "The kubelet API's certificates (default DATA_DIR/pki): the rotated one "
+                  "(--rotate-server-certificates) and, given without --kubelet-cert-file and "
+                  "without rotation, a self-signed kubelet.crt/kubelet.key made there once and "
+                  "kept, served over HTTPS on all addresses, as the kubelet does");
   cmd->add_flag("--rotate-server-certificates", flags->rotate_server_certificates,
                 "Get the kubelet API's serving certificate from the cluster: a CSR for "
                 "kubernetes.io/kubelet-serving with this node's host name and address, which an "
@@ -807,6 +832,11 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   flags->shutdown_grace_period_critical_pods,
                   "The part of --shutdown-grace-period kept for critical pods (priority class "
                   "system-node-critical or system-cluster-critical)")
+      ->capture_default_str();
+  cmd->add_option("--logind-conf-dir", flags->logind_conf_dir,
+                  "Where graceful node shutdown writes the logind drop-in 99-kubelet.conf that "
+                  "raises InhibitDelayMaxSec to --shutdown-grace-period when it is lower "
+                  "(systemd-logind is then reloaded)")
       ->capture_default_str();
   cmd->add_option("--bridge", flags->bridge, "The node bridge pods' veths join")
       ->capture_default_str();

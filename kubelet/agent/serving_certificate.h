@@ -41,6 +41,30 @@ struct ServingCertificateManagerOptions {
   std::function<void(const std::string&)> log;  // default: stderr
 };
 
+// The kubelet API's certificate when none is given and none is rotated, as the kubelet without
+// --tls-cert-file and --rotate-server-certificates (cmd/kubelet/app/server.go InitializeTLS with
+// client-go's cert.GenerateSelfSignedCertKey): CERT_DIR/kubelet.crt and kubelet.key, made once and
+// kept across restarts, also when the node's names or addresses changed (as the kubelet; delete
+// them to have them made anew). kubelet.crt holds the serving certificate (CN HOST@UNIX-SECONDS,
+// server auth, SANs: `host` as a DNS name or an IP address, then dns_names and ip_addresses;
+// valid for a year from an hour ago) followed by the self-signed CA that signed it
+// (CN HOST-ca@UNIX-SECONDS); kubelet.key is the serving key (EC P-256, PKCS#8, mode 0600).
+// Unlike the kubelet, which keeps any pair it can read, a pair that does not parse, whose key does
+// not match its certificate, or that has expired is made anew too.
+inline constexpr const char* kSelfSignedCertName = "kubelet.crt";
+inline constexpr const char* kSelfSignedKeyName = "kubelet.key";
+struct SelfSignedServingCertificate {
+  std::string cert_file;
+  std::string key_file;
+  bool generated = false;  // made by this call (else the kept pair)
+};
+// Throws std::runtime_error when the pair cannot be made or written.
+SelfSignedServingCertificate ensureSelfSignedServingCertificate(
+    const std::string& cert_dir, const std::string& host,
+    const std::vector<std::string>& dns_names = {},
+    const std::vector<std::string>& ip_addresses = {},
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
 class ServingCertificateManager {
  public:
   // `client` carries the node's own credential; it must outlive the manager.

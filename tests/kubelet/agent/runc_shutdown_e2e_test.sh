@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Graceful node shutdown with real runc containers: `skiff agent --shutdown-grace-period 12s
 # --shutdown-grace-period-critical-pods 4s` on a private dbus-daemon (DBUS_SYSTEM_BUS_ADDRESS)
-# with a fake systemd-logind (fake_logind.py) takes a delay inhibitor lock; PrepareForShutdown(true)
-# makes the node NotReady ("node is shutting down"), stops the regular pod (preStop hook, then
+# with a fake systemd-logind (fake_logind.py) whose InhibitDelayMaxSec (5 s) is below the grace
+# period first writes --logind-conf-dir/99-kubelet.conf and has logind reloaded (systemd KillUnit
+# SIGHUP), then takes a delay inhibitor lock; PrepareForShutdown(true) records the kubelet's Node
+# Event (Shutdown), makes the node NotReady ("node is shutting down"), stops the regular pod (preStop hook, then
 # SIGTERM) before the critical one (priorityClassName system-node-critical), sets both Failed with
 # reason Terminated, and only then closes the lock's fd. A pod created afterwards is rejected
 # (NodeShutdown). Everything in a network namespace of its own.
@@ -88,7 +90,9 @@ bus_pid=$!
 wait_eq "1" "dbus-daemon address" bash -c "grep -c '^unix:path=' '$work/bus.address'"
 bus=$(head -1 "$work/bus.address")
 mkfifo "$work/logind.in"
-/usr/bin/python3 "$source_dir/tests/kubelet/agent/fake_logind.py" "$bus" 30000000 \
+# InhibitDelayMaxSec 5 s, below the grace period: the agent raises it with its drop-in in
+# $work/logind.conf.d (never /etc), which the fake reads when systemd is asked to SIGHUP logind.
+/usr/bin/python3 "$source_dir/tests/kubelet/agent/fake_logind.py" "$bus" 5000000 "$work/logind.conf.d" \
   <"$work/logind.in" >"$work/logind.out" 2>&1 &
 logind_pid=$!
 exec 7>"$work/logind.in"
@@ -112,14 +116,21 @@ DBUS_SYSTEM_BUS_ADDRESS=$bus "$skiff" agent --kubeconfig "$KUBECONFIG" --node-na
   --data-dir "$work/agent" --run-dir "$work/run" --image-root "$work/images" \
   --pod-log-dir "$work/logs" --pod-cidr 10.251.0.0/24 --bridge skiffsd0 \
   --cgroup-parent "$cgroup_parent" --proxy-mode none --kubelet-port 0 \
-  --shutdown-grace-period 12s --shutdown-grace-period-critical-pods 4s >>"$work/agent.log" 2>&1 &
+  --shutdown-grace-period 12s --shutdown-grace-period-critical-pods 4s \
+  --logind-conf-dir "$work/logind.conf.d" >>"$work/agent.log" 2>&1 &
 agent_pid=$!
 ready_cond() {
   kubectl get node shut-1 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
 }
 wait_eq "True" "node Ready" ready_cond
+# The drop-in and the reload came before the lock.
 wait_eq "inhibit shutdown|skiff agent|Kubelet needs time to handle node shutdown|delay 1" \
-  "the agent's inhibitor lock" sed -n 2p "$work/logind.out"
+  "the agent's inhibitor lock" sed -n 4p "$work/logind.out"
+[[ $(sed -n 2,3p "$work/logind.out" | tr '\n' ,) == \
+   "killunit systemd-logind.service all 1,reloaded InhibitDelayMaxUSec=12000000," ]] ||
+  fail "logind reload: $(sed -n 2,3p "$work/logind.out" | tr '\n' ,)"
+grep -qx "InhibitDelayMaxSec=12" "$work/logind.conf.d/99-kubelet.conf" ||
+  fail "the drop-in: $(cat "$work/logind.conf.d/99-kubelet.conf")"
 
 mkdir -p "$work/out"
 : >"$work/out/log"
@@ -170,6 +181,11 @@ wait_eq "False|KubeletNotReady|node is shutting down" "node NotReady" kubectl ge
   -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}|{.status.conditions[?(@.type=="Ready")].reason}|{.status.conditions[?(@.type=="Ready")].message}'
 grep -q "graceful shutdown: done, inhibitor lock released" "$work/agent.log" ||
   fail "no 'done' line in the agent log"
+node_events() {
+  kubectl get events -o jsonpath='{range .items[?(@.reason=="Shutdown")]}{.involvedObject.kind}/{.involvedObject.name}|{.type}|{.source.component}|{.message}{"\n"}{end}'
+}
+wait_eq "Node/shut-1|Normal|kubelet|Shutdown manager detected shutdown event" \
+  "the kubelet's Shutdown Event" node_events
 
 # A pod bound now (by name: the scheduler places nothing on a NotReady node) is rejected.
 kubectl apply -f - >/dev/null <<YAML

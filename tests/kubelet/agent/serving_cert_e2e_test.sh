@@ -4,6 +4,9 @@
 # approves it by itself, as in Kubernetes); after `kubectl certificate approve` the same running
 # agent serves the issued certificate (CN system:node:NODE, its address as SAN) to new
 # connections; a restarted agent serves the kept one at once and asks for nothing.
+# Then, as the kubelet without --tls-cert-file and without rotation: `--cert-dir DIR` alone makes
+# a self-signed DIR/kubelet.crt (CN HOSTNAME@SECONDS, then its CA) and kubelet.key, serves it over
+# HTTPS, and a restarted agent serves the same pair.
 # Everything in a network namespace of its own.
 # Usage: serving_cert_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
@@ -105,6 +108,41 @@ start_agent
 wait_eq "$issued" "the kept certificate served after a restart" served
 sleep 1
 [[ $(serving_csrs) == 1 ]] || fail "a restarted agent asked again"
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "skiff agent did not exit cleanly"
+agent_pid=
+
+# The self-signed pair in --cert-dir.
+start_self_signed() {
+  "$skiff" agent --kubeconfig "$node_kc" --data-dir "$work/agent2" --run-dir "$work/run2" \
+    --image-root "$work/images" --pod-log-dir "$work/logs2" --pod-cidr 10.252.0.0/24 \
+    --bridge skiffsv1 --cgroup-parent /skiff-e2e-serving-$$ --proxy-mode none --node-ip 127.0.0.1 \
+    --kubelet-port "$port" --cert-dir "$work/certs" >>"$work/agent.log" 2>&1 &
+  agent_pid=$!
+}
+start_self_signed
+wait_eq "yes" "the self-signed kubelet.crt" bash -c "[[ -s '$work/certs/kubelet.crt' ]] && echo yes"
+made=$(openssl x509 <"$work/certs/kubelet.crt")
+wait_eq "$made" "the self-signed certificate served" served
+[[ $(stat -c %a "$work/certs/kubelet.key") == 600 ]] || fail "kubelet.key mode $(stat -c %a "$work/certs/kubelet.key")"
+host=$(hostname | tr '[:upper:]' '[:lower:]')
+info=$(served | openssl x509 -noout -subject -issuer -ext subjectAltName,extendedKeyUsage 2>/dev/null | tr '\n' ' ')
+[[ $info =~ "subject=CN = $host@"[0-9]+" " && $info =~ "issuer=CN = $host-ca@"[0-9]+" " ]] ||
+  fail "self-signed subject and issuer: $info"
+[[ $info == *"DNS:$host"* && $info == *"DNS:serve-1"* && $info == *"IP Address:127.0.0.1"* &&
+   $info == *"TLS Web Server Authentication"* ]] || fail "self-signed SANs and usage: $info"
+# kubelet.crt: the serving certificate, then the CA that signed it.
+[[ $(grep -c "BEGIN CERTIFICATE" "$work/certs/kubelet.crt") == 2 ]] || fail "kubelet.crt is not leaf + CA"
+awk '/BEGIN CERT/{n++} n==2' "$work/certs/kubelet.crt" >"$work/ca.crt"
+openssl verify -CAfile "$work/ca.crt" <(served) >/dev/null || fail "the served certificate is not signed by kubelet.crt's CA"
+grep -q "self-signed serving certificate $work/certs/kubelet.crt (made now)" "$work/agent.log" ||
+  fail "no 'made now' line"
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "skiff agent did not exit cleanly"
+start_self_signed
+wait_eq "$made" "the kept self-signed certificate served after a restart" served
+grep -q "self-signed serving certificate $work/certs/kubelet.crt (kept)" "$work/agent.log" ||
+  fail "no 'kept' line"
 kill -TERM "$agent_pid"
 wait "$agent_pid" || fail "skiff agent did not exit cleanly"
 agent_pid=

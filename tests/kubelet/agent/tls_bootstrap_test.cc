@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <thread>
@@ -605,6 +606,133 @@ TEST_F(TlsBootstrapTest, TheServingCertificateManagerHandsOverTheApprovedCertifi
     EXPECT_EQ(handed[1], handed[0]);
   }
   EXPECT_EQ(serving_csrs().size(), 1u);
+}
+
+}  // namespace
+}  // namespace skiff::kubelet
+
+namespace skiff::kubelet {
+namespace {
+
+// The kubelet API's self-signed pair (no --kubelet-cert-file, no rotation): made once in CERT_DIR
+// as the kubelet's kubelet.crt/kubelet.key, kept across restarts, made anew when unusable.
+class SelfSignedServingTest : public ::testing::Test {
+ protected:
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  static std::string read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // The PEM blocks of `pem` of type CERTIFICATE.
+  static std::vector<std::string> certificatesOf(const std::string& pem) {
+    std::vector<std::string> out;
+    const std::string begin = "-----BEGIN CERTIFICATE-----";
+    const std::string end = "-----END CERTIFICATE-----\n";
+    for (size_t at = pem.find(begin); at != std::string::npos; at = pem.find(begin, at + 1)) {
+      const size_t stop = pem.find(end, at);
+      if (stop == std::string::npos) break;
+      out.push_back(pem.substr(at, stop + end.size() - at));
+    }
+    return out;
+  }
+
+  const std::filesystem::path dir_ =
+      std::filesystem::temp_directory_path() /
+      ("skiff-self-signed-" + std::to_string(::getpid()) + "-" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+};
+
+TEST_F(SelfSignedServingTest, MadeOnceAsTheKubeletsAndKeptAcrossRestarts) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string stamp = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  const std::string cert_dir = (dir_ / "pki").string();
+  const auto made = ensureSelfSignedServingCertificate(
+      cert_dir, "node-a", {"node-a", "node-a.example"}, {"192.0.2.7"}, now);
+  EXPECT_TRUE(made.generated);
+  EXPECT_EQ(made.cert_file, cert_dir + "/kubelet.crt");
+  EXPECT_EQ(made.key_file, cert_dir + "/kubelet.key");
+  EXPECT_EQ(std::filesystem::status(made.key_file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0600));
+  EXPECT_EQ(std::filesystem::status(made.cert_file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0644));
+  const std::string pem = read(made.cert_file);
+  const auto blocks = certificatesOf(pem);
+  ASSERT_EQ(blocks.size(), 2u);  // the serving certificate, then its CA
+  const auto leaf = certificates::inspectCertificate(blocks[0]);
+  EXPECT_EQ(leaf.subject_common_name, "node-a@" + stamp);
+  EXPECT_EQ(leaf.issuer_common_name, "node-a-ca@" + stamp);
+  EXPECT_EQ(leaf.dns_names, (std::vector<std::string>{"node-a", "node-a.example"}));
+  EXPECT_EQ(leaf.ip_addresses, (std::vector<std::string>{"192.0.2.7"}));
+  EXPECT_TRUE(leaf.usages.contains("server auth"));
+  EXPECT_FALSE(leaf.usages.contains("client auth"));
+  EXPECT_FALSE(leaf.is_ca);
+  const auto from = std::chrono::duration_cast<std::chrono::seconds>(
+      (now - std::chrono::hours(1)).time_since_epoch());
+  EXPECT_LE(std::chrono::abs(std::chrono::duration_cast<std::chrono::seconds>(
+                                 leaf.not_before.time_since_epoch()) -
+                             from),
+            1s);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(leaf.not_after - leaf.not_before),
+            std::chrono::seconds(365 * 24 * 3600));
+  const auto ca = certificates::inspectCertificate(blocks[1]);
+  EXPECT_TRUE(ca.is_ca);
+  EXPECT_EQ(ca.subject_common_name, "node-a-ca@" + stamp);
+  EXPECT_TRUE(certificates::signedBy(blocks[0], blocks[1]));
+  EXPECT_NE(read(made.key_file).find("PRIVATE KEY"), std::string::npos);
+
+  // A restart: the same pair, even with another name and address (as the kubelet).
+  const auto kept = ensureSelfSignedServingCertificate(cert_dir, "node-b", {}, {"192.0.2.8"});
+  EXPECT_FALSE(kept.generated);
+  EXPECT_EQ(read(kept.cert_file), pem);
+
+  // It serves: a TLS server on the pair presents the leaf.
+  apiserver::HttpServer server({.bind_address = "127.0.0.1",
+                                .port = 0,
+                                .cert_file = made.cert_file,
+                                .key_file = made.key_file},
+                               [](const apiserver::HttpRequest&, apiserver::HttpResponse& response,
+                                  const auto&) { response.status = 200; });
+  server.start();
+  EXPECT_EQ(presentedCertificate(server.port()), blocks[0]);
+  server.stop();
+}
+
+TEST_F(SelfSignedServingTest, AnAddressForAHostIsAnIpSan) {
+  const auto made = ensureSelfSignedServingCertificate(dir_.string(), "192.0.2.9");
+  const auto leaf = certificates::inspectCertificate(read(made.cert_file));
+  EXPECT_TRUE(leaf.dns_names.empty());
+  EXPECT_EQ(leaf.ip_addresses, (std::vector<std::string>{"192.0.2.9"}));
+}
+
+TEST_F(SelfSignedServingTest, AnExpiredBrokenOrMismatchedPairIsMadeAnew) {
+  const std::string cert_dir = dir_.string();
+  const auto now = std::chrono::system_clock::now();
+  const auto first = ensureSelfSignedServingCertificate(cert_dir, "node-a", {}, {}, now);
+  const std::string first_pem = read(first.cert_file);
+  // A year and a day later it has expired.
+  const auto later = now + std::chrono::hours(24 * 366);
+  const auto renewed = ensureSelfSignedServingCertificate(cert_dir, "node-a", {}, {}, later);
+  EXPECT_TRUE(renewed.generated);
+  const std::string renewed_pem = read(renewed.cert_file);
+  EXPECT_NE(renewed_pem, first_pem);
+  EXPECT_GT(certificates::inspectCertificate(renewed_pem).not_after, later);
+
+  // A key of another pair: made anew.
+  const auto other = ensureSelfSignedServingCertificate((dir_ / "other").string(), "node-a");
+  std::filesystem::copy_file(other.key_file, renewed.key_file,
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_TRUE(ensureSelfSignedServingCertificate(cert_dir, "node-a").generated);
+  EXPECT_FALSE(ensureSelfSignedServingCertificate(cert_dir, "node-a").generated);
+
+  // A certificate file that is not one, or a missing key: made anew.
+  std::ofstream(renewed.cert_file, std::ios::trunc) << "not a certificate\n";
+  EXPECT_TRUE(ensureSelfSignedServingCertificate(cert_dir, "node-a").generated);
+  std::filesystem::remove(renewed.key_file);
+  EXPECT_TRUE(ensureSelfSignedServingCertificate(cert_dir, "node-a").generated);
+  EXPECT_FALSE(ensureSelfSignedServingCertificate(cert_dir, "node-a").generated);
+  EXPECT_THROW(ensureSelfSignedServingCertificate((dir_ / "none").string(), ""),
+               std::runtime_error);
 }
 
 }  // namespace
