@@ -281,15 +281,10 @@ bool isPrime(uint32_t n) {
 }
 
 uint32_t maglevTableSizeFor(size_t backendCount) {
-  const size_t wanted =
-      std::max<size_t>(kMaglevDefaultTableSize, backendCount > kMaglevMaxTableSize
-                                                    ? kMaglevMaxTableSize
-                                                    : backendCount * kMaglevEntriesPerBackend);
-  if (wanted >= kMaglevMaxTableSize) return kMaglevMaxTableSize;
-  auto m = static_cast<uint32_t>(wanted);
-  while (!isPrime(m))
-    ++m;  // ends at 65537 at the latest
-  return m;
+  for (uint32_t m : kMaglevTableSizeSteps) {
+    if (backendCount <= m / kMaglevEntriesPerBackend) return m;
+  }
+  return kMaglevMaxTableSize;
 }
 
 MaglevPermutation maglevPermutation(const BackendKey& key, uint32_t tableSize, uint64_t seed) {

@@ -13,6 +13,7 @@
 // largest weight takes a turn and a backend of weight w takes w / max-weight turns on average, so
 // entry counts are proportional to weights (within one entry).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -23,11 +24,17 @@
 
 namespace skiff::dataplane {
 
+// Cilium's default table size (its --bpf-lb-maglev-table-size); here the step for 82 to 163
+// backends (see maglevTableSizeFor).
 inline constexpr uint32_t kMaglevDefaultTableSize = 16381;
 inline constexpr uint32_t kMaglevMaxTableSize = 65537;
 // The table size the picker aims at: at least this many entries per backend, so that each
 // backend's share is within 1% of its ideal.
 inline constexpr uint32_t kMaglevEntriesPerBackend = 100;
+// The sizes maglevTableSizeFor() picks from: primes just below 1024 * 2^k (and the cap), so a
+// service's table keeps its size while its backend count stays within a step.
+inline constexpr std::array<uint32_t, 7> kMaglevTableSizeSteps = {1021,  2039,  4093, 8191,
+                                                                  16381, 32749, 65537};
 // A table entry that names no backend (no backend has a weight above zero).
 inline constexpr uint32_t kMaglevEmpty = UINT32_MAX;
 // Part of every table's identity: all nodes must use the same seed.
@@ -46,10 +53,14 @@ struct MaglevBackend {
 
 bool isPrime(uint32_t n);
 
-// The table size for a service of `backendCount` backends: the smallest prime that is at least
-// kMaglevDefaultTableSize and at least kMaglevEntriesPerBackend * backendCount, capped at
-// kMaglevMaxTableSize (above 655 backends the cap wins: with 1000, a share is within 1.5% of
-// M / N).
+// The table size for a service of `backendCount` backends: the smallest step of
+// kMaglevTableSizeSteps with at least kMaglevEntriesPerBackend entries per backend (1021 up to 10
+// backends, 2039 up to 20, ... 65537 up to 655; above 655 the cap wins: with 1000, a share is
+// within 1.5% of M / N). A pure function of the count, so every node picks the same size for the
+// same backends; the table keeps its size (and Maglev's small disruption) while the count stays
+// within a step, and is built anew at a step (established flows keep their backends through
+// conntrack). The cost of a table follows its size: 10,000 services of 10 backends are 10 M
+// entries, not 164 M at a fixed 16381. A size set on the service (Service::maglevTableSize) wins.
 uint32_t maglevTableSizeFor(size_t backendCount);
 
 // Builds the table of `tableSize` entries (prime, at most kMaglevMaxTableSize, at least the number

@@ -169,15 +169,15 @@ TEST(ServiceTest, ValidationTable) {
 
 TEST(ServiceTest, EffectiveMaglevTableSize) {
   Service s = webService();
-  EXPECT_EQ(effectiveMaglevTableSize(s), 16381u);
-  s.maglevTableSize = 1021;
-  EXPECT_EQ(effectiveMaglevTableSize(s), 1021u);
+  EXPECT_EQ(effectiveMaglevTableSize(s), 1021u);  // up to 10 backends
+  s.maglevTableSize = 16381;
+  EXPECT_EQ(effectiveMaglevTableSize(s), 16381u);  // the service's own size wins
   s.maglevTableSize = 0;
   s.backends.clear();
   for (uint32_t i = 0; i < 300; ++i) {
     s.backends.push_back({.address = IpAddress::v4(0x0af40000u + i + 1), .port = 8080});
   }
-  EXPECT_EQ(effectiveMaglevTableSize(s), 30011u);  // the smallest prime >= 100 * 300
+  EXPECT_EQ(effectiveMaglevTableSize(s), 32749u);  // the step for 164 to 327 backends
 }
 
 }  // namespace
