@@ -13,7 +13,8 @@ bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 # run NAME SCRIPT: runs SCRIPT (after `set -euo pipefail` and the library) as $tmp/NAME.sh; sets
 # code, out (standard output) and err (standard error).
 run() {
-  printf 'set -euo pipefail\nsource %q\n%s\n' "$lib" "$2" >"$tmp/$1.sh"
+  printf '#!/usr/bin/env bash\nset -euo pipefail\nsource %q\n%s\n' "$lib" "$2" >"$tmp/$1.sh"
+  chmod +x "$tmp/$1.sh"
   code=0
   bash "$tmp/$1.sh" >"$tmp/$1.out" 2>"$tmp/$1.err" || code=$?
   out=$(cat "$tmp/$1.out")
@@ -43,6 +44,18 @@ on_exit '"'"'[[ -d $work ]] && echo "dir still there at exit"'"'"''
 expect "workdir code" "$code" 0
 [[ $out == /tmp/skiff-e2e-libtest.*$'\n'"dir still there at exit" ]] || bad "workdir output: '$out'"
 [[ ! -e ${out%%$'\n'*} ]] || bad "the work dir was left: ${out%%$'\n'*}"
+
+# e2e_keep_work (or SKIFF_E2E_KEEP=1 from outside) keeps the work dir, and says where.
+run keep '
+e2e_workdir libtest-keep
+e2e_keep_work=1
+echo "$work"'
+[[ -d $out && $err == "kept $out" ]] || bad "e2e_keep_work: dir '$out', stderr '$err'"
+rm -rf "$out"
+code=0
+out=$(SKIFF_E2E_KEEP=1 bash -c "source '$lib'; e2e_workdir libtest-keep; echo \$work" 2>/dev/null) || code=$?
+[[ $code == 0 && -d $out ]] || bad "SKIFF_E2E_KEEP=1: exit $code, dir '$out'"
+rm -rf "$out"
 
 # fail: the message, then the diagnostics in the order registered, on standard error; exit 1; the
 # exit stack runs.
@@ -134,6 +147,19 @@ ms=$((($(date +%s%N) - start) / 1000000))
 expect "start_server of a dying server" "$code/$err" \
   "1/FAIL: skiff server exited before it was ready"$'\n'"--- server log"$'\n'"skiff server: cannot bind"
 ((ms < 5000)) || bad "a dying server took $ms ms to be noticed"
+
+# e2e_in_netns: the script runs again, once, in a network namespace of its own with only a
+# loopback, up (root only: unshare --net).
+if [[ $(id -u) == 0 ]] && command -v unshare >/dev/null; then
+  run netns "
+echo \"run \$(readlink /proc/self/ns/net)\"
+e2e_in_netns a 'b c'
+echo \"args \$*\"
+ip -o link show | awk '{print \$2, \$9}'"
+  outer=$(readlink /proc/self/ns/net)
+  [[ $code == 0 && $out == "run $outer"$'\n'"run net:"*$'\n'"args a b c"$'\n'"lo: UNKNOWN" &&
+     $(sed -n 2p <<<"$out") != "run $outer" ]] || bad "e2e_in_netns: exit $code: '$out' '$err'"
+fi
 
 # free_port: a port nothing listens on.
 run free_port 'free_port'
