@@ -41,6 +41,10 @@
 #                                server_url (https://127.0.0.1:PORT) and exports
 #                                KUBECONFIG=DATA_DIR/admin.kubeconfig.
 #   free_port                    prints a TCP port free now on every IPv4 address (0.0.0.0)
+# Images
+#   e2e_busybox_image SOURCE_DIR IMAGE_ROOT   builds the busybox test image from busybox-static
+#                                (tests/fixtures/images) in $work/layout and imports it into
+#                                IMAGE_ROOT as busybox:test
 
 e2e_tries=${e2e_tries:-200}
 e2e_keep_work=${SKIFF_E2E_KEEP:-}
@@ -180,4 +184,11 @@ start_server() {
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
+}
+
+e2e_busybox_image() {
+  "$1/tests/fixtures/images/make-busybox-image.sh" "$work/layout" test >/dev/null 2>&1 ||
+    fail "building the busybox image"
+  "$skiff" image --root "$2" import "$work/layout" --name busybox:test >/dev/null ||
+    fail "importing the image"
 }

@@ -23,10 +23,7 @@ fail_log "server log (tail)" "$work/server.log" 20
 containers() { runc --root "$work/run/runc" list -q 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//'; }
 netns_count() { find "$work/run/netns" -mindepth 1 2>/dev/null | wc -l; }
 
-"$source_dir/tests/fixtures/images/make-busybox-image.sh" "$work/layout" test >/dev/null 2>&1 ||
-  fail "building the busybox image"
-"$skiff" image --root "$work/images" import "$work/layout" --name busybox:test >/dev/null ||
-  fail "importing the image"
+e2e_busybox_image "$source_dir" "$work/images"
 
 start_server server "$work/data"
 on_exit 'stop_pids $agent_pid'
