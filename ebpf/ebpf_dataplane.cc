@@ -207,6 +207,14 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
     std::atomic<size_t> next{0};
     std::atomic<size_t> done{0};
   };
+  // Services programmed in exactly this state (a periodic full sync sends every service): their
+  // rings already hold their tables, so none is built or compared.
+  std::vector<uint8_t> keepRings(total, 0);
+  for (size_t i = 0; i < total; ++i) {
+    auto it = services_.find(upserts[i].id);
+    keepRings[i] =
+        it != services_.end() && it->second.ringsCurrent && it->second.service == upserts[i];
+  }
   std::unique_ptr<Progress[]> progress(new Progress[std::max<size_t>(chunks, 1)]);
   std::array<std::vector<Tables>, 2> slots;
   for (auto& s : slots)
@@ -219,7 +227,7 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
     Progress& p = progress[c];
     std::vector<Tables>& out = slots[c % 2];
     for (size_t i = p.next++; i < n; i = p.next++) {
-      computeTables(upserts[base + i], out[i]);
+      if (keepRings[base + i] == 0) computeTables(upserts[base + i], out[i]);
       if (++p.done == n) p.done.notify_all();
     }
   };
@@ -247,7 +255,8 @@ Status EbpfDataplane::apply(const dataplane::ServiceDelta& delta) {
       progress[c].done.wait(d);
     std::vector<Tables>& tables = slots[c % 2];
     for (size_t i = 0; i < n; ++i) {
-      programmed = program(upserts[base + i], tables[i], frontendSteps, cleanupSteps);
+      programmed = program(upserts[base + i], tables[i], keepRings[base + i] != 0, frontendSteps,
+                           cleanupSteps);
       if (!programmed.ok()) break;
     }
     consumed = c + 1;
@@ -470,7 +479,7 @@ void EbpfDataplane::computeTables(const Service& service, Tables& out) {
   }
 }
 
-Status EbpfDataplane::program(const Service& service, Tables& tables,
+Status EbpfDataplane::program(const Service& service, Tables& tables, bool keepRings,
                               std::vector<std::function<Status()>>& frontendSteps,
                               std::vector<std::function<Status()>>& cleanupSteps) {
   const std::string& id = service.id;
@@ -559,7 +568,32 @@ Status EbpfDataplane::program(const Service& service, Tables& tables,
   std::vector<uint32_t> idOf(service.backends.size(), SKIFF_ID_NONE);
   for (size_t i = 0; i < service.backends.size(); ++i)
     idOf[i] = ids.at(service.backends[i].key());
+  if (keepRings) {
+    // The rings are not rebuilt, but something else may have written into them: drift is
+    // repaired as a rebuild would have (their tables are built here, on this thread).
+    for (const auto& byScope : p.rings) {
+      for (const Ring& ring : byScope) {
+        if (ring.start != SKIFF_ID_NONE && !writer_.ringIntact(ring.start)) keepRings = false;
+      }
+    }
+    if (!keepRings) computeTables(service, tables);
+  }
+  if (!keepRings) p.ringsCurrent = false;
+  // On a failure the rings go back to the extents the frontends still name, and the new extents
+  // are given back (else a retry would find the ring memory taken by rings nothing names).
+  const Rings before = p.rings;
+  auto failRings = [&](const std::string& what) {
+    for (size_t f = 0; f < p.rings.size(); ++f) {
+      for (size_t sc = 0; sc < p.rings[f].size(); ++sc) {
+        const uint32_t now = p.rings[f][sc].start;
+        if (now != SKIFF_ID_NONE && now != before[f][sc].start) writer_.releaseRing(now);
+      }
+    }
+    p.rings = before;
+    return fail(id, what);
+  };
   for (AddressFamily fam : kFamilies) {
+    if (keepRings) break;
     for (BackendScope scope : kScopes) {
       Ring& ring = p.rings[familyIndex(fam)][scopeIndex(scope)];
       const dataplane::EligibleBackends& e = eligible[familyIndex(fam)][scopeIndex(scope)];
@@ -575,11 +609,11 @@ Status EbpfDataplane::program(const Service& service, Tables& tables,
         }
         continue;
       }
-      if (!table.status.ok()) return fail(id, table.status.message());
+      if (!table.status.ok()) return failRings(table.status.message());
       const dataplane::MaglevTable& t = table.table;
       // The table names backends by index: the ring gets their ids as it is copied.
       auto start = writer_.putRing(ring.start, t, idOf);
-      if (!start.ok()) return fail(id, start.message());
+      if (!start.ok()) return failRings(start.message());
       if (ring.start != SKIFF_ID_NONE && *start != ring.start) unusedRings.push_back(ring.start);
       ring.start = *start;
       ring.size = static_cast<uint32_t>(t.size());
@@ -678,6 +712,7 @@ Status EbpfDataplane::programFrontends(const Service& service, Programmed& p,
   }
 
   p.service = service;
+  p.ringsCurrent = true;
   return {};
 }
 

@@ -119,6 +119,9 @@ class EbpfDataplane final : public dataplane::Dataplane {
     dataplane::Service service;
     std::map<dataplane::BackendKey, uint32_t> backendIds;
     Rings rings;
+    // The rings hold the tables of `service` (false from the moment program() starts changing
+    // them until its frontends are programmed): an upsert of the same state rebuilds none.
+    bool ringsCurrent = false;
   };
 
   // What pinned maps held at create(), by service name, until apply() claims it.
@@ -143,10 +146,11 @@ class EbpfDataplane final : public dataplane::Dataplane {
   dataplane::Status purgeRecovered();
   dataplane::Status purge(RecoveredService& r);
   static void computeTables(const dataplane::Service& service, Tables& out);
-  // Backends (queued) and rings of `service`; pushes the rest (source ranges and frontends, to run
-  // once apply() has flushed the backends; then what is no longer used, once the frontends are
-  // flushed).
-  dataplane::Status program(const dataplane::Service& service, Tables& tables,
+  // Backends (queued) and rings of `service` (kept as they are if `keepRings`: the service is
+  // programmed in exactly this state and `tables` were not built); pushes the rest (source ranges
+  // and frontends, to run once apply() has flushed the backends; then what is no longer used, once
+  // the frontends are flushed).
+  dataplane::Status program(const dataplane::Service& service, Tables& tables, bool keepRings,
                             std::vector<std::function<dataplane::Status()>>& frontendSteps,
                             std::vector<std::function<dataplane::Status()>>& cleanupSteps);
   dataplane::Status programFrontends(const dataplane::Service& service, Programmed& p,

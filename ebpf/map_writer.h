@@ -56,6 +56,10 @@ class MapWriter {
   void reserveRingEntries(uint64_t entries);
   // Gives an extent back once no frontend names it; reused only after a quarantine.
   void releaseRing(uint32_t start);
+  // Whether extent `start` still holds what putRing() last wrote into it (a hash of the ring
+  // memory against the one taken at the write; false for an adopted extent, whose content was
+  // never written by this writer). One pass over the ring, no table built.
+  bool ringIntact(uint32_t start) const;
   // What extent `start` holds (empty if none).
   std::span<const uint32_t> ring(uint32_t start) const;
   uint32_t ringSize(uint32_t start) const;
@@ -137,6 +141,8 @@ class MapWriter {
   // Extents in use (start -> size as written), free extents (start -> aligned size), the bump
   // pointer past the highest extent ever handed out, and released extents in quarantine.
   std::unordered_map<uint32_t, uint32_t> extents_;
+  // Extents putRing() wrote: start -> ringHash() of what it wrote.
+  std::unordered_map<uint32_t, uint64_t> ringHashes_;
   std::map<uint32_t, uint32_t> free_;
   uint32_t top_ = SKIFF_RING_ALIGN;
   std::vector<Quarantined> quarantine_;

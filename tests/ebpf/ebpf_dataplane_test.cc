@@ -298,6 +298,88 @@ TEST(EbpfDataplaneRingMemory, TableOfIndicesIsWrittenAsIds) {
   EXPECT_EQ(writer.ringsInUse(), 1u);
 }
 
+// A resync of the same state builds no table, but a ring something else wrote into is found (its
+// hash no longer matches) and rewritten as a rebuild would: the frontends get the service's table
+// back.
+TEST_F(EbpfDataplaneTest, ResyncRepairsARingSomethingElseWrote) {
+  apply({web()});
+  const uint32_t start = ringStartOf(*dp_, web().frontends[0].key);
+  ASSERT_NE(start, 0u);
+  EXPECT_TRUE(dp_->writer().ringIntact(start));
+  const std::span<const uint32_t> ring = dp_->writer().ring(start);
+  const std::vector<uint32_t> good(ring.begin(), ring.end());
+  apply({web()}, {}, true);
+  EXPECT_EQ(ringStartOf(*dp_, web().frontends[0].key), start) << "same state, same ring";
+
+  const uint32_t first = dp_->backendId("default/web:http", web().backends[0].key());
+  skiff_ring_block bogus{};
+  for (uint32_t& id : bogus.backend_id)
+    id = first;
+  ASSERT_FALSE(std::equal(good.begin(), good.begin() + SKIFF_RING_ALIGN, bogus.backend_id));
+  const uint32_t block = start / SKIFF_RING_ALIGN;
+  ASSERT_EQ(bpf_map_update_elem(dp_->maps().rings, &block, &bogus, BPF_ANY), 0);
+  ASSERT_EQ(dp_->writer().ring(start)[0], first) << "the mapping shows the other write";
+  EXPECT_FALSE(dp_->writer().ringIntact(start));
+
+  apply({web()}, {}, true);
+  const uint32_t repaired = ringStartOf(*dp_, web().frontends[0].key);
+  ASSERT_NE(repaired, 0u);
+  EXPECT_EQ(ringStartOf(*dp_, web().frontends[1].key), repaired);
+  const std::span<const uint32_t> now = dp_->writer().ring(repaired);
+  EXPECT_EQ(std::vector<uint32_t>(now.begin(), now.end()), good);
+  EXPECT_TRUE(dp_->writer().ringIntact(repaired));
+  EXPECT_EQ(dp_->writer().failedUpdates(), 0u);
+}
+
+// A ring change that fails half way (the IPv4 ring written, no room for the IPv6 one) leaves the
+// rings the frontends name and gives the new extent back: the service's previous state programs
+// again without room for more.
+TEST(EbpfDataplaneRingMemory, FailedRingChangeKeepsTheRingsTheFrontendsName) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+  EbpfDataplaneOptions options;
+  options.load.fwdMode = SKIFF_FWD_TX;
+  options.load.frontends = 64;
+  options.load.services = 16;
+  options.load.backends = 64;
+  options.load.rings = 3;  // the two rings and one more
+  options.load.conntrack = 1024;
+  options.load.withSocketLb = false;
+  auto created = EbpfDataplane::create(options);
+  ASSERT_TRUE(created.ok()) << created.message();
+  EbpfDataplane& dp = **created;
+  Service dual = web();
+  dual.frontends.push_back({{ip("fd00:96::10"), 80, L4Protocol::kTcp}, FrontendKind::kClusterIP});
+  dual.backends.push_back(Backend{.address = ip("fd00:1::1"), .port = 8080});
+  dual.backends.push_back(Backend{.address = ip("fd00:1::2"), .port = 8080});
+  ServiceDelta d;
+  d.upserted = {dual};
+  ASSERT_TRUE(dp.apply(d).ok());
+  ASSERT_EQ(dp.writer().ringsInUse(), 2u);
+  const uint32_t v4 = ringStartOf(dp, dual.frontends[0].key);
+  const uint32_t v6 = ringStartOf(dp, dual.frontends[2].key);
+  ASSERT_NE(v4, 0u);
+  ASSERT_NE(v6, 0u);
+  ASSERT_NE(v4, v6);
+
+  Service resized = dual;
+  resized.maglevTableSize = 241;  // both rings change size: no rewrite in place
+  d.upserted = {resized};
+  const auto st = dp.apply(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("no room for a Maglev ring"), std::string::npos) << st.message();
+  EXPECT_EQ(ringStartOf(dp, dual.frontends[0].key), v4);
+  EXPECT_EQ(ringStartOf(dp, dual.frontends[2].key), v6);
+
+  d.upserted = {dual};
+  const auto again = dp.apply(d);
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(ringStartOf(dp, dual.frontends[0].key), v4);
+  EXPECT_EQ(ringStartOf(dp, dual.frontends[2].key), v6);
+  EXPECT_EQ(dp.writer().ringSize(v4), 251u);
+  EXPECT_EQ(dp.writer().ringSize(v6), 251u);
+  EXPECT_EQ(dp.writer().ringsInUse(), 2u);
+}
+
 // A delta of many services (computed in chunks by several threads, programmed while the next
 // chunk is computed) programs every service's ring as its own Maglev table of its backends' ids,
 // and a second full sync of the same services writes nothing.
