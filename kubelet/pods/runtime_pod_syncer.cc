@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <list>
 #include <semaphore>
 #include <set>
@@ -124,6 +125,9 @@ struct RuntimePodSyncer::PodEntry {
   std::string uid, ns, name;
   bool sandbox_ready = false;
   bool sandbox_checked = false;  // setUp() ran in this process (it re-finds after a restart)
+  // The pod cgroup was written in this process; `cgroup_dirs` are the directories it made.
+  bool cgroup_applied = false;
+  std::vector<std::string> cgroup_dirs;
   std::string ip, netns_path;
   int64_t start_ns = 0;
   std::string phase;
@@ -180,6 +184,7 @@ class PodWorker {
 
   ContainerStatus observe(const ContainerRecord& rec);
   bool ensureSandbox();
+  bool ensurePodCgroup();
   bool runInitContainers();
   void syncContainer(const core::Container& c, ContainerRecord& rec, const std::string& field);
   bool restartOrBackOff(const core::Container& c, ContainerRecord& rec, const ContainerStatus& st,
@@ -365,6 +370,48 @@ bool PodWorker::ensureSandbox() {
   } catch (const std::exception& ex) {
     event("Warning", "FailedCreatePodSandBox",
           std::string("Failed to create pod sandbox: ") + ex.what());
+    resyncWithin(s_.options_.backoff_base);
+    return false;
+  }
+}
+
+bool PodWorker::ensurePodCgroup() {
+  if (e_.cgroup_applied) {
+    bool present = true;
+    std::error_code ec;
+    for (const auto& dir : e_.cgroup_dirs)
+      present = present && fs::is_directory(dir, ec);
+    if (present) return true;
+  }
+  try {
+    const PodResourceConfig config = podResourceConfig(pod_->spec(), s_.options_.pod_max_pids);
+    std::vector<CgroupHierarchy> hierarchies;
+    {
+      std::lock_guard<std::mutex> lock(s_.cgroups_mu_);
+      if (!s_.cgroup_hierarchies_) {
+        s_.cgroup_hierarchies_ = discoverCgroupHierarchies(s_.options_.cgroup_root);
+      }
+      hierarchies = *s_.cgroup_hierarchies_;
+    }
+    const std::string name = "pod" + key();
+    const PodCgroupResult applied =
+        applyPodCgroup(hierarchies, s_.options_.cgroup_parent, name, config);
+    {
+      std::lock_guard<std::mutex> lock(s_.cgroups_mu_);
+      for (const auto& c : applied.unsupported) {
+        if (s_.cgroup_unsupported_logged_.insert(c).second) {
+          std::cerr << "skiff agent: pod cgroups: no " << c << " controller below "
+                    << s_.options_.cgroup_root << s_.options_.cgroup_parent
+                    << ", pods get no pod-level " << c << " limits" << std::endl;
+        }
+      }
+    }
+    e_.cgroup_dirs = applied.dirs;
+    e_.cgroup_applied = true;
+    return true;
+  } catch (const std::exception& ex) {
+    event("Warning", "FailedCreatePodContainer",
+          std::string("unable to ensure pod container exists: ") + ex.what());
     resyncWithin(s_.options_.backoff_base);
     return false;
   }
@@ -582,6 +629,8 @@ std::optional<images::ImageInfo> PodWorker::ensureImage(const core::Container& c
 bool PodWorker::startContainer(const core::Container& c, ContainerRecord& rec,
                                const std::string& field) {
   if (inStartBackOff(rec)) return false;
+  // runc would make a pod cgroup that went missing without the pod's limits.
+  if (!ensurePodCgroup()) return false;
   const std::optional<images::ImageInfo> image = ensureImage(c, rec);
   if (!image) return false;
   rec.image_name = image->name;
@@ -1008,7 +1057,7 @@ PodSyncResult PodWorker::sync() {
   for (const auto& c : spec.containers())
     e_.containers[c.name()].name = c.name();
   const bool terminal = e_.phase == "Succeeded" || e_.phase == "Failed";
-  if (!terminal && ensureSandbox()) {
+  if (!terminal && ensureSandbox() && ensurePodCgroup()) {
     bool volumes_ok = true;
     try {
       volumes_ = s_.volumes_.setUp(*pod_, podDir());

@@ -5,11 +5,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "kubelet/images/image_manager.h"
 #include "kubelet/network/pod_network.h"
+#include "kubelet/pods/pod_cgroup.h"
 #include "kubelet/pods/pod_syncer.h"
 #include "kubelet/pods/service_env.h"
 #include "kubelet/prober/prober.h"
@@ -30,7 +33,10 @@
 //   LOG_DIR/<ns>_<name>_<uid>/<container>/<restartCount>.log   CRI-format logs
 //
 // Container ids are "<uid>_<container name>_<attempt>", cgroups
-// "<cgroup parent>/pod<uid>/<container id>" in every hierarchy.
+// "<cgroup parent>/pod<uid>/<container id>" in every hierarchy. The pod cgroup
+// "<cgroup parent>/pod<uid>" is made before the pod's first container and carries the pod's
+// resource config (pod_cgroup.h); it is written again after a restart of the syncer and whenever
+// it went missing before a container starts.
 
 namespace skiff::kubelet {
 
@@ -43,6 +49,8 @@ struct RuntimePodSyncerOptions {
   std::string log_dir = "/var/log/pods";
   std::string cgroup_parent = "/skiff";
   std::string cgroup_root = "/sys/fs/cgroup";  // where the hierarchies are mounted
+  // pids.max of each pod cgroup (the kubelet's --pod-max-pids); <= 0: unlimited.
+  int64_t pod_max_pids = -1;
   // imagePullPolicy for containers that give none; "" = Kubernetes' default (Always for :latest).
   std::string default_pull_policy;
   // Kubernetes' container restart back-off, and the same for image pulls.
@@ -117,6 +125,11 @@ class RuntimePodSyncer final : public PodSyncer {
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<PodEntry>> pods_;
+  // The cgroup hierarchies below cgroup_root, found at the first pod cgroup, and the controllers
+  // already logged as unsupported (each once).
+  std::mutex cgroups_mu_;
+  std::optional<std::vector<CgroupHierarchy>> cgroup_hierarchies_;
+  std::set<std::string> cgroup_unsupported_logged_;
 };
 
 }  // namespace skiff::kubelet
