@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "control/apiserver/process_metrics.h"
+
 namespace skiff::apiserver {
 namespace {
 
@@ -164,6 +166,7 @@ std::string Metrics::render() const {
     out += "apiserver_watch_cache_events_received_total{" + label("resource", resource) + "} " +
            std::to_string(n) + "\n";
   }
+  renderProcessMetrics(out);
   return out;
 }
 

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -123,6 +127,62 @@ TEST(Metrics, RendersCountersHistogramsAndGauges) {
   EXPECT_EQ(Metrics::requestBuckets().size(), 23u);
   EXPECT_EQ(Metrics::requestBuckets().front(), 0.005);
   EXPECT_EQ(Metrics::requestBuckets().back(), 60);
+}
+
+// The process collector's figures agree with /proc, and (on jemalloc) the allocator's live bytes
+// follow an allocation.
+TEST(Metrics, RendersProcessAndAllocatorMetrics) {
+  Metrics metrics;
+  Exposition before = parse(metrics.render());
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_start_time_seconds",
+                           "process_open_fds", "process_max_fds", "skiff_process_threads"}) {
+    EXPECT_GE(before.value(name, {}), 0) << name;
+  }
+  EXPECT_EQ(before.types["process_cpu_seconds_total"], "counter");
+  EXPECT_EQ(before.types["process_resident_memory_bytes"], "gauge");
+  long pages = 0, resident = 0;
+  {
+    std::ifstream statm("/proc/self/statm");
+    statm >> pages >> resident;
+  }
+  const double rss = static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  EXPECT_NEAR(before.value("process_resident_memory_bytes", {}), rss, rss / 2);
+  const double now = static_cast<double>(std::time(nullptr));
+  EXPECT_LE(before.value("process_start_time_seconds", {}), now + 1);
+  EXPECT_GT(before.value("process_start_time_seconds", {}), now - 3600);
+  EXPECT_GE(before.value("skiff_process_threads", {}), 1);
+
+  // Two more descriptors are two more open fds.
+  const int a = ::dup(0);
+  const int b = ::dup(0);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  Exposition opened = parse(metrics.render());
+  EXPECT_EQ(opened.value("process_open_fds", {}), before.value("process_open_fds", {}) + 2);
+  ::close(a);
+  ::close(b);
+
+  auto block = std::make_unique<char[]>(64u << 20);
+  std::memset(block.get(), 1, 64u << 20);
+  Exposition after = parse(metrics.render());
+#if SKIFF_TEST_ON_JEMALLOC
+  for (const char* name : {"skiff_allocator_allocated_bytes", "skiff_allocator_active_bytes",
+                           "skiff_allocator_metadata_bytes", "skiff_allocator_resident_bytes",
+                           "skiff_allocator_mapped_bytes", "skiff_allocator_retained_bytes"}) {
+    EXPECT_GT(after.value(name, {}), 0) << name;
+  }
+  EXPECT_GE(after.value("skiff_allocator_allocated_bytes", {}) -
+                before.value("skiff_allocator_allocated_bytes", {}),
+            60u << 20);
+  EXPECT_GE(after.value("skiff_allocator_active_bytes", {}),
+            after.value("skiff_allocator_allocated_bytes", {}));
+#else
+  EXPECT_EQ(after.types.count("skiff_allocator_allocated_bytes"), 0u);
+#endif
+  EXPECT_GE(after.value("process_resident_memory_bytes", {}) -
+                before.value("process_resident_memory_bytes", {}),
+            60u << 20);
 }
 
 // The Event TTL store sits under the metrics wrapper: lease calls must reach the real store (the
