@@ -78,6 +78,7 @@ struct AgentFlags {
   std::string proxy_metrics_bind = "127.0.0.1:10249";
   std::string proxy_healthz_bind = "0.0.0.0:10256";
   std::string cgroup_parent = "/skiff";
+  int64_t pod_max_pids = -1;  // pids.max of each pod cgroup; <= 0: unlimited
   // The eBPF data path pins its maps and links here, so a restarted agent keeps serving with the
   // same tables and `skiff lb` can read them; empty: nothing pinned.
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
@@ -432,6 +433,7 @@ struct RealNode {
     o.root_dir = flags.data_dir;
     o.log_dir = flags.log_dir;
     o.cgroup_parent = flags.cgroup_parent;
+    o.pod_max_pids = flags.pod_max_pids;
     o.services = [this](const std::string& ns) { return services(ns); };
     return std::make_unique<kubelet::RuntimePodSyncer>(o, store, runtime, *network,
                                                        &cached_fetcher);
@@ -770,6 +772,9 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--cgroup-parent", flags->cgroup_parent,
                   "The pods' cgroup parent, under the cgroup v2 mount (the socket LB attaches "
                   "there, never to the root cgroup)")
+      ->capture_default_str();
+  cmd->add_option("--pod-max-pids", flags->pod_max_pids,
+                  "The most processes a pod's cgroup may hold (pids.max; -1: unlimited)")
       ->capture_default_str();
   cmd->add_option("--bpf-pin-dir", flags->bpf_pin_dir,
                   "Where the eBPF data path pins its maps and links (kept across restarts; "
