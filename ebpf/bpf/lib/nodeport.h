@@ -62,6 +62,8 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 	struct skiff_ct_entry *ct;
 	struct skiff_ct_pos pos = {};
 	struct skiff_backend *be = NULL;
+	struct skiff_svc_stats *svc_stats;
+	struct skiff_be_stats *be_stats = NULL;
 	__u64 now = skiff_now();
 	__u32 backend_id = SKIFF_ID_NONE, first;
 	__u64 hash = 0;
@@ -93,7 +95,7 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 
 	if (!skiff_source_allowed(svc, key->family, key->saddr))
 		return skiff_count_drop(svc->svc_id, SKIFF_DROP_SOURCE_RANGE);
-	skiff_prefetch_svc_stats(svc->svc_id);
+	svc_stats = skiff_prefetch_svc_stats(svc->svc_id);
 	/* A TCP SYN is nearly always a new flow: start loading its ring entry now, while the
 	 * conntrack bucket is still on its way, instead of after the lookup missed (two cold misses
 	 * one after the other). Other packets are mostly established and do not touch the ring. */
@@ -110,7 +112,7 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 	    !skiff_ct_reopened(ct, key->proto, tcp_flags)) {
 		/* Established: keep the backend while it is listed (terminating ones drain); UDP
 		 * leaves a backend that stopped serving (dataplane::establishedFlow). */
-		skiff_prefetch_be_stats(ct->backend_id);
+		be_stats = skiff_prefetch_be_stats(ct->backend_id);
 		be = skiff_listed_backend(ct->backend_id, svc->svc_id, key->family);
 		if (be && key->proto == IPPROTO_UDP &&
 		    !(be->flags & (SKIFF_BE_F_READY | SKIFF_BE_F_SERVING)))
@@ -136,7 +138,7 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 		backend_id = skiff_affinity_get(svc, &akey, origin, now);
 		if (backend_id == SKIFF_ID_NONE)
 			backend_id = skiff_maglev_pick(svc, origin, hash ? hash : skiff_flow_hash(key));
-		skiff_prefetch_be_stats(backend_id);
+		be_stats = skiff_prefetch_be_stats(backend_id);
 		be = skiff_listed_backend(backend_id, svc->svc_id, key->family);
 		if (!be)
 			return skiff_count_drop(svc->svc_id, SKIFF_DROP_NO_BACKEND);
@@ -149,7 +151,7 @@ static __always_inline int skiff_np_decide(struct skiff_ct_key *key, __u8 tcp_fl
 	skiff_memcpy(nat->addr, be->addr, 16);
 	nat->port = be->port;
 	nat->rewrite_src = 0;
-	skiff_count_forward(svc->svc_id, backend_id, bytes, new_flow);
+	skiff_count_forward_to(svc_stats, be_stats, bytes, new_flow);
 	/* DSR: a backend on another node gets the client's packet as it is (the node-local logic,
 	 * and so every local backend, stays with DNAT). */
 	if (skiff_cfg_lb_mode == SKIFF_LB_DSR && key->family == SKIFF_AF_INET &&

@@ -50,9 +50,10 @@ static __always_inline void skiff_count_forward(__u32 svc_id, __u32 backend_id, 
 	}
 }
 
-/* Start loading the counters skiff_count_forward will add to (loads not waited for), so that
- * their cache misses overlap the lookups in between instead of coming last. */
-static __always_inline void skiff_prefetch_svc_stats(__u32 svc_id)
+/* The counters skiff_count_forward_to adds to, their loads started (not waited for) so that
+ * their cache misses overlap the lookups in between instead of coming last; the pointers are
+ * kept, so the counting does not look them up again. */
+static __always_inline struct skiff_svc_stats *skiff_prefetch_svc_stats(__u32 svc_id)
 {
 	struct skiff_svc_stats *s = bpf_map_lookup_elem(&skiff_svc_stats, &svc_id);
 
@@ -61,9 +62,10 @@ static __always_inline void skiff_prefetch_svc_stats(__u32 svc_id)
 
 		asm volatile("" : : "r"(w));
 	}
+	return s;
 }
 
-static __always_inline void skiff_prefetch_be_stats(__u32 backend_id)
+static __always_inline struct skiff_be_stats *skiff_prefetch_be_stats(__u32 backend_id)
 {
 	struct skiff_be_stats *b = bpf_map_lookup_elem(&skiff_be_stats, &backend_id);
 
@@ -71,6 +73,24 @@ static __always_inline void skiff_prefetch_be_stats(__u32 backend_id)
 		__u64 w = b->packets;
 
 		asm volatile("" : : "r"(w));
+	}
+	return b;
+}
+
+/* skiff_count_forward with the counters already looked up (either may be NULL). */
+static __always_inline void skiff_count_forward_to(struct skiff_svc_stats *s,
+						   struct skiff_be_stats *b, __u64 bytes,
+						   bool new_flow)
+{
+	if (s) {
+		s->packets += 1;
+		s->bytes += bytes;
+		s->new_flows += new_flow;
+	}
+	if (b) {
+		b->packets += 1;
+		b->bytes += bytes;
+		b->new_flows += new_flow;
 	}
 }
 
