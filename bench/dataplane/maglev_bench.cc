@@ -53,6 +53,7 @@ void BM_MaglevBuild(benchmark::State& state) {
 }
 BENCHMARK(BM_MaglevBuild)
     ->ArgNames({"M", "N"})
+    ->Args({1021, 10})
     ->Args({16381, 10})
     ->Args({16381, 100})
     ->Args({16381, 1000})
@@ -86,6 +87,7 @@ void BM_MaglevBuildDistinctSets(benchmark::State& state) {
 }
 BENCHMARK(BM_MaglevBuildDistinctSets)
     ->ArgNames({"M", "N"})
+    ->Args({1021, 10})  // the size maglevTableSizeFor(10) picks
     ->Args({16381, 10})
     ->Args({16381, 100})
     ->Args({65537, 1000})

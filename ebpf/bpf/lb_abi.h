@@ -36,7 +36,8 @@
  * writes rings with memcpy, no syscall per ring and no map-in-map update, each of which waited for
  * an RCU grace period). Each ring is an extent [ring_start, ring_start + ring_size) handed out by
  * the writer's extent allocator; entries 0..SKIFF_RING_ALIGN-1 are never handed out, so
- * ring_start 0 means none. Ring sizes are primes up to 65537 (default 16381), so extents are
+ * ring_start 0 means none. Ring sizes are primes up to 65537 (by default a step of
+ * dataplane::maglevTableSizeFor(), 1021 for up to 10 backends), so extents are
  * variable-sized rather than fixed slots of the largest size. A ring that changes is written whole
  * into a free extent, then the frontends are pointed at it (one map update each: a packet sees the
  * old ring or the new one, never a mix), then the old extent is released; released extents are
