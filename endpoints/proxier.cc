@@ -126,7 +126,13 @@ SyncResult Proxier::sync() {
       ptrs.reserve(slices.size());
       for (const auto& s : slices)
         ptrs.push_back(s.get());
-      translated.emplace(key, translate(*it->second, ptrs, node));
+      auto t = translated.emplace(key, translate(*it->second, ptrs, node)).first;
+      if (options_.maglevTableSize != 0 && t->second.ok()) {
+        for (dataplane::Service& s : t->second->services) {
+          if (s.backends.size() <= options_.maglevTableSize)
+            s.maglevTableSize = options_.maglevTableSize;
+        }
+      }
     }
     // Whether `holder`, a changed service, keeps frontend `f` after this sync (its new state has
     // it, or its new state is refused and its programmed one has it).

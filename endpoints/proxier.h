@@ -46,6 +46,12 @@ struct ProxierOptions {
   // NodePort addresses; empty: the Node's InternalIP and ExternalIP addresses (and until the
   // Node is known, or if it has none, the unspecified address).
   std::vector<dataplane::IpAddress> nodePortAddresses;
+  // The Maglev table size of every service (`skiff agent --lb-maglev-table-size`, Cilium's
+  // --bpf-lb-maglev-table-size): a prime up to dataplane::kMaglevMaxTableSize. A service with more
+  // backends than that gets the size for its backend count instead (a table cannot hold fewer
+  // entries than backends). 0: every service's size follows its backend count
+  // (dataplane::maglevTableSizeFor).
+  uint32_t maglevTableSize = 0;
   // A full replaceAll sync at least this often.
   std::chrono::milliseconds fullSyncPeriod{std::chrono::seconds(30)};
   // The wall clock (trigger times are wall-clock times); tests set it.

@@ -34,6 +34,7 @@
 #include "control/client/informer.h"
 #include "control/client/kubeconfig.h"
 #include "control/client/rest_client.h"
+#include "dataplane/maglev.h"
 #include "endpoints/http_server.h"
 #include "endpoints/node_proxier.h"
 #include "kubelet/agent/agent.h"
@@ -82,8 +83,10 @@ struct AgentFlags {
   // The eBPF data path pins its maps and links here, so a restarted agent keeps serving with the
   // same tables and `skiff lb` can read them; empty: nothing pinned.
   std::string bpf_pin_dir = "/sys/fs/bpf/skiff";
-  // Kernel memory for the Maglev rings (preallocated; 64 KiB per default-size ring).
+  // Kernel memory for the Maglev rings (preallocated; 4 KiB per ring of up to 10 backends).
   uint32_t lb_ring_memory_mb = 64;
+  // The Maglev table size of every service (a prime up to 65537); 0: by backend count.
+  uint32_t lb_maglev_table_size = 0;
   // Interfaces whose NodePort/externalIP/LoadBalancer traffic the eBPF LB translates, and how:
   // "xdp" (native), "tc" (ingress + egress) or "auto" (native XDP, else tc).
   std::vector<std::string> lb_nodeport_devices;
@@ -357,6 +360,14 @@ class NodeProxy {
     informers_ = std::make_unique<client::SharedInformerFactory>(client);
     endpoints::NodeProxierOptions proxier;
     proxier.proxier.nodeName = node_name;
+    if (flags.lb_maglev_table_size != 0 &&
+        (flags.lb_maglev_table_size > dataplane::kMaglevMaxTableSize ||
+         !dataplane::isPrime(flags.lb_maglev_table_size))) {
+      throw std::runtime_error("--lb-maglev-table-size " +
+                               std::to_string(flags.lb_maglev_table_size) +
+                               " is not a prime up to 65537 (or 0: by backend count)");
+    }
+    proxier.proxier.maglevTableSize = flags.lb_maglev_table_size;
     proxier.metricsBindAddress = bindAddressOrOff(flags.proxy_metrics_bind);
     proxier.healthzBindAddress = bindAddressOrOff(flags.proxy_healthz_bind);
     proxier_ = std::make_unique<endpoints::NodeProxier>(*informers_, *dataplane_, proxier);
@@ -781,9 +792,15 @@ void addAgentCommand(CLI::App& app, int& exit_code) {
                   "skiff lb reads them; skiff cleanup removes them)")
       ->capture_default_str();
   cmd->add_option("--lb-ring-memory-mb", flags->lb_ring_memory_mb,
-                  "Kernel memory for the eBPF data path's Maglev rings, preallocated (64 KiB per "
-                  "service ring of the default size 16381; 64 MiB: about 1,000 services)")
+                  "Kernel memory for the eBPF data path's Maglev rings, preallocated (4 KiB per "
+                  "ring of a service of up to 10 backends, 64 KiB at 82 to 163 backends)")
       ->check(CLI::Range(1, 8192))
+      ->capture_default_str();
+  cmd->add_option("--lb-maglev-table-size", flags->lb_maglev_table_size,
+                  "Maglev table size of every service, a prime up to 65537 (Cilium's "
+                  "--bpf-lb-maglev-table-size; e.g. 16381); services with more backends, and all "
+                  "of them with 0, get the size for their backend count (1021 up to 10 backends, "
+                  "2039, 4093, 8191, 16381, 32749, 65537). Every node must use the same value")
       ->capture_default_str();
   cmd->add_option("--lb-nodeport-devices", flags->lb_nodeport_devices,
                   "Interfaces whose NodePort, externalIP and LoadBalancer traffic the eBPF data "

@@ -151,6 +151,27 @@ TEST_F(ProxierTest, OnlyChangedServicesAreProgrammed) {
   EXPECT_EQ(p.programmed().size(), 1u);
 }
 
+// A configured Maglev table size goes on every service whose backends fit in it; the others, and
+// every service without one configured, get 0 (the data path sizes them by backend count).
+TEST_F(ProxierTest, ConfiguredMaglevTableSizeGoesOnServicesThatFit) {
+  for (uint32_t configured : {0u, 3u}) {
+    deltas_.clear();
+    ProxierOptions options;
+    options.maglevTableSize = configured;
+    Proxier p = make(options);
+    synced(p);
+    p.onServiceAdd(svc("a", "10.96.0.1"));
+    p.onServiceAdd(svc("b", "10.96.0.2"));
+    p.onSliceUpdate(slice("a", "a-1", {"10.0.0.1", "10.0.0.2"}), false);
+    p.onSliceUpdate(slice("b", "b-1", {"10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"}), false);
+    ASSERT_TRUE(p.sync().ok);
+    ASSERT_EQ(deltas_.size(), 1u);
+    ASSERT_THAT(ids(deltas_[0].upserted), ElementsAre("default/a:http", "default/b:http"));
+    EXPECT_EQ(deltas_[0].upserted[0].maglevTableSize, configured);
+    EXPECT_EQ(deltas_[0].upserted[1].maglevTableSize, 0u) << "4 backends do not fit in 3 entries";
+  }
+}
+
 TEST_F(ProxierTest, BadServiceKeepsLastGoodProgrammingOthersUnaffected) {
   Proxier p = make();
   synced(p);
