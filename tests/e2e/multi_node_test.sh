@@ -568,6 +568,13 @@ PY
     fail "daemonset status: $(kc get daemonset node-httpd -o jsonpath='{.status}')"
   echo "[$driver] DaemonSet: one Ready pod on each Ready node ($ds_nodes)"
   echo "[$driver] memory RSS with this cluster (6 web + 3 StatefulSet + 3 DaemonSet pods, a finished Job): server $(rss_mb "$server_pid") MB, agents node1 $(rss_mb "${agent_pid[1]}") MB, node2 $(rss_mb "${agent_pid[2]}") MB, node3 $(rss_mb "${agent_pid[3]}") MB"
+  # Issue #12's targets for this cluster: server <= 150 MB, each agent <= 50 MB.
+  awk -v rss="$(rss_mb "$server_pid")" 'BEGIN { exit !(rss <= 150) }' ||
+    fail "server RSS $(rss_mb "$server_pid") MB is over 150 MB"
+  for i in "${nodes[@]}"; do
+    awk -v rss="$(rss_mb "${agent_pid[$i]}")" 'BEGIN { exit !(rss <= 50) }' ||
+      fail "node$i agent RSS $(rss_mb "${agent_pid[$i]}") MB is over 50 MB"
+  done
   kc delete -f "$work/workloads.yaml" >"$work/delete.out" || fail "delete -f workloads.yaml: $(cat "$work/delete.out")"
   for label in app=web-sts app=count app=node-httpd; do wait_gone "$label"; done
 
