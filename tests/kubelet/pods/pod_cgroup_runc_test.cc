@@ -23,6 +23,7 @@
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
+#include "tests/kubelet/runc_fixture.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -30,14 +31,7 @@ namespace fs = std::filesystem;
 namespace core = api::core::v1;
 using namespace std::chrono_literals;
 
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using runc_fixture::readFile;
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
@@ -113,21 +107,12 @@ const core::ContainerStatus* statusOf(const PodSyncResult& r, const std::string&
 class PodCgroupRuncTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) {
-      skip_ = "needs root (runc, network namespaces, cgroups)";
-      return;
-    }
-    if (!sh("command -v runc") || !sh("command -v umoci") || !fs::exists("/bin/busybox")) {
-      skip_ = "needs runc, umoci and busybox-static";
-      return;
-    }
+    skip_ = runc_fixture::skipReason("runc, network namespaces, cgroups");
+    if (!skip_.empty()) return;
     char tmpl[] = "/tmp/skiff-podcgroup-runc-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    const std::string script =
-        std::string(SKIFF_SOURCE_DIR) + "/tests/fixtures/images/make-busybox-image.sh";
-    ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
-    store_ = new images::ImageStore(dir_ + "/images");
-    store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
+    ASSERT_TRUE(runc_fixture::makeBusyboxLayout(dir_));
+    store_ = runc_fixture::importBusybox(dir_);
   }
   static void TearDownTestSuite() {
     delete store_;
@@ -138,26 +123,15 @@ class PodCgroupRuncTest : public ::testing::Test {
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
     test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::create_directories(test_dir_ + "/netns");
     node_ = test_dir_ + "/node";
-    network::createNetns(node_);
-    network::PodNetworkOptions net;
-    net.pod_cidr = "10.252.11.0/24";
-    net.node_netns = node_;
-    net.netns_dir = test_dir_ + "/netns";
-    net.ipam_dir = test_dir_ + "/ipam";
-    network_ = std::make_unique<network::PodNetworkManager>(net);
+    network_ = runc_fixture::nodeNetwork(test_dir_, node_, "10.252.11.0/24");
     cgroup_parent_ = "/skiff-test-cg-" + std::to_string(::getpid());
     makeSyncer();
   }
 
   void makeSyncer() {
     syncer_.reset();
-    RuncOptions runc;
-    runc.root = test_dir_ + "/runc";
-    runc.state_dir = test_dir_ + "/containers";
-    runc.shim = SKIFF_SHIM_PATH;
-    runtime_ = std::make_unique<RuncRuntime>(runc);
+    runtime_ = runc_fixture::runcRuntime(test_dir_ + "/runc", test_dir_ + "/containers");
     RuntimePodSyncerOptions o;
     o.node_name = "node-1";
     o.host_ip = "10.252.11.1";

@@ -18,6 +18,7 @@
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
+#include "tests/kubelet/runc_fixture.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -25,14 +26,7 @@ namespace fs = std::filesystem;
 namespace core = api::core::v1;
 using namespace std::chrono_literals;
 
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using runc_fixture::readFile;
 
 template <class T>
 T fromYaml(const std::string& yaml) {
@@ -91,21 +85,12 @@ class ConfigMaps final : public volumes::VolumeSourceFetcher {
 class RuntimePodSyncerRuncTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) {
-      skip_ = "needs root (runc, network namespaces, mounts)";
-      return;
-    }
-    if (!sh("command -v runc") || !sh("command -v umoci") || !fs::exists("/bin/busybox")) {
-      skip_ = "needs runc, umoci and busybox-static";
-      return;
-    }
+    skip_ = runc_fixture::skipReason("runc, network namespaces, mounts");
+    if (!skip_.empty()) return;
     char tmpl[] = "/tmp/skiff-podsyncer-runc-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    const std::string script =
-        std::string(SKIFF_SOURCE_DIR) + "/tests/fixtures/images/make-busybox-image.sh";
-    ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
-    store_ = new images::ImageStore(dir_ + "/images");
-    store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
+    ASSERT_TRUE(runc_fixture::makeBusyboxLayout(dir_));
+    store_ = runc_fixture::importBusybox(dir_);
   }
   static void TearDownTestSuite() {
     delete store_;
@@ -116,15 +101,8 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
     test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::create_directories(test_dir_ + "/netns");
     node_ = test_dir_ + "/node";
-    network::createNetns(node_);
-    network::PodNetworkOptions net;
-    net.pod_cidr = "10.252.9.0/24";
-    net.node_netns = node_;
-    net.netns_dir = test_dir_ + "/netns";
-    net.ipam_dir = test_dir_ + "/ipam";
-    network_ = std::make_unique<network::PodNetworkManager>(net);
+    network_ = runc_fixture::nodeNetwork(test_dir_, node_, "10.252.9.0/24");
     // A parent of its own at the top, so that removing it leaves nothing of the test behind.
     cgroup_parent_ = "/skiff-test-" + std::to_string(::getpid());
     makeSyncer();
@@ -132,11 +110,7 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
 
   void makeSyncer() {
     syncer_.reset();
-    RuncOptions runc;
-    runc.root = test_dir_ + "/runc";
-    runc.state_dir = test_dir_ + "/containers";
-    runc.shim = SKIFF_SHIM_PATH;
-    runtime_ = std::make_unique<RuncRuntime>(runc);
+    runtime_ = runc_fixture::runcRuntime(test_dir_ + "/runc", test_dir_ + "/containers");
     RuntimePodSyncerOptions o;
     o.node_name = "node-1";
     o.host_ip = "10.252.9.1";
@@ -160,11 +134,7 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
     EXPECT_TRUE(runtime_->list().empty());
     syncer_.reset();
     network::deleteNetns(node_);
-    for (const char* h : {"unified", "memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "cpuset",
-                          "blkio", "devices", "freezer", "net_cls,net_prio", "perf_event",
-                          "hugetlb", "misc", "rdma", "systemd"}) {
-      ::rmdir(("/sys/fs/cgroup/" + std::string(h) + cgroup_parent_).c_str());
-    }
+    runc_fixture::removeCgroupParent(cgroup_parent_);
     EXPECT_EQ(readFile("/proc/self/mountinfo").find(test_dir_), std::string::npos);
     fs::remove_all(test_dir_);
   }

@@ -21,52 +21,33 @@
 #include <thread>
 
 #include "kubelet/images/image_store.h"
+#include "tests/kubelet/runc_fixture.h"
 
 namespace skiff::kubelet {
 namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using runc_fixture::readFile;
 
 class RuncRuntimeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     char tmpl[] = "/tmp/skiff-runc-test-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    const std::string script =
-        std::string(SKIFF_SOURCE_DIR) + "/tests/fixtures/images/make-busybox-image.sh";
-    ASSERT_TRUE(sh(script + " " + dir_ + "/layout v1"));
-    store_ = new images::ImageStore(dir_ + "/images");
-    store_->importPath(dir_ + "/layout", "example.com/test/busybox:v1");
+    ASSERT_TRUE(runc_fixture::makeBusyboxLayout(dir_));
+    store_ = runc_fixture::importBusybox(dir_);
     // A parent of its own at the top, so that removing it leaves nothing of the test behind.
     cgroup_parent_ = "/skiff-test-" + std::to_string(::getpid());
   }
   static void TearDownTestSuite() {
     delete store_;
     // Container cgroups went with `runc delete`; the test's parents go here.
-    for (const char* h : {"unified", "memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "cpuset",
-                          "blkio", "devices", "freezer", "net_cls,net_prio", "perf_event",
-                          "hugetlb", "misc", "rdma", "systemd"}) {
-      ::rmdir(("/sys/fs/cgroup/" + std::string(h) + cgroup_parent_).c_str());
-    }
+    runc_fixture::removeCgroupParent(cgroup_parent_);
     fs::remove_all(dir_);
   }
 
-  void SetUp() override {
-    RuncOptions options;
-    options.root = dir_ + "/runc";
-    options.state_dir = dir_ + "/state";
-    options.shim = SKIFF_SHIM_PATH;
-    runtime_ = std::make_unique<RuncRuntime>(options);
-  }
+  void SetUp() override { runtime_ = runc_fixture::runcRuntime(dir_ + "/runc", dir_ + "/state"); }
 
   void TearDown() override {
     for (const auto& id : created_) {
