@@ -10,57 +10,29 @@
 # (NodeShutdown). Everything in a network namespace of its own.
 # Usage: runc_shutdown_e2e_test.sh SKIFF_BINARY SOURCE_DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
 source_dir=$2
-if [[ -z ${SKIFF_SHUTDOWN_E2E_IN_NETNS:-} ]]; then
-  if [[ $(id -u) != 0 ]] || ! command -v runc >/dev/null || ! command -v umoci >/dev/null; then
-    echo "SKIP: needs root, runc and umoci"
-    exit 77
-  fi
-  SKIFF_SHUTDOWN_E2E_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
-ip link set lo up
+e2e_require_root "runc"
+e2e_require_tools runc umoci
+e2e_in_netns "$@"
 
-work=$(mktemp -d /tmp/skiff-e2e-shutdown.XXXXXX)
+e2e_workdir shutdown
 cgroup_parent=/skiff-e2e-shutdown-$$
-server_pid=
 agent_pid=
 bus_pid=
 logind_pid=
-cleanup() {
-  exec 7>&- 2>/dev/null || true
-  for pid in $agent_pid $logind_pid $bus_pid $server_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  runc --root "$work/run/runc" list -q 2>/dev/null | while read -r id; do
-    runc --root "$work/run/runc" delete -f "$id" 2>/dev/null || true
-  done
-  for d in /sys/fs/cgroup/*"$cgroup_parent" /sys/fs/cgroup/*/*"$cgroup_parent" /sys/fs/cgroup"$cgroup_parent"; do
-    [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
-  echo "--- fake logind" >&2; cat "$work/logind.out" >&2 || true
-  echo "--- pod output" >&2; cat "$work/out/log" >&2 || true
-  echo "--- server log (tail)" >&2; tail -20 "$work/server.log" >&2 || true
-  exit 1
-}
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 200); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
+on_exit 'remove_cgroups "$cgroup_parent"'
+on_exit 'runc --root "$work/run/runc" list -q 2>/dev/null | while read -r id; do
+  runc --root "$work/run/runc" delete -f "$id" 2>/dev/null || true
+done'
+on_exit 'stop_pids $bus_pid'
+on_exit 'stop_pids $logind_pid'
+on_exit 'exec 7>&-'
+fail_log "agent log" "$work/agent.log"
+fail_log "fake logind" "$work/logind.out"
+fail_log "pod output" "$work/out/log"
+fail_log "server log (tail)" "$work/server.log" 20
 containers() { runc --root "$work/run/runc" list -q 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//'; }
 
 # The bus and the fake logind.
@@ -98,19 +70,10 @@ logind_pid=$!
 exec 7>"$work/logind.in"
 wait_eq "ready" "fake logind" head -1 "$work/logind.out"
 
-"$source_dir/tests/fixtures/images/make-busybox-image.sh" "$work/layout" test >/dev/null 2>&1 ||
-  fail "building the busybox image"
-"$skiff" image --root "$work/images" import "$work/layout" --name busybox:test >/dev/null ||
-  fail "importing the image"
+e2e_busybox_image "$source_dir" "$work/images"
 
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
+on_exit 'stop_pids $agent_pid'
 
 DBUS_SYSTEM_BUS_ADDRESS=$bus "$skiff" agent --kubeconfig "$KUBECONFIG" --node-name shut-1 \
   --data-dir "$work/agent" --run-dir "$work/run" --image-root "$work/images" \

@@ -10,51 +10,18 @@
 # Everything in a network namespace of its own.
 # Usage: serving_cert_e2e_test.sh SKIFF_BINARY
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib/e2e.sh"
 skiff=$1
-if [[ -z ${SKIFF_SERVING_E2E_IN_NETNS:-} ]]; then
-  if [[ $(id -u) != 0 ]] || ! command -v runc >/dev/null; then
-    echo "SKIP: needs root and runc"
-    exit 77
-  fi
-  SKIFF_SERVING_E2E_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
-ip link set lo up
+e2e_require_root "runc"
+e2e_require_tools runc
+e2e_in_netns "$@"
 
-work=$(mktemp -d /tmp/skiff-e2e-serving.XXXXXX)
-server_pid=
+e2e_workdir serving
 agent_pid=
-cleanup() {
-  for pid in $agent_pid $server_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- agent log" >&2; cat "$work/agent.log" >&2 || true
-  exit 1
-}
-wait_eq() {
-  local want=$1 what=$2 got=
-  shift 2
-  for _ in $(seq 200); do
-    got=$("$@" 2>/dev/null || true)
-    [[ $got == "$want" ]] && return 0
-    sleep 0.1
-  done
-  fail "$what: got '$got', want '$want'"
-}
+fail_log "agent log" "$work/agent.log"
 
-"$skiff" server --data-dir "$work/data" --secure-port 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q "control loops running" "$work/server.log" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "control loops running" "$work/server.log" || fail "the server did not start"
-export KUBECONFIG="$work/data/admin.kubeconfig"
+start_server server "$work/data"
+on_exit 'stop_pids $agent_pid'
 "$skiff" node-kubeconfig serve-1 --data-dir "$work/data" --node-ip 127.0.0.1 >/dev/null ||
   fail "skiff node-kubeconfig"
 node_kc="$work/data/pki/nodes/serve-1.kubeconfig"
