@@ -32,12 +32,11 @@ static __always_inline int skiff_count_drop(__u32 svc_id, int code)
 	return code;
 }
 
-static __always_inline void skiff_count_forward(__u32 svc_id, __u32 backend_id, __u64 bytes,
-						bool new_flow)
+/* Adds a forwarded packet to the counters looked up already (either may be NULL). */
+static __always_inline void skiff_count_forward_to(struct skiff_svc_stats *s,
+						   struct skiff_be_stats *b, __u64 bytes,
+						   bool new_flow)
 {
-	struct skiff_svc_stats *s = bpf_map_lookup_elem(&skiff_svc_stats, &svc_id);
-	struct skiff_be_stats *b = bpf_map_lookup_elem(&skiff_be_stats, &backend_id);
-
 	if (s) {
 		s->packets += 1;
 		s->bytes += bytes;
@@ -48,6 +47,13 @@ static __always_inline void skiff_count_forward(__u32 svc_id, __u32 backend_id, 
 		b->bytes += bytes;
 		b->new_flows += new_flow;
 	}
+}
+
+static __always_inline void skiff_count_forward(__u32 svc_id, __u32 backend_id, __u64 bytes,
+						bool new_flow)
+{
+	skiff_count_forward_to(bpf_map_lookup_elem(&skiff_svc_stats, &svc_id),
+			       bpf_map_lookup_elem(&skiff_be_stats, &backend_id), bytes, new_flow);
 }
 
 /* The counters skiff_count_forward_to adds to, their loads started (not waited for) so that
@@ -75,23 +81,6 @@ static __always_inline struct skiff_be_stats *skiff_prefetch_be_stats(__u32 back
 		asm volatile("" : : "r"(w));
 	}
 	return b;
-}
-
-/* skiff_count_forward with the counters already looked up (either may be NULL). */
-static __always_inline void skiff_count_forward_to(struct skiff_svc_stats *s,
-						   struct skiff_be_stats *b, __u64 bytes,
-						   bool new_flow)
-{
-	if (s) {
-		s->packets += 1;
-		s->bytes += bytes;
-		s->new_flows += new_flow;
-	}
-	if (b) {
-		b->packets += 1;
-		b->bytes += bytes;
-		b->new_flows += new_flow;
-	}
 }
 
 /* A new flow that is no packet yet (socket LB: a connect() or sendmsg() translated). */
