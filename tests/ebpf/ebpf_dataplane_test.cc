@@ -52,19 +52,25 @@ PacketSpec syn(uint16_t sport, const IpAddress& client = kClient) {
   return PacketSpec{.src = client, .dst = kVip, .sport = sport, .dport = 80};
 }
 
+// The XDP-only data path the tests load: forwarding by XDP_TX, room for 64 frontends, 16 services,
+// 64 backends, 64 rings and 1024 flows.
+EbpfDataplaneOptions smallDataplane() {
+  EbpfDataplaneOptions options;
+  options.load.fwdMode = SKIFF_FWD_TX;
+  options.load.frontends = 64;
+  options.load.services = 16;
+  options.load.backends = 64;
+  options.load.rings = 64;
+  options.load.conntrack = 1024;
+  options.load.withSocketLb = false;
+  return options;
+}
+
 class EbpfDataplaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-    EbpfDataplaneOptions options;
-    options.load.fwdMode = SKIFF_FWD_TX;
-    options.load.frontends = 64;
-    options.load.services = 16;
-    options.load.backends = 64;
-    options.load.rings = 64;
-    options.load.conntrack = 1024;
-    options.load.withSocketLb = false;
-    auto created = EbpfDataplane::create(options);
+    auto created = EbpfDataplane::create(smallDataplane());
     ASSERT_TRUE(created.ok()) << created.message();
     dp_ = std::move(*created);
   }
@@ -218,14 +224,7 @@ TEST_F(EbpfDataplaneTest, ChangedRingGoesToANewExtentAndFrontendsSwitch) {
 // With no room for a second copy, a ring of the same size is rewritten in place.
 TEST(EbpfDataplaneRingMemory, NoRoomForASecondCopyRewritesInPlace) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-  EbpfDataplaneOptions options;
-  options.load.fwdMode = SKIFF_FWD_TX;
-  options.load.frontends = 64;
-  options.load.services = 16;
-  options.load.backends = 64;
-  options.load.rings = 64;
-  options.load.conntrack = 1024;
-  options.load.withSocketLb = false;
+  EbpfDataplaneOptions options = smallDataplane();
   options.load.ringEntries = SKIFF_RING_ALIGN + 256;  // one ring of 251, aligned
   auto created = EbpfDataplane::create(options);
   ASSERT_TRUE(created.ok()) << created.message();
@@ -259,14 +258,7 @@ TEST(EbpfDataplaneRingMemory, NoRoomForASecondCopyRewritesInPlace) {
 // empty); an index that names no backend fails before anything is written.
 TEST(EbpfDataplaneRingMemory, TableOfIndicesIsWrittenAsIds) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-  EbpfDataplaneOptions options;
-  options.load.fwdMode = SKIFF_FWD_TX;
-  options.load.frontends = 64;
-  options.load.services = 16;
-  options.load.backends = 64;
-  options.load.rings = 64;
-  options.load.conntrack = 1024;
-  options.load.withSocketLb = false;
+  EbpfDataplaneOptions options = smallDataplane();
   options.load.ringEntries = SKIFF_RING_ALIGN + 4 * 256;
   auto created = EbpfDataplane::create(options);
   ASSERT_TRUE(created.ok()) << created.message();
@@ -336,14 +328,8 @@ TEST_F(EbpfDataplaneTest, ResyncRepairsARingSomethingElseWrote) {
 // again without room for more.
 TEST(EbpfDataplaneRingMemory, FailedRingChangeKeepsTheRingsTheFrontendsName) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-  EbpfDataplaneOptions options;
-  options.load.fwdMode = SKIFF_FWD_TX;
-  options.load.frontends = 64;
-  options.load.services = 16;
-  options.load.backends = 64;
+  EbpfDataplaneOptions options = smallDataplane();
   options.load.rings = 3;  // the two rings and one more
-  options.load.conntrack = 1024;
-  options.load.withSocketLb = false;
   auto created = EbpfDataplane::create(options);
   ASSERT_TRUE(created.ok()) << created.message();
   EbpfDataplane& dp = **created;
