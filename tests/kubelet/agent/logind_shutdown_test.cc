@@ -152,6 +152,13 @@ class PrivateBus {
   std::string address_;
 };
 
+// A node without pods, for the tests of the manager's start and stop alone.
+struct NoPods final : ShutdownPods {
+  std::vector<Pod> activePods() override { return {}; }
+  void killPod(const Pod&, std::chrono::milliseconds,
+               const std::function<void(api::core::v1::PodStatus&)>&) override {}
+};
+
 class LogindTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -221,11 +228,7 @@ TEST_F(LogindTest, ReloadIsSystemdsKillUnitSighupToLogindWhichRereadsItsDropIns)
 TEST_F(LogindTest, TheManagerRaisesALowLimitBeforeItTakesTheLock) {
   startLogind("5000000");
   LogindInhibitor inhibitor(options());
-  struct NoPods final : ShutdownPods {
-    std::vector<Pod> activePods() override { return {}; }
-    void killPod(const Pod&, std::chrono::milliseconds,
-                 const std::function<void(api::core::v1::PodStatus&)>&) override {}
-  } pods;
+  NoPods pods;
   ShutdownManager m(inhibitor, pods,
                     {.node_name = "node-1",
                      .grace_period = 20s,
@@ -252,11 +255,7 @@ TEST_F(LogindTest, ALimitTheReloadDoesNotRaiseLeavesGracefulShutdownOff) {
   std::filesystem::create_directories(conf_dir_);
   std::ofstream(conf_dir_ / "zz-admin.conf") << "[Login]\nInhibitDelayMaxSec=5s\n";
   LogindInhibitor inhibitor(options());
-  struct NoPods final : ShutdownPods {
-    std::vector<Pod> activePods() override { return {}; }
-    void killPod(const Pod&, std::chrono::milliseconds,
-                 const std::function<void(api::core::v1::PodStatus&)>&) override {}
-  } pods;
+  NoPods pods;
   ShutdownManager m(inhibitor, pods,
                     {.node_name = "node-1",
                      .grace_period = 20s,
