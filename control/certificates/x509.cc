@@ -18,17 +18,10 @@
 #include <memory>
 #include <utility>
 
+#include "control/certificates/openssl_ptr.h"
+
 namespace skiff::certificates {
 namespace {
-
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using Req = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
-using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 
 void freeGeneralNames(GENERAL_NAMES* names) {
   GENERAL_NAMES_free(names);

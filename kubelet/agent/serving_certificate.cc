@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "control/certificates/openssl_ptr.h"
 #include "control/certificates/x509.h"
 #include "kubelet/agent/tls_bootstrap.h"
 
@@ -56,13 +57,9 @@ void writeAtomically(const std::string& path, const std::string& text, mode_t mo
   std::filesystem::rename(tmp, path);
 }
 
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using certificates::Bio;
+using certificates::Cert;
+using certificates::Key;
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
