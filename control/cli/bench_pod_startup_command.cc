@@ -234,6 +234,12 @@ int runBenchPodStartup(const BenchPodStartupOptions& options) {
       for (size_t i = 0; i < n; ++i) {
         if (!ready_at[i] && !waiting[i].empty()) {
           failure += "; startup-" + std::to_string(i) + " is waiting: " + waiting[i];
+          // The image is local (never pulled): say how a fresh machine gets it.
+          if (waiting[i].find("ImagePull") != std::string::npos) {
+            failure += std::string(" (import ") + kImage +
+                       " into the node's image store first: examples/images/make-httpd-image.sh "
+                       "SKIFF_BINARY, as the README's first command does)";
+          }
           break;
         }
       }
