@@ -104,27 +104,15 @@ const core::ContainerStatus* statusOf(const PodSyncResult& r, const std::string&
   return nullptr;
 }
 
-class PodCgroupRuncTest : public ::testing::Test {
+class PodCgroupRuncTest : public runc_fixture::RuncPodTest {
  protected:
   static void SetUpTestSuite() {
-    skip_ = runc_fixture::skipReason("runc, network namespaces, cgroups");
-    if (!skip_.empty()) return;
-    char tmpl[] = "/tmp/skiff-podcgroup-runc-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    ASSERT_TRUE(runc_fixture::makeBusyboxLayout(dir_));
-    store_ = runc_fixture::importBusybox(dir_);
-  }
-  static void TearDownTestSuite() {
-    delete store_;
-    store_ = nullptr;
-    if (!dir_.empty()) fs::remove_all(dir_);
+    setUpSuite("runc, network namespaces, cgroups", "/tmp/skiff-podcgroup-runc-XXXXXX");
   }
 
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
-    test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    node_ = test_dir_ + "/node";
-    network_ = runc_fixture::nodeNetwork(test_dir_, node_, "10.252.11.0/24");
+    setUpNode("10.252.11.0/24");
     cgroup_parent_ = "/skiff-test-cg-" + std::to_string(::getpid());
     makeSyncer();
   }
@@ -193,13 +181,9 @@ class PodCgroupRuncTest : public ::testing::Test {
     return cgroup_parent_ + "/pod" + p.metadata().uid();
   }
 
-  static inline std::string skip_;
-  static inline std::string dir_;
-  static inline images::ImageStore* store_ = nullptr;
-  std::string test_dir_, node_, cgroup_parent_;
+  std::string cgroup_parent_;
   bool gate_services_ = false;
   std::atomic<bool> services_listed_ = false;
-  std::unique_ptr<network::PodNetworkManager> network_;
   std::unique_ptr<RuncRuntime> runtime_;
   std::unique_ptr<RuntimePodSyncer> syncer_;
   std::vector<core::Pod> pods_;

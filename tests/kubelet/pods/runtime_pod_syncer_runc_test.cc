@@ -82,27 +82,15 @@ class ConfigMaps final : public volumes::VolumeSourceFetcher {
   std::optional<core::PersistentVolume> volume;
 };
 
-class RuntimePodSyncerRuncTest : public ::testing::Test {
+class RuntimePodSyncerRuncTest : public runc_fixture::RuncPodTest {
  protected:
   static void SetUpTestSuite() {
-    skip_ = runc_fixture::skipReason("runc, network namespaces, mounts");
-    if (!skip_.empty()) return;
-    char tmpl[] = "/tmp/skiff-podsyncer-runc-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    ASSERT_TRUE(runc_fixture::makeBusyboxLayout(dir_));
-    store_ = runc_fixture::importBusybox(dir_);
-  }
-  static void TearDownTestSuite() {
-    delete store_;
-    store_ = nullptr;
-    if (!dir_.empty()) fs::remove_all(dir_);
+    setUpSuite("runc, network namespaces, mounts", "/tmp/skiff-podsyncer-runc-XXXXXX");
   }
 
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << skip_;
-    test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    node_ = test_dir_ + "/node";
-    network_ = runc_fixture::nodeNetwork(test_dir_, node_, "10.252.9.0/24");
+    setUpNode("10.252.9.0/24");
     // A parent of its own at the top, so that removing it leaves nothing of the test behind.
     cgroup_parent_ = "/skiff-test-" + std::to_string(::getpid());
     makeSyncer();
@@ -165,14 +153,8 @@ class RuntimePodSyncerRuncTest : public ::testing::Test {
                     "/" + container + "/" + std::to_string(restart) + ".log");
   }
 
-  static inline std::string skip_;
-  static inline std::string dir_;
-  static inline images::ImageStore* store_ = nullptr;
-  std::string test_dir_;
-  std::string node_;
   std::string cgroup_parent_;
   ConfigMaps config_maps_;
-  std::unique_ptr<network::PodNetworkManager> network_;
   std::unique_ptr<RuncRuntime> runtime_;
   std::unique_ptr<RuntimePodSyncer> syncer_;
   std::vector<core::Pod> pods_;
