@@ -2,9 +2,8 @@
 
 // What the tests on real containers share: the root and tool checks, the busybox fixture image in
 // an ImageStore, a "node" network namespace with a pod network, runc's options with skiff-shim,
-// removing the test's cgroup parent, and RuncPodTest, the fixture of the tests on real pods. The
+// and removing the test's cgroup parent. The
 // including target defines SKIFF_SOURCE_DIR and SKIFF_SHIM_PATH.
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -84,40 +83,5 @@ inline void removeCgroupParent(const std::string& parent) {
     ::rmdir(("/sys/fs/cgroup/" + std::string(h) + parent).c_str());
   }
 }
-
-// Per suite, the busybox image in a store below a temporary directory (or why the suite skips);
-// per test, a directory of its own there and a node network.
-class RuncPodTest : public ::testing::Test {
- protected:
-  // For the suite's SetUpTestSuite: `root_needs` says what root is for, `tmpl` is the directory's
-  // mkdtemp template.
-  static void setUpSuite(const std::string& root_needs, std::string tmpl) {
-    skip_ = skipReason(root_needs);
-    if (!skip_.empty()) return;
-    dir_ = ::mkdtemp(tmpl.data());
-    ASSERT_TRUE(makeBusyboxLayout(dir_));
-    store_ = importBusybox(dir_);
-  }
-  static void TearDownTestSuite() {
-    delete store_;
-    store_ = nullptr;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  // For SetUp, once it has skipped if skip_ says so: the test's directory and the node network on
-  // `pod_cidr`.
-  void setUpNode(const std::string& pod_cidr) {
-    test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    node_ = test_dir_ + "/node";
-    network_ = nodeNetwork(test_dir_, node_, pod_cidr);
-  }
-
-  static inline std::string skip_;
-  static inline std::string dir_;
-  static inline images::ImageStore* store_ = nullptr;
-  std::string test_dir_;
-  std::string node_;
-  std::unique_ptr<network::PodNetworkManager> network_;
-};
 
 }  // namespace skiff::kubelet::runc_fixture

@@ -23,7 +23,7 @@
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
-#include "tests/kubelet/runc_fixture.h"
+#include "tests/kubelet/pods/runc_pod_fixture.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -118,14 +118,7 @@ class PodCgroupRuncTest : public runc_fixture::RuncPodTest {
   }
 
   void makeSyncer() {
-    syncer_.reset();
-    runtime_ = runc_fixture::runcRuntime(test_dir_ + "/runc", test_dir_ + "/containers");
-    RuntimePodSyncerOptions o;
-    o.node_name = "node-1";
-    o.host_ip = "10.252.11.1";
-    o.root_dir = test_dir_ + "/root";
-    o.log_dir = test_dir_ + "/logs";
-    o.cgroup_parent = cgroup_parent_;
+    RuntimePodSyncerOptions o = newRuntime("10.252.11.1");
     o.pod_max_pids = 128;
     o.backoff_base = 200ms;
     o.default_grace = 1s;
@@ -140,28 +133,10 @@ class PodCgroupRuncTest : public runc_fixture::RuncPodTest {
 
   void TearDown() override {
     if (!skip_.empty()) return;
-    for (const auto& p : pods_) {
-      try {
-        syncer_->terminate(p, 1s);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "terminate: " << e.what();
-      }
-    }
-    EXPECT_TRUE(runtime_->list().empty());
-    syncer_.reset();
-    network::deleteNetns(node_);
+    terminatePods();
     for (const auto& d : everywhere(cgroup_parent_))
       EXPECT_EQ(::rmdir(d.c_str()), 0) << d << ": " << std::strerror(errno);
     fs::remove_all(test_dir_);
-  }
-
-  core::Pod pod(const std::string& name, const std::string& yaml_spec) {
-    core::Pod p;
-    api::decodeYaml("metadata: {name: " + name + ", namespace: default, uid: uid-" + name +
-                        "}\nspec:\n" + yaml_spec,
-                    p);
-    pods_.push_back(p);
-    return p;
   }
 
   PodSyncResult syncUntilRunning(const core::Pod& p, const std::vector<std::string>& containers) {
@@ -181,12 +156,8 @@ class PodCgroupRuncTest : public runc_fixture::RuncPodTest {
     return cgroup_parent_ + "/pod" + p.metadata().uid();
   }
 
-  std::string cgroup_parent_;
   bool gate_services_ = false;
   std::atomic<bool> services_listed_ = false;
-  std::unique_ptr<RuncRuntime> runtime_;
-  std::unique_ptr<RuntimePodSyncer> syncer_;
-  std::vector<core::Pod> pods_;
 };
 
 constexpr const char* kTwoLimited = R"(

@@ -18,7 +18,7 @@
 #include "kubelet/network/pod_network.h"
 #include "kubelet/pods/runtime_pod_syncer.h"
 #include "kubelet/runtime/runc_runtime.h"
-#include "tests/kubelet/runc_fixture.h"
+#include "tests/kubelet/pods/runc_pod_fixture.h"
 
 namespace skiff::kubelet {
 namespace {
@@ -33,12 +33,6 @@ T fromYaml(const std::string& yaml) {
   T out;
   api::decodeYaml(yaml, out);
   return out;
-}
-
-core::Pod podFromYaml(const std::string& yaml) {
-  core::Pod pod;
-  api::decodeYaml(yaml, pod);
-  return pod;
 }
 
 const core::ContainerStatus* statusOf(const PodSyncResult& r, const std::string& name) {
@@ -97,14 +91,7 @@ class RuntimePodSyncerRuncTest : public runc_fixture::RuncPodTest {
   }
 
   void makeSyncer() {
-    syncer_.reset();
-    runtime_ = runc_fixture::runcRuntime(test_dir_ + "/runc", test_dir_ + "/containers");
-    RuntimePodSyncerOptions o;
-    o.node_name = "node-1";
-    o.host_ip = "10.252.9.1";
-    o.root_dir = test_dir_ + "/root";
-    o.log_dir = test_dir_ + "/logs";
-    o.cgroup_parent = cgroup_parent_;
+    RuntimePodSyncerOptions o = newRuntime("10.252.9.1");
     o.backoff_base = 1s;
     o.default_grace = 2s;
     syncer_ = std::make_unique<RuntimePodSyncer>(o, *store_, *runtime_, *network_, &config_maps_);
@@ -112,26 +99,10 @@ class RuntimePodSyncerRuncTest : public runc_fixture::RuncPodTest {
 
   void TearDown() override {
     if (!skip_.empty()) return;
-    for (const auto& p : pods_) {
-      try {
-        syncer_->terminate(p, 1s);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "terminate: " << e.what();
-      }
-    }
-    EXPECT_TRUE(runtime_->list().empty());
-    syncer_.reset();
-    network::deleteNetns(node_);
+    terminatePods();
     runc_fixture::removeCgroupParent(cgroup_parent_);
     EXPECT_EQ(readFile("/proc/self/mountinfo").find(test_dir_), std::string::npos);
     fs::remove_all(test_dir_);
-  }
-
-  core::Pod pod(const std::string& name, const std::string& yaml_spec) {
-    core::Pod p = podFromYaml("metadata: {name: " + name + ", namespace: default, uid: uid-" +
-                              name + "}\nspec:\n" + yaml_spec);
-    pods_.push_back(p);
-    return p;
   }
 
   // Syncs every 100 ms until `done` holds for the result or `limit` passes; returns the last.
@@ -153,11 +124,7 @@ class RuntimePodSyncerRuncTest : public runc_fixture::RuncPodTest {
                     "/" + container + "/" + std::to_string(restart) + ".log");
   }
 
-  std::string cgroup_parent_;
   ConfigMaps config_maps_;
-  std::unique_ptr<RuncRuntime> runtime_;
-  std::unique_ptr<RuntimePodSyncer> syncer_;
-  std::vector<core::Pod> pods_;
   std::vector<std::string> seen_events_;
 };
 
