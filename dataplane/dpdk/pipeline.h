@@ -200,6 +200,8 @@ class Pipeline {
   struct Parsed;
   Verdict parse(PacketRef& p, Parsed& out);
   Verdict finish(const Tables& t, PacketRef& p, Parsed& s, uint64_t now);
+  const BackendEntry* newFlow(const Tables& t, PacketRef& p, Parsed& s, uint64_t now,
+                              uint32_t& backendId, Verdict& v);
   Verdict icmp4(PacketRef& p, Parsed& s);
   Verdict icmp6(PacketRef& p, Parsed& s);
   Verdict reject4(PacketRef& p, const Parsed& s);
