@@ -1,5 +1,6 @@
 #include "control/apiserver/process_metrics.h"
 
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -81,6 +82,18 @@ void renderProcessMetrics(std::string& out) {
   metric(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge",
          static_cast<double>(limit.rlim_cur));
   metric(out, "skiff_process_threads", "Number of threads of the process.", "gauge", field(20));
+  // SQLite's heap (page caches, statements, sorters) is part of the allocator's below; apart,
+  // it says how much of a growing heap is the embedded store's.
+  sqlite3_int64 sqlite_used = 0;
+  sqlite3_int64 sqlite_highwater = 0;
+  if (sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &sqlite_used, &sqlite_highwater, 0) ==
+      SQLITE_OK) {
+    metric(out, "skiff_sqlite_memory_bytes", "Bytes of heap SQLite holds.", "gauge",
+           static_cast<double>(sqlite_used));
+    metric(out, "skiff_sqlite_memory_highwater_bytes",
+           "The most bytes of heap SQLite has held at once.", "gauge",
+           static_cast<double>(sqlite_highwater));
+  }
 
   if (mallctl == nullptr) return;
   // The statistics are a snapshot taken at the last epoch: advance it first.
