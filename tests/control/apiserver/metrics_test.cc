@@ -22,6 +22,7 @@
 #include "control/client/typed.h"
 #include "control/store/sqlite_store.h"
 #include "skiff/api/core_v1.pb.h"
+#include "tests/control/store/store_test_util.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -188,12 +189,9 @@ TEST(Metrics, RendersProcessAndAllocatorMetrics) {
 // SQLite's own heap is reported beside the allocator's: an open store with data in its page
 // caches holds some, and the high-water mark is never below it.
 TEST(Metrics, ReportsSqliteHeap) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("skiff-apiserver-metrics-sqlite-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  store::testing::TempDir dir;
   {
-    auto store = store::SqliteStore::open({.path = (dir / "db").string()});
+    auto store = store::SqliteStore::open({.path = dir.file("db")});
     for (int i = 0; i < 200; ++i) {
       store->create("/registry/configmaps/default/c" + std::to_string(i), std::string(2000, 'x'));
     }
@@ -204,18 +202,14 @@ TEST(Metrics, ReportsSqliteHeap) {
     EXPECT_GE(exposition.value("skiff_sqlite_memory_highwater_bytes", {}),
               exposition.value("skiff_sqlite_memory_bytes", {}));
   }
-  std::filesystem::remove_all(dir);
 }
 
 // The Event TTL store sits under the metrics wrapper: lease calls must reach the real store (the
 // Store defaults throw) and be counted.
 TEST(Metrics, InstrumentedStoreForwardsLeases) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("skiff-apiserver-metrics-lease-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  store::testing::TempDir dir;
   {
-    auto inner = store::SqliteStore::open({.path = (dir / "db").string()});
+    auto inner = store::SqliteStore::open({.path = dir.file("db")});
     Metrics metrics;
     InstrumentedStore instrumented(*inner, metrics);
     int64_t lease = instrumented.grantLease(60);
@@ -238,7 +232,6 @@ TEST(Metrics, InstrumentedStoreForwardsLeases) {
                       {{"operation", "grantLease"}, {"type", "leases"}}),
               1);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Metrics, ServerCountsRequestsAndStoreCallsBehindAuthentication) {
